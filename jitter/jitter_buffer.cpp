@@ -1,0 +1,181 @@
+#include "jitter/jitter_buffer.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+namespace rtpnode {
+
+namespace {
+constexpr std::size_t kSeenWindow = 1024;  // sequence numbers remembered for duplicate detection
+}
+
+JitterBuffer::JitterBuffer(const JitterBufferConfig& cfg) : cfg_(cfg) {
+  const std::size_t cap = std::bit_ceil(std::max<std::size_t>(cfg.capacity_packets, 2));
+  cfg_.capacity_packets = cap;
+  mask_ = cap - 1;
+  if (cfg_.max_wait_ticks <= 0) cfg_.max_wait_ticks = ext_ts_t{cfg.clock_rate} * 10;
+  if (cfg_.default_ptime_ticks <= 0) cfg_.default_ptime_ticks = cfg.clock_rate / 50;
+  ptime_ticks_ = cfg_.default_ptime_ticks;
+  slots_.resize(cap);
+  storage_.resize(cap * cfg_.max_payload_bytes);
+  for (std::size_t i = 0; i < cap; ++i) slots_[i].pkt.data = storage_.data() + i * cfg_.max_payload_bytes;
+  seen_.assign(kSeenWindow, -1);
+}
+
+bool JitterBuffer::seen(ext_seq_t seq) const { return seen_[static_cast<std::size_t>(seq) % kSeenWindow] == seq; }
+void JitterBuffer::mark_seen(ext_seq_t seq) { seen_[static_cast<std::size_t>(seq) % kSeenWindow] = seq; }
+
+void JitterBuffer::release(Slot& s) {
+  if (s.used) {
+    s.used = false;
+    --stored_;
+  }
+}
+
+JitterBuffer::Slot* JitterBuffer::lowest() {
+  if (stored_ == 0) return nullptr;
+  Slot* best = nullptr;
+  // Scan forward from the next sequence number: slots are indexed by seq, so the first used
+  // slot in window order is the lowest.
+  for (ext_seq_t s = next_seq_; s <= highest_seq_ && s < next_seq_ + static_cast<ext_seq_t>(slots_.size()); ++s) {
+    Slot& c = slot(s);
+    if (c.used && c.pkt.seq == s) {
+      best = &c;
+      break;
+    }
+  }
+  return best;
+}
+
+InsertResult JitterBuffer::insert(ext_seq_t seq, ext_ts_t ts, bool marker,
+                                  std::span<const std::uint8_t> payload, mono_ns_t arrival_ns,
+                                  ext_ts_t horizon_ts) {
+  if (payload.size() > cfg_.max_payload_bytes) {
+    ++counters_.too_large;
+    return InsertResult::too_large;
+  }
+  if (!started_) {
+    started_ = true;
+    next_seq_ = seq;
+    highest_seq_ = seq;
+    cursor_ts_ = ts;
+    contiguous_ = true;
+  } else {
+    if (seen(seq)) {
+      ++counters_.duplicate;
+      return InsertResult::duplicate;
+    }
+    if (seq < next_seq_ || ts < cursor_ts_) {
+      ++counters_.late;
+      mark_seen(seq);
+      ++late_run_;
+      if (stalled_ || late_run_ >= cfg_.resync_after_late) return InsertResult::resync;
+      return InsertResult::late;
+    }
+    if (ts - std::max(horizon_ts, cursor_ts_) > cfg_.max_wait_ticks) return InsertResult::resync;
+    const auto cap = static_cast<ext_seq_t>(slots_.size());
+    if (seq - next_seq_ >= cap) {
+      // Rule 4: slide the window so that `seq` fits, evicting what falls out of it.
+      const ext_seq_t new_next = seq - cap + 1;
+      for (ext_seq_t s = next_seq_; s < new_next && s <= highest_seq_; ++s) {
+        Slot& c = slot(s);
+        if (c.used && c.pkt.seq == s) {
+          release(c);
+          ++counters_.overflow;
+        }
+      }
+      next_seq_ = new_next;
+      contiguous_ = false;
+    }
+  }
+  late_run_ = 0;
+  Slot& s = slot(seq);
+  if (s.used) release(s);  // cannot hold another seq after rule 4, kept for safety
+  s.used = true;
+  ++stored_;
+  s.pkt.seq = seq;
+  s.pkt.ts = ts;
+  s.pkt.marker = marker;
+  s.pkt.arrival_ns = arrival_ns;
+  s.pkt.size = static_cast<std::uint32_t>(payload.size());
+  if (!payload.empty()) std::memcpy(const_cast<std::uint8_t*>(s.pkt.data), payload.data(), payload.size());
+  highest_seq_ = std::max(highest_seq_, seq);
+  mark_seen(seq);
+  return InsertResult::stored;
+}
+
+JitterBuffer::Action JitterBuffer::next(ext_ts_t horizon_ts) {
+  Action a;
+  if (!started_) return a;
+  for (;;) {
+    Slot* low = lowest();
+    if (low && low->pkt.ts < cursor_ts_) {
+      // Its start was already concealed: it came too late to play.
+      next_seq_ = low->pkt.seq + 1;
+      release(*low);
+      ++counters_.late;
+      continue;
+    }
+    if (low && low->pkt.seq == next_seq_) {
+      if (low->pkt.ts == cursor_ts_) {
+        a.kind = Action::Kind::decode;
+        a.packet = &low->pkt;
+        return a;
+      }
+      if (contiguous_) {
+        // The packet right after the last one played starts later: the sender sent nothing
+        // for this span (DTX, pause). Nothing is missing, so there is no deadline to wait for.
+        a.kind = Action::Kind::gap;
+        a.ticks = low->pkt.ts - cursor_ts_;
+        return a;
+      }
+    }
+    if (cursor_ts_ >= horizon_ts) return a;  // still time for the missing packet to arrive
+    a.kind = Action::Kind::conceal;
+    a.ticks = ptime_ticks_;
+    if (low) {
+      a.ticks = std::min(a.ticks, low->pkt.ts - cursor_ts_);
+      if (low->pkt.ts - cursor_ts_ <= ptime_ticks_) next_seq_ = low->pkt.seq;  // the lost ones are gone
+    }
+    contiguous_ = false;
+    return a;
+  }
+}
+
+void JitterBuffer::played(const Action& a, ext_ts_t ticks) {
+  switch (a.kind) {
+    case Action::Kind::decode: {
+      Slot& s = slot(a.packet->seq);
+      next_seq_ = a.packet->seq + 1;
+      if (ticks > 0) ptime_ticks_ = ticks;
+      contiguous_ = true;
+      release(s);
+      stalled_ = false;
+      break;
+    }
+    case Action::Kind::conceal:
+      if (stored_ == 0) stalled_ = true;
+      break;
+    case Action::Kind::gap:
+    case Action::Kind::wait: break;
+  }
+  cursor_ts_ += ticks;
+}
+
+void JitterBuffer::discard(const Action& a) {
+  if (a.kind != Action::Kind::decode) return;
+  release(slot(a.packet->seq));
+}
+
+void JitterBuffer::reset() {
+  for (auto& s : slots_) s.used = false;
+  stored_ = 0;
+  started_ = false;
+  late_run_ = 0;
+  stalled_ = false;
+  ptime_ticks_ = cfg_.default_ptime_ticks;
+  ++counters_.resyncs;
+}
+
+}  // namespace rtpnode

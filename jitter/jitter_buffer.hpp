@@ -1,0 +1,138 @@
+// Jitter buffer: holds a source's packets by extended sequence number and decides, step by step,
+// what to play next: a contiguous packet (decode it), a missing one whose deadline has come
+// (conceal it), or a gap the sender left in the timestamps (fill it). Pure logic: packets,
+// arrival times and the playout horizon come in as arguments, so it is tested with a fake clock.
+//
+// Timeline. The caller maps the device clock to this source's RTP timeline and passes the
+// *horizon*: the extended RTP timestamp before which every tick must be produced now. Packets
+// that are contiguous are released at once (the playout ring holds them until their device
+// frame), so the horizon only decides when waiting for a missing packet ends. The fixed playout
+// delay (issue #2; #3 makes it adaptive) is in the caller's horizon: horizon = RTP time of the
+// device position plus render lead, anchored so the first packet plays `latency` after arrival.
+//
+// Rules (RFC 3550 §A.1 for sequence handling):
+//  1. A packet whose sequence number was already received is a duplicate: counted, dropped.
+//  2. A packet whose sequence number is below the next one to play, or whose timestamp lies
+//     before the playout cursor, is late: counted, dropped. `resync_after_late` late packets in a
+//     row, or one late packet after a stall (concealment with an empty buffer), report `resync`:
+//     the sender restarted or paused its clock, and the caller re-anchors the source.
+//  3. A packet more than `max_wait_ticks` ahead of the horizon reports `resync` too (a timestamp
+//     jump: the sender restarted).
+//  4. A packet `capacity` or more sequence numbers ahead of the next one evicts the oldest
+//     stored packets (counted as overflow) so that the window slides.
+//
+// Thread: one owner (the loop thread in rtpnode). No allocation after construction.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "rtp/units.hpp"
+
+namespace rtpnode {
+
+struct JitterBufferConfig {
+  std::uint32_t clock_rate = 8000;        ///< RTP ticks per second, > 0
+  std::size_t capacity_packets = 256;     ///< slots; rounded up to a power of two, >= 2
+  std::size_t max_payload_bytes = 2048;   ///< larger payloads are refused (`too_large`)
+  int resync_after_late = 3;              ///< consecutive late packets that trigger a resync
+  ext_ts_t max_wait_ticks = 0;            ///< rule 3; 0 = 10 s worth of ticks
+  ext_ts_t default_ptime_ticks = 0;       ///< concealment step before any packet was decoded;
+                                          ///< 0 = 20 ms worth of ticks
+};
+
+enum class InsertResult : std::uint8_t { stored, duplicate, late, too_large, resync };
+
+struct StoredPacket {
+  ext_seq_t seq = 0;
+  ext_ts_t ts = 0;
+  mono_ns_t arrival_ns = 0;
+  bool marker = false;
+  std::uint32_t size = 0;
+  const std::uint8_t* data = nullptr;
+  [[nodiscard]] std::span<const std::uint8_t> payload() const { return {data, size}; }
+};
+
+/// Counters, monotonic, written by the owner thread.
+struct JitterBufferCounters {
+  std::uint64_t duplicate = 0;  ///< packets dropped by rule 1
+  std::uint64_t late = 0;       ///< packets dropped by rule 2 (arrived after their deadline)
+  std::uint64_t overflow = 0;   ///< stored packets evicted by rule 4
+  std::uint64_t too_large = 0;  ///< payloads over max_payload_bytes
+  std::uint64_t resyncs = 0;    ///< times reset() was called after a resync report
+};
+
+class JitterBuffer {
+ public:
+  explicit JitterBuffer(const JitterBufferConfig& cfg);
+
+  /// Stores a packet. `seq`/`ts` are extended (unwrapped) values; `horizon_ts` is the current
+  /// playout horizon (ignored before the first packet, which anchors the cursor at its `ts`).
+  [[nodiscard]] InsertResult insert(ext_seq_t seq, ext_ts_t ts, bool marker,
+                                    std::span<const std::uint8_t> payload, mono_ns_t arrival_ns,
+                                    ext_ts_t horizon_ts);
+
+  struct Action {
+    enum class Kind : std::uint8_t {
+      wait,     ///< nothing to do until a packet arrives or the horizon moves
+      decode,   ///< decode `packet`; then call played(ticks decoded) or discard()
+      conceal,  ///< the packet covering [cursor, cursor+ticks) is missing at its deadline
+      gap,      ///< the sender left [cursor, cursor+ticks) empty (DTX, pause): fill it
+    };
+    Kind kind = Kind::wait;
+    const StoredPacket* packet = nullptr;  ///< for decode; valid until played()/discard()
+    ext_ts_t ticks = 0;                    ///< for conceal and gap
+  };
+
+  /// The next playout step for a horizon (see the header comment). Stale packets found on the
+  /// way (timestamp already behind the cursor) are dropped and counted late.
+  [[nodiscard]] Action next(ext_ts_t horizon_ts);
+
+  /// Completes the step `a`: advances the cursor by `ticks` produced (for decode, the packet's
+  /// decoded duration in RTP ticks) and releases the packet.
+  void played(const Action& a, ext_ts_t ticks);
+
+  /// Drops the packet of a decode step that could not be decoded (corrupt): it becomes missing.
+  void discard(const Action& a);
+
+  /// Forgets every packet and the cursor: the next insert anchors anew. Counts a resync.
+  void reset();
+
+  [[nodiscard]] bool started() const noexcept { return started_; }
+  [[nodiscard]] ext_ts_t cursor_ts() const noexcept { return cursor_ts_; }
+  [[nodiscard]] ext_seq_t next_seq() const noexcept { return next_seq_; }
+  [[nodiscard]] std::size_t size() const noexcept { return stored_; }
+  [[nodiscard]] ext_ts_t ptime_ticks() const noexcept { return ptime_ticks_; }
+  [[nodiscard]] const JitterBufferCounters& counters() const noexcept { return counters_; }
+
+ private:
+  struct Slot {
+    StoredPacket pkt;
+    bool used = false;
+  };
+  Slot& slot(ext_seq_t seq) { return slots_[static_cast<std::size_t>(seq) & mask_]; }
+  void release(Slot& s);
+  [[nodiscard]] bool seen(ext_seq_t seq) const;
+  void mark_seen(ext_seq_t seq);
+  /// Lowest stored sequence number, or -1 when empty. O(capacity) worst case.
+  [[nodiscard]] Slot* lowest();
+
+  JitterBufferConfig cfg_;
+  std::size_t mask_;
+  std::vector<Slot> slots_;
+  std::vector<std::uint8_t> storage_;
+  std::vector<ext_seq_t> seen_;  ///< ring of recently received sequence numbers (rule 1)
+  std::size_t stored_ = 0;
+  bool started_ = false;
+  ext_seq_t next_seq_ = 0;
+  ext_seq_t highest_seq_ = 0;
+  ext_ts_t cursor_ts_ = 0;
+  ext_ts_t ptime_ticks_;
+  int late_run_ = 0;
+  bool stalled_ = false;
+  bool contiguous_ = false;  ///< next_seq_ directly follows the last decoded packet (gap vs loss)  ///< concealing with nothing stored since the last played packet
+  JitterBufferCounters counters_;
+};
+
+}  // namespace rtpnode

@@ -1,0 +1,179 @@
+#include "node/audio_backend.hpp"
+
+#include <alsa/asoundlib.h>
+#include <pa_jack.h>
+#include <portaudio.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <iomanip>
+
+#include "node/realtime.hpp"
+
+namespace rtpnode {
+
+namespace {
+
+// PortAudio probes every ALSA card at Pa_Initialize; on a machine without one, alsa-lib prints
+// dozens of harmless "Cannot get card index" lines. They are not ours to show.
+void silent_alsa_error(const char*, int, const char*, int, const char*, ...) {}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool contains_ci(const std::string& hay, const std::string& needle) {
+  return lower(hay).find(lower(needle)) != std::string::npos;
+}
+
+/// Audio thread; wait-free apart from Mixer::process's bounded work.
+RTPNODE_REALTIME int pa_callback(const void*, void* output, unsigned long frames,
+                                 const PaStreamCallbackTimeInfo* time, PaStreamCallbackFlags flags,
+                                 void* user) noexcept {
+  auto* mixer = static_cast<Mixer*>(user);
+  BlockTiming t;
+  t.current_time = time ? time->currentTime : 0.0;
+  t.dac_time = time ? time->outputBufferDacTime : 0.0;
+  t.xrun = (flags & (paOutputUnderflow | paOutputOverflow)) != 0;
+  mixer->process(static_cast<float*>(output), static_cast<frames_t>(frames), t);
+  return paContinue;
+}
+
+void check(PaError e, const std::string& what) {
+  if (e != paNoError) throw DeviceError(what + ": " + Pa_GetErrorText(e));
+}
+
+}  // namespace
+
+PortAudioBackend::PortAudioBackend(const NodeConfig& cfg) : channels_(cfg.channels), period_(cfg.period) {
+  snd_lib_error_set_handler(silent_alsa_error);
+  if (!cfg.client_name.empty()) PaJack_SetClientName(cfg.client_name.c_str());
+  check(Pa_Initialize(), "PortAudio initialisation failed");
+
+  int api = Pa_GetDefaultHostApi();
+  if (!cfg.host_api.empty()) {
+    api = -1;
+    for (int i = 0; i < Pa_GetHostApiCount(); ++i)
+      if (contains_ci(Pa_GetHostApiInfo(i)->name, cfg.host_api)) api = i;
+    if (api < 0) {
+      std::string names;
+      for (int i = 0; i < Pa_GetHostApiCount(); ++i) names += std::string(i ? ", " : "") + Pa_GetHostApiInfo(i)->name;
+      Pa_Terminate();
+      throw DeviceError("--host-api '" + cfg.host_api + "' matches no host API (available: " + names +
+                        "). Is the JACK server running?");
+    }
+  }
+  const PaHostApiInfo* api_info = Pa_GetHostApiInfo(api);
+  if (!api_info) {
+    Pa_Terminate();
+    throw DeviceError("no audio host API available (no sound card? start a JACK server and use --host-api jack)");
+  }
+  host_api_name_ = api_info->name;
+
+  if (cfg.device.empty()) {
+    device_ = api_info->defaultOutputDevice;
+  } else {
+    int index = -1;
+    auto r = std::from_chars(cfg.device.data(), cfg.device.data() + cfg.device.size(), index);
+    if (r.ec == std::errc{} && r.ptr == cfg.device.data() + cfg.device.size()) {
+      if (index < 0 || index >= Pa_GetDeviceCount()) index = -1;
+    } else {
+      index = -1;
+      for (int i = 0; i < Pa_GetDeviceCount(); ++i) {
+        const PaDeviceInfo* d = Pa_GetDeviceInfo(i);
+        if (d->hostApi == api && d->maxOutputChannels > 0 && contains_ci(d->name, cfg.device)) {
+          index = i;
+          break;
+        }
+      }
+    }
+    device_ = index;
+  }
+  if (device_ < 0 || Pa_GetDeviceInfo(device_)->maxOutputChannels <= 0) {
+    Pa_Terminate();
+    throw DeviceError(cfg.device.empty()
+                          ? "host API '" + host_api_name_ + "' has no default output device (see --list-devices)"
+                          : "--device '" + cfg.device + "' is not an output device (see --list-devices)");
+  }
+  const PaDeviceInfo* info = Pa_GetDeviceInfo(device_);
+  device_name_ = info->name;
+  rate_ = cfg.rate > 0 ? cfg.rate : info->defaultSampleRate;
+  if (channels_ > info->maxOutputChannels) {
+    const int max = info->maxOutputChannels;
+    Pa_Terminate();
+    throw DeviceError("--channels " + std::to_string(channels_) + " exceeds the " + std::to_string(max) +
+                      " output channels of '" + device_name_ + "'");
+  }
+}
+
+PortAudioBackend::~PortAudioBackend() {
+  stop();
+  if (stream_) Pa_CloseStream(stream_);
+  Pa_Terminate();
+}
+
+void PortAudioBackend::list_devices(std::ostream& os) {
+  snd_lib_error_set_handler(silent_alsa_error);
+  if (Pa_Initialize() != paNoError) {
+    os << "PortAudio initialisation failed\n";
+    return;
+  }
+  os << "index  host API                    channels  rate     name\n";
+  for (int i = 0; i < Pa_GetDeviceCount(); ++i) {
+    const PaDeviceInfo* d = Pa_GetDeviceInfo(i);
+    if (d->maxOutputChannels <= 0) continue;
+    const bool def = i == Pa_GetHostApiInfo(d->hostApi)->defaultOutputDevice;
+    os << std::setw(5) << i << "  " << std::left << std::setw(28) << Pa_GetHostApiInfo(d->hostApi)->name
+       << std::right << std::setw(8) << d->maxOutputChannels << "  " << std::setw(7) << d->defaultSampleRate
+       << "  " << d->name << (def ? "  (default)" : "") << "\n";
+  }
+  Pa_Terminate();
+}
+
+void PortAudioBackend::open(Mixer& mixer) {
+  PaStreamParameters out{};
+  out.device = device_;
+  out.channelCount = channels_;
+  out.sampleFormat = paFloat32;
+  out.suggestedLatency = Pa_GetDeviceInfo(device_)->defaultLowOutputLatency;
+  const PaError e = Pa_OpenStream(&stream_, nullptr, &out, rate_,
+                                  period_ > 0 ? static_cast<unsigned long>(period_) : paFramesPerBufferUnspecified,
+                                  paClipOff | paDitherOff, pa_callback, &mixer);
+  if (e != paNoError) {
+    stream_ = nullptr;
+    throw DeviceError("cannot open '" + device_name_ + "' at " + std::to_string(static_cast<int>(rate_)) + " Hz, " +
+                      std::to_string(channels_) + " ch: " + Pa_GetErrorText(e) +
+                      " (check --rate, --channels, --period; a JACK server fixes its own rate)");
+  }
+  if (const PaStreamInfo* si = Pa_GetStreamInfo(stream_)) rate_ = si->sampleRate;
+}
+
+void PortAudioBackend::start() {
+  check(Pa_StartStream(stream_), "cannot start the audio stream on '" + device_name_ + "'");
+  started_ = true;
+}
+
+void PortAudioBackend::stop() noexcept {
+  if (stream_ && started_) {
+    Pa_StopStream(stream_);
+    started_ = false;
+  }
+}
+
+double PortAudioBackend::stream_time() const noexcept { return stream_ ? Pa_GetStreamTime(stream_) : 0.0; }
+
+double PortAudioBackend::output_latency() const noexcept {
+  const PaStreamInfo* si = stream_ ? Pa_GetStreamInfo(stream_) : nullptr;
+  return si ? si->outputLatency : 0.0;
+}
+
+double PortAudioBackend::cpu_load() const noexcept { return stream_ ? Pa_GetStreamCpuLoad(stream_) : 0.0; }
+
+std::string PortAudioBackend::describe() const {
+  return host_api_name_ + ": " + device_name_ + " (" + std::to_string(static_cast<int>(rate_)) + " Hz, " +
+         std::to_string(channels_) + " ch)";
+}
+
+}  // namespace rtpnode

@@ -1,0 +1,66 @@
+// Audio device access through PortAudio (callback mode, float32 interleaved). The callback only
+// calls Mixer::process(): no allocation, lock, system call or logging.
+#pragma once
+
+#include <memory>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+
+#include "node/config.hpp"
+#include "node/mixer.hpp"
+
+typedef void PaStream;
+
+namespace rtpnode {
+
+/// A setup error a user can act on (the message says which flag or device to fix).
+class DeviceError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Owns PortAudio's initialisation and one output stream.
+/// Thread: construct, open, start, stop and destroy on the loop thread.
+class PortAudioBackend {
+ public:
+  /// Initialises PortAudio (JACK client name set from cfg.client_name) and resolves the host API
+  /// and device from cfg. Throws DeviceError when none matches.
+  explicit PortAudioBackend(const NodeConfig& cfg);
+  ~PortAudioBackend();
+  PortAudioBackend(const PortAudioBackend&) = delete;
+  PortAudioBackend& operator=(const PortAudioBackend&) = delete;
+
+  /// Prints every output-capable device: index, host API, name, channels, default rate.
+  static void list_devices(std::ostream& os);
+
+  /// Opens the output stream feeding `mixer` (which must outlive the stream). Throws DeviceError.
+  void open(Mixer& mixer);
+  void start();
+  /// Stops the stream; on return the callback no longer runs.
+  void stop() noexcept;
+
+  [[nodiscard]] double sample_rate() const noexcept { return rate_; }
+  [[nodiscard]] int channels() const noexcept { return channels_; }
+  /// Frames per callback requested (0 = host API's choice).
+  [[nodiscard]] int period() const noexcept { return period_; }
+  /// PortAudio stream time now (s), the time base of the callback's timing. Loop thread.
+  [[nodiscard]] double stream_time() const noexcept;
+  /// Output latency reported by Pa_GetStreamInfo (s).
+  [[nodiscard]] double output_latency() const noexcept;
+  [[nodiscard]] double cpu_load() const noexcept;
+  /// "JACK Audio Connection Kit: system (48000 Hz, 2 ch)".
+  [[nodiscard]] std::string describe() const;
+
+ private:
+  int device_ = -1;
+  double rate_ = 0;
+  int channels_ = 2;
+  int period_ = 0;
+  std::string device_name_;
+  std::string host_api_name_;
+  PaStream* stream_ = nullptr;
+  bool started_ = false;
+};
+
+}  // namespace rtpnode

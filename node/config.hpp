@@ -1,0 +1,64 @@
+// rtpnode configuration: every knob with its unit, range and default in one place (--help shows
+// the same defaults).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rtp/payload_format.hpp"
+
+namespace rtpnode {
+
+using std::chrono::nanoseconds;
+
+/// One socket to receive on.
+struct ListenSpec {
+  std::string address;               ///< IPv4 or IPv6 literal; a multicast group joins the group
+  std::uint16_t port = 0;            ///< 1..65535
+  std::optional<PayloadFormat> raw;  ///< set: headerless PCM (no RTP header) in this format
+  [[nodiscard]] std::string describe() const;
+};
+
+struct NodeConfig {
+  std::vector<ListenSpec> listens;  ///< --listen, at least one
+  PayloadMap payloads;              ///< static PTs (RFC 3551) plus --payload PT=CODEC/RATE/CH
+
+  /// --latency: fixed playout delay, the time the jitter buffer waits for a packet past the
+  /// arrival-predicted time of the first packet. Range 0..10 s. Default 40 ms.
+  /// Receiver-added delay, arrival -> DAC = latency + render_lead + device output latency.
+  nanoseconds latency = std::chrono::milliseconds(40);
+  /// --render-lead: how far ahead of the device position the loop thread renders (concealment
+  /// decisions happen this early). 0 = one device period + 5 ms. Range 0..1 s.
+  nanoseconds render_lead{0};
+  /// --resampler-quality: speexdsp quality 0..10 (4 = speexdsp's default; 3 is its VoIP setting).
+  int resampler_quality = 4;
+  /// --max-sources: sources mixed at once, 1..1024. Default 64.
+  int max_sources = 64;
+
+  // Device.
+  std::string host_api;     ///< --host-api: substring of a PortAudio host API name; "" = default
+  std::string device;       ///< --device: index or substring of a device name; "" = default output
+  double rate = 0;          ///< --rate Hz; 0 = the device's default rate
+  int channels = 2;         ///< --channels, 1..64
+  int period = 0;           ///< --period frames per callback; 0 = let the host API choose
+  std::string client_name = "rtpnode";  ///< --client-name (JACK client name)
+
+  // Run control and reporting.
+  std::optional<nanoseconds> duration;  ///< --duration: stop after this long; unset = run until signalled
+  nanoseconds stats_interval = std::chrono::seconds(1);  ///< --stats-interval; 0 = no stats lines
+  std::string stats_json;   ///< --stats-json FILE: written every interval and at exit
+  bool quiet = false;       ///< --quiet: no periodic stats line
+};
+
+/// Parses a duration with a unit: "40ms", "2s", "1.5s", "250us", "1m". Plain numbers are refused
+/// (the unit is required). Returns std::nullopt with `error` set on bad input.
+std::optional<nanoseconds> parse_duration(std::string_view text, std::string& error);
+
+/// Parses "ADDR:PORT" or "[IPV6]:PORT". Returns std::nullopt with `error` set on bad input.
+std::optional<ListenSpec> parse_listen(std::string_view text, std::string& error);
+
+}  // namespace rtpnode

@@ -1,0 +1,120 @@
+// rtpnode: receives RTP/UDP audio, buffers, decodes and conceals it, and plays every stream
+// mixed through PortAudio. See README.md for flags and examples.
+#include <CLI/CLI.hpp>
+
+#include <cstring>
+#include <iostream>
+
+#include "node/audio_backend.hpp"
+#include "node/config.hpp"
+#include "node/node.hpp"
+
+using namespace rtpnode;
+
+namespace {
+
+/// --raw applies to the --listen given just before it; CLI11 does not keep that order, so it is
+/// read from argv. Returns, per --raw in order, the index of its --listen (-1: none before it).
+std::vector<int> raw_owners(int argc, char** argv) {
+  std::vector<int> owners;
+  int listens = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--listen" || a.rfind("--listen=", 0) == 0) ++listens;
+    if (a == "--raw" || a.rfind("--raw=", 0) == 0) owners.push_back(listens - 1);
+  }
+  return owners;
+}
+
+CLI::Validator duration_validator() {
+  return CLI::Validator(
+      [](std::string& s) {
+        std::string err;
+        return parse_duration(s, err) ? std::string() : err;
+      },
+      "DURATION");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"rtpnode: RTP/UDP audio receiver and player (PortAudio)"};
+  NodeConfig cfg;
+  std::vector<std::string> listens, payloads, raws;
+  std::string latency = "40ms", lead = "0ms", duration, stats_interval = "1s";
+  bool list = false;
+
+  app.add_option("--listen", listens, "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
+      ->type_name("ADDR:PORT");
+  app.add_option("--payload", payloads, "Map a payload type: PT=CODEC/CLOCK_RATE[/CHANNELS], e.g. 96=opus/48000/2 "
+                                        "(codecs: pcmu pcma g722 l16 opus; static PTs 0 8 9 10 11 are preset)")
+      ->type_name("PT=FMT");
+  app.add_option("--raw", raws, "The preceding --listen carries headerless PCM: s16le/RATE/CHANNELS, e.g. s16le/8000/1")
+      ->type_name("FORMAT");
+  app.add_option("--latency", latency, "Jitter-buffer playout delay (unit required)")
+      ->check(duration_validator())->capture_default_str();
+  app.add_option("--render-lead", lead, "How far ahead of the device the loop renders; 0ms = one period + 5 ms")
+      ->check(duration_validator())->capture_default_str();
+  app.add_option("--resampler-quality", cfg.resampler_quality, "speexdsp resampler quality 0..10")
+      ->check(CLI::Range(0, 10))->capture_default_str();
+  app.add_option("--max-sources", cfg.max_sources, "Streams mixed at once")->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_option("--host-api", cfg.host_api, "PortAudio host API (substring, e.g. JACK, ALSA); default: PortAudio's default");
+  app.add_option("--device", cfg.device, "Output device: index or name substring (see --list-devices)");
+  app.add_option("--rate", cfg.rate, "Device sample rate in Hz; default: the device's default")->check(CLI::Range(8000.0, 384000.0));
+  app.add_option("--channels", cfg.channels, "Device output channels")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--period", cfg.period, "Frames per callback; default: the host API's choice")->check(CLI::Range(16, 8192));
+  app.add_option("--client-name", cfg.client_name, "JACK client name (ports: NAME:out_0 ...)")->capture_default_str();
+  app.add_flag("--list-devices", list, "List output devices and exit");
+  app.add_option("--duration", duration, "Stop after this long (e.g. 10s); default: run until SIGINT/SIGTERM")
+      ->check(duration_validator());
+  app.add_option("--stats-interval", stats_interval, "Period of the stats line on stderr and of --stats-json; 0s = off")
+      ->check(duration_validator())->capture_default_str();
+  app.add_option("--stats-json", cfg.stats_json, "Write statistics as JSON to FILE each interval and at exit");
+  app.add_flag("--quiet", cfg.quiet, "No periodic stats line (the final one is still printed)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (list) {
+    PortAudioBackend::list_devices(std::cout);
+    return 0;
+  }
+
+  std::string err;
+  auto fail = [&](const std::string& msg) {
+    std::cerr << "rtpnode: " << msg << "\n";
+    return 2;
+  };
+  if (listens.empty()) return fail("nothing to receive: give at least one --listen ADDR:PORT (e.g. --listen 0.0.0.0:5004)");
+  for (const auto& l : listens) {
+    auto spec = parse_listen(l, err);
+    if (!spec) return fail("--listen: " + err);
+    cfg.listens.push_back(*spec);
+  }
+  const auto owners = raw_owners(argc, argv);
+  for (std::size_t i = 0; i < raws.size(); ++i) {
+    const int owner = i < owners.size() ? owners[i] : -1;
+    if (owner < 0) return fail("--raw " + raws[i] + " must follow the --listen it applies to");
+    auto f = parse_raw_format(raws[i], err);
+    if (!f) return fail("--raw: " + err);
+    cfg.listens[static_cast<std::size_t>(owner)].raw = *f;
+  }
+  for (const auto& p : payloads)
+    if (!cfg.payloads.apply(p, err)) return fail("--payload: " + err);
+  cfg.latency = *parse_duration(latency, err);
+  if (cfg.latency > std::chrono::seconds(10)) return fail("--latency " + latency + " is above the 10 s maximum");
+  cfg.render_lead = *parse_duration(lead, err);
+  if (cfg.render_lead > std::chrono::seconds(1)) return fail("--render-lead " + lead + " is above the 1 s maximum");
+  cfg.stats_interval = *parse_duration(stats_interval, err);
+  if (!duration.empty()) cfg.duration = *parse_duration(duration, err);
+
+  try {
+    Node node(std::move(cfg));
+    return node.run();
+  } catch (const std::exception& e) {
+    std::cerr << "rtpnode: " << e.what() << "\n";
+    return 1;
+  }
+}

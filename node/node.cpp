@@ -1,0 +1,369 @@
+#include "node/node.hpp"
+
+#include <arpa/inet.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+namespace rtpnode {
+
+namespace {
+
+mono_ns_t now_ns() { return static_cast<mono_ns_t>(uv_hrtime()); }
+
+std::string addr_to_string(const sockaddr* sa) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (sa->sa_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(sa);
+    uv_ip4_name(a, host, sizeof host);
+    port = ntohs(a->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in6*>(sa);
+  uv_ip6_name(a, host, sizeof host);
+  port = ntohs(a->sin6_port);
+  return "[" + std::string(host) + "]:" + std::to_string(port);
+}
+
+/// 48-bit hash of a sender address, for keying headerless sources (no SSRC).
+std::uint64_t addr_key(const sockaddr* sa) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  const auto* p = reinterpret_cast<const std::uint8_t*>(sa);
+  const std::size_t n = sa->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h & 0xffffffffffffull;
+}
+
+bool is_multicast(const std::string& addr) {
+  in_addr a4{};
+  in6_addr a6{};
+  if (inet_pton(AF_INET, addr.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 28) == 0xe;
+  if (inet_pton(AF_INET6, addr.c_str(), &a6) == 1) return a6.s6_addr[0] == 0xff;
+  return false;
+}
+
+constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
+constexpr std::size_t kWarnRefused = kRtpParseStatusCount + 1;
+constexpr std::size_t kWarnCount = kRtpParseStatusCount + 2;
+
+}  // namespace
+
+Node::Node(NodeConfig cfg)
+    : cfg_(std::move(cfg)), clock_(48000), warned_(kWarnCount, false) {
+  backend_ = std::make_unique<PortAudioBackend>(cfg_);
+  mixer_ = std::make_unique<Mixer>(backend_->channels(), static_cast<std::size_t>(cfg_.max_sources));
+  backend_->open(*mixer_);
+  clock_ = DeviceClock(backend_->sample_rate());
+  uv_loop_init(&loop_);
+  bind_all();
+}
+
+Node::~Node() {
+  backend_->stop();
+  for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->handle), nullptr);
+  uv_walk(&loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+}
+
+void Node::bind_all() {
+  for (const auto& spec : cfg_.listens) {
+    auto l = std::make_unique<Listener>();
+    l->node = this;
+    l->spec = spec;
+    const bool v6 = spec.address.find(':') != std::string::npos;
+    const bool mcast = is_multicast(spec.address);
+    sockaddr_storage ss{};
+    int rc = 0;
+    // A multicast group is joined on a socket bound to the wildcard address of its family.
+    const std::string bind_addr = mcast ? (v6 ? "::" : "0.0.0.0") : spec.address;
+    if (v6) rc = uv_ip6_addr(bind_addr.c_str(), spec.port, reinterpret_cast<sockaddr_in6*>(&ss));
+    else rc = uv_ip4_addr(bind_addr.c_str(), spec.port, reinterpret_cast<sockaddr_in*>(&ss));
+    if (rc == 0) rc = uv_udp_init_ex(&loop_, &l->handle, v6 ? AF_INET6 : AF_INET);
+    l->handle.data = l.get();
+    if (rc == 0) rc = uv_udp_bind(&l->handle, reinterpret_cast<const sockaddr*>(&ss), mcast ? UV_UDP_REUSEADDR : 0);
+    if (rc != 0) {
+      throw std::runtime_error("--listen " + spec.describe() + ": cannot bind: " + uv_strerror(rc) +
+                               (rc == UV_EADDRINUSE ? " (another program uses this port; pick another)" : ""));
+    }
+    if (mcast) {
+      rc = uv_udp_set_membership(&l->handle, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
+      if (rc != 0) throw std::runtime_error("--listen " + spec.describe() + ": cannot join group: " + uv_strerror(rc));
+    }
+    int rcvbuf = 1 << 20;  // absorb bursts while the loop renders
+    uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l->handle), &rcvbuf);
+    listeners_.push_back(std::move(l));
+  }
+}
+
+void Node::warn_once(std::size_t kind, const std::string& text) {
+  if (warned_[kind]) return;
+  warned_[kind] = true;
+  std::cerr << "rtpnode: warning: " << text << " (counted; further ones are not logged)\n";
+}
+
+Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* from, std::uint32_t ssrc,
+                             std::uint8_t pt, const PayloadFormat& fmt, bool raw, mono_ns_t now) {
+  if (auto it = sources_.find(key); it != sources_.end()) return it->second.get();
+  if (static_cast<int>(sources_.size()) >= cfg_.max_sources) {
+    ++stats_.sources_refused;
+    warn_once(kWarnRefused, "new stream refused: --max-sources " + std::to_string(cfg_.max_sources) + " reached");
+    return nullptr;
+  }
+  Source::Params p;
+  p.id = next_id_++;
+  p.ssrc = ssrc;
+  p.port = l.spec.port;
+  p.remote = addr_to_string(from);
+  p.payload_type = pt;
+  p.format = fmt;
+  p.raw = raw;
+  p.device_rate = backend_->sample_rate();
+  p.device_channels = backend_->channels();
+  p.lead_frames = lead_frames_;
+  p.latency = cfg_.latency;
+  p.resampler_quality = cfg_.resampler_quality;
+  std::unique_ptr<Source> s;
+  try {
+    s = std::make_unique<Source>(p, now, clock_);
+  } catch (const std::exception& e) {
+    ++stats_.sources_refused;
+    warn_once(kWarnRefused, std::string("cannot create source: ") + e.what());
+    return nullptr;
+  }
+  if (!mixer_->add(s->stream())) {
+    ++stats_.sources_refused;
+    return nullptr;
+  }
+  char ssrc_hex[16];
+  std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, ssrc);
+  std::cerr << "rtpnode: new source " << (raw ? std::string("raw") : std::string("ssrc ") + ssrc_hex) << " from "
+            << p.remote << " on port " << p.port << ": " << fmt.describe() << "\n";
+  Source* raw_ptr = s.get();
+  source_order_.push_back(raw_ptr);
+  sources_.emplace(key, std::move(s));
+  return raw_ptr;
+}
+
+void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from) {
+  ++stats_.datagrams;
+  const mono_ns_t now = now_ns();
+  if (l.spec.raw) {
+    if (data.empty()) return;
+    const std::uint64_t key = (1ull << 63) | (std::uint64_t{l.spec.port} << 48) | addr_key(from);
+    if (Source* s = find_or_create(key, l, from, 0, 255, *l.spec.raw, true, now)) {
+      s->on_raw(data, now, clock_);
+      s->render(clock_, now);
+    }
+    return;
+  }
+  RtpHeaderView h;
+  const RtpParseStatus st = rtp_parse(data, h);
+  if (st != RtpParseStatus::ok) {
+    ++stats_.rejected[static_cast<std::size_t>(st)];
+    if (st != RtpParseStatus::rtcp)
+      warn_once(static_cast<std::size_t>(st), "dropped malformed RTP from " + addr_to_string(from) +
+                                                  " on port " + std::to_string(l.spec.port) + ": " +
+                                                  std::string(to_string(st)));
+    return;
+  }
+  const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | h.ssrc;
+  auto it = sources_.find(key);
+  if (it != sources_.end()) {
+    it->second->on_rtp(h, now, clock_);
+    it->second->render(clock_, now);
+    return;
+  }
+  const PayloadFormat* fmt = cfg_.payloads.find(h.payload_type);
+  if (!fmt) {
+    ++stats_.unknown_payload_type;
+    warn_once(kWarnUnknownPt, "dropped RTP with unknown payload type " + std::to_string(h.payload_type) +
+                                  " from " + addr_to_string(from) + " (map it with --payload " +
+                                  std::to_string(h.payload_type) + "=CODEC/RATE/CHANNELS)");
+    return;
+  }
+  if (Source* s = find_or_create(key, l, from, h.ssrc, h.payload_type, *fmt, false, now)) {
+    s->on_rtp(h, now, clock_);
+    s->render(clock_, now);
+  }
+}
+
+void Node::tick() {
+  const DevicePosition pos = mixer_->position();
+  clock_.update(pos, backend_->stream_time(), now_ns());
+  if (!clock_.valid()) return;
+  if (!receiving_) {
+    // Start receiving once the device runs: sources are anchored on its frame counter.
+    if (lead_frames_ == 0) {
+      const frames_t period = pos.block_frames > 0 ? pos.block_frames : 256;
+      lead_frames_ = cfg_.render_lead.count() > 0 ? ns_to_frames(cfg_.render_lead.count(), static_cast<std::int64_t>(clock_.rate()))
+                                                  : period + ns_to_frames(5'000'000, static_cast<std::int64_t>(clock_.rate()));
+    }
+    for (auto& l : listeners_) {
+      uv_udp_recv_start(
+          &l->handle,
+          [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+            auto* lst = static_cast<Listener*>(h->data);
+            *buf = uv_buf_init(lst->buf.data(), static_cast<unsigned>(lst->buf.size()));
+          },
+          [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
+            if (nread < 0 || addr == nullptr) return;
+            auto* lst = static_cast<Listener*>(h->data);
+            lst->node->on_datagram(*lst, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)},
+                                   addr);
+          });
+    }
+    receiving_ = true;
+  }
+  const mono_ns_t now = now_ns();
+  for (Source* s : source_order_) s->render(clock_, now);
+}
+
+void Node::write_json() const {
+  using nlohmann::json;
+  json j;
+  json node;
+  node["callbacks"] = stats_.callbacks;
+  node["xruns"] = stats_.xruns;
+  node["datagrams"] = stats_.datagrams;
+  json rejected = json::object();
+  for (std::size_t i = 0; i < kRtpParseStatusCount; ++i)
+    if (i != static_cast<std::size_t>(RtpParseStatus::ok))
+      rejected[std::string(to_string(static_cast<RtpParseStatus>(i)))] = stats_.rejected[i];
+  node["packets_rejected"] = rejected;
+  std::uint64_t malformed = 0;
+  for (std::size_t i = 0; i < kRtpParseStatusCount; ++i)
+    if (i != static_cast<std::size_t>(RtpParseStatus::ok) && i != static_cast<std::size_t>(RtpParseStatus::rtcp))
+      malformed += stats_.rejected[i];
+  node["packets_malformed"] = malformed;
+  node["packets_unknown_payload_type"] = stats_.unknown_payload_type;
+  node["sources_refused"] = stats_.sources_refused;
+  node["sample_rate"] = clock_.rate();
+  node["device"] = backend_->describe();
+  node["output_latency_ms"] = static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
+  node["render_lead_ms"] = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
+  node["uptime_s"] = static_cast<double>(now_ns() - started_ns_) * 1e-9;
+  j["node"] = node;
+  json sources = json::array();
+  for (const Source* s : source_order_) {
+    const SourceStats st = s->stats();
+    char ssrc_hex[16];
+    std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, st.ssrc);
+    sources.push_back({{"ssrc", st.ssrc},
+                       {"ssrc_hex", ssrc_hex},
+                       {"port", st.port},
+                       {"remote", st.remote},
+                       {"payload_type", st.payload_type},
+                       {"payload", st.payload},
+                       {"packets_received", st.packets_received},
+                       {"packets_lost", st.packets_lost},
+                       {"packets_late", st.packets_late},
+                       {"packets_duplicate", st.packets_duplicate},
+                       {"packets_malformed", st.packets_malformed},
+                       {"packets_other_payload_type", st.packets_other_pt},
+                       {"packets_overflow", st.packets_overflow},
+                       {"frames_concealed", st.frames_concealed},
+                       {"concealment_events", st.concealment_events},
+                       {"frames_gap", st.frames_gap},
+                       {"frames_silent", st.frames_silent},
+                       {"resyncs", st.resyncs},
+                       {"underruns", st.underruns},
+                       {"underrun_frames", st.underrun_frames},
+                       {"frames_played", st.frames_played},
+                       {"frames_skipped", st.frames_skipped},
+                       {"jitter_ms", st.jitter_ms},
+                       {"playout_delay_ms", st.playout_delay_ms},
+                       {"arrival_to_dac_ms", st.arrival_to_dac_ms},
+                       {"buffered_ms", st.buffered_ms}});
+  }
+  j["sources"] = sources;
+  const std::string tmp = cfg_.stats_json + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << j.dump(2) << "\n";
+    if (!f) {
+      std::cerr << "rtpnode: cannot write --stats-json " << cfg_.stats_json << "\n";
+      return;
+    }
+  }
+  std::rename(tmp.c_str(), cfg_.stats_json.c_str());  // atomic replace: readers never see half a file
+}
+
+void Node::report(bool final) {
+  const DevicePosition pos = mixer_->position();
+  stats_.callbacks = pos.callbacks;
+  stats_.xruns = mixer_->xruns();
+  if (!cfg_.stats_json.empty()) write_json();
+  if (cfg_.quiet && !final) return;
+  std::ostringstream line;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "[%7.1fs] cb=%" PRIu64 " xruns=%" PRIu64 " sources=%zu",
+                static_cast<double>(now_ns() - started_ns_) * 1e-9, stats_.callbacks, stats_.xruns, source_order_.size());
+  line << buf;
+  std::uint64_t bad = 0;
+  for (std::size_t i = 0; i < kRtpParseStatusCount; ++i)
+    if (i != static_cast<std::size_t>(RtpParseStatus::rtcp)) bad += stats_.rejected[i];
+  if (bad || stats_.unknown_payload_type) line << " malformed=" << bad << " unknown_pt=" << stats_.unknown_payload_type;
+  for (const Source* s : source_order_) {
+    const SourceStats st = s->stats();
+    std::snprintf(buf, sizeof buf,
+                  " | %08" PRIx32 " %s rx=%" PRIu64 " lost=%" PRId64 " late=%" PRIu64 " dup=%" PRIu64
+                  " conc=%.0fms under=%" PRIu64 " jit=%.1fms delay=%.1fms",
+                  st.ssrc, st.payload.c_str(), st.packets_received, st.packets_lost, st.packets_late,
+                  st.packets_duplicate, static_cast<double>(st.frames_concealed) * 1000.0 / s->params().format.audio_rate,
+                  st.underruns, st.jitter_ms, st.arrival_to_dac_ms);
+    line << buf;
+  }
+  std::cerr << line.str() << (final ? " (final)" : "") << "\n";
+}
+
+void Node::stop() { uv_stop(&loop_); }
+
+int Node::run() {
+  backend_->start();
+  started_ns_ = now_ns();
+  std::cerr << "rtpnode: playing on " << backend_->describe() << ", latency "
+            << std::chrono::duration<double, std::milli>(cfg_.latency).count() << " ms; listening on";
+  for (const auto& l : cfg_.listens) std::cerr << " " << l.describe();
+  std::cerr << "\n";
+
+  uv_timer_init(&loop_, &render_timer_);
+  render_timer_.data = this;
+  // The render timer runs at least twice per device period (and at least every 5 ms).
+  const int period_ms = backend_->period() > 0 ? static_cast<int>(backend_->period() * 1000 / backend_->sample_rate()) : 5;
+  const auto render_every = static_cast<std::uint64_t>(std::clamp(period_ms / 2, 1, 5));
+  uv_timer_start(&render_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->tick(); }, 0, render_every);
+
+  if (cfg_.stats_interval.count() > 0) {
+    uv_timer_init(&loop_, &stats_timer_);
+    stats_timer_.data = this;
+    const auto every = static_cast<std::uint64_t>(std::max<std::int64_t>(1, cfg_.stats_interval.count() / 1'000'000));
+    uv_timer_start(&stats_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->report(false); }, every, every);
+  }
+  if (cfg_.duration) {
+    uv_timer_init(&loop_, &stop_timer_);
+    stop_timer_.data = this;
+    uv_timer_start(&stop_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->stop(); },
+                   static_cast<std::uint64_t>(cfg_.duration->count() / 1'000'000), 0);
+  }
+  for (auto* sig : {&sigint_, &sigterm_}) {
+    uv_signal_init(&loop_, sig);
+    sig->data = this;
+  }
+  auto on_signal = [](uv_signal_t* s, int) { static_cast<Node*>(s->data)->stop(); };
+  uv_signal_start(&sigint_, on_signal, SIGINT);
+  uv_signal_start(&sigterm_, on_signal, SIGTERM);
+
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  backend_->stop();
+  report(true);
+  return exit_code_;
+}
+
+}  // namespace rtpnode

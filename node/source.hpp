@@ -1,0 +1,145 @@
+// A source: one RTP stream (one SSRC on one listen port) or one headerless PCM sender. Owned by
+// the loop thread. Its stages, wired in render(): jitter buffer -> decoder (+ concealment) ->
+// resampler to the device rate -> PlayoutStream ring, placed on the device timeline.
+//
+// Timeline: the first packet (and each resync) anchors the source so that its first frame is
+// rendered `latency` after its arrival and reaches the mixer `render_lead` later:
+//   start_frame = F(arrival + latency) + lead_frames
+//   device frame of RTP time ts = start_frame + anchor_k + (ts - anchor_ts) * device_rate / clock_rate
+// The render horizon (deadline for concealment) is F(now) + lead_frames, mapped back to RTP time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "jitter/jitter_buffer.hpp"
+#include "node/device_clock.hpp"
+#include "node/mixer.hpp"
+#include "rtp/codec.hpp"
+#include "rtp/rtp_header.hpp"
+
+struct SpeexResamplerState_;
+
+namespace rtpnode {
+
+/// Per-source statistics (loop thread). Counters are monotonic; *_ms are gauges.
+struct SourceStats {
+  std::uint32_t ssrc = 0;               ///< RTP SSRC (0 for raw PCM sources)
+  std::uint16_t port = 0;               ///< local listen port
+  std::string remote;                   ///< sender address "ip:port"
+  std::uint8_t payload_type = 0;        ///< RTP payload type (raw: 255)
+  std::string payload;                  ///< "pcmu/8000/1" style
+  std::uint64_t packets_received = 0;   ///< unique packets of this stream (duplicates excluded),
+                                        ///< late ones included (RFC 3550 A.3 "received")
+  std::int64_t packets_lost = 0;        ///< RFC 3550 A.3 cumulative: expected - received, >= 0
+  std::uint64_t packets_late = 0;       ///< arrived after their playout deadline, dropped
+  std::uint64_t packets_duplicate = 0;  ///< sequence number already received, dropped
+  std::uint64_t packets_malformed = 0;  ///< payload the decoder refused (corrupt, partial frame)
+  std::uint64_t packets_other_pt = 0;   ///< valid packets of this SSRC with another payload type
+  std::uint64_t packets_overflow = 0;   ///< dropped because the jitter buffer was full
+  std::uint64_t frames_concealed = 0;   ///< frames synthesised for missing packets (audio rate)
+  std::uint64_t concealment_events = 0; ///< runs of consecutive concealment
+  std::uint64_t frames_silent = 0;      ///< silence after concealment gave up (stream stalled/ended)
+  std::uint64_t frames_gap = 0;         ///< frames filled where the sender sent nothing (DTX/pause)
+  std::uint64_t resyncs = 0;            ///< re-anchors after a sender restart or clock jump
+  std::uint64_t underruns = 0;          ///< mixer blocks that began with missing frames
+  std::uint64_t underrun_frames = 0;    ///< device frames zero-filled for missing audio
+  std::uint64_t frames_played = 0;      ///< device frames mixed
+  std::uint64_t frames_skipped = 0;     ///< device frames that reached the ring too late
+  double jitter_ms = 0;                 ///< RFC 3550 §6.4.1 interarrival jitter, in ms
+  double playout_delay_ms = 0;          ///< configured jitter-buffer delay
+  double arrival_to_dac_ms = 0;         ///< measured: packet arrival -> its first frame at the DAC
+                                        ///< (mean of the last packets, exponential average)
+  double buffered_ms = 0;               ///< audio queued in the ring ahead of the device
+};
+
+class Source {
+ public:
+  /// Longest run of concealment before the source plays silence instead (ms). Opus PLC and
+  /// spandsp's PLC both fade out within this span; longer extrapolation only adds artefacts.
+  static constexpr int kMaxConcealMs = 100;
+
+  struct Params {
+    std::uint32_t id = 0;
+    std::uint32_t ssrc = 0;
+    std::uint16_t port = 0;
+    std::string remote;
+    std::uint8_t payload_type = 0;
+    PayloadFormat format;
+    bool raw = false;                 ///< headerless PCM: sequence and timestamps are synthesised
+    double device_rate = 48000;
+    int device_channels = 2;
+    frames_t lead_frames = 0;
+    std::chrono::nanoseconds latency{0};
+    int resampler_quality = 4;
+  };
+
+  /// Thread: loop. Allocates every buffer the source will use; throws std::runtime_error when a
+  /// codec or the resampler cannot be created. `clock` must be valid().
+  Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& clock);
+  ~Source();
+  Source(const Source&) = delete;
+  Source& operator=(const Source&) = delete;
+
+  /// Thread: loop. Takes one RTP packet of this source's SSRC.
+  void on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock& clock);
+  /// Thread: loop. Takes one headerless PCM datagram.
+  void on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival, const DeviceClock& clock);
+  /// Thread: loop. Decodes/conceals everything due before the render horizon into the ring.
+  void render(const DeviceClock& clock, mono_ns_t now);
+
+  [[nodiscard]] PlayoutStream* stream() noexcept { return stream_.get(); }
+  [[nodiscard]] SourceStats stats() const;
+  [[nodiscard]] const Params& params() const noexcept { return p_; }
+  [[nodiscard]] mono_ns_t last_arrival() const noexcept { return last_arrival_; }
+
+ private:
+  void insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
+              mono_ns_t arrival, const DeviceClock& clock);
+  void anchor(ext_ts_t ts, mono_ns_t arrival, const DeviceClock& clock);
+  [[nodiscard]] ext_ts_t ts_at_frame(frames_t device_frame) const noexcept;
+  [[nodiscard]] frames_t device_frames_for(frames_t audio_frames) const noexcept;
+  /// Resamples (if needed) and pushes `frames` decoded frames from decode_buf_ into the ring.
+  void push(frames_t frames);
+  void update_jitter(ext_ts_t ts, mono_ns_t arrival);
+
+  Params p_;
+  std::unique_ptr<Decoder> decoder_;
+  JitterBuffer jb_;
+  std::unique_ptr<PlayoutStream> stream_;
+  SpeexResamplerState_* resampler_ = nullptr;
+  std::vector<float> decode_buf_;
+  std::vector<float> resample_buf_;
+  std::int64_t dev_rate_;
+
+  SeqUnwrapper seq_unwrap_;
+  TsUnwrapper ts_unwrap_;
+  ext_seq_t raw_seq_ = 0;
+  ext_ts_t raw_ts_ = 0;
+
+  // Anchor: RTP time anchor_ts_ is ring frame anchor_k_.
+  ext_ts_t anchor_ts_ = 0;
+  frames_t anchor_k_ = 0;
+  frames_t pending_silence_ = 0;  ///< zero frames to write before the next audio (after a resync)
+  bool concealing_ = false;
+  frames_t conceal_run_frames_ = 0;  ///< frames concealed since the last decoded packet
+  frames_t max_conceal_frames_;
+
+  // RFC 3550 A.3 / A.8 state.
+  ext_seq_t base_seq_ = 0;
+  ext_seq_t highest_seq_ = 0;
+  std::int64_t expected_prior_ = 0;  ///< expected packets before the last resync
+  bool have_transit_ = false;
+  double last_transit_ = 0;
+  double jitter_ticks_ = 0;
+
+  mono_ns_t last_arrival_ = 0;
+  double arrival_to_dac_ns_ = 0;
+  bool have_delay_ = false;
+  SourceStats stats_;
+};
+
+}  // namespace rtpnode

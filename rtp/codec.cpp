@@ -1,0 +1,264 @@
+#include "rtp/codec.hpp"
+
+#include <opus/opus.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include <spandsp/telephony.h>
+#include <spandsp/bit_operations.h>
+#include <spandsp/g711.h>
+#include <spandsp/g722.h>
+#include <spandsp/plc.h>
+}
+
+namespace rtpnode {
+
+namespace {
+
+constexpr float kS16ToFloat = 1.0f / 32768.0f;
+
+void s16_to_float(const std::int16_t* in, std::size_t n, float* out) noexcept {
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]) * kS16ToFloat;
+}
+
+std::size_t max_frames(const PayloadFormat& f) {
+  return std::size_t{f.audio_rate} * kMaxPtimeMs / 1000;
+}
+
+// ---- G.711 ---------------------------------------------------------------------------------
+class G711Decoder final : public Decoder {
+ public:
+  explicit G711Decoder(const PayloadFormat& f) : Decoder(f), pcm_(max_frames(f) * f.channels) {
+    g711_ = g711_init(nullptr, f.codec == Codec::pcmu ? G711_ULAW : G711_ALAW);
+    // spandsp's PLC models 8 kHz mono speech (pitch search over 8 kHz samples).
+    if (f.channels == 1) plc_ = plc_init(nullptr);
+    if (!g711_) throw std::runtime_error("spandsp g711_init failed");
+  }
+  ~G711Decoder() override {
+    if (g711_) g711_free(g711_);
+    if (plc_) plc_free(plc_);
+  }
+  int decode(std::span<const std::uint8_t> p, std::span<float> out) noexcept override {
+    const std::size_t ch = format().channels;
+    if (p.size() % ch != 0 || p.size() > pcm_.size() || p.size() > out.size()) return -1;
+    const int n = g711_decode(g711_, pcm_.data(), p.data(), static_cast<int>(p.size()));
+    if (plc_) plc_rx(plc_, pcm_.data(), n);
+    s16_to_float(pcm_.data(), static_cast<std::size_t>(n), out.data());
+    return n / static_cast<int>(ch);
+  }
+  int conceal(int frames, std::span<float> out) noexcept override {
+    if (!plc_ || static_cast<std::size_t>(frames) > pcm_.size()) return Decoder::conceal(frames, out);
+    plc_fillin(plc_, pcm_.data(), frames);
+    s16_to_float(pcm_.data(), static_cast<std::size_t>(frames), out.data());
+    return frames;
+  }
+  int frames_in(std::span<const std::uint8_t> p) const noexcept override {
+    return static_cast<int>(p.size() / format().channels);
+  }
+
+ private:
+  g711_state_t* g711_ = nullptr;
+  plc_state_t* plc_ = nullptr;
+  std::vector<std::int16_t> pcm_;
+};
+
+// ---- G.722 ---------------------------------------------------------------------------------
+class G722Decoder final : public Decoder {
+ public:
+  explicit G722Decoder(const PayloadFormat& f) : Decoder(f), pcm_(max_frames(f)) {
+    if (f.channels != 1) throw std::runtime_error("G.722 decoding supports 1 channel");
+    dec_ = g722_decode_init(nullptr, 64000, 0);
+    if (!dec_) throw std::runtime_error("spandsp g722_decode_init failed");
+  }
+  ~G722Decoder() override { g722_decode_free(dec_); }
+  int decode(std::span<const std::uint8_t> p, std::span<float> out) noexcept override {
+    // 64 kbit/s: one octet carries two 16 kHz samples.
+    if (p.size() * 2 > pcm_.size() || p.size() * 2 > out.size()) return -1;
+    const int n = g722_decode(dec_, pcm_.data(), p.data(), static_cast<int>(p.size()));
+    s16_to_float(pcm_.data(), static_cast<std::size_t>(n), out.data());
+    return n;
+  }
+  int frames_in(std::span<const std::uint8_t> p) const noexcept override {
+    return static_cast<int>(p.size() * 2);
+  }
+
+ private:
+  g722_decode_state_t* dec_ = nullptr;
+  std::vector<std::int16_t> pcm_;
+};
+
+// ---- L16 / s16le ---------------------------------------------------------------------------
+class PcmDecoder final : public Decoder {
+ public:
+  explicit PcmDecoder(const PayloadFormat& f) : Decoder(f) {}
+  int decode(std::span<const std::uint8_t> p, std::span<float> out) noexcept override {
+    const std::size_t ch = format().channels;
+    if (p.size() % (2 * ch) != 0 || p.size() / 2 > out.size()) return -1;
+    const bool big_endian = format().codec == Codec::l16;  // RFC 3551 §4.5.11: network order
+    const std::size_t n = p.size() / 2;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint8_t hi = big_endian ? p[2 * i] : p[2 * i + 1];
+      const std::uint8_t lo = big_endian ? p[2 * i + 1] : p[2 * i];
+      out[i] = static_cast<float>(static_cast<std::int16_t>(hi << 8 | lo)) * kS16ToFloat;
+    }
+    return static_cast<int>(n / ch);
+  }
+  int frames_in(std::span<const std::uint8_t> p) const noexcept override {
+    return static_cast<int>(p.size() / (2 * format().channels));
+  }
+};
+
+// ---- Opus ----------------------------------------------------------------------------------
+class OpusDecoderImpl final : public Decoder {
+ public:
+  explicit OpusDecoderImpl(const PayloadFormat& f) : Decoder(f) {
+    int err = 0;
+    dec_ = opus_decoder_create(48000, f.channels, &err);
+    if (err != OPUS_OK || !dec_)
+      throw std::runtime_error(std::string("opus_decoder_create: ") + opus_strerror(err));
+  }
+  ~OpusDecoderImpl() override { opus_decoder_destroy(dec_); }
+  int decode(std::span<const std::uint8_t> p, std::span<float> out) noexcept override {
+    if (p.empty()) return -1;
+    const int cap = static_cast<int>(out.size() / format().channels);
+    const int n = opus_decode_float(dec_, p.data(), static_cast<opus_int32>(p.size()), out.data(),
+                                    cap, 0);
+    return n < 0 ? -1 : n;
+  }
+  int conceal(int frames, std::span<float> out) noexcept override {
+    // libopus PLC wants the exact missing duration in multiples of 2.5 ms (120 frames at 48 kHz),
+    // at most 120 ms per call; a remainder below 2.5 ms is filled with silence.
+    const std::size_t ch = format().channels;
+    int done = 0;
+    while (frames - done >= 120) {
+      const int chunk = std::min((frames - done) / 120 * 120, 5760);
+      const int n = opus_decode_float(dec_, nullptr, 0, out.data() + done * ch, chunk, 0);
+      if (n <= 0) break;
+      done += n;
+    }
+    std::fill(out.begin() + static_cast<std::ptrdiff_t>(done * ch),
+              out.begin() + static_cast<std::ptrdiff_t>(frames * ch), 0.0f);
+    return frames;
+  }
+  int frames_in(std::span<const std::uint8_t> p) const noexcept override {
+    if (p.empty()) return -1;
+    const int n = opus_packet_get_nb_samples(p.data(), static_cast<opus_int32>(p.size()), 48000);
+    return n < 0 ? -1 : n;
+  }
+
+ private:
+  OpusDecoder* dec_ = nullptr;
+};
+
+// ---- Encoders ------------------------------------------------------------------------------
+class G711Encoder final : public Encoder {
+ public:
+  explicit G711Encoder(const PayloadFormat& f) : Encoder(f) {
+    g711_ = g711_init(nullptr, f.codec == Codec::pcmu ? G711_ULAW : G711_ALAW);
+    if (!g711_) throw std::runtime_error("spandsp g711_init failed");
+  }
+  ~G711Encoder() override { g711_free(g711_); }
+  int encode(std::span<const std::int16_t> pcm, int frames, std::span<std::uint8_t> out) noexcept override {
+    const std::size_t n = static_cast<std::size_t>(frames) * format().channels;
+    if (n > pcm.size() || n > out.size()) return -1;
+    return g711_encode(g711_, out.data(), pcm.data(), static_cast<int>(n));
+  }
+
+ private:
+  g711_state_t* g711_ = nullptr;
+};
+
+class G722Encoder final : public Encoder {
+ public:
+  explicit G722Encoder(const PayloadFormat& f) : Encoder(f) {
+    if (f.channels != 1) throw std::runtime_error("G.722 encoding supports 1 channel");
+    enc_ = g722_encode_init(nullptr, 64000, 0);
+    if (!enc_) throw std::runtime_error("spandsp g722_encode_init failed");
+  }
+  ~G722Encoder() override { g722_encode_free(enc_); }
+  int encode(std::span<const std::int16_t> pcm, int frames, std::span<std::uint8_t> out) noexcept override {
+    if (static_cast<std::size_t>(frames) > pcm.size() || static_cast<std::size_t>(frames) / 2 > out.size() ||
+        frames % 2 != 0)
+      return -1;
+    return g722_encode(enc_, out.data(), pcm.data(), frames);
+  }
+
+ private:
+  g722_encode_state_t* enc_ = nullptr;
+};
+
+class PcmEncoder final : public Encoder {
+ public:
+  explicit PcmEncoder(const PayloadFormat& f) : Encoder(f) {}
+  int encode(std::span<const std::int16_t> pcm, int frames, std::span<std::uint8_t> out) noexcept override {
+    const std::size_t n = static_cast<std::size_t>(frames) * format().channels;
+    if (n > pcm.size() || 2 * n > out.size()) return -1;
+    const bool big_endian = format().codec == Codec::l16;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto v = static_cast<std::uint16_t>(pcm[i]);
+      out[2 * i] = static_cast<std::uint8_t>(big_endian ? v >> 8 : v);
+      out[2 * i + 1] = static_cast<std::uint8_t>(big_endian ? v : v >> 8);
+    }
+    return static_cast<int>(2 * n);
+  }
+};
+
+class OpusEncoderImpl final : public Encoder {
+ public:
+  OpusEncoderImpl(const PayloadFormat& f, const EncoderOptions& o) : Encoder(f) {
+    int err = 0;
+    enc_ = opus_encoder_create(48000, f.channels, OPUS_APPLICATION_AUDIO, &err);
+    if (err != OPUS_OK || !enc_)
+      throw std::runtime_error(std::string("opus_encoder_create: ") + opus_strerror(err));
+    if (o.opus_bitrate_bps > 0) opus_encoder_ctl(enc_, OPUS_SET_BITRATE(o.opus_bitrate_bps));
+    opus_encoder_ctl(enc_, OPUS_SET_COMPLEXITY(o.opus_complexity));
+  }
+  ~OpusEncoderImpl() override { opus_encoder_destroy(enc_); }
+  int encode(std::span<const std::int16_t> pcm, int frames, std::span<std::uint8_t> out) noexcept override {
+    if (static_cast<std::size_t>(frames) * format().channels > pcm.size()) return -1;
+    const int n = opus_encode(enc_, pcm.data(), frames, out.data(), static_cast<opus_int32>(out.size()));
+    return n < 0 ? -1 : n;
+  }
+
+ private:
+  OpusEncoder* enc_ = nullptr;
+};
+
+}  // namespace
+
+int Decoder::conceal(int frames, std::span<float> out) noexcept {
+  const std::size_t n = std::min(out.size(), static_cast<std::size_t>(frames) * format_.channels);
+  std::fill_n(out.begin(), n, 0.0f);
+  return frames;
+}
+
+std::unique_ptr<Decoder> make_decoder(const PayloadFormat& f) {
+  switch (f.codec) {
+    case Codec::pcmu:
+    case Codec::pcma: return std::make_unique<G711Decoder>(f);
+    case Codec::g722: return std::make_unique<G722Decoder>(f);
+    case Codec::l16:
+    case Codec::raw_s16le: return std::make_unique<PcmDecoder>(f);
+    case Codec::opus: return std::make_unique<OpusDecoderImpl>(f);
+  }
+  throw std::runtime_error("no decoder for codec");
+}
+
+std::unique_ptr<Encoder> make_encoder(const PayloadFormat& f, const EncoderOptions& opt) {
+  switch (f.codec) {
+    case Codec::pcmu:
+    case Codec::pcma: return std::make_unique<G711Encoder>(f);
+    case Codec::g722: return std::make_unique<G722Encoder>(f);
+    case Codec::l16:
+    case Codec::raw_s16le: return std::make_unique<PcmEncoder>(f);
+    case Codec::opus: return std::make_unique<OpusEncoderImpl>(f, opt);
+  }
+  throw std::runtime_error("no encoder for codec");
+}
+
+}  // namespace rtpnode

@@ -1,0 +1,79 @@
+// Audio payload decoders and encoders: G.711 µ-law/A-law (ITU-T G.711, via spandsp, with
+// spandsp's G.711 Appendix I style PLC), G.722 at 64 kbit/s (ITU-T G.722, via spandsp),
+// L16 (RFC 3551 §4.5.11: big-endian signed 16-bit), headerless s16le PCM, and Opus (RFC 6716,
+// RFC 7587, via libopus, with its PLC).
+//
+// Thread: a decoder/encoder belongs to one thread at a time (the loop thread in rtpnode).
+// decode()/conceal() never allocate: scratch space is allocated by the factory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "rtp/payload_format.hpp"
+
+namespace rtpnode {
+
+/// Largest packet duration any decoder accepts, in milliseconds (Opus' maximum, RFC 6716 §3.2.5).
+inline constexpr int kMaxPtimeMs = 120;
+
+class Decoder {
+ public:
+  explicit Decoder(const PayloadFormat& f) : format_(f) {}
+  virtual ~Decoder() = default;
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  [[nodiscard]] const PayloadFormat& format() const noexcept { return format_; }
+
+  /// Decodes one payload into `out` as interleaved float samples in [-1, 1), `format().channels`
+  /// per frame, at `format().audio_rate`. Returns the frames written, or -1 when the payload is
+  /// corrupt, has a partial frame, or does not fit in `out` (nothing to play; count and drop).
+  [[nodiscard]] virtual int decode(std::span<const std::uint8_t> payload,
+                                   std::span<float> out) noexcept = 0;
+
+  /// Synthesises `frames` frames of concealment for missing audio into `out` (which must hold
+  /// frames * channels samples). Returns the frames written (== frames). The default writes
+  /// silence; codecs with a PLC extrapolate from the last decoded audio.
+  virtual int conceal(int frames, std::span<float> out) noexcept;
+
+  /// Frames the payload decodes to, without decoding it; -1 when unknown or corrupt.
+  [[nodiscard]] virtual int frames_in(std::span<const std::uint8_t> payload) const noexcept = 0;
+
+ private:
+  PayloadFormat format_;
+};
+
+/// Creates the decoder for `f`. Throws std::runtime_error when the codec library fails to
+/// initialise (out of memory, unsupported rate).
+std::unique_ptr<Decoder> make_decoder(const PayloadFormat& f);
+
+class Encoder {
+ public:
+  explicit Encoder(const PayloadFormat& f) : format_(f) {}
+  virtual ~Encoder() = default;
+  Encoder(const Encoder&) = delete;
+  Encoder& operator=(const Encoder&) = delete;
+  [[nodiscard]] const PayloadFormat& format() const noexcept { return format_; }
+
+  /// Encodes `frames` frames of interleaved 16-bit PCM (`format().channels` per frame, at
+  /// `format().audio_rate`) into `out`. Returns the payload size in bytes, or -1 on error.
+  /// Opus accepts 2.5, 5, 10, 20, 40 or 60 ms per call.
+  [[nodiscard]] virtual int encode(std::span<const std::int16_t> pcm, int frames,
+                                   std::span<std::uint8_t> out) noexcept = 0;
+
+ private:
+  PayloadFormat format_;
+};
+
+/// Options for encoders that have them (Opus only for now).
+struct EncoderOptions {
+  int opus_bitrate_bps = 0;  ///< 0 = libopus default for the channel count
+  int opus_complexity = 10;  ///< 0..10
+};
+
+/// Creates the encoder for `f`. Throws std::runtime_error on failure.
+std::unique_ptr<Encoder> make_encoder(const PayloadFormat& f, const EncoderOptions& opt = {});
+
+}  // namespace rtpnode

@@ -1,0 +1,63 @@
+// Payload formats: payload type → codec, RTP clock rate, audio rate and channels.
+// Static assignments follow RFC 3551 §6 (table 4); dynamic ones (96..127) come from flags such as
+// `--payload 96=opus/48000/2` (the SDP rtpmap syntax, RFC 4566 §6).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace rtpnode {
+
+enum class Codec : std::uint8_t { pcmu, pcma, g722, l16, opus, raw_s16le };
+
+/// Lower-case codec name as used on the command line and in JSON ("pcmu", "opus", ...).
+std::string_view to_string(Codec c) noexcept;
+
+/// What a payload type carries.
+struct PayloadFormat {
+  Codec codec = Codec::pcmu;
+  std::uint32_t clock_rate = 8000;  ///< RTP timestamp ticks per second (RFC 3550 §5.1)
+  std::uint32_t audio_rate = 8000;  ///< PCM frames per second the decoder produces; differs from
+                                    ///< clock_rate only for G.722 (16000 vs 8000, RFC 3551 §4.5.2)
+  std::uint16_t channels = 1;       ///< decoded channels, 1..8
+
+  /// Decoded frames per RTP tick: audio_rate / clock_rate (2 for G.722, 1 otherwise).
+  [[nodiscard]] double frames_per_tick() const noexcept {
+    return static_cast<double>(audio_rate) / clock_rate;
+  }
+  /// Largest payload in bytes this format can need for `max_ptime_ms` of audio (for buffer sizing).
+  [[nodiscard]] std::size_t max_payload_bytes(std::uint32_t max_ptime_ms = 120) const noexcept;
+  /// "opus/48000/2" style description.
+  [[nodiscard]] std::string describe() const;
+};
+
+/// Parses "CODEC/CLOCK[/CHANNELS]" (case-insensitive codec: pcmu, pcma, g722, l16, opus).
+/// Errors: returns std::nullopt and sets `error` to a message naming the offending part.
+std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::string& error);
+
+/// Parses the raw (headerless) PCM spec "s16le/RATE/CHANNELS", e.g. "s16le/8000/1".
+std::optional<PayloadFormat> parse_raw_format(std::string_view spec, std::string& error);
+
+/// Payload type → format table. Starts with RFC 3551's static audio types that rtpnode decodes:
+/// 0 PCMU/8000/1, 8 PCMA/8000/1, 9 G722/8000/1 (16 kHz audio), 10 L16/44100/2, 11 L16/44100/1.
+class PayloadMap {
+ public:
+  PayloadMap();
+  /// Sets or replaces the format of `pt` (0..127). Thread: setup only.
+  void set(std::uint8_t pt, const PayloadFormat& f) { table_[pt & 0x7f] = f; }
+  /// The format of `pt`, or nullptr when unknown. Thread: any (read-only after setup).
+  [[nodiscard]] const PayloadFormat* find(std::uint8_t pt) const noexcept {
+    const auto& e = table_[pt & 0x7f];
+    return e ? &*e : nullptr;
+  }
+  /// Parses and applies "PT=CODEC/CLOCK[/CHANNELS]"; false with `error` set on bad input.
+  bool apply(std::string_view spec, std::string& error);
+
+ private:
+  std::array<std::optional<PayloadFormat>, 128> table_{};
+};
+
+}  // namespace rtpnode

@@ -1,0 +1,212 @@
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "jitter/jitter_buffer.hpp"
+#include "rtp/rtp_header.hpp"
+
+using namespace rtpnode;
+using Kind = JitterBuffer::Action::Kind;
+
+namespace {
+
+constexpr ext_ts_t kPtime = 160;  // 20 ms at 8 kHz
+
+JitterBufferConfig config(std::size_t capacity = 64) {
+  JitterBufferConfig c;
+  c.clock_rate = 8000;
+  c.capacity_packets = capacity;
+  c.max_payload_bytes = 160;
+  return c;
+}
+
+std::vector<std::uint8_t> payload_for(ext_seq_t seq) { return std::vector<std::uint8_t>(160, static_cast<std::uint8_t>(seq)); }
+
+InsertResult put(JitterBuffer& jb, ext_seq_t seq, ext_ts_t horizon = 0) {
+  return jb.insert(seq, seq * kPtime, false, payload_for(seq), seq * 20'000'000, horizon);
+}
+
+/// Drains every step due for `horizon`; records decoded seqs and concealed ticks (-ticks).
+std::vector<ext_seq_t> play(JitterBuffer& jb, ext_ts_t horizon) {
+  std::vector<ext_seq_t> out;
+  for (;;) {
+    auto a = jb.next(horizon);
+    if (a.kind == Kind::wait) return out;
+    if (a.kind == Kind::decode) {
+      EXPECT_EQ(a.packet->payload()[0], static_cast<std::uint8_t>(a.packet->seq));
+      out.push_back(a.packet->seq);
+      jb.played(a, kPtime);
+    } else {
+      out.push_back(-a.ticks);
+      jb.played(a, a.ticks);
+    }
+  }
+}
+
+}  // namespace
+
+TEST(JitterBuffer, ReleasesContiguousPacketsAtOnce) {
+  JitterBuffer jb(config());
+  for (int s = 0; s < 3; ++s) ASSERT_EQ(put(jb, s), InsertResult::stored);
+  EXPECT_EQ(play(jb, 0), (std::vector<ext_seq_t>{0, 1, 2}));
+  EXPECT_EQ(jb.cursor_ts(), 3 * kPtime);
+  EXPECT_EQ(jb.size(), 0u);
+}
+
+TEST(JitterBuffer, AbsorbsReorderingWithinTheDelay) {
+  JitterBuffer jb(config());
+  ASSERT_EQ(put(jb, 0), InsertResult::stored);
+  ASSERT_EQ(put(jb, 2), InsertResult::stored);
+  EXPECT_EQ(play(jb, kPtime), (std::vector<ext_seq_t>{0}));  // 1 is not due yet: wait
+  ASSERT_EQ(put(jb, 1), InsertResult::stored);
+  EXPECT_EQ(play(jb, kPtime), (std::vector<ext_seq_t>{1, 2}));
+  EXPECT_EQ(jb.counters().late, 0u);
+}
+
+TEST(JitterBuffer, ConcealsSingleLostPacketAtItsDeadline) {
+  JitterBuffer jb(config());
+  put(jb, 0);
+  put(jb, 2);
+  EXPECT_EQ(play(jb, kPtime), (std::vector<ext_seq_t>{0}));
+  // The deadline of packet 1 (ts 160) passes: conceal exactly its 160 ticks, then play 2.
+  EXPECT_EQ(play(jb, kPtime + 1), (std::vector<ext_seq_t>{-kPtime, 2}));
+  EXPECT_EQ(jb.next_seq(), 3);
+}
+
+TEST(JitterBuffer, ConcealsBurstLossPacketByPacket) {
+  JitterBuffer jb(config());
+  put(jb, 0);
+  put(jb, 4);
+  EXPECT_EQ(play(jb, 4 * kPtime + 1), (std::vector<ext_seq_t>{0, -kPtime, -kPtime, -kPtime, 4}));
+}
+
+TEST(JitterBuffer, DropsDuplicatesBeforeAndAfterPlayout) {
+  JitterBuffer jb(config());
+  put(jb, 0);
+  put(jb, 1);
+  EXPECT_EQ(put(jb, 1), InsertResult::duplicate);  // still stored
+  play(jb, 0);
+  EXPECT_EQ(put(jb, 0), InsertResult::duplicate);  // already played
+  EXPECT_EQ(jb.counters().duplicate, 2u);
+  EXPECT_EQ(jb.counters().late, 0u);
+}
+
+TEST(JitterBuffer, CountsAndDropsLatePacket) {
+  JitterBuffer jb(config());
+  put(jb, 0);
+  put(jb, 2);
+  EXPECT_EQ(play(jb, 2 * kPtime), (std::vector<ext_seq_t>{0, -kPtime, 2}));  // 1 concealed
+  EXPECT_EQ(put(jb, 1), InsertResult::late);
+  EXPECT_EQ(jb.counters().late, 1u);
+  EXPECT_EQ(play(jb, 3 * kPtime), std::vector<ext_seq_t>{});
+}
+
+TEST(JitterBuffer, HandlesSequenceAndTimestampWrap) {
+  JitterBuffer jb(config());
+  SeqUnwrapper su;
+  TsUnwrapper tu;
+  std::vector<ext_seq_t> decoded;
+  rtp_ts_t ts = 0xffffffffu - 2 * 160 + 1;
+  for (std::uint32_t i = 0; i < 6; ++i) {
+    const seq_t seq = static_cast<seq_t>(65533 + i);  // 65533, 65534, 65535, 0, 1, 2
+    const ext_seq_t es = su.unwrap(seq);
+    const ext_ts_t et = tu.unwrap(ts);
+    ASSERT_EQ(jb.insert(es, et, false, payload_for(es), 0, 0), InsertResult::stored) << i;
+    ts += 160;
+  }
+  for (;;) {
+    auto a = jb.next(0);
+    if (a.kind != Kind::decode) {
+      EXPECT_EQ(a.kind, Kind::wait);
+      break;
+    }
+    decoded.push_back(a.packet->seq);
+    jb.played(a, 160);
+  }
+  EXPECT_EQ(decoded, (std::vector<ext_seq_t>{65533, 65534, 65535, 65536, 65537, 65538}));
+}
+
+TEST(JitterBuffer, ReportsGapWhenSenderSkipsTime) {
+  JitterBuffer jb(config());
+  ASSERT_EQ(jb.insert(0, 0, false, payload_for(0), 0, 0), InsertResult::stored);
+  // DTX: the next sequence number carries a timestamp 1 s later, with the marker bit.
+  ASSERT_EQ(jb.insert(1, 8000 + kPtime, true, payload_for(1), 0, 0), InsertResult::stored);
+  auto a = jb.next(0);
+  ASSERT_EQ(a.kind, Kind::decode);
+  jb.played(a, kPtime);
+  a = jb.next(0);
+  ASSERT_EQ(a.kind, Kind::gap);
+  EXPECT_EQ(a.ticks, 8000);
+  jb.played(a, a.ticks);
+  a = jb.next(0);
+  ASSERT_EQ(a.kind, Kind::decode);
+  EXPECT_EQ(a.packet->seq, 1);
+}
+
+TEST(JitterBuffer, ResyncsAfterConsecutiveLatePackets) {
+  JitterBuffer jb(config());
+  put(jb, 100);
+  play(jb, 100 * kPtime);
+  // A sender restart: sequence numbers from far behind.
+  EXPECT_EQ(jb.insert(10, 10 * kPtime, false, payload_for(10), 0, 101 * kPtime), InsertResult::late);
+  EXPECT_EQ(jb.insert(11, 11 * kPtime, false, payload_for(11), 0, 101 * kPtime), InsertResult::late);
+  EXPECT_EQ(jb.insert(12, 12 * kPtime, false, payload_for(12), 0, 101 * kPtime), InsertResult::resync);
+  jb.reset();
+  EXPECT_FALSE(jb.started());
+  EXPECT_EQ(jb.insert(12, 12 * kPtime, false, payload_for(12), 0, 12 * kPtime), InsertResult::stored);
+  EXPECT_EQ(play(jb, 0), (std::vector<ext_seq_t>{12}));
+  EXPECT_EQ(jb.counters().resyncs, 1u);
+}
+
+TEST(JitterBuffer, ResyncsAtOnceWhenLatePacketFollowsAStall) {
+  JitterBuffer jb(config());
+  put(jb, 0);
+  play(jb, 0);
+  // Nothing arrives for 5 packets: concealment with an empty buffer (a stall).
+  play(jb, 5 * kPtime);
+  EXPECT_EQ(jb.cursor_ts(), 5 * kPtime);
+  // The sender resumes where it paused (its clock stopped too): late, and a resync.
+  EXPECT_EQ(put(jb, 1, 5 * kPtime), InsertResult::resync);
+}
+
+TEST(JitterBuffer, ResyncsOnTimestampJumpFarAhead) {
+  JitterBuffer jb(config());
+  put(jb, 0);
+  play(jb, 0);
+  EXPECT_EQ(jb.insert(1, kPtime + 8000 * 60, false, payload_for(1), 0, kPtime), InsertResult::resync);
+}
+
+TEST(JitterBuffer, OverflowEvictsTheOldestPackets) {
+  JitterBuffer jb(config(8));
+  put(jb, 0);
+  play(jb, 0);  // next = 1, which never arrives
+  for (int s = 2; s <= 9; ++s) ASSERT_EQ(put(jb, s), InsertResult::stored);
+  EXPECT_EQ(jb.counters().overflow, 0u);
+  ASSERT_EQ(put(jb, 10), InsertResult::stored);  // window [3, 10]: packet 2 is evicted
+  EXPECT_EQ(jb.counters().overflow, 1u);
+  EXPECT_EQ(jb.size(), 8u);
+  // Packets 1 and 2 are concealed at their deadline, then 3.. play.
+  const auto played = play(jb, 3 * kPtime + 1);
+  ASSERT_GE(played.size(), 3u);
+  EXPECT_EQ(played[0], -kPtime);
+  EXPECT_EQ(played[1], -kPtime);
+  EXPECT_EQ(played[2], 3);
+}
+
+TEST(JitterBuffer, RefusesOversizedPayload) {
+  JitterBuffer jb(config());
+  EXPECT_EQ(jb.insert(0, 0, false, std::vector<std::uint8_t>(161), 0, 0), InsertResult::too_large);
+  EXPECT_EQ(jb.counters().too_large, 1u);
+  EXPECT_FALSE(jb.started());
+}
+
+TEST(JitterBuffer, DiscardedPacketIsConcealed) {
+  JitterBuffer jb(config());
+  put(jb, 0);
+  put(jb, 1);
+  auto a = jb.next(0);
+  ASSERT_EQ(a.kind, Kind::decode);
+  jb.discard(a);  // corrupt payload
+  EXPECT_EQ(play(jb, 0), std::vector<ext_seq_t>{});
+  EXPECT_EQ(play(jb, 1), (std::vector<ext_seq_t>{-kPtime, 1}));
+}

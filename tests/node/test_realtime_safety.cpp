@@ -1,0 +1,153 @@
+// Real-time safety of the audio path (DESIGN.md "Threading rules"): with the allocator
+// (malloc, calloc, realloc, free, posix_memalign, aligned_alloc, operator new/delete) and the
+// pthread mutex functions interposed, the mixer runs thousands of blocks for several loaded
+// sources while another thread feeds their rings and adds/removes streams. Any such call made on
+// the audio thread is counted; the test fails on one.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "node/mixer.hpp"
+
+extern "C" {
+void* __libc_malloc(size_t);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void __libc_free(void*);
+void* __libc_memalign(size_t, size_t);
+}
+
+namespace {
+thread_local bool t_audio_thread = false;
+std::atomic<long> g_forbidden{0};
+inline void note() {
+  if (t_audio_thread) g_forbidden.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+extern "C" {
+void* malloc(size_t n) { note(); return __libc_malloc(n); }
+void* calloc(size_t a, size_t b) { note(); return __libc_calloc(a, b); }
+void* realloc(void* p, size_t n) { note(); return __libc_realloc(p, n); }
+void free(void* p) { note(); __libc_free(p); }
+int posix_memalign(void** out, size_t align, size_t n) {
+  note();
+  *out = __libc_memalign(align, n);
+  return *out ? 0 : ENOMEM;
+}
+void* aligned_alloc(size_t align, size_t n) { note(); return __libc_memalign(align, n); }
+
+int pthread_mutex_lock(pthread_mutex_t* m) {
+  note();
+  static auto real = reinterpret_cast<int (*)(pthread_mutex_t*)>(dlsym(RTLD_NEXT, "pthread_mutex_lock"));
+  return real(m);
+}
+int pthread_mutex_trylock(pthread_mutex_t* m) {
+  note();
+  static auto real = reinterpret_cast<int (*)(pthread_mutex_t*)>(dlsym(RTLD_NEXT, "pthread_mutex_trylock"));
+  return real(m);
+}
+int pthread_mutex_unlock(pthread_mutex_t* m) {
+  note();
+  static auto real = reinterpret_cast<int (*)(pthread_mutex_t*)>(dlsym(RTLD_NEXT, "pthread_mutex_unlock"));
+  return real(m);
+}
+}
+
+void* operator new(size_t n) {
+  note();
+  if (void* p = __libc_malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t n) { return operator new(n); }
+void* operator new(size_t n, std::align_val_t a) {
+  note();
+  if (void* p = __libc_memalign(static_cast<size_t>(a), n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { note(); __libc_free(p); }
+void operator delete[](void* p) noexcept { note(); __libc_free(p); }
+void operator delete(void* p, size_t) noexcept { note(); __libc_free(p); }
+void operator delete[](void* p, size_t) noexcept { note(); __libc_free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { note(); __libc_free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { note(); __libc_free(p); }
+
+using namespace rtpnode;
+
+TEST(RealtimeSafety, InterposerCatchesAnAllocationOnTheAudioThread) {
+  // The detector itself must work, or the next test proves nothing.
+  g_forbidden = 0;
+  std::thread t([] {
+    t_audio_thread = true;
+    void* volatile p = std::malloc(64);
+    std::free(p);
+    void* q = ::operator new(16);  // explicit calls: not subject to allocation elision
+    ::operator delete(q);
+    t_audio_thread = false;
+  });
+  t.join();
+  EXPECT_EQ(g_forbidden.load(), 4);
+}
+
+TEST(RealtimeSafety, LoadedMixerMakesNoAllocationOrLockCall) {
+  constexpr int kChannels = 2;
+  constexpr int kStreams = 16;
+  constexpr int kBlocks = 5000;
+  Mixer mixer(kChannels, kStreams + 4);
+  std::vector<std::unique_ptr<PlayoutStream>> streams;
+  for (int i = 0; i < kStreams; ++i)
+    streams.push_back(std::make_unique<PlayoutStream>(i + 1, 1 + i % 2, 8192, i * 37));
+  for (auto& s : streams) ASSERT_TRUE(mixer.add(s.get()));
+  // A stream that joins and leaves while the mixer runs.
+  auto extra = std::make_unique<PlayoutStream>(99, 2, 4096, 0);
+
+  std::atomic<bool> done{false};
+  std::atomic<long> feeder_blocks{0};
+  std::thread loop_thread([&] {
+    std::vector<float> chunk(256 * 2, 0.25f);
+    bool extra_in = false;
+    while (!done.load()) {
+      for (auto& s : streams) s->ring.push(chunk.data(), static_cast<std::size_t>(256 * s->channels));
+      if (++feeder_blocks % 50 == 0) {
+        if (extra_in) {
+          mixer.remove(extra.get());
+        } else if (mixer.take_retired() == extra.get() || feeder_blocks == 50) {
+          mixer.add(extra.get());
+        }
+        extra_in = !extra_in;
+      }
+      while (mixer.take_retired() != nullptr) {
+      }
+      std::this_thread::yield();
+    }
+  });
+
+  g_forbidden = 0;
+  std::thread audio_thread([&] {
+    std::vector<float> out(4096 * kChannels);  // allocated before the audio thread is marked
+    const int sizes[] = {256, 64, 333, 1, 4096, 128};
+    t_audio_thread = true;
+    for (int b = 0; b < kBlocks; ++b) {
+      const int n = sizes[b % 6];
+      mixer.process(out.data(), n, BlockTiming{b * 0.005, b * 0.005 + 0.01, b % 100 == 0});
+      (void)mixer.position();
+    }
+    t_audio_thread = false;
+  });
+  audio_thread.join();
+  done = true;
+  loop_thread.join();
+  EXPECT_EQ(g_forbidden.load(), 0) << "allocation or mutex call on the audio thread";
+  EXPECT_EQ(mixer.position().callbacks, static_cast<std::uint64_t>(kBlocks));
+  EXPECT_GT(feeder_blocks.load(), 0);
+  std::uint64_t played = 0;
+  for (auto& s : streams) played += s->frames_played.load();
+  EXPECT_GT(played, 0u);  // the streams were really mixed
+}

@@ -1,0 +1,223 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <numeric>
+#include <vector>
+
+#include "rtp/codec.hpp"
+
+using namespace rtpnode;
+
+namespace {
+
+// ITU-T G.711 expansion written out from the standard's tables (independent of spandsp), scaled
+// to 16 bits as decoders conventionally do.
+int ulaw_reference(std::uint8_t code) {
+  const int u = ~code & 0xff;
+  const int exponent = (u >> 4) & 7;
+  const int mantissa = u & 0x0f;
+  const int magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+  return (u & 0x80) ? -magnitude : magnitude;
+}
+int alaw_reference(std::uint8_t code) {
+  const int a = code ^ 0x55;
+  const int exponent = (a >> 4) & 7;
+  const int mantissa = a & 0x0f;
+  const int magnitude = exponent == 0 ? (mantissa << 4) + 8 : ((mantissa << 4) + 0x108) << (exponent - 1);
+  return (a & 0x80) ? magnitude : -magnitude;
+}
+
+std::vector<std::int16_t> sine(int rate, double hz, int frames, int channels = 1, double amp = 0.5) {
+  std::vector<std::int16_t> s(static_cast<std::size_t>(frames * channels));
+  for (int i = 0; i < frames; ++i)
+    for (int c = 0; c < channels; ++c)
+      s[static_cast<std::size_t>(i * channels + c)] =
+          static_cast<std::int16_t>(std::lround(amp * 32767 * std::sin(2 * M_PI * hz * (c + 1) * i / rate)));
+  return s;
+}
+
+/// Best normalized cross-correlation of b against a over lags 0..max_lag.
+double best_correlation(const std::vector<float>& a, const std::vector<float>& b, int max_lag) {
+  double best = -1;
+  for (int lag = 0; lag <= max_lag; ++lag) {
+    double ab = 0, aa = 0, bb = 0;
+    for (std::size_t i = 0; i + lag < b.size() && i < a.size(); ++i) {
+      ab += a[i] * b[i + lag];
+      aa += a[i] * a[i];
+      bb += b[i + lag] * b[i + lag];
+    }
+    if (aa > 0 && bb > 0) best = std::max(best, ab / std::sqrt(aa * bb));
+  }
+  return best;
+}
+
+}  // namespace
+
+TEST(G711Decoder, MatchesItuExpansionForEveryCode) {
+  for (Codec c : {Codec::pcmu, Codec::pcma}) {
+    auto dec = make_decoder(PayloadFormat{c, 8000, 8000, 1});
+    // Decode all 256 codes in one payload.
+    std::vector<std::uint8_t> payload(256);
+    std::iota(payload.begin(), payload.end(), 0);
+    std::vector<float> out(256);
+    ASSERT_EQ(dec->decode(payload, out), 256);
+    for (int code = 0; code < 256; ++code) {
+      const int expect = c == Codec::pcmu ? ulaw_reference(static_cast<std::uint8_t>(code))
+                                          : alaw_reference(static_cast<std::uint8_t>(code));
+      EXPECT_EQ(std::lround(out[static_cast<std::size_t>(code)] * 32768.0f), expect)
+          << to_string(c) << " code " << code;
+    }
+  }
+}
+
+TEST(G711Codec, RoundTripStaysWithinQuantisationStep) {
+  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+  auto enc = make_encoder(f);
+  auto dec = make_decoder(f);
+  const auto pcm = sine(8000, 440, 160);
+  std::vector<std::uint8_t> payload(160);
+  ASSERT_EQ(enc->encode(pcm, 160, payload), 160);
+  std::vector<float> out(160);
+  ASSERT_EQ(dec->decode(payload, out), 160);
+  for (int i = 0; i < 160; ++i) {
+    const double err = std::fabs(out[static_cast<std::size_t>(i)] * 32768.0 - pcm[static_cast<std::size_t>(i)]);
+    EXPECT_LE(err, std::abs(pcm[static_cast<std::size_t>(i)]) / 16.0 + 16) << i;  // µ-law: ~4 mantissa bits
+  }
+}
+
+TEST(G711Decoder, ConcealsFromHistoryNotSilence) {
+  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+  auto enc = make_encoder(f);
+  auto dec = make_decoder(f);
+  const auto pcm = sine(8000, 300, 800);
+  std::vector<std::uint8_t> payload(800);
+  ASSERT_EQ(enc->encode(pcm, 800, payload), 800);
+  std::vector<float> out(800);
+  ASSERT_EQ(dec->decode(payload, out), 800);
+  std::vector<float> plc(160);
+  ASSERT_EQ(dec->conceal(160, plc), 160);
+  double energy = 0;
+  for (float v : plc) energy += v * v;
+  EXPECT_GT(energy / 160, 0.01);  // spandsp's PLC repeats the pitch period
+}
+
+TEST(G722Decoder, MatchesFfmpegReferenceDecoder) {
+  if (std::system("command -v ffmpeg > /dev/null 2>&1") != 0) GTEST_SKIP() << "ffmpeg not installed";
+  const PayloadFormat f{Codec::g722, 8000, 16000, 1};
+  auto enc = make_encoder(f);
+  auto dec = make_decoder(f);
+  const auto pcm = sine(16000, 700, 16000);
+  std::vector<std::uint8_t> bits(8000);
+  ASSERT_EQ(enc->encode(pcm, 16000, bits), 8000);
+  const std::string dir = ::testing::TempDir();
+  const std::string in = dir + "/ref.g722", out = dir + "/ref.s16";
+  std::ofstream(in, std::ios::binary).write(reinterpret_cast<const char*>(bits.data()), static_cast<std::streamsize>(bits.size()));
+  const std::string cmd = "ffmpeg -v error -y -f g722 -i " + in + " -f s16le -ar 16000 " + out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream r(out, std::ios::binary);
+  std::vector<std::int16_t> ref(16000);
+  r.read(reinterpret_cast<char*>(ref.data()), 32000);
+  ASSERT_EQ(r.gcount(), 32000);
+
+  // Decode as 20 ms packets (160 octets -> 320 samples), the way RTP carries it.
+  std::vector<float> ours(16000);
+  for (std::size_t off = 0; off < bits.size(); off += 160)
+    ASSERT_EQ(dec->decode(std::span(bits).subspan(off, 160), std::span(ours).subspan(off * 2, 320)), 320);
+  int mismatches = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i)
+    if (std::lround(ours[i] * 32768.0f) != ref[i]) ++mismatches;
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST(G722Codec, RoundTripKeepsTheSignal) {
+  const PayloadFormat f{Codec::g722, 8000, 16000, 1};
+  auto enc = make_encoder(f);
+  auto dec = make_decoder(f);
+  const auto pcm = sine(16000, 1000, 1600);
+  std::vector<std::uint8_t> bits(800);
+  ASSERT_EQ(enc->encode(pcm, 1600, bits), 800);  // 100 ms
+  EXPECT_EQ(dec->frames_in(bits), 1600);
+  std::vector<float> out(1600);
+  ASSERT_EQ(dec->decode(bits, out), 1600);
+  std::vector<float> in(pcm.size());
+  for (std::size_t i = 0; i < pcm.size(); ++i) in[i] = pcm[i] / 32768.0f;
+  EXPECT_GT(best_correlation(in, out, 64), 0.99);
+  // More than the 120 ms a packet may carry is refused, not truncated.
+  std::vector<std::uint8_t> too_long(1000);
+  std::vector<float> big(2000);
+  EXPECT_EQ(dec->decode(too_long, big), -1);
+}
+
+TEST(L16Decoder, ReadsNetworkByteOrder) {
+  auto dec = make_decoder(PayloadFormat{Codec::l16, 48000, 48000, 2});
+  const std::vector<std::uint8_t> p{0x12, 0x34, 0xff, 0xfe, 0x80, 0x00, 0x7f, 0xff};
+  std::vector<float> out(4);
+  ASSERT_EQ(dec->decode(p, out), 2);
+  EXPECT_EQ(out[0], 0x1234 / 32768.0f);
+  EXPECT_EQ(out[1], -2 / 32768.0f);
+  EXPECT_EQ(out[2], -1.0f);
+  EXPECT_EQ(out[3], 32767 / 32768.0f);
+}
+
+TEST(L16Decoder, RejectsPartialFrames) {
+  auto dec = make_decoder(PayloadFormat{Codec::l16, 48000, 48000, 2});
+  std::vector<float> out(16);
+  EXPECT_EQ(dec->decode(std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6}, out), -1);  // 1.5 frames
+  EXPECT_EQ(dec->decode(std::vector<std::uint8_t>{1, 2, 3}, out), -1);
+}
+
+TEST(RawDecoder, ReadsLittleEndian) {
+  auto dec = make_decoder(PayloadFormat{Codec::raw_s16le, 8000, 8000, 1});
+  std::vector<float> out(2);
+  ASSERT_EQ(dec->decode(std::vector<std::uint8_t>{0x34, 0x12, 0x00, 0x80}, out), 2);
+  EXPECT_EQ(out[0], 0x1234 / 32768.0f);
+  EXPECT_EQ(out[1], -1.0f);
+}
+
+TEST(PcmEncoder, WritesTheByteOrderOfItsFormat) {
+  const std::vector<std::int16_t> pcm{0x1234, -2};
+  std::vector<std::uint8_t> out(4);
+  ASSERT_EQ(make_encoder(PayloadFormat{Codec::l16, 8000, 8000, 1})->encode(pcm, 2, out), 4);
+  EXPECT_EQ(out, (std::vector<std::uint8_t>{0x12, 0x34, 0xff, 0xfe}));
+  ASSERT_EQ(make_encoder(PayloadFormat{Codec::raw_s16le, 8000, 8000, 1})->encode(pcm, 2, out), 4);
+  EXPECT_EQ(out, (std::vector<std::uint8_t>{0x34, 0x12, 0xfe, 0xff}));
+}
+
+TEST(OpusCodec, RoundTripCorrelatesAndConceals) {
+  const PayloadFormat f{Codec::opus, 48000, 48000, 2};
+  auto enc = make_encoder(f, EncoderOptions{128000, 10});
+  auto dec = make_decoder(f);
+  const auto pcm = sine(48000, 440, 48000, 2);
+  std::vector<float> in, out;
+  std::vector<std::uint8_t> packet(4000);
+  std::vector<float> frame(960 * 2);
+  for (int p = 0; p < 50; ++p) {
+    std::vector<std::int16_t> chunk(pcm.begin() + p * 1920, pcm.begin() + (p + 1) * 1920);
+    const int n = enc->encode(chunk, 960, packet);
+    ASSERT_GT(n, 0);
+    const std::span<const std::uint8_t> payload(packet.data(), static_cast<std::size_t>(n));
+    EXPECT_EQ(dec->frames_in(payload), 960);
+    ASSERT_EQ(dec->decode(payload, frame), 960);
+    for (int i = 0; i < 960; ++i) {
+      in.push_back(chunk[static_cast<std::size_t>(2 * i)] / 32768.0f);
+      out.push_back(frame[static_cast<std::size_t>(2 * i)]);
+    }
+  }
+  EXPECT_GT(best_correlation(in, out, 960), 0.95);
+  // PLC for a missing 20 ms packet continues the tone instead of going silent.
+  ASSERT_EQ(dec->conceal(960, frame), 960);
+  double energy = 0;
+  for (float v : frame) energy += v * v;
+  EXPECT_GT(energy / 1920, 0.01);
+}
+
+TEST(OpusDecoder, RefusesGarbage) {
+  auto dec = make_decoder(PayloadFormat{Codec::opus, 48000, 48000, 1});
+  std::vector<float> out(5760);
+  EXPECT_EQ(dec->decode(std::vector<std::uint8_t>{}, out), -1);
+  // TOC code 3 with a frame count of 0 is invalid (RFC 6716 §3.2.5).
+  EXPECT_EQ(dec->decode(std::vector<std::uint8_t>{0x03, 0x00}, out), -1);
+}

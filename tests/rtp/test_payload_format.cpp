@@ -1,0 +1,57 @@
+#include <gtest/gtest.h>
+
+#include "rtp/payload_format.hpp"
+
+using namespace rtpnode;
+
+TEST(PayloadMap, KnowsRfc3551StaticTypes) {
+  PayloadMap m;
+  ASSERT_NE(m.find(0), nullptr);
+  EXPECT_EQ(m.find(0)->codec, Codec::pcmu);
+  EXPECT_EQ(m.find(8)->codec, Codec::pcma);
+  const PayloadFormat* g722 = m.find(9);
+  ASSERT_NE(g722, nullptr);
+  EXPECT_EQ(g722->clock_rate, 8000u);   // RFC 3551 §4.5.2: 8000 Hz RTP clock...
+  EXPECT_EQ(g722->audio_rate, 16000u);  // ...for 16 kHz audio
+  EXPECT_EQ(m.find(10)->channels, 2);
+  EXPECT_EQ(m.find(10)->clock_rate, 44100u);
+  EXPECT_EQ(m.find(11)->channels, 1);
+  EXPECT_EQ(m.find(96), nullptr);
+  EXPECT_EQ(m.find(3), nullptr);  // GSM is not decoded
+}
+
+TEST(PayloadMap, AppliesDynamicMapping) {
+  PayloadMap m;
+  std::string err;
+  ASSERT_TRUE(m.apply("96=opus/48000/2", err)) << err;
+  ASSERT_TRUE(m.apply("97=L16/48000/2", err)) << err;
+  EXPECT_EQ(m.find(96)->codec, Codec::opus);
+  EXPECT_EQ(m.find(96)->channels, 2);
+  EXPECT_EQ(m.find(97)->codec, Codec::l16);
+  EXPECT_EQ(m.find(97)->clock_rate, 48000u);
+  EXPECT_EQ(m.find(97)->describe(), "l16/48000/2");
+}
+
+TEST(PayloadMap, RejectsBadSpecsWithAReason) {
+  PayloadMap m;
+  std::string err;
+  EXPECT_FALSE(m.apply("128=opus/48000/2", err));
+  EXPECT_FALSE(m.apply("96=opus/44100/2", err));
+  EXPECT_NE(err.find("48000"), std::string::npos);
+  EXPECT_FALSE(m.apply("96=mp3/44100", err));
+  EXPECT_NE(err.find("mp3"), std::string::npos);
+  EXPECT_FALSE(m.apply("96=l16/48000/0", err));
+  EXPECT_FALSE(m.apply("opus/48000", err));
+  EXPECT_FALSE(m.apply("96=g722/16000", err));
+}
+
+TEST(RawFormat, ParsesSeedSenderFormat) {
+  std::string err;
+  auto f = parse_raw_format("s16le/8000/1", err);
+  ASSERT_TRUE(f) << err;
+  EXPECT_EQ(f->codec, Codec::raw_s16le);
+  EXPECT_EQ(f->audio_rate, 8000u);
+  EXPECT_EQ(f->channels, 1);
+  EXPECT_FALSE(parse_raw_format("u8/8000/1", err));
+  EXPECT_FALSE(parse_raw_format("s16le/8000", err));
+}
