@@ -32,7 +32,9 @@ struct NodeConfig {
   /// Receiver-added delay, arrival -> DAC = latency + render_lead + device output latency.
   nanoseconds latency = std::chrono::milliseconds(40);
   /// --render-lead: how far ahead of the device position the loop thread renders (concealment
-  /// decisions happen this early). 0 = one device period + 5 ms. Range 0..1 s.
+  /// decisions happen this early). 0 = one device period + 10 ms: the callback pulls a whole
+  /// period at once, the render timer runs every <= 5 ms, and 5 ms absorb loop scheduling jitter.
+  /// Range 0..1 s.
   nanoseconds render_lead{0};
   /// --resampler-quality: speexdsp quality 0..10 (4 = speexdsp's default; 3 is its VoIP setting).
   int resampler_quality = 4;

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
       ->type_name("FORMAT");
   app.add_option("--latency", latency, "Jitter-buffer playout delay (unit required)")
       ->check(duration_validator())->capture_default_str();
-  app.add_option("--render-lead", lead, "How far ahead of the device the loop renders; 0ms = one period + 5 ms")
+  app.add_option("--render-lead", lead, "How far ahead of the device the loop renders; 0ms = one period + 10 ms")
       ->check(duration_validator())->capture_default_str();
   app.add_option("--resampler-quality", cfg.resampler_quality, "speexdsp resampler quality 0..10")
       ->check(CLI::Range(0, 10))->capture_default_str();

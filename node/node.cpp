@@ -203,7 +203,7 @@ void Node::tick() {
     if (lead_frames_ == 0) {
       const frames_t period = pos.block_frames > 0 ? pos.block_frames : 256;
       lead_frames_ = cfg_.render_lead.count() > 0 ? ns_to_frames(cfg_.render_lead.count(), static_cast<std::int64_t>(clock_.rate()))
-                                                  : period + ns_to_frames(5'000'000, static_cast<std::int64_t>(clock_.rate()));
+                                                  : period + ns_to_frames(10'000'000, static_cast<std::int64_t>(clock_.rate()));
     }
     for (auto& l : listeners_) {
       uv_udp_recv_start(

@@ -47,6 +47,7 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
       throw std::runtime_error(std::string("speex_resampler_init: ") + speex_resampler_strerror(err));
     // Start without the filter's leading zeros, so output frame k matches input time k.
     speex_resampler_skip_zeros(resampler_);
+    resampler_delay_ = speex_resampler_get_output_latency(resampler_);
     resample_buf_.resize(static_cast<std::size_t>(device_frames_for(static_cast<frames_t>(max_in)) + 64) *
                          p.format.channels);
   }
@@ -172,7 +173,9 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     pending_silence_ -= n;
   }
 
-  const ext_ts_t horizon_ts = ts_at_frame(clock.frame_at(now) + p_.lead_frames);
+  // The resampler holds back resampler_delay_ output frames: render that much further in
+  // source time so the ring itself reaches the horizon.
+  const ext_ts_t horizon_ts = ts_at_frame(clock.frame_at(now) + p_.lead_frames + resampler_delay_);
   for (;;) {
     auto a = jb_.next(horizon_ts);
     if (a.kind == JitterBuffer::Action::Kind::wait) return;

@@ -114,6 +114,7 @@ class Source {
   std::vector<float> decode_buf_;
   std::vector<float> resample_buf_;
   std::int64_t dev_rate_;
+  frames_t resampler_delay_ = 0;  ///< output frames the resampler holds back (filter delay)
 
   SeqUnwrapper seq_unwrap_;
   TsUnwrapper ts_unwrap_;

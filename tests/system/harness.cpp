@@ -1,0 +1,274 @@
+#include "system/harness.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sndfile.h>
+#include <spawn.h>
+#include <speex/speex_resampler.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace rtpnode::systest {
+
+Audio read_wav(const std::string& path) {
+  SF_INFO info{};
+  SNDFILE* f = sf_open(path.c_str(), SFM_READ, &info);
+  if (!f) throw std::runtime_error("cannot read " + path + ": " + sf_strerror(nullptr));
+  Audio a;
+  a.rate = info.samplerate;
+  a.channels = info.channels;
+  a.samples.resize(static_cast<std::size_t>(info.frames * info.channels));
+  sf_readf_float(f, a.samples.data(), info.frames);
+  sf_close(f);
+  return a;
+}
+
+void write_wav16(const std::string& path, const Audio& a) {
+  SF_INFO info{};
+  info.samplerate = a.rate;
+  info.channels = a.channels;
+  info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+  SNDFILE* f = sf_open(path.c_str(), SFM_WRITE, &info);
+  if (!f) throw std::runtime_error("cannot write " + path);
+  // Exact: every sample is k/32768; libsndfile's float->int conversion would clip at 1.0 anyway.
+  std::vector<short> s(a.samples.size());
+  for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<short>(std::lround(a.samples[i] * 32768.0f));
+  sf_writef_short(f, s.data(), static_cast<sf_count_t>(a.frames()));
+  sf_close(f);
+}
+
+Audio load_recording(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw std::runtime_error(path + " missing: run tools/setup.sh");
+  Audio a = read_wav(path);
+  // Snap to the 16-bit grid so that the file we hand to rtpsend holds exactly these values.
+  for (float& v : a.samples) v = static_cast<float>(std::lround(v * 32768.0f)) / 32768.0f;
+  return a;
+}
+
+Audio resample(const Audio& in, int rate, int quality) {
+  if (in.rate == rate) return in;
+  int err = 0;
+  SpeexResamplerState* st = speex_resampler_init(static_cast<spx_uint32_t>(in.channels), static_cast<spx_uint32_t>(in.rate),
+                                                 static_cast<spx_uint32_t>(rate), quality, &err);
+  speex_resampler_skip_zeros(st);
+  Audio out;
+  out.rate = rate;
+  out.channels = in.channels;
+  out.samples.resize((in.frames() * static_cast<std::size_t>(rate) / static_cast<std::size_t>(in.rate) + 64) *
+                     static_cast<std::size_t>(in.channels));
+  auto in_len = static_cast<spx_uint32_t>(in.frames());
+  auto out_len = static_cast<spx_uint32_t>(out.frames());
+  speex_resampler_process_interleaved_float(st, in.samples.data(), &in_len, out.samples.data(), &out_len);
+  speex_resampler_destroy(st);
+  out.samples.resize(std::size_t{out_len} * static_cast<std::size_t>(in.channels));
+  return out;
+}
+
+Process::Process(const std::vector<std::string>& argv, const std::string& log_path) : log_path_(log_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const int rc = posix_spawnp(&pid_, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+}
+
+Process::~Process() {
+  if (!status_ && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
+  if (status_) return status_;
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      return status_;
+    }
+    if (std::chrono::steady_clock::now() > end) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void Process::signal(int sig) {
+  if (!status_) kill(pid_, sig);
+}
+
+std::string Process::log() const {
+  std::ifstream f(log_path_);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+JackServer::JackServer(const std::string& dir, int period) {
+  static std::atomic<int> counter{0};
+  name_ = "rtpnode-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  setenv("JACK_DEFAULT_SERVER", name_.c_str(), 1);
+  setenv("JACK_NO_START_SERVER", "1", 1);
+  setenv("JACK_NO_AUDIO_RESERVATION", "1", 1);
+  std::vector<std::string> argv{"jackd", "-n", name_};
+  if (geteuid() == 0) argv.insert(argv.end(), {"-R", "-P", "70"});
+  else argv.emplace_back("--no-realtime");
+  argv.insert(argv.end(), {"-d", "dummy", "-r", "48000", "-p", std::to_string(period), "-C", "2", "-P", "2"});
+  jackd_ = std::make_unique<Process>(argv, dir + "/jackd.log");
+  Process waiter({"jack_wait", "-w", "-t", "10"}, dir + "/jack_wait.log");
+  const auto rc = waiter.wait(std::chrono::seconds(15));
+  if (!rc || *rc != 0) throw std::runtime_error("JACK dummy server did not start: " + jackd_->log());
+}
+
+JackServer::~JackServer() {
+  jackd_->signal(SIGTERM);
+  jackd_->wait(std::chrono::seconds(3));
+}
+
+bool JackServer::wait_for_port(const std::string& port) {
+  for (int i = 0; i < 100; ++i) {
+    FILE* p = popen("jack_lsp 2>/dev/null", "r");
+    std::string out;
+    char buf[512];
+    while (p && fgets(buf, sizeof buf, p)) out += buf;
+    if (p) pclose(p);
+    if (out.find(port) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+std::string test_dir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string dir = ::testing::TempDir() + "rtpnode-" + std::to_string(getpid()) + "-" + info->test_suite_name() +
+                          "-" + info->name();
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+int free_udp_port() {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+namespace {
+
+bool silent_frame(const Audio& a, std::size_t f, float threshold) {
+  for (int c = 0; c < a.channels; ++c)
+    if (std::fabs(a.samples[f * static_cast<std::size_t>(a.channels) + static_cast<std::size_t>(c)]) > threshold) return false;
+  return true;
+}
+
+long first_sound(const Audio& a, float threshold) {
+  for (std::size_t f = 0; f < a.frames(); ++f)
+    if (!silent_frame(a, f, threshold)) return static_cast<long>(f);
+  return -1;
+}
+
+bool frame_equal(const Audio& cap, long c, const Audio& exp, long e, float tol) {
+  if (c < 0 || e < 0 || static_cast<std::size_t>(c) >= cap.frames() || static_cast<std::size_t>(e) >= exp.frames()) return false;
+  for (int ch = 0; ch < exp.channels; ++ch) {
+    const float x = cap.samples[static_cast<std::size_t>(c * cap.channels + ch)];
+    const float y = exp.samples[static_cast<std::size_t>(e * exp.channels + ch)];
+    if (std::fabs(x - y) > tol) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+ExactMatch match_exact(const Audio& capture, const Audio& expected, int period, float tolerance) {
+  ExactMatch m;
+  const long c0 = first_sound(capture, 0.0f);
+  const long e0 = first_sound(expected, 0.0f);
+  if (c0 < 0 || e0 < 0) return m;
+  long d = c0 - e0;  // capture frame = expected frame + d
+  m.first_offset = d;
+  // Start at expected frame 0: leading silence must be silent in the capture too.
+  for (long c = std::max(0L, d); c < static_cast<long>(capture.frames()); ++c) {
+    const long e = c - d;
+    if (e >= static_cast<long>(expected.frames())) break;
+    if (frame_equal(capture, c, expected, e, tolerance)) {
+      ++m.matched_frames;
+      continue;
+    }
+    if (silent_frame(capture, static_cast<std::size_t>(c), 0.0f)) {  // a dropped period
+      ++m.silent_gap_frames;
+      continue;
+    }
+    // Realign at +-k periods: the run that follows must match for a whole period.
+    bool realigned = false;
+    for (int k = 1; k <= 8 && !realigned; ++k) {
+      for (int sign : {-1, 1}) {
+        const long nd = d + sign * k * period;
+        const long n = std::min<long>(period, static_cast<long>(expected.frames()) - (c - nd));
+        if (n <= 0) continue;
+        bool ok = true;
+        for (long i = 0; i < n && ok; ++i) ok = frame_equal(capture, c + i, expected, c + i - nd, tolerance);
+        if (ok) {
+          d = nd;
+          ++m.realignments;
+          realigned = true;
+          break;
+        }
+      }
+    }
+    if (realigned) {
+      --c;  // re-check this frame with the new alignment
+      continue;
+    }
+    ++m.mismatched_frames;
+  }
+  return m;
+}
+
+double best_correlation(const Audio& capture, const Audio& expected, long search) {
+  const long c0 = first_sound(capture, 1e-3f);
+  const long e0 = first_sound(expected, 1e-3f);
+  if (c0 < 0 || e0 < 0) return 0;
+  double best = -1;
+  for (long lag = c0 - e0 - search; lag <= c0 - e0 + search; ++lag) {
+    double xy = 0, xx = 0, yy = 0;
+    for (long e = 0; e < static_cast<long>(expected.frames()); ++e) {
+      const long c = e + lag;
+      if (c < 0 || c >= static_cast<long>(capture.frames())) continue;
+      const double x = capture.samples[static_cast<std::size_t>(c * capture.channels)];
+      const double y = expected.samples[static_cast<std::size_t>(e * expected.channels)];
+      xy += x * y;
+      xx += x * x;
+      yy += y * y;
+    }
+    if (xx > 0 && yy > 0) best = std::max(best, xy / std::sqrt(xx * yy));
+  }
+  return best;
+}
+
+}  // namespace rtpnode::systest

@@ -1,0 +1,284 @@
+// System tests: rtpnode and rtpsend as real processes over 127.0.0.1, PortAudio on a private
+// JACK dummy server, rtpnode's output ports recorded by jack_capture in the same JACK graph
+// (one sample clock: sample-exact comparison works), assertions on samples and JSON stats.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "rtp/codec.hpp"
+#include "rtp/rtp_header.hpp"
+#include "system/harness.hpp"
+
+using namespace rtpnode;
+using namespace rtpnode::systest;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kPeriod = 1024;
+// Playout delay for content tests. These VMs stall now and then (rtpsend has measured its own
+// send-time error at p99 90-130 ms during such stalls, and JACK reports xruns then); a packet
+// later than the playout delay is correctly dropped and the stream re-anchored, which shifts the
+// content. Content and counters are what these tests check, so they use a delay above the stalls.
+const char* kTestLatency = "300ms";
+const char* kAlsaDir = "/usr/share/sounds/alsa/";
+const char* kAsteriskDir = "/usr/share/asterisk/sounds/en_US_f_Allison/";
+
+struct Scenario {
+  Audio input;                                 ///< what rtpsend reads
+  std::vector<std::string> node_args;          ///< extra rtpnode flags
+  std::vector<std::string> send_args;          ///< rtpsend flags after FILE --dest
+  std::function<void(int port)> during;        ///< runs while rtpsend streams
+};
+
+struct Result {
+  Audio capture;
+  json stats;
+  json sent;
+  std::string node_log;
+};
+
+Result run_once(const Scenario& s, int attempt) {
+  const std::string dir = test_dir() + "/attempt" + std::to_string(attempt);
+  std::filesystem::create_directories(dir);
+  JackServer jack(dir, kPeriod);
+  const int port = free_udp_port();
+  const std::string input = dir + "/input.wav";
+  write_wav16(input, s.input);
+  const double seconds = static_cast<double>(s.input.frames()) / s.input.rate;
+  const int node_secs = static_cast<int>(std::ceil(seconds)) + 4;
+
+  std::vector<std::string> node{RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
+                                "127.0.0.1:" + std::to_string(port), "--duration", std::to_string(node_secs) + "s",
+                                "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--latency", kTestLatency};
+  node.insert(node.end(), s.node_args.begin(), s.node_args.end());
+  Process rtpnode_p(node, dir + "/rtpnode.log");
+  EXPECT_TRUE(jack.wait_for_port("rtpn:out_1")) << rtpnode_p.log();
+  Process capture({"jack_capture", "-d", std::to_string(node_secs - 1), "--daemon", "--channels", "2", "--port",
+                   "rtpn:out*", dir + "/capture.wav"},
+                  dir + "/capture.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // let the capture connect
+
+  std::vector<std::string> send{RTPSEND_BIN, input, "--dest", "127.0.0.1:" + std::to_string(port), "--stats-json",
+                                dir + "/sent.json"};
+  send.insert(send.end(), s.send_args.begin(), s.send_args.end());
+  Process rtpsend_p(send, dir + "/rtpsend.log");
+  std::thread side;
+  if (s.during) side = std::thread([&] { s.during(port); });
+  const auto send_rc = rtpsend_p.wait(std::chrono::seconds(node_secs + 5));
+  if (side.joinable()) side.join();
+  EXPECT_EQ(send_rc, std::optional<int>(0)) << rtpsend_p.log();
+  const auto node_rc = rtpnode_p.wait(std::chrono::seconds(node_secs + 10));
+  EXPECT_EQ(node_rc, std::optional<int>(0)) << rtpnode_p.log();
+  const auto cap_rc = capture.wait(std::chrono::seconds(node_secs + 10));
+  EXPECT_TRUE(cap_rc.has_value()) << capture.log();
+
+  Result r;
+  r.node_log = rtpnode_p.log();
+  r.capture = read_wav(dir + "/capture.wav");
+  std::ifstream(dir + "/stats.json") >> r.stats;
+  std::ifstream(dir + "/sent.json") >> r.sent;
+  return r;
+}
+
+/// Runs a scenario; a run in which rtpsend itself could not keep its pacing (the VM stalled it
+/// for more than half the playout delay) does not meet the clean-network precondition and is
+/// run once more.
+Result run(const Scenario& s) {
+  Result r = run_once(s, 1);
+  const double max_send_error_ms = r.sent.value("/send_error_us/max"_json_pointer, 0.0) / 1000.0;
+  if (max_send_error_ms > 150.0) {
+    std::cerr << "note: rtpsend was stalled " << max_send_error_ms << " ms (VM scheduling); running again\n";
+    r = run_once(s, 2);
+  }
+  return r;
+}
+
+/// Two distinct real recordings, one per channel, 48 kHz.
+Audio stereo_recording() {
+  const Audio l = load_recording(std::string(kAlsaDir) + "Front_Center.wav");
+  const Audio r = load_recording(std::string(kAlsaDir) + "Front_Left.wav");
+  Audio a;
+  a.rate = l.rate;
+  a.channels = 2;
+  const std::size_t n = std::max(l.frames(), r.frames());
+  a.samples.assign(n * 2, 0.0f);
+  for (std::size_t i = 0; i < l.frames(); ++i) a.samples[2 * i] = l.samples[i];
+  for (std::size_t i = 0; i < r.frames(); ++i) a.samples[2 * i + 1] = r.samples[i];
+  return a;
+}
+
+Audio speech_8k() { return load_recording(std::string(kAsteriskDir) + "agent-loggedoff.wav"); }
+
+/// Encodes with our encoder and decodes with a fresh decoder: what the receiver should decode.
+Audio reference_decode(const Audio& in, const PayloadFormat& f, int frames_per_packet) {
+  auto enc = make_encoder(f);
+  auto dec = make_decoder(f);
+  Audio out;
+  out.rate = static_cast<int>(f.audio_rate);
+  out.channels = 1;
+  std::vector<std::int16_t> pcm(static_cast<std::size_t>(frames_per_packet));
+  std::vector<std::uint8_t> bits(4096);
+  std::vector<float> frame(static_cast<std::size_t>(frames_per_packet));
+  for (std::size_t pos = 0; pos < in.frames(); pos += static_cast<std::size_t>(frames_per_packet)) {
+    std::fill(pcm.begin(), pcm.end(), 0);
+    for (std::size_t i = 0; i < pcm.size() && pos + i < in.frames(); ++i)
+      pcm[i] = static_cast<std::int16_t>(std::lround(in.samples[pos + i] * 32768.0f));
+    const int n = enc->encode(pcm, frames_per_packet, bits);
+    const int got = dec->decode(std::span(bits.data(), static_cast<std::size_t>(n)), frame);
+    out.samples.insert(out.samples.end(), frame.begin(), frame.begin() + got);
+  }
+  return out;
+}
+
+const json& only_source(const Result& r) {
+  static const json empty = json::object();
+  if (r.stats["sources"].size() != 1) {
+    ADD_FAILURE() << "expected one source, stats: " << r.stats.dump(2);
+    return empty;
+  }
+  return r.stats["sources"][0];
+}
+
+void expect_clean_stats(const Result& r) {
+  const json& s = only_source(r);
+  EXPECT_EQ(s.value("packets_received", -1), r.sent["packets"].get<int>());
+  EXPECT_EQ(s.value("packets_lost", -1), 0);
+  EXPECT_EQ(s.value("packets_late", -1), 0) << "rtpsend send-time error (us): " << r.sent["send_error_us"].dump();
+  EXPECT_EQ(s.value("packets_duplicate", -1), 0);
+  EXPECT_EQ(s.value("underruns", -1), 0) << r.stats.dump(2);
+}
+
+void expect_exact(const Result& r, const Audio& expected, float tolerance = 0.0f) {
+  ASSERT_GT(r.capture.frames(), 0u);
+  // Mono sources play on both channels: compare against a stereo version.
+  Audio exp2 = expected;
+  if (expected.channels == 1) {
+    exp2.channels = 2;
+    exp2.samples.clear();
+    for (float v : expected.samples) exp2.samples.insert(exp2.samples.end(), {v, v});
+  }
+  const ExactMatch m = match_exact(r.capture, exp2, kPeriod, tolerance);
+  const std::string summary = "matched " + std::to_string(m.matched_frames) + ", mismatched " +
+                              std::to_string(m.mismatched_frames) + ", silent gaps " +
+                              std::to_string(m.silent_gap_frames) + ", realignments " +
+                              std::to_string(m.realignments) + ", expected " + std::to_string(exp2.frames()) +
+                              ", capture " + std::to_string(r.capture.frames()) + "\n";
+  EXPECT_EQ(m.mismatched_frames, 0u) << summary << r.node_log << r.stats.dump(2);
+  // Every frame is accounted for, except whole periods lost to JACK xruns and the last packet's
+  // tail, which the resampler mixes with what follows.
+  const std::size_t lost_to_xruns = static_cast<std::size_t>(m.realignments) * kPeriod + m.silent_gap_frames;
+  EXPECT_GE(m.matched_frames + lost_to_xruns + 256, exp2.frames()) << summary << r.stats.dump(2);
+  EXPECT_LE(lost_to_xruns, 3u * kPeriod) << "JACK xruns: " << r.stats["node"].dump();
+  ::testing::Test::RecordProperty("matched_frames", static_cast<int>(m.matched_frames));
+  ::testing::Test::RecordProperty("realignments", m.realignments);
+}
+
+}  // namespace
+
+TEST(System, L16StereoPlaysSampleForSample) {
+  Scenario s;
+  s.input = stereo_recording();
+  s.node_args = {"--payload", "97=L16/48000/2"};
+  s.send_args = {"--codec", "l16", "--pt", "97"};
+  const Result r = run(s);
+  expect_exact(r, s.input);
+  expect_clean_stats(r);
+  EXPECT_EQ(r.stats["node"]["packets_malformed"], 0);
+}
+
+TEST(System, PcmuMatchesReferenceDecode) {
+  Scenario s;
+  s.input = speech_8k();
+  s.send_args = {"--codec", "pcmu"};
+  const Result r = run(s);
+  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+  const Audio expected = resample(reference_decode(s.input, f, 160), 48000, 4);
+  expect_exact(r, expected, 1e-6f);
+  expect_clean_stats(r);
+}
+
+TEST(System, G722MatchesReferenceDecode) {
+  Scenario s;
+  Audio wide = resample(speech_8k(), 16000, 10);
+  for (float& v : wide.samples) v = std::clamp(static_cast<float>(std::lround(v * 32768.0f)) / 32768.0f, -1.0f, 32767.0f / 32768.0f);
+  s.input = wide;
+  s.send_args = {"--codec", "g722"};
+  const Result r = run(s);
+  const PayloadFormat f{Codec::g722, 8000, 16000, 1};
+  const Audio expected = resample(reference_decode(s.input, f, 320), 48000, 4);
+  expect_exact(r, expected, 1e-6f);
+  expect_clean_stats(r);
+}
+
+TEST(System, OpusCorrelatesWithInput) {
+  Scenario s;
+  s.input = load_recording(std::string(kAlsaDir) + "Front_Center.wav");
+  s.node_args = {"--payload", "96=opus/48000/2"};
+  s.send_args = {"--codec", "opus", "--pt", "96", "--channels", "2", "--bitrate", "96000"};
+  const Result r = run(s);
+  EXPECT_GE(best_correlation(r.capture, s.input, 2000), 0.9);
+  expect_clean_stats(r);
+}
+
+TEST(System, RawPcmFromSeedSenderPlays) {
+  Scenario s;
+  s.input = speech_8k();
+  s.node_args = {"--raw", "s16le/8000/1"};
+  s.send_args = {"--raw"};
+  const Result r = run(s);
+  const Audio expected = resample(s.input, 48000, 4);
+  expect_exact(r, expected, 1e-6f);
+  const json& src = only_source(r);
+  EXPECT_EQ(src.value("packets_received", -1), r.sent["packets"].get<int>());
+  EXPECT_EQ(src.value("underruns", -1), 0);
+  EXPECT_EQ(src.value("payload", ""), "s16le/8000/1");
+}
+
+TEST(System, MalformedPacketsAndUnknownPayloadTypeAreCountedAndDropped) {
+  Scenario s;
+  s.input = stereo_recording();
+  s.node_args = {"--payload", "97=L16/48000/2"};
+  s.send_args = {"--codec", "l16", "--pt", "97"};
+  // What the test injects, by kind (RFC 3550 §5.1 / A.1 rejections).
+  const std::map<std::string, int> injected{{"too_short", 5}, {"bad_version", 4}, {"csrc_overflow", 3},
+                                            {"extension_overflow", 2}, {"bad_padding", 2}};
+  constexpr int kUnknownPt = 6;
+  s.during = [&](int port) {
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    auto send = [&](std::vector<std::uint8_t> p) {
+      sendto(fd, p.data(), p.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+      std::this_thread::sleep_for(std::chrono::milliseconds(37));
+    };
+    std::vector<std::uint8_t> valid(40, 0);
+    rtp_write_header(valid, 77, false, 1, 1, 0xbadc0de);
+    for (int i = 0; i < kUnknownPt; ++i) send(valid);
+    for (int i = 0; i < injected.at("too_short"); ++i) send({0x80, 0x60, 0, 1, 0});
+    for (int i = 0; i < injected.at("bad_version"); ++i) { auto p = valid; p[0] = 0x40; send(p); }
+    for (int i = 0; i < injected.at("csrc_overflow"); ++i) { auto p = valid; p[0] = 0x8f; p.resize(20); send(p); }
+    for (int i = 0; i < injected.at("extension_overflow"); ++i) { auto p = valid; p[0] = 0x90; p[14] = 0xff; send(p); }
+    for (int i = 0; i < injected.at("bad_padding"); ++i) { auto p = valid; p[0] = 0xa0; p.back() = 200; send(p); }
+    close(fd);
+  };
+  const Result r = run(s);
+  expect_exact(r, s.input);
+  expect_clean_stats(r);
+  for (const auto& [kind, n] : injected) EXPECT_EQ(r.stats["node"]["packets_rejected"][kind], n) << kind;
+  EXPECT_EQ(r.stats["node"]["packets_malformed"], 16);
+  EXPECT_EQ(r.stats["node"]["packets_unknown_payload_type"], kUnknownPt);
+}

@@ -1,0 +1,88 @@
+// System-test harness: a private JACK dummy server, child processes (rtpnode, rtpsend,
+// jack_capture), WAV I/O and the comparisons the system tests assert with.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rtpnode::systest {
+
+/// Interleaved float audio.
+struct Audio {
+  std::vector<float> samples;
+  int rate = 0;
+  int channels = 0;
+  [[nodiscard]] std::size_t frames() const { return channels ? samples.size() / static_cast<std::size_t>(channels) : 0; }
+};
+
+Audio read_wav(const std::string& path);
+/// Writes 16-bit PCM (samples must be multiples of 1/32768 to round-trip exactly).
+void write_wav16(const std::string& path, const Audio& a);
+/// Real recordings shipped by Debian packages (alsa-utils, asterisk-core-sounds-en-wav).
+Audio load_recording(const std::string& path);
+/// speexdsp resampling of float audio, as rtpnode does it (skip_zeros, given quality).
+Audio resample(const Audio& in, int rate, int quality);
+
+/// A child process with stdout+stderr captured to a log file; killed on destruction.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::string& log_path);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  /// Waits for exit up to `timeout`; returns the exit code, or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  void signal(int sig);
+  [[nodiscard]] std::string log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+  std::optional<int> status_;
+};
+
+/// A JACK dummy server with a unique name; sets JACK_DEFAULT_SERVER for this process and its
+/// children. Period 1024 frames at 48 kHz (see ENVIRONMENT.md: few xruns at that size).
+class JackServer {
+ public:
+  explicit JackServer(const std::string& dir, int period = 1024);
+  ~JackServer();
+  [[nodiscard]] const std::string& name() const { return name_; }
+  /// Waits until a port named `port` exists (jack_lsp), up to 10 s.
+  bool wait_for_port(const std::string& port);
+
+ private:
+  std::string name_;
+  std::unique_ptr<Process> jackd_;
+};
+
+/// Scratch directory unique to the running test.
+std::string test_dir();
+/// A UDP port unlikely to collide with parallel runs.
+int free_udp_port();
+
+/// Sample-exact comparison of a capture against the expected output, period by period.
+/// The capture may start and end with silence, and may miss whole periods (xruns): when a
+/// frame mismatches, the alignment is searched again at +-k periods. Silent periods between
+/// matching ones are skipped as gaps.
+struct ExactMatch {
+  std::size_t matched_frames = 0;   ///< capture frames equal to the expected ones, exactly
+  std::size_t mismatched_frames = 0;
+  int realignments = 0;             ///< whole-period shifts (xruns) absorbed
+  std::size_t silent_gap_frames = 0;  ///< capture silent where sound was expected (periods JACK
+                                      ///< dropped in an xrun)
+  long first_offset = 0;            ///< capture frame index of expected frame 0
+};
+ExactMatch match_exact(const Audio& capture, const Audio& expected, int period, float tolerance = 0.0f);
+
+/// Best normalized cross-correlation of capture channel 0 against expected channel 0, over
+/// alignments found from the first non-silent frames (+- search frames).
+double best_correlation(const Audio& capture, const Audio& expected, long search);
+
+}  // namespace rtpnode::systest
