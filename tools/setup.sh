@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything rtpnode needs to build, run and test on Debian 12, non-interactively.
+# Safe to re-run: when every package is already installed it does nothing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  portaudio19-dev libasound2-dev libuv1-dev libopus-dev libortp-dev
+  libspeexdsp-dev libspandsp-dev libsndfile1-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  jackd2 jack-capture
+  alsa-utils asterisk-core-sounds-en-wav   # real recordings for the demo and the tests
+  ffmpeg                                   # independent G.722 decoder for a reference test
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO -E apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
