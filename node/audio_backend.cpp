@@ -1,6 +1,7 @@
 #include "node/audio_backend.hpp"
 
 #include <alsa/asoundlib.h>
+#include <jack/jack.h>
 #include <pa_jack.h>
 #include <portaudio.h>
 
@@ -18,6 +19,15 @@ namespace {
 // PortAudio probes every ALSA card at Pa_Initialize; on a machine without one, alsa-lib prints
 // dozens of harmless "Cannot get card index" lines. They are not ours to show.
 void silent_alsa_error(const char*, int, const char*, int, const char*, ...) {}
+// Likewise libjack reports "cannot connect to server" while PortAudio probes for a JACK server;
+// whether JACK is usable is what --host-api and the errors below tell the user.
+void silent_jack_message(const char*) {}
+
+void silence_library_chatter() {
+  snd_lib_error_set_handler(silent_alsa_error);
+  jack_set_error_function(silent_jack_message);
+  jack_set_info_function(silent_jack_message);
+}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -48,7 +58,7 @@ void check(PaError e, const std::string& what) {
 }  // namespace
 
 PortAudioBackend::PortAudioBackend(const NodeConfig& cfg) : channels_(cfg.channels), period_(cfg.period) {
-  snd_lib_error_set_handler(silent_alsa_error);
+  silence_library_chatter();
   if (!cfg.client_name.empty()) PaJack_SetClientName(cfg.client_name.c_str());
   check(Pa_Initialize(), "PortAudio initialisation failed");
 
@@ -115,7 +125,7 @@ PortAudioBackend::~PortAudioBackend() {
 }
 
 void PortAudioBackend::list_devices(std::ostream& os) {
-  snd_lib_error_set_handler(silent_alsa_error);
+  silence_library_chatter();
   if (Pa_Initialize() != paNoError) {
     os << "PortAudio initialisation failed\n";
     return;

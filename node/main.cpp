@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // --help: 0; any usage error: 2
   }
   if (list) {
     PortAudioBackend::list_devices(std::cout);

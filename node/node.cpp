@@ -56,20 +56,29 @@ constexpr std::size_t kWarnCount = kRtpParseStatusCount + 2;
 
 Node::Node(NodeConfig cfg)
     : cfg_(std::move(cfg)), clock_(48000), warned_(kWarnCount, false) {
-  backend_ = std::make_unique<PortAudioBackend>(cfg_);
-  mixer_ = std::make_unique<Mixer>(backend_->channels(), static_cast<std::size_t>(cfg_.max_sources));
-  backend_->open(*mixer_);
-  clock_ = DeviceClock(backend_->sample_rate());
+  // Sockets first: a port in use is reported without touching the audio device.
   uv_loop_init(&loop_);
-  bind_all();
+  try {
+    bind_all();
+    backend_ = std::make_unique<PortAudioBackend>(cfg_);
+    mixer_ = std::make_unique<Mixer>(backend_->channels(), static_cast<std::size_t>(cfg_.max_sources));
+    backend_->open(*mixer_);
+  } catch (...) {
+    close_loop();
+    throw;
+  }
+  clock_ = DeviceClock(backend_->sample_rate());
+}
+
+void Node::close_loop() {
+  uv_walk(&loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
 }
 
 Node::~Node() {
   backend_->stop();
-  for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->handle), nullptr);
-  uv_walk(&loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
-  uv_run(&loop_, UV_RUN_DEFAULT);
-  uv_loop_close(&loop_);
+  close_loop();
 }
 
 void Node::bind_all() {

@@ -59,6 +59,8 @@ class Node {
   void write_json() const;
   void warn_once(std::size_t kind, const std::string& text);
   void stop();
+  /// Closes every handle and the loop (destructor and failed construction).
+  void close_loop();
 
   NodeConfig cfg_;
   std::unique_ptr<PortAudioBackend> backend_;

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
-  portaudio19-dev libasound2-dev libuv1-dev libopus-dev libortp-dev
+  portaudio19-dev libasound2-dev libjack-jackd2-dev libuv1-dev libopus-dev libortp-dev
   libspeexdsp-dev libspandsp-dev libsndfile1-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   jackd2 jack-capture

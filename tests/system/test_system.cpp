@@ -40,6 +40,7 @@ struct Scenario {
   std::vector<std::string> node_args;          ///< extra rtpnode flags
   std::vector<std::string> send_args;          ///< rtpsend flags after FILE --dest
   std::function<void(int port)> during;        ///< runs while rtpsend streams
+  std::string host = "127.0.0.1";              ///< listen/destination address ("::1" for IPv6)
 };
 
 struct Result {
@@ -54,13 +55,15 @@ Result run_once(const Scenario& s, int attempt) {
   std::filesystem::create_directories(dir);
   JackServer jack(dir, kPeriod);
   const int port = free_udp_port();
+  const std::string endpoint = (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" +
+                               std::to_string(port);
   const std::string input = dir + "/input.wav";
   write_wav16(input, s.input);
   const double seconds = static_cast<double>(s.input.frames()) / s.input.rate;
   const int node_secs = static_cast<int>(std::ceil(seconds)) + 4;
 
   std::vector<std::string> node{RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
-                                "127.0.0.1:" + std::to_string(port), "--duration", std::to_string(node_secs) + "s",
+                                endpoint, "--duration", std::to_string(node_secs) + "s",
                                 "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--latency", kTestLatency};
   node.insert(node.end(), s.node_args.begin(), s.node_args.end());
   Process rtpnode_p(node, dir + "/rtpnode.log");
@@ -70,7 +73,7 @@ Result run_once(const Scenario& s, int attempt) {
                   dir + "/capture.log");
   std::this_thread::sleep_for(std::chrono::milliseconds(700));  // let the capture connect
 
-  std::vector<std::string> send{RTPSEND_BIN, input, "--dest", "127.0.0.1:" + std::to_string(port), "--stats-json",
+  std::vector<std::string> send{RTPSEND_BIN, input, "--dest", endpoint, "--stats-json",
                                 dir + "/sent.json"};
   send.insert(send.end(), s.send_args.begin(), s.send_args.end());
   Process rtpsend_p(send, dir + "/rtpsend.log");
@@ -281,4 +284,67 @@ TEST(System, MalformedPacketsAndUnknownPayloadTypeAreCountedAndDropped) {
   for (const auto& [kind, n] : injected) EXPECT_EQ(r.stats["node"]["packets_rejected"][kind], n) << kind;
   EXPECT_EQ(r.stats["node"]["packets_malformed"], 16);
   EXPECT_EQ(r.stats["node"]["packets_unknown_payload_type"], kUnknownPt);
+}
+
+TEST(System, Ipv6StreamPlaysSampleForSample) {
+  Scenario s;
+  s.input = stereo_recording();
+  s.host = "::1";
+  s.node_args = {"--payload", "97=L16/48000/2"};
+  s.send_args = {"--codec", "l16", "--pt", "97"};
+  const Result r = run(s);
+  expect_exact(r, s.input);
+  expect_clean_stats(r);
+  EXPECT_EQ(only_source(r).value("remote", "").rfind("[::1]:", 0), 0u);
+}
+
+/// Runs rtpnode with `args` (no audio device needed: these fail before or at device setup).
+std::pair<int, std::string> run_node_expecting_error(std::vector<std::string> args) {
+  const std::string dir = test_dir();
+  args.insert(args.begin(), RTPNODE_BIN);
+  Process p(args, dir + "/rtpnode.log");
+  const auto rc = p.wait(std::chrono::seconds(20));
+  return {rc.value_or(-1), p.log()};
+}
+
+TEST(Cli, BadFlagsFailWithOneLineNamingTheFix) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> cases{
+      {{"--listen", "127.0.0.1:5004", "--latency", "40"}, "needs a unit"},
+      {{"--listen", "127.0.0.1"}, "expected ADDR:PORT"},
+      {{"--listen", "127.0.0.1:5004", "--payload", "96=mp3/44100"}, "unknown codec 'mp3'"},
+      {{"--listen", "127.0.0.1:5004", "--raw", "s16le/8000"}, "s16le/RATE/CHANNELS"},
+      {{"--raw", "s16le/8000/1", "--listen", "127.0.0.1:5004"}, "must follow the --listen"},
+      {{"--listen", "127.0.0.1:5004", "--no-such-flag"}, "--no-such-flag"},
+      {{}, "give at least one --listen"},
+  };
+  for (const auto& c : cases) {
+    const auto [rc, log] = run_node_expecting_error(c.args);
+    EXPECT_EQ(rc, 2) << log;
+    EXPECT_NE(log.find(c.says), std::string::npos) << "output: " << log;
+  }
+}
+
+TEST(Cli, PortInUseIsReportedBeforeTouchingTheDevice) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const auto [rc, log] = run_node_expecting_error({"--listen", "127.0.0.1:" + std::to_string(ntohs(a.sin_port))});
+  close(fd);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(log.find("address already in use"), std::string::npos) << log;
+  EXPECT_EQ(log.find("ALSA lib"), std::string::npos) << "library noise leaked: " << log;
+}
+
+TEST(Cli, MissingHostApiNamesWhatIsAvailable) {
+  const auto [rc, log] = run_node_expecting_error({"--listen", "127.0.0.1:" + std::to_string(free_udp_port()), "--host-api", "no-such-api"});
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(log.find("--host-api 'no-such-api' matches no host API"), std::string::npos) << log;
 }
