@@ -16,6 +16,7 @@ JitterBuffer::JitterBuffer(const JitterBufferConfig& cfg) : cfg_(cfg) {
   mask_ = cap - 1;
   if (cfg_.max_wait_ticks <= 0) cfg_.max_wait_ticks = ext_ts_t{cfg.clock_rate} * 10;
   if (cfg_.default_ptime_ticks <= 0) cfg_.default_ptime_ticks = cfg.clock_rate / 50;
+  if (cfg_.stall_ticks <= 0) cfg_.stall_ticks = cfg.clock_rate / 5;
   ptime_ticks_ = cfg_.default_ptime_ticks;
   slots_.resize(cap);
   storage_.resize(cap * cfg_.max_payload_bytes);
@@ -151,11 +152,15 @@ void JitterBuffer::played(const Action& a, ext_ts_t ticks) {
       if (ticks > 0) ptime_ticks_ = ticks;
       contiguous_ = true;
       release(s);
+      empty_conceal_ticks_ = 0;
       stalled_ = false;
       break;
     }
     case Action::Kind::conceal:
-      if (stored_ == 0) stalled_ = true;
+      if (stored_ == 0) {
+        empty_conceal_ticks_ += ticks;
+        stalled_ = empty_conceal_ticks_ >= cfg_.stall_ticks;
+      }
       break;
     case Action::Kind::gap:
     case Action::Kind::wait: break;
@@ -173,6 +178,7 @@ void JitterBuffer::reset() {
   stored_ = 0;
   started_ = false;
   late_run_ = 0;
+  empty_conceal_ticks_ = 0;
   stalled_ = false;
   ptime_ticks_ = cfg_.default_ptime_ticks;
   ++counters_.resyncs;

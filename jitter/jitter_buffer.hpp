@@ -14,7 +14,8 @@
 //  1. A packet whose sequence number was already received is a duplicate: counted, dropped.
 //  2. A packet whose sequence number is below the next one to play, or whose timestamp lies
 //     before the playout cursor, is late: counted, dropped. `resync_after_late` late packets in a
-//     row, or one late packet after a stall (concealment with an empty buffer), report `resync`:
+//     row, or one late packet after a stall (`stall_ticks` of concealment with an empty buffer),
+//     report `resync`:
 //     the sender restarted or paused its clock, and the caller re-anchors the source.
 //  3. A packet more than `max_wait_ticks` ahead of the horizon reports `resync` too (a timestamp
 //     jump: the sender restarted).
@@ -40,6 +41,9 @@ struct JitterBufferConfig {
   ext_ts_t max_wait_ticks = 0;            ///< rule 3; 0 = 10 s worth of ticks
   ext_ts_t default_ptime_ticks = 0;       ///< concealment step before any packet was decoded;
                                           ///< 0 = 20 ms worth of ticks
+  ext_ts_t stall_ticks = 0;               ///< concealment with an empty buffer for this long is a
+                                          ///< stall (rule 2); 0 = 200 ms worth of ticks: longer
+                                          ///< than ordinary burst loss, shorter than a pause
 };
 
 enum class InsertResult : std::uint8_t { stored, duplicate, late, too_large, resync };
@@ -130,7 +134,8 @@ class JitterBuffer {
   ext_ts_t cursor_ts_ = 0;
   ext_ts_t ptime_ticks_;
   int late_run_ = 0;
-  bool stalled_ = false;
+  ext_ts_t empty_conceal_ticks_ = 0;  ///< concealed with nothing stored since the last decode
+  bool stalled_ = false;              ///< empty_conceal_ticks_ reached stall_ticks
   bool contiguous_ = false;  ///< next_seq_ directly follows the last decoded packet (gap vs loss)  ///< concealing with nothing stored since the last played packet
   JitterBufferCounters counters_;
 };

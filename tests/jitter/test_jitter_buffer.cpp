@@ -162,11 +162,19 @@ TEST(JitterBuffer, ResyncsAtOnceWhenLatePacketFollowsAStall) {
   JitterBuffer jb(config());
   put(jb, 0);
   play(jb, 0);
-  // Nothing arrives for 5 packets: concealment with an empty buffer (a stall).
-  play(jb, 5 * kPtime);
-  EXPECT_EQ(jb.cursor_ts(), 5 * kPtime);
+  // Nothing arrives for 15 packets (300 ms): concealment with an empty buffer, a stall.
+  play(jb, 15 * kPtime);
+  EXPECT_EQ(jb.cursor_ts(), 15 * kPtime);
   // The sender resumes where it paused (its clock stopped too): late, and a resync.
-  EXPECT_EQ(put(jb, 1, 5 * kPtime), InsertResult::resync);
+  EXPECT_EQ(put(jb, 1, 15 * kPtime), InsertResult::resync);
+}
+
+TEST(JitterBuffer, ShortLossIsNotAStall) {
+  JitterBuffer jb(config());
+  put(jb, 0);
+  play(jb, 0);
+  play(jb, 3 * kPtime);  // 60 ms of concealment with nothing buffered: ordinary loss
+  EXPECT_EQ(put(jb, 1, 3 * kPtime), InsertResult::late);  // counted late, no resync
 }
 
 TEST(JitterBuffer, ResyncsOnTimestampJumpFarAhead) {

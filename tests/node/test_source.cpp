@@ -118,10 +118,11 @@ TEST(Source, ConcealsLossAtTheDeadlineAndCountsIt) {
     if (i == 4) continue;  // lost
     h.feed(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload, kT0 + i * 20'000'000);
   }
-  // Packet 4's deadline is 80 ms (its RTP time) + 40 ms latency after the first arrival:
-  // at 100 ms it may still come.
+  // Packet 4's deadline is 80 ms (its RTP time) + 40 ms latency after the first arrival, less
+  // the resampler's output latency (speexdsp quality 4, 8 -> 48 kHz: 192 frames = 4 ms), which
+  // the source renders ahead to cover: at 115 ms it may still come, at 121 ms it is concealed.
   EXPECT_EQ(h.source->stats().frames_concealed, 0u);
-  h.source->render(h.clock, kT0 + 119'000'000);
+  h.source->render(h.clock, kT0 + 115'000'000);
   EXPECT_EQ(h.source->stats().frames_concealed, 0u);
   h.source->render(h.clock, kT0 + 121'000'000);
   const SourceStats st = h.source->stats();
