@@ -52,51 +52,35 @@ std::size_t rtp_write_header(std::span<std::uint8_t> out, std::uint8_t payload_t
                              seq_t sequence_number, rtp_ts_t timestamp,
                              std::uint32_t ssrc) noexcept;
 
-/// Unwraps 16-bit sequence numbers into extended ones relative to the last unwrapped value
-/// (RFC 3550 A.1): a step is taken as the signed 16-bit difference, so forward jumps of up to
-/// 32767 and reordering of up to 32768 are resolved. The first value seeds the state.
-class SeqUnwrapper {
+/// Unwraps a wrapping wire counter (`Wire`, unsigned) into a signed 64-bit extended value
+/// relative to the highest one seen (RFC 3550 A.1): each step is the signed difference `Delta`
+/// of the wire values, so forward jumps of up to half the wire range and reordering of up to
+/// half the range are resolved. The first value seeds the state. Thread: one owner.
+template <typename Wire, typename Delta>
+class Unwrapper {
  public:
-  /// Thread: one owner. Returns the extended sequence number of `seq`.
-  ext_seq_t unwrap(seq_t seq) noexcept {
+  /// The extended value of `v`.
+  std::int64_t unwrap(Wire v) noexcept {
     if (!seeded_) {
       seeded_ = true;
-      last_ = seq;
-      return last_;
+      highest_ = v;
+      return highest_;
     }
-    const auto delta = static_cast<std::int16_t>(static_cast<seq_t>(seq - static_cast<seq_t>(last_)));
-    const ext_seq_t ext = last_ + delta;
-    if (ext > last_) last_ = ext;
+    const auto delta = static_cast<Delta>(static_cast<Wire>(v - static_cast<Wire>(highest_)));
+    const std::int64_t ext = highest_ + delta;
+    if (ext > highest_) highest_ = ext;
     return ext;
   }
-  void reset() noexcept { seeded_ = false; last_ = 0; }
+  void reset() noexcept { seeded_ = false; highest_ = 0; }
 
  private:
   bool seeded_ = false;
-  ext_seq_t last_ = 0;  ///< highest extended value seen
+  std::int64_t highest_ = 0;
 };
 
-/// Unwraps 32-bit RTP timestamps into extended ones relative to the highest seen (signed 32-bit
-/// difference: ±2^31 ticks, i.e. ±12.4 h at 48 kHz).
-class TsUnwrapper {
- public:
-  /// Thread: one owner. Returns the extended timestamp of `ts`.
-  ext_ts_t unwrap(rtp_ts_t ts) noexcept {
-    if (!seeded_) {
-      seeded_ = true;
-      last_ = ts;
-      return last_;
-    }
-    const auto delta = static_cast<std::int32_t>(ts - static_cast<rtp_ts_t>(last_));
-    const ext_ts_t ext = last_ + delta;
-    if (ext > last_) last_ = ext;
-    return ext;
-  }
-  void reset() noexcept { seeded_ = false; last_ = 0; }
-
- private:
-  bool seeded_ = false;
-  ext_ts_t last_ = 0;
-};
+/// Sequence numbers: ±32767 (RFC 3550 A.1).
+using SeqUnwrapper = Unwrapper<seq_t, std::int16_t>;
+/// RTP timestamps: ±2^31 ticks (±12.4 h at 48 kHz).
+using TsUnwrapper = Unwrapper<rtp_ts_t, std::int32_t>;
 
 }  // namespace rtpnode
