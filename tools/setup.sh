@@ -11,6 +11,7 @@ PACKAGES=(
   jackd2 jack-capture
   alsa-utils asterisk-core-sounds-en-wav   # real recordings for the demo and the tests
   ffmpeg                                   # independent G.722 decoder for a reference test
+  iproute2                                 # network namespaces for the multicast test
 )
 
 missing=()

@@ -41,7 +41,34 @@ struct Scenario {
   std::vector<std::string> send_args;          ///< rtpsend flags after FILE --dest
   std::function<void(int port)> during;        ///< runs while rtpsend streams
   std::string host = "127.0.0.1";              ///< listen/destination address ("::1" for IPv6)
+  std::string netns;                           ///< run rtpnode and rtpsend in this network namespace
 };
+
+/// A network namespace with only a loopback interface and a multicast route on it, so that
+/// multicast never leaves the machine. Removed on destruction.
+class LoopbackNamespace {
+ public:
+  LoopbackNamespace() : name_("rtpnode-mc-" + std::to_string(getpid())) {
+    ok_ = std::system(("ip netns add " + name_ + " 2>/dev/null").c_str()) == 0 &&
+          std::system(("ip netns exec " + name_ + " ip link set lo up").c_str()) == 0 &&
+          std::system(("ip netns exec " + name_ + " ip route add 224.0.0.0/4 dev lo").c_str()) == 0;
+  }
+  ~LoopbackNamespace() {
+    if (std::system(("ip netns del " + name_ + " 2>/dev/null").c_str()) != 0) {
+    }
+  }
+  [[nodiscard]] bool ok() const { return ok_; }
+  [[nodiscard]] const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
+std::vector<std::string> in_netns(const std::string& netns, std::vector<std::string> argv) {
+  if (!netns.empty()) argv.insert(argv.begin(), {"ip", "netns", "exec", netns});
+  return argv;
+}
 
 struct Result {
   Audio capture;
@@ -66,7 +93,7 @@ Result run_once(const Scenario& s, int attempt) {
                                 endpoint, "--duration", std::to_string(node_secs) + "s",
                                 "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--latency", kTestLatency};
   node.insert(node.end(), s.node_args.begin(), s.node_args.end());
-  Process rtpnode_p(node, dir + "/rtpnode.log");
+  Process rtpnode_p(in_netns(s.netns, node), dir + "/rtpnode.log");
   EXPECT_TRUE(jack.wait_for_port("rtpn:out_1")) << rtpnode_p.log();
   Process capture({"jack_capture", "-d", std::to_string(node_secs - 1), "--daemon", "--channels", "2", "--port",
                    "rtpn:out*", dir + "/capture.wav"},
@@ -76,7 +103,7 @@ Result run_once(const Scenario& s, int attempt) {
   std::vector<std::string> send{RTPSEND_BIN, input, "--dest", endpoint, "--stats-json",
                                 dir + "/sent.json"};
   send.insert(send.end(), s.send_args.begin(), s.send_args.end());
-  Process rtpsend_p(send, dir + "/rtpsend.log");
+  Process rtpsend_p(in_netns(s.netns, send), dir + "/rtpsend.log");
   std::thread side;
   if (s.during) side = std::thread([&] { s.during(port); });
   const auto send_rc = rtpsend_p.wait(std::chrono::seconds(node_secs + 5));
@@ -296,6 +323,20 @@ TEST(System, Ipv6StreamPlaysSampleForSample) {
   expect_exact(r, s.input);
   expect_clean_stats(r);
   EXPECT_EQ(only_source(r).value("remote", "").rfind("[::1]:", 0), 0u);
+}
+
+TEST(System, MulticastGroupIsJoined) {
+  LoopbackNamespace ns;
+  if (!ns.ok()) GTEST_SKIP() << "cannot create a network namespace here (needs root)";
+  Scenario s;
+  s.input = speech_8k();
+  s.host = "239.255.12.34";
+  s.netns = ns.name();
+  s.send_args = {"--codec", "pcmu"};
+  const Result r = run(s);
+  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+  expect_exact(r, resample(reference_decode(s.input, f, 160), 48000, 4), 1e-6f);
+  expect_clean_stats(r);
 }
 
 /// Runs rtpnode with `args` (no audio device needed: these fail before or at device setup).
