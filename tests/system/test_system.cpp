@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -337,6 +338,26 @@ TEST(System, MulticastGroupIsJoined) {
   const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
   expect_exact(r, resample(reference_decode(s.input, f, 160), 48000, 4), 1e-6f);
   expect_clean_stats(r);
+}
+
+TEST(System, SigtermStopsCleanlyAndWritesFinalStats) {
+  for (int sig : {SIGTERM, SIGINT}) {
+    const std::string dir = test_dir() + "/sig" + std::to_string(sig);
+    std::filesystem::create_directories(dir);
+    JackServer jack(dir, kPeriod);
+    Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
+                  "127.0.0.1:" + std::to_string(free_udp_port()), "--stats-json", dir + "/stats.json",
+                  "--stats-interval", "10s"},
+                 dir + "/rtpnode.log");
+    ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    node.signal(sig);
+    EXPECT_EQ(node.wait(std::chrono::seconds(5)), std::optional<int>(0)) << node.log();
+    json stats;
+    std::ifstream(dir + "/stats.json") >> stats;  // written at exit, not at an interval
+    EXPECT_GT(stats["node"].value("callbacks", 0), 0) << node.log();
+    EXPECT_NE(node.log().find("(final)"), std::string::npos);
+  }
 }
 
 /// Runs rtpnode with `args` (no audio device needed: these fail before or at device setup).
