@@ -38,6 +38,9 @@ struct NodeConfig {
   nanoseconds render_lead{0};
   /// --resampler-quality: speexdsp quality 0..10 (4 = speexdsp's default; 3 is its VoIP setting).
   int resampler_quality = 4;
+  /// --source-timeout: a source with no packet for this long is removed (its last statistics
+  /// stay in --stats-json as "departed"). 0 = never. Default 5 s.
+  nanoseconds source_timeout = std::chrono::seconds(5);
   /// --max-sources: sources mixed at once, 1..1024. Default 64.
   int max_sources = 64;
 

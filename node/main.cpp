@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   CLI::App app{"rtpnode: RTP/UDP audio receiver and player (PortAudio)"};
   NodeConfig cfg;
   std::vector<std::string> listens, payloads, raws;
-  std::string latency = "40ms", lead = "0ms", duration, stats_interval = "1s";
+  std::string latency = "40ms", lead = "0ms", duration, stats_interval = "1s", source_timeout = "5s";
   bool list = false;
 
   app.add_option("--listen", listens, "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
       ->check(duration_validator())->capture_default_str();
   app.add_option("--resampler-quality", cfg.resampler_quality, "speexdsp resampler quality 0..10")
       ->check(CLI::Range(0, 10))->capture_default_str();
+  app.add_option("--source-timeout", source_timeout, "Remove a source after this long without packets; 0s = never")
+      ->check(duration_validator())->capture_default_str();
   app.add_option("--max-sources", cfg.max_sources, "Streams mixed at once")->check(CLI::Range(1, 1024))->capture_default_str();
   app.add_option("--host-api", cfg.host_api, "PortAudio host API (substring, e.g. JACK, ALSA); default: PortAudio's default");
   app.add_option("--device", cfg.device, "Output device: index or name substring (see --list-devices)");
@@ -108,6 +110,7 @@ int main(int argc, char** argv) {
   cfg.render_lead = *parse_duration(lead, err);
   if (cfg.render_lead > std::chrono::seconds(1)) return fail("--render-lead " + lead + " is above the 1 s maximum");
   cfg.stats_interval = *parse_duration(stats_interval, err);
+  cfg.source_timeout = *parse_duration(source_timeout, err);
   if (!duration.empty()) cfg.duration = *parse_duration(duration, err);
 
   try {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -46,6 +47,38 @@ bool is_multicast(const std::string& addr) {
   if (inet_pton(AF_INET, addr.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 28) == 0xe;
   if (inet_pton(AF_INET6, addr.c_str(), &a6) == 1) return a6.s6_addr[0] == 0xff;
   return false;
+}
+
+nlohmann::json source_json(const SourceStats& st, const char* state) {
+  char ssrc_hex[16];
+  std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, st.ssrc);
+  return {{"state", state},
+          {"ssrc", st.ssrc},
+          {"ssrc_hex", ssrc_hex},
+          {"port", st.port},
+          {"remote", st.remote},
+          {"payload_type", st.payload_type},
+          {"payload", st.payload},
+          {"packets_received", st.packets_received},
+          {"packets_lost", st.packets_lost},
+          {"packets_late", st.packets_late},
+          {"packets_duplicate", st.packets_duplicate},
+          {"packets_malformed", st.packets_malformed},
+          {"packets_other_payload_type", st.packets_other_pt},
+          {"packets_overflow", st.packets_overflow},
+          {"frames_concealed", st.frames_concealed},
+          {"concealment_events", st.concealment_events},
+          {"frames_gap", st.frames_gap},
+          {"frames_silent", st.frames_silent},
+          {"resyncs", st.resyncs},
+          {"underruns", st.underruns},
+          {"underrun_frames", st.underrun_frames},
+          {"frames_played", st.frames_played},
+          {"frames_skipped", st.frames_skipped},
+          {"jitter_ms", st.jitter_ms},
+          {"playout_delay_ms", st.playout_delay_ms},
+          {"arrival_to_dac_ms", st.arrival_to_dac_ms},
+          {"buffered_ms", st.buffered_ms}};
 }
 
 constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
@@ -120,7 +153,7 @@ void Node::warn_once(std::size_t kind, const std::string& text) {
 Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* from, std::uint32_t ssrc,
                              std::uint8_t pt, const PayloadFormat& fmt, bool raw, mono_ns_t now) {
   if (auto it = sources_.find(key); it != sources_.end()) return it->second.get();
-  if (static_cast<int>(sources_.size()) >= cfg_.max_sources) {
+  if (static_cast<int>(sources_.size() + retiring_.size()) >= cfg_.max_sources) {
     ++stats_.sources_refused;
     warn_once(kWarnRefused, "new stream refused: --max-sources " + std::to_string(cfg_.max_sources) + " reached");
     return nullptr;
@@ -232,6 +265,33 @@ void Node::tick() {
   }
   const mono_ns_t now = now_ns();
   for (Source* s : source_order_) s->render(clock_, now);
+  expire_sources(now);
+}
+
+void Node::expire_sources(mono_ns_t now) {
+  // Streams the audio thread let go of: free their sources here, on the loop thread.
+  while (PlayoutStream* done = mixer_->take_retired()) {
+    auto it = std::find_if(retiring_.begin(), retiring_.end(),
+                           [done](const std::unique_ptr<Source>& s) { return s->stream() == done; });
+    if (it != retiring_.end()) retiring_.erase(it);
+  }
+  if (now - last_timeout_check_ < 100'000'000) return;  // every 100 ms is plenty
+  last_timeout_check_ = now;
+  const std::int64_t timeout = cfg_.source_timeout.count();
+  for (auto it = sources_.begin(); it != sources_.end();) {
+    Source* s = it->second.get();
+    if (timeout <= 0 || now - s->last_arrival() < timeout || !mixer_->remove(s->stream())) {
+      ++it;
+      continue;
+    }
+    std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote << " timed out after "
+              << std::chrono::duration<double>(cfg_.source_timeout).count() << " s without packets\n";
+    departed_.push_back(s->stats());
+    if (departed_.size() > kMaxDeparted) departed_.pop_front();
+    source_order_.erase(std::find(source_order_.begin(), source_order_.end(), s));
+    retiring_.push_back(std::move(it->second));
+    it = sources_.erase(it);
+  }
 }
 
 void Node::write_json() const {
@@ -253,6 +313,7 @@ void Node::write_json() const {
   node["packets_malformed"] = malformed;
   node["packets_unknown_payload_type"] = stats_.unknown_payload_type;
   node["sources_refused"] = stats_.sources_refused;
+  node["sources_active"] = source_order_.size();
   node["sample_rate"] = clock_.rate();
   node["device"] = backend_->describe();
   node["output_latency_ms"] = static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
@@ -260,37 +321,8 @@ void Node::write_json() const {
   node["uptime_s"] = static_cast<double>(now_ns() - started_ns_) * 1e-9;
   j["node"] = node;
   json sources = json::array();
-  for (const Source* s : source_order_) {
-    const SourceStats st = s->stats();
-    char ssrc_hex[16];
-    std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, st.ssrc);
-    sources.push_back({{"ssrc", st.ssrc},
-                       {"ssrc_hex", ssrc_hex},
-                       {"port", st.port},
-                       {"remote", st.remote},
-                       {"payload_type", st.payload_type},
-                       {"payload", st.payload},
-                       {"packets_received", st.packets_received},
-                       {"packets_lost", st.packets_lost},
-                       {"packets_late", st.packets_late},
-                       {"packets_duplicate", st.packets_duplicate},
-                       {"packets_malformed", st.packets_malformed},
-                       {"packets_other_payload_type", st.packets_other_pt},
-                       {"packets_overflow", st.packets_overflow},
-                       {"frames_concealed", st.frames_concealed},
-                       {"concealment_events", st.concealment_events},
-                       {"frames_gap", st.frames_gap},
-                       {"frames_silent", st.frames_silent},
-                       {"resyncs", st.resyncs},
-                       {"underruns", st.underruns},
-                       {"underrun_frames", st.underrun_frames},
-                       {"frames_played", st.frames_played},
-                       {"frames_skipped", st.frames_skipped},
-                       {"jitter_ms", st.jitter_ms},
-                       {"playout_delay_ms", st.playout_delay_ms},
-                       {"arrival_to_dac_ms", st.arrival_to_dac_ms},
-                       {"buffered_ms", st.buffered_ms}});
-  }
+  for (const Source* s : source_order_) sources.push_back(source_json(s->stats(), "active"));
+  for (const SourceStats& st : departed_) sources.push_back(source_json(st, "departed"));
   j["sources"] = sources;
   const std::string tmp = cfg_.stats_json + ".tmp";
   {

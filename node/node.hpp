@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <deque>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -55,6 +56,8 @@ class Node {
   Source* find_or_create(std::uint64_t key, Listener& l, const sockaddr* from, std::uint32_t ssrc,
                          std::uint8_t pt, const PayloadFormat& fmt, bool raw, mono_ns_t now);
   void tick();
+  /// Detaches sources silent for longer than --source-timeout; frees those the mixer returned.
+  void expire_sources(mono_ns_t now);
   void report(bool final);
   void write_json() const;
   void warn_once(std::size_t kind, const std::string& text);
@@ -79,6 +82,12 @@ class Node {
 
   std::unordered_map<std::uint64_t, std::unique_ptr<Source>> sources_;
   std::vector<Source*> source_order_;
+  /// Sources detached from the mixer, freed once it hands their stream back (lifecycle rule 2).
+  std::vector<std::unique_ptr<Source>> retiring_;
+  /// Final statistics of the last kMaxDeparted sources that timed out.
+  std::deque<SourceStats> departed_;
+  static constexpr std::size_t kMaxDeparted = 64;
+  mono_ns_t last_timeout_check_ = 0;
   std::uint32_t next_id_ = 1;
   NodeStats stats_;
   std::vector<bool> warned_;

@@ -326,6 +326,19 @@ TEST(System, Ipv6StreamPlaysSampleForSample) {
   EXPECT_EQ(only_source(r).value("remote", "").rfind("[::1]:", 0), 0u);
 }
 
+TEST(System, SilentSourceTimesOutAndKeepsItsFinalStats) {
+  Scenario s;
+  s.input = stereo_recording();
+  s.node_args = {"--payload", "97=L16/48000/2", "--source-timeout", "1s"};
+  s.send_args = {"--codec", "l16", "--pt", "97"};
+  const Result r = run(s);
+  expect_exact(r, s.input);  // removal comes after its audio played out
+  expect_clean_stats(r);
+  EXPECT_EQ(only_source(r).value("state", ""), "departed");
+  EXPECT_EQ(r.stats["node"].value("sources_active", -1), 0);
+  EXPECT_NE(r.node_log.find("timed out"), std::string::npos);
+}
+
 TEST(System, MulticastGroupIsJoined) {
   LoopbackNamespace ns;
   if (!ns.ok()) GTEST_SKIP() << "cannot create a network namespace here (needs root)";
