@@ -19,10 +19,12 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <queue>
 #include <random>
 #include <vector>
 
 #include "node/config.hpp"
+#include "tools/fault_injector.hpp"
 #include "rtp/codec.hpp"
 #include "rtp/payload_format.hpp"
 #include "rtp/units.hpp"
@@ -176,6 +178,20 @@ int main(int argc, char** argv) {
   app.add_flag("--raw", raw, "Send headerless s16le PCM (no RTP header), like the seed sender: the file is "
                              "converted to 8000 Hz mono unless --channels/--codec say otherwise");
   app.add_option("--stats-json", stats_json, "Write a summary as JSON at the end");
+  std::uint64_t seed = 1;
+  std::string loss_s, burst_s, jitter_s, reorder_s, duplicate_s, trace_out;
+  double skew_ppm = 0;
+  app.add_option("--seed", seed, "Seed of the fault injector (same seed, same faults)")->capture_default_str();
+  app.add_option("--loss", loss_s, "Independent packet loss, e.g. 5%");
+  app.add_option("--burst-loss", burst_s, "Gilbert burst loss P,R: P(good->bad), P(bad->good), e.g. 1%,25% "
+                                          "(loss P/(P+R), mean burst 1/R packets)");
+  app.add_option("--jitter", jitter_s, "Extra delay per packet: uniform:MIN-MAX (e.g. uniform:0-40ms) or pareto:SCALE,SHAPE");
+  app.add_option("--reorder", reorder_s, "Probability a packet is held back 1.5 ptime (the next one overtakes it)");
+  app.add_option("--duplicate", duplicate_s, "Probability a packet is sent twice");
+  app.add_option("--skew-ppm", skew_ppm, "Sender clock error: audio leaves at (1 + N/1e6) x real time while RTP "
+                                         "timestamps advance nominally")->check(CLI::Range(-100000.0, 100000.0));
+  app.add_option("--trace-out", trace_out, "Write one line per packet: seq rtp_ts send_ns fate "
+                                           "(fate: sent, lost, reordered, duplicated)");
   CLI11_PARSE(app, argc, argv);
   ssrc_set = ssrc_opt->count() > 0;
 
@@ -188,6 +204,36 @@ int main(int argc, char** argv) {
   if (!dest) return fail("--dest: " + err);
   auto ptime = parse_duration(ptime_s, err);
   if (!ptime || ptime->count() <= 0) return fail("--ptime: " + (err.empty() ? std::string("must be > 0") : err));
+  FaultConfig faults;
+  faults.seed = seed;
+  if (!loss_s.empty()) {
+    auto v = parse_probability(loss_s, err);
+    if (!v) return fail("--loss: " + err);
+    faults.loss = *v;
+  }
+  if (!burst_s.empty()) {
+    const auto comma = burst_s.find(',');
+    auto p = comma == std::string::npos ? std::nullopt : parse_probability(burst_s.substr(0, comma), err);
+    auto r = comma == std::string::npos ? std::nullopt : parse_probability(burst_s.substr(comma + 1), err);
+    if (!p || !r || *r <= 0) return fail("--burst-loss: expected P,R with R > 0, e.g. 1%,25%" + (err.empty() ? "" : ": " + err));
+    faults.burst_p = *p;
+    faults.burst_r = *r;
+  }
+  if (!jitter_s.empty()) {
+    auto j = parse_jitter(jitter_s, err);
+    if (!j) return fail("--jitter: " + err);
+    faults.jitter = *j;
+  }
+  if (!reorder_s.empty()) {
+    auto v = parse_probability(reorder_s, err);
+    if (!v) return fail("--reorder: " + err);
+    faults.reorder = *v;
+  }
+  if (!duplicate_s.empty()) {
+    auto v = parse_probability(duplicate_s, err);
+    if (!v) return fail("--duplicate: " + err);
+    faults.duplicate = *v;
+  }
   std::optional<std::chrono::nanoseconds> duration;
   if (!duration_s.empty()) {
     duration = parse_duration(duration_s, err);
@@ -287,35 +333,79 @@ int main(int argc, char** argv) {
     std::vector<std::uint8_t> payload(65536);
     const std::size_t total_frames = audio.frames();
     std::size_t pos = 0;
-    std::uint64_t packets = 0, bytes = 0;
-    std::uint32_t ts = static_cast<std::uint32_t>(rd());
+    std::uint64_t packets = 0, datagrams = 0, bytes = 0;
+    const std::uint32_t ts0 = static_cast<std::uint32_t>(rd());
+    const auto seq0 = static_cast<std::uint16_t>(rd());
     std::vector<double> late_us;
+    faults.reorder_delay_ns = frames_to_ns(frames_per_packet, f.audio_rate) * 3 / 2;
+    FaultInjector injector(faults);
+    std::ofstream trace;
+    if (!trace_out.empty()) {
+      trace.open(trace_out, std::ios::trunc);
+      if (!trace) throw std::runtime_error("cannot write --trace-out " + trace_out);
+    }
+
+    // Packets wait here until their send time (nominal time + injected delay).
+    struct Pending {
+      std::int64_t send_at;
+      std::uint64_t order;  // ties keep generation order
+      std::uint16_t seq;
+      std::uint32_t ts;
+      std::vector<std::uint8_t> payload;
+      bool operator>(const Pending& o) const { return send_at != o.send_at ? send_at > o.send_at : order > o.order; }
+    };
+    std::priority_queue<Pending, std::vector<Pending>, std::greater<>> queue;
+    std::uint64_t order = 0;
+    const double rate_scale = 1.0 + skew_ppm * 1e-6;
     const std::int64_t t0 = mono_ns() + 2'000'000;
     const std::int64_t end = duration ? t0 + duration->count() : INT64_MAX;
-    for (std::uint64_t i = 0; !g_stop; ++i) {
-      if (pos >= total_frames) {
-        if (!loop) break;
-        pos = 0;
+    // Nominal departure of packet i: every ptime, on absolute deadlines, scaled by the skew.
+    auto nominal = [&](std::uint64_t i) {
+      return t0 + static_cast<std::int64_t>(static_cast<double>(frames_to_ns(static_cast<frames_t>(i) * frames_per_packet, f.audio_rate)) / rate_scale);
+    };
+    bool generating = true;
+    for (std::uint64_t i = 0; !g_stop && (generating || !queue.empty());) {
+      if (generating && (pos >= total_frames && !loop)) generating = false;
+      if (generating && nominal(i) >= end) generating = false;
+      const std::int64_t next_gen = generating ? nominal(i) : INT64_MAX;
+      const std::int64_t next_send = queue.empty() ? INT64_MAX : queue.top().send_at;
+      if (next_gen == INT64_MAX && next_send == INT64_MAX) break;
+      if (next_gen <= next_send) {
+        if (pos >= total_frames) pos = 0;  // --loop
+        std::fill(pcm.begin(), pcm.end(), 0);
+        const std::size_t n = std::min<std::size_t>(frames_per_packet, total_frames - pos);
+        std::copy_n(audio.samples.begin() + static_cast<std::ptrdiff_t>(pos * f.channels), n * f.channels, pcm.begin());
+        pos += n;
+        const int len = enc->encode(pcm, frames_per_packet, payload);
+        if (len < 0) throw std::runtime_error("encoder failed");
+        const auto seq = static_cast<std::uint16_t>(seq0 + i);
+        const auto ts = static_cast<std::uint32_t>(ts0 + i * static_cast<std::uint64_t>(ticks_per_packet));
+        const PacketFate fate = faults.any() ? injector.next() : PacketFate{};
+        ++packets;
+        if (fate.lost) {
+          if (trace) trace << seq << ' ' << ts << ' ' << (next_gen - t0) << " lost\n";
+        } else {
+          std::vector<std::uint8_t> bytes_v(payload.begin(), payload.begin() + len);
+          const int copies = fate.duplicated ? 2 : 1;
+          for (int c = 0; c < copies; ++c) queue.push({next_gen + fate.delay_ns, order++, seq, ts, bytes_v});
+          if (trace) trace << seq << ' ' << ts << ' ' << (next_gen + fate.delay_ns - t0) << ' '
+                           << (fate.reordered ? "reordered" : fate.duplicated ? "duplicated" : "sent") << "\n";
+        }
+        ++i;
+        continue;
       }
-      // Packet i leaves at t0 + i * ptime exactly (frames / rate, no rounding drift).
-      const std::int64_t due = t0 + frames_to_ns(static_cast<frames_t>(i) * frames_per_packet, f.audio_rate);
-      if (due >= end) break;
-      std::fill(pcm.begin(), pcm.end(), 0);
-      const std::size_t n = std::min<std::size_t>(frames_per_packet, total_frames - pos);
-      std::copy_n(audio.samples.begin() + static_cast<std::ptrdiff_t>(pos * f.channels), n * f.channels, pcm.begin());
-      pos += n;
-      const int len = enc->encode(pcm, frames_per_packet, payload);
-      if (len < 0) throw std::runtime_error("encoder failed");
-      sleep_until(due);
-      late_us.push_back(static_cast<double>(mono_ns() - due) / 1000.0);
+      sleep_until(next_send);
+      const Pending p = queue.top();
+      queue.pop();
+      late_us.push_back(static_cast<double>(mono_ns() - p.send_at) / 1000.0);
       if (raw) {
-        sendto(raw_fd, payload.data(), static_cast<std::size_t>(len), 0, reinterpret_cast<sockaddr*>(&raw_addr), raw_len);
+        sendto(raw_fd, p.payload.data(), p.payload.size(), 0, reinterpret_cast<sockaddr*>(&raw_addr), raw_len);
       } else {
-        rtp_session_send_with_ts(session, payload.data(), len, ts);
+        rtp_session_set_seq_number(session, p.seq);
+        rtp_session_send_with_ts(session, p.payload.data(), static_cast<int>(p.payload.size()), p.ts);
       }
-      ts += static_cast<std::uint32_t>(ticks_per_packet);
-      ++packets;
-      bytes += static_cast<std::uint64_t>(len);
+      ++datagrams;
+      bytes += p.payload.size();
     }
     if (session) {
       rtp_session_bye(session, "end of stream");
@@ -327,10 +417,24 @@ int main(int argc, char** argv) {
 
     const double p50 = percentile(late_us, 0.5), p99 = percentile(late_us, 0.99);
     const double mx = late_us.empty() ? 0 : *std::max_element(late_us.begin(), late_us.end());
-    std::fprintf(stderr, "rtpsend: sent %" PRIu64 " packets, %" PRIu64 " payload bytes; send-time error p50 %.0f us, p99 %.0f us, max %.0f us\n",
-                 packets, bytes, p50, p99, mx);
+    const FaultCounters& fc = injector.counters();
+    std::fprintf(stderr, "rtpsend: sent %" PRIu64 " packets (%" PRIu64 " datagrams), %" PRIu64
+                 " payload bytes; send-time error p50 %.0f us, p99 %.0f us, max %.0f us\n",
+                 packets, datagrams, bytes, p50, p99, mx);
+    if (faults.any())
+      std::fprintf(stderr, "rtpsend: injected (seed %" PRIu64 "): lost %" PRIu64 ", duplicated %" PRIu64
+                   ", reordered %" PRIu64 ", delayed %" PRIu64 "\n",
+                   seed, fc.lost, fc.duplicated, fc.reordered, fc.delayed);
     if (!stats_json.empty()) {
-      nlohmann::json j{{"packets", packets}, {"payload_bytes", bytes}, {"ssrc", ssrc}, {"payload_type", pt},
+      nlohmann::json j{{"packets", packets},
+                       {"datagrams", datagrams},
+                       {"payload_bytes", bytes},
+                       {"ssrc", ssrc},
+                       {"payload_type", pt},
+                       {"seed", seed},
+                       {"skew_ppm", skew_ppm},
+                       {"faults", {{"lost", fc.lost}, {"duplicated", fc.duplicated}, {"reordered", fc.reordered},
+                                   {"delayed", fc.delayed}}},
                        {"send_error_us", {{"p50", p50}, {"p99", p99}, {"max", mx}}}};
       std::ofstream(stats_json) << j.dump(2) << "\n";
     }

@@ -43,6 +43,7 @@ struct Scenario {
   std::function<void(int port)> during;        ///< runs while rtpsend streams
   std::string host = "127.0.0.1";              ///< listen/destination address ("::1" for IPv6)
   std::string netns;                           ///< run rtpnode and rtpsend in this network namespace
+  int send_seconds = 0;                        ///< > 0: rtpsend loops the input for this long
 };
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
@@ -87,7 +88,7 @@ Result run_once(const Scenario& s, int attempt) {
                                std::to_string(port);
   const std::string input = dir + "/input.wav";
   write_wav16(input, s.input);
-  const double seconds = static_cast<double>(s.input.frames()) / s.input.rate;
+  const double seconds = s.send_seconds > 0 ? s.send_seconds : static_cast<double>(s.input.frames()) / s.input.rate;
   const int node_secs = static_cast<int>(std::ceil(seconds)) + 4;
 
   std::vector<std::string> node{RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
@@ -104,6 +105,7 @@ Result run_once(const Scenario& s, int attempt) {
   std::vector<std::string> send{RTPSEND_BIN, input, "--dest", endpoint, "--stats-json",
                                 dir + "/sent.json"};
   send.insert(send.end(), s.send_args.begin(), s.send_args.end());
+  if (s.send_seconds > 0) send.insert(send.end(), {"--loop", "--duration", std::to_string(s.send_seconds) + "s"});
   Process rtpsend_p(in_netns(s.netns, send), dir + "/rtpsend.log");
   std::thread side;
   if (s.during) side = std::thread([&] { s.during(port); });
@@ -339,6 +341,37 @@ TEST(System, SilentSourceTimesOutAndKeepsItsFinalStats) {
   EXPECT_NE(r.node_log.find("timed out"), std::string::npos);
 }
 
+TEST(System, InjectedFaultsAreCountedExactly) {
+  Scenario s;
+  s.input = speech_8k();
+  s.send_seconds = 6;
+  const std::string trace = test_dir() + "/trace.txt";
+  s.send_args = {"--codec", "pcmu", "--seed", "7", "--loss", "5%", "--duplicate", "1%", "--reorder", "2%",
+                 "--trace-out", trace};
+  const Result r = run(s);
+  // Expected losses: lost packets before the last one that was sent (a loss at the very end is
+  // indistinguishable from the end of the stream, RFC 3550 A.3).
+  std::ifstream in(trace);
+  std::vector<std::string> fates;
+  for (std::string seq, ts, at, fate; in >> seq >> ts >> at >> fate;) fates.push_back(fate);
+  ASSERT_EQ(fates.size(), r.sent["packets"].get<std::size_t>());
+  std::size_t last_sent = 0;
+  for (std::size_t i = 0; i < fates.size(); ++i)
+    if (fates[i] != "lost") last_sent = i;
+  const auto lost = std::count(fates.begin(), fates.begin() + static_cast<std::ptrdiff_t>(last_sent), "lost");
+  const json& faults = r.sent["faults"];
+  EXPECT_GT(lost, 5);
+  EXPECT_GT(faults["duplicated"].get<int>(), 0);
+  EXPECT_GT(faults["reordered"].get<int>(), 0);
+  const json& src = only_source(r);
+  EXPECT_EQ(src.value("packets_lost", -1), lost) << r.stats.dump(2);
+  EXPECT_EQ(src.value("packets_duplicate", -1), faults["duplicated"].get<int>());
+  EXPECT_EQ(src.value("packets_received", -1), static_cast<int>(last_sent + 1) - lost);
+  EXPECT_EQ(src.value("packets_late", -1), 0);  // reordering (30 ms) is within the playout delay
+  EXPECT_EQ(src.value("underruns", -1), 0);
+  EXPECT_EQ(src.value("frames_concealed", 0) / 160 >= lost, true);
+}
+
 TEST(System, MulticastGroupIsJoined) {
   LoopbackNamespace ns;
   if (!ns.ok()) GTEST_SKIP() << "cannot create a network namespace here (needs root)";
@@ -422,4 +455,56 @@ TEST(Cli, MissingHostApiNamesWhatIsAvailable) {
   const auto [rc, log] = run_node_expecting_error({"--listen", "127.0.0.1:" + std::to_string(free_udp_port()), "--host-api", "no-such-api"});
   EXPECT_EQ(rc, 1);
   EXPECT_NE(log.find("--host-api 'no-such-api' matches no host API"), std::string::npos) << log;
+}
+
+namespace {
+/// Runs rtpsend for `seconds` to a UDP socket of this process; returns the least-squares packet
+/// interval in seconds (a fit over all arrivals, robust to a few delayed packets).
+double measured_interval(const std::vector<std::string>& extra, int seconds) {
+  const std::string dir = test_dir();
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  timeval tv{0, 200'000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const Audio tone = speech_8k();
+  write_wav16(dir + "/in.wav", tone);
+  std::vector<std::string> argv{RTPSEND_BIN, dir + "/in.wav", "--dest", "127.0.0.1:" + std::to_string(ntohs(a.sin_port)),
+                                "--codec", "pcmu", "--loop", "--duration", std::to_string(seconds) + "s"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  Process sender(argv, dir + "/rtpsend.log");
+  std::vector<double> t;
+  char buf[2048];
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(seconds + 3)) {
+    if (recv(fd, buf, sizeof buf, 0) > 0)
+      t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    else if (!t.empty() && sender.wait(std::chrono::milliseconds(0)))
+      break;
+  }
+  close(fd);
+  EXPECT_EQ(sender.wait(std::chrono::seconds(5)), std::optional<int>(0)) << sender.log();
+  const double n = static_cast<double>(t.size());
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const double x = static_cast<double>(i);
+    sx += x;
+    sy += t[i];
+    sxx += x * x;
+    sxy += x * t[i];
+  }
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+}  // namespace
+
+TEST(Rtpsend, PacesOnPtimeAndSkewsTheRateOnRequest) {
+  const double nominal = measured_interval({}, 5);
+  EXPECT_NEAR(nominal, 0.020, 0.020 * 0.005);
+  const double fast = measured_interval({"--skew-ppm", "1000"}, 5);
+  // 1000 ppm fast: packets leave 0.1 % more often.
+  EXPECT_NEAR(nominal / fast - 1.0, 0.001, 0.0003) << "nominal " << nominal << " s, skewed " << fast << " s";
 }
