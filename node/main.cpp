@@ -45,12 +45,12 @@ int main(int argc, char** argv) {
   bool list = false;
 
   app.add_option("--listen", listens, "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
-      ->type_name("ADDR:PORT");
+      ->type_name("ADDR:PORT")->allow_extra_args(false);
   app.add_option("--payload", payloads, "Map a payload type: PT=CODEC/CLOCK_RATE[/CHANNELS], e.g. 96=opus/48000/2 "
                                         "(codecs: pcmu pcma g722 l16 opus; static PTs 0 8 9 10 11 are preset)")
-      ->type_name("PT=FMT");
+      ->type_name("PT=FMT")->allow_extra_args(false);
   app.add_option("--raw", raws, "The preceding --listen carries headerless PCM: s16le/RATE/CHANNELS, e.g. s16le/8000/1")
-      ->type_name("FORMAT");
+      ->type_name("FORMAT")->allow_extra_args(false);
   app.add_option("--latency", latency, "Jitter-buffer playout delay (unit required)")
       ->check(duration_validator())->capture_default_str();
   app.add_option("--render-lead", lead, "How far ahead of the device the loop renders; 0ms = one period + 10 ms")

@@ -217,6 +217,9 @@ class OpusEncoderImpl final : public Encoder {
       throw std::runtime_error(std::string("opus_encoder_create: ") + opus_strerror(err));
     if (o.opus_bitrate_bps > 0) opus_encoder_ctl(enc_, OPUS_SET_BITRATE(o.opus_bitrate_bps));
     opus_encoder_ctl(enc_, OPUS_SET_COMPLEXITY(o.opus_complexity));
+    opus_encoder_ctl(enc_, OPUS_SET_INBAND_FEC(o.opus_fec ? 1 : 0));
+    opus_encoder_ctl(enc_, OPUS_SET_PACKET_LOSS_PERC(o.opus_expected_loss));
+    opus_encoder_ctl(enc_, OPUS_SET_DTX(o.opus_dtx ? 1 : 0));
   }
   ~OpusEncoderImpl() override { opus_encoder_destroy(enc_); }
   int encode(std::span<const std::int16_t> pcm, int frames, std::span<std::uint8_t> out) noexcept override {

@@ -508,3 +508,176 @@ TEST(Rtpsend, PacesOnPtimeAndSkewsTheRateOnRequest) {
   // 1000 ppm fast: packets leave 0.1 % more often.
   EXPECT_NEAR(nominal / fast - 1.0, 0.001, 0.0003) << "nominal " << nominal << " s, skewed " << fast << " s";
 }
+
+namespace {
+struct Received {
+  double at_s;
+  RtpHeaderView h;
+  std::vector<std::uint8_t> bytes;
+};
+
+/// Runs rtpsend with `args` (after --dest) to a UDP listener of this process; parses every datagram.
+std::vector<Received> capture_rtpsend(std::vector<std::string> args, int max_seconds) {
+  const std::string dir = test_dir();
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  timeval tv{0, 100'000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::vector<std::string> argv{RTPSEND_BIN, "--dest", "127.0.0.1:" + std::to_string(ntohs(a.sin_port))};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Process sender(argv, dir + "/rtpsend.log");
+  std::vector<Received> out;
+  std::vector<std::uint8_t> buf(65536);
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(max_seconds)) {
+    const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    if (n > 0) {
+      Received r;
+      r.at_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      r.bytes.assign(buf.begin(), buf.begin() + n);
+      out.push_back(std::move(r));
+    } else if (sender.wait(std::chrono::milliseconds(0))) {
+      break;
+    }
+  }
+  close(fd);
+  EXPECT_EQ(sender.wait(std::chrono::seconds(5)), std::optional<int>(0)) << sender.log();
+  for (auto& r : out) EXPECT_EQ(rtp_parse(r.bytes, r.h), RtpParseStatus::ok);
+  return out;
+}
+}  // namespace
+
+TEST(Rtpsend, DtxKeepsSequenceContiguousAndMarksTalkspurts) {
+  // Clicks once a second: mostly digital silence, which Opus DTX stops sending.
+  const auto rx = capture_rtpsend({"--clicks", "1/s", "--codec", "opus", "--dtx", "--duration", "3s"}, 10);
+  ASSERT_GT(rx.size(), 10u);
+  EXPECT_LT(rx.size(), 150u * 3 / 4);  // far fewer than 150 packets of 20 ms
+  int ts_gaps = 0;
+  for (std::size_t i = 1; i < rx.size(); ++i) {
+    EXPECT_EQ(static_cast<seq_t>(rx[i].h.sequence_number - rx[i - 1].h.sequence_number), 1) << i;
+    const auto dts = static_cast<std::uint32_t>(rx[i].h.timestamp - rx[i - 1].h.timestamp);
+    if (dts > 960) {
+      ++ts_gaps;
+      EXPECT_TRUE(rx[i].h.marker) << "talkspurt start after a DTX gap must carry the marker bit";
+    } else {
+      EXPECT_EQ(dts, 960u);
+    }
+  }
+  EXPECT_GE(ts_gaps, 1);
+  EXPECT_TRUE(rx.front().h.marker);
+}
+
+TEST(Rtpsend, InjectsSenderRestartsJumpsAndPauses) {
+  const auto rx = capture_rtpsend({"--tone", "1kHz", "--codec", "pcmu", "--duration", "4s", "--ssrc-change-at", "3s",
+                                   "--seq-jump-at", "1s", "--ts-jump-at", "2s", "--pause", "400ms@2400ms"},
+                                  12);
+  ASSERT_GT(rx.size(), 100u);
+  std::map<std::uint32_t, int> per_ssrc;
+  int seq_jumps = 0, ts_jumps = 0, pauses = 0;
+  for (std::size_t i = 0; i < rx.size(); ++i) {
+    ++per_ssrc[rx[i].h.ssrc];
+    if (i == 0 || rx[i].h.ssrc != rx[i - 1].h.ssrc) continue;
+    const auto dseq = static_cast<seq_t>(rx[i].h.sequence_number - rx[i - 1].h.sequence_number);
+    const auto dts = static_cast<std::uint32_t>(rx[i].h.timestamp - rx[i - 1].h.timestamp);
+    if (dseq == 10001) ++seq_jumps;
+    else EXPECT_EQ(dseq, 1) << i;
+    if (dts == 160 + 8000 * 60) ++ts_jumps;
+    else if (dts == 160 * 21) {  // 400 ms without packets: 20 packet times skipped
+      ++pauses;
+      EXPECT_TRUE(rx[i].h.marker) << "the first packet after a pause starts a talkspurt";
+    }
+    else EXPECT_EQ(dts, 160u) << i;
+  }
+  EXPECT_EQ(per_ssrc.size(), 2u);
+  EXPECT_EQ(seq_jumps, 1);
+  EXPECT_EQ(ts_jumps, 1);
+  EXPECT_EQ(pauses, 1);
+  EXPECT_EQ(rx.size(), 200u - 20u);
+}
+
+TEST(Rtpsend, SeveralFilesBecomeSeveralStreams) {
+  const std::string dir = test_dir();
+  write_wav16(dir + "/a.wav", speech_8k());
+  write_wav16(dir + "/b.wav", speech_8k());
+  const auto rx = capture_rtpsend({dir + "/a.wav", dir + "/b.wav", "--codec", "pcma", "--ssrc", "1000"}, 10);
+  std::map<std::uint32_t, int> per_ssrc;
+  for (const auto& r : rx) {
+    ++per_ssrc[r.h.ssrc];
+    EXPECT_EQ(r.h.payload_type, 8);
+  }
+  ASSERT_EQ(per_ssrc.size(), 2u);
+  EXPECT_EQ(per_ssrc[1000], per_ssrc[1001]);
+  EXPECT_GT(per_ssrc[1000], 50);
+}
+
+TEST(Rtpsend, ToneIsTheRequestedFrequency) {
+  const auto rx = capture_rtpsend({"--tone", "1kHz", "--codec", "l16", "--duration", "1s"}, 8);
+  ASSERT_GT(rx.size(), 40u);
+  // L16 at 48 kHz mono: count sign changes over the received audio.
+  std::vector<float> pcm;
+  auto dec = make_decoder(PayloadFormat{Codec::l16, 48000, 48000, 1});
+  std::vector<float> frame(4096);
+  for (const auto& r : rx) {
+    const int n = dec->decode(r.h.payload, frame);
+    ASSERT_GT(n, 0);
+    pcm.insert(pcm.end(), frame.begin(), frame.begin() + n);
+  }
+  int crossings = 0;
+  for (std::size_t i = 1; i < pcm.size(); ++i) crossings += (pcm[i - 1] < 0) != (pcm[i] < 0);
+  const double seconds = static_cast<double>(pcm.size()) / 48000;
+  EXPECT_NEAR(crossings / 2.0 / seconds, 1000.0, 5.0);
+}
+
+namespace {
+/// ffmpeg, an independent receiver, decodes rtpsend's stream from rtpsend's SDP.
+Audio ffmpeg_receive(const Audio& input, const std::vector<std::string>& codec_args) {
+  const std::string dir = test_dir();
+  write_wav16(dir + "/in.wav", input);
+  const int port = free_udp_port() & ~1;  // RTP on an even port, RTCP on the next
+  std::vector<std::string> send{RTPSEND_BIN, dir + "/in.wav", "--dest", "127.0.0.1:" + std::to_string(port), "--sdp",
+                                dir + "/stream.sdp", "--start-at", "+2s"};
+  send.insert(send.end(), codec_args.begin(), codec_args.end());
+  Process sender(send, dir + "/rtpsend.log");
+  for (int i = 0; i < 50 && !std::filesystem::exists(dir + "/stream.sdp"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const double seconds = static_cast<double>(input.frames()) / input.rate;
+  Process ffmpeg({"ffmpeg", "-v", "error", "-protocol_whitelist", "file,udp,rtp", "-i", dir + "/stream.sdp", "-t",
+                  std::to_string(seconds + 0.5), "-y", dir + "/out.wav"},
+                 dir + "/ffmpeg.log");
+  EXPECT_EQ(sender.wait(std::chrono::seconds(20)), std::optional<int>(0)) << sender.log();
+  // ffmpeg stops at -t, or on its own timeout once the stream ends.
+  if (!ffmpeg.wait(std::chrono::seconds(8))) ffmpeg.signal(SIGINT);
+  ffmpeg.wait(std::chrono::seconds(5));
+  if (!std::filesystem::exists(dir + "/out.wav")) {
+    ADD_FAILURE() << "ffmpeg wrote nothing: " << ffmpeg.log();
+    return {};
+  }
+  return read_wav(dir + "/out.wav");
+}
+}  // namespace
+
+TEST(Interop, FfmpegDecodesRtpsendStreamsFromTheSdp) {
+  if (std::system("command -v ffmpeg > /dev/null 2>&1") != 0) GTEST_SKIP() << "ffmpeg not installed";
+  struct Case {
+    const char* name;
+    Audio input;
+    std::vector<std::string> args;
+  };
+  const Audio speech48 = load_recording(std::string(kAlsaDir) + "Front_Center.wav");
+  const std::vector<Case> cases{
+      {"opus", speech48, {"--codec", "opus", "--channels", "2", "--bitrate", "96000"}},
+      {"pcmu", speech_8k(), {"--codec", "pcmu"}},
+      {"l16", stereo_recording(), {"--codec", "l16", "--pt", "97"}},
+  };
+  for (const auto& c : cases) {
+    const Audio out = ffmpeg_receive(c.input, c.args);
+    ASSERT_GT(out.frames(), 0u) << c.name;
+    const Audio ref = out.rate == c.input.rate ? c.input : resample(c.input, out.rate, 10);
+    EXPECT_GE(best_correlation(out, ref, out.rate / 10), 0.9) << c.name << ": ffmpeg decoded at " << out.rate << " Hz";
+  }
+}
