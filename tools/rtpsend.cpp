@@ -222,6 +222,7 @@ struct Options {
   std::string tone, clicks, iface;
   bool silence = false, loop = false, raw = false, fec = false, dtx = false;
   int pt = -1, bitrate = 0, channels = 0, complexity = 10, ttl = 1;
+  std::string rtcp_interval = "5s";
   std::string expected_loss;
   std::uint32_t ssrc = 0;
   bool ssrc_set = false;
@@ -280,6 +281,10 @@ void open_transport(Stream& s, const Options& o, bool raw) {
   if (rtp_session_set_payload_type(s.session, s.pt) != 0) throw std::runtime_error("oRTP refused payload type");
   rtp_session_set_ssrc(s.session, s.ssrc);
   rtp_session_enable_rtcp(s.session, TRUE);
+  std::string err;
+  const auto interval = parse_duration(o.rtcp_interval, err);
+  if (!interval || interval->count() < 100'000'000) throw std::runtime_error("--rtcp-interval: at least 100ms" + (err.empty() ? "" : ": " + err));
+  rtp_session_set_rtcp_report_interval(s.session, static_cast<int>(interval->count() / 1'000'000));
   if (rtp_session_set_remote_addr_and_port(s.session, s.dest.address.c_str(), s.dest.port, s.dest.port + 1) != 0)
     throw std::runtime_error("cannot send to " + s.dest.describe());
   rtp_session_set_multicast_ttl(s.session, o.ttl);
@@ -366,6 +371,8 @@ int main(int argc, char** argv) {
   app.add_option("--sdp", o.sdp, "Write an SDP file describing the streams (RFC 4566; ffmpeg and VLC read it)");
   app.add_flag("--raw", o.raw, "Send headerless s16le PCM (no RTP header), like the seed sender: 8000 Hz mono "
                                "unless --channels says otherwise, 320-byte datagrams every 20 ms");
+  app.add_option("--rtcp-interval", o.rtcp_interval, "Interval of RTCP Sender Reports (RFC 3550 §6.2 suggests 5 s)")
+      ->capture_default_str();
   app.add_option("--ttl", o.ttl, "Multicast TTL / hop limit")->check(CLI::Range(0, 255))->capture_default_str();
   app.add_option("--iface", o.iface, "Interface name for outgoing multicast (e.g. eth0)");
   app.add_option("--stats-json", o.stats_json, "Write a summary as JSON at the end");
@@ -389,7 +396,11 @@ int main(int argc, char** argv) {
                                      "its sequence numbers continue and its timestamps jump, as with DTX");
   app.add_option("--trace-out", o.trace_out, "Write one line per packet: seq rtp_ts send_ns fate (fate: sent, lost, "
                                              "reordered, duplicated, dtx, paused); stream N>0 writes FILE.N");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help: 0; any usage error: 2
+  }
   o.ssrc_set = ssrc_opt->count() > 0;
 
   std::string err;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <filesystem>
@@ -679,5 +680,98 @@ TEST(Interop, FfmpegDecodesRtpsendStreamsFromTheSdp) {
     ASSERT_GT(out.frames(), 0u) << c.name;
     const Audio ref = out.rate == c.input.rate ? c.input : resample(c.input, out.rate, 10);
     EXPECT_GE(best_correlation(out, ref, out.rate / 10), 0.9) << c.name << ": ffmpeg decoded at " << out.rate << " Hz";
+  }
+}
+
+TEST(Rtpsend, SendsRtcpSenderReportsWithNtpTimeAndByeAtTheEnd) {
+  const std::string dir = test_dir();
+  // RTP to an unused port P (nobody listens), RTCP to P+1 where this test listens.
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int rtcp_port = 0;
+  for (int p = 40001; p < 60000; p += 2) {  // an odd port whose even neighbour we do not need
+    a.sin_port = htons(static_cast<std::uint16_t>(p));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      rtcp_port = p;
+      break;
+    }
+  }
+  ASSERT_GT(rtcp_port, 0);
+  timeval tv{0, 100'000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "3s", "--rtcp-interval", "500ms",
+                  "--ssrc", "4660", "--dest", "127.0.0.1:" + std::to_string(rtcp_port - 1)},
+                 dir + "/rtpsend.log");
+  int sr = 0, bye = 0;
+  std::vector<std::uint8_t> buf(2048);
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(8)) {
+    const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    if (n <= 0) {
+      if (sender.wait(std::chrono::milliseconds(0))) break;
+      continue;
+    }
+    // Walk the compound packet (RFC 3550 §6.1): each part is 4 * (length + 1) bytes.
+    for (std::size_t off = 0; off + 4 <= static_cast<std::size_t>(n);) {
+      const std::uint8_t type = buf[off + 1];
+      const std::size_t len = 4 * ((std::size_t{buf[off + 2]} << 8 | buf[off + 3]) + 1);
+      if (type == 200 && off + 28 <= static_cast<std::size_t>(n)) {  // SR
+        ++sr;
+        const std::uint32_t ssrc = std::uint32_t{buf[off + 4]} << 24 | std::uint32_t{buf[off + 5]} << 16 |
+                                   std::uint32_t{buf[off + 6]} << 8 | buf[off + 7];
+        EXPECT_EQ(ssrc, 4660u);
+        const std::uint32_t ntp_s = std::uint32_t{buf[off + 8]} << 24 | std::uint32_t{buf[off + 9]} << 16 |
+                                    std::uint32_t{buf[off + 10]} << 8 | buf[off + 11];
+        const double unix_now = static_cast<double>(std::time(nullptr));
+        EXPECT_NEAR(static_cast<double>(ntp_s) - 2208988800.0, unix_now, 5.0) << "NTP time (RFC 3550 §4)";
+      }
+      if (type == 203) ++bye;
+      off += len;
+    }
+  }
+  close(fd);
+  EXPECT_EQ(sender.wait(std::chrono::seconds(5)), std::optional<int>(0)) << sender.log();
+  EXPECT_GE(sr, 3);
+  EXPECT_EQ(bye, 1);
+}
+
+TEST(Rtpsend, ReadsHeaderlessPcmFiles) {
+  const std::string dir = test_dir();
+  std::vector<std::int16_t> pcm(8000);
+  for (std::size_t i = 0; i < pcm.size(); ++i) pcm[i] = static_cast<std::int16_t>((i % 80) * 100 - 4000);
+  std::ofstream(dir + "/in.raw", std::ios::binary).write(reinterpret_cast<const char*>(pcm.data()), 16000);
+  const auto rx = capture_rtpsend({dir + "/in.raw", "--raw-format", "s16le/8000/1", "--codec", "l16"}, 8);
+  ASSERT_EQ(rx.size(), 50u);  // 1 s in 20 ms packets
+  auto dec = make_decoder(PayloadFormat{Codec::l16, 8000, 8000, 1});
+  std::vector<float> out(160);
+  for (std::size_t p = 0; p < rx.size(); ++p) {
+    ASSERT_EQ(dec->decode(rx[p].h.payload, out), 160);
+    for (std::size_t i = 0; i < 160; ++i) ASSERT_EQ(out[i] * 32768.0f, pcm[p * 160 + i]) << p << ":" << i;
+  }
+}
+
+TEST(Cli, RtpsendErrorsFailWithOneLine) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> cases{
+      {{"/no/such/file.wav", "--dest", "127.0.0.1:5004"}, "/no/such/file.wav"},
+      {{"--tone", "1kHz", "--dest", "127.0.0.1:5004", "--codec", "opus", "--ptime", "30ms"}, "Opus frames are"},
+      {{"--tone", "1kHz", "--dest", "localhost:5004"}, "bad IP address"},
+      {{"--tone", "1kHz", "--dest", "127.0.0.1:5004", "--loss", "200%"}, "--loss"},
+      {{"--tone", "1kHz", "--dest", "127.0.0.1:5004", "--jitter", "gauss:5ms"}, "unknown jitter model"},
+      {{"--tone", "1kHz", "--dest", "127.0.0.1:5004", "--codec", "pcmu", "--dtx"}, "Opus options"},
+      {{"--dest", "127.0.0.1:5004"}, "nothing to send"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv{RTPSEND_BIN};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    Process p(argv, test_dir() + "/rtpsend.log");
+    const auto rc = p.wait(std::chrono::seconds(10));
+    EXPECT_EQ(rc, std::optional<int>(2)) << p.log();
+    EXPECT_NE(p.log().find(c.says), std::string::npos) << "output: " << p.log();
   }
 }
