@@ -18,6 +18,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include <opus/opus.h>
+
 #include "rtp/codec.hpp"
 #include "rtp/rtp_header.hpp"
 #include "system/harness.hpp"
@@ -380,7 +382,7 @@ TEST(System, MulticastGroupIsJoined) {
   s.input = speech_8k();
   s.host = "239.255.12.34";
   s.netns = ns.name();
-  s.send_args = {"--codec", "pcmu"};
+  s.send_args = {"--codec", "pcmu", "--iface", "lo", "--ttl", "0"};  // sender's multicast interface chosen
   const Result r = run(s);
   const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
   expect_exact(r, resample(reference_decode(s.input, f, 160), 48000, 4), 1e-6f);
@@ -774,4 +776,68 @@ TEST(Cli, RtpsendErrorsFailWithOneLine) {
     EXPECT_EQ(rc, std::optional<int>(2)) << p.log();
     EXPECT_NE(p.log().find(c.says), std::string::npos) << "output: " << p.log();
   }
+}
+
+namespace {
+/// Mean, over packets k, of the correlation between frame k-1 recovered from packet k's in-band
+/// FEC (decode_fec = 1, RFC 6716 §4.2.5 LBRR) and frame k-1 decoded normally.
+double fec_recovery_correlation(const std::vector<Received>& rx) {
+  int err = 0;
+  OpusDecoder* normal = opus_decoder_create(48000, 1, &err);
+  OpusDecoder* lossy = opus_decoder_create(48000, 1, &err);
+  std::vector<float> ref(960), rec(960);
+  double sum = 0;
+  int n = 0;
+  std::vector<float> prev_ref;
+  for (std::size_t k = 0; k < rx.size(); ++k) {
+    const auto& p = rx[k].h.payload;
+    if (k >= 2) {
+      // `lossy` has seen packets up to k-2; packet k-1 is "lost": recover it from packet k.
+      EXPECT_EQ(opus_decode_float(lossy, p.data(), static_cast<opus_int32>(p.size()), rec.data(), 960, 1), 960);
+      double xy = 0, xx = 0, yy = 0;
+      for (int i = 0; i < 960; ++i) {
+        xy += prev_ref[static_cast<std::size_t>(i)] * rec[static_cast<std::size_t>(i)];
+        xx += prev_ref[static_cast<std::size_t>(i)] * prev_ref[static_cast<std::size_t>(i)];
+        yy += rec[static_cast<std::size_t>(i)] * rec[static_cast<std::size_t>(i)];
+      }
+      if (xx > 1e-4 && yy > 0) {
+        sum += xy / std::sqrt(xx * yy);
+        ++n;
+      }
+      // Keep `lossy` one packet behind `normal` for the next round.
+      EXPECT_EQ(opus_decode_float(lossy, rx[k - 1].h.payload.data(), static_cast<opus_int32>(rx[k - 1].h.payload.size()),
+                                  rec.data(), 960, 0),
+                960);
+    }
+    EXPECT_EQ(opus_decode_float(normal, p.data(), static_cast<opus_int32>(p.size()), ref.data(), 960, 0), 960);
+    prev_ref = ref;
+  }
+  opus_decoder_destroy(normal);
+  opus_decoder_destroy(lossy);
+  return n ? sum / n : 0;
+}
+}  // namespace
+
+TEST(Rtpsend, OpusInBandFecCarriesThePreviousFrame) {
+  const std::string dir = test_dir();
+  write_wav16(dir + "/speech.wav", speech_8k());
+  const std::vector<std::string> base{dir + "/speech.wav", "--codec", "opus", "--channels", "1", "--bitrate", "24000"};
+  auto with = base;
+  with.insert(with.end(), {"--expected-loss", "20%"});
+  const double fec_on = fec_recovery_correlation(capture_rtpsend(with, 10));
+  const double fec_off = fec_recovery_correlation(capture_rtpsend(base, 10));
+  std::cerr << "FEC recovery correlation: with --expected-loss 20% " << fec_on << ", without " << fec_off << "\n";
+  EXPECT_GT(fec_on, 0.7) << "FEC-recovered frames should match the lost ones";
+  EXPECT_GT(fec_on, fec_off + 0.2) << "without FEC, decode_fec only conceals: on " << fec_on << ", off " << fec_off;
+}
+
+TEST(Rtpsend, StartsAtAnAbsoluteUnixTime) {
+  const double start = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch()).count()) / 1000.0 + 1.5;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3f", start);
+  const auto rx = capture_rtpsend({"--tone", "440", "--codec", "pcmu", "--duration", "500ms", "--start-at", buf}, 8);
+  ASSERT_FALSE(rx.empty());
+  EXPECT_NEAR(rx.front().at_s, 1.5, 0.25);  // capture_rtpsend's clock starts when rtpsend is launched
+  EXPECT_EQ(rx.size(), 25u);
 }
