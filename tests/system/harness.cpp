@@ -167,17 +167,25 @@ std::string test_dir() {
   return dir;
 }
 
-int free_udp_port() {
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+LoopbackUdp::LoopbackUdp(std::chrono::milliseconds recv_timeout) {
+  fd = socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("cannot bind a loopback UDP socket");
   socklen_t len = sizeof a;
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+  port = ntohs(a.sin_port);
+  const auto us = recv_timeout.count() * 1000;
+  timeval tv{static_cast<time_t>(us / 1'000'000), static_cast<suseconds_t>(us % 1'000'000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
+
+LoopbackUdp::~LoopbackUdp() {
+  if (fd >= 0) close(fd);
+}
+
+int free_udp_port() { return LoopbackUdp().port; }
 
 namespace {
 

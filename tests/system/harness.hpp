@@ -64,6 +64,15 @@ class JackServer {
 
 /// Scratch directory unique to the running test.
 std::string test_dir();
+/// A UDP socket bound to 127.0.0.1 on a free port, with a receive timeout; closed on destruction.
+struct LoopbackUdp {
+  explicit LoopbackUdp(std::chrono::milliseconds recv_timeout = std::chrono::milliseconds(100));
+  ~LoopbackUdp();
+  LoopbackUdp(const LoopbackUdp&) = delete;
+  LoopbackUdp& operator=(const LoopbackUdp&) = delete;
+  int fd = -1;
+  int port = 0;
+};
 /// A UDP port unlikely to collide with parallel runs.
 int free_udp_port();
 

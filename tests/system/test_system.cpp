@@ -440,15 +440,8 @@ TEST(Cli, BadFlagsFailWithOneLineNamingTheFix) {
 }
 
 TEST(Cli, PortInUseIsReportedBeforeTouchingTheDevice) {
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  const auto [rc, log] = run_node_expecting_error({"--listen", "127.0.0.1:" + std::to_string(ntohs(a.sin_port))});
-  close(fd);
+  const LoopbackUdp holder;
+  const auto [rc, log] = run_node_expecting_error({"--listen", "127.0.0.1:" + std::to_string(holder.port)});
   EXPECT_EQ(rc, 1);
   EXPECT_NE(log.find("address already in use"), std::string::npos) << log;
   EXPECT_EQ(log.find("ALSA lib"), std::string::npos) << "library noise leaked: " << log;
@@ -465,18 +458,11 @@ namespace {
 /// interval in seconds (a fit over all arrivals, robust to a few delayed packets).
 double measured_interval(const std::vector<std::string>& extra, int seconds) {
   const std::string dir = test_dir();
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  timeval tv{0, 200'000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const LoopbackUdp rx(std::chrono::milliseconds(200));
+  const int fd = rx.fd;
   const Audio tone = speech_8k();
   write_wav16(dir + "/in.wav", tone);
-  std::vector<std::string> argv{RTPSEND_BIN, dir + "/in.wav", "--dest", "127.0.0.1:" + std::to_string(ntohs(a.sin_port)),
+  std::vector<std::string> argv{RTPSEND_BIN, dir + "/in.wav", "--dest", "127.0.0.1:" + std::to_string(rx.port),
                                 "--codec", "pcmu", "--loop", "--duration", std::to_string(seconds) + "s"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   Process sender(argv, dir + "/rtpsend.log");
@@ -489,7 +475,6 @@ double measured_interval(const std::vector<std::string>& extra, int seconds) {
     else if (!t.empty() && sender.wait(std::chrono::milliseconds(0)))
       break;
   }
-  close(fd);
   EXPECT_EQ(sender.wait(std::chrono::seconds(5)), std::optional<int>(0)) << sender.log();
   const double n = static_cast<double>(t.size());
   double sx = 0, sy = 0, sxx = 0, sxy = 0;
@@ -522,16 +507,9 @@ struct Received {
 /// Runs rtpsend with `args` (after --dest) to a UDP listener of this process; parses every datagram.
 std::vector<Received> capture_rtpsend(std::vector<std::string> args, int max_seconds) {
   const std::string dir = test_dir();
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  timeval tv{0, 100'000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::vector<std::string> argv{RTPSEND_BIN, "--dest", "127.0.0.1:" + std::to_string(ntohs(a.sin_port))};
+  const LoopbackUdp rx_socket;
+  const int fd = rx_socket.fd;
+  std::vector<std::string> argv{RTPSEND_BIN, "--dest", "127.0.0.1:" + std::to_string(rx_socket.port)};
   argv.insert(argv.end(), args.begin(), args.end());
   Process sender(argv, dir + "/rtpsend.log");
   std::vector<Received> out;
@@ -548,7 +526,6 @@ std::vector<Received> capture_rtpsend(std::vector<std::string> args, int max_sec
       break;
     }
   }
-  close(fd);
   EXPECT_EQ(sender.wait(std::chrono::seconds(5)), std::optional<int>(0)) << sender.log();
   for (auto& r : out) EXPECT_EQ(rtp_parse(r.bytes, r.h), RtpParseStatus::ok);
   return out;
