@@ -179,8 +179,6 @@ double PortAudioBackend::output_latency() const noexcept {
   return si ? si->outputLatency : 0.0;
 }
 
-double PortAudioBackend::cpu_load() const noexcept { return stream_ ? Pa_GetStreamCpuLoad(stream_) : 0.0; }
-
 std::string PortAudioBackend::describe() const {
   return host_api_name_ + ": " + device_name_ + " (" + std::to_string(static_cast<int>(rate_)) + " Hz, " +
          std::to_string(channels_) + " ch)";

@@ -48,7 +48,6 @@ class PortAudioBackend {
   [[nodiscard]] double stream_time() const noexcept;
   /// Output latency reported by Pa_GetStreamInfo (s).
   [[nodiscard]] double output_latency() const noexcept;
-  [[nodiscard]] double cpu_load() const noexcept;
   /// "JACK Audio Connection Kit: system (48000 Hz, 2 ch)".
   [[nodiscard]] std::string describe() const;
 

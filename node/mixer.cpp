@@ -51,7 +51,6 @@ void Mixer::mix_stream(PlayoutStream& s, float* out, frames_t n) noexcept {
   const int ch = s.channels;
   const frames_t first = frame_ - s.start_frame;  // ring frame for device frame F
   if (first + n <= 0) return;                      // not started yet
-  s.started.store(true, std::memory_order_relaxed);
   const frames_t offset = std::max<frames_t>(0, -first);  // block frame where the stream begins
   const frames_t want_from = std::max<frames_t>(0, first);
   frames_t want = n - offset;

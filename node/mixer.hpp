@@ -55,7 +55,6 @@ class PlayoutStream {
   std::atomic<std::uint64_t> underrun_frames{0};  ///< frames zero-filled for missing audio
   std::atomic<std::uint64_t> frames_played{0};    ///< ring frames mixed into the device
   std::atomic<std::uint64_t> frames_skipped{0};   ///< ring frames dropped: arrived after their frame
-  std::atomic<bool> started{false};               ///< the device has reached start_frame
 
   // Audio thread only.
   bool in_underrun = false;

@@ -144,10 +144,11 @@ void Node::bind_all() {
   }
 }
 
-void Node::warn_once(std::size_t kind, const std::string& text) {
-  if (warned_[kind]) return;
+template <typename MakeText>
+void Node::warn_once(std::size_t kind, MakeText&& make_text) {
+  if (warned_[kind]) return;  // the text is only built when it is printed: floods cost nothing
   warned_[kind] = true;
-  std::cerr << "rtpnode: warning: " << text << " (counted; further ones are not logged)\n";
+  std::cerr << "rtpnode: warning: " << make_text() << " (counted; further ones are not logged)\n";
 }
 
 Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* from, std::uint32_t ssrc,
@@ -155,7 +156,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   if (auto it = sources_.find(key); it != sources_.end()) return it->second.get();
   if (static_cast<int>(sources_.size() + retiring_.size()) >= cfg_.max_sources) {
     ++stats_.sources_refused;
-    warn_once(kWarnRefused, "new stream refused: --max-sources " + std::to_string(cfg_.max_sources) + " reached");
+    warn_once(kWarnRefused, [&] { return "new stream refused: --max-sources " + std::to_string(cfg_.max_sources) + " reached"; });
     return nullptr;
   }
   Source::Params p;
@@ -167,7 +168,6 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   p.format = fmt;
   p.raw = raw;
   p.device_rate = backend_->sample_rate();
-  p.device_channels = backend_->channels();
   p.lead_frames = lead_frames_;
   p.latency = cfg_.latency;
   p.resampler_quality = cfg_.resampler_quality;
@@ -176,7 +176,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
     s = std::make_unique<Source>(p, now, clock_);
   } catch (const std::exception& e) {
     ++stats_.sources_refused;
-    warn_once(kWarnRefused, std::string("cannot create source: ") + e.what());
+    warn_once(kWarnRefused, [&] { return std::string("cannot create source: ") + e.what(); });
     return nullptr;
   }
   if (!mixer_->add(s->stream())) {
@@ -210,9 +210,10 @@ void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const so
   if (st != RtpParseStatus::ok) {
     ++stats_.rejected[static_cast<std::size_t>(st)];
     if (st != RtpParseStatus::rtcp)
-      warn_once(static_cast<std::size_t>(st), "dropped malformed RTP from " + addr_to_string(from) +
-                                                  " on port " + std::to_string(l.spec.port) + ": " +
-                                                  std::string(to_string(st)));
+      warn_once(static_cast<std::size_t>(st), [&] {
+        return "dropped malformed RTP from " + addr_to_string(from) + " on port " + std::to_string(l.spec.port) +
+               ": " + std::string(to_string(st));
+      });
     return;
   }
   const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | h.ssrc;
@@ -225,9 +226,11 @@ void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const so
   const PayloadFormat* fmt = cfg_.payloads.find(h.payload_type);
   if (!fmt) {
     ++stats_.unknown_payload_type;
-    warn_once(kWarnUnknownPt, "dropped RTP with unknown payload type " + std::to_string(h.payload_type) +
-                                  " from " + addr_to_string(from) + " (map it with --payload " +
-                                  std::to_string(h.payload_type) + "=CODEC/RATE/CHANNELS)");
+    warn_once(kWarnUnknownPt, [&] {
+      return "dropped RTP with unknown payload type " + std::to_string(h.payload_type) + " from " +
+             addr_to_string(from) + " (map it with --payload " + std::to_string(h.payload_type) +
+             "=CODEC/RATE/CHANNELS)";
+    });
     return;
   }
   if (Source* s = find_or_create(key, l, from, h.ssrc, h.payload_type, *fmt, false, now)) {
@@ -317,6 +320,7 @@ void Node::write_json() const {
   node["sample_rate"] = clock_.rate();
   node["device"] = backend_->describe();
   node["output_latency_ms"] = static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
+  node["pa_output_latency_ms"] = backend_->output_latency() * 1000.0;  // Pa_GetStreamInfo, for comparison
   node["render_lead_ms"] = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
   node["uptime_s"] = static_cast<double>(now_ns() - started_ns_) * 1e-9;
   j["node"] = node;
@@ -404,7 +408,7 @@ int Node::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   backend_->stop();
   report(true);
-  return exit_code_;
+  return 0;
 }
 
 }  // namespace rtpnode

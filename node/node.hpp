@@ -60,7 +60,9 @@ class Node {
   void expire_sources(mono_ns_t now);
   void report(bool final);
   void write_json() const;
-  void warn_once(std::size_t kind, const std::string& text);
+  /// Prints make_text() once per kind; later calls of that kind cost a flag test.
+  template <typename MakeText>
+  void warn_once(std::size_t kind, MakeText&& make_text);
   void stop();
   /// Closes every handle and the loop (destructor and failed construction).
   void close_loop();
@@ -92,7 +94,6 @@ class Node {
   NodeStats stats_;
   std::vector<bool> warned_;
   mono_ns_t started_ns_ = 0;
-  int exit_code_ = 0;
 };
 
 }  // namespace rtpnode

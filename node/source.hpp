@@ -71,7 +71,6 @@ class Source {
     PayloadFormat format;
     bool raw = false;                 ///< headerless PCM: sequence and timestamps are synthesised
     double device_rate = 48000;
-    int device_channels = 2;
     frames_t lead_frames = 0;
     std::chrono::nanoseconds latency{0};
     int resampler_quality = 4;
