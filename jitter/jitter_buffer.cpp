@@ -106,11 +106,24 @@ InsertResult JitterBuffer::insert(ext_seq_t seq, ext_ts_t ts, bool marker,
   return InsertResult::stored;
 }
 
-JitterBuffer::Action JitterBuffer::next(ext_ts_t horizon_ts) {
+JitterBuffer::Action JitterBuffer::next(ext_ts_t horizon_ts, bool allow_expand) {
   Action a;
   if (!started_) return a;
   for (;;) {
     Slot* low = lowest();
+    if (low && expanded_ticks_ > 0 && low->pkt.ts > cursor_ts_) {
+      // A later packet came while expanding: the missing span before it was lost (or is a gap),
+      // and the concealment already played in its place covers it. Move the cursor over it so
+      // that a loss expanded at its deadline does not leave the delay raised.
+      const ext_ts_t credit = std::min(expanded_ticks_, low->pkt.ts - cursor_ts_);
+      cursor_ts_ += credit;
+      expanded_ticks_ -= credit;
+      counters_.expand_credited_ticks += credit;
+      if (cursor_ts_ == low->pkt.ts && low->pkt.seq != next_seq_) {
+        next_seq_ = low->pkt.seq;
+        contiguous_ = false;
+      }
+    }
     if (low && low->pkt.ts < cursor_ts_) {
       // Its start was already concealed: it came too late to play.
       next_seq_ = low->pkt.seq + 1;
@@ -133,11 +146,17 @@ JitterBuffer::Action JitterBuffer::next(ext_ts_t horizon_ts) {
       }
     }
     if (cursor_ts_ >= horizon_ts) return a;  // still time for the missing packet to arrive
-    a.kind = Action::Kind::conceal;
     a.ticks = ptime_ticks_;
+    if (!low && allow_expand) {
+      a.kind = Action::Kind::expand;
+      if (cfg_.expand_ticks > 0) a.ticks = std::min(a.ticks, cfg_.expand_ticks);
+      return a;
+    }
+    a.kind = Action::Kind::conceal;
     if (low) {
       a.ticks = std::min(a.ticks, low->pkt.ts - cursor_ts_);
       if (low->pkt.ts - cursor_ts_ <= ptime_ticks_) next_seq_ = low->pkt.seq;  // the lost ones are gone
+      if (low->pkt.ts - cursor_ts_ == a.ticks) a.packet = &low->pkt;
     }
     contiguous_ = false;
     return a;
@@ -152,14 +171,20 @@ void JitterBuffer::played(const Action& a, ext_ts_t ticks) {
       if (ticks > 0) ptime_ticks_ = ticks;
       contiguous_ = true;
       release(s);
+      expanded_ticks_ = 0;  // the packet came after all: the expansion was a delay spike
       empty_conceal_ticks_ = 0;
       stalled_ = false;
       break;
     }
     case Action::Kind::conceal:
+    case Action::Kind::expand:
       if (stored_ == 0) {
         empty_conceal_ticks_ += ticks;
         stalled_ = empty_conceal_ticks_ >= cfg_.stall_ticks;
+      }
+      if (a.kind == Action::Kind::expand) {
+        expanded_ticks_ += ticks;  // the cursor stays: the delay grew instead
+        return;
       }
       break;
     case Action::Kind::gap:
@@ -179,6 +204,7 @@ void JitterBuffer::reset() {
   started_ = false;
   late_run_ = 0;
   empty_conceal_ticks_ = 0;
+  expanded_ticks_ = 0;
   stalled_ = false;
   ptime_ticks_ = cfg_.default_ptime_ticks;
   ++counters_.resyncs;

@@ -41,6 +41,9 @@ struct JitterBufferConfig {
   ext_ts_t max_wait_ticks = 0;            ///< rule 3; 0 = 10 s worth of ticks
   ext_ts_t default_ptime_ticks = 0;       ///< concealment step before any packet was decoded;
                                           ///< 0 = 20 ms worth of ticks
+  /// Length of one expand step (Action::expand), ticks; 0 = one packet. Short steps (5 ms in
+  /// rtpnode) stop expanding close to when the late packet arrives, so less delay is added.
+  ext_ts_t expand_ticks = 0;
   ext_ts_t stall_ticks = 0;               ///< concealment with an empty buffer for this long is a
                                           ///< stall (rule 2); 0 = 200 ms worth of ticks: longer
                                           ///< than ordinary burst loss, shorter than a pause
@@ -65,6 +68,7 @@ struct JitterBufferCounters {
   std::uint64_t overflow = 0;   ///< stored packets evicted by rule 4
   std::uint64_t too_large = 0;  ///< payloads over max_payload_bytes
   std::uint64_t resyncs = 0;    ///< times reset() was called after a resync report
+  ext_ts_t expand_credited_ticks = 0;  ///< expanded ticks that turned out to cover lost packets
 };
 
 class JitterBuffer {
@@ -81,17 +85,26 @@ class JitterBuffer {
     enum class Kind : std::uint8_t {
       wait,     ///< nothing to do until a packet arrives or the horizon moves
       decode,   ///< decode `packet`; then call played(ticks decoded) or discard()
-      conceal,  ///< the packet covering [cursor, cursor+ticks) is missing at its deadline
+      conceal,  ///< the packet covering [cursor, cursor+ticks) is missing at its deadline and a
+                ///< later packet is here: it is lost; conceal its span and move past it
+      expand,   ///< missing at its deadline with nothing later stored (a delay spike or an
+                ///< outage): conceal `ticks` without moving the cursor, so the playout delay
+                ///< grows and the packet still plays when it comes (NetEq's "expand")
       gap,      ///< the sender left [cursor, cursor+ticks) empty (DTX, pause): fill it
     };
     Kind kind = Kind::wait;
-    const StoredPacket* packet = nullptr;  ///< for decode; valid until played()/discard()
-    ext_ts_t ticks = 0;                    ///< for conceal and gap
+    /// decode: the packet to decode; valid until played()/discard().
+    /// conceal: the stored packet that starts right where the concealed span ends (its Opus
+    /// in-band FEC can rebuild the span), or nullptr.
+    const StoredPacket* packet = nullptr;
+    ext_ts_t ticks = 0;  ///< for conceal, expand and gap
   };
 
   /// The next playout step for a horizon (see the header comment). Stale packets found on the
-  /// way (timestamp already behind the cursor) are dropped and counted late.
-  [[nodiscard]] Action next(ext_ts_t horizon_ts);
+  /// way (timestamp already behind the cursor) are dropped and counted late. `allow_expand`:
+  /// a missing packet with nothing later stored gives `expand` instead of `conceal` (adaptive
+  /// playout; the caller bounds how far the delay may grow).
+  [[nodiscard]] Action next(ext_ts_t horizon_ts, bool allow_expand = false);
 
   /// Completes the step `a`: advances the cursor by `ticks` produced (for decode, the packet's
   /// decoded duration in RTP ticks) and releases the packet.
@@ -108,6 +121,8 @@ class JitterBuffer {
   [[nodiscard]] ext_seq_t next_seq() const noexcept { return next_seq_; }
   [[nodiscard]] std::size_t size() const noexcept { return stored_; }
   [[nodiscard]] ext_ts_t ptime_ticks() const noexcept { return ptime_ticks_; }
+  /// Highest extended sequence number stored or played since the last reset.
+  [[nodiscard]] ext_seq_t highest_seq() const noexcept { return highest_seq_; }
   [[nodiscard]] const JitterBufferCounters& counters() const noexcept { return counters_; }
 
  private:
@@ -136,7 +151,8 @@ class JitterBuffer {
   int late_run_ = 0;
   ext_ts_t empty_conceal_ticks_ = 0;  ///< concealed with nothing stored since the last decode
   bool stalled_ = false;              ///< empty_conceal_ticks_ reached stall_ticks
-  bool contiguous_ = false;  ///< next_seq_ directly follows the last decoded packet (gap vs loss)  ///< concealing with nothing stored since the last played packet
+  ext_ts_t expanded_ticks_ = 0;       ///< expanded since the last decode, not yet credited
+  bool contiguous_ = false;  ///< next_seq_ directly follows the last decoded packet (gap vs loss)
   JitterBufferCounters counters_;
 };
 

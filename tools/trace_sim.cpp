@@ -1,0 +1,396 @@
+#include "tools/trace_sim.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "jitter/jitter_buffer.hpp"
+#include "rtp/rtp_header.hpp"
+#include "tools/fault_injector.hpp"
+
+namespace rtpnode::sim {
+
+namespace {
+
+constexpr mono_ns_t kMs = 1'000'000;
+constexpr mono_ns_t kPtimeNs = 20 * kMs;
+constexpr mono_ns_t kBaseDelayNs = 5 * kMs;
+
+Trace skeleton(const std::string& name, double seconds) {
+  Trace t;
+  t.name = name;
+  const auto n = static_cast<std::size_t>(seconds * 1e9 / static_cast<double>(kPtimeNs));
+  t.packets.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& p = t.packets[i];
+    p.seq = static_cast<ext_seq_t>(i);
+    p.ts = static_cast<ext_ts_t>(i) * t.ptime_ticks;
+    p.arrival_ns = static_cast<mono_ns_t>(i) * kPtimeNs + kBaseDelayNs;
+  }
+  return t;
+}
+
+Trace with_faults(const std::string& name, double seconds, const FaultConfig& fc) {
+  Trace t = skeleton(name, seconds);
+  FaultInjector inj(fc);
+  for (auto& p : t.packets) {
+    const PacketFate f = inj.next();
+    p.lost = f.lost;
+    p.arrival_ns += std::min<mono_ns_t>(f.delay_ns, 1000 * kMs);
+  }
+  return t;
+}
+
+JitterModel uniform_ms(double max_ms) {
+  JitterModel j;
+  j.kind = JitterModel::Kind::uniform;
+  j.max_ns = static_cast<mono_ns_t>(max_ms * 1e6);
+  return j;
+}
+
+}  // namespace
+
+Trace make_clean(double seconds) { return skeleton("clean", seconds); }
+
+Trace make_uniform(double seconds, double max_jitter_ms, std::uint64_t seed) {
+  FaultConfig fc;
+  fc.seed = seed;
+  fc.jitter = uniform_ms(max_jitter_ms);
+  std::ostringstream name;
+  name << "uniform 0-" << max_jitter_ms << "ms";
+  return with_faults(name.str(), seconds, fc);
+}
+
+Trace make_pareto(double seconds, double scale_ms, double shape, std::uint64_t seed) {
+  FaultConfig fc;
+  fc.seed = seed;
+  fc.jitter.kind = JitterModel::Kind::pareto;
+  fc.jitter.scale_ns = static_cast<mono_ns_t>(scale_ms * 1e6);
+  fc.jitter.shape = shape;
+  std::ostringstream name;
+  name << "pareto " << scale_ms << "ms a=" << shape;
+  return with_faults(name.str(), seconds, fc);
+}
+
+Trace make_gilbert(double seconds, double loss, double mean_burst, std::uint64_t seed) {
+  FaultConfig fc;
+  fc.seed = seed;
+  fc.burst_r = 1.0 / mean_burst;
+  fc.burst_p = loss * *fc.burst_r / (1.0 - loss);  // loss = p / (p + r)
+  fc.jitter = uniform_ms(10);
+  std::ostringstream name;
+  name << "gilbert " << loss * 100 << "% burst " << mean_burst;
+  return with_faults(name.str(), seconds, fc);
+}
+
+Trace make_loss(double seconds, double loss, std::uint64_t seed) {
+  FaultConfig fc;
+  fc.seed = seed;
+  fc.loss = loss;
+  fc.jitter = uniform_ms(10);
+  std::ostringstream name;
+  name << "random loss " << loss * 100 << "%";
+  return with_faults(name.str(), seconds, fc);
+}
+
+Trace make_reorder(double seconds, double fraction, std::uint64_t seed) {
+  FaultConfig fc;
+  fc.seed = seed;
+  fc.reorder = fraction;
+  fc.reorder_delay_ns = kPtimeNs * 3 / 2;
+  fc.jitter = uniform_ms(5);
+  std::ostringstream name;
+  name << "reorder " << fraction * 100 << "%";
+  return with_faults(name.str(), seconds, fc);
+}
+
+Trace make_wifi(double seconds, std::uint64_t seed) {
+  Trace t = skeleton("wifi stalls", seconds);
+  FaultConfig fc;
+  fc.seed = seed;
+  FaultInjector rng(fc);
+  mono_ns_t next_stall = static_cast<mono_ns_t>((2.0 + 3.0 * rng.uniform()) * 1e9);
+  mono_ns_t stall_end = -1, stall_start = -1, last_arrival = 0;
+  for (auto& p : t.packets) {
+    const mono_ns_t send = p.arrival_ns - kBaseDelayNs;
+    if (send >= next_stall && stall_end < send) {
+      stall_start = send;
+      stall_end = send + static_cast<mono_ns_t>((100.0 + 200.0 * rng.uniform()) * 1e6);
+      next_stall = send + static_cast<mono_ns_t>((2.0 + 3.0 * rng.uniform()) * 1e9);
+    }
+    // Exponential jitter with a mean of 2 ms on top of 2 ms.
+    mono_ns_t arrival = p.arrival_ns + 2 * kMs + static_cast<mono_ns_t>(-2e6 * std::log(1.0 - rng.uniform()));
+    if (send >= stall_start && send < stall_end) arrival = std::max(arrival, stall_end + kBaseDelayNs);
+    // The link delivers in order: a queued packet leaves 0.2 ms after the one before it.
+    arrival = std::max(arrival, last_arrival + kMs / 5);
+    last_arrival = arrival;
+    p.arrival_ns = arrival;
+  }
+  return t;
+}
+
+Trace make_step(double seconds, double step_ms, std::uint64_t seed) {
+  FaultConfig fc;
+  fc.seed = seed;
+  fc.jitter = uniform_ms(5);
+  std::ostringstream name;
+  name << "step " << (step_ms > 0 ? "+" : "") << step_ms << "ms";
+  Trace t = with_faults(name.str(), seconds, fc);
+  t.step_at_ns = static_cast<mono_ns_t>(seconds / 2 * 1e9);
+  // Before the step the path is 100 ms long for a -100 ms step, so delays stay positive.
+  const auto step = static_cast<mono_ns_t>(step_ms * 1e6);
+  for (std::size_t i = 0; i < t.packets.size(); ++i) {
+    const mono_ns_t send = static_cast<mono_ns_t>(i) * kPtimeNs;
+    if (step < 0 && send < t.step_at_ns) t.packets[i].arrival_ns -= step;
+    if (step > 0 && send >= t.step_at_ns) t.packets[i].arrival_ns += step;
+  }
+  return t;
+}
+
+std::optional<Trace> read_trace(const std::string& path, std::uint32_t clock_rate, std::string& error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = "cannot read " + path;
+    return std::nullopt;
+  }
+  Trace t;
+  t.name = path;
+  t.clock_rate = clock_rate;
+  SeqUnwrapper seqs;
+  TsUnwrapper tss;
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ls(line);
+    long long seq = 0, ts = 0, when = 0;
+    std::string fate;
+    if (!(ls >> seq >> ts >> when) || seq < 0 || seq > 65535 || ts < 0 || ts > 0xffffffffLL) {
+      error = path + ":" + std::to_string(line_no) + ": expected \"seq rtp_ts time_ns [fate]\"";
+      return std::nullopt;
+    }
+    ls >> fate;
+    if (fate == "paused" || fate == "dtx") continue;  // never sent
+    TracePacket p;
+    p.seq = seqs.unwrap(static_cast<seq_t>(seq));
+    p.ts = tss.unwrap(static_cast<rtp_ts_t>(ts));
+    p.arrival_ns = when;
+    p.lost = fate == "lost";
+    t.packets.push_back(p);
+  }
+  if (t.packets.size() < 2) {
+    error = path + ": fewer than 2 packets";
+    return std::nullopt;
+  }
+  // Packet duration: the most common timestamp step.
+  std::vector<ext_ts_t> steps;
+  for (std::size_t i = 1; i < t.packets.size(); ++i)
+    if (t.packets[i].seq == t.packets[i - 1].seq + 1 && t.packets[i].ts > t.packets[i - 1].ts)
+      steps.push_back(t.packets[i].ts - t.packets[i - 1].ts);
+  if (steps.empty()) {
+    error = path + ": no consecutive packets to tell the packet duration";
+    return std::nullopt;
+  }
+  std::nth_element(steps.begin(), steps.begin() + static_cast<std::ptrdiff_t>(steps.size() / 2), steps.end());
+  t.ptime_ticks = steps[steps.size() / 2];
+  return t;
+}
+
+namespace {
+
+double quantile_with_budget(std::vector<mono_ns_t> v, double epsilon) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const auto allowed = static_cast<std::size_t>(std::floor(epsilon * static_cast<double>(v.size())));
+  return static_cast<double>(v[v.size() - 1 - std::min(allowed, v.size() - 1)]);
+}
+
+}  // namespace
+
+SimResult simulate(const Trace& trace, const SimOptions& opt) {
+  SimResult r;
+  const std::uint32_t rate = trace.clock_rate;
+  auto ts_ns = [&](ext_ts_t ts) { return frames_to_ns(ts, rate); };
+
+  // Arrival events in time order (stable: equal times keep sending order).
+  std::vector<const TracePacket*> arrivals;
+  mono_ns_t c_ref = INT64_MAX;
+  for (const auto& p : trace.packets) {
+    ++r.packets;
+    if (p.lost) {
+      ++r.network_lost;
+      continue;
+    }
+    arrivals.push_back(&p);
+    c_ref = std::min(c_ref, p.arrival_ns - ts_ns(p.ts));
+  }
+  if (arrivals.empty()) return r;
+  std::stable_sort(arrivals.begin(), arrivals.end(),
+                   [](const TracePacket* a, const TracePacket* b) { return a->arrival_ns < b->arrival_ns; });
+
+  PlayoutConfig pc_cfg = opt.playout;
+  pc_cfg.clock_rate = rate;
+  PlayoutController pc(pc_cfg);
+  JitterBufferConfig jb_cfg;
+  jb_cfg.clock_rate = rate;
+  jb_cfg.capacity_packets = 512;
+  jb_cfg.max_payload_bytes = 1;
+  jb_cfg.default_ptime_ticks = trace.ptime_ticks;
+  jb_cfg.expand_ticks = std::max<ext_ts_t>(1, rate / 200);  // 5 ms, as Source
+  JitterBuffer jb(jb_cfg);
+
+  // Output model: audio starts at t0 (first arrival + the start delay) and is consumed in real
+  // time; `written` ns of audio have been produced, so new audio is needed at t0 + written.
+  const mono_ns_t t0 = arrivals.front()->arrival_ns + pc.target_ns(trace.ptime_ticks);
+  double written = 0;
+  double concealed = 0;
+  bool slewing = false;
+  std::vector<std::pair<mono_ns_t, mono_ns_t>> played;  // (play time, delay) per packet
+  const std::uint8_t byte = 0;
+
+  auto horizon = [&](mono_ns_t now) {
+    const double ahead = static_cast<double>(t0) + written - static_cast<double>(now);
+    const ext_ts_t cursor = jb.cursor_ts();
+    if (ahead > 0) return cursor - static_cast<ext_ts_t>(std::ceil(ahead * rate / 1e9));
+    return cursor + std::max<ext_ts_t>(1, static_cast<ext_ts_t>(-ahead * rate / 1e9));
+  };
+
+  auto render = [&](mono_ns_t now) {
+    for (;;) {
+      const auto needed_at = static_cast<mono_ns_t>(static_cast<double>(t0) + written);
+      const mono_ns_t d = pc.delay_ns(needed_at, jb.cursor_ts());
+      const auto a = jb.next(horizon(now), pc.may_expand(d, jb.ptime_ticks()));
+      using K = JitterBuffer::Action::Kind;
+      if (a.kind == K::wait) return;
+      const mono_ns_t span = ts_ns(a.kind == K::decode ? trace.ptime_ticks : a.ticks);
+      switch (a.kind) {
+        case K::decode: {
+          played.emplace_back(needed_at, needed_at - ts_ns(a.packet->ts) - c_ref);
+          const double s = pc.speed(d, jb.ptime_ticks());
+          const bool now_slewing = std::abs(s - 1.0) > 1e-3;
+          if (now_slewing && !slewing) ++r.delay_changes;
+          slewing = now_slewing;
+          written += static_cast<double>(span) / s;
+          jb.played(a, trace.ptime_ticks);
+          break;
+        }
+        case K::conceal:
+          ++r.losses_at_deadline;
+          if (a.packet) ++r.fec_available;
+          written += static_cast<double>(span);
+          concealed += static_cast<double>(span);
+          jb.played(a, a.ticks);
+          break;
+        case K::expand:
+          pc.count_expansion();
+          written += static_cast<double>(span);
+          concealed += static_cast<double>(span);
+          jb.played(a, a.ticks);
+          break;
+        case K::gap:
+          written += static_cast<double>(pc.adjust_gap(span, d, jb.ptime_ticks()));
+          jb.played(a, a.ticks);
+          break;
+        case K::wait: return;
+      }
+    }
+  };
+
+  mono_ns_t next_render = arrivals.front()->arrival_ns;
+  const mono_ns_t end = arrivals.back()->arrival_ns + 2'000 * kMs;
+  std::size_t i = 0;
+  std::uint64_t late_before = 0;
+  mono_ns_t last_late_arrival = -1;
+  while (next_render <= end) {
+    // Packets arriving before the next render tick; each is rendered on arrival as Source does.
+    while (i < arrivals.size() && arrivals[i]->arrival_ns <= next_render) {
+      const TracePacket& p = *arrivals[i++];
+      const InsertResult res =
+          jb.insert(p.seq, p.ts, false, {&byte, 1}, p.arrival_ns, horizon(p.arrival_ns));
+      if (res == InsertResult::stored || res == InsertResult::late)
+        pc.on_packet(p.ts, p.arrival_ns, trace.ptime_ticks);
+      render(p.arrival_ns);
+      if (jb.counters().late != late_before) {
+        late_before = jb.counters().late;
+        last_late_arrival = p.arrival_ns;
+      }
+    }
+    render(next_render);
+    if (i == arrivals.size() && jb.size() == 0) break;  // the end of the trace is played
+    if (jb.counters().late != late_before) {
+      late_before = jb.counters().late;
+      last_late_arrival = next_render;
+    }
+    next_render += opt.render_interval_ns;
+  }
+
+  r.late = jb.counters().late;
+  r.late_loss = static_cast<double>(r.late) / static_cast<double>(arrivals.size());
+  r.conceal_fraction = written > 0 ? concealed / written : 0;
+  r.delay_changes += pc.counters().expansions + pc.counters().gap_adjustments;
+  if (!played.empty()) {
+    std::vector<mono_ns_t> d;
+    double sum = 0;
+    for (const auto& [when, delay] : played) {
+      d.push_back(delay);
+      sum += static_cast<double>(delay);
+    }
+    r.mean_delay_ms = sum / static_cast<double>(d.size()) / 1e6;
+    r.p95_delay_ms = quantile_with_budget(d, 0.05) / 1e6;
+    const mono_ns_t last = played.back().first;
+    double fsum = 0;
+    int fn = 0;
+    for (const auto& [when, delay] : played)
+      if (when >= last - 10'000 * kMs) {
+        fsum += static_cast<double>(delay);
+        ++fn;
+      }
+    r.final_delay_ms = fsum / fn / 1e6;
+    if (trace.step_at_ns >= 0) {
+      const mono_ns_t step_time = trace.step_at_ns + (t0 - ts_ns(trace.packets.front().ts));
+      mono_ns_t settled = step_time;
+      for (const auto& [when, delay] : played)
+        if (when > step_time && std::abs(static_cast<double>(delay) / 1e6 - r.final_delay_ms) > 10.0) settled = when;
+      r.settle_after_step_s = static_cast<double>(settled - step_time) / 1e9;
+      const mono_ns_t step_arrival = trace.step_at_ns + arrivals.front()->arrival_ns - ts_ns(arrivals.front()->ts);
+      r.last_late_after_step_s =
+          last_late_arrival > step_arrival ? static_cast<double>(last_late_arrival - step_arrival) / 1e9 : 0.0;
+    }
+  }
+
+  // Oracles over the arrived packets' relative delays.
+  std::vector<mono_ns_t> rel;
+  rel.reserve(arrivals.size());
+  for (const auto* p : arrivals) rel.push_back(p->arrival_ns - ts_ns(p->ts) - c_ref);
+  r.oracle_fixed_ms = quantile_with_budget(rel, opt.epsilon) / 1e6;
+  // Windowed: windows of 10 s by RTP time; the least envelope above the per-window quantiles
+  // changing by at most 1 ms/s (10 ms per window).
+  constexpr mono_ns_t kWindow = 10'000 * kMs;
+  constexpr double kSlewMsPerWindow = 10.0;
+  const ext_ts_t ts0 = trace.packets.front().ts;
+  std::vector<std::vector<mono_ns_t>> windows;
+  for (const auto* p : arrivals) {
+    const auto w = static_cast<std::size_t>(std::max<mono_ns_t>(0, ts_ns(p->ts - ts0)) / kWindow);
+    if (windows.size() <= w) windows.resize(w + 1);
+    windows[w].push_back(p->arrival_ns - ts_ns(p->ts) - c_ref);
+  }
+  std::vector<double> q(windows.size());
+  for (std::size_t w = 0; w < windows.size(); ++w) q[w] = quantile_with_budget(windows[w], opt.epsilon) / 1e6;
+  double wsum = 0;
+  std::size_t wn = 0;
+  for (std::size_t w = 0; w < windows.size(); ++w) {
+    double dw = 0;
+    for (std::size_t k = 0; k < windows.size(); ++k)
+      dw = std::max(dw, q[k] - kSlewMsPerWindow * std::abs(static_cast<double>(w) - static_cast<double>(k)));
+    wsum += dw * static_cast<double>(windows[w].size());
+    wn += windows[w].size();
+  }
+  r.oracle_window_ms = wn ? wsum / static_cast<double>(wn) : 0;
+  r.ratio_fixed = r.oracle_fixed_ms > 0 ? r.mean_delay_ms / r.oracle_fixed_ms : 0;
+  r.ratio_window = r.oracle_window_ms > 0 ? r.mean_delay_ms / r.oracle_window_ms : 0;
+  return r;
+}
+
+}  // namespace rtpnode::sim
