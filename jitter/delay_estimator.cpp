@@ -37,6 +37,14 @@ void DelayEstimator::reset() {
   jitter_ns_ = 0;
 }
 
+void DelayEstimator::rebase() {
+  head_ = count_ = 0;
+  newest_ts_ns_ = 0;
+  route_change_ts_ns_ = std::numeric_limits<mono_ns_t>::min();
+  have_floor_ = false;
+  have_transit_ = false;
+}
+
 void DelayEstimator::shift_histogram(std::int64_t buckets_up) {
   if (buckets_up == 0 || mass_ <= 0) return;
   const auto n = static_cast<std::int64_t>(hist_.size());

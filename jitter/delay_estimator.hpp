@@ -71,8 +71,11 @@ class DelayEstimator {
   /// the memory does not depend on the packet duration).
   void update(ext_ts_t ts, mono_ns_t arrival_ns, ext_ts_t weight_ticks);
 
-  /// Thread: owner. Forgets everything (sender restart).
+  /// Thread: owner. Forgets everything.
   void reset();
+  /// Thread: owner. Forgets the floor and the transit history but keeps the histogram (the
+  /// sender's timeline jumped; the network did not change).
+  void rebase();
 
   [[nodiscard]] bool valid() const noexcept { return have_floor_; }
   /// Current floor (minimum transit), ns. Valid after the first update().

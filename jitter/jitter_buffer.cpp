@@ -51,7 +51,7 @@ JitterBuffer::Slot* JitterBuffer::lowest() {
 
 InsertResult JitterBuffer::insert(ext_seq_t seq, ext_ts_t ts, bool marker,
                                   std::span<const std::uint8_t> payload, mono_ns_t arrival_ns,
-                                  ext_ts_t horizon_ts) {
+                                  ext_ts_t horizon_ts, bool comfort_noise) {
   if (payload.size() > cfg_.max_payload_bytes) {
     ++counters_.too_large;
     return InsertResult::too_large;
@@ -98,6 +98,7 @@ InsertResult JitterBuffer::insert(ext_seq_t seq, ext_ts_t ts, bool marker,
   s.pkt.seq = seq;
   s.pkt.ts = ts;
   s.pkt.marker = marker;
+  s.pkt.comfort_noise = comfort_noise;
   s.pkt.arrival_ns = arrival_ns;
   s.pkt.size = static_cast<std::uint32_t>(payload.size());
   if (!payload.empty()) std::memcpy(const_cast<std::uint8_t*>(s.pkt.data), payload.data(), payload.size());

@@ -56,6 +56,7 @@ struct StoredPacket {
   ext_ts_t ts = 0;
   mono_ns_t arrival_ns = 0;
   bool marker = false;
+  bool comfort_noise = false;  ///< RFC 3389 comfort noise: plays as a gap up to the next packet
   std::uint32_t size = 0;
   const std::uint8_t* data = nullptr;
   [[nodiscard]] std::span<const std::uint8_t> payload() const { return {data, size}; }
@@ -79,7 +80,7 @@ class JitterBuffer {
   /// playout horizon (ignored before the first packet, which anchors the cursor at its `ts`).
   [[nodiscard]] InsertResult insert(ext_seq_t seq, ext_ts_t ts, bool marker,
                                     std::span<const std::uint8_t> payload, mono_ns_t arrival_ns,
-                                    ext_ts_t horizon_ts);
+                                    ext_ts_t horizon_ts, bool comfort_noise = false);
 
   struct Action {
     enum class Kind : std::uint8_t {

@@ -27,10 +27,20 @@ struct NodeConfig {
   std::vector<ListenSpec> listens;  ///< --listen, at least one
   PayloadMap payloads;              ///< static PTs (RFC 3551) plus --payload PT=CODEC/RATE/CH
 
-  /// --latency: fixed playout delay, the time the jitter buffer waits for a packet past the
-  /// arrival-predicted time of the first packet. Range 0..10 s. Default 40 ms.
-  /// Receiver-added delay, arrival -> DAC = latency + render_lead + device output latency.
-  nanoseconds latency = std::chrono::milliseconds(40);
+  /// --latency auto (default): adaptive playout (jitter/playout.hpp): the target delay follows
+  /// the measured jitter within [min_latency, max_latency]. --latency DURATION: fixed playout
+  /// delay, the time the jitter buffer waits for a packet past the arrival-predicted time of the
+  /// first packet, 0..10 s. Receiver-added delay, arrival -> DAC = delay + render_lead + device
+  /// output latency.
+  bool latency_auto = true;
+  nanoseconds latency = std::chrono::milliseconds(40);  ///< fixed delay (latency_auto false)
+  nanoseconds min_latency{0};                            ///< --min-latency, 0..10 s
+  nanoseconds max_latency = std::chrono::seconds(1);     ///< --max-latency, > min, <= 10 s
+  /// --profile speech|music: late-loss budget 1 % or 0.1 % (jitter/playout.hpp kSpeechProfile,
+  /// kMusicProfile). Default speech.
+  bool music = false;
+  /// --jitter-quantile: overrides the profile's quantile, 0.5..0.99999.
+  double jitter_quantile = 0;
   /// --render-lead: how far ahead of the device position the loop thread renders (concealment
   /// decisions happen this early). 0 = one device period + 10 ms: the callback pulls a whole
   /// period at once, the render timer runs every <= 5 ms, and 5 ms absorb loop scheduling jitter.

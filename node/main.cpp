@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   CLI::App app{"rtpnode: RTP/UDP audio receiver and player (PortAudio)"};
   NodeConfig cfg;
   std::vector<std::string> listens, payloads, raws;
-  std::string latency = "40ms", lead = "0ms", duration, stats_interval = "1s", source_timeout = "5s";
+  std::string latency = "auto", min_latency = "0ms", max_latency = "1s", profile = "speech", lead = "0ms", duration, stats_interval = "1s", source_timeout = "5s";
   bool list = false;
 
   app.add_option("--listen", listens, "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
@@ -51,8 +51,15 @@ int main(int argc, char** argv) {
       ->type_name("PT=FMT")->allow_extra_args(false);
   app.add_option("--raw", raws, "The preceding --listen carries headerless PCM: s16le/RATE/CHANNELS, e.g. s16le/8000/1")
       ->type_name("FORMAT")->allow_extra_args(false);
-  app.add_option("--latency", latency, "Jitter-buffer playout delay (unit required)")
+  app.add_option("--latency", latency, "Jitter-buffer playout delay: auto (adaptive) or a fixed duration (unit required)")
+      ->capture_default_str();
+  app.add_option("--min-latency", min_latency, "Adaptive: lowest target delay")->check(duration_validator())->capture_default_str();
+  app.add_option("--max-latency", max_latency, "Adaptive: highest target delay and expansion")
       ->check(duration_validator())->capture_default_str();
+  app.add_option("--profile", profile, "Adaptive: speech (1% late-loss budget) or music (0.1%)")
+      ->check(CLI::IsMember({"speech", "music"}))->capture_default_str();
+  app.add_option("--jitter-quantile", cfg.jitter_quantile, "Adaptive: jitter quantile to cover (overrides --profile)")
+      ->check(CLI::Range(0.5, 0.99999));
   app.add_option("--render-lead", lead, "How far ahead of the device the loop renders; 0ms = one period + 10 ms")
       ->check(duration_validator())->capture_default_str();
   app.add_option("--resampler-quality", cfg.resampler_quality, "speexdsp resampler quality 0..10")
@@ -105,8 +112,19 @@ int main(int argc, char** argv) {
   }
   for (const auto& p : payloads)
     if (!cfg.payloads.apply(p, err)) return fail("--payload: " + err);
-  cfg.latency = *parse_duration(latency, err);
-  if (cfg.latency > std::chrono::seconds(10)) return fail("--latency " + latency + " is above the 10 s maximum");
+  cfg.latency_auto = latency == "auto";
+  if (!cfg.latency_auto) {
+    auto fixed = parse_duration(latency, err);
+    if (!fixed) return fail("--latency: " + err + " (or auto)");
+    cfg.latency = *fixed;
+    if (cfg.latency > std::chrono::seconds(10)) return fail("--latency " + latency + " is above the 10 s maximum");
+  }
+  cfg.min_latency = *parse_duration(min_latency, err);
+  cfg.max_latency = *parse_duration(max_latency, err);
+  if (cfg.max_latency > std::chrono::seconds(10)) return fail("--max-latency " + max_latency + " is above the 10 s maximum");
+  if (cfg.min_latency > cfg.max_latency)
+    return fail("--min-latency " + min_latency + " is above --max-latency " + max_latency);
+  cfg.music = profile == "music";
   cfg.render_lead = *parse_duration(lead, err);
   if (cfg.render_lead > std::chrono::seconds(1)) return fail("--render-lead " + lead + " is above the 1 s maximum");
   cfg.stats_interval = *parse_duration(stats_interval, err);

@@ -66,8 +66,12 @@ nlohmann::json source_json(const SourceStats& st, const char* state) {
           {"packets_malformed", st.packets_malformed},
           {"packets_other_payload_type", st.packets_other_pt},
           {"packets_overflow", st.packets_overflow},
+          {"packets_reordered", st.packets_reordered},
+          {"packets_comfort_noise", st.packets_comfort_noise},
           {"frames_concealed", st.frames_concealed},
           {"concealment_events", st.concealment_events},
+          {"fec_recovered", st.fec_recovered},
+          {"expansions", st.expansions},
           {"frames_gap", st.frames_gap},
           {"frames_silent", st.frames_silent},
           {"resyncs", st.resyncs},
@@ -76,7 +80,10 @@ nlohmann::json source_json(const SourceStats& st, const char* state) {
           {"frames_played", st.frames_played},
           {"frames_skipped", st.frames_skipped},
           {"jitter_ms", st.jitter_ms},
+          {"latency_mode", st.adaptive ? "auto" : "fixed"},
+          {"target_delay_ms", st.target_delay_ms},
           {"playout_delay_ms", st.playout_delay_ms},
+          {"speed", st.speed},
           {"arrival_to_dac_ms", st.arrival_to_dac_ms},
           {"buffered_ms", st.buffered_ms}};
 }
@@ -169,7 +176,13 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   p.raw = raw;
   p.device_rate = backend_->sample_rate();
   p.lead_frames = lead_frames_;
-  p.latency = cfg_.latency;
+  p.playout.adaptive = cfg_.latency_auto;
+  if (!cfg_.latency_auto) p.playout.start_delay_ns = cfg_.latency.count();
+  p.playout.min_delay_ns = cfg_.min_latency.count();
+  p.playout.max_delay_ns = cfg_.max_latency.count();
+  const PlayoutProfile& prof = cfg_.music ? kMusicProfile : kSpeechProfile;
+  p.playout.estimator.quantile = cfg_.jitter_quantile > 0 ? cfg_.jitter_quantile : prof.quantile;
+  p.playout.estimator.memory_ns = prof.memory_ns;
   p.resampler_quality = cfg_.resampler_quality;
   std::unique_ptr<Source> s;
   try {
@@ -359,10 +372,10 @@ void Node::report(bool final) {
     const SourceStats st = s->stats();
     std::snprintf(buf, sizeof buf,
                   " | %08" PRIx32 " %s rx=%" PRIu64 " lost=%" PRId64 " late=%" PRIu64 " dup=%" PRIu64
-                  " conc=%.0fms under=%" PRIu64 " jit=%.1fms delay=%.1fms",
+                  " conc=%.0fms under=%" PRIu64 " jit=%.1fms jb=%.0f/%.0fms e2e=%.1fms",
                   st.ssrc, st.payload.c_str(), st.packets_received, st.packets_lost, st.packets_late,
                   st.packets_duplicate, static_cast<double>(st.frames_concealed) * 1000.0 / s->params().format.audio_rate,
-                  st.underruns, st.jitter_ms, st.arrival_to_dac_ms);
+                  st.underruns, st.jitter_ms, st.playout_delay_ms, st.target_delay_ms, st.arrival_to_dac_ms);
     line << buf;
   }
   std::cerr << line.str() << (final ? " (final)" : "") << "\n";
@@ -373,8 +386,14 @@ void Node::stop() { uv_stop(&loop_); }
 int Node::run() {
   backend_->start();
   started_ns_ = now_ns();
-  std::cerr << "rtpnode: playing on " << backend_->describe() << ", latency "
-            << std::chrono::duration<double, std::milli>(cfg_.latency).count() << " ms; listening on";
+  std::cerr << "rtpnode: playing on " << backend_->describe() << ", latency ";
+  if (cfg_.latency_auto)
+    std::cerr << "auto (" << (cfg_.music ? "music" : "speech") << ", "
+              << std::chrono::duration<double, std::milli>(cfg_.min_latency).count() << "-"
+              << std::chrono::duration<double, std::milli>(cfg_.max_latency).count() << " ms)";
+  else
+    std::cerr << std::chrono::duration<double, std::milli>(cfg_.latency).count() << " ms";
+  std::cerr << "; listening on";
   for (const auto& l : cfg_.listens) std::cerr << " " << l.describe();
   std::cerr << "\n";
 

@@ -17,13 +17,21 @@ JitterBufferConfig jb_config(const PayloadFormat& f) {
   c.clock_rate = f.clock_rate;
   c.capacity_packets = 256;
   c.max_payload_bytes = std::max<std::size_t>(f.max_payload_bytes(kMaxPtimeMs), 1500);
+  c.expand_ticks = std::max<ext_ts_t>(1, f.clock_rate / 200);  // 5 ms: one render tick
   return c;
 }
 
-/// Ring capacity: the playout delay, the render lead, two of the longest packets and 200 ms of
+PlayoutConfig playout_config(const Source::Params& p) {
+  PlayoutConfig c = p.playout;
+  c.clock_rate = p.format.clock_rate;
+  return c;
+}
+
+/// Ring capacity: the largest delay, the render lead, two of the longest packets and 200 ms of
 /// slack for a late loop thread, at the device rate.
 std::size_t ring_frames(const Source::Params& p) {
-  const double seconds = std::chrono::duration<double>(p.latency).count() + 2.0 * kMaxPtimeMs / 1000.0 + 0.2;
+  const mono_ns_t delay = p.playout.adaptive ? p.playout.max_delay_ns : p.playout.start_delay_ns;
+  const double seconds = static_cast<double>(delay) * 1e-9 + 2.0 * kMaxPtimeMs / 1000.0 + 0.2;
   return std::bit_ceil(static_cast<std::size_t>(seconds * p.device_rate) + static_cast<std::size_t>(p.lead_frames));
 }
 
@@ -33,13 +41,17 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
     : p_(p),
       decoder_(make_decoder(p.format)),
       jb_(jb_config(p.format)),
+      playout_(playout_config(p)),
       dev_rate_(std::llround(p.device_rate)),
       max_conceal_frames_(frames_t{p.format.audio_rate} * kMaxConcealMs / 1000) {
-  const frames_t start = clock.frame_at(first_arrival + p.latency.count()) + p.lead_frames;
+  const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
+  const frames_t start = clock.frame_at(first_arrival + delay) + p.lead_frames;
   stream_ = std::make_unique<PlayoutStream>(p.id, p.format.channels, ring_frames(p), start);
   const std::size_t max_in = std::size_t{p.format.audio_rate} * kMaxPtimeMs / 1000 * p.format.channels;
   decode_buf_.resize(max_in);
-  if (static_cast<std::int64_t>(p.format.audio_rate) != dev_rate_) {
+  // Adaptive playout trims the speed through the resampler, so it is in the path even when the
+  // rates match; fixed playout at equal rates passes samples through untouched.
+  if (static_cast<std::int64_t>(p.format.audio_rate) != dev_rate_ || p.playout.adaptive) {
     int err = 0;
     resampler_ = speex_resampler_init(p.format.channels, p.format.audio_rate,
                                       static_cast<spx_uint32_t>(dev_rate_), p.resampler_quality, &err);
@@ -48,7 +60,8 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
     // Start without the filter's leading zeros, so output frame k matches input time k.
     speex_resampler_skip_zeros(resampler_);
     resampler_delay_ = speex_resampler_get_output_latency(resampler_);
-    resample_buf_.resize(static_cast<std::size_t>(device_frames_for(static_cast<frames_t>(max_in)) + 64) *
+    // Room for the longest packet at the slowest speed.
+    resample_buf_.resize(static_cast<std::size_t>(device_frames_for(static_cast<frames_t>(max_in)) * 102 / 100 + 64) *
                          p.format.channels);
   }
   stats_.ssrc = p.ssrc;
@@ -56,7 +69,7 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
   stats_.remote = p.remote;
   stats_.payload_type = p.raw ? 255 : p.payload_type;
   stats_.payload = p.format.describe();
-  stats_.playout_delay_ms = std::chrono::duration<double, std::milli>(p.latency).count();
+  stats_.adaptive = p.playout.adaptive;
 }
 
 Source::~Source() {
@@ -67,66 +80,97 @@ frames_t Source::device_frames_for(frames_t audio_frames) const noexcept {
   return rescale_floor(audio_frames, p_.format.audio_rate, dev_rate_) + 1;
 }
 
-ext_ts_t Source::ts_at_frame(frames_t device_frame) const noexcept {
-  const frames_t k = device_frame - stream_->start_frame - anchor_k_;
-  return anchor_ts_ + rescale_floor(k, dev_rate_, p_.format.clock_rate);
+mono_ns_t Source::ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexcept {
+  const frames_t queued = stream_->written_frames() + pending_silence_ + resampler_delay_;
+  const frames_t needed_from = clock.frame_at(now) + p_.lead_frames - stream_->start_frame;
+  return frames_to_ns(queued - needed_from, dev_rate_);
 }
 
-void Source::anchor(ext_ts_t ts, mono_ns_t arrival, const DeviceClock& clock) {
+ext_ts_t Source::horizon_for(mono_ns_t ahead) const noexcept {
+  const ext_ts_t cursor = jb_.cursor_ts();
+  if (ahead > 0) return cursor - rescale_floor(ahead, 1'000'000'000, p_.format.clock_rate) - 1;
+  return cursor + std::max<ext_ts_t>(1, rescale_floor(-ahead, 1'000'000'000, p_.format.clock_rate));
+}
+
+void Source::anchor(mono_ns_t arrival, const DeviceClock& clock) {
   // The ring cannot go back: a resync that wants an earlier frame than what is written plays at
   // once instead.
-  const frames_t want_k = clock.frame_at(arrival + p_.latency.count()) + p_.lead_frames - stream_->start_frame;
+  const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
+  const frames_t want_k = clock.frame_at(arrival + delay) + p_.lead_frames - stream_->start_frame;
   const frames_t written = stream_->written_frames() + pending_silence_;
-  anchor_k_ = std::max(want_k, written);
-  pending_silence_ += anchor_k_ - written;
-  anchor_ts_ = ts;
+  pending_silence_ += std::max<frames_t>(0, want_k - written);
 }
 
-void Source::update_jitter(ext_ts_t ts, mono_ns_t arrival) {
-  // RFC 3550 §6.4.1 / A.8: J += (|D| - J) / 16, with transit = arrival - timestamp in ticks.
-  const double transit = static_cast<double>(arrival) * 1e-9 * p_.format.clock_rate - static_cast<double>(ts);
-  if (have_transit_) {
-    const double d = std::fabs(transit - last_transit_);
-    jitter_ticks_ += (d - jitter_ticks_) / 16.0;
-  }
-  have_transit_ = true;
-  last_transit_ = transit;
+void Source::set_speed(double speed) {
+  if (!resampler_) return;
+  // 10 ppm steps: finer than any audible change, coarse enough not to rebuild the filter for
+  // every packet in steady state.
+  const double q = std::round((speed - 1.0) * 1e5) / 1e5;
+  if (q == speed_ - 1.0) return;
+  speed_ = 1.0 + q;
+  // ratio = input rate / output rate; consuming faster = a higher effective input rate.
+  const auto num = static_cast<spx_uint32_t>(std::llround(static_cast<double>(p_.format.audio_rate) * 1000.0 * speed_));
+  const auto den = static_cast<spx_uint32_t>(dev_rate_ * 1000);
+  speex_resampler_set_rate_frac(resampler_, num, den, p_.format.audio_rate, static_cast<spx_uint32_t>(dev_rate_));
+}
+
+void Source::count_concealed(frames_t frames) {
+  stats_.frames_concealed += static_cast<std::uint64_t>(frames);
+  if (!concealing_) ++stats_.concealment_events;
+  concealing_ = true;
+  conceal_run_frames_ += frames;
 }
 
 void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
-                    mono_ns_t arrival, const DeviceClock& clock) {
+                    mono_ns_t arrival, const DeviceClock& clock, bool comfort_noise) {
   last_arrival_ = arrival;
-  if (!jb_.started() && jb_.counters().resyncs == 0 && stats_.packets_received == 0) {
-    anchor_ts_ = ts;  // start_frame was computed from this packet's arrival
+  if (!have_seq_) {
     base_seq_ = highest_seq_ = seq;
+    have_seq_ = true;
   }
-  const frames_t horizon = clock.frame_at(arrival) + p_.lead_frames;
-  auto r = jb_.insert(seq, ts, marker, payload, arrival, ts_at_frame(horizon));
+  auto r = jb_.insert(seq, ts, marker, payload, arrival, horizon_for(ahead_ns(clock, arrival)), comfort_noise);
   if (r == InsertResult::resync) {
     // Fold the finished run into the RFC 3550 counters, then start over from this packet.
     expected_prior_ += highest_seq_ - base_seq_ + 1;
     base_seq_ = highest_seq_ = seq;
     jb_.reset();
+    playout_.rebase();
     ++stats_.resyncs;
-    anchor(ts, arrival, clock);
-    r = jb_.insert(seq, ts, marker, payload, arrival, ts);
+    anchor(arrival, clock);
+    r = jb_.insert(seq, ts, marker, payload, arrival, ts, comfort_noise);
   }
   if (r == InsertResult::duplicate) return;
   ++stats_.packets_received;
+  if (seq < highest_seq_ && r == InsertResult::stored) ++stats_.packets_reordered;
   highest_seq_ = std::max(highest_seq_, seq);
-  if (r == InsertResult::too_large) ++stats_.packets_malformed;
-  update_jitter(ts, arrival);
+  if (r == InsertResult::too_large) {
+    ++stats_.packets_malformed;
+    return;
+  }
+  if (!fec_seen_ && !comfort_noise && decoder_->carries_fec(payload)) {
+    // The sender uses in-band FEC: keep the next packet in hand at each deadline.
+    fec_seen_ = true;
+    playout_.set_margin_packets(playout_.config().margin_packets + 1);
+  }
+  playout_.on_packet(ts, arrival, jb_.ptime_ticks());
 }
 
 void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock& clock) {
   const ext_seq_t seq = seq_unwrap_.unwrap(h.sequence_number);
   const ext_ts_t ts = ts_unwrap_.unwrap(h.timestamp);
+  if (h.payload_type == kComfortNoisePayloadType && p_.payload_type != kComfortNoisePayloadType) {
+    // RFC 3389: the first payload octet is the noise level in -dBov. The silence it describes
+    // lasts until the next packet: it plays as a gap, filled with noise at that level.
+    ++stats_.packets_comfort_noise;
+    if (!h.payload.empty()) comfort_noise_rms_ = static_cast<float>(std::pow(10.0, -(h.payload[0] & 0x7f) / 20.0));
+    insert(seq, ts, h.marker, {}, arrival, clock, true);
+    return;
+  }
   if (h.payload_type != p_.payload_type) {
-    // Same stream, other format (e.g. comfort noise, PT 13): it counts for loss accounting but
-    // is not played (issue #3 handles CN and payload changes).
+    // Same stream, another format: it counts for loss accounting but is not played.
     ++stats_.packets_other_pt;
     ++stats_.packets_received;
-      highest_seq_ = std::max(highest_seq_, seq);
+    highest_seq_ = std::max(highest_seq_, seq);
     return;
   }
   insert(seq, ts, h.marker, h.payload, arrival, clock);
@@ -157,6 +201,7 @@ void Source::push(frames_t frames) {
 }
 
 void Source::render(const DeviceClock& clock, mono_ns_t now) {
+  using Kind = JitterBuffer::Action::Kind;
   const int ch = p_.format.channels;
   const double ticks_to_frames = p_.format.frames_per_tick();
   const frames_t max_chunk = frames_t{p_.format.audio_rate} * kMaxPtimeMs / 1000;
@@ -173,15 +218,20 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     pending_silence_ -= n;
   }
 
-  // The resampler holds back resampler_delay_ output frames: render that much further in
-  // source time so the ring itself reaches the horizon.
-  const ext_ts_t horizon_ts = ts_at_frame(clock.frame_at(now) + p_.lead_frames + resampler_delay_);
   for (;;) {
-    auto a = jb_.next(horizon_ts);
-    if (a.kind == JitterBuffer::Action::Kind::wait) return;
-    if (a.kind == JitterBuffer::Action::Kind::decode) {
+    const mono_ns_t ahead = ahead_ns(clock, now);
+    const ext_ts_t ptime = jb_.ptime_ticks();
+    const mono_ns_t delay = playout_.delay_ns(now + ahead, jb_.cursor_ts());
+    last_delay_ns_ = delay;
+    const auto a = jb_.next(horizon_for(ahead), playout_.may_expand(delay, ptime));
+    if (a.kind == Kind::wait) return;
+    if (a.kind == Kind::decode) {
+      if (a.packet->comfort_noise) {
+        jb_.played(a, 0);  // the span up to the next packet is a gap
+        continue;
+      }
       const int expect = decoder_->frames_in(a.packet->payload());
-      if (stream_->free_frames() < device_frames_for(expect > 0 ? expect : max_chunk) + 2) return;
+      if (stream_->free_frames() < device_frames_for(expect > 0 ? expect : max_chunk) * 102 / 100 + 2) return;
       const int n = decoder_->decode(a.packet->payload(), decode_buf_);
       if (n < 0) {
         ++stats_.packets_malformed;
@@ -189,40 +239,66 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
         continue;
       }
       // Measured receiver delay: from arrival to the DAC time of the packet's first frame.
-      const frames_t k = stream_->written_frames();
+      const frames_t k = stream_->written_frames() + resampler_delay_;
       const mono_ns_t dac = clock.time_of(stream_->start_frame + k) +
                             frames_to_ns(clock.output_latency_frames(), dev_rate_);
-      const auto delay = static_cast<double>(dac - a.packet->arrival_ns);
-      arrival_to_dac_ns_ = have_delay_ ? arrival_to_dac_ns_ + 0.05 * (delay - arrival_to_dac_ns_) : delay;
+      const auto measured = static_cast<double>(dac - a.packet->arrival_ns);
+      arrival_to_dac_ns_ = have_delay_ ? arrival_to_dac_ns_ + 0.05 * (measured - arrival_to_dac_ns_) : measured;
       have_delay_ = true;
+      set_speed(playout_.speed(delay, ptime));
       push(n);
       concealing_ = false;
       conceal_run_frames_ = 0;
+      comfort_noise_rms_ = 0;
       jb_.played(a, static_cast<ext_ts_t>(std::llround(n / ticks_to_frames)));
       continue;
     }
-    // Concealment or gap: at most one packet-length chunk at a time.
-    const frames_t frames = std::min<frames_t>(static_cast<frames_t>(std::llround(a.ticks * ticks_to_frames)), max_chunk);
-    if (frames <= 0 || stream_->free_frames() < device_frames_for(frames) + 2) return;
-    const bool missing = a.kind == JitterBuffer::Action::Kind::conceal;
+    // Concealment, expansion or gap: at most one packet-length chunk at a time.
+    const frames_t frames = std::min<frames_t>(static_cast<frames_t>(std::llround(static_cast<double>(a.ticks) * ticks_to_frames)), max_chunk);
+    const ext_ts_t ticks = static_cast<ext_ts_t>(std::llround(static_cast<double>(frames) / ticks_to_frames));
+    if (frames <= 0 || stream_->free_frames() < device_frames_for(2 * frames) * 102 / 100 + 2) return;
+    if (a.kind == Kind::gap) {
+      // Silence from the sender: the place to close the gap between delay and target.
+      const mono_ns_t span_ns = frames_to_ns(frames, p_.format.audio_rate);
+      const frames_t out = std::min(ns_to_frames(playout_.adjust_gap(span_ns, delay, ptime), p_.format.audio_rate), max_chunk);
+      if (out > 0) {
+        if (p_.format.codec == Codec::opus) {
+          decoder_->conceal(static_cast<int>(out), decode_buf_);  // Opus DTX: the decoder's own fill
+        } else if (comfort_noise_rms_ > 0) {
+          const float amp = comfort_noise_rms_ * 1.7320508f;  // uniform noise: rms = amp / sqrt(3)
+          for (frames_t i = 0; i < out * ch; ++i) {
+            noise_state_ = noise_state_ * 6364136223846793005ull + 1442695040888963407ull;
+            decode_buf_[static_cast<std::size_t>(i)] = amp * (static_cast<float>(noise_state_ >> 40) * 0x1.0p-23f - 1.0f);
+          }
+        } else {
+          std::fill_n(decode_buf_.data(), out * ch, 0.0f);
+        }
+        stats_.frames_gap += static_cast<std::uint64_t>(out);
+        push(out);
+      }
+      jb_.played(a, ticks);
+      continue;
+    }
     // Concealment extrapolates for at most kMaxConcealMs in a row; past that the stream has
     // stalled or ended, and silence (not counted as concealment) is played until it resumes.
-    const bool give_up = missing && conceal_run_frames_ >= max_conceal_frames_;
-    const bool plc = (missing && !give_up) || (!missing && p_.format.codec == Codec::opus);
-    if (plc) decoder_->conceal(static_cast<int>(frames), decode_buf_);
-    else std::fill_n(decode_buf_.data(), frames * ch, 0.0f);
-    if (give_up) {
+    if (a.kind == Kind::expand) {
+      playout_.count_expansion();
+      ++stats_.expansions;
+    }
+    if (a.kind == Kind::conceal && a.packet &&
+        decoder_->decode_fec(a.packet->payload(), static_cast<int>(frames), decode_buf_) == frames) {
+      ++stats_.fec_recovered;
+      concealing_ = false;
+      conceal_run_frames_ = 0;
+    } else if (conceal_run_frames_ >= max_conceal_frames_) {
+      std::fill_n(decode_buf_.data(), frames * ch, 0.0f);
       stats_.frames_silent += static_cast<std::uint64_t>(frames);
-    } else if (missing) {
-      stats_.frames_concealed += static_cast<std::uint64_t>(frames);
-      if (!concealing_) ++stats_.concealment_events;
-      concealing_ = true;
-      conceal_run_frames_ += frames;
     } else {
-      stats_.frames_gap += static_cast<std::uint64_t>(frames);
+      decoder_->conceal(static_cast<int>(frames), decode_buf_);
+      count_concealed(frames);
     }
     push(frames);
-    jb_.played(a, static_cast<ext_ts_t>(std::llround(frames / ticks_to_frames)));
+    jb_.played(a, ticks);
   }
 }
 
@@ -237,7 +313,10 @@ SourceStats Source::stats() const {
   s.underrun_frames = stream_->underrun_frames.load(std::memory_order_relaxed);
   s.frames_played = stream_->frames_played.load(std::memory_order_relaxed);
   s.frames_skipped = stream_->frames_skipped.load(std::memory_order_relaxed);
-  s.jitter_ms = jitter_ticks_ * 1000.0 / p_.format.clock_rate;
+  s.jitter_ms = playout_.estimator().jitter_ns() / 1e6;
+  s.target_delay_ms = static_cast<double>(playout_.target_ns(jb_.ptime_ticks())) / 1e6;
+  s.playout_delay_ms = static_cast<double>(last_delay_ns_) / 1e6;
+  s.speed = speed_;
   s.arrival_to_dac_ms = arrival_to_dac_ns_ / 1e6;
   const frames_t queued = stream_->written_frames() - static_cast<frames_t>(stream_->ring.read_count()) / p_.format.channels;
   s.buffered_ms = static_cast<double>(queued) * 1000.0 / static_cast<double>(dev_rate_);

@@ -1,12 +1,16 @@
 // A source: one RTP stream (one SSRC on one listen port) or one headerless PCM sender. Owned by
-// the loop thread. Its stages, wired in render(): jitter buffer -> decoder (+ concealment) ->
-// resampler to the device rate -> PlayoutStream ring, placed on the device timeline.
+// the loop thread. Its stages, wired in render(): jitter buffer -> decoder (+ concealment, Opus
+// FEC) -> resampler to the device rate (its ratio also trims the playback speed) -> PlayoutStream
+// ring, placed on the device timeline.
 //
 // Timeline: the first packet (and each resync) anchors the source so that its first frame is
-// rendered `latency` after its arrival and reaches the mixer `render_lead` later:
-//   start_frame = F(arrival + latency) + lead_frames
-//   device frame of RTP time ts = start_frame + anchor_k + (ts - anchor_ts) * device_rate / clock_rate
-// The render horizon (deadline for concealment) is F(now) + lead_frames, mapped back to RTP time.
+// rendered `delay` after its arrival and reaches the mixer `render_lead` later:
+//   start_frame = F(arrival + delay) + lead_frames
+// where delay is the fixed --latency or, adaptive, the start delay (jitter/playout.hpp). From then
+// on, ring frame k plays at device frame start_frame + k, and the audio not yet in the ring is
+// needed when the ring runs down to the render lead: `ahead` = frames queued past that point
+// (including what the resampler holds) is the playout controller's input, and the jitter
+// buffer's deadline is "ahead <= 0".
 #pragma once
 
 #include <chrono>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "jitter/jitter_buffer.hpp"
+#include "jitter/playout.hpp"
 #include "node/device_clock.hpp"
 #include "node/mixer.hpp"
 #include "rtp/codec.hpp"
@@ -40,8 +45,13 @@ struct SourceStats {
   std::uint64_t packets_malformed = 0;  ///< payload the decoder refused (corrupt, partial frame)
   std::uint64_t packets_other_pt = 0;   ///< valid packets of this SSRC with another payload type
   std::uint64_t packets_overflow = 0;   ///< dropped because the jitter buffer was full
-  std::uint64_t frames_concealed = 0;   ///< frames synthesised for missing packets (audio rate)
+  std::uint64_t packets_reordered = 0;  ///< arrived after a higher sequence number, in time
+  std::uint64_t packets_comfort_noise = 0;  ///< RFC 3389 comfort-noise packets (PT 13)
+  std::uint64_t frames_concealed = 0;   ///< frames synthesised for missing audio (audio rate),
+                                        ///< loss and delay-spike expansion alike
   std::uint64_t concealment_events = 0; ///< runs of consecutive concealment
+  std::uint64_t fec_recovered = 0;      ///< lost packets rebuilt from the next packet's Opus FEC
+  std::uint64_t expansions = 0;         ///< concealment steps that raised the delay (spikes)
   std::uint64_t frames_silent = 0;      ///< silence after concealment gave up (stream stalled/ended)
   std::uint64_t frames_gap = 0;         ///< frames filled where the sender sent nothing (DTX/pause)
   std::uint64_t resyncs = 0;            ///< re-anchors after a sender restart or clock jump
@@ -50,7 +60,10 @@ struct SourceStats {
   std::uint64_t frames_played = 0;      ///< device frames mixed
   std::uint64_t frames_skipped = 0;     ///< device frames that reached the ring too late
   double jitter_ms = 0;                 ///< RFC 3550 §6.4.1 interarrival jitter, in ms
-  double playout_delay_ms = 0;          ///< configured jitter-buffer delay
+  bool adaptive = true;                 ///< --latency auto
+  double target_delay_ms = 0;           ///< jitter-buffer target delay (jitter/playout.hpp)
+  double playout_delay_ms = 0;          ///< current jitter-buffer delay over the fastest packet
+  double speed = 1;                     ///< playback speed trim applied now (1 = none)
   double arrival_to_dac_ms = 0;         ///< measured: packet arrival -> its first frame at the DAC
                                         ///< (mean of the last packets, exponential average)
   double buffered_ms = 0;               ///< audio queued in the ring ahead of the device
@@ -61,6 +74,8 @@ class Source {
   /// Longest run of concealment before the source plays silence instead (ms). Opus PLC and
   /// spandsp's PLC both fade out within this span; longer extrapolation only adds artefacts.
   static constexpr int kMaxConcealMs = 100;
+  /// RFC 3551 static payload type of comfort noise (RFC 3389).
+  static constexpr std::uint8_t kComfortNoisePayloadType = 13;
 
   struct Params {
     std::uint32_t id = 0;
@@ -72,7 +87,7 @@ class Source {
     bool raw = false;                 ///< headerless PCM: sequence and timestamps are synthesised
     double device_rate = 48000;
     frames_t lead_frames = 0;
-    std::chrono::nanoseconds latency{0};
+    PlayoutConfig playout;            ///< clock_rate is set from `format`
     int resampler_quality = 4;
   };
 
@@ -97,44 +112,50 @@ class Source {
 
  private:
   void insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
-              mono_ns_t arrival, const DeviceClock& clock);
-  void anchor(ext_ts_t ts, mono_ns_t arrival, const DeviceClock& clock);
-  [[nodiscard]] ext_ts_t ts_at_frame(frames_t device_frame) const noexcept;
+              mono_ns_t arrival, const DeviceClock& clock, bool comfort_noise = false);
+  /// After a resync: silence up to the frame where a packet arriving at `arrival` plays.
+  void anchor(mono_ns_t arrival, const DeviceClock& clock);
   [[nodiscard]] frames_t device_frames_for(frames_t audio_frames) const noexcept;
   /// Resamples (if needed) and pushes `frames` decoded frames from decode_buf_ into the ring.
   void push(frames_t frames);
-  void update_jitter(ext_ts_t ts, mono_ns_t arrival);
+  /// Audio queued past the render point, ns (the playout controller's `ahead`).
+  [[nodiscard]] mono_ns_t ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexcept;
+  /// The jitter buffer's horizon for `ahead_ns`: the cursor's deadline has come when ahead <= 0.
+  [[nodiscard]] ext_ts_t horizon_for(mono_ns_t ahead_ns) const noexcept;
+  void set_speed(double speed);
+  void count_concealed(frames_t frames);
 
   Params p_;
   std::unique_ptr<Decoder> decoder_;
   JitterBuffer jb_;
+  PlayoutController playout_;
   std::unique_ptr<PlayoutStream> stream_;
   SpeexResamplerState_* resampler_ = nullptr;
   std::vector<float> decode_buf_;
   std::vector<float> resample_buf_;
   std::int64_t dev_rate_;
   frames_t resampler_delay_ = 0;  ///< output frames the resampler holds back (filter delay)
+  double speed_ = 1.0;            ///< speed the resampler is set to
+  mono_ns_t last_delay_ns_ = 0;
 
   SeqUnwrapper seq_unwrap_;
   TsUnwrapper ts_unwrap_;
   ext_seq_t raw_seq_ = 0;
   ext_ts_t raw_ts_ = 0;
 
-  // Anchor: RTP time anchor_ts_ is ring frame anchor_k_.
-  ext_ts_t anchor_ts_ = 0;
-  frames_t anchor_k_ = 0;
   frames_t pending_silence_ = 0;  ///< zero frames to write before the next audio (after a resync)
   bool concealing_ = false;
   frames_t conceal_run_frames_ = 0;  ///< frames concealed since the last decoded packet
   frames_t max_conceal_frames_;
+  float comfort_noise_rms_ = 0;      ///< level of the last RFC 3389 packet; 0 = none
+  std::uint64_t noise_state_ = 0x9e3779b97f4a7c15ull;
 
-  // RFC 3550 A.3 / A.8 state.
+  // RFC 3550 A.3 state.
   ext_seq_t base_seq_ = 0;
   ext_seq_t highest_seq_ = 0;
   std::int64_t expected_prior_ = 0;  ///< expected packets before the last resync
-  bool have_transit_ = false;
-  double last_transit_ = 0;
-  double jitter_ticks_ = 0;
+  bool have_seq_ = false;
+  bool fec_seen_ = false;  ///< a packet carried Opus FEC: the target keeps one more packet
 
   mono_ns_t last_arrival_ = 0;
   double arrival_to_dac_ns_ = 0;

@@ -150,6 +150,34 @@ class OpusDecoderImpl final : public Decoder {
     const int n = opus_packet_get_nb_samples(p.data(), static_cast<opus_int32>(p.size()), 48000);
     return n < 0 ? -1 : n;
   }
+  int decode_fec(std::span<const std::uint8_t> next, int frames, std::span<float> out) noexcept override {
+    if (frames <= 0 || frames % 120 != 0 || frames > 5760 ||
+        static_cast<std::size_t>(frames) * format().channels > out.size() || !carries_fec(next))
+      return -1;
+    // libopus conceals the part of `frames` the redundancy does not cover, then decodes it.
+    const int n = opus_decode_float(dec_, next.data(), static_cast<opus_int32>(next.size()), out.data(), frames, 1);
+    return n == frames ? n : -1;
+  }
+
+  /// Whether the first Opus frame of `p` carries LBRR (in-band FEC) data. RFC 6716 §4.2.3-4.2.4:
+  /// a SILK or hybrid frame opens with, per channel (mid, then side), one VAD flag per 20 ms SILK
+  /// frame and one LBRR flag; they are equiprobable range-coded bits decoded first, so they are
+  /// the most significant bits of the frame's first byte. CELT-only frames carry no LBRR.
+  bool carries_fec(std::span<const std::uint8_t> p) const noexcept override {
+    if (p.empty()) return false;
+    const int config = p[0] >> 3;
+    if (config >= 16) return false;  // CELT-only
+    const unsigned char* frames[48];
+    opus_int16 sizes[48];
+    const int count = opus_packet_parse(p.data(), static_cast<opus_int32>(p.size()), nullptr, frames, sizes, nullptr);
+    if (count <= 0 || sizes[0] <= 0) return false;
+    const int ms10 = config < 12 ? (config % 4 == 0 ? 1 : (config % 4) * 2) : (config % 2 == 0 ? 1 : 2);  // 10 ms units
+    const int silk_frames = ms10 <= 2 ? 1 : ms10 / 2;
+    const unsigned b = frames[0][0];
+    bool lbrr = (b >> (7 - silk_frames)) & 1u;
+    if (opus_packet_get_nb_channels(p.data()) == 2) lbrr = lbrr || ((b >> (6 - 2 * silk_frames)) & 1u);
+    return lbrr;
+  }
 
  private:
   OpusDecoder* dec_ = nullptr;

@@ -38,6 +38,24 @@ class Decoder {
   /// silence; codecs with a PLC extrapolate from the last decoded audio.
   virtual int conceal(int frames, std::span<float> out) noexcept;
 
+  /// Rebuilds `frames` missing frames that end where packet `next` begins from the redundancy
+  /// `next` carries (Opus in-band FEC, RFC 6716 §2.1.7: LBRR data in SILK/hybrid frames).
+  /// `frames` must be a multiple of 2.5 ms. Returns `frames`, or -1 when `next` has no usable
+  /// redundancy (the caller conceals instead). The default has none.
+  [[nodiscard]] virtual int decode_fec(std::span<const std::uint8_t> next, int frames,
+                                       std::span<float> out) noexcept {
+    (void)next;
+    (void)frames;
+    (void)out;
+    return -1;
+  }
+
+  /// Whether `payload` carries redundancy for the packet before it (Opus LBRR).
+  [[nodiscard]] virtual bool carries_fec(std::span<const std::uint8_t> payload) const noexcept {
+    (void)payload;
+    return false;
+  }
+
   /// Frames the payload decodes to, without decoding it; -1 when unknown or corrupt.
   [[nodiscard]] virtual int frames_in(std::span<const std::uint8_t> payload) const noexcept = 0;
 

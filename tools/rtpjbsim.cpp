@@ -27,9 +27,9 @@ void print_row(const char* profile, const sim::Trace& t, const sim::SimResult& r
               r.conceal_fraction * 100, static_cast<unsigned long long>(r.delay_changes));
   if (r.settle_after_step_s >= 0)
     std::printf("  last late %.2f s, settled %.1f s", r.last_late_after_step_s, r.settle_after_step_s);
-  if (r.losses_at_deadline > 0)
-    std::printf("  next packet there for %.1f%% of losses", 100.0 * static_cast<double>(r.fec_available) /
-                                                               static_cast<double>(r.losses_at_deadline));
+  if (r.network_lost > 0)
+    std::printf("  next packet there at the deadline for %.1f%% of lost packets", 100.0 * static_cast<double>(r.fec_available) /
+                                                               static_cast<double>(r.network_lost));
   std::printf("\n");
 }
 

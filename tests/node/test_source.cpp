@@ -34,7 +34,8 @@ struct Harness {
     p.format = f;
     p.device_rate = 48000;
     p.lead_frames = 256;
-    p.latency = 40ms;
+    p.playout.adaptive = false;  // fixed 40 ms unless a test says otherwise
+    p.playout.start_delay_ns = 40'000'000;
     return p;
   }
   void feed(seq_t seq, rtp_ts_t ts, const std::vector<std::uint8_t>& payload, mono_ns_t arrival) {
