@@ -218,3 +218,75 @@ TEST(JitterBuffer, DiscardedPacketIsConcealed) {
   EXPECT_EQ(play(jb, 0), std::vector<ext_seq_t>{});
   EXPECT_EQ(play(jb, 1), (std::vector<ext_seq_t>{-kPtime, 1}));
 }
+
+// ---- Adaptive playout additions (issue #3) --------------------------------------------------
+
+TEST(JitterBuffer, ExpandsInsteadOfConcealingWhenNothingLaterIsStored) {
+  JitterBuffer jb(config());
+  ASSERT_EQ(put(jb, 0), InsertResult::stored);
+  EXPECT_EQ(play(jb, kPtime), (std::vector<ext_seq_t>{0}));
+  auto a = jb.next(kPtime + 1, /*allow_expand=*/true);
+  ASSERT_EQ(a.kind, Kind::expand);
+  jb.played(a, a.ticks);
+  EXPECT_EQ(jb.cursor_ts(), kPtime);  // the cursor stays: the delay grew instead
+  // The late packet still plays, at the cursor.
+  ASSERT_EQ(put(jb, 1, kPtime + 1), InsertResult::stored);
+  a = jb.next(kPtime + 1, true);
+  ASSERT_EQ(a.kind, Kind::decode);
+  EXPECT_EQ(a.packet->seq, 1);
+  EXPECT_EQ(jb.counters().late, 0u);
+}
+
+TEST(JitterBuffer, CreditsExpansionToTheLostSpanWhenALaterPacketComes) {
+  JitterBuffer jb(config());
+  ASSERT_EQ(put(jb, 0), InsertResult::stored);
+  EXPECT_EQ(play(jb, kPtime), (std::vector<ext_seq_t>{0}));
+  // Packet 1 is lost; two expand steps of one packet each happen before packet 2 arrives.
+  for (int i = 0; i < 2; ++i) {
+    auto a = jb.next(kPtime + 1, true);
+    ASSERT_EQ(a.kind, Kind::expand);
+    jb.played(a, a.ticks);
+  }
+  ASSERT_EQ(put(jb, 2, kPtime + 1), InsertResult::stored);
+  // One packet of expansion covered the lost packet 1: packet 2 decodes next, no concealment.
+  auto a = jb.next(kPtime + 1, true);
+  ASSERT_EQ(a.kind, Kind::decode);
+  EXPECT_EQ(a.packet->seq, 2);
+  EXPECT_EQ(jb.counters().expand_credited_ticks, kPtime);
+  jb.played(a, kPtime);
+  // Packet 1 arriving now is late.
+  EXPECT_EQ(put(jb, 1, 3 * kPtime), InsertResult::late);
+}
+
+TEST(JitterBuffer, ConcealStepPointsAtTheNextPacketForFec) {
+  JitterBuffer jb(config());
+  ASSERT_EQ(put(jb, 0), InsertResult::stored);
+  ASSERT_EQ(put(jb, 3), InsertResult::stored);
+  EXPECT_EQ(play(jb, kPtime), (std::vector<ext_seq_t>{0}));
+  auto a = jb.next(3 * kPtime + 1, true);  // 1 and 2 lost; 3 is here: conceal, not expand
+  ASSERT_EQ(a.kind, Kind::conceal);
+  EXPECT_EQ(a.packet, nullptr);  // the span of 1 does not end where 3 begins
+  jb.played(a, a.ticks);
+  a = jb.next(3 * kPtime + 1, true);
+  ASSERT_EQ(a.kind, Kind::conceal);
+  ASSERT_NE(a.packet, nullptr);  // the span of 2 ends where 3 begins: FEC can rebuild it
+  EXPECT_EQ(a.packet->seq, 3);
+}
+
+TEST(JitterBuffer, ComfortNoisePacketTurnsTheFollowingSpanIntoAGap) {
+  JitterBuffer jb(config());
+  ASSERT_EQ(put(jb, 0), InsertResult::stored);
+  // CN at the end of the talkspurt (zero payload), next speech 10 packets later in time.
+  ASSERT_EQ(jb.insert(1, kPtime, false, {}, 0, 0, true), InsertResult::stored);
+  ASSERT_EQ(jb.insert(2, 10 * kPtime, true, payload_for(2), 0, 0), InsertResult::stored);
+  auto a = jb.next(0);
+  ASSERT_EQ(a.kind, Kind::decode);
+  jb.played(a, kPtime);
+  a = jb.next(0);
+  ASSERT_EQ(a.kind, Kind::decode);
+  EXPECT_TRUE(a.packet->comfort_noise);
+  jb.played(a, 0);
+  a = jb.next(0);  // no deadline needed: nothing is missing
+  ASSERT_EQ(a.kind, Kind::gap);
+  EXPECT_EQ(a.ticks, 9 * kPtime);
+}
