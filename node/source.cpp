@@ -222,7 +222,6 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     const mono_ns_t ahead = ahead_ns(clock, now);
     const ext_ts_t ptime = jb_.ptime_ticks();
     const mono_ns_t delay = playout_.delay_ns(now + ahead, jb_.cursor_ts());
-    last_delay_ns_ = delay;
     const auto a = jb_.next(horizon_for(ahead), playout_.may_expand(delay, ptime));
     if (a.kind == Kind::wait) return;
     if (a.kind == Kind::decode) {
@@ -245,6 +244,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       const auto measured = static_cast<double>(dac - a.packet->arrival_ns);
       arrival_to_dac_ns_ = have_delay_ ? arrival_to_dac_ns_ + 0.05 * (measured - arrival_to_dac_ns_) : measured;
       have_delay_ = true;
+      last_delay_ns_ = delay;  // the delay this packet plays with
       set_speed(playout_.speed(delay, ptime));
       push(n);
       concealing_ = false;

@@ -62,7 +62,8 @@ struct SourceStats {
   double jitter_ms = 0;                 ///< RFC 3550 §6.4.1 interarrival jitter, in ms
   bool adaptive = true;                 ///< --latency auto
   double target_delay_ms = 0;           ///< jitter-buffer target delay (jitter/playout.hpp)
-  double playout_delay_ms = 0;          ///< current jitter-buffer delay over the fastest packet
+  double playout_delay_ms = 0;          ///< jitter-buffer delay over the fastest packet that the
+                                        ///< last decoded packet played with
   double speed = 1;                     ///< playback speed trim applied now (1 = none)
   double arrival_to_dac_ms = 0;         ///< measured: packet arrival -> its first frame at the DAC
                                         ///< (mean of the last packets, exponential average)

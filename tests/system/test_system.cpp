@@ -47,6 +47,7 @@ struct Scenario {
   std::string host = "127.0.0.1";              ///< listen/destination address ("::1" for IPv6)
   std::string netns;                           ///< run rtpnode and rtpsend in this network namespace
   int send_seconds = 0;                        ///< > 0: rtpsend loops the input for this long
+  std::string latency = kTestLatency;          ///< rtpnode --latency
 };
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
@@ -96,7 +97,7 @@ Result run_once(const Scenario& s, int attempt) {
 
   std::vector<std::string> node{RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
                                 endpoint, "--duration", std::to_string(node_secs) + "s",
-                                "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--latency", kTestLatency};
+                                "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--latency", s.latency};
   node.insert(node.end(), s.node_args.begin(), s.node_args.end());
   Process rtpnode_p(in_netns(s.netns, node), dir + "/rtpnode.log");
   EXPECT_TRUE(jack.wait_for_port("rtpn:out_1")) << rtpnode_p.log();
@@ -373,6 +374,28 @@ TEST(System, InjectedFaultsAreCountedExactly) {
   EXPECT_EQ(src.value("packets_late", -1), 0);  // reordering (30 ms) is within the playout delay
   EXPECT_EQ(src.value("underruns", -1), 0);
   EXPECT_EQ(src.value("frames_concealed", 0) / 160 >= lost, true);
+}
+
+TEST(System, AdaptiveLatencyTracksInjectedJitterWithoutUnderruns) {
+  // --latency auto (the default) with 0-30 ms of injected jitter: the target settles near the
+  // jitter's 99 % quantile, packets play at that delay, and nothing underruns.
+  Scenario s;
+  s.input = stereo_recording();
+  s.send_seconds = 10;
+  s.latency = "auto";
+  s.node_args = {"--payload", "96=opus/48000/2"};
+  s.send_args = {"--codec", "opus", "--pt", "96", "--channels", "2", "--seed", "3", "--jitter", "uniform:0-30ms"};
+  const Result r = run(s);
+  const json& src = only_source(r);
+  const int received = src.value("packets_received", 0);
+  EXPECT_GT(received, 400);
+  EXPECT_EQ(src.value("underruns", -1), 0) << r.stats.dump(2);
+  EXPECT_LE(src.value("packets_late", 1000), received / 100) << r.stats.dump(2);
+  const double target = src.value("target_delay_ms", 0.0), delay = src.value("playout_delay_ms", 0.0);
+  EXPECT_GE(target, 25.0) << r.stats.dump(2);  // covers the 30 ms of jitter (plus VM noise)
+  EXPECT_LE(target, 80.0) << r.stats.dump(2);
+  EXPECT_NEAR(delay, target, 15.0) << r.stats.dump(2);
+  EXPECT_EQ(src.value("latency_mode", ""), "auto");
 }
 
 TEST(System, MulticastGroupIsJoined) {
