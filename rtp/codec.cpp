@@ -3,6 +3,7 @@
 #include <opus/opus.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -67,6 +68,70 @@ class G711Decoder final : public Decoder {
   std::vector<std::int16_t> pcm_;
 };
 
+// ---- Waveform-repetition PLC (L16, raw PCM, G.722) -------------------------------------------
+// For codecs without a library PLC at their rate: repeat the last pitch period of the decoded
+// audio, fading linearly to silence over kFadeMs (in the manner of ITU-T G.711 Appendix I, which
+// spandsp implements for 8 kHz mono only). The period is the lag in [2.5 ms, 15 ms] with the
+// highest normalised autocorrelation over the last 20 ms (channels summed; searched on every
+// `step`th sample above 16 kHz to bound the cost).
+class RepetitionPlc {
+ public:
+  static constexpr int kFadeMs = 60;
+  RepetitionPlc(int rate, int channels)
+      : rate_(rate), ch_(channels), hist_frames_(rate * 35 / 1000), hist_(static_cast<std::size_t>(hist_frames_ * channels), 0.0f) {}
+  /// Records decoded audio (interleaved); ends any concealment run.
+  void record(const float* x, int frames) noexcept {
+    const int keep = std::min(frames, hist_frames_);
+    const auto shift = static_cast<std::size_t>((hist_frames_ - keep) * ch_);
+    std::move(hist_.begin() + static_cast<std::ptrdiff_t>(keep * ch_), hist_.end(), hist_.begin());
+    std::copy_n(x + static_cast<std::size_t>((frames - keep) * ch_), static_cast<std::size_t>(keep * ch_), hist_.begin() + static_cast<std::ptrdiff_t>(shift));
+    concealed_ = 0;
+    have_audio_ = true;
+  }
+  void conceal(int frames, float* out) noexcept {
+    if (concealed_ == 0) period_ = have_audio_ ? find_period() : 0;
+    const int fade = rate_ * kFadeMs / 1000;
+    for (int i = 0; i < frames; ++i, ++concealed_) {
+      const float gain = period_ > 0 && concealed_ < fade ? 1.0f - static_cast<float>(concealed_) / static_cast<float>(fade) : 0.0f;
+      const int src = gain > 0 ? hist_frames_ - period_ + concealed_ % period_ : 0;
+      for (int c = 0; c < ch_; ++c)
+        out[i * ch_ + c] = gain * hist_[static_cast<std::size_t>(src * ch_ + c)];
+    }
+  }
+
+ private:
+  int find_period() const noexcept {
+    const int window = rate_ / 50, min_lag = rate_ / 400, max_lag = rate_ * 15 / 1000;
+    const int step = std::max(1, rate_ / 16000);
+    auto mono = [&](int k) {
+      float v = 0;
+      for (int c = 0; c < ch_; ++c) v += hist_[static_cast<std::size_t>(k * ch_ + c)];
+      return v;
+    };
+    double best = -1;
+    int best_lag = max_lag;
+    for (int lag = min_lag; lag <= max_lag; lag += step) {
+      double xy = 0, yy = 0;
+      for (int k = hist_frames_ - window; k < hist_frames_; k += step) {
+        const float x = mono(k), y = mono(k - lag);
+        xy += x * y;
+        yy += y * y;
+      }
+      const double score = yy > 0 ? xy / std::sqrt(yy) : 0;
+      if (score > best) {
+        best = score;
+        best_lag = lag;
+      }
+    }
+    return best_lag;
+  }
+  int rate_, ch_, hist_frames_;
+  std::vector<float> hist_;
+  int period_ = 0;
+  int concealed_ = 0;
+  bool have_audio_ = false;
+};
+
 // ---- G.722 ---------------------------------------------------------------------------------
 class G722Decoder final : public Decoder {
  public:
@@ -81,7 +146,13 @@ class G722Decoder final : public Decoder {
     if (p.size() * 2 > pcm_.size() || p.size() * 2 > out.size()) return -1;
     const int n = g722_decode(dec_, pcm_.data(), p.data(), static_cast<int>(p.size()));
     s16_to_float(pcm_.data(), static_cast<std::size_t>(n), out.data());
+    plc_.record(out.data(), n);
     return n;
+  }
+  int conceal(int frames, std::span<float> out) noexcept override {
+    if (static_cast<std::size_t>(frames) > out.size()) return Decoder::conceal(frames, out);
+    plc_.conceal(frames, out.data());
+    return frames;
   }
   int frames_in(std::span<const std::uint8_t> p) const noexcept override {
     return static_cast<int>(p.size() * 2);
@@ -90,12 +161,14 @@ class G722Decoder final : public Decoder {
  private:
   g722_decode_state_t* dec_ = nullptr;
   std::vector<std::int16_t> pcm_;
+  RepetitionPlc plc_{16000, 1};
 };
 
 // ---- L16 / s16le ---------------------------------------------------------------------------
 class PcmDecoder final : public Decoder {
  public:
-  explicit PcmDecoder(const PayloadFormat& f) : Decoder(f) {}
+  explicit PcmDecoder(const PayloadFormat& f)
+      : Decoder(f), plc_(static_cast<int>(f.audio_rate), static_cast<int>(f.channels)) {}
   int decode(std::span<const std::uint8_t> p, std::span<float> out) noexcept override {
     const std::size_t ch = format().channels;
     if (p.size() % (2 * ch) != 0 || p.size() / 2 > out.size()) return -1;
@@ -106,11 +179,20 @@ class PcmDecoder final : public Decoder {
       const std::uint8_t lo = big_endian ? p[2 * i + 1] : p[2 * i];
       out[i] = static_cast<float>(static_cast<std::int16_t>(hi << 8 | lo)) * kS16ToFloat;
     }
+    plc_.record(out.data(), static_cast<int>(n / ch));
     return static_cast<int>(n / ch);
+  }
+  int conceal(int frames, std::span<float> out) noexcept override {
+    if (static_cast<std::size_t>(frames) * format().channels > out.size()) return Decoder::conceal(frames, out);
+    plc_.conceal(frames, out.data());
+    return frames;
   }
   int frames_in(std::span<const std::uint8_t> p) const noexcept override {
     return static_cast<int>(p.size() / (2 * format().channels));
   }
+
+ private:
+  RepetitionPlc plc_;
 };
 
 // ---- Opus ----------------------------------------------------------------------------------

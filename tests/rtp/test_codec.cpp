@@ -279,3 +279,31 @@ TEST(OpusDecoder, FecRebuildsALostPacketExactlyAsLibopusDoes) {
   EXPECT_EQ(dec->decode_fec(next, 100, ours), -1);
   EXPECT_EQ(dec->decode_fec(packets[0], 960, ours), -1);  // the first packet has nothing before it
 }
+
+TEST(L16Decoder, ConcealsByRepeatingThePitchPeriodAndFadesOut) {
+  const PayloadFormat f{Codec::l16, 48000, 48000, 2};
+  auto dec = make_decoder(f);
+  const auto pcm = sine(48000, 200, 960 * 10, 2, 0.5);  // 200 Hz: period 240 frames
+  std::vector<std::uint8_t> payload(960 * 4);
+  std::vector<float> frame(960 * 2);
+  for (int p = 0; p < 5; ++p) {
+    for (int i = 0; i < 960 * 2; ++i) {
+      const auto v = static_cast<std::uint16_t>(pcm[static_cast<std::size_t>(p * 1920 + i)]);
+      payload[static_cast<std::size_t>(2 * i)] = static_cast<std::uint8_t>(v >> 8);
+      payload[static_cast<std::size_t>(2 * i + 1)] = static_cast<std::uint8_t>(v & 0xff);
+    }
+    ASSERT_EQ(dec->decode(payload, frame), 960);
+  }
+  std::vector<float> concealed(960 * 2 * 4);
+  ASSERT_EQ(dec->conceal(960 * 4, concealed), 960 * 4);
+  // The first 10 ms continue the tone (as the missing packet would have), scaled by the fade.
+  double err = 0;
+  for (int i = 0; i < 480; ++i) {
+    const float want = pcm[static_cast<std::size_t>(5 * 1920 + 2 * i)] / 32768.0f;
+    const float gain = 1.0f - static_cast<float>(i) / 2880.0f;
+    err = std::max<double>(err, std::fabs(concealed[static_cast<std::size_t>(2 * i)] - gain * want));
+  }
+  EXPECT_LT(err, 0.01);
+  // Silent after the 60 ms fade.
+  for (std::size_t i = 2880 * 2; i < concealed.size(); ++i) ASSERT_EQ(concealed[i], 0.0f);
+}
