@@ -32,6 +32,11 @@ mono_ns_t PlayoutController::delay_ns(mono_ns_t needed_at_ns, ext_ts_t cursor_ts
   return needed_at_ns - ts_to_ns(cursor_ts) - est_.floor_ns();
 }
 
+ext_ts_t PlayoutController::horizon_ts(ext_ts_t cursor_ts, mono_ns_t ahead_ns) const noexcept {
+  if (ahead_ns > 0) return cursor_ts - rescale_floor(ahead_ns, 1'000'000'000, cfg_.clock_rate) - 1;
+  return cursor_ts + std::max<ext_ts_t>(1, rescale_floor(-ahead_ns, 1'000'000'000, cfg_.clock_rate));
+}
+
 bool PlayoutController::may_expand(mono_ns_t delay_ns, ext_ts_t ptime_ticks) const noexcept {
   return cfg_.adaptive && est_.valid() && delay_ns + ts_to_ns(ptime_ticks) <= cfg_.max_delay_ns;
 }

@@ -91,6 +91,10 @@ class PlayoutController {
   [[nodiscard]] mono_ns_t target_ns(ext_ts_t ptime_ticks) const noexcept;
   /// Current playout delay, ns (header comment). `needed_at_ns` = now + ahead.
   [[nodiscard]] mono_ns_t delay_ns(mono_ns_t needed_at_ns, ext_ts_t cursor_ts) const noexcept;
+  /// The jitter buffer's horizon (JitterBuffer::next) for a cursor with `ahead_ns` of audio
+  /// queued past the point where new audio is needed: the cursor's deadline has come exactly
+  /// when ahead_ns <= 0.
+  [[nodiscard]] ext_ts_t horizon_ts(ext_ts_t cursor_ts, mono_ns_t ahead_ns) const noexcept;
   /// Whether the jitter buffer may expand now (adaptive and the delay stays <= max_delay).
   [[nodiscard]] bool may_expand(mono_ns_t delay_ns, ext_ts_t ptime_ticks) const noexcept;
   /// Playback speed for audio decoded now (1 = real time).

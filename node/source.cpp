@@ -86,12 +86,6 @@ mono_ns_t Source::ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexce
   return frames_to_ns(queued - needed_from, dev_rate_);
 }
 
-ext_ts_t Source::horizon_for(mono_ns_t ahead) const noexcept {
-  const ext_ts_t cursor = jb_.cursor_ts();
-  if (ahead > 0) return cursor - rescale_floor(ahead, 1'000'000'000, p_.format.clock_rate) - 1;
-  return cursor + std::max<ext_ts_t>(1, rescale_floor(-ahead, 1'000'000'000, p_.format.clock_rate));
-}
-
 void Source::anchor(mono_ns_t arrival, const DeviceClock& clock) {
   // The ring cannot go back: a resync that wants an earlier frame than what is written plays at
   // once instead.
@@ -128,7 +122,7 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
     base_seq_ = highest_seq_ = seq;
     have_seq_ = true;
   }
-  auto r = jb_.insert(seq, ts, marker, payload, arrival, horizon_for(ahead_ns(clock, arrival)), comfort_noise);
+  auto r = jb_.insert(seq, ts, marker, payload, arrival, playout_.horizon_ts(jb_.cursor_ts(), ahead_ns(clock, arrival)), comfort_noise);
   if (r == InsertResult::resync) {
     // Fold the finished run into the RFC 3550 counters, then start over from this packet.
     expected_prior_ += highest_seq_ - base_seq_ + 1;
@@ -222,7 +216,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     const mono_ns_t ahead = ahead_ns(clock, now);
     const ext_ts_t ptime = jb_.ptime_ticks();
     const mono_ns_t delay = playout_.delay_ns(now + ahead, jb_.cursor_ts());
-    const auto a = jb_.next(horizon_for(ahead), playout_.may_expand(delay, ptime));
+    const auto a = jb_.next(playout_.horizon_ts(jb_.cursor_ts(), ahead), playout_.may_expand(delay, ptime));
     if (a.kind == Kind::wait) return;
     if (a.kind == Kind::decode) {
       if (a.packet->comfort_noise) {

@@ -121,8 +121,6 @@ class Source {
   void push(frames_t frames);
   /// Audio queued past the render point, ns (the playout controller's `ahead`).
   [[nodiscard]] mono_ns_t ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexcept;
-  /// The jitter buffer's horizon for `ahead_ns`: the cursor's deadline has come when ahead <= 0.
-  [[nodiscard]] ext_ts_t horizon_for(mono_ns_t ahead_ns) const noexcept;
   void set_speed(double speed);
   void count_concealed(frames_t frames);
 

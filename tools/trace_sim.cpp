@@ -250,11 +250,10 @@ SimResult simulate(const Trace& trace, const SimOptions& opt) {
   std::vector<std::pair<mono_ns_t, mono_ns_t>> played;  // (play time, delay) per packet
   const std::uint8_t byte = 0;
 
+  // Same deadline rule as Source: the cursor's audio is needed at t0 + written.
   auto horizon = [&](mono_ns_t now) {
-    const double ahead = static_cast<double>(t0) + written - static_cast<double>(now);
-    const ext_ts_t cursor = jb.cursor_ts();
-    if (ahead > 0) return cursor - static_cast<ext_ts_t>(std::ceil(ahead * rate / 1e9));
-    return cursor + std::max<ext_ts_t>(1, static_cast<ext_ts_t>(-ahead * rate / 1e9));
+    const auto ahead = static_cast<mono_ns_t>(static_cast<double>(t0) + written) - now;
+    return pc.horizon_ts(jb.cursor_ts(), ahead);
   };
 
   auto render = [&](mono_ns_t now) {
