@@ -15,6 +15,10 @@ constexpr std::size_t kWindowCapacity = 2048;
 constexpr double kRescaleAbove = 1e150;
 }  // namespace
 
+mono_ns_t DelayEstimator::projected(const Entry& e, mono_ns_t ts_ns) const noexcept {
+  return e.transit + static_cast<mono_ns_t>(std::llround(slope_ * static_cast<double>(ts_ns - e.ts_ns)));
+}
+
 DelayEstimator::DelayEstimator(const DelayEstimatorConfig& cfg) : cfg_(cfg) {
   cfg_.buckets = std::max(cfg_.buckets, 2);
   cfg_.bucket_ns = std::max<mono_ns_t>(cfg_.bucket_ns, 1000);
@@ -96,7 +100,8 @@ void DelayEstimator::update(ext_ts_t ts, mono_ns_t arrival_ns, ext_ts_t weight_t
   // they arrived after a later packet, so they are never the fastest.
   if (count_ == 0 || ts_ns > newest_ts_ns_) {
     newest_ts_ns_ = ts_ns;
-    while (count_ > 0 && window_[(head_ + count_ - 1) % kWindowCapacity].transit >= transit) --count_;
+    // Entries compare by their transit projected to this packet's RTP time along the drift.
+    while (count_ > 0 && projected(window_[(head_ + count_ - 1) % kWindowCapacity], ts_ns) >= transit) --count_;
     if (count_ == kWindowCapacity) {
       head_ = (head_ + 1) % kWindowCapacity;
       --count_;
@@ -108,7 +113,7 @@ void DelayEstimator::update(ext_ts_t ts, mono_ns_t arrival_ns, ext_ts_t weight_t
       --count_;
     }
   }
-  const mono_ns_t new_floor = window_[head_].transit;
+  const mono_ns_t new_floor = projected(window_[head_], newest_ts_ns_);
   if (!have_floor_) {
     floor_ = new_floor;
     have_floor_ = true;

@@ -5,8 +5,12 @@
 //
 // Per packet i with extended RTP timestamp ts_i (clock rate R) arriving at a_i:
 //   transit_i  = a_i - ts_i / R                         (ns; sender and receiver clocks unrelated)
-//   floor      = min transit over the packets whose RTP time lies in the last `floor_window`
-//                (a sliding minimum, so slow clock drift moves it with the packets)
+//   floor      = min transit over the packets whose RTP time lies in the last `floor_window`,
+//                each projected to the newest packet's RTP time along the sender's clock drift
+//                (set_transit_slope, from DriftEstimator): a sliding minimum of drift-corrected
+//                transit. Without the projection a sender slower than us (transit rising) would
+//                leave the floor `floor_window * drift` behind (2 ms at 1000 ppm) and raise every
+//                relative delay by that much.
 //   relative_i = transit_i - floor                      (>= 0: how much later than the fastest)
 // A packet is in time iff relative_i <= the playout delay d (see playout.hpp): d is measured from
 // the same floor. The histogram of relative_i, with exponential forgetting of time constant
@@ -73,6 +77,9 @@ class DelayEstimator {
 
   /// Thread: owner. Forgets everything.
   void reset();
+  /// Thread: owner. Slope of the transit floor against RTP time (DriftEstimator::transit_slope,
+  /// -s / (1 + s) for a sender clock skew s; |slope| <= 0.01). 0 until a drift estimate exists.
+  void set_transit_slope(double slope) noexcept { slope_ = slope; }
   /// Thread: owner. Forgets the floor and the transit history but keeps the histogram (the
   /// sender's timeline jumped; the network did not change).
   void rebase();
@@ -92,6 +99,8 @@ class DelayEstimator {
  private:
   void shift_histogram(std::int64_t buckets_up);
   void recompute_quantile();
+  struct Entry;
+  [[nodiscard]] mono_ns_t projected(const Entry& e, mono_ns_t ts_ns) const noexcept;
 
   struct Entry {
     mono_ns_t ts_ns;
@@ -114,6 +123,7 @@ class DelayEstimator {
   bool have_transit_ = false;
   mono_ns_t last_transit_ = 0;
   double jitter_ns_ = 0;
+  double slope_ = 0;  ///< d floor / d RTP time (drift)
 };
 
 }  // namespace rtpnode

@@ -1,6 +1,7 @@
 #include "jitter/playout.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 namespace rtpnode {
@@ -10,16 +11,53 @@ DelayEstimatorConfig with_rate(DelayEstimatorConfig c, std::uint32_t rate) {
   c.clock_rate = rate;
   return c;
 }
+DriftEstimatorConfig with_rate(DriftEstimatorConfig c, std::uint32_t rate) {
+  c.clock_rate = rate;
+  return c;
+}
 }  // namespace
 
 PlayoutController::PlayoutController(const PlayoutConfig& cfg)
-    : cfg_(cfg), est_(with_rate(cfg.estimator, cfg.clock_rate)) {}
+    : cfg_(cfg), est_(with_rate(cfg.estimator, cfg.clock_rate)), drift_(with_rate(cfg.drift, cfg.clock_rate)) {}
 
 void PlayoutController::on_packet(ext_ts_t ts, mono_ns_t arrival_ns, ext_ts_t ptime_ticks) {
+  drift_.update(ts, arrival_ns);
+  if (cfg_.drift_compensation && drift_.valid()) est_.set_transit_slope(drift_.transit_slope());
   est_.update(ts, arrival_ns, ptime_ticks);
 }
 
-void PlayoutController::reset() { est_.reset(); }
+void PlayoutController::reset() {
+  est_.reset();
+  drift_.reset();
+  integral_ = 0;
+}
+
+double PlayoutController::drift() const noexcept {
+  if (!cfg_.drift_compensation || !drift_.valid()) return 0;
+  const double d = (1.0 + drift_.skew()) / (1.0 + device_skew_) - 1.0;
+  return std::clamp(d, -cfg_.max_drift, cfg_.max_drift);
+}
+
+double PlayoutController::update_speed(mono_ns_t now_ns, mono_ns_t delay_ns, ext_ts_t ptime_ticks) noexcept {
+  double dt = 0;
+  if (have_speed_time_) dt = std::clamp(static_cast<double>(now_ns - last_speed_ns_) * 1e-9, 0.0, 1.0);
+  have_speed_time_ = true;
+  last_speed_ns_ = now_ns;
+  double want = 1.0;
+  if (est_.valid() && (cfg_.adaptive || cfg_.drift_compensation)) {
+    const mono_ns_t error_ns = delay_ns - target_ns(ptime_ticks);
+    const double e = static_cast<double>(error_ns) * 1e-9;
+    const double p = cfg_.speed_gain_per_s * e;
+    if (cfg_.drift_compensation && std::abs(error_ns) < cfg_.integrate_band_ns &&
+        std::fabs(p + integral_) < cfg_.max_speed_offset)
+      integral_ = std::clamp(integral_ + cfg_.integral_gain_per_s2 * e * dt, -cfg_.max_integral, cfg_.max_integral);
+    const double u = p + (cfg_.drift_compensation ? integral_ : 0.0);
+    want = 1.0 + drift() + std::clamp(u, -cfg_.max_speed_offset, cfg_.max_speed_offset);
+  }
+  const double step = cfg_.max_speed_slew_per_s * dt;
+  speed_ = std::clamp(want, speed_ - step, speed_ + step);
+  return speed_;
+}
 
 mono_ns_t PlayoutController::target_ns(ext_ts_t ptime_ticks) const noexcept {
   if (!cfg_.adaptive) return cfg_.start_delay_ns;
@@ -41,11 +79,6 @@ bool PlayoutController::may_expand(mono_ns_t delay_ns, ext_ts_t ptime_ticks) con
   return cfg_.adaptive && est_.valid() && delay_ns + ts_to_ns(ptime_ticks) <= cfg_.max_delay_ns;
 }
 
-double PlayoutController::speed(mono_ns_t delay_ns, ext_ts_t ptime_ticks) const noexcept {
-  if (!cfg_.adaptive || !est_.valid()) return 1.0;
-  const double error_s = static_cast<double>(delay_ns - target_ns(ptime_ticks)) * 1e-9;
-  return 1.0 + std::clamp(cfg_.speed_gain_per_s * error_s, -cfg_.max_speed_offset, cfg_.max_speed_offset);
-}
 
 mono_ns_t PlayoutController::adjust_gap(mono_ns_t gap_ns, mono_ns_t delay_ns, ext_ts_t ptime_ticks) {
   if (!cfg_.adaptive || !est_.valid() || gap_ns <= 0) return gap_ns;

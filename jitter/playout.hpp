@@ -20,17 +20,32 @@
 //     by exactly the spike (the fast rise: no packet is lost to a spike, up to max_delay). If a
 //     later packet comes instead, the expansion is credited to the lost span and the delay is
 //     back where it was.
-//  3. Otherwise the playback speed of the source is trimmed through the resampler:
-//     speed = 1 + clamp(gain * e, -max_speed_offset, +max_speed_offset)
-//     (speed > 1 consumes RTP time faster than real time: the delay falls). With the defaults
-//     (gain 0.5/s, limit 1 %) an error above 20 ms closes at 10 ms per second and smaller ones
-//     decay with a 2 s time constant; 1 % is 17 cents of pitch at most, heard only on long pure
-//     tones, and only while a large change is being made. Time-stretching (WSOLA) keeps pitch but
-//     adds 20-100 ms of analysis latency and artefacts on music; rate trimming is transparent at
-//     the small offsets that steady state needs (drift of #5 rides the same resampler).
+//  3. Otherwise the playback speed of the source is trimmed through the resampler (speed > 1
+//     consumes RTP time faster than real time: the delay falls):
+//       speed = 1 + drift + clamp(Kp * e + I, -max_speed_offset, +max_speed_offset)
+//       I    += Ki * e * dt   (only while |e| < integrate_band and the clamp is not reached;
+//                             |I| <= max_integral: anti-windup)
+//     then slew-limited: |speed change| <= max_speed_slew_per_s * dt, so the ratio never steps.
+//     `drift` is the feed-forward of clock drift (issue #5): the sender's clock rate against the
+//     device's, (1 + s) / (1 + d) - 1, with s from DriftEstimator (arrival times, fed by
+//     on_packet) and d the device clock's skew against the monotonic clock (set_device_skew, from
+//     DeviceClock). It keeps the buffer level constant by itself; the PI loop on the delay error
+//     closes target changes and whatever the estimate misses. Gains: Kp = 0.5/s: an error above
+//     20 ms closes at the 1 % limit (10 ms per second), smaller ones with a 2 s time constant.
+//     Ki = 0.02/s^2: with Kp a loop of natural frequency 0.14 rad/s, damping 1.8 (no overshoot);
+//     before the drift estimate exists (first 5 s) it removes the P-only offset of
+//     skew / Kp (2 ms at 1000 ppm) within ~30 s. max_integral 0.2 %: the integral only corrects,
+//     the estimate carries the drift. 1 % of speed is 17 cents of pitch at most, heard only on
+//     long pure tones, and only while a large change is being made; drift correction itself is
+//     under 0.1 % (1000 ppm, 1.7 cents). Time-stretching (WSOLA) keeps pitch but adds 20-100 ms
+//     of analysis latency and artefacts on music; rate trimming is transparent at the small
+//     offsets steady state needs.
 //
-// Fixed mode (`adaptive` false): the target is the configured delay, nothing expands, and the
-// speed stays 1: frames land at exactly the positions the first packet's anchor gives.
+// Fixed mode (`adaptive` false): the target is the configured delay and nothing expands. With
+// drift compensation (the default) the speed loop above holds the delay at that target (so
+// frames land within a fraction of a frame of where the first packet's anchor put them, however
+// the clocks drift); without it the speed stays 1 and frames land exactly where the anchor puts
+// them (bit-exact passthrough when the sender shares the device's clock, e.g. PTP-locked).
 //
 // Thread: one owner (the loop thread). No allocation after construction.
 #pragma once
@@ -38,6 +53,7 @@
 #include <cstdint>
 
 #include "jitter/delay_estimator.hpp"
+#include "jitter/drift_estimator.hpp"
 
 namespace rtpnode {
 
@@ -65,9 +81,25 @@ struct PlayoutConfig {
   /// in late loss. 1 when the decoder recovers losses from the next packet (Opus in-band FEC
   /// needs packet n+1 at the deadline of n).
   int margin_packets = 0;
-  double speed_gain_per_s = 0.5;  ///< speed offset per second of delay error (1/s)
-  double max_speed_offset = 0.01; ///< |speed - 1| limit: 1 % = 10 ms of delay per second
+  double speed_gain_per_s = 0.5;  ///< Kp: speed offset per second of delay error (1/s)
+  double max_speed_offset = 0.01; ///< |Kp e + I| limit: 1 % = 10 ms of delay per second
+  /// Clock drift compensation (--drift on|off): drift feed-forward and the integral term, in
+  /// adaptive and fixed mode. Off: adaptive mode trims with Kp only; fixed mode plays at speed 1.
+  bool drift_compensation = true;
+  double integral_gain_per_s2 = 0.02;   ///< Ki (1/s^2), see above
+  double max_integral = 0.002;          ///< |I| limit (anti-windup): 2000 ppm
+  /// I integrates only while |e| < 3 ms. Drift leaves at most skew / Kp of error (2 ms at
+  /// 1000 ppm) before the estimate exists and microseconds after; larger errors are target moves
+  /// and expansions (5 ms steps, credited back), which are Kp's job and would bias the integral.
+  mono_ns_t integrate_band_ns = 3'000'000;
+  double max_drift = 0.005;             ///< |drift feed-forward| limit: 5000 ppm (crystals are
+                                        ///< within +-100 ppm; more is a broken clock)
+  /// |d speed / dt| limit: 5 %/s, i.e. at most 1000 ppm (1.7 cents) between 20 ms packets, and
+  /// 0.2 s to reach the 1 % trim. Slower limits cost delay after every expansion (harness: 1 %/s
+  /// raised the mean delay on the loss traces by 2 %, 5 %/s by 1 %).
+  double max_speed_slew_per_s = 0.05;
   DelayEstimatorConfig estimator;  ///< its clock_rate is set from clock_rate
+  DriftEstimatorConfig drift;      ///< its clock_rate is set from clock_rate
 };
 
 /// Counters of the delay adjustments made (monotonic).
@@ -97,8 +129,22 @@ class PlayoutController {
   [[nodiscard]] ext_ts_t horizon_ts(ext_ts_t cursor_ts, mono_ns_t ahead_ns) const noexcept;
   /// Whether the jitter buffer may expand now (adaptive and the delay stays <= max_delay).
   [[nodiscard]] bool may_expand(mono_ns_t delay_ns, ext_ts_t ptime_ticks) const noexcept;
-  /// Playback speed for audio decoded now (1 = real time).
-  [[nodiscard]] double speed(mono_ns_t delay_ns, ext_ts_t ptime_ticks) const noexcept;
+  /// Thread: owner. The speed loop (header comment) at loop time `now_ns` with the current
+  /// playout delay: updates the integral and returns the playback speed for audio decoded now
+  /// (1 = real time; within 1 +- (max_drift + max_speed_offset)).
+  double update_speed(mono_ns_t now_ns, mono_ns_t delay_ns, ext_ts_t ptime_ticks) noexcept;
+  /// The speed update_speed last returned (1 before the first call).
+  [[nodiscard]] double speed() const noexcept { return speed_; }
+  /// Thread: owner. The device clock's skew d against the monotonic clock (device rate /
+  /// nominal - 1), from DeviceClock::skew(). 0 = the device runs at the monotonic clock's pace.
+  void set_device_skew(double d) noexcept { device_skew_ = d; }
+  /// Clock drift feed-forward: sender clock against the device clock, (1 + s) / (1 + d) - 1
+  /// (1e-6 = 1 ppm; > 0: the sender is fast and the buffer would fill). 0 until the drift
+  /// estimate is valid or with drift compensation off.
+  [[nodiscard]] double drift() const noexcept;
+  /// The integral term I (fraction, 1e-6 = 1 ppm).
+  [[nodiscard]] double integral() const noexcept { return integral_; }
+  [[nodiscard]] const DriftEstimator& drift_estimator() const noexcept { return drift_; }
   /// Length to play for a gap of `gap_ns`: gap - error, within [0, 2 * gap]. Counts it.
   [[nodiscard]] mono_ns_t adjust_gap(mono_ns_t gap_ns, mono_ns_t delay_ns, ext_ts_t ptime_ticks);
   void count_expansion() noexcept { ++counters_.expansions; }
@@ -106,7 +152,10 @@ class PlayoutController {
   void set_margin_packets(int packets) noexcept { cfg_.margin_packets = packets; }
   /// Thread: owner. The sender's timeline jumped (restart): forget the floor, keep the
   /// histogram, which describes the network, not the sender.
-  void rebase() { est_.rebase(); }
+  void rebase() {
+    est_.rebase();
+    drift_.rebase();
+  }
 
   [[nodiscard]] const DelayEstimator& estimator() const noexcept { return est_; }
   [[nodiscard]] const PlayoutCounters& counters() const noexcept { return counters_; }
@@ -116,7 +165,13 @@ class PlayoutController {
  private:
   PlayoutConfig cfg_;
   DelayEstimator est_;
+  DriftEstimator drift_;
   PlayoutCounters counters_;
+  double device_skew_ = 0;
+  double integral_ = 0;
+  double speed_ = 1.0;
+  bool have_speed_time_ = false;
+  mono_ns_t last_speed_ns_ = 0;
 };
 
 }  // namespace rtpnode

@@ -46,6 +46,11 @@ struct NodeConfig {
   /// period at once, the render timer runs every <= 5 ms, and 5 ms absorb loop scheduling jitter.
   /// Range 0..1 s.
   nanoseconds render_lead{0};
+  /// --drift on|off: clock drift compensation (jitter/playout.hpp): each source's speed follows
+  /// its sender's clock against the device's, estimated from arrival times. Off only when the
+  /// senders share the device's clock (PTP-locked): fixed --latency then passes samples through
+  /// bit-exact at equal rates. Default on.
+  bool drift_compensation = true;
   /// --resampler-quality: speexdsp quality 0..10 (4 = speexdsp's default; 3 is its VoIP setting).
   int resampler_quality = 4;
   /// --source-timeout: a source with no packet for this long is removed (its last statistics

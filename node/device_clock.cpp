@@ -8,26 +8,43 @@ void DeviceClock::update(const DevicePosition& pos, double stream_now_s, mono_ns
   if (pos.callbacks == 0 || pos.callbacks == last_callbacks_) return;
   last_callbacks_ = pos.callbacks;
   // Monotonic instant of the block start: now minus the stream time elapsed since it.
-  const double block_mono_s = static_cast<double>(mono_now_ns) * 1e-9 - (stream_now_s - pos.current_time);
-  const double estimate = static_cast<double>(pos.frame) - block_mono_s * rate_;
+  const mono_ns_t block_ns = mono_now_ns - static_cast<mono_ns_t>(std::llround((stream_now_s - pos.current_time) * 1e9));
+  const auto frame = static_cast<double>(pos.frame);
   if (!valid_) {
-    offset_frames_ = estimate;
     valid_ = true;
+    ref_ns_ = block_ns;
+    ref_frames_ = frame;
+    fit_origin_ns_ = block_ns;
   } else {
+    // Move the reference to this reading, then average the reading in.
+    const double predicted = ref_frames_ + static_cast<double>(block_ns - ref_ns_) * 1e-9 * rate_ * (1.0 + skew_);
+    ref_ns_ = block_ns;
     // A reading far off (device restarted, stream time jumped) replaces the average.
-    if (std::fabs(estimate - offset_frames_) > rate_ * 0.5) offset_frames_ = estimate;
-    else offset_frames_ += kSmoothing * (estimate - offset_frames_);
+    if (std::fabs(frame - predicted) > rate_ * 0.5) {
+      ref_frames_ = frame;
+      fit_.reset();
+      fit_origin_ns_ = block_ns;
+      skew_ = 0;
+    } else {
+      ref_frames_ = predicted + kSmoothing * (frame - predicted);
+    }
+  }
+  const double x = static_cast<double>(block_ns - fit_origin_ns_) * 1e-9;
+  fit_.add(x, frame - x * rate_);
+  if (fit_.span() >= kRateMinSpanS && fit_.has_slope()) {
+    const double skew = fit_.slope() / rate_;
+    if (std::fabs(skew) <= kMaxSkew) skew_ = skew;
   }
   output_latency_frames_ = static_cast<frames_t>(std::llround((pos.dac_time - pos.current_time) * rate_));
   if (output_latency_frames_ < 0) output_latency_frames_ = 0;
 }
 
 frames_t DeviceClock::frame_at(mono_ns_t t) const noexcept {
-  return static_cast<frames_t>(std::floor(offset_frames_ + static_cast<double>(t) * 1e-9 * rate_));
+  return static_cast<frames_t>(std::floor(ref_frames_ + static_cast<double>(t - ref_ns_) * 1e-9 * rate_ * (1.0 + skew_)));
 }
 
 mono_ns_t DeviceClock::time_of(frames_t f) const noexcept {
-  return static_cast<mono_ns_t>(std::llround((static_cast<double>(f) - offset_frames_) / rate_ * 1e9));
+  return ref_ns_ + static_cast<mono_ns_t>(std::llround((static_cast<double>(f) - ref_frames_) / (rate_ * (1.0 + skew_)) * 1e9));
 }
 
 }  // namespace rtpnode

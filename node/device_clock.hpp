@@ -3,14 +3,24 @@
 // The audio thread publishes, per block, F at block start and the block's PortAudio stream time
 // (current_time). The loop thread reads the stream time "now" (Pa_GetStreamTime) next to its
 // monotonic clock, so it knows the monotonic instant of that block start. Each update gives one
-// estimate of the offset F0 in  F(t) = F0 + t * rate;  a single estimate jitters (JACK's
-// jack_frame_time: up to ~0.5 ms), so F0 is smoothed with an exponential average.
+// estimate of the device position at that instant; a single estimate jitters (JACK's
+// jack_frame_time: up to ~0.5 ms), so the position is smoothed with an exponential average and
+// extrapolated with the device's measured rate:  F(t) = F_ref + (t - t_ref) * rate * (1 + skew).
+//
+// Device rate (issue #5). A sound card's crystal is off by tens of ppm from the system clock, so
+// the nominal rate would let the mapping drift (1 ppm = 86 ms a day) and NTP-placed audio (#4)
+// land late or early. Every reading also feeds a least-squares line of device frames against
+// monotonic time (LineFit, 60 s memory): its slope is the device's true rate. With readings every
+// few ms jittering by 0.5 ms the slope is within ~0.3 ppm after one memory; it is used (and
+// reported as skew()) once the fit spans 10 s. The origin t_ref moves to each reading, so a
+// refined rate never shifts past positions.
 //
 // Thread: loop thread only. Pure logic (no PortAudio calls): the caller passes the readings.
 #pragma once
 
 #include <cstdint>
 
+#include "jitter/line_fit.hpp"
 #include "node/mixer.hpp"
 #include "rtp/units.hpp"
 
@@ -34,16 +44,30 @@ class DeviceClock {
   [[nodiscard]] mono_ns_t time_of(frames_t f) const noexcept;
   /// Frames from the callback's block start to the DAC (PortAudio dac_time - current_time).
   [[nodiscard]] frames_t output_latency_frames() const noexcept { return output_latency_frames_; }
+  /// Nominal device rate, frames per second.
   [[nodiscard]] double rate() const noexcept { return rate_; }
+  /// Measured device skew against the monotonic clock: true rate / nominal - 1 (1e-6 = 1 ppm).
+  /// 0 until the rate fit spans kRateMinSpanS.
+  [[nodiscard]] double skew() const noexcept { return skew_; }
 
   /// Weight of a new reading in the exponential average (0..1].
   static constexpr double kSmoothing = 0.05;
+  /// Forgetting distance of the rate fit, s.
+  static constexpr double kRateMemoryS = 60.0;
+  /// Span of readings before the measured rate is used, s.
+  static constexpr double kRateMinSpanS = 10.0;
+  /// Skews beyond +-1 % are not a crystal: ignored.
+  static constexpr double kMaxSkew = 0.01;
 
  private:
   double rate_;
   bool valid_ = false;
   std::uint64_t last_callbacks_ = 0;
-  double offset_frames_ = 0.0;  ///< F0: F(t) = F0 + t_seconds * rate
+  mono_ns_t ref_ns_ = 0;        ///< t_ref
+  double ref_frames_ = 0.0;     ///< F_ref: smoothed position at t_ref
+  double skew_ = 0.0;
+  mono_ns_t fit_origin_ns_ = 0;
+  LineFit fit_{kRateMemoryS};   ///< x: s since fit_origin, y: frame - x * nominal rate
   frames_t output_latency_frames_ = 0;
 };
 

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   CLI::App app{"rtpnode: RTP/UDP audio receiver and player (PortAudio)"};
   NodeConfig cfg;
   std::vector<std::string> listens, payloads, raws;
-  std::string latency = "auto", min_latency = "0ms", max_latency = "1s", profile = "speech", lead = "0ms", duration, stats_interval = "1s", source_timeout = "5s";
+  std::string latency = "auto", min_latency = "0ms", max_latency = "1s", profile = "speech", lead = "0ms", duration, stats_interval = "1s", source_timeout = "5s", drift = "on";
   bool list = false;
 
   app.add_option("--listen", listens, "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.5, 0.99999));
   app.add_option("--render-lead", lead, "How far ahead of the device the loop renders; 0ms = one period + 10 ms")
       ->check(duration_validator())->capture_default_str();
+  app.add_option("--drift", drift, "Clock drift compensation: on, or off when senders share the device's clock (PTP)")
+      ->check(CLI::IsMember({"on", "off"}))->capture_default_str();
   app.add_option("--resampler-quality", cfg.resampler_quality, "speexdsp resampler quality 0..10")
       ->check(CLI::Range(0, 10))->capture_default_str();
   app.add_option("--source-timeout", source_timeout, "Remove a source after this long without packets; 0s = never")
@@ -112,6 +114,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& p : payloads)
     if (!cfg.payloads.apply(p, err)) return fail("--payload: " + err);
+  cfg.drift_compensation = drift == "on";
   cfg.latency_auto = latency == "auto";
   if (!cfg.latency_auto) {
     auto fixed = parse_duration(latency, err);

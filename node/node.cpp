@@ -84,6 +84,8 @@ nlohmann::json source_json(const SourceStats& st, const char* state) {
           {"target_delay_ms", st.target_delay_ms},
           {"playout_delay_ms", st.playout_delay_ms},
           {"speed", st.speed},
+          {"drift_ppm", st.drift_ppm},
+          {"drift_integral_ppm", st.drift_integral_ppm},
           {"arrival_to_dac_ms", st.arrival_to_dac_ms},
           {"buffered_ms", st.buffered_ms}};
 }
@@ -177,6 +179,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   p.device_rate = backend_->sample_rate();
   p.lead_frames = lead_frames_;
   p.playout.adaptive = cfg_.latency_auto;
+  p.playout.drift_compensation = cfg_.drift_compensation;
   if (!cfg_.latency_auto) p.playout.start_delay_ns = cfg_.latency.count();
   p.playout.min_delay_ns = cfg_.min_latency.count();
   p.playout.max_delay_ns = cfg_.max_latency.count();
@@ -331,6 +334,7 @@ void Node::write_json() const {
   node["sources_refused"] = stats_.sources_refused;
   node["sources_active"] = source_order_.size();
   node["sample_rate"] = clock_.rate();
+  node["device_skew_ppm"] = clock_.skew() * 1e6;  // device clock vs monotonic clock (DeviceClock)
   node["device"] = backend_->describe();
   node["output_latency_ms"] = static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
   node["pa_output_latency_ms"] = backend_->output_latency() * 1000.0;  // Pa_GetStreamInfo, for comparison

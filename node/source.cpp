@@ -49,9 +49,10 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
   stream_ = std::make_unique<PlayoutStream>(p.id, p.format.channels, ring_frames(p), start);
   const std::size_t max_in = std::size_t{p.format.audio_rate} * kMaxPtimeMs / 1000 * p.format.channels;
   decode_buf_.resize(max_in);
-  // Adaptive playout trims the speed through the resampler, so it is in the path even when the
-  // rates match; fixed playout at equal rates passes samples through untouched.
-  if (static_cast<std::int64_t>(p.format.audio_rate) != dev_rate_ || p.playout.adaptive) {
+  // Adaptive playout and drift compensation trim the speed through the resampler, so it is in
+  // the path even when the rates match; fixed playout without drift compensation at equal rates
+  // passes samples through untouched.
+  if (static_cast<std::int64_t>(p.format.audio_rate) != dev_rate_ || p.playout.adaptive || p.playout.drift_compensation) {
     int err = 0;
     resampler_ = speex_resampler_init(p.format.channels, p.format.audio_rate,
                                       static_cast<spx_uint32_t>(dev_rate_), p.resampler_quality, &err);
@@ -212,6 +213,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     pending_silence_ -= n;
   }
 
+  playout_.set_device_skew(clock.skew());
   for (;;) {
     const mono_ns_t ahead = ahead_ns(clock, now);
     const ext_ts_t ptime = jb_.ptime_ticks();
@@ -239,7 +241,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       arrival_to_dac_ns_ = have_delay_ ? arrival_to_dac_ns_ + 0.05 * (measured - arrival_to_dac_ns_) : measured;
       have_delay_ = true;
       last_delay_ns_ = delay;  // the delay this packet plays with
-      set_speed(playout_.speed(delay, ptime));
+      set_speed(playout_.update_speed(now, delay, ptime));
       push(n);
       concealing_ = false;
       conceal_run_frames_ = 0;
@@ -311,6 +313,8 @@ SourceStats Source::stats() const {
   s.target_delay_ms = static_cast<double>(playout_.target_ns(jb_.ptime_ticks())) / 1e6;
   s.playout_delay_ms = static_cast<double>(last_delay_ns_) / 1e6;
   s.speed = speed_;
+  s.drift_ppm = playout_.drift() * 1e6;
+  s.drift_integral_ppm = playout_.integral() * 1e6;
   s.arrival_to_dac_ms = arrival_to_dac_ns_ / 1e6;
   const frames_t queued = stream_->written_frames() - static_cast<frames_t>(stream_->ring.read_count()) / p_.format.channels;
   s.buffered_ms = static_cast<double>(queued) * 1000.0 / static_cast<double>(dev_rate_);

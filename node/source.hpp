@@ -64,7 +64,12 @@ struct SourceStats {
   double target_delay_ms = 0;           ///< jitter-buffer target delay (jitter/playout.hpp)
   double playout_delay_ms = 0;          ///< jitter-buffer delay over the fastest packet that the
                                         ///< last decoded packet played with
-  double speed = 1;                     ///< playback speed trim applied now (1 = none)
+  double speed = 1;                     ///< resampling speed applied now (1 = none): drift
+                                        ///< feed-forward + delay trim (jitter/playout.hpp)
+  double drift_ppm = 0;                 ///< estimated sender clock vs device clock, ppm (> 0: the
+                                        ///< sender is fast); 0 until estimated (~5 s) or --drift off
+  double drift_integral_ppm = 0;        ///< the speed loop's integral term, ppm: what the drift
+                                        ///< estimate misses (near 0 when it is right)
   double arrival_to_dac_ms = 0;         ///< measured: packet arrival -> its first frame at the DAC
                                         ///< (mean of the last packets, exponential average)
   double buffered_ms = 0;               ///< audio queued in the ring ahead of the device

@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 7;
   bool fec = false;
   int margin = -1;
+  std::string drift = "on";
+  double ki = -1, slew = -1;
   double speech_q = kSpeechProfile.quantile, music_q = kMusicProfile.quantile;
   double speech_mem = static_cast<double>(kSpeechProfile.memory_ns) / 1e9;
   double music_mem = static_cast<double>(kMusicProfile.memory_ns) / 1e9;
@@ -54,6 +56,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "Seed of the synthetic traces");
   app.add_option("--speech-quantile", speech_q, "Jitter quantile for the speech profile")->check(CLI::Range(0.5, 0.99999));
   app.add_option("--music-quantile", music_q, "Jitter quantile for the music profile")->check(CLI::Range(0.5, 0.99999));
+  app.add_option("--drift", drift, "Drift compensation (feed-forward and integral): on|off")->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--slew", slew, "Speed slew limit, 1/s (default: the playout default)");
+  app.add_option("--ki", ki, "Integral gain of the speed loop, 1/s^2 (default: the playout default)");
   app.add_flag("--fec", fec, "Opus FEC: one more packet of margin");
   app.add_option("--margin", margin, "Packets of margin above the quantile (default: the playout default)")->check(CLI::Range(0, 4));
   CLI11_PARSE(app, argc, argv);
@@ -85,6 +90,9 @@ int main(int argc, char** argv) {
       o.playout.estimator.memory_ns = static_cast<mono_ns_t>(prof.memory_s * 1e9);
       if (margin >= 0) o.playout.margin_packets = margin;
       o.playout.margin_packets += fec ? 1 : 0;
+      o.playout.drift_compensation = drift == "on";
+      if (ki >= 0) o.playout.integral_gain_per_s2 = ki;
+      if (slew >= 0) o.playout.max_speed_slew_per_s = slew;
       print_row(prof.name, t, sim::simulate(t, o));
     }
   }

@@ -267,7 +267,7 @@ SimResult simulate(const Trace& trace, const SimOptions& opt) {
       switch (a.kind) {
         case K::decode: {
           played.emplace_back(needed_at, needed_at - ts_ns(a.packet->ts) - c_ref);
-          const double s = pc.speed(d, jb.ptime_ticks());
+          const double s = pc.update_speed(now, d, jb.ptime_ticks());
           const bool now_slewing = std::abs(s - 1.0) > 1e-3;
           if (now_slewing && !slewing) ++r.delay_changes;
           slewing = now_slewing;

@@ -45,7 +45,7 @@ void BM_InsertAndPlayout(benchmark::State& state) {
       const auto a = jb.next(horizon, pc.may_expand(delay, kPtime));
       if (a.kind == JitterBuffer::Action::Kind::wait) break;
       const ext_ts_t ticks = a.kind == JitterBuffer::Action::Kind::decode ? kPtime : a.ticks;
-      benchmark::DoNotOptimize(pc.speed(delay, kPtime));
+      benchmark::DoNotOptimize(pc.update_speed(now, delay, kPtime));
       written += ticks * 1'000'000 / 48;
       jb.played(a, ticks);
     }

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "jitter/delay_estimator.hpp"
 #include "jitter/playout.hpp"
 
@@ -68,17 +70,31 @@ TEST(DelayEstimator, ComputesRfc3550Jitter) {
   EXPECT_NEAR(e.jitter_ns(), 10.0 * kMs, 0.01 * kMs);
 }
 
-TEST(PlayoutController, SpeedTrimIsProportionalAndBounded) {
+TEST(PlayoutController, SpeedTrimIsProportionalBoundedAndSlewLimited) {
   PlayoutConfig c;
   c.clock_rate = 48000;
+  c.drift_compensation = false;  // P only: the proportional law alone
   PlayoutController pc(c);
   for (int i = 0; i < 100; ++i) pc.on_packet(i * kPtime, i * 20 * kMs, kPtime);
   const mono_ns_t target = pc.target_ns(kPtime);
   EXPECT_EQ(target, 1 * kMs);
-  EXPECT_DOUBLE_EQ(pc.speed(target, kPtime), 1.0);
-  EXPECT_NEAR(pc.speed(target + 10 * kMs, kPtime), 1.005, 1e-12);   // 0.5/s * 10 ms
-  EXPECT_NEAR(pc.speed(target + 500 * kMs, kPtime), 1.01, 1e-12);   // limit
-  EXPECT_NEAR(pc.speed(target - 500 * kMs, kPtime), 0.99, 1e-12);
+  mono_ns_t now = 0;
+  auto settle = [&](mono_ns_t delay) {  // 3 s of 20 ms updates: past the slew limit
+    double s = 0;
+    for (int i = 0; i < 150; ++i) s = pc.update_speed(now += 20 * kMs, delay, kPtime);
+    return s;
+  };
+  EXPECT_DOUBLE_EQ(settle(target), 1.0);
+  EXPECT_NEAR(settle(target + 10 * kMs), 1.005, 1e-12);   // 0.5/s * 10 ms
+  EXPECT_NEAR(settle(target + 500 * kMs), 1.01, 1e-12);   // limit
+  // From +1 % to -1 %: at most 5 %/s, i.e. 1000 ppm per 20 ms update, never a step.
+  double prev = pc.speed();
+  for (int i = 0; i < 150; ++i) {
+    const double s = pc.update_speed(now += 20 * kMs, target - 500 * kMs, kPtime);
+    EXPECT_LE(std::fabs(s - prev), 0.05 * 0.02 + 1e-12);
+    prev = s;
+  }
+  EXPECT_NEAR(prev, 0.99, 1e-12);
 }
 
 TEST(PlayoutController, GapAbsorbsTheDelayError) {
@@ -93,14 +109,16 @@ TEST(PlayoutController, GapAbsorbsTheDelayError) {
   EXPECT_EQ(pc.counters().gap_adjustments, 3u);
 }
 
-TEST(PlayoutController, FixedModeNeverExpandsOrTrims) {
+TEST(PlayoutController, FixedModeWithoutDriftCompensationNeverExpandsOrTrims) {
   PlayoutConfig c;
   c.clock_rate = 48000;
   c.adaptive = false;
+  c.drift_compensation = false;
   c.start_delay_ns = 40 * kMs;
   PlayoutController pc(c);
   for (int i = 0; i < 100; ++i) pc.on_packet(i * kPtime, i * 20 * kMs, kPtime);
   EXPECT_EQ(pc.target_ns(kPtime), 40 * kMs);
   EXPECT_FALSE(pc.may_expand(0, kPtime));
-  EXPECT_DOUBLE_EQ(pc.speed(500 * kMs, kPtime), 1.0);
+  EXPECT_DOUBLE_EQ(pc.update_speed(0, 500 * kMs, kPtime), 1.0);
+  EXPECT_DOUBLE_EQ(pc.update_speed(2'000 * kMs, 500 * kMs, kPtime), 1.0);
 }

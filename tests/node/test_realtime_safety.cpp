@@ -182,7 +182,7 @@ TEST(RealtimeSafety, JitterBufferAndPlayoutAllocateNothingAfterConstruction) {
       const ext_ts_t ticks = a.kind == JitterBuffer::Action::Kind::decode ? 960 : a.ticks;
       non_decode_steps += a.kind != JitterBuffer::Action::Kind::decode;
       if (a.kind == JitterBuffer::Action::Kind::gap) (void)pc.adjust_gap(ticks * 20'833, delay, 960);
-      (void)pc.speed(delay, 960);
+      (void)pc.update_speed(arrival, delay, 960);
       written += ticks * 20'833;
       jb.played(a, ticks);
     }

@@ -48,6 +48,9 @@ struct Scenario {
   std::string netns;                           ///< run rtpnode and rtpsend in this network namespace
   int send_seconds = 0;                        ///< > 0: rtpsend loops the input for this long
   std::string latency = kTestLatency;          ///< rtpnode --latency
+  /// rtpnode --drift. Off for the sample-exact comparisons: sender and JACK dummy both run on
+  /// this machine's clock, so there is no drift to correct and samples pass through untouched.
+  std::string drift = "off";
 };
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
@@ -97,7 +100,7 @@ Result run_once(const Scenario& s, int attempt) {
 
   std::vector<std::string> node{RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
                                 endpoint, "--duration", std::to_string(node_secs) + "s",
-                                "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--latency", s.latency};
+                                "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--latency", s.latency, "--drift", s.drift};
   node.insert(node.end(), s.node_args.begin(), s.node_args.end());
   Process rtpnode_p(in_netns(s.netns, node), dir + "/rtpnode.log");
   EXPECT_TRUE(jack.wait_for_port("rtpn:out_1")) << rtpnode_p.log();
@@ -383,6 +386,7 @@ TEST(System, AdaptiveLatencyTracksInjectedJitterWithoutUnderruns) {
   s.input = stereo_recording();
   s.send_seconds = 10;
   s.latency = "auto";
+  s.drift = "on";  // the defaults
   s.node_args = {"--payload", "96=opus/48000/2"};
   s.send_args = {"--codec", "opus", "--pt", "96", "--channels", "2", "--seed", "3", "--jitter", "uniform:0-30ms"};
   const Result r = run(s);
