@@ -86,12 +86,12 @@ struct PlayoutConfig {
   /// Clock drift compensation (--drift on|off): drift feed-forward and the integral term, in
   /// adaptive and fixed mode. Off: adaptive mode trims with Kp only; fixed mode plays at speed 1.
   bool drift_compensation = true;
-  double integral_gain_per_s2 = 0.02;   ///< Ki (1/s^2), see above
+  double integral_gain_per_s2 = 0.005;  ///< Ki (1/s^2), see above
   double max_integral = 0.002;          ///< |I| limit (anti-windup): 2000 ppm
   /// I integrates only while |e| < 3 ms. Drift leaves at most skew / Kp of error (2 ms at
   /// 1000 ppm) before the estimate exists and microseconds after; larger errors are target moves
   /// and expansions (5 ms steps, credited back), which are Kp's job and would bias the integral.
-  mono_ns_t integrate_band_ns = 3'000'000;
+  mono_ns_t integrate_band_ns = 1'000'000;
   double max_drift = 0.005;             ///< |drift feed-forward| limit: 5000 ppm (crystals are
                                         ///< within +-100 ppm; more is a broken clock)
   /// |d speed / dt| limit: 5 %/s, i.e. at most 1000 ppm (1.7 cents) between 20 ms packets, and

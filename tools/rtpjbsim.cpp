@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
   bool fec = false;
   int margin = -1;
   std::string drift = "on";
-  double ki = -1, slew = -1;
+  double ki = -1, slew = -1, device_ppm = 0, drift_jitter_ms = 5;
+  bool drift_sim = false;
   double speech_q = kSpeechProfile.quantile, music_q = kMusicProfile.quantile;
   double speech_mem = static_cast<double>(kSpeechProfile.memory_ns) / 1e9;
   double music_mem = static_cast<double>(kMusicProfile.memory_ns) / 1e9;
@@ -52,18 +53,44 @@ int main(int argc, char** argv) {
   app.add_option("--music-memory", music_mem, "Histogram memory, s (music)");
   app.add_option("--trace", trace_file, "Replay this trace file (rtpsend --trace-out format) instead of the synthetic set");
   app.add_option("--clock-rate", clock_rate, "RTP clock rate of --trace")->check(CLI::Range(1000u, 192000u));
-  app.add_option("--seconds", seconds, "Length of each synthetic trace")->check(CLI::Range(10.0, 3600.0));
+  app.add_option("--seconds", seconds, "Length of each synthetic trace")->check(CLI::Range(10.0, 86400.0 * 7));
   app.add_option("--seed", seed, "Seed of the synthetic traces");
   app.add_option("--speech-quantile", speech_q, "Jitter quantile for the speech profile")->check(CLI::Range(0.5, 0.99999));
   app.add_option("--music-quantile", music_q, "Jitter quantile for the music profile")->check(CLI::Range(0.5, 0.99999));
   app.add_option("--drift", drift, "Drift compensation (feed-forward and integral): on|off")->check(CLI::IsMember({"on", "off"}));
   app.add_option("--slew", slew, "Speed slew limit, 1/s (default: the playout default)");
+  app.add_flag("--drift-sim", drift_sim, "Clock drift simulation at sender skews -1000..+1000 ppm instead of the traces");
+  app.add_option("--device-ppm", device_ppm, "Drift simulation: device clock skew, ppm");
+  app.add_option("--drift-jitter", drift_jitter_ms, "Drift simulation: uniform network jitter 0..MS");
   app.add_option("--ki", ki, "Integral gain of the speed loop, 1/s^2 (default: the playout default)");
   app.add_flag("--fec", fec, "Opus FEC: one more packet of margin");
   app.add_option("--margin", margin, "Packets of margin above the quantile (default: the playout default)")->check(CLI::Range(0, 4));
   CLI11_PARSE(app, argc, argv);
 
   std::vector<sim::Trace> traces;
+  if (drift_sim) {
+    // Clock drift (issue #5): one long run per skew.
+    for (double ppm : {-1000.0, -500.0, -100.0, 0.0, 100.0, 500.0, 1000.0}) {
+      sim::DriftSimOptions o;
+      o.seconds = seconds;
+      o.sender_skew = ppm * 1e-6;
+      o.device_skew = device_ppm * 1e-6;
+      o.jitter_ms = drift_jitter_ms;
+      o.seed = seed;
+      if (ki >= 0) o.playout.integral_gain_per_s2 = ki;
+      if (slew >= 0) o.playout.max_speed_slew_per_s = slew;
+      o.playout.drift_compensation = drift == "on";
+      const sim::DriftSimResult r = sim::simulate_drift(o);
+      std::printf("skew %+7.0f ppm  underruns %llu  concealments %llu  late %llu  delay-target: mean %+.3f ms, max |1 s mean| %.3f ms"
+                  "  (true delay %.1f..%.1f ms)  converged %.1f s  drift %+.2f ppm (true %+.2f, max err %.2f)"
+                  "  max speed step %.0f ppm\n",
+                  ppm, static_cast<unsigned long long>(r.underruns), static_cast<unsigned long long>(r.concealments),
+                  static_cast<unsigned long long>(r.late),
+                  r.mean_delay_error_ms, r.max_delay_error_ms, r.min_delay_ms, r.max_delay_ms, r.converged_after_s,
+                  r.drift_ppm, r.true_drift_ppm, r.max_drift_error_ppm, r.max_speed_step * 1e6);
+    }
+    return 0;
+  }
   if (!trace_file.empty()) {
     std::string error;
     auto t = sim::read_trace(trace_file, clock_rate, error);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <queue>
 #include <sstream>
 
 #include "jitter/jitter_buffer.hpp"
@@ -389,6 +390,145 @@ SimResult simulate(const Trace& trace, const SimOptions& opt) {
   r.oracle_window_ms = wn ? wsum / static_cast<double>(wn) : 0;
   r.ratio_fixed = r.oracle_fixed_ms > 0 ? r.mean_delay_ms / r.oracle_fixed_ms : 0;
   r.ratio_window = r.oracle_window_ms > 0 ? r.mean_delay_ms / r.oracle_window_ms : 0;
+  return r;
+}
+
+DriftSimResult simulate_drift(const DriftSimOptions& opt) {
+  DriftSimResult r;
+  constexpr std::uint32_t kRate = 48000;
+  constexpr ext_ts_t kPtime = 960;
+  constexpr mono_ns_t kRender = 5 * kMs;
+  PlayoutConfig pc_cfg = opt.playout;
+  pc_cfg.clock_rate = kRate;
+  PlayoutController pc(pc_cfg);
+  pc.set_device_skew(opt.device_skew);
+  JitterBufferConfig jb_cfg;
+  jb_cfg.clock_rate = kRate;
+  jb_cfg.capacity_packets = 512;
+  jb_cfg.max_payload_bytes = 1;
+  jb_cfg.default_ptime_ticks = kPtime;
+  jb_cfg.expand_ticks = kRate / 200;
+  JitterBuffer jb(jb_cfg);
+  FaultConfig fc;
+  fc.seed = opt.seed;
+  fc.jitter = uniform_ms(opt.jitter_ms);
+  FaultInjector inj(fc);
+  r.true_drift_ppm = ((1.0 + opt.sender_skew) / (1.0 + opt.device_skew) - 1.0) * 1e6;
+
+  const double send_interval = static_cast<double>(kPtimeNs) / (1.0 + opt.sender_skew);
+  auto send_time = [&](ext_ts_t ts) { return static_cast<double>(ts / kPtime) * send_interval; };
+  const auto end_ns = static_cast<mono_ns_t>(opt.seconds * 1e9);
+  const auto settle_ns = static_cast<mono_ns_t>(opt.settle_s * 1e9);
+
+  // Pending arrivals (jitter reorders them): min-heap on arrival time.
+  struct Arrival {
+    mono_ns_t at;
+    ext_seq_t seq;
+    bool operator>(const Arrival& o) const { return at > o.at; }
+  };
+  std::priority_queue<Arrival, std::vector<Arrival>, std::greater<>> heap;
+  ext_seq_t next_send = 0;
+  auto schedule_until = [&](mono_ns_t t) {
+    while (static_cast<mono_ns_t>(static_cast<double>(next_send) * send_interval) <= t) {
+      const auto sent = static_cast<mono_ns_t>(static_cast<double>(next_send) * send_interval);
+      heap.push({sent + kBaseDelayNs + inj.next().delay_ns, next_send});
+      ++next_send;
+    }
+  };
+
+  // Output: the device consumes (1 + device_skew) s of audio per real second from t0.
+  const mono_ns_t t0 = kBaseDelayNs + pc.target_ns(kPtime);
+  double written = 0;  // ns of device time produced
+  auto needed_at = [&]() { return t0 + static_cast<mono_ns_t>(written / (1.0 + opt.device_skew)); };
+  auto horizon = [&](mono_ns_t now) { return pc.horizon_ts(jb.cursor_ts(), needed_at() - now); };
+
+  double win_sum = 0, err_sum = 0;
+  long win_n = 0, err_n = 0;
+  mono_ns_t win_end = 1'000 * kMs;
+  mono_ns_t last_bad_s = 0;
+  double last_speed = 1.0;
+  bool have_delay = false;
+  const std::uint8_t byte = 0;
+
+  auto close_window = [&](mono_ns_t now) {
+    if (win_n > 0) {
+      const double m = win_sum / static_cast<double>(win_n) / 1e6;
+      if (std::abs(m) > 1.0) last_bad_s = now;
+      if (now > settle_ns) {
+        r.max_delay_error_ms = std::max(r.max_delay_error_ms, std::abs(m));
+        const double de = std::abs(pc.drift() * 1e6 - r.true_drift_ppm);
+        r.max_drift_error_ppm = std::max(r.max_drift_error_ppm, de);
+      }
+    }
+    win_sum = 0;
+    win_n = 0;
+  };
+
+  auto render = [&](mono_ns_t now) {
+    for (;;) {
+      const mono_ns_t need = needed_at();
+      const mono_ns_t d = pc.delay_ns(need, jb.cursor_ts());
+      const auto a = jb.next(horizon(now), pc.may_expand(d, kPtime));
+      using K = JitterBuffer::Action::Kind;
+      if (a.kind == K::wait) return;
+      if (a.kind == K::decode) {
+        const double s = pc.update_speed(now, d, kPtime);
+        r.max_speed_step = std::max(r.max_speed_step, std::abs(s - last_speed));
+        last_speed = s;
+        // True delay: when this packet's audio plays against when it could have arrived at best.
+        const double true_delay = static_cast<double>(need) - (send_time(a.packet->ts) + static_cast<double>(kBaseDelayNs));
+        const double e = true_delay - static_cast<double>(pc.target_ns(kPtime));
+        win_sum += e;
+        ++win_n;
+        if (need >= settle_ns) {
+          err_sum += e;
+          ++err_n;
+          const double ms = true_delay / 1e6;
+          if (!have_delay) r.min_delay_ms = r.max_delay_ms = ms;
+          have_delay = true;
+          r.min_delay_ms = std::min(r.min_delay_ms, ms);
+          r.max_delay_ms = std::max(r.max_delay_ms, ms);
+        }
+        written += static_cast<double>(frames_to_ns(kPtime, kRate)) / s;
+        jb.played(a, kPtime);
+        continue;
+      }
+      const mono_ns_t span = frames_to_ns(a.ticks, kRate);
+      if (a.kind == K::conceal || a.kind == K::expand) {
+        if (a.kind == K::expand) pc.count_expansion();
+        if (need >= settle_ns) ++r.concealments;
+        written += static_cast<double>(span);
+      } else {  // gap: none here (nothing is lost), but keep the model complete
+        written += static_cast<double>(pc.adjust_gap(span, d, kPtime));
+      }
+      jb.played(a, a.ticks);
+    }
+  };
+
+  for (mono_ns_t now = 0; now <= end_ns; now += kRender) {
+    // The device would run dry: the audio produced ends more than one render interval (the
+    // render lead Source keeps) before now.
+    if (now >= settle_ns && needed_at() < now - kRender) ++r.underruns;
+    schedule_until(now);
+    while (!heap.empty() && heap.top().at <= now) {
+      const Arrival ar = heap.top();
+      heap.pop();
+      ++r.packets;
+      const ext_ts_t ts = ar.seq * kPtime;
+      const InsertResult res = jb.insert(ar.seq, ts, false, {&byte, 1}, ar.at, horizon(ar.at));
+      if (res == InsertResult::stored || res == InsertResult::late) pc.on_packet(ts, ar.at, kPtime);
+      render(ar.at);
+    }
+    render(now);
+    if (now >= win_end) {
+      close_window(now);
+      win_end += 1'000 * kMs;
+    }
+  }
+  r.late = jb.counters().late;
+  r.mean_delay_error_ms = err_n ? err_sum / static_cast<double>(err_n) / 1e6 : 0;
+  r.converged_after_s = static_cast<double>(last_bad_s) / 1e9;
+  r.drift_ppm = pc.drift() * 1e6;
   return r;
 }
 

@@ -91,4 +91,44 @@ struct SimResult {
 
 SimResult simulate(const Trace& trace, const SimOptions& opt);
 
+/// Clock drift simulation (issue #5): a sender whose clock runs (1 + sender_skew) times nominal
+/// sends 20 ms packets at 48 kHz (RTP time advancing nominally per packet, so packets leave every
+/// 20 ms / (1 + skew) of real time), the network adds 5 ms plus uniform jitter, and a device whose
+/// clock runs (1 + device_skew) times nominal consumes the output. The real JitterBuffer and
+/// PlayoutController run under a fake clock exactly as Source drives them (render every 5 ms;
+/// speed applied to the audio produced). Streams packets: O(1) memory, so 24 h run in seconds.
+struct DriftSimOptions {
+  PlayoutConfig playout;                 ///< clock_rate is set to 48000
+  double seconds = 600;                  ///< simulated playback
+  double sender_skew = 0;                ///< e.g. 1000e-6
+  double device_skew = 0;                ///< the device's true skew, also given to the controller
+                                         ///< (as DeviceClock::skew() would measure it)
+  double jitter_ms = 5;                  ///< uniform 0..jitter_ms network jitter
+  std::uint64_t seed = 7;
+  double settle_s = 30;                  ///< statistics below start after this long
+};
+
+struct DriftSimResult {
+  std::uint64_t packets = 0;
+  std::uint64_t underruns = 0;           ///< render ticks after settle at which the audio
+                                         ///< produced ended more than one render interval (the
+                                         ///< render lead) in the past: the device would run dry
+  std::uint64_t concealments = 0;        ///< concealment/expansion steps after settle (nothing is
+                                         ///< lost: a packet past its deadline, i.e. jitter beyond
+                                         ///< the target, which #3 expands over)
+  std::uint64_t late = 0;                ///< packets dropped late (whole run)
+  double max_delay_error_ms = 0;         ///< after settle: max |mean over 1 s of (true delay -
+                                         ///< target)|; true delay = play time - (send time + 5 ms)
+  double mean_delay_error_ms = 0;        ///< after settle: mean of (true delay - target)
+  double min_delay_ms = 0, max_delay_ms = 0;  ///< true delay range after settle
+  double converged_after_s = 0;          ///< first time after which every 1 s mean error stays
+                                         ///< within 1 ms
+  double drift_ppm = 0;                  ///< the controller's final drift estimate
+  double true_drift_ppm = 0;             ///< (1 + sender_skew) / (1 + device_skew) - 1
+  double max_drift_error_ppm = 0;        ///< after settle: max |estimate - truth|, sampled each 1 s
+  double max_speed_step = 0;             ///< largest change of speed between two packets
+};
+
+DriftSimResult simulate_drift(const DriftSimOptions& opt);
+
 }  // namespace rtpnode::sim

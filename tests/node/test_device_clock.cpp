@@ -36,3 +36,29 @@ TEST(DeviceClock, IgnoresRepeatedPositions) {
   c.update(DevicePosition{0, 0, 0, 0, 0}, 0, 0);  // no callback yet
   EXPECT_FALSE(c.valid());
 }
+
+TEST(DeviceClock, MeasuresTheDeviceRateAndKeepsTheMappingOverAnHour) {
+  // The device's crystal runs 150 ppm fast against the monotonic clock; readings every 5.33 ms
+  // (256-frame blocks) jitter by +-0.5 ms.
+  const double skew = 150e-6;
+  const double rate = 48000 * (1 + skew);
+  DeviceClock c(48000);
+  std::uint64_t callbacks = 0;
+  double t = 100.0;
+  for (frames_t frame = 0; t < 100.0 + 3600.0; frame += 256) {
+    t = 100.0 + static_cast<double>(frame) / rate;
+    const double jitter = ((++callbacks * 7919) % 1001 / 1000.0 - 0.5) * 1e-3;
+    // The stream time of the block start jitters; the loop reads 2 ms into the block.
+    c.update(DevicePosition{frame, 256, t + jitter, t + jitter + 0.01, callbacks}, t + 0.002,
+             static_cast<mono_ns_t>(std::llround((t + 0.002) * 1e9)));
+    if (callbacks == 1000) {
+      EXPECT_EQ(c.skew(), 0.0) << "not used before 10 s of readings";
+    }
+  }
+  EXPECT_NEAR(c.skew() * 1e6, 150.0, 1.0);
+  // The mapping an hour in: within a few frames of the truth (the nominal rate would be 26 000
+  // frames off by now).
+  const double at = t + 0.5;
+  EXPECT_NEAR(static_cast<double>(c.frame_at(static_cast<mono_ns_t>(std::llround(at * 1e9)))), (at - 100.0) * rate, 4.0);
+  EXPECT_NEAR(static_cast<double>(c.time_of(static_cast<frames_t>((at - 100.0) * rate))), at * 1e9, 100'000.0);
+}
