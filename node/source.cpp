@@ -1,5 +1,7 @@
 #include "node/source.hpp"
 
+#include "node/resampler_ratio.hpp"
+
 #include <speex/speex_resampler.h>
 
 #include <algorithm>
@@ -98,15 +100,14 @@ void Source::anchor(mono_ns_t arrival, const DeviceClock& clock) {
 
 void Source::set_speed(double speed) {
   if (!resampler_) return;
-  // 10 ppm steps: finer than any audible change, coarse enough not to rebuild the filter for
-  // every packet in steady state.
-  const double q = std::round((speed - 1.0) * 1e5) / 1e5;
-  if (q == speed_ - 1.0) return;
-  speed_ = 1.0 + q;
-  // ratio = input rate / output rate; consuming faster = a higher effective input rate.
-  const auto num = static_cast<spx_uint32_t>(std::llround(static_cast<double>(p_.format.audio_rate) * 1000.0 * speed_));
-  const auto den = static_cast<spx_uint32_t>(dev_rate_ * 1000);
-  speex_resampler_set_rate_frac(resampler_, num, den, p_.format.audio_rate, static_cast<spx_uint32_t>(dev_rate_));
+  // The ratio's numerator over a fixed prime denominator (node/resampler_ratio.hpp: larger
+  // denominators crash speexdsp). The filter is rebuilt only when the numerator changes.
+  const double audio = p_.format.audio_rate, dev = static_cast<double>(dev_rate_);
+  const std::uint32_t num = speex_ratio_num(audio, dev, speed);
+  if (num == ratio_num_) return;
+  ratio_num_ = num;
+  speed_ = speex_ratio_speed(num, audio, dev);
+  speex_resampler_set_rate_frac(resampler_, num, kSpeexRatioDen, p_.format.audio_rate, static_cast<spx_uint32_t>(dev_rate_));
 }
 
 void Source::count_concealed(frames_t frames) {

@@ -140,6 +140,7 @@ class Source {
   std::int64_t dev_rate_;
   frames_t resampler_delay_ = 0;  ///< output frames the resampler holds back (filter delay)
   double speed_ = 1.0;            ///< speed the resampler is set to
+  std::uint32_t ratio_num_ = 0;   ///< its ratio numerator over kSpeexRatioDen (0: never set)
   mono_ns_t last_delay_ns_ = 0;
 
   SeqUnwrapper seq_unwrap_;
