@@ -72,6 +72,10 @@ InsertResult JitterBuffer::insert(ext_seq_t seq, ext_ts_t ts, bool marker,
       mark_seen(seq);
       ++late_run_;
       if (stalled_ || late_run_ >= cfg_.resync_after_late) return InsertResult::resync;
+      // RFC 3550 A.1: a far jump is believed when the next packet follows it in sequence.
+      if (have_probe_ && seq == probe_seq_) return InsertResult::resync;
+      have_probe_ = next_seq_ - seq > kMaxMisorder;
+      probe_seq_ = seq + 1;
       return InsertResult::late;
     }
     if (ts - std::max(horizon_ts, cursor_ts_) > cfg_.max_wait_ticks) return InsertResult::resync;
@@ -91,6 +95,7 @@ InsertResult JitterBuffer::insert(ext_seq_t seq, ext_ts_t ts, bool marker,
     }
   }
   late_run_ = 0;
+  have_probe_ = false;
   Slot& s = slot(seq);
   if (s.used) release(s);  // cannot hold another seq after rule 4, kept for safety
   s.used = true;
@@ -204,6 +209,7 @@ void JitterBuffer::reset() {
   stored_ = 0;
   started_ = false;
   late_run_ = 0;
+  have_probe_ = false;
   empty_conceal_ticks_ = 0;
   expanded_ticks_ = 0;
   stalled_ = false;

@@ -16,7 +16,11 @@
 //     before the playout cursor, is late: counted, dropped. `resync_after_late` late packets in a
 //     row, or one late packet after a stall (`stall_ticks` of concealment with an empty buffer),
 //     report `resync`:
-//     the sender restarted or paused its clock, and the caller re-anchors the source.
+//     the sender restarted or paused its clock, and the caller re-anchors the source. A late
+//     packet far from the stream (more than kMaxMisorder sequence numbers behind, the RFC 3550
+//     A.1 MAX_MISORDER) is a restart candidate: if the next packet follows it in sequence
+//     (A.1's "two sequential packets"), that one reports `resync` at once, so a restart plays
+//     within the target delay plus one packet.
 //  3. A packet more than `max_wait_ticks` ahead of the horizon reports `resync` too (a timestamp
 //     jump: the sender restarted).
 //  4. A packet `capacity` or more sequence numbers ahead of the next one evicts the oldest
@@ -74,6 +78,8 @@ struct JitterBufferCounters {
 
 class JitterBuffer {
  public:
+  /// RFC 3550 A.1 MAX_MISORDER: a packet further behind than this is a restart candidate.
+  static constexpr ext_seq_t kMaxMisorder = 100;
   explicit JitterBuffer(const JitterBufferConfig& cfg);
 
   /// Stores a packet. `seq`/`ts` are extended (unwrapped) values; `horizon_ts` is the current
@@ -150,6 +156,8 @@ class JitterBuffer {
   ext_ts_t cursor_ts_ = 0;
   ext_ts_t ptime_ticks_;
   int late_run_ = 0;
+  bool have_probe_ = false;           ///< a far late packet was seen: restart candidate
+  ext_seq_t probe_seq_ = 0;           ///< the sequence number that confirms it
   ext_ts_t empty_conceal_ticks_ = 0;  ///< concealed with nothing stored since the last decode
   bool stalled_ = false;              ///< empty_conceal_ticks_ reached stall_ticks
   ext_ts_t expanded_ticks_ = 0;       ///< expanded since the last decode, not yet credited

@@ -16,16 +16,24 @@ void DeviceClock::update(const DevicePosition& pos, double stream_now_s, mono_ns
     ref_frames_ = frame;
     fit_origin_ns_ = block_ns;
   } else {
-    // Move the reference to this reading, then average the reading in.
     const double predicted = ref_frames_ + static_cast<double>(block_ns - ref_ns_) * 1e-9 * rate_ * (1.0 + skew_);
-    ref_ns_ = block_ns;
-    // A reading far off (device restarted, stream time jumped) replaces the average.
-    if (std::fabs(frame - predicted) > rate_ * 0.5) {
+    if (std::fabs(frame - predicted) > rate_ * kJumpS) {
+      // One reading far off is a stalled reader (the loop thread was descheduled between the two
+      // clock reads): skipped. kJumpConfirm in a row is the device jumping (xrun, restart): the
+      // mapping moves to the new position and the rate fit starts over (a step inside the fit
+      // would bend the slope: 100 ms in 60 s reads as 1700 ppm); the measured skew stays
+      // published until the new fit spans kRateMinSpanS.
+      if (++far_readings_ < kJumpConfirm) return;
+      far_readings_ = 0;
+      ++jumps_;
+      ref_ns_ = block_ns;
       ref_frames_ = frame;
       fit_.reset();
       fit_origin_ns_ = block_ns;
-      skew_ = 0;
     } else {
+      // Move the reference to this reading, then average the reading in.
+      far_readings_ = 0;
+      ref_ns_ = block_ns;
       ref_frames_ = predicted + kSmoothing * (frame - predicted);
     }
   }

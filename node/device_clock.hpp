@@ -58,6 +58,12 @@ class DeviceClock {
   static constexpr double kRateMinSpanS = 10.0;
   /// Skews beyond +-1 % are not a crystal: ignored.
   static constexpr double kMaxSkew = 0.01;
+  /// A reading this far (s) from the mapping is not jitter (readings scatter by ~0.5 ms).
+  static constexpr double kJumpS = 0.002;
+  /// Far readings in a row that make a device jump (fewer are skipped).
+  static constexpr int kJumpConfirm = 3;
+  /// Device jumps seen (xruns, restarts).
+  [[nodiscard]] std::uint64_t jumps() const noexcept { return jumps_; }
 
  private:
   double rate_;
@@ -69,6 +75,8 @@ class DeviceClock {
   mono_ns_t fit_origin_ns_ = 0;
   LineFit fit_{kRateMemoryS};   ///< x: s since fit_origin, y: frame - x * nominal rate
   frames_t output_latency_frames_ = 0;
+  int far_readings_ = 0;
+  std::uint64_t jumps_ = 0;
 };
 
 }  // namespace rtpnode

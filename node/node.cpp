@@ -376,10 +376,10 @@ void Node::report(bool final) {
     const SourceStats st = s->stats();
     std::snprintf(buf, sizeof buf,
                   " | %08" PRIx32 " %s rx=%" PRIu64 " lost=%" PRId64 " late=%" PRIu64 " dup=%" PRIu64
-                  " conc=%.0fms under=%" PRIu64 " jit=%.1fms jb=%.0f/%.0fms e2e=%.1fms",
+                  " conc=%.0fms under=%" PRIu64 " jit=%.1fms jb=%.0f/%.0fms e2e=%.1fms drift=%+.1fppm",
                   st.ssrc, st.payload.c_str(), st.packets_received, st.packets_lost, st.packets_late,
                   st.packets_duplicate, static_cast<double>(st.frames_concealed) * 1000.0 / s->params().format.audio_rate,
-                  st.underruns, st.jitter_ms, st.playout_delay_ms, st.target_delay_ms, st.arrival_to_dac_ms);
+                  st.underruns, st.jitter_ms, st.playout_delay_ms, st.target_delay_ms, st.arrival_to_dac_ms, st.drift_ppm);
     line << buf;
   }
   std::cerr << line.str() << (final ? " (final)" : "") << "\n";

@@ -94,7 +94,7 @@ void Source::anchor(mono_ns_t arrival, const DeviceClock& clock) {
   // once instead.
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
   const frames_t want_k = clock.frame_at(arrival + delay) + p_.lead_frames - stream_->start_frame;
-  const frames_t written = stream_->written_frames() + pending_silence_;
+  const frames_t written = stream_->written_frames() + pending_silence_ + resampler_delay_;
   pending_silence_ += std::max<frames_t>(0, want_k - written);
 }
 
@@ -115,6 +115,30 @@ void Source::count_concealed(frames_t frames) {
   if (!concealing_) ++stats_.concealment_events;
   concealing_ = true;
   conceal_run_frames_ += frames;
+}
+
+void Source::fade_concealment(frames_t frames) noexcept {
+  const int ch = p_.format.channels;
+  const frames_t from = frames_t{p_.format.audio_rate} * kConcealFadeFromMs / 1000;
+  const auto span = static_cast<float>(std::max<frames_t>(1, max_conceal_frames_ - from));
+  for (frames_t i = 0; i < frames; ++i) {
+    const frames_t pos = conceal_run_frames_ + i;
+    const float g = pos <= from ? 1.0f : std::max(0.0f, static_cast<float>(max_conceal_frames_ - pos) / span);
+    for (int c = 0; c < ch; ++c) decode_buf_[static_cast<std::size_t>(i * ch + c)] *= g;
+    out_gain_ = g;
+  }
+}
+
+void Source::ramp_resume(frames_t frames) noexcept {
+  if (out_gain_ >= 1.0f) return;
+  const int ch = p_.format.channels;
+  const frames_t len = std::max<frames_t>(1, frames_t{p_.format.audio_rate} * kResumeRampMs / 1000);
+  const float start = out_gain_;
+  for (frames_t i = 0; i < std::min(frames, len); ++i) {
+    const float g = start + (1.0f - start) * static_cast<float>(i + 1) / static_cast<float>(len);
+    for (int c = 0; c < ch; ++c) decode_buf_[static_cast<std::size_t>(i * ch + c)] *= g;
+  }
+  out_gain_ = frames >= len ? 1.0f : start + (1.0f - start) * static_cast<float>(frames) / static_cast<float>(len);
 }
 
 void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
@@ -243,6 +267,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       have_delay_ = true;
       last_delay_ns_ = delay;  // the delay this packet plays with
       set_speed(playout_.update_speed(now, delay, ptime));
+      ramp_resume(n);
       push(n);
       concealing_ = false;
       conceal_run_frames_ = 0;
@@ -285,13 +310,16 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     if (a.kind == Kind::conceal && a.packet &&
         decoder_->decode_fec(a.packet->payload(), static_cast<int>(frames), decode_buf_) == frames) {
       ++stats_.fec_recovered;
+      ramp_resume(frames);
       concealing_ = false;
       conceal_run_frames_ = 0;
     } else if (conceal_run_frames_ >= max_conceal_frames_) {
       std::fill_n(decode_buf_.data(), frames * ch, 0.0f);
       stats_.frames_silent += static_cast<std::uint64_t>(frames);
+      out_gain_ = 0.0f;
     } else {
       decoder_->conceal(static_cast<int>(frames), decode_buf_);
+      fade_concealment(frames);
       count_concealed(frames);
     }
     push(frames);

@@ -77,9 +77,16 @@ struct SourceStats {
 
 class Source {
  public:
-  /// Longest run of concealment before the source plays silence instead (ms). Opus PLC and
-  /// spandsp's PLC both fade out within this span; longer extrapolation only adds artefacts.
+  /// Longest run of concealment before the source plays silence instead (ms): longer
+  /// extrapolation only adds artefacts.
   static constexpr int kMaxConcealMs = 100;
+  /// Whatever the codec's PLC does, concealment is faded linearly to zero between this point of a
+  /// run and kMaxConcealMs, so the switch to silence never clicks (spandsp's G.711 PLC and our
+  /// repetition PLC are already silent by then; Opus PLC need not be).
+  static constexpr int kConcealFadeFromMs = 60;
+  /// After concealment faded the output (or silence), real audio comes back through a linear
+  /// ramp this long from the gain the output had reached, instead of a step at any phase.
+  static constexpr int kResumeRampMs = 5;
   /// RFC 3551 static payload type of comfort noise (RFC 3389).
   static constexpr std::uint8_t kComfortNoisePayloadType = 13;
 
@@ -128,6 +135,11 @@ class Source {
   [[nodiscard]] mono_ns_t ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexcept;
   void set_speed(double speed);
   void count_concealed(frames_t frames);
+  /// Applies the concealment fade to `frames` frames of decode_buf_ concealing from run position
+  /// conceal_run_frames_.
+  void fade_concealment(frames_t frames) noexcept;
+  /// Ramps decoded audio back up from out_gain_ (no-op when it is 1).
+  void ramp_resume(frames_t frames) noexcept;
 
   Params p_;
   std::unique_ptr<Decoder> decoder_;
@@ -152,6 +164,7 @@ class Source {
   bool concealing_ = false;
   frames_t conceal_run_frames_ = 0;  ///< frames concealed since the last decoded packet
   frames_t max_conceal_frames_;
+  float out_gain_ = 1.0f;            ///< gain of the last frame pushed (concealment fade)
   float comfort_noise_rms_ = 0;      ///< level of the last RFC 3389 packet; 0 = none
   std::uint64_t noise_state_ = 0x9e3779b97f4a7c15ull;
 

@@ -62,3 +62,26 @@ TEST(DeviceClock, MeasuresTheDeviceRateAndKeepsTheMappingOverAnHour) {
   EXPECT_NEAR(static_cast<double>(c.frame_at(static_cast<mono_ns_t>(std::llround(at * 1e9)))), (at - 100.0) * rate, 4.0);
   EXPECT_NEAR(static_cast<double>(c.time_of(static_cast<frames_t>((at - 100.0) * rate))), at * 1e9, 100'000.0);
 }
+
+TEST(DeviceClock, AnXrunJumpMovesTheMappingButNotTheRate) {
+  // 100 ms of device frames lost at 30 s (an xrun), and single stalled readings: the mapping
+  // follows the jump, the rate estimate does not bend, single bad readings are ignored.
+  const double skew = -80e-6;
+  const double rate = 48000 * (1 + skew);
+  DeviceClock c(48000);
+  std::uint64_t callbacks = 0;
+  double t = 0;
+  frames_t lost = 0;
+  for (frames_t frame = 0; t < 120.0; frame += 256) {
+    t = static_cast<double>(frame + lost) / rate;
+    if (t >= 30.0 && lost == 0) lost = 4800;  // from now on frames run 4800 behind the time
+    const double jitter = ((++callbacks * 7919) % 1001 / 1000.0 - 0.5) * 1e-3;
+    const double stall = callbacks % 997 == 0 ? 0.05 : 0.0;  // the reader was descheduled 50 ms
+    c.update(DevicePosition{frame, 256, t + jitter, t + jitter + 0.01, callbacks}, t + 0.002 + stall,
+             static_cast<mono_ns_t>(std::llround((t + 0.002) * 1e9)));
+  }
+  EXPECT_EQ(c.jumps(), 1u);
+  EXPECT_NEAR(c.skew() * 1e6, -80.0, 2.0);
+  const double at = t + 0.5;
+  EXPECT_NEAR(static_cast<double>(c.frame_at(static_cast<mono_ns_t>(std::llround(at * 1e9)))), at * rate - 4800, 4.0);
+}

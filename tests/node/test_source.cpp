@@ -301,3 +301,84 @@ TEST(ResamplerRatio, SpeexSurvivesARatioChangeEveryPacketAtEveryRate) {
     speex_resampler_destroy(r);
   }
 }
+
+TEST(Source, LongLossFadesOutAndResumesWithoutAStep) {
+  // 300 ms lost from a 440 Hz sine: concealment for 100 ms fading to zero from 60 ms, then
+  // silence, then the stream resumes through a 5 ms ramp. No sample-to-sample step anywhere may
+  // exceed what the sine itself has (0.5 * 2 pi * 440 / 48000 = 0.029) by much.
+  for (const Codec codec : {Codec::l16, Codec::opus}) {
+    Harness h;
+    const PayloadFormat f{codec, 48000, 48000, 1};
+    h.builder.pt = 97;
+    h.source = std::make_unique<Source>(h.params(f, 97), kT0, h.clock);
+    auto enc = make_encoder(f);
+    std::vector<std::uint8_t> payload(4000);
+    std::vector<float> out;
+    mono_ns_t next_render = kT0;
+    for (int i = 0; i < 100; ++i) {
+      std::vector<std::int16_t> chunk(960);
+      for (int k = 0; k < 960; ++k)
+        chunk[static_cast<std::size_t>(k)] = static_cast<std::int16_t>(std::lround(16384 * std::sin(2 * M_PI * 440.0 * (i * 960 + k) / 48000.0)));
+      const int n = enc->encode(chunk, 960, payload);
+      ASSERT_GT(n, 0);
+      const mono_ns_t at = kT0 + i * 20'000'000;
+      for (; next_render < at; next_render += 5'000'000) h.source->render(h.clock, next_render);
+      if (i < 50 || i >= 65)
+        h.feed(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 960), std::vector<std::uint8_t>(payload.begin(), payload.begin() + n), at);
+      const auto got = h.drain();
+      out.insert(out.end(), got.begin(), got.end());
+    }
+    const SourceStats st = h.source->stats();
+    EXPECT_EQ(st.frames_concealed, 4800u) << "100 ms of concealment";
+    EXPECT_GT(st.frames_silent, 0u);
+    double max_step = 0;
+    std::size_t at = 0;
+    for (std::size_t i = 1000; i < out.size(); ++i)  // past the codec's start-up
+      if (std::abs(out[i] - out[i - 1]) > max_step) {
+        max_step = std::abs(out[i] - out[i - 1]);
+        at = i;
+      }
+    EXPECT_LE(max_step, codec == Codec::l16 ? 0.04 : 0.06) << f.describe() << " at output frame " << at;
+  }
+}
+
+TEST(Source, ResyncPlaysTheRestartedStreamWithinTargetPlusOnePacket) {
+  // Issue #3: after a sender restart (numbering and timestamps jump) the new stream's first
+  // packet reaches the mixer at most target delay + one packet after it arrived.
+  Harness h;
+  const PayloadFormat f{Codec::l16, 48000, 48000, 1};
+  h.builder.pt = 97;
+  Source::Params p = h.params(f, 97);  // fixed 40 ms target
+  h.source = std::make_unique<Source>(p, kT0, h.clock);
+  auto enc = make_encoder(f);
+  std::vector<std::uint8_t> payload(1920);
+  std::vector<float> out;
+  mono_ns_t restart_arrival = 0;
+  for (int i = 0; i < 100; ++i) {
+    const bool restarted = i >= 50;
+    ASSERT_EQ(enc->encode(std::vector<std::int16_t>(960, restarted ? 12000 : 1000), 960, payload), 1920);
+    const mono_ns_t at = kT0 + i * 20'000'000;
+    if (i == 50) restart_arrival = at;
+    const seq_t seq = restarted ? static_cast<seq_t>(40000 + i) : static_cast<seq_t>(i);
+    const rtp_ts_t ts = restarted ? static_cast<rtp_ts_t>(3'000'000'000u + i * 960) : static_cast<rtp_ts_t>(i * 960);
+    for (mono_ns_t t = at; t < at + 20'000'000; t += 5'000'000) {
+      if (t == at) h.feed(seq, ts, payload, at);
+      else h.source->render(h.clock, t);
+      const auto got = h.drain();
+      out.insert(out.end(), got.begin(), got.end());
+    }
+  }
+  ASSERT_EQ(h.source->stats().resyncs, 1u);
+  // First output frame of the new stream (level 12000 / 32768 = 0.37; the old one is 0.03).
+  std::size_t k = 0;
+  while (k < out.size() && out[k] < 0.2f) ++k;
+  ASSERT_LT(k, out.size());
+  const frames_t device_frame = h.source->stream()->start_frame + static_cast<frames_t>(k);
+  // The mixer takes it `lead` frames after the render point; what the resync adds is the time
+  // from arrival to that render point.
+  const mono_ns_t played = h.clock.time_of(device_frame - p.lead_frames);
+  const double resync_ms = static_cast<double>(played - restart_arrival) / 1e6;
+  std::printf("resync: first new frame %.2f ms after its arrival (target 40 ms, packet 20 ms)\n", resync_ms);
+  EXPECT_LE(resync_ms, 40.0 + 20.0);
+  EXPECT_GE(resync_ms, 40.0 - 1.0);
+}

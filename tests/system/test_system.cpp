@@ -3,6 +3,8 @@
 // (one sample clock: sample-exact comparison works), assertions on samples and JSON stats.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <atomic>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -51,6 +53,7 @@ struct Scenario {
   /// rtpnode --drift. Off for the sample-exact comparisons: sender and JACK dummy both run on
   /// this machine's clock, so there is no drift to correct and samples pass through untouched.
   std::string drift = "off";
+  bool sample_stats = false;                   ///< read --stats-json every second while sending
 };
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
@@ -82,6 +85,7 @@ std::vector<std::string> in_netns(const std::string& netns, std::vector<std::str
 struct Result {
   Audio capture;
   json stats;
+  std::vector<std::pair<double, json>> series;  ///< (s since rtpsend started, stats) if sampled
   json sent;
   std::string node_log;
 };
@@ -116,7 +120,23 @@ Result run_once(const Scenario& s, int attempt) {
   Process rtpsend_p(in_netns(s.netns, send), dir + "/rtpsend.log");
   std::thread side;
   if (s.during) side = std::thread([&] { s.during(port); });
+  std::atomic<bool> sending{true};
+  std::vector<std::pair<double, json>> series;
+  std::thread sampler;
+  if (s.sample_stats)
+    sampler = std::thread([&] {
+      const auto t0 = std::chrono::steady_clock::now();
+      while (sending.load()) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        std::ifstream in(dir + "/stats.json");  // rewritten atomically (rename)
+        json j = json::parse(in, nullptr, false);
+        if (!j.is_discarded())
+          series.emplace_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), j);
+      }
+    });
   const auto send_rc = rtpsend_p.wait(std::chrono::seconds(node_secs + 5));
+  sending = false;
+  if (sampler.joinable()) sampler.join();
   if (side.joinable()) side.join();
   EXPECT_EQ(send_rc, std::optional<int>(0)) << rtpsend_p.log();
   const auto node_rc = rtpnode_p.wait(std::chrono::seconds(node_secs + 10));
@@ -125,6 +145,7 @@ Result run_once(const Scenario& s, int attempt) {
   EXPECT_TRUE(cap_rc.has_value()) << capture.log();
 
   Result r;
+  r.series = std::move(series);
   r.node_log = rtpnode_p.log();
   r.capture = read_wav(dir + "/capture.wav");
   std::ifstream(dir + "/stats.json") >> r.stats;
@@ -400,6 +421,60 @@ TEST(System, AdaptiveLatencyTracksInjectedJitterWithoutUnderruns) {
   EXPECT_LE(target, 80.0) << r.stats.dump(2);
   EXPECT_NEAR(delay, target, 15.0) << r.stats.dump(2);
   EXPECT_EQ(src.value("latency_mode", ""), "auto");
+}
+
+TEST(System, SenderClockSkewOf500PpmIsCompensatedForTwoMinutes) {
+  // Issue #5: rtpsend's clock runs 500 ppm fast (audio leaves 0.05 % faster than real time, RTP
+  // time advances nominally). rtpnode with its defaults (adaptive, drift compensation) must hold
+  // the delay at its target, estimate the drift, and never underrun.
+  Scenario s;
+  s.input = stereo_recording();
+  s.send_seconds = 120;
+  s.latency = "auto";
+  s.drift = "on";
+  s.sample_stats = true;
+  // A 20 ms floor under the target: on loopback the target would be 1 ms, and then any stall of
+  // this VM's loop thread longer than the render lead underruns, which is not what is tested here.
+  s.node_args = {"--payload", "97=L16/48000/2", "--min-latency", "20ms"};
+  s.send_args = {"--codec", "l16", "--pt", "97", "--skew-ppm", "500"};
+  const Result r = run(s);
+  const json& src = only_source(r);
+  EXPECT_EQ(src.value("underruns", -1), 0) << r.stats.dump(2);
+  EXPECT_NEAR(src.value("drift_ppm", 0.0), 500.0, 5.0) << r.stats.dump(2);
+  EXPECT_NEAR(src.value("speed", 0.0), 1.0005, 100e-6) << r.stats.dump(2);
+  // From 30 s on, every per-second sample: playout delay within 2 ms of the target. A sample right
+  // after a VM stall (expansion or late packet in that second) is reported, not judged: the
+  // stall raised the delay on purpose (#3), and the loop then brings it back.
+  int judged = 0, off = 0;
+  double worst = 0, e2e_at_30 = 0, e2e_last = 0;
+  std::uint64_t prev_events = 0;
+  for (const auto& [t, j] : r.series) {
+    if (j["sources"].size() != 1) continue;
+    const json& x = j["sources"][0];
+    if (t >= 30 && e2e_at_30 == 0) e2e_at_30 = x.value("arrival_to_dac_ms", 0.0);
+    e2e_last = x.value("arrival_to_dac_ms", 0.0);
+    const std::uint64_t events =
+        x.value("expansions", 0ull) + x.value("packets_late", 0ull) + x.value("underruns", 0ull);
+    const bool disturbed = events != prev_events;
+    prev_events = events;
+    if (t < 30 || disturbed) continue;
+    const double e = x.value("playout_delay_ms", 0.0) - x.value("target_delay_ms", 0.0);
+    ++judged;
+    worst = std::max(worst, std::abs(e));
+    if (std::abs(e) > 2.0) {
+      ++off;
+      ADD_FAILURE() << "at " << t << " s: delay " << x.value("playout_delay_ms", 0.0) << " ms, target "
+                    << x.value("target_delay_ms", 0.0) << " ms";
+    }
+  }
+  std::printf("skew 500 ppm: %d samples judged, worst |delay - target| %.2f ms, drift %.2f ppm, speed %.6f, "
+              "arrival->DAC %.2f ms at 30 s and %.2f ms at the end\n",
+              judged, worst, src.value("drift_ppm", 0.0), src.value("speed", 0.0), e2e_at_30, e2e_last);
+  EXPECT_GE(judged, 60);
+  EXPECT_EQ(off, 0);
+  // Independent of our own delay measure: the measured arrival -> DAC latency does not creep
+  // (at a fixed speed of 1, 500 ppm would add 45 ms over these 90 s).
+  EXPECT_NEAR(e2e_last, e2e_at_30, 2.0);
 }
 
 TEST(System, MulticastGroupIsJoined) {
