@@ -102,10 +102,20 @@ void Source::set_speed(double speed) {
   if (!resampler_) return;
   // The ratio's numerator over a fixed prime denominator (node/resampler_ratio.hpp: larger
   // denominators crash speexdsp). The filter is rebuilt only when the numerator changes.
+  // Speed exactly 1 (fixed playout without drift compensation) keeps the exact nominal ratio:
+  // the fixed denominator cannot express 8000/48000, and bit-exact resampling is expected there.
   const double audio = p_.format.audio_rate, dev = static_cast<double>(dev_rate_);
-  const std::uint32_t num = speex_ratio_num(audio, dev, speed);
+  const std::uint32_t num = speed == 1.0 ? kNominalRatio : speex_ratio_num(audio, dev, speed);
   if (num == ratio_num_) return;
+  const bool first = ratio_num_ == 0;
   ratio_num_ = num;
+  if (num == kNominalRatio) {
+    speed_ = 1.0;
+    if (!first)  // the resampler was created at the nominal ratio
+      speex_resampler_set_rate_frac(resampler_, p_.format.audio_rate, static_cast<spx_uint32_t>(dev_rate_),
+                                    p_.format.audio_rate, static_cast<spx_uint32_t>(dev_rate_));
+    return;
+  }
   speed_ = speex_ratio_speed(num, audio, dev);
   speex_resampler_set_rate_frac(resampler_, num, kSpeexRatioDen, p_.format.audio_rate, static_cast<spx_uint32_t>(dev_rate_));
 }

@@ -153,6 +153,7 @@ class Source {
   frames_t resampler_delay_ = 0;  ///< output frames the resampler holds back (filter delay)
   double speed_ = 1.0;            ///< speed the resampler is set to
   std::uint32_t ratio_num_ = 0;   ///< its ratio numerator over kSpeexRatioDen (0: never set)
+  static constexpr std::uint32_t kNominalRatio = 0xffffffffu;  ///< ratio_num_: audio/device rate
   mono_ns_t last_delay_ns_ = 0;
 
   SeqUnwrapper seq_unwrap_;

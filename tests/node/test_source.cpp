@@ -382,3 +382,33 @@ TEST(Source, ResyncPlaysTheRestartedStreamWithinTargetPlusOnePacket) {
   EXPECT_LE(resync_ms, 40.0 + 20.0);
   EXPECT_GE(resync_ms, 40.0 - 1.0);
 }
+
+TEST(Source, FixedPlayoutWithoutDriftCompensationResamplesAtTheExactNominalRatio) {
+  // --latency DUR --drift off: the output is exactly speexdsp's fixed 8000 -> 48000 conversion
+  // of the decoded stream (the system tests compare captured audio against it sample for sample).
+  Harness h;
+  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+  Source::Params p = h.params(f, 0);
+  p.playout.drift_compensation = false;
+  h.source = std::make_unique<Source>(p, kT0, h.clock);
+  auto dec = make_decoder(f);
+  int err = 0;
+  SpeexResamplerState* ref = speex_resampler_init(1, 8000, 48000, p.resampler_quality, &err);
+  speex_resampler_skip_zeros(ref);
+  std::vector<float> out, expected, pcm(160), resampled(2000);
+  for (int i = 0; i < 20; ++i) {
+    std::vector<std::uint8_t> payload(160);
+    for (int k = 0; k < 160; ++k) payload[static_cast<std::size_t>(k)] = static_cast<std::uint8_t>((i * 160 + k) * 37);
+    h.feed(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload, kT0 + i * 20'000'000);
+    const auto got = h.drain();
+    out.insert(out.end(), got.begin(), got.end());
+    ASSERT_EQ(dec->decode(payload, pcm), 160);
+    spx_uint32_t in_len = 160, out_len = 2000;
+    speex_resampler_process_float(ref, 0, pcm.data(), &in_len, resampled.data(), &out_len);
+    expected.insert(expected.end(), resampled.begin(), resampled.begin() + out_len);
+  }
+  speex_resampler_destroy(ref);
+  ASSERT_GE(out.size(), 9000u);
+  ASSERT_GE(expected.size(), out.size());
+  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], expected[i]) << i;
+}
