@@ -43,6 +43,18 @@ Trace with_faults(const std::string& name, double seconds, const FaultConfig& fc
   return t;
 }
 
+/// The jitter buffer both simulations drive: as Source configures it (5 ms expansion steps),
+/// with 1-byte stand-in payloads.
+JitterBufferConfig sim_jitter_buffer_config(std::uint32_t rate, ext_ts_t ptime_ticks) {
+  JitterBufferConfig c;
+  c.clock_rate = rate;
+  c.capacity_packets = 512;
+  c.max_payload_bytes = 1;
+  c.default_ptime_ticks = ptime_ticks;
+  c.expand_ticks = std::max<ext_ts_t>(1, rate / 200);
+  return c;
+}
+
 JitterModel uniform_ms(double max_ms) {
   JitterModel j;
   j.kind = JitterModel::Kind::uniform;
@@ -234,13 +246,7 @@ SimResult simulate(const Trace& trace, const SimOptions& opt) {
   PlayoutConfig pc_cfg = opt.playout;
   pc_cfg.clock_rate = rate;
   PlayoutController pc(pc_cfg);
-  JitterBufferConfig jb_cfg;
-  jb_cfg.clock_rate = rate;
-  jb_cfg.capacity_packets = 512;
-  jb_cfg.max_payload_bytes = 1;
-  jb_cfg.default_ptime_ticks = trace.ptime_ticks;
-  jb_cfg.expand_ticks = std::max<ext_ts_t>(1, rate / 200);  // 5 ms, as Source
-  JitterBuffer jb(jb_cfg);
+  JitterBuffer jb(sim_jitter_buffer_config(rate, trace.ptime_ticks));
 
   // Output model: audio starts at t0 (first arrival + the start delay) and is consumed in real
   // time; `written` ns of audio have been produced, so new audio is needed at t0 + written.
@@ -402,13 +408,7 @@ DriftSimResult simulate_drift(const DriftSimOptions& opt) {
   pc_cfg.clock_rate = kRate;
   PlayoutController pc(pc_cfg);
   pc.set_device_skew(opt.device_skew);
-  JitterBufferConfig jb_cfg;
-  jb_cfg.clock_rate = kRate;
-  jb_cfg.capacity_packets = 512;
-  jb_cfg.max_payload_bytes = 1;
-  jb_cfg.default_ptime_ticks = kPtime;
-  jb_cfg.expand_ticks = kRate / 200;
-  JitterBuffer jb(jb_cfg);
+  JitterBuffer jb(sim_jitter_buffer_config(kRate, kPtime));
   FaultConfig fc;
   fc.seed = opt.seed;
   fc.jitter = uniform_ms(opt.jitter_ms);
