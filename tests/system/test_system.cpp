@@ -54,6 +54,8 @@ struct Scenario {
   /// this machine's clock, so there is no drift to correct and samples pass through untouched.
   std::string drift = "off";
   bool sample_stats = false;                   ///< read --stats-json every second while sending
+  /// rtpsend's own worst send-time error (ms) above which the VM stalled the whole run: run again.
+  double max_sender_stall_ms = 150.0;
 };
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
@@ -159,7 +161,7 @@ Result run_once(const Scenario& s, int attempt) {
 Result run(const Scenario& s) {
   Result r = run_once(s, 1);
   const double max_send_error_ms = r.sent.value("/send_error_us/max"_json_pointer, 0.0) / 1000.0;
-  if (max_send_error_ms > 150.0) {
+  if (max_send_error_ms > s.max_sender_stall_ms) {
     std::cerr << "note: rtpsend was stalled " << max_send_error_ms << " ms (VM scheduling); running again\n";
     r = run_once(s, 2);
   }
@@ -433,6 +435,9 @@ TEST(System, SenderClockSkewOf500PpmIsCompensatedForTwoMinutes) {
   s.latency = "auto";
   s.drift = "on";
   s.sample_stats = true;
+  // Two minutes on this VM often hold a stall; one that froze the sender for 50 ms froze rtpnode
+  // and JACK too (xruns), and an underrun then says nothing about drift: run again.
+  s.max_sender_stall_ms = 50.0;
   // A 20 ms floor under the target: on loopback the target would be 1 ms, and then any stall of
   // this VM's loop thread longer than the render lead underruns, which is not what is tested here.
   s.node_args = {"--payload", "97=L16/48000/2", "--min-latency", "20ms"};
@@ -441,25 +446,39 @@ TEST(System, SenderClockSkewOf500PpmIsCompensatedForTwoMinutes) {
   const json& src = only_source(r);
   EXPECT_EQ(src.value("underruns", -1), 0) << r.stats.dump(2);
   EXPECT_NEAR(src.value("drift_ppm", 0.0), 500.0, 5.0) << r.stats.dump(2);
-  EXPECT_NEAR(src.value("speed", 0.0), 1.0005, 100e-6) << r.stats.dump(2);
-  // From 30 s on, every per-second sample: playout delay within 2 ms of the target. A sample right
-  // after a VM stall (expansion or late packet in that second) is reported, not judged: the
-  // stall raised the delay on purpose (#3), and the loop then brings it back.
+
+  // From 30 s on, every per-second sample: playout delay within 2 ms of the target. Samples after
+  // a VM stall (expansion, late packet, underrun or device xrun since the previous sample) are
+  // reported, not judged, until the delay is back within 2 ms: the stall raised the delay (on
+  // purpose for expansions, #3) and the loop then brings it back.
   int judged = 0, off = 0;
   double worst = 0, e2e_at_30 = 0, e2e_last = 0;
   std::uint64_t prev_events = 0;
+  double recovering_since = -1, last_speed = 0;
   for (const auto& [t, j] : r.series) {
     if (j["sources"].size() != 1) continue;
     const json& x = j["sources"][0];
     if (t >= 30 && e2e_at_30 == 0) e2e_at_30 = x.value("arrival_to_dac_ms", 0.0);
     e2e_last = x.value("arrival_to_dac_ms", 0.0);
-    const std::uint64_t events =
-        x.value("expansions", 0ull) + x.value("packets_late", 0ull) + x.value("underruns", 0ull);
-    const bool disturbed = events != prev_events;
+    // A device xrun (the JACK dummy stalled with the VM) delays everything queued by the stall;
+    // the speed loop then brings the delay back at up to 10 ms/s.
+    const std::uint64_t events = x.value("expansions", 0ull) + x.value("packets_late", 0ull) +
+                                 x.value("underruns", 0ull) + j["node"].value("xruns", 0ull);
+    if (events != prev_events) recovering_since = t;
     prev_events = events;
-    if (t < 30 || disturbed) continue;
     const double e = x.value("playout_delay_ms", 0.0) - x.value("target_delay_ms", 0.0);
+    if (recovering_since >= 0) {
+      if (std::abs(e) > 2.0) {
+        // Back at 10 ms/s: even a 100 ms stall is closed within 10 s.
+        EXPECT_LE(t - recovering_since, 10.0) << "delay " << e << " ms off target " << t - recovering_since
+                                              << " s after a stall";
+        continue;
+      }
+      recovering_since = -1;
+    }
+    if (t < 30) continue;
     ++judged;
+    last_speed = x.value("speed", 0.0);
     worst = std::max(worst, std::abs(e));
     if (std::abs(e) > 2.0) {
       ++off;
@@ -472,6 +491,9 @@ TEST(System, SenderClockSkewOf500PpmIsCompensatedForTwoMinutes) {
               judged, worst, src.value("drift_ppm", 0.0), src.value("speed", 0.0), e2e_at_30, e2e_last);
   EXPECT_GE(judged, 60);
   EXPECT_EQ(off, 0);
+  // The resampler runs the sender's 500 ppm fast (speed in the last settled sample; the final
+  // stats may catch the loop closing a stall).
+  EXPECT_NEAR(last_speed, 1.0005, 100e-6);
   // Independent of our own delay measure: the measured arrival -> DAC latency does not creep
   // (at a fixed speed of 1, 500 ppm would add 45 ms over these 90 s).
   EXPECT_NEAR(e2e_last, e2e_at_30, 2.0);
