@@ -10,15 +10,81 @@ constexpr frames_t kChunkFrames = 512;  // frames of one stream copied out of it
 constexpr int kMaxStreamChannels = 8;
 }  // namespace
 
-Mixer::Mixer(int device_channels, std::size_t max_streams)
+Route Route::standard(int stream_channels, int device_channels) {
+  Route r;
+  auto tap = [&r](int src, int dst, float w) {
+    if (r.taps >= kMaxTaps) return;
+    r.src[static_cast<std::size_t>(r.taps)] = static_cast<std::uint8_t>(src);
+    r.dst[static_cast<std::size_t>(r.taps)] = static_cast<std::uint8_t>(dst);
+    r.weight[static_cast<std::size_t>(r.taps)] = w;
+    ++r.taps;
+  };
+  if (stream_channels == device_channels) {
+    for (int c = 0; c < stream_channels; ++c) tap(c, c, 1.0f);
+  } else if (stream_channels == 1) {
+    for (int c = 0; c < device_channels; ++c) tap(0, c, 1.0f);
+  } else if (device_channels == 1) {
+    for (int c = 0; c < stream_channels; ++c) tap(c, 0, 1.0f / static_cast<float>(stream_channels));
+  } else {
+    for (int c = 0; c < std::min(stream_channels, device_channels); ++c) tap(c, c, 1.0f);
+  }
+  return r;
+}
+
+Route Route::to_channels(int stream_channels, const std::vector<int>& device_channels) {
+  Route r;
+  const int n = static_cast<int>(device_channels.size());
+  if (n == 0) return r;
+  std::array<int, kMaxTaps> fan_in{};  // stream channels reaching each listed position
+  auto dst_of = [&](int src) { return stream_channels == 1 ? -1 : src % n; };
+  if (stream_channels > 1)
+    for (int c = 0; c < stream_channels; ++c) ++fan_in[static_cast<std::size_t>(dst_of(c))];
+  for (int c = 0; c < stream_channels; ++c) {
+    for (int k = 0; k < n && r.taps < kMaxTaps; ++k) {
+      if (stream_channels > 1 && k != dst_of(c)) continue;
+      const auto i = static_cast<std::size_t>(r.taps++);
+      r.src[i] = static_cast<std::uint8_t>(c);
+      r.dst[i] = static_cast<std::uint8_t>(device_channels[static_cast<std::size_t>(k)]);
+      r.weight[i] = stream_channels == 1 ? 1.0f : 1.0f / static_cast<float>(fan_in[static_cast<std::size_t>(k)]);
+    }
+  }
+  return r;
+}
+
+Mixer::Mixer(int device_channels, std::size_t max_streams, frames_t ramp_frames)
     : channels_(device_channels),
-      commands_(max_streams * 2 + 16),
+      ramp_(std::max<frames_t>(0, ramp_frames)),
+      // Room for every stream's add, remove and a few changes each.
+      commands_(max_streams * 8 + 64),
       retired_(max_streams * 2 + 16),
       active_(max_streams, nullptr),
       scratch_(static_cast<std::size_t>(kChunkFrames) * kMaxStreamChannels) {}
 
-bool Mixer::add(PlayoutStream* s) noexcept { return commands_.push_one({Command::Kind::add, s}); }
-bool Mixer::remove(PlayoutStream* s) noexcept { return commands_.push_one({Command::Kind::remove, s}); }
+bool Mixer::add(PlayoutStream* s, const Route& route, float gain) noexcept {
+  s->routes[0] = route;  // published by the ring push (release)
+  s->route_slot = 0;
+  s->loop_route_slot = 0;
+  return commands_.push_one({Command::Kind::add, s, 0, gain, 0});
+}
+bool Mixer::add(PlayoutStream* s) noexcept { return add(s, Route::standard(s->channels, channels_)); }
+
+bool Mixer::remove(PlayoutStream* s, frames_t at) noexcept {
+  return commands_.push_one({Command::Kind::remove, s, at, 0.0f, 0});
+}
+
+bool Mixer::set_gain(PlayoutStream* s, float gain, frames_t at) noexcept {
+  return commands_.push_one({Command::Kind::gain, s, at, std::max(0.0f, gain), 0});
+}
+
+bool Mixer::set_route(PlayoutStream* s, const Route& route, frames_t at) noexcept {
+  if (s->route_acks.load(std::memory_order_acquire) != s->routes_sent) return false;  // one in flight
+  const int slot = 1 - s->loop_route_slot;
+  s->routes[static_cast<std::size_t>(slot)] = route;
+  if (!commands_.push_one({Command::Kind::route, s, at, 0.0f, slot})) return false;
+  s->loop_route_slot = slot;
+  ++s->routes_sent;
+  return true;
+}
 
 PlayoutStream* Mixer::take_retired() noexcept {
   PlayoutStream* s = nullptr;
@@ -28,22 +94,100 @@ PlayoutStream* Mixer::take_retired() noexcept {
 void Mixer::apply_commands() noexcept {
   Command c{};
   while (commands_.pop_one(c)) {
-    if (c.kind == Command::Kind::add) {
-      if (n_active_ < active_.size()) {
-        active_[n_active_++] = c.stream;
-      } else {
-        refused_.fetch_add(1, std::memory_order_relaxed);
-        retired_.push_one(c.stream);  // sized to hold every stream: cannot fail
+    PlayoutStream& s = *c.stream;
+    switch (c.kind) {
+      case Command::Kind::add:
+        if (n_active_ < active_.size()) {
+          active_[n_active_++] = &s;
+          s.user_gain = {c.value, c.value, 0, 0};
+          s.fade = ramp_ > 0 ? GainRamp{0.0f, 1.0f, s.start_frame, ramp_} : GainRamp{};
+        } else {
+          refused_.fetch_add(1, std::memory_order_relaxed);
+          s.detached.store(true, std::memory_order_release);
+          retired_.push_one(&s);  // sized to hold every stream: cannot fail
+        }
+        break;
+      case Command::Kind::remove:
+        s.leave_at = std::max(c.at, frame_);
+        break;
+      case Command::Kind::gain:
+        s.pending_gain_at = std::max(c.at, frame_);
+        s.pending_gain = c.value;
+        break;
+      case Command::Kind::route:
+        s.pending_route_at = std::max(c.at, frame_);
+        s.pending_route_slot = c.slot;
+        break;
+    }
+  }
+}
+
+void Mixer::start_due_changes(PlayoutStream& s, frames_t frame) noexcept {
+  if (s.leave_at >= 0 && s.leave_at <= frame) {
+    // Leaving: fade out from there (unless a route fade already goes to 0); no route switch.
+    if (s.fade.to != 0.0f || s.route_switch_at < 0) {
+      const frames_t at = s.leave_at;
+      if (s.fade.to != 0.0f) s.fade = {s.fade.at(at), 0.0f, at, ramp_};
+    }
+    s.pending_route_at = -1;
+    s.route_switch_at = -1;
+  }
+  if (s.pending_gain_at >= 0 && s.pending_gain_at <= frame) {
+    const frames_t at = s.pending_gain_at;
+    s.user_gain = {s.user_gain.at(at), s.pending_gain, at, ramp_};
+    s.pending_gain_at = -1;
+  }
+  if (s.pending_route_at >= 0 && s.pending_route_at <= frame) {
+    const frames_t at = s.pending_route_at;
+    s.fade = {s.fade.at(at), 0.0f, at, ramp_};
+    s.route_switch_at = at + ramp_;
+    s.pending_route_at = -1;
+  }
+  if (s.route_switch_at >= 0 && s.route_switch_at <= frame) {
+    const frames_t at = s.route_switch_at;
+    s.route_slot = s.pending_route_slot;
+    s.fade = ramp_ > 0 ? GainRamp{0.0f, 1.0f, at, ramp_} : GainRamp{};
+    s.route_switch_at = -1;
+    s.route_acks.fetch_add(1, std::memory_order_release);
+  }
+}
+
+bool Mixer::left(const PlayoutStream& s, frames_t frame) const noexcept {
+  return s.leave_at >= 0 && frame >= s.leave_at + ramp_;
+}
+
+void Mixer::mix_frames(PlayoutStream& s, const float* src, float* dst, frames_t from, frames_t got) noexcept {
+  const int ch = s.channels;
+  frames_t f = 0;
+  while (f < got) {
+    const frames_t frame = from + f;
+    start_due_changes(s, frame);
+    if (left(s, frame)) return;  // faded out: the rest stays silent
+    // The segment runs to the next change.
+    frames_t end = from + got;
+    for (frames_t e : {s.pending_gain_at, s.pending_route_at, s.route_switch_at, s.leave_at})
+      if (e > frame) end = std::min(end, e);
+    const Route& r = s.routes[static_cast<std::size_t>(s.route_slot)];
+    std::array<float, Route::kMaxTaps> gw{};
+    if (s.user_gain.flat(frame, end) && s.fade.flat(frame, end)) {
+      const float g = s.user_gain.at(frame) * s.fade.at(frame);
+      for (int t = 0; t < r.taps; ++t) gw[static_cast<std::size_t>(t)] = g * r.weight[static_cast<std::size_t>(t)];
+      for (frames_t k = frame; k < end; ++k) {
+        float* o = dst + (k - from) * channels_;
+        const float* i = src + (k - from) * ch;
+        for (int t = 0; t < r.taps; ++t)
+          o[r.dst[static_cast<std::size_t>(t)]] += gw[static_cast<std::size_t>(t)] * i[r.src[static_cast<std::size_t>(t)]];
       }
     } else {
-      for (std::size_t i = 0; i < n_active_; ++i) {
-        if (active_[i] == c.stream) {
-          active_[i] = active_[--n_active_];
-          break;
-        }
+      for (frames_t k = frame; k < end; ++k) {
+        const float g = s.user_gain.at(k) * s.fade.at(k);
+        float* o = dst + (k - from) * channels_;
+        const float* i = src + (k - from) * ch;
+        for (int t = 0; t < r.taps; ++t)
+          o[r.dst[static_cast<std::size_t>(t)]] += g * r.weight[static_cast<std::size_t>(t)] * i[r.src[static_cast<std::size_t>(t)]];
       }
-      retired_.push_one(c.stream);
     }
+    f = end - from;
   }
 }
 
@@ -62,34 +206,20 @@ void Mixer::mix_stream(PlayoutStream& s, float* out, frames_t n) noexcept {
     s.frames_skipped.fetch_add(skipped, std::memory_order_relaxed);
   }
 
-  float* dst = out + offset * channels_;
+  frames_t block_pos = offset;
   frames_t got_total = 0;
   while (want > 0) {
     const frames_t chunk = std::min(want, kChunkFrames);
     const auto got = static_cast<frames_t>(s.ring.pop(scratch_.data(), static_cast<std::size_t>(chunk * ch)) / ch);
-    const float* src = scratch_.data();
-    for (frames_t f = 0; f < got; ++f) {
-      float* o = dst + f * channels_;
-      const float* i = src + f * ch;
-      if (ch == channels_) {
-        for (int c = 0; c < ch; ++c) o[c] += i[c];
-      } else if (ch == 1) {
-        for (int c = 0; c < channels_; ++c) o[c] += i[0];
-      } else if (channels_ == 1) {
-        float sum = 0.0f;
-        for (int c = 0; c < ch; ++c) sum += i[c];
-        o[0] += sum / static_cast<float>(ch);
-      } else {
-        for (int c = 0; c < std::min(ch, channels_); ++c) o[c] += i[c];
-      }
-    }
+    mix_frames(s, scratch_.data(), out + block_pos * channels_, frame_ + block_pos, got);
     got_total += got;
-    dst += got * channels_;
+    block_pos += got;
     want -= got;
     if (got < chunk) break;
   }
   s.frames_played.fetch_add(static_cast<std::uint64_t>(got_total), std::memory_order_relaxed);
-  if (want > 0) {  // the rest of the block stays zero: underrun
+  if (want > 0 && !(s.leave_at >= 0 && frame_ + block_pos >= s.leave_at)) {
+    // The rest of the block stays zero: underrun (not counted once the stream is leaving).
     s.underrun_frames.fetch_add(static_cast<std::uint64_t>(want), std::memory_order_relaxed);
     if (!s.in_underrun) s.underrun_events.fetch_add(1, std::memory_order_relaxed);
     s.in_underrun = true;
@@ -98,10 +228,25 @@ void Mixer::mix_stream(PlayoutStream& s, float* out, frames_t n) noexcept {
   }
 }
 
+void Mixer::detach(std::size_t index) noexcept {
+  PlayoutStream* s = active_[index];
+  active_[index] = active_[--n_active_];
+  s->detached.store(true, std::memory_order_release);
+  retired_.push_one(s);  // sized to hold every stream: cannot fail
+}
+
 void Mixer::process(float* out, frames_t n, const BlockTiming& t) noexcept {
   apply_commands();
   std::fill_n(out, n * channels_, 0.0f);
-  for (std::size_t i = 0; i < n_active_; ++i) mix_stream(*active_[i], out, n);
+  for (std::size_t i = 0; i < n_active_;) {
+    PlayoutStream& s = *active_[i];
+    mix_stream(s, out, n);
+    if (left(s, frame_ + n)) {
+      detach(i);  // the last stream moved into slot i
+      continue;
+    }
+    ++i;
+  }
   if (t.xrun) xruns_.fetch_add(1, std::memory_order_relaxed);
   ++callbacks_;
   publish({frame_, n, t.current_time, t.dac_time, callbacks_});

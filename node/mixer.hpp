@@ -13,8 +13,18 @@
 //  2. Mixer::remove() asks the audio thread to detach it; the audio thread pushes the pointer to
 //     the retire ring; the loop thread frees it only after Mixer::take_retired() returns it.
 //  3. Only the audio thread calls Mixer::process().
+//
+// Gain, routing and ramps (issue #4): every stream has a user gain and a route (which device
+// channel each of its channels feeds, see Route). Changes travel through the command ring with
+// the device frame at which they take effect, so they apply at that exact frame whatever the
+// block size. With a ramp length R > 0 (Mixer constructor; the node uses 5 ms) nothing steps:
+//  - join: the stream's first R frames fade in linearly (frame k of the stream gets (k+1)/R);
+//  - leave: from the requested frame the stream fades out over R frames, then it is detached;
+//  - gain and mute: the gain moves linearly from its current value to the new one over R frames;
+//  - route: the stream fades out over R frames, switches route, and fades back in over R frames.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <vector>
@@ -24,6 +34,44 @@
 #include "rtp/units.hpp"
 
 namespace rtpnode {
+
+/// Where a stream's channels go: `taps` (source channel, device channel, weight) triples, summed.
+struct Route {
+  static constexpr int kMaxTaps = 64;
+  std::array<std::uint8_t, kMaxTaps> src{};  ///< stream channel, 0-based
+  std::array<std::uint8_t, kMaxTaps> dst{};  ///< device channel, 0-based
+  std::array<float, kMaxTaps> weight{};      ///< linear gain of that tap
+  int taps = 0;
+
+  /// The default when no --route is given: equal channel counts map one to one; a mono stream
+  /// feeds every device channel; a mono device gets the average of the stream's channels;
+  /// otherwise channel i feeds device channel i (extra channels are dropped).
+  static Route standard(int stream_channels, int device_channels);
+  /// `device_channels`: 0-based device channels, 1..64 of them, each < 64. A mono stream feeds
+  /// each listed channel; N channels onto N listed channels map in order; N channels onto one
+  /// listed channel are averaged; otherwise stream channel i feeds listed channel i mod size,
+  /// each device channel averaging what reaches it.
+  static Route to_channels(int stream_channels, const std::vector<int>& device_channels);
+};
+
+/// A linear gain ramp on the device timeline: `from` before frame `start`, `to` from
+/// start + len on, and from + (to - from) * (k + 1) / len at frame start + k in between.
+struct GainRamp {
+  float from = 1.0f;
+  float to = 1.0f;
+  frames_t start = 0;
+  frames_t len = 0;
+  /// Any thread; pure.
+  [[nodiscard]] float at(frames_t frame) const noexcept {
+    if (frame < start) return from;
+    if (frame - start >= len - 1) return to;
+    return from + (to - from) * (static_cast<float>(frame - start + 1) / static_cast<float>(len));
+  }
+  /// True when the gain is constant over [a, b).
+  [[nodiscard]] bool flat(frames_t a, frames_t b) const noexcept {
+    return from == to || b <= start || a >= start + len - 1;
+  }
+};
 
 /// One source's audio on its way to the device.
 class PlayoutStream {
@@ -56,8 +104,27 @@ class PlayoutStream {
   std::atomic<std::uint64_t> frames_played{0};    ///< ring frames mixed into the device
   std::atomic<std::uint64_t> frames_skipped{0};   ///< ring frames dropped: arrived after their frame
 
+  /// Route slots: the loop thread writes the slot a set_route command names and does not touch it
+  /// again until route_acks shows the command was applied (Mixer::set_route).
+  std::array<Route, 2> routes{};
+  std::atomic<std::uint64_t> route_acks{0};  ///< set_route commands applied (audio thread)
+  /// Set by the audio thread once the stream has been detached after a leave ramp (or at once).
+  std::atomic<bool> detached{false};
+  // Loop thread only: the route slot last sent and how many set_route commands were sent.
+  int loop_route_slot = 0;
+  std::uint64_t routes_sent = 0;
+
   // Audio thread only.
   bool in_underrun = false;
+  int route_slot = 0;           ///< routes[] entry in use
+  GainRamp user_gain;           ///< the gain set by set_gain (mute = 0)
+  GainRamp fade;                ///< join / leave / route-switch fades
+  frames_t pending_gain_at = -1;   ///< a set_gain not yet due: at this frame ...
+  float pending_gain = 1.0f;       ///< ... ramp to this gain
+  frames_t pending_route_at = -1;  ///< a set_route not yet due: fade out from this frame ...
+  int pending_route_slot = 0;      ///< ... then switch to this slot
+  frames_t route_switch_at = -1;   ///< the frame at which the route switches (fade is at 0)
+  frames_t leave_at = -1;          ///< fade out from this frame, then detach
 };
 
 /// Block timing from the device callback.
@@ -78,13 +145,26 @@ struct DevicePosition {
 
 class Mixer {
  public:
-  /// `device_channels` 1..64; at most `max_streams` streams at once. Thread: loop (allocates).
-  Mixer(int device_channels, std::size_t max_streams);
+  /// `device_channels` 1..64; at most `max_streams` streams at once; `ramp_frames` >= 0 is the
+  /// length of join/leave/gain/route ramps (0: changes step, as the sample-exact tests want).
+  /// Thread: loop (allocates).
+  Mixer(int device_channels, std::size_t max_streams, frames_t ramp_frames = 0);
 
-  /// Loop thread; wait-free. Queues `s` for mixing; false when the command ring is full.
+  /// Loop thread; wait-free. Queues `s` for mixing with `route` (copied into routes[0]) and user
+  /// gain `gain` (linear); it fades in over the ramp from its start_frame. False when the
+  /// command ring is full.
+  bool add(PlayoutStream* s, const Route& route, float gain = 1.0f) noexcept;
+  /// As above with Route::standard.
   bool add(PlayoutStream* s) noexcept;
-  /// Loop thread; wait-free. Queues the detach of `s`; it comes back through take_retired().
-  bool remove(PlayoutStream* s) noexcept;
+  /// Loop thread; wait-free. Queues the detach of `s`: it fades out over the ramp from device
+  /// frame `at` (at once when `at` is past) and then comes back through take_retired().
+  bool remove(PlayoutStream* s, frames_t at = 0) noexcept;
+  /// Loop thread; wait-free. From device frame `at`, the gain ramps to `gain` (linear, >= 0; 0
+  /// mutes). A later set_gain replaces one not yet due.
+  bool set_gain(PlayoutStream* s, float gain, frames_t at) noexcept;
+  /// Loop thread; wait-free. Fades `s` out from frame `at`, switches to `route`, fades back in.
+  /// False (nothing sent) while the previous set_route of `s` is not applied yet: retry later.
+  bool set_route(PlayoutStream* s, const Route& route, frames_t at) noexcept;
   /// Loop thread; wait-free. A stream the audio thread has let go of, or nullptr.
   PlayoutStream* take_retired() noexcept;
 
@@ -104,14 +184,26 @@ class Mixer {
 
  private:
   struct Command {
-    enum class Kind : std::uint8_t { add, remove } kind;
+    enum class Kind : std::uint8_t { add, remove, gain, route } kind;
     PlayoutStream* stream;
+    frames_t at = 0;
+    float value = 1.0f;
+    int slot = 0;
   };
   RTPNODE_REALTIME void apply_commands() noexcept;
+  /// Starts whatever of `s`'s pending changes is due before device frame `until`.
+  RTPNODE_REALTIME void start_due_changes(PlayoutStream& s, frames_t until) noexcept;
+  /// Mixes ring frames [0, got) of scratch_ into device frames [from, from + got) of `dst`.
+  RTPNODE_REALTIME void mix_frames(PlayoutStream& s, const float* src, float* dst, frames_t from,
+                                   frames_t got) noexcept;
+  /// True when `s` finished its leave fade before device frame `frame`.
+  [[nodiscard]] RTPNODE_REALTIME bool left(const PlayoutStream& s, frames_t frame) const noexcept;
+  RTPNODE_REALTIME void detach(std::size_t index) noexcept;
   RTPNODE_REALTIME void mix_stream(PlayoutStream& s, float* out, frames_t n) noexcept;
   void publish(const DevicePosition& p) noexcept;
 
   const int channels_;
+  const frames_t ramp_;
   SpscRing<Command> commands_;
   SpscRing<PlayoutStream*> retired_;
   std::vector<PlayoutStream*> active_;  ///< fixed capacity; audio thread only

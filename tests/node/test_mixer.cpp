@@ -119,3 +119,119 @@ TEST(Mixer, PublishesPositionAndXruns) {
   EXPECT_DOUBLE_EQ(p.dac_time, 1.01625);
   EXPECT_EQ(m.xruns(), 1u);
 }
+
+namespace {
+
+/// A stream whose every sample is `value` (so gains and ramps read directly off the output).
+std::unique_ptr<PlayoutStream> constant_stream(std::uint32_t id, int channels, int frames, frames_t start,
+                                               float value = 1.0f) {
+  auto s = std::make_unique<PlayoutStream>(id, channels, 1 << 16, start);
+  std::vector<float> v(static_cast<std::size_t>(frames * channels), value);
+  s->ring.push(v.data(), v.size());
+  return s;
+}
+
+}  // namespace
+
+class MixerRampBlockSize : public ::testing::TestWithParam<int> {};
+
+TEST_P(MixerRampBlockSize, JoinFadesInOverTheRampFromTheStartFrame) {
+  constexpr frames_t kStart = 1000, kRamp = 240;
+  Mixer m(2, 4, kRamp);
+  auto s = std::make_unique<PlayoutStream>(1, 1, 16384, kStart);
+  fill_ramp(*s, 4000);
+  ASSERT_TRUE(m.add(s.get()));
+  const auto out = run(m, 6000, GetParam());
+  for (frames_t f = 0; f < kStart; ++f) ASSERT_EQ(out[static_cast<std::size_t>(2 * f)], 0.0f);
+  for (frames_t k = 0; k < 4000; ++k) {
+    const float x = static_cast<float>(k + 1) * 1e-4f;
+    const float g = k < kRamp - 1 ? static_cast<float>(k + 1) / static_cast<float>(kRamp) : 1.0f;
+    ASSERT_EQ(out[static_cast<std::size_t>(2 * (kStart + k))], g * x) << "stream frame " << k;
+  }
+}
+
+TEST_P(MixerRampBlockSize, GainChangeStartsAtItsExactFrame) {
+  constexpr frames_t kRamp = 100, kAt = 2345;
+  Mixer m(1, 4, kRamp);
+  auto s = constant_stream(1, 1, 6000, 0);
+  ASSERT_TRUE(m.add(s.get()));
+  ASSERT_TRUE(m.set_gain(s.get(), 0.5f, kAt));
+  const auto out = run(m, 5000, GetParam());
+  EXPECT_EQ(out[static_cast<std::size_t>(kAt - 1)], 1.0f);
+  for (frames_t k = 0; k < kRamp; ++k)
+    ASSERT_FLOAT_EQ(out[static_cast<std::size_t>(kAt + k)], 1.0f - 0.5f * static_cast<float>(k + 1) / kRamp) << k;
+  EXPECT_EQ(out[4999], 0.5f);
+}
+INSTANTIATE_TEST_SUITE_P(BlockSizes, MixerRampBlockSize, ::testing::Values(1, 64, 333, 4096));
+
+TEST(Mixer, MuteAndUnmuteRampAndLeaveTheOtherStreamUntouched) {
+  constexpr frames_t kRamp = 64;
+  Mixer m(2, 4, kRamp);
+  auto a = constant_stream(1, 1, 4000, 0, 0.25f);
+  auto b = constant_stream(2, 1, 4000, 0, 0.5f);
+  ASSERT_TRUE(m.add(a.get(), Route::to_channels(1, {0})));  // a: left only
+  ASSERT_TRUE(m.add(b.get(), Route::to_channels(1, {1})));  // b: right only
+  ASSERT_TRUE(m.set_gain(a.get(), 0.0f, 1000));
+  auto out = run(m, 1500, 256);
+  ASSERT_TRUE(m.set_gain(a.get(), 1.0f, 2000));  // sent while muted, due later
+  const auto rest = run(m, 1500, 256);
+  out.insert(out.end(), rest.begin(), rest.end());
+  for (frames_t f = kRamp; f < 3000; ++f) ASSERT_EQ(out[static_cast<std::size_t>(2 * f + 1)], 0.5f) << f;
+  EXPECT_EQ(out[2 * 999], 0.25f);
+  EXPECT_GT(out[2 * 1000], 0.0f);  // ramping, not stepping
+  EXPECT_EQ(out[2 * (1000 + kRamp - 1)], 0.0f);
+  EXPECT_EQ(out[2 * 1999], 0.0f);
+  EXPECT_FLOAT_EQ(out[2 * 2000], 0.25f / kRamp);
+  EXPECT_EQ(out[2 * (2000 + kRamp)], 0.25f);
+}
+
+TEST(Mixer, LeaveFadesOutThenDetachesWithoutCountingUnderruns) {
+  constexpr frames_t kRamp = 50;
+  Mixer m(1, 4, kRamp);
+  auto s = constant_stream(1, 1, 1000, 0);
+  ASSERT_TRUE(m.add(s.get()));
+  ASSERT_TRUE(m.remove(s.get(), 900));
+  const auto out = run(m, 2000, 128);
+  EXPECT_EQ(out[899], 1.0f);
+  EXPECT_FLOAT_EQ(out[900], 1.0f - 1.0f / kRamp);
+  EXPECT_EQ(out[900 + kRamp - 1], 0.0f);
+  for (frames_t f = 900 + kRamp; f < 2000; ++f) ASSERT_EQ(out[static_cast<std::size_t>(f)], 0.0f);
+  EXPECT_TRUE(s->detached.load());
+  EXPECT_EQ(m.take_retired(), s.get());
+  EXPECT_EQ(s->underrun_events.load(), 0u);
+}
+
+TEST(Mixer, RouteChangeDipsThroughSilenceAndSwitchesChannels) {
+  constexpr frames_t kRamp = 32;
+  Mixer m(2, 4, kRamp);
+  auto s = constant_stream(1, 1, 4000, 0);
+  ASSERT_TRUE(m.add(s.get(), Route::to_channels(1, {0})));
+  ASSERT_TRUE(m.set_route(s.get(), Route::to_channels(1, {1}), 1000));
+  EXPECT_FALSE(m.set_route(s.get(), Route::to_channels(1, {0, 1}), 1500));  // one in flight
+  const auto out = run(m, 2000, 100);
+  EXPECT_EQ(out[2 * 999], 1.0f);
+  EXPECT_EQ(out[2 * 999 + 1], 0.0f);
+  EXPECT_EQ(out[2 * (1000 + kRamp - 1)], 0.0f);       // faded out on the left ...
+  EXPECT_EQ(out[2 * (1000 + kRamp) + 1], 1.0f / kRamp);  // ... then in on the right
+  EXPECT_EQ(out[2 * 1999], 0.0f);
+  EXPECT_EQ(out[2 * 1999 + 1], 1.0f);
+  EXPECT_EQ(s->route_acks.load(), 1u);
+  EXPECT_TRUE(m.set_route(s.get(), Route::to_channels(1, {0, 1}), 2000));
+}
+
+TEST(Route, MapsChannelsAsDocumented) {
+  const Route mono_both = Route::to_channels(1, {0, 1});
+  ASSERT_EQ(mono_both.taps, 2);
+  EXPECT_EQ(mono_both.dst[1], 1);
+  const Route stereo_swap = Route::to_channels(2, {1, 0});
+  ASSERT_EQ(stereo_swap.taps, 2);
+  EXPECT_EQ(stereo_swap.src[0], 0);
+  EXPECT_EQ(stereo_swap.dst[0], 1);
+  EXPECT_EQ(stereo_swap.weight[0], 1.0f);
+  const Route downmix = Route::to_channels(2, {3});
+  ASSERT_EQ(downmix.taps, 2);
+  EXPECT_EQ(downmix.dst[0], 3);
+  EXPECT_EQ(downmix.weight[1], 0.5f);
+  const Route standard = Route::standard(1, 4);
+  EXPECT_EQ(standard.taps, 4);
+}
