@@ -40,6 +40,146 @@ std::optional<nanoseconds> parse_duration(std::string_view text, std::string& er
   return nanoseconds(static_cast<std::int64_t>(std::llround(value * scale)));
 }
 
+std::optional<SourceSelector> parse_selector(std::string_view text, std::string& error) {
+  SourceSelector sel;
+  sel.text = std::string(text);
+  const auto colon = text.find(':');
+  const std::string_view kind = text.substr(0, colon == std::string_view::npos ? 0 : colon);
+  std::string_view value = colon == std::string_view::npos ? std::string_view{} : text.substr(colon + 1);
+  int base = 10;
+  std::uint64_t v = 0;
+  if (kind == "port") {
+    sel.kind = SourceSelector::Kind::port;
+  } else if (kind == "ssrc") {
+    sel.kind = SourceSelector::Kind::ssrc;
+    if (value.size() > 2 && value[0] == '0' && (value[1] == 'x' || value[1] == 'X')) {
+      value.remove_prefix(2);
+      base = 16;
+    }
+  } else {
+    error = "bad source selector '" + std::string(text) + "' (port:N or ssrc:0x1A2B3C4D)";
+    return std::nullopt;
+  }
+  auto r = std::from_chars(value.data(), value.data() + value.size(), v, base);
+  const std::uint64_t max = sel.kind == SourceSelector::Kind::port ? 65535 : 0xffffffffull;
+  if (value.empty() || r.ec != std::errc{} || r.ptr != value.data() + value.size() || v > max ||
+      (sel.kind == SourceSelector::Kind::port && v == 0)) {
+    error = "bad source selector '" + std::string(text) + "' (" +
+            (sel.kind == SourceSelector::Kind::port ? "port 1..65535" : "SSRC: 32-bit, e.g. ssrc:0x1A2B3C4D") + ")";
+    return std::nullopt;
+  }
+  sel.value = static_cast<std::uint32_t>(v);
+  return sel;
+}
+
+namespace {
+
+/// Splits "SEL=VALUE" and parses SEL.
+std::optional<SourceRule> split_rule(std::string_view text, std::string_view& value, std::string& error) {
+  const auto eq = text.find('=');
+  if (eq == std::string_view::npos) {
+    error = "expected SELECTOR=VALUE, got '" + std::string(text) + "'";
+    return std::nullopt;
+  }
+  auto sel = parse_selector(text.substr(0, eq), error);
+  if (!sel) return std::nullopt;
+  value = text.substr(eq + 1);
+  SourceRule r;
+  r.selector = *sel;
+  return r;
+}
+
+}  // namespace
+
+std::optional<SourceRule> parse_offset_rule(std::string_view text, std::string& error) {
+  std::string_view value;
+  auto r = split_rule(text, value, error);
+  if (!r) return std::nullopt;
+  const bool negative = !value.empty() && value[0] == '-';
+  if (!value.empty() && (value[0] == '-' || value[0] == '+')) value.remove_prefix(1);
+  auto d = parse_duration(value, error);
+  if (!d) return std::nullopt;
+  if (*d > std::chrono::seconds(10)) {
+    error = "offset '" + std::string(text) + "' is beyond +-10 s";
+    return std::nullopt;
+  }
+  r->offset = negative ? -*d : *d;
+  return r;
+}
+
+std::optional<SourceRule> parse_route_rule(std::string_view text, int device_channels, std::string& error) {
+  std::string_view value;
+  auto r = split_rule(text, value, error);
+  if (!r) return std::nullopt;
+  if (value == "L") r->route = {0};
+  else if (value == "R") r->route = {1};
+  else if (value == "LR") r->route = {0, 1};
+  else {
+    while (!value.empty()) {
+      const auto comma = value.find(',');
+      const std::string_view item = value.substr(0, comma);
+      int ch = 0;
+      auto res = std::from_chars(item.data(), item.data() + item.size(), ch);
+      if (item.empty() || res.ec != std::errc{} || res.ptr != item.data() + item.size() || ch < 1 || ch > 64) {
+        error = "bad route '" + std::string(text) + "' (L, R, LR or 1-based device channels like 1,2)";
+        return std::nullopt;
+      }
+      r->route.push_back(ch - 1);
+      value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+      if (comma != std::string_view::npos && value.empty()) {
+        error = "bad route '" + std::string(text) + "' (trailing comma)";
+        return std::nullopt;
+      }
+    }
+  }
+  if (r->route.empty()) {
+    error = "bad route '" + std::string(text) + "' (L, R, LR or 1-based device channels like 1,2)";
+    return std::nullopt;
+  }
+  for (int ch : r->route)
+    if (ch >= device_channels) {
+      error = "route '" + std::string(text) + "' names device channel " + std::to_string(ch + 1) + " but the device has " +
+              std::to_string(device_channels) + " (--channels)";
+      return std::nullopt;
+    }
+  return r;
+}
+
+std::optional<SourceRule> parse_gain_rule(std::string_view text, std::string& error) {
+  std::string_view value;
+  auto r = split_rule(text, value, error);
+  if (!r) return std::nullopt;
+  if (value.size() < 3 || (value.substr(value.size() - 2) != "dB" && value.substr(value.size() - 2) != "db")) {
+    error = "gain '" + std::string(text) + "' needs the unit dB, e.g. -6dB";
+    return std::nullopt;
+  }
+  value.remove_suffix(2);
+  if (!value.empty() && value[0] == '+') value.remove_prefix(1);
+  double db = 0;
+  auto res = std::from_chars(value.data(), value.data() + value.size(), db);
+  if (value.empty() || res.ec != std::errc{} || res.ptr != value.data() + value.size() || !std::isfinite(db) ||
+      db < -120 || db > 24) {
+    error = "bad gain '" + std::string(text) + "' (-120dB..+24dB)";
+    return std::nullopt;
+  }
+  r->gain_db = db;
+  return r;
+}
+
+SourceSettings NodeConfig::settings_for(std::uint16_t port, std::uint32_t ssrc, bool has_ssrc) const {
+  SourceSettings out;
+  // port: rules first, then ssrc: rules, each in command-line order: the most specific, latest wins.
+  for (auto kind : {SourceSelector::Kind::port, SourceSelector::Kind::ssrc}) {
+    for (const auto& r : offsets)
+      if (r.selector.kind == kind && r.selector.matches(port, ssrc, has_ssrc)) out.offset = r.offset;
+    for (const auto& r : routes)
+      if (r.selector.kind == kind && r.selector.matches(port, ssrc, has_ssrc)) out.route = r.route;
+    for (const auto& r : gains)
+      if (r.selector.kind == kind && r.selector.matches(port, ssrc, has_ssrc)) out.gain_db = r.gain_db;
+  }
+  return out;
+}
+
 std::optional<ListenSpec> parse_listen(std::string_view text, std::string& error) {
   ListenSpec l;
   std::string_view host, port;

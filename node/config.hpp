@@ -23,6 +23,32 @@ struct ListenSpec {
   [[nodiscard]] std::string describe() const;
 };
 
+/// Which sources a per-source setting applies to: `port:N` (every source arriving on listen port
+/// N) or `ssrc:0x1A2B3C4D` (one RTP stream; decimal accepted too).
+struct SourceSelector {
+  enum class Kind : std::uint8_t { port, ssrc } kind = Kind::port;
+  std::uint32_t value = 0;
+  std::string text;  ///< as given, for messages
+  [[nodiscard]] bool matches(std::uint16_t port, std::uint32_t ssrc, bool has_ssrc) const noexcept {
+    return kind == Kind::port ? value == port : has_ssrc && value == ssrc;
+  }
+};
+
+/// One --offset, --route or --gain flag: SEL=VALUE.
+struct SourceRule {
+  SourceSelector selector;
+  nanoseconds offset{0};          ///< --offset: signed shift on the timeline (later is positive)
+  std::vector<int> route;         ///< --route: 0-based device channels
+  double gain_db = 0;             ///< --gain: dB, -120..+24
+};
+
+/// What the rules give one source (later rules override earlier ones; ssrc: beats port:).
+struct SourceSettings {
+  nanoseconds offset{0};
+  std::optional<std::vector<int>> route;  ///< unset: the standard route (node/mixer.hpp)
+  double gain_db = 0;
+};
+
 struct NodeConfig {
   std::vector<ListenSpec> listens;  ///< --listen, at least one
   PayloadMap payloads;              ///< static PTs (RFC 3551) plus --payload PT=CODEC/RATE/CH
@@ -56,8 +82,22 @@ struct NodeConfig {
   /// --source-timeout: a source with no packet for this long is removed (its last statistics
   /// stay in --stats-json as "departed"). 0 = never. Default 5 s.
   nanoseconds source_timeout = std::chrono::seconds(5);
-  /// --max-sources: sources mixed at once, 1..1024. Default 64.
+  /// --max-sources: sources mixed at once, 1..1024. Default 64. Streams beyond it are refused
+  /// and counted (sources_refused).
   int max_sources = 64;
+  /// --sync rtcp|none. rtcp (default): sources whose senders send RTCP Sender Reports are placed
+  /// on the senders' NTP timeline (RFC 3550 §6.4.1), so equal capture instants play at the same
+  /// device frame; sources without SR play at arrival + playout delay. none: SRs are ignored.
+  bool sync_rtcp = true;
+  /// --offset SEL=±DURATION, --route SEL=CHANNELS, --gain SEL=±NdB (repeatable).
+  std::vector<SourceRule> offsets, routes, gains;
+  /// --control ADDR:PORT: the HTTP control endpoint (loopback only unless an address says
+  /// otherwise); port 0 = none. Default none.
+  std::string control_address = "127.0.0.1";
+  std::uint16_t control_port = 0;
+
+  /// Settings for a source of `port` / `ssrc` (has_ssrc false: headerless PCM).
+  [[nodiscard]] SourceSettings settings_for(std::uint16_t port, std::uint32_t ssrc, bool has_ssrc) const;
 
   // Device.
   std::string host_api;     ///< --host-api: substring of a PortAudio host API name; "" = default
@@ -77,6 +117,16 @@ struct NodeConfig {
 /// Parses a duration with a unit: "40ms", "2s", "1.5s", "250us", "1m". Plain numbers are refused
 /// (the unit is required). Returns std::nullopt with `error` set on bad input.
 std::optional<nanoseconds> parse_duration(std::string_view text, std::string& error);
+
+/// Parses "port:N" or "ssrc:0xHEX" / "ssrc:DECIMAL". Returns std::nullopt with `error` set.
+std::optional<SourceSelector> parse_selector(std::string_view text, std::string& error);
+/// Parses "SEL=+12.5ms" / "SEL=-3ms" (sign optional, unit required, |offset| <= 10 s).
+std::optional<SourceRule> parse_offset_rule(std::string_view text, std::string& error);
+/// Parses "SEL=L", "R", "LR" or 1-based channel lists "1,2" / "3" into 0-based device channels,
+/// each < device_channels.
+std::optional<SourceRule> parse_route_rule(std::string_view text, int device_channels, std::string& error);
+/// Parses "SEL=-6dB" / "SEL=+3dB" / "SEL=0dB" (unit dB required; -120..+24).
+std::optional<SourceRule> parse_gain_rule(std::string_view text, std::string& error);
 
 /// Parses "ADDR:PORT" or "[IPV6]:PORT". Returns std::nullopt with `error` set on bad input.
 std::optional<ListenSpec> parse_listen(std::string_view text, std::string& error);

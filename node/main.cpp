@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   NodeConfig cfg;
   std::vector<std::string> listens, payloads, raws;
   std::string latency = "auto", min_latency = "0ms", max_latency = "1s", profile = "speech", lead = "0ms", duration, stats_interval = "1s", source_timeout = "5s", drift = "on";
+  std::vector<std::string> offsets, routes, gains;
+  std::string sync = "rtcp", control;
   bool list = false;
 
   app.add_option("--listen", listens, "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
@@ -69,6 +71,15 @@ int main(int argc, char** argv) {
   app.add_option("--source-timeout", source_timeout, "Remove a source after this long without packets; 0s = never")
       ->check(duration_validator())->capture_default_str();
   app.add_option("--max-sources", cfg.max_sources, "Streams mixed at once")->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_option("--sync", sync, "rtcp: place sources on their senders' NTP timeline from RTCP Sender Reports; none: ignore SRs")
+      ->check(CLI::IsMember({"rtcp", "none"}))->capture_default_str();
+  app.add_option("--offset", offsets, "Shift sources on the timeline: SEL=+12.5ms (SEL: port:N or ssrc:0xHEX; repeatable)")
+      ->type_name("SEL=DUR")->allow_extra_args(false);
+  app.add_option("--route", routes, "Device channels of sources: SEL=L|R|LR|1,2,... (1-based; repeatable)")
+      ->type_name("SEL=CH")->allow_extra_args(false);
+  app.add_option("--gain", gains, "Gain of sources: SEL=-6dB (repeatable)")->type_name("SEL=DB")->allow_extra_args(false);
+  app.add_option("--control", control, "HTTP control endpoint ADDR:PORT (e.g. 127.0.0.1:8600): list/flush/mute/gain/offset/route")
+      ->type_name("ADDR:PORT");
   app.add_option("--host-api", cfg.host_api, "PortAudio host API (substring, e.g. JACK, ALSA); default: PortAudio's default");
   app.add_option("--device", cfg.device, "Output device: index or name substring (see --list-devices)");
   app.add_option("--rate", cfg.rate, "Device sample rate in Hz; default: the device's default")->check(CLI::Range(8000.0, 384000.0));
@@ -115,6 +126,37 @@ int main(int argc, char** argv) {
   for (const auto& p : payloads)
     if (!cfg.payloads.apply(p, err)) return fail("--payload: " + err);
   cfg.drift_compensation = drift == "on";
+  cfg.sync_rtcp = sync == "rtcp";
+  auto check_port = [&](const SourceRule& r, const std::string& flag) -> std::string {
+    if (r.selector.kind != SourceSelector::Kind::port) return {};
+    for (const auto& l : cfg.listens)
+      if (l.port == r.selector.value) return {};
+    return flag + " " + r.selector.text + ": no --listen has port " + std::to_string(r.selector.value);
+  };
+  for (const auto& o : offsets) {
+    auto r = parse_offset_rule(o, err);
+    if (!r) return fail("--offset: " + err);
+    if (auto e = check_port(*r, "--offset"); !e.empty()) return fail(e);
+    cfg.offsets.push_back(*r);
+  }
+  for (const auto& o : routes) {
+    auto r = parse_route_rule(o, cfg.channels, err);
+    if (!r) return fail("--route: " + err);
+    if (auto e = check_port(*r, "--route"); !e.empty()) return fail(e);
+    cfg.routes.push_back(*r);
+  }
+  for (const auto& o : gains) {
+    auto r = parse_gain_rule(o, err);
+    if (!r) return fail("--gain: " + err);
+    if (auto e = check_port(*r, "--gain"); !e.empty()) return fail(e);
+    cfg.gains.push_back(*r);
+  }
+  if (!control.empty()) {
+    auto c = parse_listen(control, err);
+    if (!c) return fail("--control: " + err);
+    cfg.control_address = c->address;
+    cfg.control_port = c->port;
+  }
   cfg.latency_auto = latency == "auto";
   if (!cfg.latency_auto) {
     auto fixed = parse_duration(latency, err);

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <ctime>
+#include <limits>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -21,6 +23,15 @@ JitterBufferConfig jb_config(const PayloadFormat& f) {
   c.max_payload_bytes = std::max<std::size_t>(f.max_payload_bytes(kMaxPtimeMs), 1500);
   c.expand_ticks = std::max<ext_ts_t>(1, f.clock_rate / 200);  // 5 ms: one render tick
   return c;
+}
+
+/// This machine's NTP time (wall clock, ns since 1900) minus its monotonic time.
+std::int64_t ntp_minus_monotonic_ns() {
+  timespec wall{}, mono{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &wall);
+  return (static_cast<std::int64_t>(wall.tv_sec) + kNtpUnixOffsetS - mono.tv_sec) * 1'000'000'000 +
+         (wall.tv_nsec - mono.tv_nsec);
 }
 
 PlayoutConfig playout_config(const Source::Params& p) {
@@ -67,12 +78,210 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
     resample_buf_.resize(static_cast<std::size_t>(device_frames_for(static_cast<frames_t>(max_in)) * 102 / 100 + 64) *
                          p.format.channels);
   }
+  gain_db_ = p.gain_db;
+  route_ = p.route;
+  if (p.mixer && !p.mixer->add(stream_.get(), route(), linear_gain()))
+    throw std::runtime_error("the mixer's command ring is full");
   stats_.ssrc = p.ssrc;
   stats_.port = p.port;
   stats_.remote = p.remote;
   stats_.payload_type = p.raw ? 255 : p.payload_type;
   stats_.payload = p.format.describe();
   stats_.adaptive = p.playout.adaptive;
+}
+
+Route Source::route() const {
+  return route_ ? Route::to_channels(p_.format.channels, *route_) : Route::standard(p_.format.channels, p_.device_channels);
+}
+
+float Source::linear_gain() const noexcept {
+  return muted_ ? 0.0f : static_cast<float>(std::pow(10.0, gain_db_ / 20.0));
+}
+
+frames_t Source::next_ring_frame() const noexcept {
+  return stream_->written_frames() + pending_silence_ + (resampler_primed_ ? resampler_delay_ : 0);
+}
+
+std::int64_t Source::ntp_of(ext_ts_t ts) const noexcept {
+  return sr_ntp_ns_ + (ts - sr_ts_) * 1'000'000'000 / static_cast<std::int64_t>(p_.format.clock_rate);
+}
+
+double Source::frames_per_ns(const DeviceClock& clock) const noexcept {
+  return clock.rate() * (1.0 + clock.skew()) * 1e-9;
+}
+
+void Source::restart_stream(frames_t start_frame, frames_t old_leave_at) {
+  if (stream_) {
+    if (p_.mixer) p_.mixer->remove(stream_.get(), old_leave_at);
+    else stream_->detached.store(true);
+    old_streams_.push_back(std::move(stream_));
+  }
+  stream_ = std::make_unique<PlayoutStream>(p_.id, p_.format.channels, ring_frames(p_), start_frame);
+  if (resampler_) {
+    speex_resampler_reset_mem(resampler_);
+    speex_resampler_skip_zeros(resampler_);
+  }
+  resampler_primed_ = false;
+  pending_silence_ = 0;
+  ++stats_.placements;
+  if (p_.mixer && !p_.mixer->add(stream_.get(), route(), linear_gain())) stream_->detached.store(true);
+}
+
+void Source::collect_old_streams() {
+  for (auto it = old_streams_.begin(); it != old_streams_.end();) {
+    PlayoutStream& o = **it;
+    if (!o.detached.load(std::memory_order_acquire)) {
+      ++it;
+      continue;
+    }
+    base_underruns_ += o.underrun_events.load(std::memory_order_relaxed);
+    base_underrun_frames_ += o.underrun_frames.load(std::memory_order_relaxed);
+    base_played_ += o.frames_played.load(std::memory_order_relaxed);
+    base_skipped_ += o.frames_skipped.load(std::memory_order_relaxed);
+    it = old_streams_.erase(it);
+  }
+}
+
+bool Source::drained() const noexcept {
+  if (!stream_->detached.load(std::memory_order_acquire)) return false;
+  for (const auto& o : old_streams_)
+    if (!o->detached.load(std::memory_order_acquire)) return false;
+  return true;
+}
+
+double Source::queued_ms() const noexcept {
+  const frames_t queued = stream_->written_frames() - static_cast<frames_t>(stream_->ring.read_count()) / p_.format.channels +
+                          (resampler_primed_ ? resampler_delay_ : 0);
+  return static_cast<double>(std::max<frames_t>(0, queued)) * 1000.0 / static_cast<double>(dev_rate_);
+}
+
+void Source::on_sender_report(std::int64_t ntp_ns, rtp_ts_t rtp_ts) {
+  ++stats_.sender_reports;
+  if (!p_.timeline) return;
+  sr_ntp_ns_ = ntp_ns;
+  sr_ts_ = ts_unwrap_.peek(rtp_ts);
+  have_sr_ = true;
+}
+
+frames_t Source::anchor_frame(ext_ts_t ts, mono_ns_t arrival, const DeviceClock& clock) {
+  const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
+  const frames_t by_arrival = clock.frame_at(arrival + delay) + p_.lead_frames;
+  SyncTimeline* tl = p_.timeline;
+  if (!tl || !have_sr_) return by_arrival + p_.offset_frames;
+  const double fpns = frames_per_ns(clock);
+  if (!tl->set) {
+    // The first synchronised source defines the timeline where it plays anyway.
+    tl->set = true;
+    tl->ntp0_ns = ntp_of(ts);
+    tl->frame0 = static_cast<double>(by_arrival);
+  }
+  frames_t want = std::llround(tl->frame_of(ntp_of(ts), fpns)) + p_.offset_frames;
+  // This source must keep at least half its delay; otherwise every synchronised source moves
+  // later by what it lacks (they re-place themselves at their next packet).
+  const frames_t earliest = clock.frame_at(arrival + delay / 2) + p_.lead_frames;
+  if (want < earliest) {
+    const frames_t lack = by_arrival + p_.offset_frames - want;
+    tl->frame0 += static_cast<double>(lack);
+    ++tl->generation;
+    want += lack;
+  }
+  placed_ = true;
+  placed_generation_ = tl->generation;
+  sync_error_frames_ = 0;
+  return want;
+}
+
+mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns_t now) {
+  SyncTimeline* tl = p_.timeline;
+  const frames_t actual = stream_->start_frame + next_ring_frame();
+  if (pending_shift_ != 0 && !(tl && have_sr_)) {
+    // An offset change of an unsynchronised source: play from actual + shift.
+    const frames_t want = actual + pending_shift_;
+    pending_shift_ = 0;
+    const frames_t earliest = clock.frame_at(now) + p_.lead_frames * 3 / 4;
+    restart_stream(std::max(want, earliest), std::min(std::max(want, earliest), actual) - p_.ramp_frames);
+    return 0;
+  }
+  if (!tl || !have_sr_) return 0;
+  const double fpns = frames_per_ns(clock);
+  if (!tl->set) {
+    tl->set = true;
+    tl->ntp0_ns = ntp_of(ts);
+    tl->frame0 = static_cast<double>(actual - p_.offset_frames);
+    placed_ = true;
+    placed_generation_ = tl->generation;
+  }
+  // Keep the origin near the present so a changing device rate bends only the future.
+  if (std::llabs(ntp_of(ts) - tl->ntp0_ns) > 10'000'000'000ll) tl->rebase(ntp_of(ts), fpns);
+  const double want = tl->frame_of(ntp_of(ts), fpns) + static_cast<double>(p_.offset_frames);
+  sync_error_frames_ = static_cast<double>(actual) - want;
+  const double limit = static_cast<double>(dev_rate_) * 0.020;  // beyond 20 ms: place again
+  if (placed_ && placed_generation_ == tl->generation && std::abs(sync_error_frames_) < limit)
+    return static_cast<mono_ns_t>(sync_error_frames_ / fpns);
+  if (!placed_ && std::abs(sync_error_frames_) <= 1.0) {
+    placed_ = true;
+    placed_generation_ = tl->generation;
+    return 0;
+  }
+  // Re-place: this packet's first frame plays at `want`, or the timeline moves later.
+  frames_t w = std::llround(want);
+  const frames_t earliest = clock.frame_at(now) + p_.lead_frames * 3 / 4;
+  if (w < earliest) {
+    const frames_t lack = earliest - w + static_cast<frames_t>(dev_rate_ / 500);  // + 2 ms
+    tl->frame0 += static_cast<double>(lack);
+    ++tl->generation;
+    w += lack;
+  }
+  restart_stream(w, std::min(w, actual) - p_.ramp_frames);
+  placed_ = true;
+  placed_generation_ = tl->generation;
+  sync_error_frames_ = 0;
+  return 0;
+}
+
+void Source::set_gain_db(double db, const DeviceClock& clock, mono_ns_t now) {
+  gain_db_ = db;
+  if (p_.mixer) p_.mixer->set_gain(stream_.get(), linear_gain(), clock.frame_at(now));
+}
+
+void Source::set_muted(bool muted, const DeviceClock& clock, mono_ns_t now) {
+  muted_ = muted;
+  if (p_.mixer) p_.mixer->set_gain(stream_.get(), linear_gain(), clock.frame_at(now));
+}
+
+bool Source::set_route(std::optional<std::vector<int>> channels, const DeviceClock& clock, mono_ns_t now) {
+  const auto old = route_;
+  route_ = std::move(channels);
+  if (p_.mixer && !p_.mixer->set_route(stream_.get(), route(), clock.frame_at(now))) {
+    route_ = old;
+    return false;
+  }
+  return true;
+}
+
+void Source::set_offset(frames_t offset_frames) {
+  pending_shift_ += offset_frames - p_.offset_frames;
+  p_.offset_frames = offset_frames;
+  placed_ = false;  // synchronised: placed again at the next packet
+}
+
+void Source::flush(const DeviceClock& clock, mono_ns_t now) {
+  ++stats_.flushes;
+  jb_.reset();
+  playout_.rebase();
+  concealing_ = false;
+  conceal_run_frames_ = 0;
+  // Fade out from the next block; a fresh ring waits for the next packet to anchor it.
+  restart_stream(std::numeric_limits<frames_t>::max() / 4, clock.frame_at(now));
+  awaiting_anchor_ = true;
+}
+
+void Source::leave() {
+  if (leaving_) return;
+  leaving_ = true;
+  const frames_t end = stream_->start_frame + stream_->written_frames();
+  if (p_.mixer) p_.mixer->remove(stream_.get(), end - p_.ramp_frames);
+  else stream_->detached.store(true);
 }
 
 Source::~Source() {
@@ -154,6 +363,13 @@ void Source::ramp_resume(frames_t frames) noexcept {
 void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
                     mono_ns_t arrival, const DeviceClock& clock, bool comfort_noise) {
   last_arrival_ = arrival;
+  if (!have_seq_ || awaiting_anchor_) {
+    // The first packet (or the first after a flush) anchors the ring; synchronised, on the NTP
+    // timeline. A ring that has not played yet is simply replaced.
+    const frames_t start = anchor_frame(ts, arrival, clock);
+    if (awaiting_anchor_ || start != stream_->start_frame) restart_stream(start, clock.frame_at(arrival));
+    awaiting_anchor_ = false;
+  }
   if (!have_seq_) {
     base_seq_ = highest_seq_ = seq;
     have_seq_ = true;
@@ -228,6 +444,7 @@ void Source::push(frames_t frames) {
   auto out_len = static_cast<spx_uint32_t>(resample_buf_.size() / ch);
   speex_resampler_process_interleaved_float(resampler_, decode_buf_.data(), &in_len, resample_buf_.data(), &out_len);
   stream_->ring.push(resample_buf_.data(), std::size_t{out_len} * ch);
+  resampler_primed_ = true;
 }
 
 void Source::render(const DeviceClock& clock, mono_ns_t now) {
@@ -235,6 +452,8 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
   const int ch = p_.format.channels;
   const double ticks_to_frames = p_.format.frames_per_tick();
   const frames_t max_chunk = frames_t{p_.format.audio_rate} * kMaxPtimeMs / 1000;
+  collect_old_streams();
+  if (awaiting_anchor_ || leaving_) return;
 
   while (pending_silence_ > 0) {
     const frames_t n = std::min(pending_silence_, stream_->free_frames());
@@ -268,15 +487,25 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
         jb_.discard(a);
         continue;
       }
+      const mono_ns_t sync_error = check_placement(a.packet->ts, clock, now);
       // Measured receiver delay: from arrival to the DAC time of the packet's first frame.
-      const frames_t k = stream_->written_frames() + resampler_delay_;
+      const frames_t k = next_ring_frame();
       const mono_ns_t dac = clock.time_of(stream_->start_frame + k) +
                             frames_to_ns(clock.output_latency_frames(), dev_rate_);
       const auto measured = static_cast<double>(dac - a.packet->arrival_ns);
+      if (have_sr_ && p_.timeline) {
+        // Sender capture instant (NTP, wall clock) to DAC, with the receiver's wall clock.
+        const double dac_ntp = static_cast<double>(dac) + static_cast<double>(ntp_minus_monotonic_ns());
+        const double c2d = dac_ntp - static_cast<double>(ntp_of(a.packet->ts));
+        capture_to_dac_ns_ = have_delay_ ? capture_to_dac_ns_ + 0.05 * (c2d - capture_to_dac_ns_) : c2d;
+      }
       arrival_to_dac_ns_ = have_delay_ ? arrival_to_dac_ns_ + 0.05 * (measured - arrival_to_dac_ns_) : measured;
       have_delay_ = true;
       last_delay_ns_ = delay;  // the delay this packet plays with
-      set_speed(playout_.update_speed(now, delay, ptime));
+      // Synchronised: the speed loop holds the source on the timeline (error = how late it
+      // plays) instead of at its own target.
+      const mono_ns_t loop_delay = placed_ && have_sr_ && p_.timeline ? playout_.target_ns(ptime) + sync_error : delay;
+      set_speed(playout_.update_speed(now, loop_delay, ptime));
       ramp_resume(n);
       push(n);
       concealing_ = false;
@@ -344,10 +573,18 @@ SourceStats Source::stats() const {
   s.packets_late = jb_.counters().late;
   s.packets_duplicate = jb_.counters().duplicate;
   s.packets_overflow = jb_.counters().overflow;
-  s.underruns = stream_->underrun_events.load(std::memory_order_relaxed);
-  s.underrun_frames = stream_->underrun_frames.load(std::memory_order_relaxed);
-  s.frames_played = stream_->frames_played.load(std::memory_order_relaxed);
-  s.frames_skipped = stream_->frames_skipped.load(std::memory_order_relaxed);
+  s.underruns = base_underruns_;
+  s.underrun_frames = base_underrun_frames_;
+  s.frames_played = base_played_;
+  s.frames_skipped = base_skipped_;
+  auto add = [&s](const PlayoutStream& x) {
+    s.underruns += x.underrun_events.load(std::memory_order_relaxed);
+    s.underrun_frames += x.underrun_frames.load(std::memory_order_relaxed);
+    s.frames_played += x.frames_played.load(std::memory_order_relaxed);
+    s.frames_skipped += x.frames_skipped.load(std::memory_order_relaxed);
+  };
+  add(*stream_);
+  for (const auto& o : old_streams_) add(*o);
   s.jitter_ms = playout_.estimator().jitter_ns() / 1e6;
   s.target_delay_ms = static_cast<double>(playout_.target_ns(jb_.ptime_ticks())) / 1e6;
   s.playout_delay_ms = static_cast<double>(last_delay_ns_) / 1e6;
@@ -355,8 +592,16 @@ SourceStats Source::stats() const {
   s.drift_ppm = playout_.drift() * 1e6;
   s.drift_integral_ppm = playout_.integral() * 1e6;
   s.arrival_to_dac_ms = arrival_to_dac_ns_ / 1e6;
-  const frames_t queued = stream_->written_frames() - static_cast<frames_t>(stream_->ring.read_count()) / p_.format.channels;
-  s.buffered_ms = static_cast<double>(queued) * 1000.0 / static_cast<double>(dev_rate_);
+  s.buffered_ms = queued_ms();
+  s.synced = placed_ && have_sr_ && p_.timeline != nullptr;
+  s.sync_error_ms = s.synced ? sync_error_frames_ * 1000.0 / static_cast<double>(dev_rate_) : 0.0;
+  s.capture_to_dac_ms = s.synced ? capture_to_dac_ns_ / 1e6 : 0.0;
+  s.offset_ms = static_cast<double>(p_.offset_frames) * 1000.0 / static_cast<double>(dev_rate_);
+  s.gain_db = gain_db_;
+  s.muted = muted_;
+  s.route.clear();
+  if (route_)
+    for (std::size_t i = 0; i < route_->size(); ++i) s.route += (i ? "," : "") + std::to_string((*route_)[i] + 1);
   return s;
 }
 

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "jitter/playout.hpp"
 #include "node/device_clock.hpp"
 #include "node/mixer.hpp"
+#include "node/sync_timeline.hpp"
 #include "rtp/codec.hpp"
 #include "rtp/rtp_header.hpp"
 
@@ -73,6 +75,19 @@ struct SourceStats {
   double arrival_to_dac_ms = 0;         ///< measured: packet arrival -> its first frame at the DAC
                                         ///< (mean of the last packets, exponential average)
   double buffered_ms = 0;               ///< audio queued in the ring ahead of the device
+  // Issue #4: placement, routing and control.
+  bool synced = false;                  ///< placed on the NTP timeline from RTCP SR
+  double sync_error_ms = 0;             ///< synced: actual - NTP-timeline play time of the last
+                                        ///< decoded packet, ms (> 0: plays late)
+  double capture_to_dac_ms = 0;         ///< synced: sender capture (SR NTP) -> DAC, ms, assuming
+                                        ///< the receiver's wall clock agrees with the sender's NTP
+  double offset_ms = 0;                 ///< user offset on the timeline (--offset / control)
+  double gain_db = 0;                   ///< user gain (--gain / control)
+  bool muted = false;
+  std::string route;                    ///< device channels, 1-based ("1,2"); "" = standard
+  std::uint64_t sender_reports = 0;     ///< RTCP SRs received for this SSRC
+  std::uint64_t placements = 0;         ///< rings replaced: re-placements on the timeline, offset changes, flushes
+  std::uint64_t flushes = 0;            ///< control flushes
 };
 
 class Source {
@@ -102,6 +117,16 @@ class Source {
     frames_t lead_frames = 0;
     PlayoutConfig playout;            ///< clock_rate is set from `format`
     int resampler_quality = 4;
+    /// The mixer this source adds its streams to, removes them from and sends gain/route
+    /// changes to; null: none (unit tests drain the ring themselves).
+    Mixer* mixer = nullptr;
+    frames_t ramp_frames = 0;         ///< the mixer's ramp length (fades on re-placement)
+    /// The node's NTP timeline; null = --sync none.
+    SyncTimeline* timeline = nullptr;
+    frames_t offset_frames = 0;       ///< user offset, device frames (> 0: later)
+    std::optional<std::vector<int>> route;  ///< 0-based device channels; unset = standard
+    int device_channels = 2;
+    double gain_db = 0;
   };
 
   /// Thread: loop. Allocates every buffer the source will use; throws std::runtime_error when a
@@ -117,6 +142,30 @@ class Source {
   void on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival, const DeviceClock& clock);
   /// Thread: loop. Decodes/conceals everything due before the render horizon into the ring.
   void render(const DeviceClock& clock, mono_ns_t now);
+
+  /// Thread: loop. The latest RTCP SR of this SSRC: `ntp_ns` (ns since 1900) is the instant
+  /// sampled at `rtp_ts` (RFC 3550 §6.4.1). Ignored without a timeline (--sync none).
+  void on_sender_report(std::int64_t ntp_ns, rtp_ts_t rtp_ts);
+
+  // Control (thread: loop). Changes apply at the device frame being rendered now
+  // (clock.frame_at(now)), ramped by the mixer.
+  void set_gain_db(double db, const DeviceClock& clock, mono_ns_t now);
+  void set_muted(bool muted, const DeviceClock& clock, mono_ns_t now);
+  /// False while the previous route change is still under way (retry).
+  bool set_route(std::optional<std::vector<int>> channels, const DeviceClock& clock, mono_ns_t now);
+  /// Moves the source on the timeline: takes effect at the next decoded packet (a re-placement,
+  /// faded out and in).
+  void set_offset(frames_t offset_frames);
+  /// Drops everything queued (jitter buffer and ring, faded out now); the next packet anchors
+  /// the source afresh.
+  void flush(const DeviceClock& clock, mono_ns_t now);
+  /// Ends the source: its audio already queued plays out (RTCP BYE, timeout), the last ramp
+  /// frames fading, then the mixer detaches it. See drained().
+  void leave();
+  /// True once every stream of this source has been detached by the mixer (safe to free).
+  [[nodiscard]] bool drained() const noexcept;
+  /// Audio queued ahead of the device (ring + resampler), ms.
+  [[nodiscard]] double queued_ms() const noexcept;
 
   [[nodiscard]] PlayoutStream* stream() noexcept { return stream_.get(); }
   [[nodiscard]] SourceStats stats() const;
@@ -134,6 +183,23 @@ class Source {
   /// Audio queued past the render point, ns (the playout controller's `ahead`).
   [[nodiscard]] mono_ns_t ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexcept;
   void set_speed(double speed);
+  /// Replaces the ring by a new one whose frame 0 plays at `start_frame` (the resampler starts
+  /// clean); the old one fades out from `old_leave_at` and is freed once detached.
+  void restart_stream(frames_t start_frame, frames_t old_leave_at);
+  /// Ring frame where the next decoded frame lands.
+  [[nodiscard]] frames_t next_ring_frame() const noexcept;
+  [[nodiscard]] std::int64_t ntp_of(ext_ts_t ts) const noexcept;
+  [[nodiscard]] double frames_per_ns(const DeviceClock& clock) const noexcept;
+  /// Where a stream anchored by a packet of timestamp `ts` arriving at `arrival` starts: on the
+  /// NTP timeline when synced (moving the timeline later if this source cannot make it), else
+  /// at arrival + delay + render lead + offset.
+  frames_t anchor_frame(ext_ts_t ts, mono_ns_t arrival, const DeviceClock& clock);
+  /// At each decoded packet: keeps the source on the timeline; returns the sync error in ns
+  /// (actual - wanted play time) for the speed loop, 0 when not synced.
+  mono_ns_t check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns_t now);
+  [[nodiscard]] float linear_gain() const noexcept;
+  [[nodiscard]] Route route() const;
+  void collect_old_streams();
   void count_concealed(frames_t frames);
   /// Applies the concealment fade to `frames` frames of decode_buf_ concealing from run position
   /// conceal_run_frames_.
@@ -146,6 +212,24 @@ class Source {
   JitterBuffer jb_;
   PlayoutController playout_;
   std::unique_ptr<PlayoutStream> stream_;
+  std::vector<std::unique_ptr<PlayoutStream>> old_streams_;  ///< leaving, not yet detached
+  /// Counters of freed streams: underrun events/frames, frames played/skipped.
+  std::uint64_t base_underruns_ = 0, base_underrun_frames_ = 0, base_played_ = 0, base_skipped_ = 0;
+  bool resampler_primed_ = false;  ///< the resampler holds earlier input (see next_ring_frame)
+  bool awaiting_anchor_ = false;   ///< flushed: the next packet anchors a new stream
+  bool leaving_ = false;
+  // Sync (RFC 3550 §6.4.1).
+  bool have_sr_ = false;
+  std::int64_t sr_ntp_ns_ = 0;
+  ext_ts_t sr_ts_ = 0;
+  bool placed_ = false;            ///< on the timeline (for placed_generation_)
+  std::uint64_t placed_generation_ = 0;
+  double sync_error_frames_ = 0;
+  double capture_to_dac_ns_ = 0;
+  frames_t pending_shift_ = 0;     ///< offset change not applied yet (unsynced sources)
+  double gain_db_ = 0;
+  bool muted_ = false;
+  std::optional<std::vector<int>> route_;
   SpeexResamplerState_* resampler_ = nullptr;
   std::vector<float> decode_buf_;
   std::vector<float> resample_buf_;

@@ -71,6 +71,11 @@ class Unwrapper {
     if (ext > highest_) highest_ = ext;
     return ext;
   }
+  /// The extended value `v` would get now, without changing the state.
+  [[nodiscard]] std::int64_t peek(Wire v) const noexcept {
+    if (!seeded_) return v;
+    return highest_ + static_cast<Delta>(static_cast<Wire>(v - static_cast<Wire>(highest_)));
+  }
   void reset() noexcept { seeded_ = false; highest_ = 0; }
 
  private:

@@ -36,3 +36,53 @@ TEST(Config, ParsesListenAddresses) {
   EXPECT_FALSE(parse_listen("5004", err));
   EXPECT_FALSE(parse_listen("[::1:5004", err));
 }
+
+TEST(Config, ParsesSourceSelectorsAndRules) {
+  std::string err;
+  auto p = parse_selector("port:5004", err);
+  ASSERT_TRUE(p) << err;
+  EXPECT_TRUE(p->matches(5004, 1, true));
+  EXPECT_FALSE(p->matches(5006, 1, true));
+  auto s = parse_selector("ssrc:0x1A2B3C4D", err);
+  ASSERT_TRUE(s) << err;
+  EXPECT_EQ(s->value, 0x1A2B3C4Du);
+  EXPECT_TRUE(s->matches(1, 0x1A2B3C4D, true));
+  EXPECT_FALSE(s->matches(1, 0x1A2B3C4D, false));
+  for (const char* bad : {"5004", "port:", "port:0", "port:70000", "ssrc:0xZZ", "ssrc:0x123456789", "host:1", "port:12x"})
+    EXPECT_FALSE(parse_selector(bad, err)) << bad;
+
+  auto o = parse_offset_rule("port:5004=+12.5ms", err);
+  ASSERT_TRUE(o) << err;
+  EXPECT_EQ(o->offset, 12500us);
+  EXPECT_EQ(parse_offset_rule("ssrc:7=-3ms", err)->offset, -3ms);
+  EXPECT_FALSE(parse_offset_rule("port:5004=12", err));
+  EXPECT_FALSE(parse_offset_rule("port:5004", err));
+  EXPECT_FALSE(parse_offset_rule("port:5004=+11s", err));
+
+  EXPECT_EQ(parse_route_rule("port:1=L", 2, err)->route, std::vector<int>{0});
+  EXPECT_EQ(parse_route_rule("port:1=LR", 2, err)->route, (std::vector<int>{0, 1}));
+  EXPECT_EQ(parse_route_rule("port:1=3,4", 8, err)->route, (std::vector<int>{2, 3}));
+  EXPECT_FALSE(parse_route_rule("port:1=3", 2, err));
+  EXPECT_NE(err.find("device channel 3"), std::string::npos) << err;
+  EXPECT_FALSE(parse_route_rule("port:1=0", 2, err));
+  EXPECT_FALSE(parse_route_rule("port:1=1,", 2, err));
+  EXPECT_FALSE(parse_route_rule("port:1=X", 2, err));
+
+  EXPECT_EQ(parse_gain_rule("port:1=-6dB", err)->gain_db, -6.0);
+  EXPECT_EQ(parse_gain_rule("port:1=+3.5dB", err)->gain_db, 3.5);
+  EXPECT_FALSE(parse_gain_rule("port:1=-6", err));
+  EXPECT_FALSE(parse_gain_rule("port:1=+30dB", err));
+}
+
+TEST(Config, SsrcRulesBeatPortRulesAndLaterRulesWin) {
+  std::string err;
+  NodeConfig c;
+  c.gains = {*parse_gain_rule("ssrc:0x10=-3dB", err), *parse_gain_rule("port:5004=-6dB", err),
+             *parse_gain_rule("port:5004=-9dB", err)};
+  c.offsets = {*parse_offset_rule("port:5004=+10ms", err)};
+  EXPECT_EQ(c.settings_for(5004, 0x10, true).gain_db, -3.0);
+  EXPECT_EQ(c.settings_for(5004, 0x11, true).gain_db, -9.0);
+  EXPECT_EQ(c.settings_for(5004, 0x11, true).offset, 10ms);
+  EXPECT_EQ(c.settings_for(5006, 0x11, true).gain_db, 0.0);
+  EXPECT_FALSE(c.settings_for(5006, 0x11, true).route);
+}

@@ -1,0 +1,67 @@
+// RTCP (RFC 3550 §6): validation of compound packets (A.2) and the parts rtpnode uses — Sender
+// Reports (NTP <-> RTP timestamp mapping, §6.4.1), Receiver Report blocks (§6.4.2), SDES CNAME
+// (§6.5) and BYE (§6.6). The structure is validated here first; the fields are then read with
+// oRTP's RTCP accessors (rtcp_is_SR, rtcp_SR_get_sender_info, rtcp_BYE_get_ssrc, ...).
+// Receiver Reports are built here too (rtcp_build_receiver_report).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rtpnode {
+
+/// RFC 3550 §6.4.1 sender info.
+struct RtcpSenderReport {
+  std::uint32_t ssrc = 0;
+  std::uint64_t ntp = 0;         ///< 32.32 fixed point seconds since 1900
+  std::uint32_t rtp_ts = 0;      ///< RTP timestamp of the same instant
+  std::uint32_t packets = 0;     ///< sender's packet count
+  std::uint32_t octets = 0;      ///< sender's payload octet count
+};
+
+/// RFC 3550 §6.4.1 report block (what a receiver says about one source).
+struct RtcpReportBlock {
+  std::uint32_t reporter = 0;        ///< SSRC of the SR/RR sender
+  std::uint32_t ssrc = 0;            ///< the source reported on
+  std::uint8_t fraction_lost = 0;    ///< lost / expected since the last report, x 256
+  std::int32_t cumulative_lost = 0;  ///< 24-bit signed
+  std::uint32_t highest_seq = 0;     ///< extended highest sequence number received
+  std::uint32_t jitter = 0;          ///< interarrival jitter, timestamp units
+  std::uint32_t lsr = 0;             ///< middle 32 bits of the last SR's NTP timestamp
+  std::uint32_t dlsr = 0;            ///< delay since that SR, 1/65536 s
+};
+
+/// Everything rtpnode reads from one compound RTCP datagram.
+struct RtcpCompound {
+  std::vector<RtcpSenderReport> sender_reports;
+  std::vector<RtcpReportBlock> report_blocks;
+  std::vector<std::pair<std::uint32_t, std::string>> cnames;  ///< (SSRC, CNAME)
+  std::vector<std::uint32_t> byes;                            ///< SSRCs leaving
+  int packets = 0;                                            ///< RTCP packets in the compound
+};
+
+enum class RtcpParseStatus : std::uint8_t {
+  ok,
+  too_short,     ///< under 8 bytes, or a packet's length runs past the datagram
+  bad_version,   ///< a packet's version is not 2
+  bad_length,    ///< lengths do not add up to the datagram, or a packet is too short for its count
+  bad_padding,   ///< padding on a packet other than the last, or longer than the packet
+};
+[[nodiscard]] std::string_view to_string(RtcpParseStatus s) noexcept;
+
+/// Thread: any (allocates). Validates `data` as a compound RTCP packet (RFC 3550 A.2, except
+/// that the first packet may be any type: some senders lead with BYE or SDES) and extracts SR,
+/// report blocks, CNAMEs and BYE. Unknown packet types (APP, XR, feedback) are skipped. On any
+/// error nothing is extracted.
+RtcpParseStatus rtcp_parse(std::span<const std::uint8_t> data, RtcpCompound& out);
+
+/// Thread: any (allocates). An RTCP compound of one Receiver Report (RFC 3550 §6.4.2) from
+/// `reporter` with `blocks` (at most 31) followed by an SDES packet with its CNAME (§6.5.1;
+/// required in every compound, §6.1).
+std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter, const std::vector<RtcpReportBlock>& blocks,
+                                                     std::string_view cname);
+
+}  // namespace rtpnode
