@@ -11,6 +11,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "rtp/rtcp.hpp"
+
 namespace rtpnode {
 
 namespace {
@@ -87,7 +89,17 @@ nlohmann::json source_json(const SourceStats& st, const char* state) {
           {"drift_ppm", st.drift_ppm},
           {"drift_integral_ppm", st.drift_integral_ppm},
           {"arrival_to_dac_ms", st.arrival_to_dac_ms},
-          {"buffered_ms", st.buffered_ms}};
+          {"buffered_ms", st.buffered_ms},
+          {"synced", st.synced},
+          {"sync_error_ms", st.sync_error_ms},
+          {"capture_to_dac_ms", st.capture_to_dac_ms},
+          {"offset_ms", st.offset_ms},
+          {"gain_db", st.gain_db},
+          {"muted", st.muted},
+          {"route", st.route},
+          {"sender_reports", st.sender_reports},
+          {"placements", st.placements},
+          {"flushes", st.flushes}};
 }
 
 constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
@@ -103,7 +115,10 @@ Node::Node(NodeConfig cfg)
   try {
     bind_all();
     backend_ = std::make_unique<PortAudioBackend>(cfg_);
-    mixer_ = std::make_unique<Mixer>(backend_->channels(), static_cast<std::size_t>(cfg_.max_sources));
+    // Ramps of 5 ms on join, leave, mute, gain and route changes (issue #4: "nothing clicks").
+    ramp_frames_ = static_cast<frames_t>(std::llround(backend_->sample_rate() * 0.005));
+    // Twice the sources: a source being placed again briefly has its old and new ring.
+    mixer_ = std::make_unique<Mixer>(backend_->channels(), 2 * static_cast<std::size_t>(cfg_.max_sources), ramp_frames_);
     backend_->open(*mixer_);
   } catch (...) {
     close_loop();
@@ -149,6 +164,23 @@ void Node::bind_all() {
     }
     int rcvbuf = 1 << 20;  // absorb bursts while the loop renders
     uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l->handle), &rcvbuf);
+    // RTCP on the next port (RFC 3550 §11). Without it, sync and BYE need RTCP muxed on the
+    // RTP port (RFC 5761), which is read there too.
+    if (!spec.raw && spec.port < 65535) {
+      sockaddr_storage rs = ss;
+      if (v6) reinterpret_cast<sockaddr_in6*>(&rs)->sin6_port = htons(static_cast<std::uint16_t>(spec.port + 1));
+      else reinterpret_cast<sockaddr_in*>(&rs)->sin_port = htons(static_cast<std::uint16_t>(spec.port + 1));
+      int r2 = uv_udp_init_ex(&loop_, &l->rtcp, v6 ? AF_INET6 : AF_INET);
+      l->rtcp.data = l.get();
+      if (r2 == 0) r2 = uv_udp_bind(&l->rtcp, reinterpret_cast<const sockaddr*>(&rs), mcast ? UV_UDP_REUSEADDR : 0);
+      if (r2 == 0 && mcast) r2 = uv_udp_set_membership(&l->rtcp, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
+      if (r2 == 0) {
+        l->has_rtcp = true;
+      } else {
+        std::cerr << "rtpnode: warning: --listen " << spec.describe() << ": no RTCP on port " << spec.port + 1 << ": "
+                  << uv_strerror(r2) << " (sync and BYE only with RTCP muxed on the RTP port)\n";
+      }
+    }
     listeners_.push_back(std::move(l));
   }
 }
@@ -187,6 +219,14 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   p.playout.estimator.quantile = cfg_.jitter_quantile > 0 ? cfg_.jitter_quantile : prof.quantile;
   p.playout.estimator.memory_ns = prof.memory_ns;
   p.resampler_quality = cfg_.resampler_quality;
+  const SourceSettings set = cfg_.settings_for(l.spec.port, ssrc, !raw);
+  p.mixer = mixer_.get();
+  p.ramp_frames = ramp_frames_;
+  p.timeline = cfg_.sync_rtcp && !raw ? &timeline_ : nullptr;
+  p.offset_frames = ns_to_frames(set.offset.count(), static_cast<std::int64_t>(std::llround(backend_->sample_rate())));
+  p.route = set.route;
+  p.device_channels = backend_->channels();
+  p.gain_db = set.gain_db;
   std::unique_ptr<Source> s;
   try {
     s = std::make_unique<Source>(p, now, clock_);
@@ -195,10 +235,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
     warn_once(kWarnRefused, [&] { return std::string("cannot create source: ") + e.what(); });
     return nullptr;
   }
-  if (!mixer_->add(s->stream())) {
-    ++stats_.sources_refused;
-    return nullptr;
-  }
+  if (auto it = sender_reports_.find(key); it != sender_reports_.end()) s->on_sender_report(it->second.ntp_ns, it->second.rtp_ts);
   char ssrc_hex[16];
   std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, ssrc);
   std::cerr << "rtpnode: new source " << (raw ? std::string("raw") : std::string("ssrc ") + ssrc_hex) << " from "
@@ -206,6 +243,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   Source* raw_ptr = s.get();
   source_order_.push_back(raw_ptr);
   sources_.emplace(key, std::move(s));
+  update_timeline();  // before its first packet anchors it
   return raw_ptr;
 }
 
@@ -223,6 +261,11 @@ void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const so
   }
   RtpHeaderView h;
   const RtpParseStatus st = rtp_parse(data, h);
+  if (st == RtpParseStatus::rtcp) {
+    ++stats_.rejected[static_cast<std::size_t>(st)];
+    on_rtcp(l, data);  // RFC 5761: RTCP muxed on the RTP port
+    return;
+  }
   if (st != RtpParseStatus::ok) {
     ++stats_.rejected[static_cast<std::size_t>(st)];
     if (st != RtpParseStatus::rtcp)
@@ -249,9 +292,81 @@ void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const so
     });
     return;
   }
-  if (Source* s = find_or_create(key, l, from, h.ssrc, h.payload_type, *fmt, false, now)) {
+  on_new_ssrc(l, key, h, data, from, *fmt, now);
+}
+
+void Node::on_new_ssrc(Listener& l, std::uint64_t key, const RtpHeaderView& h, std::span<const std::uint8_t> data,
+                       const sockaddr* from, const PayloadFormat& fmt, mono_ns_t now) {
+  // RFC 3550 A.1: a new SSRC is admitted after MIN_SEQUENTIAL = 2 packets in sequence; the
+  // first is held and played too. Stray packets (a scan, a spoofed SSRC) never create a source.
+  auto it = probation_.find(key);
+  if (it == probation_.end()) {
+    const std::size_t limit = 4 * static_cast<std::size_t>(cfg_.max_sources) + 16;
+    if (probation_.size() >= limit) {
+      // Forget candidates that never followed up (more than a second old).
+      std::erase_if(probation_, [now](const auto& kv) { return now - kv.second.first_arrival > 1'000'000'000; });
+      if (probation_.size() >= limit) {
+        ++stats_.probation_dropped;
+        return;
+      }
+    }
+    probation_.emplace(key, Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number});
+    return;
+  }
+  Probation& pr = it->second;
+  if (h.sequence_number != static_cast<std::uint16_t>(pr.last_seq + 1)) {
+    pr = Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number};  // start over
+    return;
+  }
+  const Probation held = std::move(pr);
+  probation_.erase(it);
+  if (Source* s = find_or_create(key, l, from, h.ssrc, h.payload_type, fmt, false, held.first_arrival)) {
+    RtpHeaderView first;
+    if (rtp_parse(held.first, first) == RtpParseStatus::ok) s->on_rtp(first, held.first_arrival, clock_);
     s->on_rtp(h, now, clock_);
     s->render(clock_, now);
+  }
+}
+
+void Node::update_timeline() {
+  if (!cfg_.sync_rtcp) return;
+  std::size_t with_sr = 0;
+  for (const Source* s : source_order_) with_sr += s->has_sender_report() ? 1 : 0;
+  if (with_sr < 2) {
+    timeline_.set = false;
+    return;
+  }
+  if (timeline_.set) return;
+  for (const Source* s : source_order_)
+    if (s->define_timeline(timeline_)) {
+      std::cerr << "rtpnode: NTP timeline on (" << with_sr << " sources with RTCP SR), defined by "
+                << s->params().remote << "\n";
+      return;
+    }
+}
+
+void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data) {
+  RtcpCompound c;
+  if (rtcp_parse(data, c) != RtcpParseStatus::ok) {
+    ++stats_.rtcp_malformed;
+    return;
+  }
+  ++stats_.rtcp_packets;
+  for (const RtcpSenderReport& sr : c.sender_reports) {
+    ++stats_.sender_reports;
+    const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | sr.ssrc;
+    const HeldSenderReport held{ntp64_to_ns(sr.ntp), sr.rtp_ts};
+    if (sender_reports_.size() > 8 * static_cast<std::size_t>(cfg_.max_sources) + 64) sender_reports_.clear();
+    sender_reports_[key] = held;
+    if (auto it = sources_.find(key); it != sources_.end()) it->second->on_sender_report(held.ntp_ns, held.rtp_ts);
+  }
+  update_timeline();
+  for (std::uint32_t ssrc : c.byes) {
+    ++stats_.byes;
+    const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | ssrc;
+    sender_reports_.erase(key);
+    probation_.erase(key);
+    if (auto it = sources_.find(key); it != sources_.end()) it->second->on_bye();
   }
 }
 
@@ -279,6 +394,18 @@ void Node::tick() {
             lst->node->on_datagram(*lst, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)},
                                    addr);
           });
+      if (l->has_rtcp)
+        uv_udp_recv_start(
+            &l->rtcp,
+            [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+              auto* lst = static_cast<Listener*>(h->data);
+              *buf = uv_buf_init(lst->rtcp_buf.data(), static_cast<unsigned>(lst->rtcp_buf.size()));
+            },
+            [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
+              if (nread <= 0 || addr == nullptr) return;
+              auto* lst = static_cast<Listener*>(h->data);
+              lst->node->on_rtcp(*lst, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)});
+            });
     }
     receiving_ = true;
   }
@@ -288,28 +415,42 @@ void Node::tick() {
 }
 
 void Node::expire_sources(mono_ns_t now) {
-  // Streams the audio thread let go of: free their sources here, on the loop thread.
-  while (PlayoutStream* done = mixer_->take_retired()) {
-    auto it = std::find_if(retiring_.begin(), retiring_.end(),
-                           [done](const std::unique_ptr<Source>& s) { return s->stream() == done; });
-    if (it != retiring_.end()) retiring_.erase(it);
+  while (mixer_->take_retired() != nullptr) {
+    // Sources watch their own streams' `detached` flags; the retire ring only needs draining.
   }
-  if (now - last_timeout_check_ < 100'000'000) return;  // every 100 ms is plenty
+  for (auto it = retiring_.begin(); it != retiring_.end();) {
+    if (!(*it)->drained()) {
+      ++it;
+      continue;
+    }
+    if ((*it)->bye()) std::cerr << "rtpnode: source " << (*it)->params().remote << " drained after BYE\n";
+    departed_.push_back((*it)->stats());  // final: its last audio has played
+    if (departed_.size() > kMaxDeparted) departed_.pop_front();
+    it = retiring_.erase(it);
+  }
+  if (now - last_timeout_check_ < 100'000'000 && std::none_of(source_order_.begin(), source_order_.end(), [](const Source* s) { return s->leaving(); }))
+    return;  // every 100 ms is plenty for timeouts
   last_timeout_check_ = now;
   const std::int64_t timeout = cfg_.source_timeout.count();
   for (auto it = sources_.begin(); it != sources_.end();) {
     Source* s = it->second.get();
-    if (timeout <= 0 || now - s->last_arrival() < timeout || !mixer_->remove(s->stream())) {
+    const bool timed_out = timeout > 0 && now - s->last_arrival() >= timeout && !s->leaving();
+    if (!timed_out && !s->leaving()) {
       ++it;
       continue;
     }
-    std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote << " timed out after "
-              << std::chrono::duration<double>(cfg_.source_timeout).count() << " s without packets\n";
-    departed_.push_back(s->stats());
-    if (departed_.size() > kMaxDeparted) departed_.pop_front();
+    if (timed_out) {
+      std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote << " timed out after "
+                << std::chrono::duration<double>(cfg_.source_timeout).count() << " s without packets\n";
+      s->leave();
+    } else {
+      std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote
+                << " said BYE; its queued audio plays out\n";
+    }
     source_order_.erase(std::find(source_order_.begin(), source_order_.end(), s));
     retiring_.push_back(std::move(it->second));
     it = sources_.erase(it);
+    update_timeline();
   }
 }
 
@@ -332,6 +473,13 @@ void Node::write_json() const {
   node["packets_malformed"] = malformed;
   node["packets_unknown_payload_type"] = stats_.unknown_payload_type;
   node["sources_refused"] = stats_.sources_refused;
+  node["sources_on_probation"] = probation_.size();
+  node["probation_dropped"] = stats_.probation_dropped;
+  node["rtcp_packets"] = stats_.rtcp_packets;
+  node["rtcp_malformed"] = stats_.rtcp_malformed;
+  node["sender_reports"] = stats_.sender_reports;
+  node["byes"] = stats_.byes;
+  node["sync"] = cfg_.sync_rtcp ? "rtcp" : "none";
   node["sources_active"] = source_order_.size();
   node["sample_rate"] = clock_.rate();
   node["device_skew_ppm"] = clock_.skew() * 1e6;  // device clock vs monotonic clock (DeviceClock)
@@ -343,6 +491,7 @@ void Node::write_json() const {
   j["node"] = node;
   json sources = json::array();
   for (const Source* s : source_order_) sources.push_back(source_json(s->stats(), "active"));
+  for (const auto& s : retiring_) sources.push_back(source_json(s->stats(), "leaving"));
   for (const SourceStats& st : departed_) sources.push_back(source_json(st, "departed"));
   j["sources"] = sources;
   const std::string tmp = cfg_.stats_json + ".tmp";

@@ -29,6 +29,11 @@ struct NodeStats {
   std::uint64_t sources_refused = 0;    ///< new streams refused: --max-sources reached or codec error
   std::uint64_t callbacks = 0;          ///< device callbacks so far
   std::uint64_t xruns = 0;              ///< device under/overflows reported to the callback
+  std::uint64_t rtcp_packets = 0;       ///< valid RTCP compounds (RTCP port or muxed on RTP)
+  std::uint64_t rtcp_malformed = 0;     ///< RTCP datagrams failing RFC 3550 A.2 checks
+  std::uint64_t sender_reports = 0;     ///< SR packets received
+  std::uint64_t byes = 0;               ///< BYE SSRCs received
+  std::uint64_t probation_dropped = 0;  ///< packets dropped because the probation table was full
 };
 
 class Node {
@@ -49,10 +54,30 @@ class Node {
     ListenSpec spec;
     uv_udp_t handle{};
     std::array<char, 65536> buf{};
+    uv_udp_t rtcp{};          ///< RTCP on port + 1 (RFC 3550 §11)
+    bool has_rtcp = false;
+    std::array<char, 65536> rtcp_buf{};
+  };
+  /// A new SSRC on probation (RFC 3550 A.1: MIN_SEQUENTIAL = 2 in-sequence packets admit it).
+  struct Probation {
+    std::vector<std::uint8_t> first;  ///< the held packet, played once admitted
+    mono_ns_t first_arrival = 0;
+    std::uint16_t last_seq = 0;
+  };
+  struct HeldSenderReport {
+    std::int64_t ntp_ns = 0;
+    std::uint32_t rtp_ts = 0;
   };
 
   void bind_all();
   void on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from);
+  void on_rtcp(Listener& l, std::span<const std::uint8_t> data);
+  /// The NTP timeline is on while at least two sources have SRs (one alone follows its own
+  /// target delay); it is defined from where a source with SR already plays.
+  void update_timeline();
+  /// RTP of an SSRC with no source yet: probation, then the source.
+  void on_new_ssrc(Listener& l, std::uint64_t key, const RtpHeaderView& h, std::span<const std::uint8_t> data,
+                   const sockaddr* from, const PayloadFormat& fmt, mono_ns_t now);
   Source* find_or_create(std::uint64_t key, Listener& l, const sockaddr* from, std::uint32_t ssrc,
                          std::uint8_t pt, const PayloadFormat& fmt, bool raw, mono_ns_t now);
   void tick();
@@ -92,6 +117,10 @@ class Node {
   mono_ns_t last_timeout_check_ = 0;
   std::uint32_t next_id_ = 1;
   NodeStats stats_;
+  std::unordered_map<std::uint64_t, Probation> probation_;
+  std::unordered_map<std::uint64_t, HeldSenderReport> sender_reports_;  ///< latest SR per (port, SSRC)
+  SyncTimeline timeline_;
+  frames_t ramp_frames_ = 0;
   std::vector<bool> warned_;
   mono_ns_t started_ns_ = 0;
 };

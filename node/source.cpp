@@ -103,7 +103,16 @@ frames_t Source::next_ring_frame() const noexcept {
 }
 
 std::int64_t Source::ntp_of(ext_ts_t ts) const noexcept {
+  if (sr_ticks_per_ns_ > 0) return sr_ntp_ns_ + std::llround(static_cast<double>(ts - sr_ts_) / sr_ticks_per_ns_);
   return sr_ntp_ns_ + (ts - sr_ts_) * 1'000'000'000 / static_cast<std::int64_t>(p_.format.clock_rate);
+}
+
+bool Source::define_timeline(SyncTimeline& tl) const {
+  if (!have_sr_ || !have_last_decode_) return false;
+  tl.set = true;
+  tl.ntp0_ns = ntp_of(last_decoded_ts_);
+  tl.frame0 = static_cast<double>(last_decoded_frame_ - p_.offset_frames);
+  return true;
 }
 
 double Source::frames_per_ns(const DeviceClock& clock) const noexcept {
@@ -158,8 +167,17 @@ double Source::queued_ms() const noexcept {
 void Source::on_sender_report(std::int64_t ntp_ns, rtp_ts_t rtp_ts) {
   ++stats_.sender_reports;
   if (!p_.timeline) return;
+  const ext_ts_t ts = ts_unwrap_.peek(rtp_ts);
+  if (have_sr_ && ntp_ns - sr_ntp_ns_ >= 1'000'000'000) {
+    // The sender's RTP clock against its NTP clock from two SRs: a sender whose audio clock is
+    // off (rtpsend --skew-ppm) extrapolates right between reports. Beyond +-2000 ppm the
+    // reports are not trusted for a rate (a restart, a stepped clock): nominal then.
+    const double rate = static_cast<double>(ts - sr_ts_) / static_cast<double>(ntp_ns - sr_ntp_ns_);
+    const double nominal = p_.format.clock_rate * 1e-9;
+    sr_ticks_per_ns_ = std::abs(rate / nominal - 1.0) < 0.002 ? rate : 0.0;
+  }
   sr_ntp_ns_ = ntp_ns;
-  sr_ts_ = ts_unwrap_.peek(rtp_ts);
+  sr_ts_ = ts;
   have_sr_ = true;
 }
 
@@ -167,14 +185,9 @@ frames_t Source::anchor_frame(ext_ts_t ts, mono_ns_t arrival, const DeviceClock&
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
   const frames_t by_arrival = clock.frame_at(arrival + delay) + p_.lead_frames;
   SyncTimeline* tl = p_.timeline;
-  if (!tl || !have_sr_) return by_arrival + p_.offset_frames;
+  // The node turns the timeline on once two sources have SRs (Node::update_timeline).
+  if (!tl || !have_sr_ || !tl->set) return by_arrival + p_.offset_frames;
   const double fpns = frames_per_ns(clock);
-  if (!tl->set) {
-    // The first synchronised source defines the timeline where it plays anyway.
-    tl->set = true;
-    tl->ntp0_ns = ntp_of(ts);
-    tl->frame0 = static_cast<double>(by_arrival);
-  }
   frames_t want = std::llround(tl->frame_of(ntp_of(ts), fpns)) + p_.offset_frames;
   // This source must keep at least half its delay; otherwise every synchronised source moves
   // later by what it lacks (they re-place themselves at their next packet).
@@ -202,15 +215,14 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
     restart_stream(std::max(want, earliest), std::min(std::max(want, earliest), actual) - p_.ramp_frames);
     return 0;
   }
-  if (!tl || !have_sr_) return 0;
-  const double fpns = frames_per_ns(clock);
-  if (!tl->set) {
-    tl->set = true;
-    tl->ntp0_ns = ntp_of(ts);
-    tl->frame0 = static_cast<double>(actual - p_.offset_frames);
-    placed_ = true;
-    placed_generation_ = tl->generation;
+  last_decoded_ts_ = ts;
+  last_decoded_frame_ = actual;
+  have_last_decode_ = true;
+  if (!tl || !have_sr_ || !tl->set) {
+    placed_ = false;  // alone on the timeline (or none): its own target delay rules
+    return 0;
   }
+  const double fpns = frames_per_ns(clock);
   // Keep the origin near the present so a changing device rate bends only the future.
   if (std::llabs(ntp_of(ts) - tl->ntp0_ns) > 10'000'000'000ll) tl->rebase(ntp_of(ts), fpns);
   const double want = tl->frame_of(ntp_of(ts), fpns) + static_cast<double>(p_.offset_frames);
@@ -279,8 +291,10 @@ void Source::flush(const DeviceClock& clock, mono_ns_t now) {
 void Source::leave() {
   if (leaving_) return;
   leaving_ = true;
+  // The sender's audio ends at `end`; the leave fade runs over what follows (silence), so the
+  // audio itself plays untouched, and no underrun is counted past `end`.
   const frames_t end = stream_->start_frame + stream_->written_frames();
-  if (p_.mixer) p_.mixer->remove(stream_.get(), end - p_.ramp_frames);
+  if (p_.mixer) p_.mixer->remove(stream_.get(), end);
   else stream_->detached.store(true);
 }
 
@@ -469,6 +483,10 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
 
   playout_.set_device_skew(clock.skew());
   for (;;) {
+    if (bye_ && jb_.size() == 0) {
+      leave();  // everything the sender sent before its BYE is in the ring
+      return;
+    }
     const mono_ns_t ahead = ahead_ns(clock, now);
     const ext_ts_t ptime = jb_.ptime_ticks();
     const mono_ns_t delay = playout_.delay_ns(now + ahead, jb_.cursor_ts());

@@ -162,6 +162,17 @@ class Source {
   /// Ends the source: its audio already queued plays out (RTCP BYE, timeout), the last ramp
   /// frames fading, then the mixer detaches it. See drained().
   void leave();
+  /// Thread: loop. The sender said RTCP BYE: what the jitter buffer holds still plays, then the
+  /// source leaves (leaving() turns true).
+  void on_bye() noexcept { bye_ = true; }
+  [[nodiscard]] bool bye() const noexcept { return bye_; }
+  /// True once an SR mapped this source's timestamps to NTP.
+  [[nodiscard]] bool has_sender_report() const noexcept { return have_sr_; }
+  /// Thread: loop. Defines `tl` from where this source plays now (its last decoded packet), so
+  /// that it does not move when a second synchronised source arrives. False when it has not
+  /// decoded a packet since its SR.
+  bool define_timeline(SyncTimeline& tl) const;
+  [[nodiscard]] bool leaving() const noexcept { return leaving_; }
   /// True once every stream of this source has been detached by the mixer (safe to free).
   [[nodiscard]] bool drained() const noexcept;
   /// Audio queued ahead of the device (ring + resampler), ms.
@@ -218,6 +229,7 @@ class Source {
   bool resampler_primed_ = false;  ///< the resampler holds earlier input (see next_ring_frame)
   bool awaiting_anchor_ = false;   ///< flushed: the next packet anchors a new stream
   bool leaving_ = false;
+  bool bye_ = false;
   // Sync (RFC 3550 §6.4.1).
   bool have_sr_ = false;
   std::int64_t sr_ntp_ns_ = 0;
@@ -225,6 +237,10 @@ class Source {
   bool placed_ = false;            ///< on the timeline (for placed_generation_)
   std::uint64_t placed_generation_ = 0;
   double sync_error_frames_ = 0;
+  double sr_ticks_per_ns_ = 0;     ///< sender RTP clock vs its NTP clock, from two SRs (0: nominal)
+  bool have_last_decode_ = false;
+  ext_ts_t last_decoded_ts_ = 0;   ///< timestamp of the last decoded packet ...
+  frames_t last_decoded_frame_ = 0;  ///< ... and the device frame its first frame plays at
   double capture_to_dac_ns_ = 0;
   frames_t pending_shift_ = 0;     ///< offset change not applied yet (unsynced sources)
   double gain_db_ = 0;

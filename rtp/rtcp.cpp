@@ -114,6 +114,42 @@ RtcpParseStatus rtcp_parse(std::span<const std::uint8_t> data, RtcpCompound& out
   return RtcpParseStatus::ok;
 }
 
+namespace {
+
+void append_sdes_cname(std::vector<std::uint8_t>& v, std::uint32_t ssrc, std::string_view cname) {
+  const std::size_t name_len = std::min<std::size_t>(cname.size(), 255);
+  const std::size_t chunk = 4 + 2 + name_len + 1;  // SSRC, CNAME item, END
+  const std::size_t padded = (chunk + 3) / 4 * 4;
+  v.push_back(0x81);
+  v.push_back(kSdes);
+  const auto words = static_cast<std::uint16_t>(padded / 4);
+  v.push_back(static_cast<std::uint8_t>(words >> 8));
+  v.push_back(static_cast<std::uint8_t>(words));
+  put32(v, ssrc);
+  v.push_back(1);  // CNAME
+  v.push_back(static_cast<std::uint8_t>(name_len));
+  v.insert(v.end(), cname.begin(), cname.begin() + static_cast<std::ptrdiff_t>(name_len));
+  v.insert(v.end(), padded - chunk + 1, 0);  // END item and padding
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> rtcp_build_sender_report(const RtcpSenderReport& sr, std::string_view cname, bool bye) {
+  std::vector<std::uint8_t> v{0x80, kSr, 0, 6};
+  put32(v, sr.ssrc);
+  put32(v, static_cast<std::uint32_t>(sr.ntp >> 32));
+  put32(v, static_cast<std::uint32_t>(sr.ntp));
+  put32(v, sr.rtp_ts);
+  put32(v, sr.packets);
+  put32(v, sr.octets);
+  append_sdes_cname(v, sr.ssrc, cname);
+  if (bye) {
+    v.insert(v.end(), {0x81, kBye, 0, 1});
+    put32(v, sr.ssrc);
+  }
+  return v;
+}
+
 std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter, const std::vector<RtcpReportBlock>& blocks,
                                                      std::string_view cname) {
   std::vector<std::uint8_t> v;
@@ -134,20 +170,7 @@ std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter, con
     put32(v, b.lsr);
     put32(v, b.dlsr);
   }
-  // SDES: one chunk, CNAME item, END, padded to a 32-bit boundary.
-  const std::size_t name_len = std::min<std::size_t>(cname.size(), 255);
-  const std::size_t chunk = 4 + 2 + name_len + 1;
-  const std::size_t padded = (chunk + 3) / 4 * 4;
-  v.push_back(0x81);
-  v.push_back(kSdes);
-  const auto sdes_words = static_cast<std::uint16_t>(padded / 4);
-  v.push_back(static_cast<std::uint8_t>(sdes_words >> 8));
-  v.push_back(static_cast<std::uint8_t>(sdes_words));
-  put32(v, reporter);
-  v.push_back(1);  // CNAME
-  v.push_back(static_cast<std::uint8_t>(name_len));
-  v.insert(v.end(), cname.begin(), cname.begin() + static_cast<std::ptrdiff_t>(name_len));
-  v.insert(v.end(), padded - chunk + 1, 0);  // END item and padding
+  append_sdes_cname(v, reporter, cname);
   return v;
 }
 

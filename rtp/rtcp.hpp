@@ -64,4 +64,8 @@ RtcpParseStatus rtcp_parse(std::span<const std::uint8_t> data, RtcpCompound& out
 std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter, const std::vector<RtcpReportBlock>& blocks,
                                                      std::string_view cname);
 
+/// Thread: any (allocates). An RTCP compound: Sender Report `sr` (no report blocks, §6.4.1),
+/// SDES CNAME, and, when `bye` is set, a BYE for sr.ssrc (§6.6).
+std::vector<std::uint8_t> rtcp_build_sender_report(const RtcpSenderReport& sr, std::string_view cname, bool bye = false);
+
 }  // namespace rtpnode

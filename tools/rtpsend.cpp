@@ -30,6 +30,7 @@
 
 #include "node/config.hpp"
 #include "rtp/codec.hpp"
+#include "rtp/rtcp.hpp"
 #include "rtp/payload_format.hpp"
 #include "rtp/units.hpp"
 #include "tools/fault_injector.hpp"
@@ -195,6 +196,13 @@ struct Stream {
   int ticks_per_packet = 0;
   std::uint64_t index = 0;    ///< next packet to generate
   std::size_t pos = 0;        ///< audio position (frames)
+  bool live = false;          ///< --live-epoch: the input is a live feed; vpos is its position
+  std::int64_t vpos = 0;      ///< live: input frame of the next packet's first frame (< 0: before it)
+  int rtcp_fd = -1;           ///< our own RTCP socket (SR with the exact NTP <-> RTP mapping)
+  sockaddr_storage rtcp_addr{};
+  socklen_t rtcp_len = 0;
+  std::int64_t next_sr_at = 0;  ///< monotonic ns of the next Sender Report
+  std::uint64_t sent_payload_octets = 0;
   std::uint16_t seq = 0;      ///< sequence number of the next packet that goes out (or is lost)
   std::uint32_t ts_base = 0;  ///< RTP timestamp of packet 0, moved by jumps and SSRC changes
   bool marker_next = true;    ///< first packet of a talkspurt (RFC 3551 §4.1)
@@ -206,10 +214,8 @@ struct Stream {
   std::vector<double> late_us;
 
   ~Stream() {
-    if (session) {
-      rtp_session_bye(session, "end of stream");
-      rtp_session_destroy(session);
-    }
+    if (session) rtp_session_destroy(session);
+    if (rtcp_fd >= 0) close(rtcp_fd);
     if (profile) rtp_profile_destroy(profile);
     if (raw_fd >= 0) close(raw_fd);
   }
@@ -223,6 +229,8 @@ struct Options {
   bool silence = false, loop = false, raw = false, fec = false, dtx = false;
   int pt = -1, bitrate = 0, channels = 0, complexity = 10, ttl = 1;
   std::string rtcp_interval = "5s";
+  std::string live_epoch;
+  bool no_bye = false;
   std::string expected_loss;
   std::uint32_t ssrc = 0;
   bool ssrc_set = false;
@@ -280,18 +288,33 @@ void open_transport(Stream& s, const Options& o, bool raw) {
   rtp_session_set_profile(s.session, s.profile);
   if (rtp_session_set_payload_type(s.session, s.pt) != 0) throw std::runtime_error("oRTP refused payload type");
   rtp_session_set_ssrc(s.session, s.ssrc);
-  rtp_session_enable_rtcp(s.session, TRUE);
-  std::string err;
-  const auto interval = parse_duration(o.rtcp_interval, err);
-  if (!interval || interval->count() < 100'000'000) throw std::runtime_error("--rtcp-interval: at least 100ms" + (err.empty() ? "" : ": " + err));
-  rtp_session_set_rtcp_report_interval(s.session, static_cast<int>(interval->count() / 1'000'000));
+  // RTCP is ours, not oRTP's: oRTP stamps an SR with the wall-clock time it is sent and the
+  // timestamp of the last packet, so its mapping carries the send jitter. rtpsend knows the
+  // exact sampling instant of every timestamp (RFC 3550 §6.4.1 asks for exactly that).
+  rtp_session_enable_rtcp(s.session, FALSE);
+  s.rtcp_fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&s.rtcp_addr);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<std::uint16_t>(s.dest.port + 1));
+    inet_pton(AF_INET6, s.dest.address.c_str(), &a->sin6_addr);
+    s.rtcp_len = sizeof(sockaddr_in6);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&s.rtcp_addr);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<std::uint16_t>(s.dest.port + 1));
+    inet_pton(AF_INET, s.dest.address.c_str(), &a->sin_addr);
+    s.rtcp_len = sizeof(sockaddr_in);
+  }
+  {
+    const int ttl = o.ttl;
+    setsockopt(s.rtcp_fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL, &ttl, sizeof ttl);
+    if (!o.iface.empty()) set_multicast_iface(s.rtcp_fd, v6, o.iface);
+  }
   if (rtp_session_set_remote_addr_and_port(s.session, s.dest.address.c_str(), s.dest.port, s.dest.port + 1) != 0)
     throw std::runtime_error("cannot send to " + s.dest.describe());
   rtp_session_set_multicast_ttl(s.session, o.ttl);
-  if (!o.iface.empty()) {
-    set_multicast_iface(rtp_session_get_rtp_socket(s.session), v6, o.iface);
-    set_multicast_iface(rtp_session_get_rtcp_socket(s.session), v6, o.iface);
-  }
+  if (!o.iface.empty()) set_multicast_iface(rtp_session_get_rtp_socket(s.session), v6, o.iface);
 }
 
 void write_sdp(const std::string& path, const std::vector<std::unique_ptr<Stream>>& streams, double ptime_ms) {
@@ -371,6 +394,11 @@ int main(int argc, char** argv) {
   app.add_option("--sdp", o.sdp, "Write an SDP file describing the streams (RFC 4566; ffmpeg and VLC read it)");
   app.add_flag("--raw", o.raw, "Send headerless s16le PCM (no RTP header), like the seed sender: 8000 Hz mono "
                                "unless --channels says otherwise, 320-byte datagrams every 20 ms");
+  app.add_option("--live-epoch", o.live_epoch,
+                 "Treat the input as a live feed whose first frame was captured at this Unix time (s): streaming "
+                 "starts at the feed's current position, so senders started at different moments carry the same "
+                 "instant at the same NTP time (their RTCP SRs say so)");
+  app.add_flag("--no-bye", o.no_bye, "Do not send RTCP BYE at the end (the receiver then times the stream out)");
   app.add_option("--rtcp-interval", o.rtcp_interval, "Interval of RTCP Sender Reports (RFC 3550 §6.2 suggests 5 s)")
       ->capture_default_str();
   app.add_option("--ttl", o.ttl, "Multicast TTL / hop limit")->check(CLI::Range(0, 255))->capture_default_str();
@@ -601,7 +629,30 @@ int main(int argc, char** argv) {
         t0 = mono_ns() + static_cast<std::int64_t>(std::llround(unix_s * 1e9)) - clock_ns(CLOCK_REALTIME);
       }
     }
+    // Sender wall clock (RFC 3550 §4 NTP format) = monotonic + this offset.
+    const std::int64_t ntp_minus_mono = clock_ns(CLOCK_REALTIME) - mono_ns() + 2'208'988'800ll * 1'000'000'000ll;
+    if (!o.live_epoch.empty()) {
+      double epoch_s = 0;
+      auto r = std::from_chars(o.live_epoch.data(), o.live_epoch.data() + o.live_epoch.size(), epoch_s);
+      if (r.ec != std::errc{} || r.ptr != o.live_epoch.data() + o.live_epoch.size())
+        return fail("--live-epoch " + o.live_epoch + ": a Unix time in seconds");
+      // Start on the 10 ms grid counted from the epoch: a whole number of frames at every rate
+      // (8, 16, 32, 44.1, 48 kHz), so each sender's first frame is exactly an input frame.
+      const std::int64_t epoch_mono = static_cast<std::int64_t>(std::llround(epoch_s * 1e9)) + 2'208'988'800ll * 1'000'000'000ll - ntp_minus_mono;
+      constexpr std::int64_t kGrid = 10'000'000;
+      const std::int64_t since = t0 - epoch_mono;
+      const std::int64_t steps = since >= 0 ? (since + kGrid - 1) / kGrid : -((-since) / kGrid);
+      t0 = epoch_mono + steps * kGrid;
+      for (auto& sp : streams) {
+        sp->live = true;
+        sp->vpos = steps * static_cast<std::int64_t>(sp->fmt.audio_rate) / 100;
+      }
+    }
     const std::int64_t end = duration ? t0 + duration->count() : INT64_MAX;
+    const auto sr_interval = parse_duration(o.rtcp_interval, err);
+    if (!sr_interval || sr_interval->count() < 100'000'000)
+      return fail("--rtcp-interval: at least 100ms" + (err.empty() ? "" : ": " + err));
+    for (auto& sp : streams) sp->next_sr_at = t0;
     const double rate_scale = 1.0 + skew_ppm * 1e-6;
     std::vector<std::uint8_t> payload(65536);
 
@@ -610,7 +661,26 @@ int main(int argc, char** argv) {
       return t0 + static_cast<std::int64_t>(
                       static_cast<double>(frames_to_ns(static_cast<frames_t>(i) * s.frames_per_packet, s.fmt.audio_rate)) / rate_scale);
     };
+    // RTCP SR + SDES (+ BYE): the RTP timestamp of packet `index` and the wall-clock instant
+    // its first frame was sampled (nominal, skew included), RFC 3550 §6.4.1.
+    auto send_sr = [&](Stream& s, std::uint64_t index, bool bye) {
+      if (s.rtcp_fd < 0) return;
+      RtcpSenderReport sr;
+      sr.ssrc = s.ssrc;
+      const std::int64_t ntp_ns = nominal(s, index) + ntp_minus_mono;
+      sr.ntp = (static_cast<std::uint64_t>(ntp_ns / 1'000'000'000) << 32) |
+               ((static_cast<std::uint64_t>(ntp_ns % 1'000'000'000) << 32) / 1'000'000'000);
+      sr.rtp_ts = static_cast<std::uint32_t>(s.ts_base + index * static_cast<std::uint64_t>(s.ticks_per_packet));
+      sr.packets = static_cast<std::uint32_t>(s.packets);
+      sr.octets = static_cast<std::uint32_t>(s.bytes);
+      const auto pkt = rtcp_build_sender_report(sr, "rtpsend", bye);
+      sendto(s.rtcp_fd, pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&s.rtcp_addr), s.rtcp_len);
+    };
     auto generate = [&](Stream& s, std::int64_t at) {
+      if (at >= s.next_sr_at) {
+        send_sr(s, s.index, false);
+        s.next_sr_at += sr_interval->count();
+      }
       const std::int64_t elapsed = at - t0;
       if (ssrc_change_at >= 0 && elapsed >= ssrc_change_at && !s.ssrc_changed) {
         s.ssrc_changed = true;
@@ -629,11 +699,28 @@ int main(int argc, char** argv) {
         s.ts_jumped = true;
         s.ts_base += s.fmt.clock_rate * 60;
       }
-      if (s.pos >= s.audio.frames()) s.pos = 0;  // looping input
       std::vector<std::int16_t> pcm(static_cast<std::size_t>(s.frames_per_packet) * s.fmt.channels, 0);
-      const std::size_t n = std::min<std::size_t>(s.frames_per_packet, s.audio.frames() - s.pos);
-      std::copy_n(s.audio.samples.begin() + static_cast<std::ptrdiff_t>(s.pos * s.fmt.channels), n * s.fmt.channels, pcm.begin());
-      s.pos += n;
+      if (s.live) {
+        // A live feed: frame k of the packet is input frame vpos + k (silence before the feed
+        // began; the input repeats exactly with --loop).
+        const auto frames = static_cast<std::int64_t>(s.audio.frames());
+        for (int k = 0; k < s.frames_per_packet; ++k) {
+          std::int64_t idx = s.vpos + k;
+          if (idx < 0 || frames == 0) continue;
+          if (idx >= frames) {
+            if (!o.loop) break;
+            idx %= frames;
+          }
+          std::copy_n(s.audio.samples.begin() + static_cast<std::ptrdiff_t>(idx * s.fmt.channels), s.fmt.channels,
+                      pcm.begin() + static_cast<std::ptrdiff_t>(k * s.fmt.channels));
+        }
+        s.vpos += s.frames_per_packet;
+      } else {
+        if (s.pos >= s.audio.frames()) s.pos = 0;  // looping input
+        const std::size_t n = std::min<std::size_t>(s.frames_per_packet, s.audio.frames() - s.pos);
+        std::copy_n(s.audio.samples.begin() + static_cast<std::ptrdiff_t>(s.pos * s.fmt.channels), n * s.fmt.channels, pcm.begin());
+        s.pos += n;
+      }
       const int len = s.enc->encode(pcm, s.frames_per_packet, payload);
       if (len < 0) throw std::runtime_error("encoder failed");
       const auto ts = static_cast<std::uint32_t>(s.ts_base + s.index * static_cast<std::uint64_t>(s.ticks_per_packet));
@@ -692,7 +779,8 @@ int main(int argc, char** argv) {
       bool best_is_send = false;
       for (auto& sp : streams) {
         Stream& s = *sp;
-        if (s.generating && ((s.pos >= s.audio.frames() && !o.loop && !signals) || nominal(s, s.index) >= end))
+        const bool input_done = s.live ? s.vpos >= static_cast<std::int64_t>(s.audio.frames()) : s.pos >= s.audio.frames();
+        if (s.generating && ((input_done && !o.loop && !signals) || nominal(s, s.index) >= end))
           s.generating = false;
         const std::int64_t gen_at = s.generating ? nominal(s, s.index) : INT64_MAX;
         const std::int64_t send_at = s.queue.empty() ? INT64_MAX : s.queue.top().send_at;
@@ -707,6 +795,9 @@ int main(int argc, char** argv) {
         generate(*best, best_at);  // encoding happens ahead of the deadline: packets wait in the queue
       }
     }
+
+    if (!o.no_bye)
+      for (auto& sp : streams) send_sr(*sp, sp->index, true);  // RFC 3550 §6.6: the stream ends
 
     nlohmann::json js = nlohmann::json::array();
     std::uint64_t packets = 0, datagrams = 0, bytes = 0;

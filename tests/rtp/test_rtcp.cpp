@@ -100,3 +100,20 @@ TEST(Rtcp, RejectsMalformedCompoundsAndSurvivesGarbage) {
     (void)rtcp_parse(v, c);
   }
 }
+
+TEST(Rtcp, SenderReportWithByeRoundTrips) {
+  RtcpSenderReport sr;
+  sr.ssrc = 77;
+  sr.ntp = 0x0123456789abcdefull;
+  sr.rtp_ts = 99;
+  sr.packets = 5;
+  sr.octets = 800;
+  const auto pkt = rtcp_build_sender_report(sr, "rtpsend", true);
+  RtcpCompound c;
+  ASSERT_EQ(rtcp_parse(pkt, c), RtcpParseStatus::ok);
+  ASSERT_EQ(c.sender_reports.size(), 1u);
+  EXPECT_EQ(c.sender_reports[0].ntp, sr.ntp);
+  EXPECT_EQ(c.sender_reports[0].rtp_ts, 99u);
+  EXPECT_EQ(c.cnames.at(0).second, "rtpsend");
+  EXPECT_EQ(c.byes, std::vector<std::uint32_t>{77});
+}

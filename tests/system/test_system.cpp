@@ -232,6 +232,12 @@ void expect_exact(const Result& r, const Audio& expected, float tolerance = 0.0f
     exp2.samples.clear();
     for (float v : expected.samples) exp2.samples.insert(exp2.samples.end(), {v, v});
   }
+  // rtpnode fades every source in over its first 5 ms (node/mixer.hpp: frame k of the stream
+  // gets (k+1)/240 at 48 kHz), exactly as computed here.
+  constexpr std::size_t kJoinRamp = 240;
+  for (std::size_t k = 0; k + 1 < kJoinRamp && k < exp2.frames(); ++k)
+    for (int c = 0; c < exp2.channels; ++c)
+      exp2.samples[k * 2 + static_cast<std::size_t>(c)] *= static_cast<float>(k + 1) / static_cast<float>(kJoinRamp);
   const ExactMatch m = match_exact(r.capture, exp2, kPeriod, tolerance);
   const std::string summary = "matched " + std::to_string(m.matched_frames) + ", mismatched " +
                               std::to_string(m.mismatched_frames) + ", silent gaps " +
@@ -362,7 +368,7 @@ TEST(System, SilentSourceTimesOutAndKeepsItsFinalStats) {
   Scenario s;
   s.input = stereo_recording();
   s.node_args = {"--payload", "97=L16/48000/2", "--source-timeout", "1s"};
-  s.send_args = {"--codec", "l16", "--pt", "97"};
+  s.send_args = {"--codec", "l16", "--pt", "97", "--no-bye"};  // a sender that just stops
   const Result r = run(s);
   expect_exact(r, s.input);  // removal comes after its audio played out
   expect_clean_stats(r);
@@ -519,6 +525,87 @@ TEST(System, SenderClockSkewOf500PpmIsCompensatedForTwoMinutes) {
   // Independent of our own delay measure: the measured arrival -> DAC latency does not creep
   // (at a fixed speed of 1, 500 ppm would add 45 ms over these 90 s).
   EXPECT_NEAR(e2e_last, e2e_at_30, 2.0);
+}
+
+namespace {
+
+/// Lag (frames, sub-frame by parabolic interpolation) at which channel 1 of `a` best matches
+/// channel 0 over frames [from, from + len): > 0 means channel 1 plays later.
+double channel_lag(const Audio& a, std::size_t from, std::size_t len, int max_lag) {
+  auto at = [&](std::size_t f, int c) { return f < a.frames() ? static_cast<double>(a.samples[f * 2 + static_cast<std::size_t>(c)]) : 0.0; };
+  std::vector<double> corr(static_cast<std::size_t>(2 * max_lag + 1));
+  for (int lag = -max_lag; lag <= max_lag; ++lag) {
+    double sum = 0;
+    for (std::size_t i = from; i < from + len; ++i) {
+      const auto j = static_cast<std::ptrdiff_t>(i) + lag;
+      if (j >= 0) sum += at(i, 0) * at(static_cast<std::size_t>(j), 1);
+    }
+    corr[static_cast<std::size_t>(lag + max_lag)] = sum;
+  }
+  const auto best = static_cast<std::size_t>(std::max_element(corr.begin(), corr.end()) - corr.begin());
+  double frac = 0;
+  if (best > 0 && best + 1 < corr.size()) {
+    const double y0 = corr[best - 1], y1 = corr[best], y2 = corr[best + 1];
+    const double d = y0 - 2 * y1 + y2;
+    if (d != 0) frac = 0.5 * (y0 - y2) / d;
+  }
+  return static_cast<double>(best) - max_lag + frac;
+}
+
+/// Issue #4 test 1: the same live feed from two senders sharing this machine's NTP clock, one
+/// L16 48 kHz (left), one PCMU 8 kHz started 2 s later (right); returns the measured lag of
+/// the right channel behind the left (frames) and the final stats.
+std::pair<double, json> two_senders_on_one_ntp_clock(const std::string& pcmu_offset) {
+  const Audio speech = speech_8k();
+  Scenario s;
+  // The 48 kHz copy must loop with the same period as the 8 kHz file: exactly 6 x its frames
+  // (the resampler's tail is flushed with padding, then cut there).
+  Audio padded = speech;
+  padded.samples.resize(padded.samples.size() + 400, 0.0f);
+  s.input = resample(padded, 48000, 10);
+  s.input.samples.resize(speech.frames() * 6);
+  s.send_seconds = 8;
+  const double epoch = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() + 0.5;
+  char epoch_text[32];
+  std::snprintf(epoch_text, sizeof epoch_text, "%.6f", epoch);
+  int port2 = free_udp_port();
+  const std::string dir = test_dir();
+  s.node_args = {"--payload", "97=L16/48000/1", "--listen", "127.0.0.1:" + std::to_string(port2), "--route",
+                 "ssrc:0x1111=L", "--route", "port:" + std::to_string(port2) + "=R"};
+  if (!pcmu_offset.empty()) s.node_args.insert(s.node_args.end(), {"--offset", "port:" + std::to_string(port2) + "=" + pcmu_offset});
+  s.send_args = {"--codec", "l16", "--pt", "97", "--ssrc", "4369", "--live-epoch", epoch_text, "--rtcp-interval", "1s"};
+  s.during = [&](int) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    Process second({RTPSEND_BIN, std::string(kAsteriskDir) + "agent-loggedoff.wav", "--dest",
+                    "127.0.0.1:" + std::to_string(port2), "--codec", "pcmu", "--ssrc", "8738", "--live-epoch", epoch_text,
+                    "--loop", "--duration", "5s", "--rtcp-interval", "1s"},
+                   dir + "/rtpsend2.log");
+    EXPECT_EQ(second.wait(std::chrono::seconds(15)), std::optional<int>(0)) << second.log();
+  };
+  const Result r = run(s);
+  // Both play from about 3.7 s into the capture (0.7 s before rtpsend, 2 s, 0.3 s delay, 0.7 s
+  // of placement) to about 8.4 s: compare 2 s in the middle.
+  const double lag = channel_lag(r.capture, 4 * 48000 + 24000, 2 * 48000, 1500);
+  return {lag, r.stats};
+}
+
+}  // namespace
+
+TEST(System, SendersSharingAnNtpClockPlayInSyncAcrossClockRates) {
+  const auto [lag, stats] = two_senders_on_one_ntp_clock("");
+  std::printf("L16 48 kHz vs PCMU 8 kHz on one NTP clock: right channel %.2f frames behind the left\n", lag);
+  EXPECT_NEAR(lag, 0.0, 1.0) << stats.dump(2);
+  ASSERT_EQ(stats["sources"].size(), 2u) << stats.dump(2);
+  for (const json& src : stats["sources"]) {
+    EXPECT_GT(src.value("sender_reports", 0), 0) << src.dump(2);
+    EXPECT_EQ(src.value("underruns", -1), 0) << src.dump(2);
+  }
+}
+
+TEST(System, OffsetOfTenMillisecondsIsExactly480Frames) {
+  const auto [lag, stats] = two_senders_on_one_ntp_clock("+10ms");
+  std::printf("with --offset port:N=+10ms: right channel %.2f frames behind the left\n", lag);
+  EXPECT_NEAR(lag, 480.0, 1.0) << stats.dump(2);
 }
 
 TEST(System, MulticastGroupIsJoined) {
