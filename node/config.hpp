@@ -91,10 +91,6 @@ struct NodeConfig {
   bool sync_rtcp = true;
   /// --offset SEL=±DURATION, --route SEL=CHANNELS, --gain SEL=±NdB (repeatable).
   std::vector<SourceRule> offsets, routes, gains;
-  /// --control ADDR:PORT: the HTTP control endpoint (loopback only unless an address says
-  /// otherwise); port 0 = none. Default none.
-  std::string control_address = "127.0.0.1";
-  std::uint16_t control_port = 0;
 
   /// Settings for a source of `port` / `ssrc` (has_ssrc false: headerless PCM).
   [[nodiscard]] SourceSettings settings_for(std::uint16_t port, std::uint32_t ssrc, bool has_ssrc) const;

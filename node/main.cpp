@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> listens, payloads, raws;
   std::string latency = "auto", min_latency = "0ms", max_latency = "1s", profile = "speech", lead = "0ms", duration, stats_interval = "1s", source_timeout = "5s", drift = "on";
   std::vector<std::string> offsets, routes, gains;
-  std::string sync = "rtcp", control;
+  std::string sync = "rtcp";
   bool list = false;
 
   app.add_option("--listen", listens, "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
@@ -78,8 +78,6 @@ int main(int argc, char** argv) {
   app.add_option("--route", routes, "Device channels of sources: SEL=L|R|LR|1,2,... (1-based; repeatable)")
       ->type_name("SEL=CH")->allow_extra_args(false);
   app.add_option("--gain", gains, "Gain of sources: SEL=-6dB (repeatable)")->type_name("SEL=DB")->allow_extra_args(false);
-  app.add_option("--control", control, "HTTP control endpoint ADDR:PORT (e.g. 127.0.0.1:8600): list/flush/mute/gain/offset/route")
-      ->type_name("ADDR:PORT");
   app.add_option("--host-api", cfg.host_api, "PortAudio host API (substring, e.g. JACK, ALSA); default: PortAudio's default");
   app.add_option("--device", cfg.device, "Output device: index or name substring (see --list-devices)");
   app.add_option("--rate", cfg.rate, "Device sample rate in Hz; default: the device's default")->check(CLI::Range(8000.0, 384000.0));
@@ -151,12 +149,7 @@ int main(int argc, char** argv) {
     if (auto e = check_port(*r, "--gain"); !e.empty()) return fail(e);
     cfg.gains.push_back(*r);
   }
-  if (!control.empty()) {
-    auto c = parse_listen(control, err);
-    if (!c) return fail("--control: " + err);
-    cfg.control_address = c->address;
-    cfg.control_port = c->port;
-  }
+
   cfg.latency_auto = latency == "auto";
   if (!cfg.latency_auto) {
     auto fixed = parse_duration(latency, err);

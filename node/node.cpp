@@ -140,7 +140,10 @@ Node::~Node() {
 
 void Node::bind_all() {
   for (const auto& spec : cfg_.listens) {
-    auto l = std::make_unique<Listener>();
+    // Owned by listeners_ from the start: a failed bind throws, and close_loop() then still finds
+    // the handle it walks alive.
+    listeners_.push_back(std::make_unique<Listener>());
+    Listener* l = listeners_.back().get();
     l->node = this;
     l->spec = spec;
     const bool v6 = spec.address.find(':') != std::string::npos;
@@ -152,7 +155,7 @@ void Node::bind_all() {
     if (v6) rc = uv_ip6_addr(bind_addr.c_str(), spec.port, reinterpret_cast<sockaddr_in6*>(&ss));
     else rc = uv_ip4_addr(bind_addr.c_str(), spec.port, reinterpret_cast<sockaddr_in*>(&ss));
     if (rc == 0) rc = uv_udp_init_ex(&loop_, &l->handle, v6 ? AF_INET6 : AF_INET);
-    l->handle.data = l.get();
+    l->handle.data = l;
     if (rc == 0) rc = uv_udp_bind(&l->handle, reinterpret_cast<const sockaddr*>(&ss), mcast ? UV_UDP_REUSEADDR : 0);
     if (rc != 0) {
       throw std::runtime_error("--listen " + spec.describe() + ": cannot bind: " + uv_strerror(rc) +
@@ -171,7 +174,7 @@ void Node::bind_all() {
       if (v6) reinterpret_cast<sockaddr_in6*>(&rs)->sin6_port = htons(static_cast<std::uint16_t>(spec.port + 1));
       else reinterpret_cast<sockaddr_in*>(&rs)->sin_port = htons(static_cast<std::uint16_t>(spec.port + 1));
       int r2 = uv_udp_init_ex(&loop_, &l->rtcp, v6 ? AF_INET6 : AF_INET);
-      l->rtcp.data = l.get();
+      l->rtcp.data = l;
       if (r2 == 0) r2 = uv_udp_bind(&l->rtcp, reinterpret_cast<const sockaddr*>(&rs), mcast ? UV_UDP_REUSEADDR : 0);
       if (r2 == 0 && mcast) r2 = uv_udp_set_membership(&l->rtcp, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
       if (r2 == 0) {
@@ -181,7 +184,6 @@ void Node::bind_all() {
                   << uv_strerror(r2) << " (sync and BYE only with RTCP muxed on the RTP port)\n";
       }
     }
-    listeners_.push_back(std::move(l));
   }
 }
 

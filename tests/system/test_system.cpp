@@ -663,6 +663,10 @@ TEST(Cli, BadFlagsFailWithOneLineNamingTheFix) {
       {{"--listen", "127.0.0.1:5004", "--raw", "s16le/8000"}, "s16le/RATE/CHANNELS"},
       {{"--raw", "s16le/8000/1", "--listen", "127.0.0.1:5004"}, "must follow the --listen"},
       {{"--listen", "127.0.0.1:5004", "--no-such-flag"}, "--no-such-flag"},
+      {{"--listen", "127.0.0.1:5004", "--offset", "port:5006=+10ms"}, "no --listen has port 5006"},
+      {{"--listen", "127.0.0.1:5004", "--gain", "ssrc:0xZZ=-6dB"}, "bad source selector"},
+      {{"--listen", "127.0.0.1:5004", "--route", "port:5004=3"}, "names device channel 3"},
+      {{"--listen", "127.0.0.1:5004", "--offset", "host:1=+1ms"}, "port:N or ssrc:0x1A2B3C4D"},
       {{}, "give at least one --listen"},
   };
   for (const auto& c : cases) {
