@@ -1,7 +1,6 @@
 #include "node/mixer.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 namespace rtpnode {
 
@@ -61,9 +60,9 @@ Mixer::Mixer(int device_channels, std::size_t max_streams, frames_t ramp_frames)
       scratch_(static_cast<std::size_t>(kChunkFrames) * kMaxStreamChannels) {}
 
 bool Mixer::add(PlayoutStream* s, const Route& route, float gain) noexcept {
-  s->routes[0] = route;  // published by the ring push (release)
-  s->route_slot = 0;
+  s->routes[0] = route;  // published by the ring push (release); the audio thread selects slot 0
   s->loop_route_slot = 0;
+  s->routes_sent = s->route_acks.load(std::memory_order_acquire);
   return commands_.push_one({Command::Kind::add, s, 0, gain, 0});
 }
 bool Mixer::add(PlayoutStream* s) noexcept { return add(s, Route::standard(s->channels, channels_)); }
@@ -99,6 +98,11 @@ void Mixer::apply_commands() noexcept {
       case Command::Kind::add:
         if (n_active_ < active_.size()) {
           active_[n_active_++] = &s;
+          // A stream may come back after a detach: nothing of its last life carries over.
+          s.detached.store(false, std::memory_order_relaxed);
+          s.in_underrun = false;
+          s.route_slot = 0;
+          s.leave_at = s.pending_gain_at = s.pending_route_at = s.route_switch_at = -1;
           s.user_gain = {c.value, c.value, 0, 0};
           s.fade = ramp_ > 0 ? GainRamp{0.0f, 1.0f, s.start_frame, ramp_} : GainRamp{};
         } else {
@@ -125,10 +129,7 @@ void Mixer::apply_commands() noexcept {
 void Mixer::start_due_changes(PlayoutStream& s, frames_t frame) noexcept {
   if (s.leave_at >= 0 && s.leave_at <= frame) {
     // Leaving: fade out from there (unless a route fade already goes to 0); no route switch.
-    if (s.fade.to != 0.0f || s.route_switch_at < 0) {
-      const frames_t at = s.leave_at;
-      if (s.fade.to != 0.0f) s.fade = {s.fade.at(at), 0.0f, at, ramp_};
-    }
+    if (s.fade.to != 0.0f) s.fade = {s.fade.at(s.leave_at), 0.0f, s.leave_at, ramp_};
     s.pending_route_at = -1;
     s.route_switch_at = -1;
   }

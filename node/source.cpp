@@ -223,9 +223,10 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
     return 0;
   }
   const double fpns = frames_per_ns(clock);
+  const std::int64_t ntp = ntp_of(ts);
   // Keep the origin near the present so a changing device rate bends only the future.
-  if (std::llabs(ntp_of(ts) - tl->ntp0_ns) > 10'000'000'000ll) tl->rebase(ntp_of(ts), fpns);
-  const double want = tl->frame_of(ntp_of(ts), fpns) + static_cast<double>(p_.offset_frames);
+  if (std::llabs(ntp - tl->ntp0_ns) > 10'000'000'000ll) tl->rebase(ntp, fpns);
+  const double want = tl->frame_of(ntp, fpns) + static_cast<double>(p_.offset_frames);
   sync_error_frames_ = static_cast<double>(actual) - want;
   const double limit = static_cast<double>(dev_rate_) * 0.020;  // beyond 20 ms: place again
   if (placed_ && placed_generation_ == tl->generation && std::abs(sync_error_frames_) < limit)

@@ -102,7 +102,7 @@ TEST(RealtimeSafety, LoadedMixerMakesNoAllocationOrLockCall) {
   constexpr int kChannels = 2;
   constexpr int kStreams = 16;
   constexpr int kBlocks = 5000;
-  Mixer mixer(kChannels, kStreams + 4);
+  Mixer mixer(kChannels, kStreams + 4, 240);  // 5 ms ramps, as the node runs it
   std::vector<std::unique_ptr<PlayoutStream>> streams;
   for (int i = 0; i < kStreams; ++i)
     streams.push_back(std::make_unique<PlayoutStream>(i + 1, 1 + i % 2, 8192, i * 37));
@@ -117,9 +117,14 @@ TEST(RealtimeSafety, LoadedMixerMakesNoAllocationOrLockCall) {
     bool extra_in = false;
     while (!done.load()) {
       for (auto& s : streams) s->ring.push(chunk.data(), static_cast<std::size_t>(256 * s->channels));
+      // Gain ramps, mutes and route switches land inside the audio thread's blocks.
+      const frames_t now = mixer.position().frame;
+      if (feeder_blocks % 7 == 0) mixer.set_gain(streams[0].get(), feeder_blocks % 14 == 0 ? 0.0f : 0.5f, now + 100);
+      if (feeder_blocks % 11 == 0)
+        mixer.set_route(streams[1].get(), Route::to_channels(streams[1]->channels, {static_cast<int>(feeder_blocks % 2)}), now + 50);
       if (++feeder_blocks % 50 == 0) {
         if (extra_in) {
-          mixer.remove(extra.get());
+          mixer.remove(extra.get(), mixer.position().frame + 300);  // fades out, then detaches
         } else if (mixer.take_retired() == extra.get() || feeder_blocks == 50) {
           mixer.add(extra.get());
         }
