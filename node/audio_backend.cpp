@@ -9,6 +9,8 @@
 #include <cctype>
 #include <charconv>
 #include <iomanip>
+#include <ctime>
+#include <utility>
 
 #include "node/realtime.hpp"
 
@@ -38,16 +40,25 @@ bool contains_ci(const std::string& hay, const std::string& needle) {
   return lower(hay).find(lower(needle)) != std::string::npos;
 }
 
+/// Audio thread; vDSO clock reads, no system call (Linux clock_gettime(CLOCK_MONOTONIC)).
+RTPNODE_REALTIME std::uint64_t monotonic_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
 /// Audio thread; wait-free apart from Mixer::process's bounded work.
 RTPNODE_REALTIME int pa_callback(const void*, void* output, unsigned long frames,
                                  const PaStreamCallbackTimeInfo* time, PaStreamCallbackFlags flags,
                                  void* user) noexcept {
-  auto* mixer = static_cast<Mixer*>(user);
+  const std::uint64_t t0 = monotonic_ns();
+  auto* ctx = static_cast<const std::pair<Mixer*, CallbackTimes*>*>(user);
   BlockTiming t;
   t.current_time = time ? time->currentTime : 0.0;
   t.dac_time = time ? time->outputBufferDacTime : 0.0;
   t.xrun = (flags & (paOutputUnderflow | paOutputOverflow)) != 0;
-  mixer->process(static_cast<float*>(output), static_cast<frames_t>(frames), t);
+  ctx->first->process(static_cast<float*>(output), static_cast<frames_t>(frames), t);
+  ctx->second->record(monotonic_ns() - t0);
   return paContinue;
 }
 
@@ -56,6 +67,16 @@ void check(PaError e, const std::string& what) {
 }
 
 }  // namespace
+
+RTPNODE_REALTIME void CallbackTimes::record(std::uint64_t ns) noexcept {
+  const double us = static_cast<double>(ns) / 1000.0;
+  std::size_t b = 0;
+  while (b < kBoundsUs.size() && us > kBoundsUs[b]) ++b;
+  buckets[b].store(buckets[b].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  sum_ns.store(sum_ns.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
+  if (ns > max_ns.load(std::memory_order_relaxed)) max_ns.store(ns, std::memory_order_relaxed);
+  count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+}
 
 PortAudioBackend::PortAudioBackend(const NodeConfig& cfg) : channels_(cfg.channels), period_(cfg.period) {
   silence_library_chatter();
@@ -143,6 +164,7 @@ void PortAudioBackend::list_devices(std::ostream& os) {
 }
 
 void PortAudioBackend::open(Mixer& mixer) {
+  context_ = {&mixer, &times_};
   PaStreamParameters out{};
   out.device = device_;
   out.channelCount = channels_;
@@ -150,7 +172,7 @@ void PortAudioBackend::open(Mixer& mixer) {
   out.suggestedLatency = Pa_GetDeviceInfo(device_)->defaultLowOutputLatency;
   const PaError e = Pa_OpenStream(&stream_, nullptr, &out, rate_,
                                   period_ > 0 ? static_cast<unsigned long>(period_) : paFramesPerBufferUnspecified,
-                                  paClipOff | paDitherOff, pa_callback, &mixer);
+                                  paClipOff | paDitherOff, pa_callback, &context_);
   if (e != paNoError) {
     stream_ = nullptr;
     throw DeviceError("cannot open '" + device_name_ + "' at " + std::to_string(static_cast<int>(rate_)) + " Hz, " +
@@ -178,6 +200,8 @@ double PortAudioBackend::output_latency() const noexcept {
   const PaStreamInfo* si = stream_ ? Pa_GetStreamInfo(stream_) : nullptr;
   return si ? si->outputLatency : 0.0;
 }
+
+double PortAudioBackend::cpu_load() const noexcept { return stream_ ? Pa_GetStreamCpuLoad(stream_) : 0.0; }
 
 std::string PortAudioBackend::describe() const {
   return host_api_name_ + ": " + device_name_ + " (" + std::to_string(static_cast<int>(rate_)) + " Hz, " +

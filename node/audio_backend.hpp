@@ -2,6 +2,11 @@
 // calls Mixer::process(): no allocation, lock, system call or logging.
 #pragma once
 
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <utility>
+
 #include <memory>
 #include <ostream>
 #include <stdexcept>
@@ -18,6 +23,21 @@ namespace rtpnode {
 class DeviceError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+/// Durations of the device callback (mixing included), as a fixed-bucket histogram.
+/// Written by the audio thread only (wait-free: relaxed loads and stores of its own counters);
+/// read by any thread. A reader may see a count a callback ahead of the sum: figures are
+/// monitoring data, not an exact snapshot.
+struct CallbackTimes {
+  /// Upper bounds of the buckets, microseconds (Prometheus `le`); the last bucket is +Inf.
+  static constexpr std::array<double, 10> kBoundsUs{25, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000};
+  std::array<std::atomic<std::uint64_t>, kBoundsUs.size() + 1> buckets{};  ///< not cumulative
+  std::atomic<std::uint64_t> count{0};
+  std::atomic<std::uint64_t> sum_ns{0};
+  std::atomic<std::uint64_t> max_ns{0};
+  /// Audio thread; wait-free.
+  void record(std::uint64_t ns) noexcept;
 };
 
 /// Owns PortAudio's initialisation and one output stream.
@@ -48,6 +68,11 @@ class PortAudioBackend {
   [[nodiscard]] double stream_time() const noexcept;
   /// Output latency reported by Pa_GetStreamInfo (s).
   [[nodiscard]] double output_latency() const noexcept;
+  /// Pa_GetStreamCpuLoad: fraction of the callback's time budget used, smoothed by PortAudio
+  /// (0..1, > 1 when overloaded); 0 when the host API does not measure it. Loop thread.
+  [[nodiscard]] double cpu_load() const noexcept;
+  /// Callback durations. Any thread.
+  [[nodiscard]] const CallbackTimes& callback_times() const noexcept { return times_; }
   /// "JACK Audio Connection Kit: system (48000 Hz, 2 ch)".
   [[nodiscard]] std::string describe() const;
 
@@ -60,6 +85,8 @@ class PortAudioBackend {
   std::string host_api_name_;
   PaStream* stream_ = nullptr;
   bool started_ = false;
+  std::pair<Mixer*, CallbackTimes*> context_{};  ///< the callback's user data
+  CallbackTimes times_;
 };
 
 }  // namespace rtpnode

@@ -108,6 +108,21 @@ struct NodeConfig {
   nanoseconds stats_interval = std::chrono::seconds(1);  ///< --stats-interval; 0 = no stats lines
   std::string stats_json;   ///< --stats-json FILE: written every interval and at exit
   bool quiet = false;       ///< --quiet: no periodic stats line
+  /// --http ADDR:PORT: metrics, stats and control endpoint (node/http_server.hpp); unset = none.
+  /// The address is a literal IP; 127.0.0.1 keeps it on this host.
+  std::optional<ListenSpec> http;
+  /// --http-allow-remote: answer clients that are not on this host (loopback). Off by default:
+  /// binding to a public address alone does not expose control.
+  bool http_allow_remote = false;
+  /// --event-log FILE: one JSON object per line per event (joins, leaves, underruns, concealment
+  /// and late-packet bursts, xruns, drift at its limit, control changes). Appended to.
+  std::string event_log;
+  /// --rtcp-rr on|off: RTCP Receiver Reports to every sender (RFC 3550 §6.4.2) at the §6.2
+  /// interval. Default on.
+  bool rtcp_rr = true;
+  /// --rtcp-min-interval: the §6.2 minimum interval Tmin (default 5 s; RFC 3550 §6.2 allows a
+  /// smaller one, 360 / session kbit/s, for large sessions' receivers). 0.1..60 s.
+  nanoseconds rtcp_min_interval = std::chrono::seconds(5);
 };
 
 /// Parses a duration with a unit: "40ms", "2s", "1.5s", "250us", "1m". Plain numbers are refused

@@ -8,6 +8,8 @@
 #include "node/audio_backend.hpp"
 #include "node/config.hpp"
 #include "node/node.hpp"
+#include "node/stats_model.hpp"
+#include <nlohmann/json.hpp>
 
 using namespace rtpnode;
 
@@ -44,7 +46,8 @@ int main(int argc, char** argv) {
   std::string latency = "auto", min_latency = "0ms", max_latency = "1s", profile = "speech", lead = "0ms", duration, stats_interval = "1s", source_timeout = "5s", drift = "on";
   std::vector<std::string> offsets, routes, gains;
   std::string sync = "rtcp";
-  bool list = false;
+  std::string http, rtcp_rr = "on", rtcp_min_interval = "5s";
+  bool list = false, stats_doc = false, stats_schema = false;
 
   app.add_option("--listen", listens, "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
       ->type_name("ADDR:PORT")->allow_extra_args(false);
@@ -91,6 +94,16 @@ int main(int argc, char** argv) {
       ->check(duration_validator())->capture_default_str();
   app.add_option("--stats-json", cfg.stats_json, "Write statistics as JSON to FILE each interval and at exit");
   app.add_flag("--quiet", cfg.quiet, "No periodic stats line (the final one is still printed)");
+  app.add_option("--http", http, "Serve GET /metrics (Prometheus), /stats (JSON), /sources and control on ADDR:PORT, "
+                                 "e.g. 127.0.0.1:8080")->type_name("ADDR:PORT");
+  app.add_flag("--http-allow-remote", cfg.http_allow_remote, "Answer HTTP clients that are not on this host (default: loopback only)");
+  app.add_option("--event-log", cfg.event_log, "Append events (joins, leaves, underruns, bursts, xruns, control) as JSON Lines to FILE");
+  app.add_option("--rtcp-rr", rtcp_rr, "Send RTCP Receiver Reports to senders (RFC 3550)")
+      ->check(CLI::IsMember({"on", "off"}))->capture_default_str();
+  app.add_option("--rtcp-min-interval", rtcp_min_interval, "Minimum RTCP report interval (RFC 3550 6.2 Tmin)")
+      ->check(duration_validator())->capture_default_str();
+  app.add_flag("--stats-doc", stats_doc, "Print the statistics reference (Markdown) and exit");
+  app.add_flag("--stats-schema", stats_schema, "Print the JSON Schema of /stats and --stats-json and exit");
 
   try {
     app.parse(argc, argv);
@@ -99,6 +112,14 @@ int main(int argc, char** argv) {
   }
   if (list) {
     PortAudioBackend::list_devices(std::cout);
+    return 0;
+  }
+  if (stats_doc) {
+    std::cout << stats_doc_markdown();
+    return 0;
+  }
+  if (stats_schema) {
+    std::cout << stats_json_schema().dump(2) << "\n";
     return 0;
   }
 
@@ -168,6 +189,15 @@ int main(int argc, char** argv) {
   cfg.stats_interval = *parse_duration(stats_interval, err);
   cfg.source_timeout = *parse_duration(source_timeout, err);
   if (!duration.empty()) cfg.duration = *parse_duration(duration, err);
+  if (!http.empty()) {
+    auto spec = parse_listen(http, err);
+    if (!spec) return fail("--http: " + err);
+    cfg.http = *spec;
+  }
+  cfg.rtcp_rr = rtcp_rr == "on";
+  cfg.rtcp_min_interval = *parse_duration(rtcp_min_interval, err);
+  if (cfg.rtcp_min_interval < std::chrono::milliseconds(100) || cfg.rtcp_min_interval > std::chrono::seconds(60))
+    return fail("--rtcp-min-interval " + rtcp_min_interval + " is outside 100ms..60s");
 
   try {
     Node node(std::move(cfg));

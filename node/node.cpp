@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -51,55 +52,33 @@ bool is_multicast(const std::string& addr) {
   return false;
 }
 
-nlohmann::json source_json(const SourceStats& st, const char* state) {
-  char ssrc_hex[16];
-  std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, st.ssrc);
-  return {{"state", state},
-          {"ssrc", st.ssrc},
-          {"ssrc_hex", ssrc_hex},
-          {"port", st.port},
-          {"remote", st.remote},
-          {"payload_type", st.payload_type},
-          {"payload", st.payload},
-          {"packets_received", st.packets_received},
-          {"packets_lost", st.packets_lost},
-          {"packets_late", st.packets_late},
-          {"packets_duplicate", st.packets_duplicate},
-          {"packets_malformed", st.packets_malformed},
-          {"packets_other_payload_type", st.packets_other_pt},
-          {"packets_overflow", st.packets_overflow},
-          {"packets_reordered", st.packets_reordered},
-          {"packets_comfort_noise", st.packets_comfort_noise},
-          {"frames_concealed", st.frames_concealed},
-          {"concealment_events", st.concealment_events},
-          {"fec_recovered", st.fec_recovered},
-          {"expansions", st.expansions},
-          {"frames_gap", st.frames_gap},
-          {"frames_silent", st.frames_silent},
-          {"resyncs", st.resyncs},
-          {"underruns", st.underruns},
-          {"underrun_frames", st.underrun_frames},
-          {"frames_played", st.frames_played},
-          {"frames_skipped", st.frames_skipped},
-          {"jitter_ms", st.jitter_ms},
-          {"latency_mode", st.adaptive ? "auto" : "fixed"},
+std::string hex32(std::uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08" PRIx32, v);
+  return buf;
+}
+
+/// Event-log fields naming a source.
+nlohmann::json source_id(const SourceStats& st) {
+  return {{"ssrc", hex32(st.ssrc)}, {"port", st.port}, {"remote", st.remote}, {"payload", st.payload}};
+}
+
+/// The buffer state at an event.
+nlohmann::json buffer_state(const SourceStats& st, double since_last_packet_ms) {
+  return {{"queued_ms", st.queued_ms},
           {"target_delay_ms", st.target_delay_ms},
           {"playout_delay_ms", st.playout_delay_ms},
-          {"speed", st.speed},
-          {"drift_ppm", st.drift_ppm},
-          {"drift_integral_ppm", st.drift_integral_ppm},
-          {"arrival_to_dac_ms", st.arrival_to_dac_ms},
-          {"buffered_ms", st.buffered_ms},
-          {"synced", st.synced},
-          {"sync_error_ms", st.sync_error_ms},
-          {"capture_to_dac_ms", st.capture_to_dac_ms},
-          {"offset_ms", st.offset_ms},
-          {"gain_db", st.gain_db},
-          {"muted", st.muted},
-          {"route", st.route},
-          {"sender_reports", st.sender_reports},
-          {"placements", st.placements},
-          {"flushes", st.flushes}};
+          {"jitter_ms", st.jitter_ms},
+          {"ms_since_last_packet", since_last_packet_ms},
+          {"packets_lost", st.packets_lost},
+          {"packets_late", st.packets_late}};
+}
+
+std::uint64_t splitmix(std::uint64_t& x) {
+  std::uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
 }
 
 constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
@@ -109,11 +88,24 @@ constexpr std::size_t kWarnCount = kRtpParseStatusCount + 2;
 }  // namespace
 
 Node::Node(NodeConfig cfg)
-    : cfg_(std::move(cfg)), clock_(48000), warned_(kWarnCount, false) {
+    : cfg_(std::move(cfg)), clock_(48000), warned_(kWarnCount, false), events_(cfg_.event_log) {
   // Sockets first: a port in use is reported without touching the audio device.
   uv_loop_init(&loop_);
+  rng_ = uv_hrtime() ^ (static_cast<std::uint64_t>(uv_os_getpid()) << 32);
+  reporter_ssrc_ = static_cast<std::uint32_t>(splitmix(rng_));
+  char host[256] = "localhost";
+  std::size_t host_len = sizeof host;
+  uv_os_gethostname(host, &host_len);
+  cname_ = std::string("rtpnode@") + host;
   try {
     bind_all();
+    if (cfg_.http) {
+      HttpServer::Options o;
+      o.address = cfg_.http->address;
+      o.port = cfg_.http->port;
+      o.allow_remote = cfg_.http_allow_remote;
+      http_ = std::make_unique<HttpServer>(&loop_, o, [this](const HttpRequest& r) { return on_http(r); });
+    }
     backend_ = std::make_unique<PortAudioBackend>(cfg_);
     // Ramps of 5 ms on join, leave, mute, gain and route changes (issue #4: "nothing clicks").
     ramp_frames_ = static_cast<frames_t>(std::llround(backend_->sample_rate() * 0.005));
@@ -207,6 +199,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   p.ssrc = ssrc;
   p.port = l.spec.port;
   p.remote = addr_to_string(from);
+  std::memcpy(&p.remote_addr, from, from->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
   p.payload_type = pt;
   p.format = fmt;
   p.raw = raw;
@@ -243,6 +236,17 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   std::cerr << "rtpnode: new source " << (raw ? std::string("raw") : std::string("ssrc ") + ssrc_hex) << " from "
             << p.remote << " on port " << p.port << ": " << fmt.describe() << "\n";
   Source* raw_ptr = s.get();
+  if (events_.enabled()) {
+    nlohmann::json f = source_id(raw_ptr->stats());
+    f["payload_type"] = pt;
+    event("source_joined", f);
+    // The same sender on the same port with a new SSRC: a restart (RFC 3550 §8.2 collision or a
+    // new call leg).
+    for (const Source* o : source_order_)
+      if (!raw && o->params().port == p.port && o->params().remote == p.remote && o->params().ssrc != ssrc)
+        event("ssrc_changed", {{"port", p.port}, {"remote", p.remote}, {"old_ssrc", hex32(o->params().ssrc)}, {"new_ssrc", hex32(ssrc)}});
+  }
+  watch_[raw_ptr].last = raw_ptr->stats();
   source_order_.push_back(raw_ptr);
   sources_.emplace(key, std::move(s));
   update_timeline();  // before its first packet anchors it
@@ -251,6 +255,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
 
 void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from) {
   ++stats_.datagrams;
+  l.bytes += data.size() + 28;  // with UDP/IPv4 headers, as RFC 3550 §6.2 counts bandwidth
   const mono_ns_t now = now_ns();
   if (l.spec.raw) {
     if (data.empty()) return;
@@ -265,7 +270,7 @@ void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const so
   const RtpParseStatus st = rtp_parse(data, h);
   if (st == RtpParseStatus::rtcp) {
     ++stats_.rejected[static_cast<std::size_t>(st)];
-    on_rtcp(l, data);  // RFC 5761: RTCP muxed on the RTP port
+    on_rtcp(l, data, from);  // RFC 5761: RTCP muxed on the RTP port
     return;
   }
   if (st != RtpParseStatus::ok) {
@@ -347,17 +352,21 @@ void Node::update_timeline() {
     }
 }
 
-void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data) {
+void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from) {
   RtcpCompound c;
   if (rtcp_parse(data, c) != RtcpParseStatus::ok) {
     ++stats_.rtcp_malformed;
     return;
   }
   ++stats_.rtcp_packets;
+  avg_rtcp_size_ += (static_cast<double>(data.size() + 28) - avg_rtcp_size_) / 16.0;  // §6.3.3
+  const mono_ns_t now = now_ns();
   for (const RtcpSenderReport& sr : c.sender_reports) {
     ++stats_.sender_reports;
     const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | sr.ssrc;
-    const HeldSenderReport held{ntp64_to_ns(sr.ntp), sr.rtp_ts};
+    HeldSenderReport held{ntp64_to_ns(sr.ntp), sr.rtp_ts, static_cast<std::uint32_t>(sr.ntp >> 16), now, {}};
+    if (from != nullptr)
+      std::memcpy(&held.from, from, from->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
     if (sender_reports_.size() > 8 * static_cast<std::size_t>(cfg_.max_sources) + 64) sender_reports_.clear();
     sender_reports_[key] = held;
     if (auto it = sources_.find(key); it != sources_.end()) it->second->on_sender_report(held.ntp_ns, held.rtp_ts);
@@ -406,7 +415,7 @@ void Node::tick() {
             [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
               if (nread <= 0 || addr == nullptr) return;
               auto* lst = static_cast<Listener*>(h->data);
-              lst->node->on_rtcp(*lst, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)});
+              lst->node->on_rtcp(*lst, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)}, addr);
             });
     }
     receiving_ = true;
@@ -414,6 +423,10 @@ void Node::tick() {
   const mono_ns_t now = now_ns();
   for (Source* s : source_order_) s->render(clock_, now);
   expire_sources(now);
+  if (now - last_watch_ >= 100'000'000) {
+    last_watch_ = now;
+    watch_events(now);
+  }
 }
 
 void Node::expire_sources(mono_ns_t now) {
@@ -427,6 +440,12 @@ void Node::expire_sources(mono_ns_t now) {
     }
     if ((*it)->bye()) std::cerr << "rtpnode: source " << (*it)->params().remote << " drained after BYE\n";
     departed_.push_back((*it)->stats());  // final: its last audio has played
+    if (events_.enabled()) {
+      nlohmann::json f = source_id(departed_.back());
+      f["after"] = (*it)->bye() ? "bye" : "leave";
+      f["frames_played"] = departed_.back().frames_played;
+      event("source_drained", f);
+    }
     if (departed_.size() > kMaxDeparted) departed_.pop_front();
     it = retiring_.erase(it);
   }
@@ -441,6 +460,13 @@ void Node::expire_sources(mono_ns_t now) {
       ++it;
       continue;
     }
+    if (events_.enabled()) {
+      nlohmann::json f = source_id(s->stats());
+      f["reason"] = timed_out ? "timeout" : "bye";
+      f["queued_ms"] = s->queued_ms();
+      event("source_left", f);
+    }
+    watch_.erase(s);
     if (timed_out) {
       std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote << " timed out after "
                 << std::chrono::duration<double>(cfg_.source_timeout).count() << " s without packets\n";
@@ -456,46 +482,58 @@ void Node::expire_sources(mono_ns_t now) {
   }
 }
 
+NodeSnapshot Node::snapshot() const {
+  NodeSnapshot n;
+  const DevicePosition pos = mixer_->position();
+  n.uptime_s = started_ns_ ? static_cast<double>(now_ns() - started_ns_) * 1e-9 : 0.0;
+  n.datagrams = stats_.datagrams;
+  for (std::size_t i = 0; i < kRtpParseStatusCount; ++i) {
+    if (i == static_cast<std::size_t>(RtpParseStatus::ok)) continue;
+    n.packets_rejected.emplace_back(std::string(to_string(static_cast<RtpParseStatus>(i))), stats_.rejected[i]);
+    if (i != static_cast<std::size_t>(RtpParseStatus::rtcp)) n.packets_malformed += stats_.rejected[i];
+  }
+  n.packets_unknown_payload_type = stats_.unknown_payload_type;
+  n.sources_refused = stats_.sources_refused;
+  n.sources_active = source_order_.size();
+  n.sources_on_probation = probation_.size();
+  n.probation_dropped = stats_.probation_dropped;
+  n.rtcp_packets = stats_.rtcp_packets;
+  n.rtcp_malformed = stats_.rtcp_malformed;
+  n.sender_reports = stats_.sender_reports;
+  n.receiver_reports_sent = stats_.receiver_reports_sent;
+  n.byes = stats_.byes;
+  n.callbacks = pos.callbacks;
+  n.xruns = mixer_->xruns();
+  n.cpu_load = backend_->cpu_load();
+  const CallbackTimes& ct = backend_->callback_times();
+  for (std::size_t i = 0; i < n.callback_buckets.size(); ++i) n.callback_buckets[i] = ct.buckets[i].load(std::memory_order_relaxed);
+  n.callback_count = ct.count.load(std::memory_order_acquire);
+  n.callback_sum_s = static_cast<double>(ct.sum_ns.load(std::memory_order_relaxed)) * 1e-9;
+  n.callback_max_ms = static_cast<double>(ct.max_ns.load(std::memory_order_relaxed)) * 1e-6;
+  n.http_requests = http_ ? http_->requests() : 0;
+  n.http_refused = http_ ? http_->refused() : 0;
+  n.events = events_.written();
+  n.sync = cfg_.sync_rtcp ? "rtcp" : "none";
+  n.sample_rate = clock_.rate();
+  n.device_skew_ppm = clock_.skew() * 1e6;  // device clock vs monotonic clock (DeviceClock)
+  n.device = backend_->describe();
+  n.output_latency_ms = static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
+  n.pa_output_latency_ms = backend_->output_latency() * 1000.0;
+  n.render_lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
+  return n;
+}
+
+std::vector<SourceReport> Node::source_reports(bool with_departed) const {
+  std::vector<SourceReport> out;
+  for (const Source* s : source_order_) out.push_back({s->stats(), "active"});
+  for (const auto& s : retiring_) out.push_back({s->stats(), "leaving"});
+  if (with_departed)
+    for (const SourceStats& st : departed_) out.push_back({st, "departed"});
+  return out;
+}
+
 void Node::write_json() const {
-  using nlohmann::json;
-  json j;
-  json node;
-  node["callbacks"] = stats_.callbacks;
-  node["xruns"] = stats_.xruns;
-  node["datagrams"] = stats_.datagrams;
-  json rejected = json::object();
-  for (std::size_t i = 0; i < kRtpParseStatusCount; ++i)
-    if (i != static_cast<std::size_t>(RtpParseStatus::ok))
-      rejected[std::string(to_string(static_cast<RtpParseStatus>(i)))] = stats_.rejected[i];
-  node["packets_rejected"] = rejected;
-  std::uint64_t malformed = 0;
-  for (std::size_t i = 0; i < kRtpParseStatusCount; ++i)
-    if (i != static_cast<std::size_t>(RtpParseStatus::ok) && i != static_cast<std::size_t>(RtpParseStatus::rtcp))
-      malformed += stats_.rejected[i];
-  node["packets_malformed"] = malformed;
-  node["packets_unknown_payload_type"] = stats_.unknown_payload_type;
-  node["sources_refused"] = stats_.sources_refused;
-  node["sources_on_probation"] = probation_.size();
-  node["probation_dropped"] = stats_.probation_dropped;
-  node["rtcp_packets"] = stats_.rtcp_packets;
-  node["rtcp_malformed"] = stats_.rtcp_malformed;
-  node["sender_reports"] = stats_.sender_reports;
-  node["byes"] = stats_.byes;
-  node["sync"] = cfg_.sync_rtcp ? "rtcp" : "none";
-  node["sources_active"] = source_order_.size();
-  node["sample_rate"] = clock_.rate();
-  node["device_skew_ppm"] = clock_.skew() * 1e6;  // device clock vs monotonic clock (DeviceClock)
-  node["device"] = backend_->describe();
-  node["output_latency_ms"] = static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
-  node["pa_output_latency_ms"] = backend_->output_latency() * 1000.0;  // Pa_GetStreamInfo, for comparison
-  node["render_lead_ms"] = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
-  node["uptime_s"] = static_cast<double>(now_ns() - started_ns_) * 1e-9;
-  j["node"] = node;
-  json sources = json::array();
-  for (const Source* s : source_order_) sources.push_back(source_json(s->stats(), "active"));
-  for (const auto& s : retiring_) sources.push_back(source_json(s->stats(), "leaving"));
-  for (const SourceStats& st : departed_) sources.push_back(source_json(st, "departed"));
-  j["sources"] = sources;
+  const nlohmann::json j = stats_json(snapshot(), source_reports(true));
   const std::string tmp = cfg_.stats_json + ".tmp";
   {
     std::ofstream f(tmp, std::ios::trunc);
@@ -536,6 +574,243 @@ void Node::report(bool final) {
   std::cerr << line.str() << (final ? " (final)" : "") << "\n";
 }
 
+void Node::event(const char* name, const nlohmann::json& fields) {
+  events_.write(name, started_ns_ ? static_cast<double>(now_ns() - started_ns_) * 1e-9 : 0.0, fields);
+}
+
+void Node::watch_events(mono_ns_t now) {
+  if (!events_.enabled()) return;
+  const double t = static_cast<double>(now - started_ns_) * 1e-9;
+  const std::uint64_t xruns = mixer_->xruns();
+  const bool xrun_now = xruns > watched_xruns_;
+  if (xrun_now) event("xrun", {{"xruns", xruns - watched_xruns_}, {"xruns_total", xruns}});
+  watched_xruns_ = xruns;
+  for (Source* s : source_order_) {
+    Watch& w = watch_[s];
+    const SourceStats st = s->stats();
+    const double since_ms = static_cast<double>(now - s->last_arrival()) / 1e6;
+    const bool stalled = since_ms >= 100.0;
+    const std::uint64_t lost = st.packets_lost > w.last.packets_lost ? static_cast<std::uint64_t>(st.packets_lost - w.last.packets_lost) : 0;
+    const std::uint64_t late = st.packets_late - w.last.packets_late;
+    if (st.underruns > w.last.underruns) {
+      // Why the mixer found no audio: the device stalled, the stream stopped, packets came too
+      // late for the target, or none of these: the loop thread did not render in time.
+      const char* cause = xrun_now ? "device_xrun" : stalled ? "stream_stalled" : late > 0 ? "late_packets" : "render_late";
+      nlohmann::json f = source_id(st);
+      f["underruns"] = st.underruns - w.last.underruns;
+      f["underrun_frames"] = st.underrun_frames - w.last.underrun_frames;
+      f["cause"] = cause;
+      f["buffer"] = buffer_state(st, since_ms);
+      event("underrun", f);
+    }
+    // Concealment bursts: open while concealment continues from one check to the next, written
+    // once when it ends, with what caused it.
+    const std::uint64_t concealed = st.frames_concealed - w.last.frames_concealed;
+    if (concealed > 0) {
+      if (!w.in_concealment) {
+        w.in_concealment = true;
+        w.burst_start_s = t;
+        w.burst_frames = w.burst_lost = w.burst_late = 0;
+        w.stalled = false;
+      }
+      w.burst_frames += concealed;
+      w.burst_lost += lost;
+      w.burst_late += late;
+      w.stalled = w.stalled || stalled;
+    } else if (w.in_concealment) {
+      w.in_concealment = false;
+      nlohmann::json f = source_id(st);
+      f["started_uptime_s"] = std::round(w.burst_start_s * 1000.0) / 1000.0;
+      f["concealed_ms"] = static_cast<double>(w.burst_frames) * 1000.0 / s->params().format.audio_rate;
+      f["packets_lost"] = w.burst_lost;
+      f["packets_late"] = w.burst_late;
+      f["cause"] = w.stalled ? "stream_stalled" : w.burst_lost > 0 ? "packet_loss" : w.burst_late > 0 ? "late_packets" : "delay_spike";
+      f["buffer"] = buffer_state(st, since_ms);
+      event("concealment_burst", f);
+    }
+    if (late > 0) {
+      if (!w.in_late) {
+        w.in_late = true;
+        w.late_start_s = t;
+        w.late_packets = 0;
+      }
+      w.late_packets += late;
+    } else if (w.in_late) {
+      w.in_late = false;
+      nlohmann::json f = source_id(st);
+      f["started_uptime_s"] = std::round(w.late_start_s * 1000.0) / 1000.0;
+      f["packets_late"] = w.late_packets;
+      f["cause"] = "arrived after the playout deadline: jitter beyond the target delay";
+      f["buffer"] = buffer_state(st, since_ms);
+      event("late_burst", f);
+    }
+    const bool at_limit = std::abs(st.drift_integral_ppm) >= 1999.0 || std::abs(st.speed - 1.0) >= 0.0199;
+    if (at_limit && !w.at_drift_limit) {
+      nlohmann::json f = source_id(st);
+      f["drift_ppm"] = st.drift_ppm;
+      f["drift_integral_ppm"] = st.drift_integral_ppm;
+      f["speed"] = st.speed;
+      f["cause"] = "the speed loop is at its limit: clock skew beyond what it corrects, or a delay step";
+      event("drift_limit", f);
+    }
+    w.at_drift_limit = at_limit;
+    if (st.packets_other_pt > w.last.packets_other_pt && !(w.last.packets_other_pt > 0)) {
+      nlohmann::json f = source_id(st);
+      f["packets"] = st.packets_other_pt - w.last.packets_other_pt;
+      event("payload_type_changed", f);
+    }
+    w.last = st;
+  }
+}
+
+HttpResponse Node::on_http(const HttpRequest& req) {
+  const std::string json_type = "application/json";
+  if (req.path == "/metrics" || req.path == "/stats" || req.path == "/sources" || req.path == "/") {
+    if (req.method != "GET" && req.method != "HEAD") return {405, "text/plain; charset=utf-8", "use GET\n"};
+    if (req.path == "/metrics")
+      return {200, "text/plain; version=0.0.4; charset=utf-8", prometheus_text(snapshot(), source_reports(false))};
+    if (req.path == "/stats") return {200, json_type, stats_json(snapshot(), source_reports(true)).dump(2) + "\n"};
+    if (req.path == "/sources") {
+      nlohmann::json list = nlohmann::json::array();
+      for (const SourceReport& r : source_reports(false)) list.push_back(source_json(r));
+      return {200, json_type, list.dump(2) + "\n"};
+    }
+    return {200, "text/plain; charset=utf-8",
+            "rtpnode\n"
+            "GET  /metrics                      Prometheus text format\n"
+            "GET  /stats                        JSON (docs/stats.schema.json)\n"
+            "GET  /sources                      sources playing, with queued_ms\n"
+            "POST /sources/SEL/flush|mute|unmute\n"
+            "POST /sources/SEL/gain?value=-6dB | offset?value=+12.5ms | route?value=L|R|LR|1,2|standard\n"
+            "     SEL: port:N or ssrc:0xHEX\n"};
+  }
+  constexpr std::string_view prefix = "/sources/";
+  if (req.path.rfind(prefix, 0) == 0) {
+    const std::string rest = req.path.substr(prefix.size());
+    const auto slash = rest.find('/');
+    if (slash == std::string::npos || rest.find('/', slash + 1) != std::string::npos)
+      return {404, "text/plain; charset=utf-8", "expected /sources/SEL/ACTION\n"};
+    if (req.method != "POST") return {405, "text/plain; charset=utf-8", "control actions need POST\n"};
+    return on_control(req, rest.substr(0, slash), rest.substr(slash + 1));
+  }
+  return {404, "text/plain; charset=utf-8", "not found; GET / lists the endpoints\n"};
+}
+
+HttpResponse Node::on_control(const HttpRequest& req, const std::string& selector, const std::string& action) {
+  auto bad = [](int status, const std::string& msg) { return HttpResponse{status, "text/plain; charset=utf-8", msg + "\n"}; };
+  std::string err;
+  const auto sel = parse_selector(selector, err);
+  if (!sel) return bad(400, err);
+  const auto value_it = req.query.find("value");
+  const std::string value = value_it == req.query.end() ? std::string() : value_it->second;
+  const bool needs_value = action == "gain" || action == "offset" || action == "route";
+  if (action != "flush" && action != "mute" && action != "unmute" && !needs_value)
+    return bad(404, "unknown action '" + action + "' (flush, mute, unmute, gain, offset, route)");
+  if (needs_value && value.empty()) return bad(400, action + " needs ?value=");
+  std::optional<SourceRule> rule;
+  std::optional<std::vector<int>> route;
+  if (action == "gain") rule = parse_gain_rule(selector + "=" + value, err);
+  if (action == "offset") rule = parse_offset_rule(selector + "=" + value, err);
+  if (action == "route") {
+    if (value == "standard") rule = SourceRule{};
+    else if ((rule = parse_route_rule(selector + "=" + value, backend_->channels(), err))) route = rule->route;
+  }
+  if (needs_value && !rule) return bad(400, err);
+  const mono_ns_t now = now_ns();
+  nlohmann::json applied = nlohmann::json::array();
+  bool busy = false;
+  for (Source* s : source_order_) {
+    if (!sel->matches(s->params().port, s->params().ssrc, !s->params().raw)) continue;
+    if (action == "flush") s->flush(clock_, now);
+    else if (action == "mute") s->set_muted(true, clock_, now);
+    else if (action == "unmute") s->set_muted(false, clock_, now);
+    else if (action == "gain") s->set_gain_db(rule->gain_db, clock_, now);
+    else if (action == "offset") s->set_offset(ns_to_frames(rule->offset.count(), static_cast<std::int64_t>(std::llround(clock_.rate()))));
+    else if (action == "route" && !s->set_route(route, clock_, now)) {
+      busy = true;
+      continue;
+    }
+    applied.push_back(source_json({s->stats(), "active"}));
+  }
+  if (applied.empty() && !busy) return bad(404, "no source matches " + selector);
+  if (busy && applied.empty()) return bad(409, "a route change of " + selector + " is still under way; retry");
+  if (events_.enabled()) {
+    nlohmann::json ssrcs = nlohmann::json::array();
+    for (const auto& a : applied) ssrcs.push_back(a["ssrc_hex"]);
+    event("control", {{"action", action}, {"selector", selector}, {"value", value}, {"sources", ssrcs}, {"client", req.peer}});
+  }
+  return {200, "application/json", nlohmann::json{{"action", action}, {"sources", applied}}.dump(2) + "\n"};
+}
+
+void Node::schedule_receiver_reports() {
+  // RFC 3550 §6.2, §6.3.1: RTCP gets 5 % of the session bandwidth, receivers 75 % of that; the
+  // interval is at least Tmin (half before the first report), randomised over [0.5, 1.5].
+  double bytes = 0, members = 1, senders = 0;
+  for (const auto& l : listeners_) bytes += static_cast<double>(l->bytes);
+  for (const Source* s : source_order_) senders += s->params().raw ? 0 : 1;
+  members += senders;
+  const double elapsed_s = last_rr_ ? static_cast<double>(now_ns() - last_rr_) * 1e-9 : 0.0;
+  RtcpIntervalInputs in;
+  in.members = members;
+  in.senders = senders;
+  in.rtcp_bandwidth = elapsed_s > 0.5 ? 0.05 * bytes / elapsed_s : 0.0;
+  in.avg_rtcp_size = avg_rtcp_size_;
+  in.initial = rr_initial_;
+  in.min_interval_s = std::chrono::duration<double>(cfg_.rtcp_min_interval).count();
+  const double u = static_cast<double>(splitmix(rng_) >> 11) * 0x1.0p-53;
+  const double interval = rtcp_interval(in, u);
+  uv_timer_start(&rr_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->send_receiver_reports(); },
+                 static_cast<std::uint64_t>(std::max(1.0, interval * 1000.0)), 0);
+}
+
+void Node::send_receiver_reports() {
+  const mono_ns_t now = now_ns();
+  for (auto& l : listeners_) {
+    if (l->spec.raw) continue;
+    std::vector<RtcpReportBlock> blocks;
+    std::vector<sockaddr_storage> dests;
+    for (Source* s : source_order_) {
+      if (s->params().port != l->spec.port || s->params().raw || !s->has_sequence()) continue;
+      RtcpReportBlock b = s->take_report_block();
+      b.reporter = reporter_ssrc_;
+      sockaddr_storage dest = s->params().remote_addr;
+      const std::uint64_t key = (std::uint64_t{l->spec.port} << 32) | s->params().ssrc;
+      if (auto it = sender_reports_.find(key); it != sender_reports_.end()) {
+        b.lsr = it->second.lsr;
+        b.dlsr = static_cast<std::uint32_t>(static_cast<double>(now - it->second.received) * 65536.0 / 1e9);
+        dest = it->second.from;
+      } else if (dest.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<sockaddr_in*>(&dest);
+        a->sin_port = htons(static_cast<std::uint16_t>(ntohs(a->sin_port) + 1));  // RFC 3550 §11
+      } else if (dest.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&dest);
+        a->sin6_port = htons(static_cast<std::uint16_t>(ntohs(a->sin6_port) + 1));
+      }
+      blocks.push_back(b);
+      const std::size_t len = dest.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+      if (std::none_of(dests.begin(), dests.end(), [&](const sockaddr_storage& d) { return std::memcmp(&d, &dest, len) == 0; }))
+        dests.push_back(dest);
+    }
+    for (std::size_t first = 0; first < blocks.size(); first += 31) {  // at most 31 blocks per RR
+      const std::vector<RtcpReportBlock> part(blocks.begin() + static_cast<std::ptrdiff_t>(first),
+                                              blocks.begin() + static_cast<std::ptrdiff_t>(std::min(blocks.size(), first + 31)));
+      std::vector<std::uint8_t> pkt = rtcp_build_receiver_report(reporter_ssrc_, part, cname_);
+      for (const sockaddr_storage& d : dests) {
+        uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(pkt.data()), static_cast<unsigned>(pkt.size()));
+        uv_udp_t* sock = l->has_rtcp ? &l->rtcp : &l->handle;
+        if (uv_udp_try_send(sock, &buf, 1, reinterpret_cast<const sockaddr*>(&d)) >= 0) {
+          ++stats_.receiver_reports_sent;
+          avg_rtcp_size_ += (static_cast<double>(pkt.size() + 28) - avg_rtcp_size_) / 16.0;
+        }
+      }
+    }
+  }
+  rr_initial_ = false;
+  schedule_receiver_reports();
+  last_rr_ = now;
+  for (auto& l : listeners_) l->bytes = 0;
+}
+
 void Node::stop() { uv_stop(&loop_); }
 
 int Node::run() {
@@ -571,6 +846,14 @@ int Node::run() {
     uv_timer_start(&stop_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->stop(); },
                    static_cast<std::uint64_t>(cfg_.duration->count() / 1'000'000), 0);
   }
+  if (cfg_.rtcp_rr) {
+    uv_timer_init(&loop_, &rr_timer_);
+    rr_timer_.data = this;
+    last_rr_ = started_ns_;
+    schedule_receiver_reports();
+  }
+  if (http_)
+    std::cerr << "rtpnode: HTTP on " << cfg_.http->address << " port " << http_->port() << (cfg_.http_allow_remote ? "" : " (local clients only)") << ": /metrics /stats /sources\n";
   for (auto* sig : {&sigint_, &sigterm_}) {
     uv_signal_init(&loop_, sig);
     sig->data = this;

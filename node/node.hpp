@@ -11,12 +11,17 @@
 #include <vector>
 
 #include <uv.h>
+#include <netinet/in.h>
+#include <nlohmann/json_fwd.hpp>
 
 #include "node/audio_backend.hpp"
 #include "node/config.hpp"
 #include "node/device_clock.hpp"
+#include "node/event_log.hpp"
+#include "node/http_server.hpp"
 #include "node/mixer.hpp"
 #include "node/source.hpp"
+#include "node/stats_model.hpp"
 #include "rtp/rtp_header.hpp"
 
 namespace rtpnode {
@@ -34,6 +39,7 @@ struct NodeStats {
   std::uint64_t sender_reports = 0;     ///< SR packets received
   std::uint64_t byes = 0;               ///< BYE SSRCs received
   std::uint64_t probation_dropped = 0;  ///< packets dropped because the probation table was full
+  std::uint64_t receiver_reports_sent = 0;  ///< RTCP RR compounds sent
 };
 
 class Node {
@@ -57,6 +63,7 @@ class Node {
     uv_udp_t rtcp{};          ///< RTCP on port + 1 (RFC 3550 §11)
     bool has_rtcp = false;
     std::array<char, 65536> rtcp_buf{};
+    std::uint64_t bytes = 0;  ///< RTP bytes received since the last RTCP report (session bandwidth)
   };
   /// A new SSRC on probation (RFC 3550 A.1: MIN_SEQUENTIAL = 2 in-sequence packets admit it).
   struct Probation {
@@ -67,11 +74,26 @@ class Node {
   struct HeldSenderReport {
     std::int64_t ntp_ns = 0;
     std::uint32_t rtp_ts = 0;
+    std::uint32_t lsr = 0;          ///< middle 32 bits of its NTP timestamp (RR LSR)
+    mono_ns_t received = 0;         ///< when it arrived (RR DLSR)
+    sockaddr_storage from{};        ///< where RTCP of this sender comes from (RRs go there)
+  };
+  /// Per source, what the event log compares between two checks.
+  struct Watch {
+    SourceStats last;
+    bool in_concealment = false;   ///< a concealment burst is open
+    double burst_start_s = 0;
+    std::uint64_t burst_frames = 0, burst_lost = 0, burst_late = 0;
+    bool stalled = false;          ///< a window of the burst had no packet for >= 100 ms
+    bool in_late = false;          ///< a late-packet burst is open
+    double late_start_s = 0;
+    std::uint64_t late_packets = 0;
+    bool at_drift_limit = false;
   };
 
   void bind_all();
   void on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from);
-  void on_rtcp(Listener& l, std::span<const std::uint8_t> data);
+  void on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from);
   /// The NTP timeline is on while at least two sources have SRs (one alone follows its own
   /// target delay); it is defined from where a source with SR already plays.
   void update_timeline();
@@ -85,6 +107,18 @@ class Node {
   void expire_sources(mono_ns_t now);
   void report(bool final);
   void write_json() const;
+  /// The figures of the node and of every source now (stats_model.hpp).
+  [[nodiscard]] NodeSnapshot snapshot() const;
+  [[nodiscard]] std::vector<SourceReport> source_reports(bool with_departed) const;
+  /// GET /metrics, /stats, /sources; POST /sources/SEL/ACTION (README "HTTP endpoint").
+  HttpResponse on_http(const HttpRequest& req);
+  HttpResponse on_control(const HttpRequest& req, const std::string& selector, const std::string& action);
+  /// Event log: compares each source with the last check (underruns, bursts, drift limit, xruns).
+  void watch_events(mono_ns_t now);
+  void event(const char* name, const nlohmann::json& fields);
+  /// RTCP RR to the senders of every session, then re-arms the RFC 3550 §6.3 timer.
+  void send_receiver_reports();
+  void schedule_receiver_reports();
   /// Prints make_text() once per kind; later calls of that kind cost a flag test.
   template <typename MakeText>
   void warn_once(std::size_t kind, MakeText&& make_text);
@@ -123,6 +157,20 @@ class Node {
   frames_t ramp_frames_ = 0;
   std::vector<bool> warned_;
   mono_ns_t started_ns_ = 0;
+
+  std::unique_ptr<HttpServer> http_;
+  EventLog events_;
+  std::unordered_map<const Source*, Watch> watch_;
+  std::uint64_t watched_xruns_ = 0;
+  mono_ns_t last_watch_ = 0;
+  // RTCP reporting (RFC 3550 §6.2-6.4).
+  uv_timer_t rr_timer_{};
+  std::uint32_t reporter_ssrc_ = 0;
+  std::string cname_;
+  double avg_rtcp_size_ = 100;    ///< §6.3.3, bytes with UDP/IP headers
+  bool rr_initial_ = true;
+  mono_ns_t last_rr_ = 0;
+  std::uint64_t rng_ = 0;
 };
 
 }  // namespace rtpnode

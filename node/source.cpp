@@ -585,6 +585,26 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
   }
 }
 
+RtcpReportBlock Source::take_report_block() {
+  RtcpReportBlock b;
+  b.ssrc = p_.ssrc;
+  const std::int64_t expected = expected_prior_ + (highest_seq_ - base_seq_ + 1);
+  const std::uint64_t received = stats_.packets_received;
+  const std::int64_t expected_interval = expected - rr_expected_prior_;
+  const std::int64_t received_interval = static_cast<std::int64_t>(received - rr_received_prior_);
+  const std::int64_t lost_interval = expected_interval - received_interval;
+  rr_expected_prior_ = expected;
+  rr_received_prior_ = received;
+  b.fraction_lost = expected_interval <= 0 || lost_interval <= 0
+                        ? 0
+                        : static_cast<std::uint8_t>(std::min<std::int64_t>(255, (lost_interval << 8) / expected_interval));
+  b.cumulative_lost = static_cast<std::int32_t>(
+      std::clamp<std::int64_t>(expected - static_cast<std::int64_t>(received), -0x800000, 0x7fffff));
+  b.highest_seq = static_cast<std::uint32_t>(highest_seq_);
+  b.jitter = static_cast<std::uint32_t>(std::llround(playout_.estimator().jitter_ns() * p_.format.clock_rate / 1e9));
+  return b;
+}
+
 SourceStats Source::stats() const {
   SourceStats s = stats_;
   const std::int64_t expected = expected_prior_ + (highest_seq_ - base_seq_ + 1);
@@ -611,7 +631,7 @@ SourceStats Source::stats() const {
   s.drift_ppm = playout_.drift() * 1e6;
   s.drift_integral_ppm = playout_.integral() * 1e6;
   s.arrival_to_dac_ms = arrival_to_dac_ns_ / 1e6;
-  s.buffered_ms = queued_ms();
+  s.queued_ms = queued_ms();
   s.synced = placed_ && have_sr_ && p_.timeline != nullptr;
   s.sync_error_ms = s.synced ? sync_error_frames_ * 1000.0 / static_cast<double>(dev_rate_) : 0.0;
   s.capture_to_dac_ms = s.synced ? capture_to_dac_ns_ / 1e6 : 0.0;

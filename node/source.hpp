@@ -20,12 +20,15 @@
 #include <string>
 #include <vector>
 
+#include <netinet/in.h>
+
 #include "jitter/jitter_buffer.hpp"
 #include "jitter/playout.hpp"
 #include "node/device_clock.hpp"
 #include "node/mixer.hpp"
 #include "node/sync_timeline.hpp"
 #include "rtp/codec.hpp"
+#include "rtp/rtcp.hpp"
 #include "rtp/rtp_header.hpp"
 
 struct SpeexResamplerState_;
@@ -74,7 +77,7 @@ struct SourceStats {
                                         ///< estimate misses (near 0 when it is right)
   double arrival_to_dac_ms = 0;         ///< measured: packet arrival -> its first frame at the DAC
                                         ///< (mean of the last packets, exponential average)
-  double buffered_ms = 0;               ///< audio queued in the ring ahead of the device
+  double queued_ms = 0;                 ///< audio queued ahead of the device (ring + resampler)
   // Issue #4: placement, routing and control.
   bool synced = false;                  ///< placed on the NTP timeline from RTCP SR
   double sync_error_ms = 0;             ///< synced: actual - NTP-timeline play time of the last
@@ -110,6 +113,7 @@ class Source {
     std::uint32_t ssrc = 0;
     std::uint16_t port = 0;
     std::string remote;
+    sockaddr_storage remote_addr{};   ///< where its RTP comes from (RTCP RR: port + 1 without SR)
     std::uint8_t payload_type = 0;
     PayloadFormat format;
     bool raw = false;                 ///< headerless PCM: sequence and timestamps are synthesised
@@ -177,6 +181,15 @@ class Source {
   [[nodiscard]] bool drained() const noexcept;
   /// Audio queued ahead of the device (ring + resampler), ms.
   [[nodiscard]] double queued_ms() const noexcept;
+
+  /// Thread: loop. This source's report block for an RTCP RR sent now (RFC 3550 §6.4.1, A.3):
+  /// fraction lost since the previous call (x 256, 0 when packets were duplicated instead),
+  /// cumulative lost (clamped to 24-bit signed), extended highest sequence number received,
+  /// interarrival jitter in RTP timestamp units. `reporter`, `lsr` and `dlsr` are left 0 for the
+  /// caller. Advances the interval state (expected_prior, received_prior).
+  [[nodiscard]] RtcpReportBlock take_report_block();
+  /// True once a sequence number was seen (an RR may report on it).
+  [[nodiscard]] bool has_sequence() const noexcept { return have_seq_; }
 
   [[nodiscard]] PlayoutStream* stream() noexcept { return stream_.get(); }
   [[nodiscard]] SourceStats stats() const;
@@ -274,6 +287,8 @@ class Source {
   ext_seq_t highest_seq_ = 0;
   std::int64_t expected_prior_ = 0;  ///< expected packets before the last resync
   bool have_seq_ = false;
+  std::int64_t rr_expected_prior_ = 0;   ///< A.3 expected_prior at the last RR
+  std::uint64_t rr_received_prior_ = 0;  ///< A.3 received_prior at the last RR
   bool fec_seen_ = false;  ///< a packet carried Opus FEC: the target keeps one more packet
 
   mono_ns_t last_arrival_ = 0;

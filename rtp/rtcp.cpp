@@ -174,4 +174,24 @@ std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter, con
   return v;
 }
 
+double rtcp_interval(const RtcpIntervalInputs& in, double uniform) noexcept {
+  constexpr double kSenderFraction = 0.25, kReceiverFraction = 1.0 - kSenderFraction;
+  constexpr double kCompensation = 2.71828 - 1.5;
+  const double tmin = in.initial ? in.min_interval_s / 2 : in.min_interval_s;
+  double n = in.members;
+  double bw = in.rtcp_bandwidth;
+  if (in.senders <= in.members * kSenderFraction) {
+    if (in.we_sent) {
+      bw *= kSenderFraction;
+      n = in.senders;
+    } else {
+      bw *= kReceiverFraction;
+      n -= in.senders;
+    }
+  }
+  double t = bw > 0 ? in.avg_rtcp_size * n / bw : tmin;
+  if (t < tmin) t = tmin;
+  return t * (uniform + 0.5) / kCompensation;
+}
+
 }  // namespace rtpnode

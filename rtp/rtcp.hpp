@@ -68,4 +68,22 @@ std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter, con
 /// SDES CNAME, and, when `bye` is set, a BYE for sr.ssrc (§6.6).
 std::vector<std::uint8_t> rtcp_build_sender_report(const RtcpSenderReport& sr, std::string_view cname, bool bye = false);
 
+/// Inputs of the RTCP transmission interval (RFC 3550 §6.3.1, A.7).
+struct RtcpIntervalInputs {
+  double members = 2;              ///< session members, this participant included
+  double senders = 1;              ///< members that sent RTP recently
+  double rtcp_bandwidth = 0;       ///< bytes/s for RTCP: 5 % of the session bandwidth (§6.2)
+  bool we_sent = false;            ///< this participant sent RTP since the second-last report
+  double avg_rtcp_size = 100;      ///< bytes, UDP and IP headers included (§6.3.3 average)
+  bool initial = false;            ///< no report sent yet: half the minimum
+  double min_interval_s = 5;       ///< Tmin (§6.2: 5 s; smaller allowed for large sessions)
+};
+
+/// Thread: any. The randomised RTCP interval in seconds (RFC 3550 A.7 rtcp_interval()):
+/// receivers share 75 % of the RTCP bandwidth when senders are at most a quarter of the members,
+/// the deterministic interval is at least Tmin (half at start), then multiplied by
+/// `uniform` + 0.5 (`uniform` in [0, 1): the caller's random draw) and divided by
+/// e − 3/2 = 1.21828 (the timer-reconsideration compensation). Zero bandwidth gives Tmin.
+[[nodiscard]] double rtcp_interval(const RtcpIntervalInputs& in, double uniform) noexcept;
+
 }  // namespace rtpnode

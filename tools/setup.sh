@@ -12,6 +12,8 @@ PACKAGES=(
   alsa-utils asterisk-core-sounds-en-wav   # real recordings for the demo and the tests
   ffmpeg                                   # independent G.722 decoder for a reference test
   iproute2                                 # network namespaces for the multicast test
+  libmicrohttpd-dev                        # HTTP for /metrics, /stats and control
+  curl python3-jsonschema python3-prometheus-client  # independent checks of the HTTP endpoint
 )
 
 missing=()

@@ -1,0 +1,318 @@
+#include "node/stats_model.hpp"
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <sstream>
+
+namespace rtpnode {
+
+namespace {
+
+using nlohmann::json;
+
+enum class JsonType { integer, number, string, boolean };
+enum class MetricType { none, counter, gauge };
+
+/// One reported figure. `metric` is the Prometheus name after the family prefix (rtpnode_source_
+/// or rtpnode_), in base units; `scale` converts the JSON value to it (ms -> s: 0.001).
+template <typename From>
+struct Field {
+  const char* name;
+  JsonType type;
+  MetricType metric_type;
+  const char* metric;
+  double scale;
+  const char* unit;
+  const char* help;
+  json (*get)(const From&);
+};
+
+using SourceField = Field<SourceReport>;
+using NodeField = Field<NodeSnapshot>;
+
+#define SRC(NAME, TYPE, MT, METRIC, SCALE, UNIT, HELP, EXPR) \
+  SourceField { NAME, JsonType::TYPE, MetricType::MT, METRIC, SCALE, UNIT, HELP, [](const SourceReport& r) -> json { const SourceStats& s = r.stats; (void)s; return EXPR; } }
+#define NODE(NAME, TYPE, MT, METRIC, SCALE, UNIT, HELP, EXPR) \
+  NodeField { NAME, JsonType::TYPE, MetricType::MT, METRIC, SCALE, UNIT, HELP, [](const NodeSnapshot& n) -> json { return EXPR; } }
+
+std::string hex_ssrc(std::uint32_t ssrc) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08" PRIx32, ssrc);
+  return buf;
+}
+
+// clang-format off
+const SourceField kSourceFields[] = {
+  SRC("state", string, none, nullptr, 1, "", "active: playing; leaving: BYE or --source-timeout, its queued audio still plays; departed: detached (the last 64 are kept)", r.state),
+  SRC("ssrc", integer, none, nullptr, 1, "", "RTP SSRC (RFC 3550 §5.1); 0 for headerless PCM. Prometheus label `ssrc` (hex)", s.ssrc),
+  SRC("ssrc_hex", string, none, nullptr, 1, "", "the SSRC as 0x%08x, as in selectors (`ssrc:0x…`)", hex_ssrc(s.ssrc)),
+  SRC("port", integer, none, nullptr, 1, "", "local listen port. Prometheus label `port`", s.port),
+  SRC("remote", string, none, nullptr, 1, "", "sender address ip:port of its RTP packets", s.remote),
+  SRC("payload_type", integer, none, nullptr, 1, "", "RTP payload type (RFC 3551); 255 for headerless PCM", s.payload_type),
+  SRC("payload", string, none, nullptr, 1, "", "codec/clock rate/channels, e.g. pcmu/8000/1. Prometheus label `payload`", s.payload),
+  SRC("packets_received", integer, counter, "packets_received_total", 1, "packets", "unique packets of this SSRC, late ones included, duplicates not (RFC 3550 A.3 received)", s.packets_received),
+  SRC("packets_lost", integer, gauge, "packets_lost", 1, "packets", "RFC 3550 A.3 cumulative lost: expected − received (≥ 0); decreases when a packet counted lost arrives late, hence a gauge", s.packets_lost),
+  SRC("packets_late", integer, counter, "packets_late_total", 1, "packets", "arrived after their playout deadline; dropped", s.packets_late),
+  SRC("packets_duplicate", integer, counter, "packets_duplicate_total", 1, "packets", "sequence number already received; dropped", s.packets_duplicate),
+  SRC("packets_reordered", integer, counter, "packets_reordered_total", 1, "packets", "arrived after a higher sequence number, still in time", s.packets_reordered),
+  SRC("packets_malformed", integer, counter, "packets_malformed_total", 1, "packets", "payloads the decoder refused (corrupt, partial frame, too large)", s.packets_malformed),
+  SRC("packets_other_payload_type", integer, counter, "packets_other_payload_type_total", 1, "packets", "packets of this SSRC with another payload type: counted for loss, not played", s.packets_other_pt),
+  SRC("packets_overflow", integer, counter, "packets_overflow_total", 1, "packets", "dropped because the jitter buffer was full", s.packets_overflow),
+  SRC("packets_comfort_noise", integer, counter, "packets_comfort_noise_total", 1, "packets", "RFC 3389 comfort-noise packets (PT 13)", s.packets_comfort_noise),
+  SRC("frames_concealed", integer, counter, "concealed_frames_total", 1, "frames (audio rate)", "frames synthesised for missing audio: loss and delay-spike expansion", s.frames_concealed),
+  SRC("concealment_events", integer, counter, "concealment_events_total", 1, "events", "runs of consecutive concealment", s.concealment_events),
+  SRC("fec_recovered", integer, counter, "fec_recovered_packets_total", 1, "packets", "lost packets rebuilt from the next packet's Opus in-band FEC (RFC 6716 §2.1.7)", s.fec_recovered),
+  SRC("expansions", integer, counter, "expansions_total", 1, "events", "concealment steps that raised the playout delay (late-arrival spikes)", s.expansions),
+  SRC("frames_gap", integer, counter, "gap_frames_total", 1, "frames (audio rate)", "frames filled where the sender sent nothing (DTX, pause)", s.frames_gap),
+  SRC("frames_silent", integer, counter, "silent_frames_total", 1, "frames (audio rate)", "silence after concealment gave up (more than 100 ms missing)", s.frames_silent),
+  SRC("resyncs", integer, counter, "resyncs_total", 1, "events", "re-anchors after a sender restart or timestamp jump", s.resyncs),
+  SRC("underruns", integer, counter, "underruns_total", 1, "events", "device blocks that began with this source's audio missing (the mixer played zeros)", s.underruns),
+  SRC("underrun_frames", integer, counter, "underrun_frames_total", 1, "frames (device rate)", "device frames zero-filled for missing audio", s.underrun_frames),
+  SRC("frames_played", integer, counter, "played_frames_total", 1, "frames (device rate)", "device frames mixed", s.frames_played),
+  SRC("frames_skipped", integer, counter, "skipped_frames_total", 1, "frames (device rate)", "frames that reached the mixer after their device frame had passed", s.frames_skipped),
+  SRC("jitter_ms", number, gauge, "jitter_seconds", 1e-3, "ms", "RFC 3550 §6.4.1 interarrival jitter J (smoothed by 1/16); in RTCP RR in timestamp units", s.jitter_ms),
+  SRC("latency_mode", string, none, nullptr, 1, "", "auto (adaptive target) or fixed (--latency)", s.adaptive ? "auto" : "fixed"),
+  SRC("target_delay_ms", number, gauge, "target_delay_seconds", 1e-3, "ms", "jitter-buffer target: delay over the fastest packet that keeps late loss within the profile's budget", s.target_delay_ms),
+  SRC("playout_delay_ms", number, gauge, "playout_delay_seconds", 1e-3, "ms", "delay over the fastest packet that the last decoded packet played with", s.playout_delay_ms),
+  SRC("queued_ms", number, gauge, "queued_seconds", 1e-3, "ms", "audio queued ahead of the device (ring and resampler): what a flush drops", s.queued_ms),
+  SRC("speed", number, gauge, "speed_ratio", 1, "ratio", "playback speed applied by the resampler (1 = none): drift feed-forward + delay trim", s.speed),
+  SRC("drift_ppm", number, gauge, "drift_ratio", 1e-6, "ppm", "sender clock against the device clock (> 0: sender fast), estimated from arrival times; 0 until estimated (~5 s) or with --drift off", s.drift_ppm),
+  SRC("drift_integral_ppm", number, gauge, "drift_integral_ratio", 1e-6, "ppm", "integral term of the speed loop: what the drift estimate misses; limit ±2000 ppm", s.drift_integral_ppm),
+  SRC("arrival_to_dac_ms", number, gauge, "arrival_to_dac_seconds", 1e-3, "ms", "end-to-end: packet arrival -> its first frame at the DAC, PortAudio output latency included (exponential mean)", s.arrival_to_dac_ms),
+  SRC("synced", boolean, gauge, "synced", 1, "0/1", "placed on the senders' NTP timeline from RTCP SR (RFC 3550 §6.4.1)", s.synced),
+  SRC("sync_error_ms", number, gauge, "sync_error_seconds", 1e-3, "ms", "synced: actual − timeline play time of the last decoded packet (> 0: late)", s.sync_error_ms),
+  SRC("capture_to_dac_ms", number, gauge, "capture_to_dac_seconds", 1e-3, "ms", "synced: sender capture instant (SR NTP) -> DAC, assuming the receiver's wall clock agrees with the sender's NTP", s.capture_to_dac_ms),
+  SRC("offset_ms", number, gauge, "offset_seconds", 1e-3, "ms", "user offset on the timeline (--offset, control)", s.offset_ms),
+  SRC("gain_db", number, gauge, "gain_decibels", 1, "dB", "user gain (--gain, control)", s.gain_db),
+  SRC("muted", boolean, gauge, "muted", 1, "0/1", "muted by control", s.muted),
+  SRC("route", string, none, nullptr, 1, "", "device channels, 1-based (\"1,2\"); empty = standard mapping", s.route),
+  SRC("sender_reports", integer, counter, "sender_reports_total", 1, "packets", "RTCP SRs received for this SSRC", s.sender_reports),
+  SRC("placements", integer, counter, "placements_total", 1, "events", "rings replaced: re-placement on the timeline, offset change, flush", s.placements),
+  SRC("flushes", integer, counter, "flushes_total", 1, "events", "control flushes", s.flushes),
+};
+
+const NodeField kNodeFields[] = {
+  NODE("uptime_s", number, gauge, "uptime_seconds", 1, "s", "time since the device started", n.uptime_s),
+  NODE("datagrams", integer, counter, "datagrams_total", 1, "datagrams", "UDP datagrams received on every listen socket (RTP ports)", n.datagrams),
+  NODE("packets_malformed", integer, counter, "packets_malformed_total", 1, "packets", "datagrams on RTP ports that are not valid RTP (RFC 3550 §5.1, A.1 checks), RTCP excluded; see packets_rejected", n.packets_malformed),
+  NODE("packets_unknown_payload_type", integer, counter, "packets_unknown_payload_type_total", 1, "packets", "valid RTP of a new SSRC with a payload type no --payload maps; dropped", n.packets_unknown_payload_type),
+  NODE("sources_active", integer, gauge, "sources_active", 1, "sources", "sources playing (state active)", n.sources_active),
+  NODE("sources_refused", integer, counter, "sources_refused_total", 1, "sources", "new streams refused: --max-sources reached or codec error", n.sources_refused),
+  NODE("sources_on_probation", integer, gauge, "sources_on_probation", 1, "sources", "new SSRCs waiting for their second in-sequence packet (RFC 3550 A.1)", n.sources_on_probation),
+  NODE("probation_dropped", integer, counter, "probation_dropped_total", 1, "packets", "packets dropped because the probation table was full (a flood of SSRCs)", n.probation_dropped),
+  NODE("rtcp_packets", integer, counter, "rtcp_packets_total", 1, "compounds", "valid RTCP compounds received (RTCP port or muxed, RFC 5761)", n.rtcp_packets),
+  NODE("rtcp_malformed", integer, counter, "rtcp_malformed_total", 1, "datagrams", "RTCP failing the RFC 3550 A.2 checks; dropped", n.rtcp_malformed),
+  NODE("sender_reports", integer, counter, "sender_reports_total", 1, "packets", "RTCP SR packets received", n.sender_reports),
+  NODE("receiver_reports_sent", integer, counter, "receiver_reports_sent_total", 1, "compounds", "RTCP RR compounds sent to senders (RFC 3550 §6.4.2)", n.receiver_reports_sent),
+  NODE("byes", integer, counter, "byes_total", 1, "SSRCs", "SSRCs in RTCP BYE packets received", n.byes),
+  NODE("callbacks", integer, counter, "callbacks_total", 1, "callbacks", "device callbacks so far", n.callbacks),
+  NODE("xruns", integer, counter, "xruns_total", 1, "events", "device under/overflows flagged by PortAudio (paOutputUnderflow/Overflow)", n.xruns),
+  NODE("cpu_load", number, gauge, "cpu_load_ratio", 1, "ratio", "Pa_GetStreamCpuLoad: share of the callback's time budget used", n.cpu_load),
+  NODE("callback_max_ms", number, gauge, "callback_max_seconds", 1e-3, "ms", "longest callback so far", n.callback_max_ms),
+  NODE("http_requests", integer, counter, "http_requests_total", 1, "requests", "HTTP requests answered (--http)", n.http_requests),
+  NODE("http_refused", integer, counter, "http_refused_total", 1, "connections", "HTTP connections refused: not from a local address", n.http_refused),
+  NODE("events", integer, counter, "events_total", 1, "events", "events written to --event-log", n.events),
+  NODE("sync", string, none, nullptr, 1, "", "--sync: rtcp or none", n.sync),
+  NODE("sample_rate", number, gauge, "sample_rate_hertz", 1, "Hz", "device sample rate (nominal)", n.sample_rate),
+  NODE("device_skew_ppm", number, gauge, "device_skew_ratio", 1e-6, "ppm", "device clock against the monotonic clock, measured from callback positions", n.device_skew_ppm),
+  NODE("device", string, none, nullptr, 1, "", "host API, device, rate and channels", n.device),
+  NODE("output_latency_ms", number, gauge, "output_latency_seconds", 1e-3, "ms", "device latency the node uses: callback position -> DAC", n.output_latency_ms),
+  NODE("pa_output_latency_ms", number, gauge, "pa_output_latency_seconds", 1e-3, "ms", "Pa_GetStreamInfo outputLatency, for comparison", n.pa_output_latency_ms),
+  NODE("render_lead_ms", number, gauge, "render_lead_seconds", 1e-3, "ms", "how far ahead of the device the loop renders", n.render_lead_ms),
+};
+// clang-format on
+
+#undef SRC
+#undef NODE
+
+const char* json_type_name(JsonType t) {
+  switch (t) {
+    case JsonType::integer: return "integer";
+    case JsonType::number: return "number";
+    case JsonType::string: return "string";
+    case JsonType::boolean: return "boolean";
+  }
+  return "null";
+}
+
+double to_double(const json& v) {
+  if (v.is_boolean()) return v.get<bool>() ? 1.0 : 0.0;
+  if (v.is_number()) return v.get<double>();
+  return 0.0;
+}
+
+/// Prometheus label value escaping (exposition format: backslash, double quote, newline).
+std::string escape_label(const std::string& v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+/// Shortest round-trip text of a double as Prometheus accepts it (Go ParseFloat syntax).
+std::string number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[32];
+  if (v == std::floor(v) && std::abs(v) < 9.007199254740992e15) {  // integers as integers
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  // Prefer a shorter exact representation when there is one.
+  for (int prec = 1; prec < 17; ++prec) {
+    char b2[32];
+    std::snprintf(b2, sizeof b2, "%.*g", prec, v);
+    if (std::strtod(b2, nullptr) == v) return b2;
+  }
+  return buf;
+}
+
+json histogram_json(const NodeSnapshot& n) {
+  json bounds = json::array(), counts = json::array();
+  for (double b : CallbackTimes::kBoundsUs) bounds.push_back(b);
+  for (std::uint64_t c : n.callback_buckets) counts.push_back(c);
+  return {{"bounds_us", bounds}, {"counts", counts}, {"count", n.callback_count}, {"sum_s", n.callback_sum_s}};
+}
+
+}  // namespace
+
+json source_json(const SourceReport& r) {
+  json j = json::object();
+  for (const SourceField& f : kSourceFields) j[f.name] = f.get(r);
+  return j;
+}
+
+json stats_json(const NodeSnapshot& n, const std::vector<SourceReport>& sources) {
+  json node = json::object();
+  for (const NodeField& f : kNodeFields) node[f.name] = f.get(n);
+  json rejected = json::object();
+  for (const auto& [reason, count] : n.packets_rejected) rejected[reason] = count;
+  node["packets_rejected"] = rejected;
+  node["callback_duration"] = histogram_json(n);
+  json list = json::array();
+  for (const SourceReport& s : sources) list.push_back(source_json(s));
+  return {{"node", node}, {"sources", list}};
+}
+
+std::string prometheus_text(const NodeSnapshot& n, const std::vector<SourceReport>& sources) {
+  std::ostringstream o;
+  auto header = [&o](const std::string& name, const char* help, const char* type) {
+    o << "# HELP " << name << ' ' << help << '\n' << "# TYPE " << name << ' ' << type << '\n';
+  };
+  for (const NodeField& f : kNodeFields) {
+    if (f.metric_type == MetricType::none) continue;
+    const std::string name = std::string("rtpnode_") + f.metric;
+    header(name, f.help, f.metric_type == MetricType::counter ? "counter" : "gauge");
+    o << name << ' ' << number(to_double(f.get(n)) * f.scale) << '\n';
+  }
+  header("rtpnode_packets_rejected_total", "datagrams on RTP ports rejected before reaching a source, by reason (rtcp: RTCP muxed on the RTP port, handled as RTCP)", "counter");
+  for (const auto& [reason, count] : n.packets_rejected)
+    o << "rtpnode_packets_rejected_total{reason=\"" << escape_label(reason) << "\"} " << count << '\n';
+  header("rtpnode_callback_duration_seconds", "duration of each device callback (mixing included)", "histogram");
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < n.callback_buckets.size(); ++i) {
+    cumulative += n.callback_buckets[i];
+    const std::string le = i < CallbackTimes::kBoundsUs.size() ? number(CallbackTimes::kBoundsUs[i] * 1e-6) : "+Inf";
+    o << "rtpnode_callback_duration_seconds_bucket{le=\"" << le << "\"} " << cumulative << '\n';
+  }
+  o << "rtpnode_callback_duration_seconds_sum " << number(n.callback_sum_s) << '\n';
+  o << "rtpnode_callback_duration_seconds_count " << cumulative << '\n';
+  header("rtpnode_info", "constant 1; the device and sync mode as labels", "gauge");
+  o << "rtpnode_info{device=\"" << escape_label(n.device) << "\",sync=\"" << escape_label(n.sync) << "\"} 1\n";
+
+  std::vector<const SourceReport*> live;
+  for (const SourceReport& s : sources)
+    if (s.state != "departed") live.push_back(&s);
+  auto labels = [](const SourceReport& s) {
+    return "ssrc=\"" + hex_ssrc(s.stats.ssrc) + "\",port=\"" + std::to_string(s.stats.port) + "\",payload=\"" +
+           escape_label(s.stats.payload) + "\"";
+  };
+  header("rtpnode_source_info", "constant 1 per source; its sender, state and route as labels", "gauge");
+  for (const SourceReport* s : live)
+    o << "rtpnode_source_info{" << labels(*s) << ",remote=\"" << escape_label(s->stats.remote) << "\",state=\""
+      << escape_label(s->state) << "\",route=\"" << escape_label(s->stats.route) << "\"} 1\n";
+  for (const SourceField& f : kSourceFields) {
+    if (f.metric_type == MetricType::none) continue;
+    const std::string name = std::string("rtpnode_source_") + f.metric;
+    header(name, f.help, f.metric_type == MetricType::counter ? "counter" : "gauge");
+    for (const SourceReport* s : live) o << name << '{' << labels(*s) << "} " << number(to_double(f.get(*s)) * f.scale) << '\n';
+  }
+  return o.str();
+}
+
+std::string stats_doc_markdown() {
+  std::ostringstream o;
+  o << "# rtpnode statistics\n\n"
+       "Generated by `rtpnode --stats-doc` from the field tables of `node/stats_model.cpp`; a test\n"
+       "fails when this file and the code disagree. The same figures appear in the stats line\n"
+       "(a subset), `--stats-json FILE`, `GET /stats` (JSON, schema `docs/stats.schema.json`) and\n"
+       "`GET /metrics` (Prometheus text format 0.0.4).\n\n"
+       "Counters only grow while the process runs; gauges are the value now. Prometheus names are\n"
+       "in base units (seconds, ratios); JSON keeps milliseconds and ppm as named.\n\n"
+       "## Node (`node` in JSON, `rtpnode_…` in Prometheus)\n\n"
+       "| JSON | Prometheus | type | unit | meaning |\n|---|---|---|---|---|\n";
+  for (const NodeField& f : kNodeFields)
+    o << "| `" << f.name << "` | " << (f.metric ? std::string("`rtpnode_") + f.metric + "`" : std::string("label of `rtpnode_info`"))
+      << " | " << (f.metric_type == MetricType::counter ? "counter" : f.metric_type == MetricType::gauge ? "gauge" : json_type_name(f.type))
+      << " | " << f.unit << " | " << f.help << " |\n";
+  o << "| `packets_rejected` | `rtpnode_packets_rejected_total{reason}` | counter | packets | datagrams on RTP ports "
+       "rejected before reaching a source, by reason |\n"
+       "| `callback_duration` | `rtpnode_callback_duration_seconds` | histogram | s | duration of each device callback; "
+       "JSON: `bounds_us` (bucket upper bounds), `counts` (per bucket, not cumulative, last = above the last bound), "
+       "`count`, `sum_s` |\n";
+  o << "\n## Sources (`sources[]` in JSON, `rtpnode_source_…{ssrc,port,payload}` in Prometheus)\n\n"
+       "Departed sources stay in JSON (the last 64) but are not exported to Prometheus.\n\n"
+       "| JSON | Prometheus | type | unit | meaning |\n|---|---|---|---|---|\n";
+  for (const SourceField& f : kSourceFields)
+    o << "| `" << f.name << "` | "
+      << (f.metric ? std::string("`rtpnode_source_") + f.metric + "`" : std::string("label/info"))
+      << " | " << (f.metric_type == MetricType::counter ? "counter" : f.metric_type == MetricType::gauge ? "gauge" : json_type_name(f.type))
+      << " | " << f.unit << " | " << f.help << " |\n";
+  return o.str();
+}
+
+json stats_json_schema() {
+  auto object_of = [](auto fields) {
+    json props = json::object(), required = json::array();
+    for (const auto& f : fields) {
+      props[f.name] = {{"type", json_type_name(f.type)}, {"description", f.help}};
+      required.push_back(f.name);
+    }
+    return json{{"type", "object"}, {"properties", props}, {"required", required}};
+  };
+  json node = object_of(std::span(kNodeFields));
+  node["properties"]["packets_rejected"] = {{"type", "object"}, {"additionalProperties", {{"type", "integer"}, {"minimum", 0}}}};
+  node["properties"]["callback_duration"] = {
+      {"type", "object"},
+      {"properties",
+       {{"bounds_us", {{"type", "array"}, {"items", {{"type", "number"}}}}},
+        {"counts", {{"type", "array"}, {"items", {{"type", "integer"}, {"minimum", 0}}}}},
+        {"count", {{"type", "integer"}, {"minimum", 0}}},
+        {"sum_s", {{"type", "number"}, {"minimum", 0}}}}},
+      {"required", {"bounds_us", "counts", "count", "sum_s"}},
+      {"additionalProperties", false}};
+  node["required"].push_back("packets_rejected");
+  node["required"].push_back("callback_duration");
+  node["additionalProperties"] = false;
+  json source = object_of(std::span(kSourceFields));
+  source["properties"]["state"]["enum"] = {"active", "leaving", "departed"};
+  source["additionalProperties"] = false;
+  return {{"$schema", "https://json-schema.org/draft/2020-12/schema"},
+          {"$id", "https://rtpnode.invalid/stats.schema.json"},
+          {"title", "rtpnode statistics (GET /stats, --stats-json)"},
+          {"type", "object"},
+          {"properties", {{"node", node}, {"sources", {{"type", "array"}, {"items", source}}}}},
+          {"required", {"node", "sources"}},
+          {"additionalProperties", false}};
+}
+
+}  // namespace rtpnode

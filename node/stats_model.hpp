@@ -1,0 +1,78 @@
+// The one statistics model of rtpnode (issue #7). Every figure the node reports — the periodic
+// stats line, --stats-json, GET /stats, GET /metrics — comes from the two structs below, and
+// every field is described once, in the field tables of stats_model.cpp: its JSON name, its
+// Prometheus name in base units, counter or gauge, unit, and what it means (RFC definition
+// where there is one). docs/STATS.md and docs/stats.schema.json are generated from those tables
+// (`rtpnode --stats-doc`, `rtpnode --stats-schema`) and a test keeps them in step.
+//
+// Thread: everything here runs on the loop thread (the snapshots are copies).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "node/audio_backend.hpp"
+#include "node/source.hpp"
+
+namespace rtpnode {
+
+/// Node-wide figures at one instant. Counters are monotonic from start.
+struct NodeSnapshot {
+  double uptime_s = 0;
+  std::uint64_t datagrams = 0;
+  std::uint64_t packets_malformed = 0;
+  std::vector<std::pair<std::string, std::uint64_t>> packets_rejected;  ///< by parse status
+  std::uint64_t packets_unknown_payload_type = 0;
+  std::uint64_t sources_refused = 0;
+  std::uint64_t sources_active = 0;
+  std::uint64_t sources_on_probation = 0;
+  std::uint64_t probation_dropped = 0;
+  std::uint64_t rtcp_packets = 0;
+  std::uint64_t rtcp_malformed = 0;
+  std::uint64_t sender_reports = 0;
+  std::uint64_t receiver_reports_sent = 0;
+  std::uint64_t byes = 0;
+  std::uint64_t callbacks = 0;
+  std::uint64_t xruns = 0;
+  double cpu_load = 0;
+  std::array<std::uint64_t, CallbackTimes::kBoundsUs.size() + 1> callback_buckets{};  ///< not cumulative
+  std::uint64_t callback_count = 0;
+  double callback_sum_s = 0;
+  double callback_max_ms = 0;
+  std::uint64_t http_requests = 0;
+  std::uint64_t http_refused = 0;
+  std::uint64_t events = 0;
+  std::string sync;  ///< "rtcp" | "none"
+  double sample_rate = 0;
+  double device_skew_ppm = 0;
+  std::string device;
+  double output_latency_ms = 0;
+  double pa_output_latency_ms = 0;
+  double render_lead_ms = 0;
+};
+
+/// One source as reported: its statistics and its life state.
+struct SourceReport {
+  SourceStats stats;
+  std::string state;  ///< "active" | "leaving" (BYE or timeout, queued audio playing) | "departed"
+};
+
+/// The /stats and --stats-json document: {"node": {...}, "sources": [...]}.
+[[nodiscard]] nlohmann::json stats_json(const NodeSnapshot& node, const std::vector<SourceReport>& sources);
+/// One source's JSON object (as in "sources").
+[[nodiscard]] nlohmann::json source_json(const SourceReport& s);
+/// The Prometheus text exposition format 0.0.4 of the same figures: names rtpnode_…, base units
+/// (seconds), counters ending in _total, each family with # HELP and # TYPE; source families
+/// labelled ssrc ("0x1a2b3c4d"), port and payload ("pcmu/8000/1"). Departed sources are not
+/// exported (their series would otherwise never end).
+[[nodiscard]] std::string prometheus_text(const NodeSnapshot& node, const std::vector<SourceReport>& sources);
+/// Markdown reference of every field (docs/STATS.md).
+[[nodiscard]] std::string stats_doc_markdown();
+/// JSON Schema (draft 2020-12) of the stats document (docs/stats.schema.json).
+[[nodiscard]] nlohmann::json stats_json_schema();
+
+}  // namespace rtpnode
