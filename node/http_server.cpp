@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -71,6 +72,12 @@ struct HttpCallbacks {
     auto* self = static_cast<HttpServer*>(cls);
     if (*req_cls == nullptr) {  // headers complete; the body (if any) follows in later calls
       *req_cls = new RequestState;
+      // An announced body beyond the limit is refused before any of it is read.
+      const char* length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+      if (length != nullptr && std::strtoull(length, nullptr, 10) > self->opts_.max_request_bytes) {
+        ++self->requests_;
+        return queue(c, {413, "text/plain; charset=utf-8", "request body too large\n"});
+      }
       return MHD_YES;
     }
     auto* st = static_cast<RequestState*>(*req_cls);

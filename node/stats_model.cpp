@@ -17,7 +17,7 @@ enum class JsonType { integer, number, string, boolean };
 enum class MetricType { none, counter, gauge };
 
 /// One reported figure. `metric` is the Prometheus name after the family prefix (rtpnode_source_
-/// or rtpnode_), in base units; `scale` converts the JSON value to it (ms -> s: 0.001).
+/// or rtpnode_), in base units; the JSON value divided by `scale` gives it (ms -> s: 1000).
 template <typename From>
 struct Field {
   const char* name;
@@ -73,19 +73,19 @@ const SourceField kSourceFields[] = {
   SRC("underrun_frames", integer, counter, "underrun_frames_total", 1, "frames (device rate)", "device frames zero-filled for missing audio", s.underrun_frames),
   SRC("frames_played", integer, counter, "played_frames_total", 1, "frames (device rate)", "device frames mixed", s.frames_played),
   SRC("frames_skipped", integer, counter, "skipped_frames_total", 1, "frames (device rate)", "frames that reached the mixer after their device frame had passed", s.frames_skipped),
-  SRC("jitter_ms", number, gauge, "jitter_seconds", 1e-3, "ms", "RFC 3550 §6.4.1 interarrival jitter J (smoothed by 1/16); in RTCP RR in timestamp units", s.jitter_ms),
+  SRC("jitter_ms", number, gauge, "jitter_seconds", 1e3, "ms", "RFC 3550 §6.4.1 interarrival jitter J (smoothed by 1/16); in RTCP RR in timestamp units", s.jitter_ms),
   SRC("latency_mode", string, none, nullptr, 1, "", "auto (adaptive target) or fixed (--latency)", s.adaptive ? "auto" : "fixed"),
-  SRC("target_delay_ms", number, gauge, "target_delay_seconds", 1e-3, "ms", "jitter-buffer target: delay over the fastest packet that keeps late loss within the profile's budget", s.target_delay_ms),
-  SRC("playout_delay_ms", number, gauge, "playout_delay_seconds", 1e-3, "ms", "delay over the fastest packet that the last decoded packet played with", s.playout_delay_ms),
-  SRC("queued_ms", number, gauge, "queued_seconds", 1e-3, "ms", "audio queued ahead of the device (ring and resampler): what a flush drops", s.queued_ms),
+  SRC("target_delay_ms", number, gauge, "target_delay_seconds", 1e3, "ms", "jitter-buffer target: delay over the fastest packet that keeps late loss within the profile's budget", s.target_delay_ms),
+  SRC("playout_delay_ms", number, gauge, "playout_delay_seconds", 1e3, "ms", "delay over the fastest packet that the last decoded packet played with", s.playout_delay_ms),
+  SRC("queued_ms", number, gauge, "queued_seconds", 1e3, "ms", "audio queued ahead of the device (ring and resampler): what a flush drops", s.queued_ms),
   SRC("speed", number, gauge, "speed_ratio", 1, "ratio", "playback speed applied by the resampler (1 = none): drift feed-forward + delay trim", s.speed),
-  SRC("drift_ppm", number, gauge, "drift_ratio", 1e-6, "ppm", "sender clock against the device clock (> 0: sender fast), estimated from arrival times; 0 until estimated (~5 s) or with --drift off", s.drift_ppm),
-  SRC("drift_integral_ppm", number, gauge, "drift_integral_ratio", 1e-6, "ppm", "integral term of the speed loop: what the drift estimate misses; limit ±2000 ppm", s.drift_integral_ppm),
-  SRC("arrival_to_dac_ms", number, gauge, "arrival_to_dac_seconds", 1e-3, "ms", "end-to-end: packet arrival -> its first frame at the DAC, PortAudio output latency included (exponential mean)", s.arrival_to_dac_ms),
+  SRC("drift_ppm", number, gauge, "drift_ratio", 1e6, "ppm", "sender clock against the device clock (> 0: sender fast), estimated from arrival times; 0 until estimated (~5 s) or with --drift off", s.drift_ppm),
+  SRC("drift_integral_ppm", number, gauge, "drift_integral_ratio", 1e6, "ppm", "integral term of the speed loop: what the drift estimate misses; limit ±2000 ppm", s.drift_integral_ppm),
+  SRC("arrival_to_dac_ms", number, gauge, "arrival_to_dac_seconds", 1e3, "ms", "end-to-end: packet arrival -> its first frame at the DAC, PortAudio output latency included (exponential mean)", s.arrival_to_dac_ms),
   SRC("synced", boolean, gauge, "synced", 1, "0/1", "placed on the senders' NTP timeline from RTCP SR (RFC 3550 §6.4.1)", s.synced),
-  SRC("sync_error_ms", number, gauge, "sync_error_seconds", 1e-3, "ms", "synced: actual − timeline play time of the last decoded packet (> 0: late)", s.sync_error_ms),
-  SRC("capture_to_dac_ms", number, gauge, "capture_to_dac_seconds", 1e-3, "ms", "synced: sender capture instant (SR NTP) -> DAC, assuming the receiver's wall clock agrees with the sender's NTP", s.capture_to_dac_ms),
-  SRC("offset_ms", number, gauge, "offset_seconds", 1e-3, "ms", "user offset on the timeline (--offset, control)", s.offset_ms),
+  SRC("sync_error_ms", number, gauge, "sync_error_seconds", 1e3, "ms", "synced: actual − timeline play time of the last decoded packet (> 0: late)", s.sync_error_ms),
+  SRC("capture_to_dac_ms", number, gauge, "capture_to_dac_seconds", 1e3, "ms", "synced: sender capture instant (SR NTP) -> DAC, assuming the receiver's wall clock agrees with the sender's NTP", s.capture_to_dac_ms),
+  SRC("offset_ms", number, gauge, "offset_seconds", 1e3, "ms", "user offset on the timeline (--offset, control)", s.offset_ms),
   SRC("gain_db", number, gauge, "gain_decibels", 1, "dB", "user gain (--gain, control)", s.gain_db),
   SRC("muted", boolean, gauge, "muted", 1, "0/1", "muted by control", s.muted),
   SRC("route", string, none, nullptr, 1, "", "device channels, 1-based (\"1,2\"); empty = standard mapping", s.route),
@@ -111,17 +111,17 @@ const NodeField kNodeFields[] = {
   NODE("callbacks", integer, counter, "callbacks_total", 1, "callbacks", "device callbacks so far", n.callbacks),
   NODE("xruns", integer, counter, "xruns_total", 1, "events", "device under/overflows flagged by PortAudio (paOutputUnderflow/Overflow)", n.xruns),
   NODE("cpu_load", number, gauge, "cpu_load_ratio", 1, "ratio", "Pa_GetStreamCpuLoad: share of the callback's time budget used", n.cpu_load),
-  NODE("callback_max_ms", number, gauge, "callback_max_seconds", 1e-3, "ms", "longest callback so far", n.callback_max_ms),
+  NODE("callback_max_ms", number, gauge, "callback_max_seconds", 1e3, "ms", "longest callback so far", n.callback_max_ms),
   NODE("http_requests", integer, counter, "http_requests_total", 1, "requests", "HTTP requests answered (--http)", n.http_requests),
   NODE("http_refused", integer, counter, "http_refused_total", 1, "connections", "HTTP connections refused: not from a local address", n.http_refused),
   NODE("events", integer, counter, "events_total", 1, "events", "events written to --event-log", n.events),
   NODE("sync", string, none, nullptr, 1, "", "--sync: rtcp or none", n.sync),
   NODE("sample_rate", number, gauge, "sample_rate_hertz", 1, "Hz", "device sample rate (nominal)", n.sample_rate),
-  NODE("device_skew_ppm", number, gauge, "device_skew_ratio", 1e-6, "ppm", "device clock against the monotonic clock, measured from callback positions", n.device_skew_ppm),
+  NODE("device_skew_ppm", number, gauge, "device_skew_ratio", 1e6, "ppm", "device clock against the monotonic clock, measured from callback positions", n.device_skew_ppm),
   NODE("device", string, none, nullptr, 1, "", "host API, device, rate and channels", n.device),
-  NODE("output_latency_ms", number, gauge, "output_latency_seconds", 1e-3, "ms", "device latency the node uses: callback position -> DAC", n.output_latency_ms),
-  NODE("pa_output_latency_ms", number, gauge, "pa_output_latency_seconds", 1e-3, "ms", "Pa_GetStreamInfo outputLatency, for comparison", n.pa_output_latency_ms),
-  NODE("render_lead_ms", number, gauge, "render_lead_seconds", 1e-3, "ms", "how far ahead of the device the loop renders", n.render_lead_ms),
+  NODE("output_latency_ms", number, gauge, "output_latency_seconds", 1e3, "ms", "device latency the node uses: callback position -> DAC", n.output_latency_ms),
+  NODE("pa_output_latency_ms", number, gauge, "pa_output_latency_seconds", 1e3, "ms", "Pa_GetStreamInfo outputLatency, for comparison", n.pa_output_latency_ms),
+  NODE("render_lead_ms", number, gauge, "render_lead_seconds", 1e3, "ms", "how far ahead of the device the loop renders", n.render_lead_ms),
 };
 // clang-format on
 
@@ -212,7 +212,7 @@ std::string prometheus_text(const NodeSnapshot& n, const std::vector<SourceRepor
     if (f.metric_type == MetricType::none) continue;
     const std::string name = std::string("rtpnode_") + f.metric;
     header(name, f.help, f.metric_type == MetricType::counter ? "counter" : "gauge");
-    o << name << ' ' << number(to_double(f.get(n)) * f.scale) << '\n';
+    o << name << ' ' << number(to_double(f.get(n)) / f.scale) << '\n';
   }
   header("rtpnode_packets_rejected_total", "datagrams on RTP ports rejected before reaching a source, by reason (rtcp: RTCP muxed on the RTP port, handled as RTCP)", "counter");
   for (const auto& [reason, count] : n.packets_rejected)
@@ -221,7 +221,7 @@ std::string prometheus_text(const NodeSnapshot& n, const std::vector<SourceRepor
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < n.callback_buckets.size(); ++i) {
     cumulative += n.callback_buckets[i];
-    const std::string le = i < CallbackTimes::kBoundsUs.size() ? number(CallbackTimes::kBoundsUs[i] * 1e-6) : "+Inf";
+    const std::string le = i < CallbackTimes::kBoundsUs.size() ? number(CallbackTimes::kBoundsUs[i] / 1e6) : "+Inf";
     o << "rtpnode_callback_duration_seconds_bucket{le=\"" << le << "\"} " << cumulative << '\n';
   }
   o << "rtpnode_callback_duration_seconds_sum " << number(n.callback_sum_s) << '\n';
@@ -244,7 +244,7 @@ std::string prometheus_text(const NodeSnapshot& n, const std::vector<SourceRepor
     if (f.metric_type == MetricType::none) continue;
     const std::string name = std::string("rtpnode_source_") + f.metric;
     header(name, f.help, f.metric_type == MetricType::counter ? "counter" : "gauge");
-    for (const SourceReport* s : live) o << name << '{' << labels(*s) << "} " << number(to_double(f.get(*s)) * f.scale) << '\n';
+    for (const SourceReport* s : live) o << name << '{' << labels(*s) << "} " << number(to_double(f.get(*s)) / f.scale) << '\n';
   }
   return o.str();
 }

@@ -412,3 +412,39 @@ TEST(Source, FixedPlayoutWithoutDriftCompensationResamplesAtTheExactNominalRatio
   ASSERT_GE(expected.size(), out.size());
   for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], expected[i]) << i;
 }
+
+TEST(Source, ReportBlockGivesIntervalLossCumulativeLossAndRfcJitter) {
+  // RFC 3550 A.3 (fraction and cumulative lost) and A.8 (jitter), computed here independently
+  // from the same arrival times.
+  Harness h;
+  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+  h.source = std::make_unique<Source>(h.params(f, 0), kT0, h.clock);
+  std::vector<std::uint8_t> payload(160, 0x20);
+  double jitter_ticks = 0;
+  bool have_prev = false;
+  double prev_transit = 0;
+  auto send = [&](seq_t seq) {
+    // Alternately on time and 5 ms late: |D| = 5 ms = 40 ticks between neighbours.
+    const mono_ns_t arrival = kT0 + seq * 20'000'000 + (seq % 2 ? 5'000'000 : 0);
+    h.feed(seq, static_cast<rtp_ts_t>(seq * 160), payload, arrival);
+    const double transit = static_cast<double>(arrival) * 8000.0 / 1e9 - seq * 160.0;
+    if (have_prev) jitter_ticks += (std::abs(transit - prev_transit) - jitter_ticks) / 16.0;
+    prev_transit = transit;
+    have_prev = true;
+  };
+  for (seq_t s = 0; s < 20; ++s)
+    if (s != 3 && s != 7) send(s);  // 2 of 20 lost
+  RtcpReportBlock b = h.source->take_report_block();
+  EXPECT_EQ(b.ssrc, h.builder.ssrc);
+  EXPECT_EQ(b.fraction_lost, (2 << 8) / 20);
+  EXPECT_EQ(b.cumulative_lost, 2);
+  EXPECT_EQ(b.highest_seq, 19u);
+  EXPECT_NEAR(b.jitter, jitter_ticks, 1.0);
+  EXPECT_GT(b.jitter, 20u);
+  for (seq_t s = 20; s < 40; ++s) send(s);  // none lost in the next interval
+  b = h.source->take_report_block();
+  EXPECT_EQ(b.fraction_lost, 0);
+  EXPECT_EQ(b.cumulative_lost, 2);
+  EXPECT_EQ(b.highest_seq, 39u);
+  EXPECT_NEAR(b.jitter, jitter_ticks, 1.0);
+}
