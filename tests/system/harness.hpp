@@ -75,6 +75,18 @@ struct LoopbackUdp {
 };
 /// A UDP port unlikely to collide with parallel runs.
 int free_udp_port();
+/// A TCP port free on 127.0.0.1 now.
+int free_tcp_port();
+
+struct HttpReply {
+  int status = 0;       ///< 0: no answer (connection refused, closed or timed out)
+  std::string body;
+};
+/// One HTTP/1.0 request to 127.0.0.1:`port` (`method` `path`), read until the server closes,
+/// 3 s at most.
+HttpReply http_request(int port, const std::string& method, const std::string& path);
+/// Runs `command` with /bin/sh; returns its exit status and stdout.
+std::pair<int, std::string> run_command(const std::string& command);
 
 /// Sample-exact comparison of a capture against the expected output, period by period.
 /// The capture may start and end with silence, and may miss whole periods (xruns): when a

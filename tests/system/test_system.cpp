@@ -24,6 +24,7 @@
 
 #include "rtp/codec.hpp"
 #include "rtp/rtp_header.hpp"
+#include "support/prometheus_check.hpp"
 #include "system/harness.hpp"
 
 using namespace rtpnode;
@@ -56,6 +57,11 @@ struct Scenario {
   bool sample_stats = false;                   ///< read --stats-json every second while sending
   /// rtpsend's own worst send-time error (ms) above which the VM stalled the whole run: run again.
   double max_sender_stall_ms = 150.0;
+  /// > 0 or true: rtpnode serves --http on 127.0.0.1 (a free port); these run with that port
+  /// while rtpsend streams, and after it finished (before rtpnode stops).
+  bool http = false;
+  std::function<void(int http_port)> during_http;
+  std::function<void(int http_port)> after_send;
 };
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
@@ -108,6 +114,8 @@ Result run_once(const Scenario& s, int attempt) {
                                 endpoint, "--duration", std::to_string(node_secs) + "s",
                                 "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--latency", s.latency, "--drift", s.drift};
   node.insert(node.end(), s.node_args.begin(), s.node_args.end());
+  const int http_port = s.http ? free_tcp_port() : 0;
+  if (s.http) node.insert(node.end(), {"--http", "127.0.0.1:" + std::to_string(http_port)});
   Process rtpnode_p(in_netns(s.netns, node), dir + "/rtpnode.log");
   EXPECT_TRUE(jack.wait_for_port("rtpn:out_1")) << rtpnode_p.log();
   Process capture({"jack_capture", "-d", std::to_string(node_secs - 1), "--daemon", "--channels", "2", "--port",
@@ -122,6 +130,8 @@ Result run_once(const Scenario& s, int attempt) {
   Process rtpsend_p(in_netns(s.netns, send), dir + "/rtpsend.log");
   std::thread side;
   if (s.during) side = std::thread([&] { s.during(port); });
+  std::thread side_http;
+  if (s.during_http) side_http = std::thread([&] { s.during_http(http_port); });
   std::atomic<bool> sending{true};
   std::vector<std::pair<double, json>> series;
   std::thread sampler;
@@ -140,7 +150,9 @@ Result run_once(const Scenario& s, int attempt) {
   sending = false;
   if (sampler.joinable()) sampler.join();
   if (side.joinable()) side.join();
+  if (side_http.joinable()) side_http.join();
   EXPECT_EQ(send_rc, std::optional<int>(0)) << rtpsend_p.log();
+  if (s.after_send) s.after_send(http_port);
   const auto node_rc = rtpnode_p.wait(std::chrono::seconds(node_secs + 10));
   EXPECT_EQ(node_rc, std::optional<int>(0)) << rtpnode_p.log();
   const auto cap_rc = capture.wait(std::chrono::seconds(node_secs + 10));
@@ -377,35 +389,114 @@ TEST(System, SilentSourceTimesOutAndKeepsItsFinalStats) {
   EXPECT_NE(r.node_log.find("timed out"), std::string::npos);
 }
 
-TEST(System, InjectedFaultsAreCountedExactly) {
+/// The value of the only series of `family` (with any labels).
+double only_series(const rtpnode::test::PrometheusCheck& c, const std::string& family) {
+  double v = -1;
+  int n = 0;
+  for (const auto& [key, value] : c.samples)
+    if (key == family || key.rfind(family + "{", 0) == 0) {
+      v = value;
+      ++n;
+    }
+  EXPECT_EQ(n, 1) << family;
+  return v;
+}
+
+TEST(System, InjectedFaultsAreCountedExactlyInStatsMetricsAndJson) {
   Scenario s;
   s.input = speech_8k();
   s.send_seconds = 6;
   const std::string trace = test_dir() + "/trace.txt";
+  // No BYE: the source stays active (and in /metrics) after rtpsend ends, until the scrape.
   s.send_args = {"--codec", "pcmu", "--seed", "7", "--loss", "5%", "--duplicate", "1%", "--reorder", "2%",
-                 "--trace-out", trace};
+                 "--trace-out", trace, "--no-bye"};
+  s.http = true;
+  std::string metrics, stats;
+  s.after_send = [&](int http_port) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));  // the last packets play out (300 ms)
+    const HttpReply m = http_request(http_port, "GET", "/metrics");
+    const HttpReply j = http_request(http_port, "GET", "/stats");
+    EXPECT_EQ(m.status, 200);
+    EXPECT_EQ(j.status, 200);
+    metrics = m.body;
+    stats = j.body;
+  };
   const Result r = run(s);
   // Expected losses: lost packets before the last one that was sent (a loss at the very end is
   // indistinguishable from the end of the stream, RFC 3550 A.3).
   std::ifstream in(trace);
   std::vector<std::string> fates;
-  for (std::string seq, ts, at, fate; in >> seq >> ts >> at >> fate;) fates.push_back(fate);
+  std::vector<double> send_at;  // ns after the first packet, injected delay included
+  for (std::string seq, ts, at, fate; in >> seq >> ts >> at >> fate;) {
+    fates.push_back(fate);
+    send_at.push_back(std::stod(at));
+  }
   ASSERT_EQ(fates.size(), r.sent["packets"].get<std::size_t>());
   std::size_t last_sent = 0;
   for (std::size_t i = 0; i < fates.size(); ++i)
     if (fates[i] != "lost") last_sent = i;
   const auto lost = std::count(fates.begin(), fates.begin() + static_cast<std::ptrdiff_t>(last_sent), "lost");
+  // Reordered as the receiver sees it: a packet arriving after a later one. rtpsend counts each
+  // delay it injects; one whose successor was lost overtakes nothing.
+  int reordered = 0;
+  for (std::size_t i = 0; i < fates.size(); ++i) {
+    if (fates[i] == "lost") continue;
+    bool overtaken = false;
+    for (std::size_t j = i + 1; j < fates.size() && !overtaken; ++j) overtaken = fates[j] != "lost" && send_at[j] < send_at[i];
+    reordered += overtaken ? 1 : 0;
+  }
   const json& faults = r.sent["faults"];
   EXPECT_GT(lost, 5);
   EXPECT_GT(faults["duplicated"].get<int>(), 0);
-  EXPECT_GT(faults["reordered"].get<int>(), 0);
+  EXPECT_GT(reordered, 0);
+  EXPECT_LE(reordered, faults["reordered"].get<int>());
+  const int received = static_cast<int>(last_sent + 1) - static_cast<int>(lost);
   const json& src = only_source(r);
   EXPECT_EQ(src.value("packets_lost", -1), lost) << r.stats.dump(2);
   EXPECT_EQ(src.value("packets_duplicate", -1), faults["duplicated"].get<int>());
-  EXPECT_EQ(src.value("packets_received", -1), static_cast<int>(last_sent + 1) - lost);
+  EXPECT_EQ(src.value("packets_reordered", -1), reordered);
+  EXPECT_EQ(src.value("packets_received", -1), received);
   EXPECT_EQ(src.value("packets_late", -1), 0);  // reordering (30 ms) is within the playout delay
   EXPECT_EQ(src.value("underruns", -1), 0);
   EXPECT_EQ(src.value("frames_concealed", 0) / 160 >= lost, true);
+
+  // The same counts scraped over HTTP while the source was active.
+  const auto prom = rtpnode::test::check_prometheus(metrics);
+  for (const auto& p : prom.problems) ADD_FAILURE() << p;
+  EXPECT_EQ(only_series(prom, "rtpnode_source_packets_lost"), static_cast<double>(lost)) << metrics;
+  EXPECT_EQ(only_series(prom, "rtpnode_source_packets_duplicate_total"), faults["duplicated"].get<double>());
+  EXPECT_EQ(only_series(prom, "rtpnode_source_packets_reordered_total"), reordered);
+  EXPECT_EQ(only_series(prom, "rtpnode_source_packets_received_total"), received);
+  EXPECT_EQ(only_series(prom, "rtpnode_source_packets_late_total"), 0);
+  EXPECT_EQ(only_series(prom, "rtpnode_datagrams_total"), r.sent["datagrams"].get<double>());
+  const json scraped = json::parse(stats, nullptr, false);
+  ASSERT_FALSE(scraped.is_discarded()) << stats;
+  ASSERT_EQ(scraped["sources"].size(), 1u);
+  EXPECT_EQ(scraped["sources"][0]["state"], "active");
+  EXPECT_EQ(scraped["sources"][0]["packets_lost"], lost);
+  EXPECT_EQ(scraped["sources"][0]["packets_duplicate"], faults["duplicated"]);
+  EXPECT_EQ(scraped["sources"][0]["packets_reordered"], reordered);
+  EXPECT_EQ(scraped["sources"][0]["packets_received"], received);
+
+  // Independent checks: Prometheus' own Python client parses the exposition, and the JSON
+  // validates against docs/stats.schema.json (python3-jsonschema, draft 2020-12).
+  const std::string dir = test_dir();
+  std::ofstream(dir + "/metrics.txt") << metrics;
+  std::ofstream(dir + "/stats.json") << stats;
+  std::ofstream(dir + "/check.py") << R"(import json, sys
+import jsonschema
+from prometheus_client.parser import text_string_to_metric_families
+families = list(text_string_to_metric_families(open(sys.argv[1]).read()))
+names = {f.name for f in families}
+assert "rtpnode_source_packets_received" in names, names
+schema = json.load(open(sys.argv[2]))
+jsonschema.Draft202012Validator.check_schema(schema)
+jsonschema.validate(json.load(open(sys.argv[3])), schema, cls=jsonschema.Draft202012Validator)
+print("families", len(families))
+)";
+  const auto [rc, out] = run_command("/usr/bin/python3 " + dir + "/check.py " + dir + "/metrics.txt " RTPNODE_SOURCE_DIR
+                                     "/docs/stats.schema.json " + dir + "/stats.json 2>&1");
+  EXPECT_EQ(rc, 0) << out;
 }
 
 TEST(System, AdaptiveLatencyTracksInjectedJitterWithoutUnderruns) {
