@@ -60,6 +60,7 @@ struct Scenario {
   /// > 0 or true: rtpnode serves --http on 127.0.0.1 (a free port); these run with that port
   /// while rtpsend streams, and after it finished (before rtpnode stops).
   bool http = false;
+  std::string http_address = "127.0.0.1";
   std::function<void(int http_port)> during_http;
   std::function<void(int http_port)> after_send;
 };
@@ -115,7 +116,7 @@ Result run_once(const Scenario& s, int attempt) {
                                 "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--latency", s.latency, "--drift", s.drift};
   node.insert(node.end(), s.node_args.begin(), s.node_args.end());
   const int http_port = s.http ? free_tcp_port() : 0;
-  if (s.http) node.insert(node.end(), {"--http", "127.0.0.1:" + std::to_string(http_port)});
+  if (s.http) node.insert(node.end(), {"--http", s.http_address + ":" + std::to_string(http_port)});
   Process rtpnode_p(in_netns(s.netns, node), dir + "/rtpnode.log");
   EXPECT_TRUE(jack.wait_for_port("rtpn:out_1")) << rtpnode_p.log();
   Process capture({"jack_capture", "-d", std::to_string(node_secs - 1), "--daemon", "--channels", "2", "--port",
@@ -497,6 +498,122 @@ print("families", len(families))
   const auto [rc, out] = run_command("/usr/bin/python3 " + dir + "/check.py " + dir + "/metrics.txt " RTPNODE_SOURCE_DIR
                                      "/docs/stats.schema.json " + dir + "/stats.json 2>&1");
   EXPECT_EQ(rc, 0) << out;
+}
+
+/// A network namespace joined to this one by a veth pair: 10.213.X.1 here, 10.213.X.2 there.
+/// A client in it is not local to rtpnode. Removed (with the pair) on destruction.
+class RemoteNamespace {
+ public:
+  RemoteNamespace() : name_("rtpnode-rm-" + std::to_string(getpid())) {
+    const std::string x = std::to_string(getpid() % 250);
+    const std::string a = "rtpv" + std::to_string(getpid() % 100000) + "a", b = "rtpv" + std::to_string(getpid() % 100000) + "b";
+    local_ = "10.213." + x + ".1";
+    remote_ = "10.213." + x + ".2";
+    ok_ = run_command("ip netns add " + name_ + " 2>&1").first == 0 &&
+          run_command("ip link add " + a + " type veth peer name " + b + " 2>&1").first == 0 &&
+          run_command("ip link set " + b + " netns " + name_ + " 2>&1").first == 0 &&
+          run_command("ip addr add " + local_ + "/30 dev " + a + " && ip link set " + a + " up 2>&1").first == 0 &&
+          run_command("ip netns exec " + name_ + " sh -c 'ip addr add " + remote_ + "/30 dev " + b + " && ip link set " + b +
+                      " up && ip link set lo up' 2>&1").first == 0;
+    link_ = a;
+  }
+  ~RemoteNamespace() {
+    run_command("ip link del " + link_ + " 2>/dev/null");
+    run_command("ip netns del " + name_ + " 2>/dev/null");
+  }
+  [[nodiscard]] bool ok() const { return ok_; }
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] const std::string& local_address() const { return local_; }
+
+ private:
+  std::string name_, link_, local_, remote_;
+  bool ok_ = false;
+};
+
+int connect_local(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/// Sends raw bytes; returns the status code answered ("" when the server just closed).
+std::string raw_exchange(int port, const std::string& bytes) {
+  const int fd = connect_local(port);
+  if (fd < 0) return "connect failed";
+  send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  close(fd);
+  return out.size() >= 12 ? out.substr(9, 3) : "";
+}
+
+TEST(System, HttpEndpointRefusesRemoteClientsAndSurvivesAbuseWhileAudioPlays) {
+  RemoteNamespace remote;
+  ASSERT_TRUE(remote.ok()) << "cannot create a network namespace with a veth pair (needs root and iproute2)";
+  Scenario s;
+  s.input = speech_8k();
+  s.send_seconds = 8;
+  s.send_args = {"--codec", "pcmu"};
+  s.http = true;
+  s.http_address = "0.0.0.0";  // reachable from the other namespace: refused by policy, not by routing
+  std::string remote_code, local_metrics;
+  int fast_answers = 0, garbage_answers = 0, oversized_answers = 0;
+  std::vector<double> latencies_ms;
+  s.during_http = [&](int http_port) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the source plays
+    const std::string url = "http://" + remote.local_address() + ":" + std::to_string(http_port) + "/metrics";
+    remote_code = run_command("ip netns exec " + remote.name() + " curl -s -m 3 -o /dev/null -w '%{http_code}' " + url).second;
+    std::vector<int> half_open;
+    for (int i = 0; i < 20; ++i) {
+      const int fd = connect_local(http_port);
+      if (fd >= 0 && send(fd, "GET /metr", 9, MSG_NOSIGNAL) == 9) half_open.push_back(fd);
+    }
+    std::uint64_t seed = 7;
+    for (int i = 0; i < 50; ++i) {
+      std::string junk(64 + i * 7, '\0');
+      for (char& c : junk) c = static_cast<char>((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+      junk += "\r\n\r\n";
+      const std::string code = raw_exchange(http_port, junk);
+      garbage_answers += (code == "400" || code.empty()) ? 1 : 0;
+    }
+    for (int i = 0; i < 10; ++i) {
+      const std::string code = raw_exchange(http_port, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(20000, 'p') + "\r\n\r\n");
+      oversized_answers += (code.empty() || code[0] == '4') ? 1 : 0;
+    }
+    for (int i = 0; i < 20; ++i) {  // the half-open connections are still there
+      const auto t0 = std::chrono::steady_clock::now();
+      const HttpReply r = http_request(http_port, "GET", "/metrics");
+      latencies_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      fast_answers += r.status == 200 ? 1 : 0;
+      local_metrics = r.body;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    for (int fd : half_open) close(fd);
+  };
+  const Result r = run(s);
+  EXPECT_NE(remote_code, "200");  // curl: 000 = no HTTP answer (the connection was closed at accept)
+  EXPECT_EQ(fast_answers, 20);
+  EXPECT_EQ(garbage_answers, 50);
+  EXPECT_EQ(oversized_answers, 10);
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  ASSERT_FALSE(latencies_ms.empty());
+  EXPECT_LT(latencies_ms.back(), 1000.0);
+  std::cerr << "GET /metrics under abuse: median " << latencies_ms[latencies_ms.size() / 2] << " ms, max "
+            << latencies_ms.back() << " ms; remote client got '" << remote_code << "'\n";
+  const auto prom = rtpnode::test::check_prometheus(local_metrics);
+  EXPECT_TRUE(prom.problems.empty());
+  EXPECT_GE(prom.samples.count("rtpnode_http_refused_total") ? prom.samples.at("rtpnode_http_refused_total") : 0.0, 1.0);
+  expect_clean_stats(r);  // 0 underruns, nothing late or lost: audio was not disturbed
 }
 
 TEST(System, AdaptiveLatencyTracksInjectedJitterWithoutUnderruns) {

@@ -1,0 +1,183 @@
+// System tests of issue #7 (RTCP receiver reports, the HTTP endpoint under abuse) and of the
+// control endpoint of issue #4: real rtpnode processes on a JACK dummy server, test peers on
+// 127.0.0.1 (and a network namespace pair for the non-local client).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "rtp/rtcp.hpp"
+#include "rtp/rtp_header.hpp"
+#include "support/packet_builder.hpp"
+#include "support/prometheus_check.hpp"
+#include "system/harness.hpp"
+
+using namespace rtpnode;
+using namespace rtpnode::systest;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+/// Two UDP sockets on 127.0.0.1 ports P and P + 1 (RTP and RTCP of one sender, RFC 3550 §11).
+struct SenderPorts {
+  int rtp = -1, rtcp = -1, port = 0;
+  SenderPorts() {
+    for (int attempt = 0; attempt < 50 && port == 0; ++attempt) {
+      const int p = free_udp_port() & ~1;  // even RTP port
+      const int a = bind_udp(p), b = a >= 0 ? bind_udp(p + 1) : -1;
+      if (a >= 0 && b >= 0) {
+        rtp = a;
+        rtcp = b;
+        port = p;
+      } else {
+        if (a >= 0) close(a);
+        if (b >= 0) close(b);
+      }
+    }
+    if (port == 0) throw std::runtime_error("no free UDP port pair");
+    timeval tv{0, 100'000};
+    setsockopt(rtcp, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~SenderPorts() {
+    close(rtp);
+    close(rtcp);
+  }
+  static int bind_udp(int p) {
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(p));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
+};
+
+void send_to(int fd, int port, const std::vector<std::uint8_t>& data) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(sendto(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a),
+            static_cast<ssize_t>(data.size()));
+}
+
+std::uint64_t ntp_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  const std::uint64_t secs = static_cast<std::uint64_t>(ts.tv_sec) + 2208988800ull;
+  return (secs << 32) | static_cast<std::uint64_t>((static_cast<double>(ts.tv_nsec) / 1e9) * 4294967296.0);
+}
+
+std::vector<std::string> node_argv(int port, const std::string& dir, std::vector<std::string> extra) {
+  std::vector<std::string> argv{RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
+                                "127.0.0.1:" + std::to_string(port), "--stats-json", dir + "/stats.json",
+                                "--stats-interval", "1s"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+}  // namespace
+
+TEST(Rtcp, ReceiverReportsToATestPeerCarryFractionLostJitterAndLsr) {
+  // The peer sends 6 s of PCMU with every 10th packet missing and every other packet 5 ms late,
+  // plus one SR at the start. rtpnode must send RRs to the SR's source address with the
+  // RFC 3550 figures: fraction lost 10 % (25/256), jitter 5 ms = 40 ticks at 8 kHz, LSR the
+  // middle bits of that SR's NTP time, DLSR the time since it arrived.
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const int node_port = free_udp_port() & ~1;
+  Process node(node_argv(node_port, dir, {"--duration", "12s", "--latency", "100ms", "--rtcp-min-interval", "1500ms"}),
+               dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
+  std::this_thread::sleep_for(500ms);
+
+  SenderPorts peer;
+  test::PacketBuilder b;
+  b.ssrc = 0x5eed0001;
+  const std::vector<std::uint8_t> payload(160, 0xff);  // PCMU silence
+  std::atomic<bool> done{false};
+  std::vector<std::pair<std::chrono::steady_clock::time_point, RtcpCompound>> reports;
+  std::thread receiver([&] {
+    std::vector<std::uint8_t> buf(2048);
+    while (!done.load()) {
+      const ssize_t n = recv(peer.rtcp, buf.data(), buf.size(), 0);
+      if (n <= 0) continue;
+      RtcpCompound c;
+      if (rtcp_parse(std::span(buf.data(), static_cast<std::size_t>(n)), c) == RtcpParseStatus::ok)
+        reports.emplace_back(std::chrono::steady_clock::now(), c);
+    }
+  });
+  const int kPackets = 300;  // 6 s
+  const auto t0 = std::chrono::steady_clock::now();
+  std::uint64_t sr_ntp = 0;
+  std::chrono::steady_clock::time_point sr_sent;
+  int dropped = 0;
+  for (int i = 0; i < kPackets; ++i) {
+    if (i == 2) {
+      RtcpSenderReport sr;
+      sr.ssrc = b.ssrc;
+      sr.ntp = sr_ntp = ntp_now();
+      sr.rtp_ts = static_cast<std::uint32_t>(i * 160);
+      send_to(peer.rtcp, node_port + 1, rtcp_build_sender_report(sr, "peer@test"));
+      sr_sent = std::chrono::steady_clock::now();
+    }
+    std::this_thread::sleep_until(t0 + i * 20ms + (i % 2 ? 5ms : 0ms));
+    if (i % 10 == 9 && i > 10) {  // every 10th lost (not during probation)
+      ++dropped;
+      continue;
+    }
+    send_to(peer.rtp, node_port, b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload));
+  }
+  std::this_thread::sleep_for(2500ms);  // one more report after the last packet
+  done = true;
+  receiver.join();
+  EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
+
+  ASSERT_GE(reports.size(), 3u) << node.log();
+  int checked = 0;
+  for (std::size_t k = 0; k < reports.size(); ++k) {
+    const RtcpCompound& c = reports[k].second;
+    ASSERT_EQ(c.report_blocks.size(), 1u);
+    ASSERT_EQ(c.cnames.size(), 1u);  // SDES CNAME in every compound (§6.1)
+    EXPECT_EQ(c.cnames[0].first, c.report_blocks[0].reporter);
+    EXPECT_EQ(c.cnames[0].second.rfind("rtpnode@", 0), 0u);
+    const RtcpReportBlock& rb = c.report_blocks[0];
+    EXPECT_EQ(rb.ssrc, b.ssrc);
+    if (k > 0 && reports[k].first - t0 < 6s && reports[k - 1].first - t0 > 1s) {
+      // An interval inside the steady part: the fraction lost between the two reports' highest
+      // sequence numbers (RFC 3550 A.3), 10 % give or take where the interval cuts the pattern.
+      const std::uint32_t from = reports[k - 1].second.report_blocks[0].highest_seq, to = rb.highest_seq;
+      int lost = 0;
+      for (std::uint32_t q = from + 1; q <= to; ++q) lost += (q % 10 == 9 && q > 10) ? 1 : 0;
+      ASSERT_GT(to, from);
+      EXPECT_EQ(rb.fraction_lost, (lost << 8) / static_cast<int>(to - from)) << "report " << k << ": " << from << ".." << to;
+      EXPECT_NEAR(rb.jitter, 40.0, 6.0) << "report " << k;
+      EXPECT_EQ(rb.lsr, static_cast<std::uint32_t>(sr_ntp >> 16));
+      const double dlsr_s = rb.dlsr / 65536.0;
+      const double since_sr = std::chrono::duration<double>(reports[k].first - sr_sent).count();
+      EXPECT_NEAR(dlsr_s, since_sr, 0.05) << "report " << k;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 2);
+  const RtcpReportBlock& last = reports.back().second.report_blocks[0];
+  EXPECT_EQ(last.highest_seq, static_cast<std::uint32_t>(kPackets - 2));  // 299 was one of the lost
+  EXPECT_EQ(last.cumulative_lost, dropped - 1);                          // the last loss is past the highest
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  EXPECT_GE(stats["node"]["receiver_reports_sent"].get<int>(), static_cast<int>(reports.size()));
+}
