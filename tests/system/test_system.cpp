@@ -616,6 +616,104 @@ TEST(System, HttpEndpointRefusesRemoteClientsAndSurvivesAbuseWhileAudioPlays) {
   expect_clean_stats(r);  // 0 underruns, nothing late or lost: audio was not disturbed
 }
 
+TEST(System, ControlOnOneSourceLeavesTheOtherSampleExact) {
+  // Issue #4: source A (L16 48 kHz, routed left) plays while, over HTTP, source B (PCMU, routed
+  // right) is muted, unmuted, flushed and turned down, source C joins B's port and leaves with
+  // BYE, and B leaves with BYE. A's captured samples must be exactly what it sent.
+  Audio a;
+  a.rate = 48000;
+  a.channels = 1;
+  for (const char* f : {"Front_Center.wav", "Front_Left.wav", "Front_Right.wav", "Rear_Center.wav", "Rear_Left.wav"}) {
+    const Audio part = load_recording(std::string(kAlsaDir) + f);
+    a.samples.insert(a.samples.end(), part.samples.begin(), part.samples.end());
+  }
+  const int port_b = free_udp_port();
+  const std::string events = test_dir() + "/events.jsonl";
+  Scenario s;
+  s.input = a;
+  s.send_args = {"--codec", "l16", "--pt", "96", "--ssrc", "167772161"};  // 0x0a000001
+  s.http = true;
+  std::vector<int> codes;
+  s.during_http = [&](int http_port) {
+    const std::string dir = test_dir();
+    const std::string speech = std::string(kAsteriskDir) + "agent-loggedoff.wav";
+    const std::string dest = "127.0.0.1:" + std::to_string(port_b);
+    const auto t0 = std::chrono::steady_clock::now();
+    Process b({RTPSEND_BIN, speech, "--dest", dest, "--codec", "pcmu", "--loop", "--duration", "5s"}, dir + "/rtpsend_b.log");
+    auto at = [&](double sec) { std::this_thread::sleep_until(t0 + std::chrono::milliseconds(static_cast<int>(sec * 1000))); };
+    auto post = [&](const std::string& path) { codes.push_back(http_request(http_port, "POST", path).status); };
+    const std::string sel = "/sources/port:" + std::to_string(port_b);
+    at(1.0);
+    post(sel + "/mute");
+    at(2.2);
+    post(sel + "/unmute");
+    at(2.7);
+    post(sel + "/flush");
+    at(3.1);
+    post(sel + "/gain?value=-6dB");
+    at(3.3);
+    Process c({RTPSEND_BIN, speech, "--dest", dest, "--codec", "pcmu"}, dir + "/rtpsend_c.log");  // 1.5 s, then BYE
+    EXPECT_EQ(c.wait(std::chrono::seconds(10)), std::optional<int>(0)) << c.log();
+    EXPECT_EQ(b.wait(std::chrono::seconds(10)), std::optional<int>(0)) << b.log();
+  };
+  s.node_args = {"--payload", "96=l16/48000/1", "--route", "ssrc:0x0a000001=L",
+                 "--listen", "127.0.0.1:" + std::to_string(port_b), "--route", "port:" + std::to_string(port_b) + "=R",
+                 "--event-log", events};
+  s.after_send = [&](int) { std::this_thread::sleep_for(std::chrono::milliseconds(500)); };
+  const Result r = run(s);
+  for (int code : codes) EXPECT_EQ(code, 200);
+  EXPECT_EQ(codes.size(), 4u);
+
+  // A is on the left alone: compare that channel, sample for sample.
+  Audio left, right;
+  left.rate = right.rate = r.capture.rate;
+  left.channels = right.channels = 1;
+  for (std::size_t f = 0; f < r.capture.frames(); ++f) {
+    left.samples.push_back(r.capture.samples[2 * f]);
+    right.samples.push_back(r.capture.samples[2 * f + 1]);
+  }
+  Audio expected = a;
+  for (std::size_t k = 0; k + 1 < 240; ++k) expected.samples[k] *= static_cast<float>(k + 1) / 240.0f;  // join fade
+  const ExactMatch m = match_exact(left, expected, kPeriod);
+  EXPECT_EQ(m.mismatched_frames, 0u) << r.node_log;
+  std::cerr << "source A on the left: " << m.matched_frames << " of " << expected.frames() << " frames exact, "
+            << m.realignments << " realignments\n";
+  const std::size_t lost_to_xruns = static_cast<std::size_t>(m.realignments) * kPeriod + m.silent_gap_frames;
+  EXPECT_GE(m.matched_frames + lost_to_xruns + 256, expected.frames());
+  // B and C were heard on the right, and the mute silenced it exactly for about a second.
+  std::size_t longest_zero = 0, run_len = 0, loud = 0;
+  for (float v : right.samples) {
+    run_len = v == 0.0f ? run_len + 1 : 0;
+    longest_zero = std::max(longest_zero, run_len);
+    loud += std::fabs(v) > 0.01f ? 1 : 0;
+  }
+  EXPECT_GT(loud, 48000u);
+  EXPECT_GE(longest_zero, static_cast<std::size_t>(0.9 * 48000)) << "mute 1.0 s .. unmute 2.2 s";
+  // The event log tells the story: three joins, the four control changes, three leaves with
+  // BYE, each drained.
+  std::ifstream in(events);
+  std::map<std::string, int> kinds;
+  std::vector<std::string> actions;
+  for (std::string line; std::getline(in, line);) {
+    const json e = json::parse(line);
+    EXPECT_TRUE(e.contains("time") && e.contains("uptime_s"));
+    ++kinds[e["event"].get<std::string>()];
+    if (e["event"] == "control") actions.push_back(e["action"]);
+  }
+  EXPECT_EQ(kinds["source_joined"], 3);
+  EXPECT_EQ(kinds["source_left"], 3);
+  EXPECT_EQ(kinds["source_drained"], 3);
+  EXPECT_EQ(actions, (std::vector<std::string>{"mute", "unmute", "flush", "gain"}));
+  int flushes = 0;
+  for (const auto& src : r.stats["sources"]) {
+    flushes += src.value("flushes", 0);
+    if (src["port"].get<int>() != port_b) {
+      EXPECT_EQ(src.value("underruns", -1), 0);
+    }
+  }
+  EXPECT_EQ(flushes, 1);
+}
+
 TEST(System, AdaptiveLatencyTracksInjectedJitterWithoutUnderruns) {
   // --latency auto (the default) with 0-30 ms of injected jitter: the target settles near the
   // jitter's 99 % quantile, packets play at that delay, and nothing underruns.
