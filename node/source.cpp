@@ -589,7 +589,9 @@ RtcpReportBlock Source::take_report_block() {
   RtcpReportBlock b;
   b.ssrc = p_.ssrc;
   const std::int64_t expected = expected_prior_ + (highest_seq_ - base_seq_ + 1);
-  const std::uint64_t received = stats_.packets_received;
+  // RFC 3550 A.3 counts duplicates as received in RRs (so the cumulative loss may go negative);
+  // packets_lost in the statistics is the true loss, duplicates excluded.
+  const std::uint64_t received = stats_.packets_received + jb_.counters().duplicate;
   const std::int64_t expected_interval = expected - rr_expected_prior_;
   const std::int64_t received_interval = static_cast<std::int64_t>(received - rr_received_prior_);
   const std::int64_t lost_interval = expected_interval - received_interval;

@@ -184,7 +184,8 @@ class Source {
 
   /// Thread: loop. This source's report block for an RTCP RR sent now (RFC 3550 §6.4.1, A.3):
   /// fraction lost since the previous call (x 256, 0 when packets were duplicated instead),
-  /// cumulative lost (clamped to 24-bit signed), extended highest sequence number received,
+  /// cumulative lost (clamped to 24-bit signed; duplicates count as received, as A.3 says, so it
+  /// is below SourceStats::packets_lost by the duplicates and may be negative), extended highest sequence number received,
   /// interarrival jitter in RTP timestamp units. `reporter`, `lsr` and `dlsr` are left 0 for the
   /// caller. Advances the interval state (expected_prior, received_prior).
   [[nodiscard]] RtcpReportBlock take_report_block();
