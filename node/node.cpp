@@ -619,6 +619,7 @@ void Node::watch_events(mono_ns_t now) {
       w.stalled = w.stalled || stalled;
     } else if (w.in_concealment) {
       w.in_concealment = false;
+      w.stalled = w.stalled || stalled;  // concealment gave way to silence: the stream stopped
       nlohmann::json f = source_id(st);
       f["started_uptime_s"] = std::round(w.burst_start_s * 1000.0) / 1000.0;
       f["concealed_ms"] = static_cast<double>(w.burst_frames) * 1000.0 / s->params().format.audio_rate;

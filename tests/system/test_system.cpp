@@ -390,6 +390,53 @@ TEST(System, SilentSourceTimesOutAndKeepsItsFinalStats) {
   EXPECT_NE(r.node_log.find("timed out"), std::string::npos);
 }
 
+TEST(System, EventLogExplainsLatePacketsConcealmentAPauseAndAnSsrcChange) {
+  Scenario s;
+  s.input = speech_8k();
+  s.send_seconds = 6;
+  s.latency = "40ms";  // fixed and short: delays of up to 100 ms make some packets late
+  const std::string events = test_dir() + "/events.jsonl";
+  s.node_args = {"--event-log", events};
+  s.send_args = {"--codec", "pcmu", "--seed", "7", "--jitter", "uniform:0-100ms", "--ssrc-change-at", "2s",
+                 "--pause", "600ms@4s"};
+  const Result r = run(s);
+  std::ifstream in(events);
+  std::map<std::string, int> kinds;
+  std::map<std::string, int> causes;
+  int late_packets = 0;
+  for (std::string line; std::getline(in, line);) {
+    const json e = json::parse(line);
+    const std::string kind = e["event"];
+    ++kinds[kind];
+    if (kind == "concealment_burst" || kind == "late_burst") {
+      ASSERT_TRUE(e.contains("buffer")) << line;
+      for (const char* k : {"queued_ms", "target_delay_ms", "playout_delay_ms", "jitter_ms", "ms_since_last_packet"})
+        EXPECT_TRUE(e["buffer"].contains(k)) << line;
+    }
+    if (kind == "concealment_burst") ++causes[e["cause"].get<std::string>()];
+    if (kind == "late_burst") late_packets += e["packets_late"].get<int>();
+    if (kind == "ssrc_changed") {
+      EXPECT_NE(e["old_ssrc"], e["new_ssrc"]);
+    }
+  }
+  EXPECT_EQ(kinds["source_joined"], 2);
+  EXPECT_EQ(kinds["ssrc_changed"], 1);
+  EXPECT_GE(kinds["late_burst"], 1);
+  EXPECT_GE(causes["late_packets"], 1);
+  EXPECT_GE(causes["stream_stalled"], 1) << "the 600 ms pause";
+  // Late-packet bursts add up to the late packets counted (the last burst may still be open
+  // when rtpnode stops).
+  int counted_late = 0;
+  for (const auto& src : r.stats["sources"]) counted_late += src.value("packets_late", 0);
+  EXPECT_GT(late_packets, 0);
+  EXPECT_LE(late_packets, counted_late);
+  std::cerr << "events:";
+  for (const auto& [k, n] : kinds) std::cerr << " " << k << "=" << n;
+  std::cerr << "; concealment causes:";
+  for (const auto& [k, n] : causes) std::cerr << " " << k << "=" << n;
+  std::cerr << "; late packets in bursts " << late_packets << " of " << counted_late << "\n";
+}
+
 /// The value of the only series of `family` (with any labels).
 double only_series(const rtpnode::test::PrometheusCheck& c, const std::string& family) {
   double v = -1;
