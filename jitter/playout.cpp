@@ -38,6 +38,11 @@ double PlayoutController::drift() const noexcept {
   return std::clamp(d, -cfg_.max_drift, cfg_.max_drift);
 }
 
+bool PlayoutController::at_limit() const noexcept {
+  return cfg_.drift_compensation &&
+         (std::abs(integral_) >= cfg_.max_integral || std::abs(drift()) >= cfg_.max_drift);
+}
+
 double PlayoutController::update_speed(mono_ns_t now_ns, mono_ns_t delay_ns, ext_ts_t ptime_ticks) noexcept {
   double dt = 0;
   if (have_speed_time_) dt = std::clamp(static_cast<double>(now_ns - last_speed_ns_) * 1e-9, 0.0, 1.0);

@@ -142,6 +142,9 @@ class PlayoutController {
   /// (1e-6 = 1 ppm; > 0: the sender is fast and the buffer would fill). 0 until the drift
   /// estimate is valid or with drift compensation off.
   [[nodiscard]] double drift() const noexcept;
+  /// True while drift compensation is at one of its limits: the drift feed-forward clamped at
+  /// max_drift (a sender skew beyond what it corrects) or the integral at max_integral.
+  [[nodiscard]] bool at_limit() const noexcept;
   /// The integral term I (fraction, 1e-6 = 1 ppm).
   [[nodiscard]] double integral() const noexcept { return integral_; }
   [[nodiscard]] const DriftEstimator& drift_estimator() const noexcept { return drift_; }

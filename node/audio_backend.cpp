@@ -40,7 +40,7 @@ bool contains_ci(const std::string& hay, const std::string& needle) {
   return lower(hay).find(lower(needle)) != std::string::npos;
 }
 
-/// Audio thread; vDSO clock reads, no system call (Linux clock_gettime(CLOCK_MONOTONIC)).
+/// Audio thread; vDSO clock read, no system call.
 RTPNODE_REALTIME std::uint64_t monotonic_ns() noexcept {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -51,14 +51,12 @@ RTPNODE_REALTIME std::uint64_t monotonic_ns() noexcept {
 RTPNODE_REALTIME int pa_callback(const void*, void* output, unsigned long frames,
                                  const PaStreamCallbackTimeInfo* time, PaStreamCallbackFlags flags,
                                  void* user) noexcept {
-  const std::uint64_t t0 = monotonic_ns();
   auto* ctx = static_cast<const std::pair<Mixer*, CallbackTimes*>*>(user);
   BlockTiming t;
   t.current_time = time ? time->currentTime : 0.0;
   t.dac_time = time ? time->outputBufferDacTime : 0.0;
   t.xrun = (flags & (paOutputUnderflow | paOutputOverflow)) != 0;
-  ctx->first->process(static_cast<float*>(output), static_cast<frames_t>(frames), t);
-  ctx->second->record(monotonic_ns() - t0);
+  process_block(*ctx->first, *ctx->second, static_cast<float*>(output), static_cast<frames_t>(frames), t);
   return paContinue;
 }
 
@@ -76,6 +74,13 @@ RTPNODE_REALTIME void CallbackTimes::record(std::uint64_t ns) noexcept {
   sum_ns.store(sum_ns.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
   if (ns > max_ns.load(std::memory_order_relaxed)) max_ns.store(ns, std::memory_order_relaxed);
   count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+}
+
+RTPNODE_REALTIME void process_block(Mixer& mixer, CallbackTimes& times, float* out, frames_t frames,
+                                    const BlockTiming& timing) noexcept {
+  const std::uint64_t t0 = monotonic_ns();
+  mixer.process(out, frames, timing);
+  times.record(monotonic_ns() - t0);
 }
 
 PortAudioBackend::PortAudioBackend(const NodeConfig& cfg) : channels_(cfg.channels), period_(cfg.period) {

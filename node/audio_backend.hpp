@@ -14,6 +14,7 @@
 
 #include "node/config.hpp"
 #include "node/mixer.hpp"
+#include "node/realtime.hpp"
 
 typedef void PaStream;
 
@@ -39,6 +40,12 @@ struct CallbackTimes {
   /// Audio thread; wait-free.
   void record(std::uint64_t ns) noexcept;
 };
+
+/// The device callback's work: mixes one block into `out` and records how long that took.
+/// Audio thread; wait-free apart from Mixer::process's bounded work. The clock is read with
+/// clock_gettime(CLOCK_MONOTONIC), which Linux serves from the vDSO without a system call.
+RTPNODE_REALTIME void process_block(Mixer& mixer, CallbackTimes& times, float* out, frames_t frames,
+                                    const BlockTiming& timing) noexcept;
 
 /// Owns PortAudio's initialisation and one output stream.
 /// Thread: construct, open, start, stop and destroy on the loop thread.

@@ -246,7 +246,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
       if (!raw && o->params().port == p.port && o->params().remote == p.remote && o->params().ssrc != ssrc)
         event("ssrc_changed", {{"port", p.port}, {"remote", p.remote}, {"old_ssrc", hex32(o->params().ssrc)}, {"new_ssrc", hex32(ssrc)}});
   }
-  watch_[raw_ptr].last = raw_ptr->stats();
+  if (events_.enabled()) watch_[raw_ptr].last = raw_ptr->stats();
   source_order_.push_back(raw_ptr);
   sources_.emplace(key, std::move(s));
   update_timeline();  // before its first packet anchors it
@@ -645,17 +645,15 @@ void Node::watch_events(mono_ns_t now) {
       f["buffer"] = buffer_state(st, since_ms);
       event("late_burst", f);
     }
-    const bool at_limit = std::abs(st.drift_integral_ppm) >= 1999.0 || std::abs(st.speed - 1.0) >= 0.0199;
-    if (at_limit && !w.at_drift_limit) {
+    if (st.drift_at_limit && !w.last.drift_at_limit) {
       nlohmann::json f = source_id(st);
       f["drift_ppm"] = st.drift_ppm;
       f["drift_integral_ppm"] = st.drift_integral_ppm;
       f["speed"] = st.speed;
-      f["cause"] = "the speed loop is at its limit: clock skew beyond what it corrects, or a delay step";
+      f["cause"] = "drift compensation is at its limit: the sender's clock is beyond what it corrects";
       event("drift_limit", f);
     }
-    w.at_drift_limit = at_limit;
-    if (st.packets_other_pt > w.last.packets_other_pt && !(w.last.packets_other_pt > 0)) {
+    if (st.packets_other_pt > 0 && w.last.packets_other_pt == 0) {  // the first such packet
       nlohmann::json f = source_id(st);
       f["packets"] = st.packets_other_pt - w.last.packets_other_pt;
       event("payload_type_changed", f);

@@ -88,7 +88,6 @@ class Node {
     bool in_late = false;          ///< a late-packet burst is open
     double late_start_s = 0;
     std::uint64_t late_packets = 0;
-    bool at_drift_limit = false;
   };
 
   void bind_all();

@@ -632,6 +632,7 @@ SourceStats Source::stats() const {
   s.speed = speed_;
   s.drift_ppm = playout_.drift() * 1e6;
   s.drift_integral_ppm = playout_.integral() * 1e6;
+  s.drift_at_limit = playout_.at_limit();
   s.arrival_to_dac_ms = arrival_to_dac_ns_ / 1e6;
   s.queued_ms = queued_ms();
   s.synced = placed_ && have_sr_ && p_.timeline != nullptr;

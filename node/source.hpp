@@ -75,6 +75,8 @@ struct SourceStats {
                                         ///< sender is fast); 0 until estimated (~5 s) or --drift off
   double drift_integral_ppm = 0;        ///< the speed loop's integral term, ppm: what the drift
                                         ///< estimate misses (near 0 when it is right)
+  bool drift_at_limit = false;          ///< drift feed-forward or integral at its limit
+                                        ///< (PlayoutController::at_limit)
   double arrival_to_dac_ms = 0;         ///< measured: packet arrival -> its first frame at the DAC
                                         ///< (mean of the last packets, exponential average)
   double queued_ms = 0;                 ///< audio queued ahead of the device (ring + resampler)

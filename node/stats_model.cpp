@@ -1,5 +1,6 @@
 #include "node/stats_model.hpp"
 
+#include <charconv>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -81,6 +82,7 @@ const SourceField kSourceFields[] = {
   SRC("speed", number, gauge, "speed_ratio", 1, "ratio", "playback speed applied by the resampler (1 = none): drift feed-forward + delay trim", s.speed),
   SRC("drift_ppm", number, gauge, "drift_ratio", 1e6, "ppm", "sender clock against the device clock (> 0: sender fast), estimated from arrival times; 0 until estimated (~5 s) or with --drift off", s.drift_ppm),
   SRC("drift_integral_ppm", number, gauge, "drift_integral_ratio", 1e6, "ppm", "integral term of the speed loop: what the drift estimate misses; limit ±2000 ppm", s.drift_integral_ppm),
+  SRC("drift_at_limit", boolean, gauge, "drift_at_limit", 1, "0/1", "drift compensation at a limit: feed-forward at ±5000 ppm or integral at ±2000 ppm (the sender's clock is beyond what is corrected)", s.drift_at_limit),
   SRC("arrival_to_dac_ms", number, gauge, "arrival_to_dac_seconds", 1e3, "ms", "end-to-end: packet arrival -> its first frame at the DAC, PortAudio output latency included (exponential mean)", s.arrival_to_dac_ms),
   SRC("synced", boolean, gauge, "synced", 1, "0/1", "placed on the senders' NTP timeline from RTCP SR (RFC 3550 §6.4.1)", s.synced),
   SRC("sync_error_ms", number, gauge, "sync_error_seconds", 1e3, "ms", "synced: actual − timeline play time of the last decoded packet (> 0: late)", s.sync_error_ms),
@@ -162,18 +164,8 @@ std::string number(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[32];
-  if (v == std::floor(v) && std::abs(v) < 9.007199254740992e15) {  // integers as integers
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-    return buf;
-  }
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  // Prefer a shorter exact representation when there is one.
-  for (int prec = 1; prec < 17; ++prec) {
-    char b2[32];
-    std::snprintf(b2, sizeof b2, "%.*g", prec, v);
-    if (std::strtod(b2, nullptr) == v) return b2;
-  }
-  return buf;
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
 }
 
 json histogram_json(const NodeSnapshot& n) {

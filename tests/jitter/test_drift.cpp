@@ -137,8 +137,10 @@ TEST(PlayoutController, IntegralActsOnlyNearTargetAndIsClamped) {
   EXPECT_NEAR(pc.integral(), 25e-6, 0.1e-6);
   EXPECT_NEAR(pc.speed(), 1.0 + 0.5 * 0.0005 + pc.integral(), 1e-9);
   // A persistent small error winds the integral up to its clamp and no further.
+  EXPECT_FALSE(pc.at_limit());
   for (int i = 0; i < 2'000'000; ++i) pc.update_speed(now += 20 * kMs, 40 * kMs + 900'000, kPtime);
   EXPECT_DOUBLE_EQ(pc.integral(), c.max_integral);
+  EXPECT_TRUE(pc.at_limit());
 }
 
 TEST(PlayoutController, DriftFeedForwardIsSenderAgainstDevice) {
@@ -150,6 +152,10 @@ TEST(PlayoutController, DriftFeedForwardIsSenderAgainstDevice) {
   EXPECT_NEAR(pc.drift() * 1e6, 300.0, 2.0);
   pc.set_device_skew(-200e-6);  // the device is slow: the sender is 500 ppm fast against it
   EXPECT_NEAR(pc.drift() * 1e6, (1.0003 / 0.9998 - 1) * 1e6, 2.0);
+  EXPECT_FALSE(pc.at_limit());
+  pc.set_device_skew(-0.006);  // 6300 ppm apart: beyond the 5000 ppm feed-forward limit
+  EXPECT_DOUBLE_EQ(pc.drift(), c.max_drift);
+  EXPECT_TRUE(pc.at_limit());
   PlayoutConfig off = c;
   off.drift_compensation = false;
   PlayoutController pc_off(off);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "node/http_server.hpp"
+#include "support/tcp_client.hpp"
 
 using namespace rtpnode;
 using namespace std::chrono_literals;
@@ -56,24 +57,9 @@ class LoopThread {
   std::thread thread_;
 };
 
-int connect_to(std::uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{3, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 /// Sends `request` and reads until the server closes or 3 s pass.
 std::string exchange(std::uint16_t port, const std::string& request) {
-  const int fd = connect_to(port);
+  const int fd = test::connect_loopback_tcp(port);
   if (fd < 0) return "connect failed";
   std::size_t off = 0;
   while (off < request.size()) {
@@ -130,7 +116,7 @@ TEST(HttpServer, HalfOpenConnectionsNeitherStallTheLoopNorBlockOthersAndAreClose
   LoopThread t(o);
   std::vector<int> idle;
   for (int i = 0; i < 10; ++i) {
-    const int fd = connect_to(t.port());
+    const int fd = test::connect_loopback_tcp(t.port());
     ASSERT_GE(fd, 0);
     ASSERT_EQ(send(fd, "GET /hel", 8, MSG_NOSIGNAL), 8);  // a request that never ends
     idle.push_back(fd);

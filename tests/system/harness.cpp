@@ -1,4 +1,5 @@
 #include "system/harness.hpp"
+#include "support/tcp_client.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -201,17 +202,8 @@ int free_tcp_port() {
 
 HttpReply http_request(int port, const std::string& method, const std::string& path) {
   HttpReply r;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{3, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return r;
-  }
+  const int fd = rtpnode::test::connect_loopback_tcp(port);
+  if (fd < 0) return r;
   const std::string req = method + " " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     close(fd);

@@ -25,6 +25,7 @@
 #include "rtp/codec.hpp"
 #include "rtp/rtp_header.hpp"
 #include "support/prometheus_check.hpp"
+#include "support/tcp_client.hpp"
 #include "system/harness.hpp"
 
 using namespace rtpnode;
@@ -505,7 +506,9 @@ TEST(System, InjectedFaultsAreCountedExactlyInStatsMetricsAndJson) {
   EXPECT_EQ(src.value("packets_reordered", -1), reordered);
   EXPECT_EQ(src.value("packets_received", -1), received);
   EXPECT_EQ(src.value("packets_late", -1), 0);  // reordering (30 ms) is within the playout delay
-  EXPECT_EQ(src.value("underruns", -1), 0);
+  // Without BYE the source plays silence for seconds after the stream until rtpnode stops; an
+  // underrun in that tail can only come from a device xrun (a VM stall of the JACK server).
+  EXPECT_LE(src.value("underruns", -1), r.stats["node"].value("xruns", 0)) << r.node_log;
   EXPECT_EQ(src.value("frames_concealed", 0) / 160 >= lost, true);
 
   // The same counts scraped over HTTP while the source was active.
@@ -525,6 +528,8 @@ TEST(System, InjectedFaultsAreCountedExactlyInStatsMetricsAndJson) {
   EXPECT_EQ(scraped["sources"][0]["packets_duplicate"], faults["duplicated"]);
   EXPECT_EQ(scraped["sources"][0]["packets_reordered"], reordered);
   EXPECT_EQ(scraped["sources"][0]["packets_received"], received);
+  // Up to the end of the stream's audio, no underrun (unless the device itself stalled).
+  EXPECT_LE(scraped["sources"][0]["underruns"].get<int>(), scraped["node"]["xruns"].get<int>()) << stats;
 
   // Independent checks: Prometheus' own Python client parses the exposition, and the JSON
   // validates against docs/stats.schema.json (python3-jsonschema, draft 2020-12).
@@ -577,24 +582,9 @@ class RemoteNamespace {
   bool ok_ = false;
 };
 
-int connect_local(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{3, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 /// Sends raw bytes; returns the status code answered ("" when the server just closed).
 std::string raw_exchange(int port, const std::string& bytes) {
-  const int fd = connect_local(port);
+  const int fd = rtpnode::test::connect_loopback_tcp(port);
   if (fd < 0) return "connect failed";
   send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   std::string out;
@@ -622,7 +612,7 @@ TEST(System, HttpEndpointRefusesRemoteClientsAndSurvivesAbuseWhileAudioPlays) {
     remote_code = run_command("ip netns exec " + remote.name() + " curl -s -m 3 -o /dev/null -w '%{http_code}' " + url).second;
     std::vector<int> half_open;
     for (int i = 0; i < 20; ++i) {
-      const int fd = connect_local(http_port);
+      const int fd = rtpnode::test::connect_loopback_tcp(http_port);
       if (fd >= 0 && send(fd, "GET /metr", 9, MSG_NOSIGNAL) == 9) half_open.push_back(fd);
     }
     std::uint64_t seed = 7;
