@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "node/receive_time.hpp"
 #include "rtp/rtcp.hpp"
 
 namespace rtpnode {
@@ -19,6 +20,19 @@ namespace rtpnode {
 namespace {
 
 mono_ns_t now_ns() { return static_cast<mono_ns_t>(uv_hrtime()); }
+
+/// Thread: loop. See receive_time.hpp.
+void timestamp_datagrams(uv_udp_t* h) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0) enable_receive_timestamps(fd);
+}
+
+/// Thread: loop. The arrival of the datagram just read from `h` (kernel timestamp, uv_hrtime scale).
+mono_ns_t arrival_ns(uv_udp_t* h) {
+  const mono_ns_t now = now_ns();
+  uv_os_fd_t fd = -1;
+  return uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0 ? receive_time_ns(fd, now) : now;
+}
 
 std::string addr_to_string(const sockaddr* sa) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -159,6 +173,7 @@ void Node::bind_all() {
     }
     int rcvbuf = 1 << 20;  // absorb bursts while the loop renders
     uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l->handle), &rcvbuf);
+    timestamp_datagrams(&l->handle);
     // RTCP on the next port (RFC 3550 §11). Without it, sync and BYE need RTCP muxed on the
     // RTP port (RFC 5761), which is read there too.
     if (!spec.raw && spec.port < 65535) {
@@ -171,6 +186,7 @@ void Node::bind_all() {
       if (r2 == 0 && mcast) r2 = uv_udp_set_membership(&l->rtcp, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
       if (r2 == 0) {
         l->has_rtcp = true;
+        timestamp_datagrams(&l->rtcp);
       } else {
         std::cerr << "rtpnode: warning: --listen " << spec.describe() << ": no RTCP on port " << spec.port + 1 << ": "
                   << uv_strerror(r2) << " (sync and BYE only with RTCP muxed on the RTP port)\n";
@@ -253,10 +269,9 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   return raw_ptr;
 }
 
-void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from) {
+void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
   ++stats_.datagrams;
-  l.bytes += data.size() + 28;  // with UDP/IPv4 headers, as RFC 3550 §6.2 counts bandwidth
-  const mono_ns_t now = now_ns();
+  session_bw_.on_datagram(data.size() + 28, now);  // with UDP/IPv4 headers, as RFC 3550 §6.2 counts bandwidth
   if (l.spec.raw) {
     if (data.empty()) return;
     const std::uint64_t key = (1ull << 63) | (std::uint64_t{l.spec.port} << 48) | addr_key(from);
@@ -270,7 +285,7 @@ void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const so
   const RtpParseStatus st = rtp_parse(data, h);
   if (st == RtpParseStatus::rtcp) {
     ++stats_.rejected[static_cast<std::size_t>(st)];
-    on_rtcp(l, data, from);  // RFC 5761: RTCP muxed on the RTP port
+    on_rtcp(l, data, from, now);  // RFC 5761: RTCP muxed on the RTP port
     return;
   }
   if (st != RtpParseStatus::ok) {
@@ -352,7 +367,7 @@ void Node::update_timeline() {
     }
 }
 
-void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from) {
+void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
   RtcpCompound c;
   if (rtcp_parse(data, c) != RtcpParseStatus::ok) {
     ++stats_.rtcp_malformed;
@@ -360,7 +375,6 @@ void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockad
   }
   ++stats_.rtcp_packets;
   avg_rtcp_size_ += (static_cast<double>(data.size() + 28) - avg_rtcp_size_) / 16.0;  // §6.3.3
-  const mono_ns_t now = now_ns();
   for (const RtcpSenderReport& sr : c.sender_reports) {
     ++stats_.sender_reports;
     const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | sr.ssrc;
@@ -403,7 +417,7 @@ void Node::tick() {
             if (nread < 0 || addr == nullptr) return;
             auto* lst = static_cast<Listener*>(h->data);
             lst->node->on_datagram(*lst, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)},
-                                   addr);
+                                   addr, arrival_ns(h));
           });
       if (l->has_rtcp)
         uv_udp_recv_start(
@@ -415,7 +429,8 @@ void Node::tick() {
             [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
               if (nread <= 0 || addr == nullptr) return;
               auto* lst = static_cast<Listener*>(h->data);
-              lst->node->on_rtcp(*lst, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)}, addr);
+              lst->node->on_rtcp(*lst, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)}, addr,
+                                 arrival_ns(h));
             });
     }
     receiving_ = true;
@@ -744,15 +759,13 @@ HttpResponse Node::on_control(const HttpRequest& req, const std::string& selecto
 void Node::schedule_receiver_reports() {
   // RFC 3550 §6.2, §6.3.1: RTCP gets 5 % of the session bandwidth, receivers 75 % of that; the
   // interval is at least Tmin (half before the first report), randomised over [0.5, 1.5].
-  double bytes = 0, members = 1, senders = 0;
-  for (const auto& l : listeners_) bytes += static_cast<double>(l->bytes);
+  double members = 1, senders = 0;
   for (const Source* s : source_order_) senders += s->params().raw ? 0 : 1;
   members += senders;
-  const double elapsed_s = last_rr_ ? static_cast<double>(now_ns() - last_rr_) * 1e-9 : 0.0;
   RtcpIntervalInputs in;
   in.members = members;
   in.senders = senders;
-  in.rtcp_bandwidth = elapsed_s > 0.5 ? 0.05 * bytes / elapsed_s : 0.0;
+  in.rtcp_bandwidth = 0.05 * session_bw_.bytes_per_second(now_ns());
   in.avg_rtcp_size = avg_rtcp_size_;
   in.initial = rr_initial_;
   in.min_interval_s = std::chrono::duration<double>(cfg_.rtcp_min_interval).count();
@@ -806,8 +819,7 @@ void Node::send_receiver_reports() {
   }
   rr_initial_ = false;
   schedule_receiver_reports();
-  last_rr_ = now;
-  for (auto& l : listeners_) l->bytes = 0;
+  session_bw_.restart(now);
 }
 
 void Node::stop() { uv_stop(&loop_); }
@@ -848,7 +860,6 @@ int Node::run() {
   if (cfg_.rtcp_rr) {
     uv_timer_init(&loop_, &rr_timer_);
     rr_timer_.data = this;
-    last_rr_ = started_ns_;
     schedule_receiver_reports();
   }
   if (http_)

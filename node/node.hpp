@@ -63,7 +63,6 @@ class Node {
     uv_udp_t rtcp{};          ///< RTCP on port + 1 (RFC 3550 §11)
     bool has_rtcp = false;
     std::array<char, 65536> rtcp_buf{};
-    std::uint64_t bytes = 0;  ///< RTP bytes received since the last RTCP report (session bandwidth)
   };
   /// A new SSRC on probation (RFC 3550 A.1: MIN_SEQUENTIAL = 2 in-sequence packets admit it).
   struct Probation {
@@ -91,8 +90,9 @@ class Node {
   };
 
   void bind_all();
-  void on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from);
-  void on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from);
+  /// Thread: loop. `now`: the datagram's arrival (kernel receive timestamp, monotonic scale).
+  void on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now);
+  void on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now);
   /// The NTP timeline is on while at least two sources have SRs (one alone follows its own
   /// target delay); it is defined from where a source with SR already plays.
   void update_timeline();
@@ -166,9 +166,9 @@ class Node {
   uv_timer_t rr_timer_{};
   std::uint32_t reporter_ssrc_ = 0;
   std::string cname_;
+  SessionBandwidthMeter session_bw_;  ///< datagrams on all listeners, RFC 3550 §6.2
   double avg_rtcp_size_ = 100;    ///< §6.3.3, bytes with UDP/IP headers
   bool rr_initial_ = true;
-  mono_ns_t last_rr_ = 0;
   std::uint64_t rng_ = 0;
 };
 

@@ -194,4 +194,31 @@ double rtcp_interval(const RtcpIntervalInputs& in, double uniform) noexcept {
   return t * (uniform + 0.5) / kCompensation;
 }
 
+namespace {
+constexpr std::int64_t kMinWindowNs = 200'000'000;
+}
+
+void SessionBandwidthMeter::on_datagram(std::size_t bytes, std::int64_t now) noexcept {
+  if (first_ < 0)
+    first_ = now;
+  else
+    bytes_ += static_cast<double>(bytes);
+}
+
+double SessionBandwidthMeter::window_rate(std::int64_t now) const noexcept {
+  if (first_ < 0 || now - first_ < kMinWindowNs) return -1;
+  return bytes_ * 1e9 / static_cast<double>(now - first_);
+}
+
+double SessionBandwidthMeter::bytes_per_second(std::int64_t now) const noexcept {
+  const double r = window_rate(now);
+  return r >= 0 ? r : previous_;
+}
+
+void SessionBandwidthMeter::restart(std::int64_t now) noexcept {
+  if (const double r = window_rate(now); r >= 0) previous_ = r;
+  first_ = -1;
+  bytes_ = 0;
+}
+
 }  // namespace rtpnode

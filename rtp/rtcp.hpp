@@ -86,4 +86,28 @@ struct RtcpIntervalInputs {
 /// e − 3/2 = 1.21828 (the timer-reconsideration compensation). Zero bandwidth gives Tmin.
 [[nodiscard]] double rtcp_interval(const RtcpIntervalInputs& in, double uniform) noexcept;
 
+/// Measures the session bandwidth that RFC 3550 §6.2 bases the RTCP interval on, from the
+/// datagrams received, in bytes/s with UDP/IP headers. A window starts at its first datagram
+/// (not at the previous report), so a stream that starts mid-window is not diluted by the idle
+/// time before it: 50 packets/s of 200 bytes measure 10 kB/s from their second packet on, rather
+/// than a few hundred bytes/s that would stretch the next interval to several seconds.
+/// Thread: one (the loop thread); not thread-safe.
+class SessionBandwidthMeter {
+ public:
+  /// A datagram of `bytes` (headers included) arrived at `now` (monotonic ns).
+  void on_datagram(std::size_t bytes, std::int64_t now) noexcept;
+  /// Bytes/s over the current window [first datagram, now], excluding the first datagram (the
+  /// window's fence post); the previous window's figure while the current one holds less than
+  /// 200 ms; 0 when nothing has been measured yet.
+  [[nodiscard]] double bytes_per_second(std::int64_t now) const noexcept;
+  /// Starts a new window (after each report); the measured figure is kept as the fallback.
+  void restart(std::int64_t now) noexcept;
+
+ private:
+  [[nodiscard]] double window_rate(std::int64_t now) const noexcept;
+  std::int64_t first_ = -1;   ///< arrival of the window's first datagram, -1 if none
+  double bytes_ = 0;          ///< bytes after the first datagram
+  double previous_ = 0;       ///< the last complete window's rate
+};
+
 }  // namespace rtpnode
