@@ -32,10 +32,13 @@ void PlayoutController::reset() {
   integral_ = 0;
 }
 
-double PlayoutController::drift() const noexcept {
+double PlayoutController::measured_drift() const noexcept {
   if (!cfg_.drift_compensation || !drift_.valid()) return 0;
-  const double d = (1.0 + drift_.skew()) / (1.0 + device_skew_) - 1.0;
-  return std::clamp(d, -cfg_.max_drift, cfg_.max_drift);
+  return (1.0 + drift_.skew()) / (1.0 + device_skew_) - 1.0;
+}
+
+double PlayoutController::drift() const noexcept {
+  return std::clamp(measured_drift(), -cfg_.max_drift, cfg_.max_drift);
 }
 
 bool PlayoutController::at_limit() const noexcept {

@@ -139,9 +139,12 @@ class PlayoutController {
   /// nominal - 1), from DeviceClock::skew(). 0 = the device runs at the monotonic clock's pace.
   void set_device_skew(double d) noexcept { device_skew_ = d; }
   /// Clock drift feed-forward: sender clock against the device clock, (1 + s) / (1 + d) - 1
-  /// (1e-6 = 1 ppm; > 0: the sender is fast and the buffer would fill). 0 until the drift
-  /// estimate is valid or with drift compensation off.
+  /// (1e-6 = 1 ppm; > 0: the sender is fast and the buffer would fill), clamped to
+  /// +-max_drift. 0 until the drift estimate is valid or with drift compensation off.
   [[nodiscard]] double drift() const noexcept;
+  /// The same sender/device drift before the clamp: what the clocks do, also beyond what is
+  /// corrected. 0 until the estimate is valid or with drift compensation off.
+  [[nodiscard]] double measured_drift() const noexcept;
   /// True while drift compensation is at one of its limits: the drift feed-forward clamped at
   /// max_drift (a sender skew beyond what it corrects) or the integral at max_integral.
   [[nodiscard]] bool at_limit() const noexcept;

@@ -436,6 +436,10 @@ void Node::tick() {
     receiving_ = true;
   }
   const mono_ns_t now = now_ns();
+  // The loop's own lateness: ticks run every few ms; a long gap means this thread was blocked
+  // or descheduled, and audio it should have rendered meanwhile may have run out.
+  if (last_tick_ != 0) max_tick_gap_ = std::max(max_tick_gap_, now - last_tick_);
+  last_tick_ = now;
   for (Source* s : source_order_) s->render(clock_, now);
   expire_sources(now);
   if (now - last_watch_ >= 100'000'000) {
@@ -600,6 +604,12 @@ void Node::watch_events(mono_ns_t now) {
   const bool xrun_now = xruns > watched_xruns_;
   if (xrun_now) event("xrun", {{"xruns", xruns - watched_xruns_}, {"xruns_total", xruns}});
   watched_xruns_ = xruns;
+  // A loop stall longer than the audio rendered ahead (the render lead, one period + 10 ms)
+  // leaves the callback without audio even when every packet arrived in time.
+  const double loop_stall_ms = static_cast<double>(max_tick_gap_) / 1e6;
+  const double lead_ms = clock_.rate() > 0 ? static_cast<double>(lead_frames_) * 1000.0 / clock_.rate() : 0.0;
+  const bool loop_stalled = loop_stall_ms > std::max(lead_ms, 20.0);
+  max_tick_gap_ = 0;
   for (Source* s : source_order_) {
     Watch& w = watch_[s];
     const SourceStats st = s->stats();
@@ -610,11 +620,16 @@ void Node::watch_events(mono_ns_t now) {
     if (st.underruns > w.last.underruns) {
       // Why the mixer found no audio: the device stalled, the stream stopped, packets came too
       // late for the target, or none of these: the loop thread did not render in time.
-      const char* cause = xrun_now ? "device_xrun" : stalled ? "stream_stalled" : late > 0 ? "late_packets" : "render_late";
+      const char* cause = xrun_now        ? "device_xrun"
+                          : loop_stalled  ? "loop_stalled"
+                          : stalled       ? "stream_stalled"
+                          : late > 0      ? "late_packets"
+                                          : "render_late";
       nlohmann::json f = source_id(st);
       f["underruns"] = st.underruns - w.last.underruns;
       f["underrun_frames"] = st.underrun_frames - w.last.underrun_frames;
       f["cause"] = cause;
+      if (loop_stalled) f["loop_stall_ms"] = std::round(loop_stall_ms * 10.0) / 10.0;
       f["buffer"] = buffer_state(st, since_ms);
       event("underrun", f);
     }
@@ -626,12 +641,15 @@ void Node::watch_events(mono_ns_t now) {
         w.in_concealment = true;
         w.burst_start_s = t;
         w.burst_frames = w.burst_lost = w.burst_late = 0;
-        w.stalled = false;
+        w.stalled = w.device_xrun = false;
+        w.loop_stall_ms = 0;
       }
       w.burst_frames += concealed;
       w.burst_lost += lost;
       w.burst_late += late;
       w.stalled = w.stalled || stalled;
+      w.device_xrun = w.device_xrun || xrun_now;
+      if (loop_stalled) w.loop_stall_ms = std::max(w.loop_stall_ms, loop_stall_ms);
     } else if (w.in_concealment) {
       w.in_concealment = false;
       w.stalled = w.stalled || stalled;  // concealment gave way to silence: the stream stopped
@@ -640,7 +658,15 @@ void Node::watch_events(mono_ns_t now) {
       f["concealed_ms"] = static_cast<double>(w.burst_frames) * 1000.0 / s->params().format.audio_rate;
       f["packets_lost"] = w.burst_lost;
       f["packets_late"] = w.burst_late;
-      f["cause"] = w.stalled ? "stream_stalled" : w.burst_lost > 0 ? "packet_loss" : w.burst_late > 0 ? "late_packets" : "delay_spike";
+      // This node's own stalls first: while the device or the loop thread stood still, the
+      // stream looks stalled too (its packets wait unread), but it was not.
+      f["cause"] = w.device_xrun              ? "device_xrun"
+                   : w.loop_stall_ms > 0      ? "loop_stalled"
+                   : w.stalled                ? "stream_stalled"
+                   : w.burst_lost > 0         ? "packet_loss"
+                   : w.burst_late > 0         ? "late_packets"
+                                              : "delay_spike";
+      if (w.loop_stall_ms > 0) f["loop_stall_ms"] = std::round(w.loop_stall_ms * 10.0) / 10.0;
       f["buffer"] = buffer_state(st, since_ms);
       event("concealment_burst", f);
     }
@@ -662,8 +688,10 @@ void Node::watch_events(mono_ns_t now) {
     }
     if (st.drift_at_limit && !w.last.drift_at_limit) {
       nlohmann::json f = source_id(st);
-      f["drift_ppm"] = st.drift_ppm;
+      f["drift_ppm"] = st.drift_ppm;  // measured, beyond the limit when that is the cause
+      f["drift_limit_ppm"] = PlayoutConfig{}.max_drift * 1e6;
       f["drift_integral_ppm"] = st.drift_integral_ppm;
+      f["integral_limit_ppm"] = PlayoutConfig{}.max_integral * 1e6;
       f["speed"] = st.speed;
       f["cause"] = "drift compensation is at its limit: the sender's clock is beyond what it corrects";
       event("drift_limit", f);

@@ -84,6 +84,8 @@ class Node {
     double burst_start_s = 0;
     std::uint64_t burst_frames = 0, burst_lost = 0, burst_late = 0;
     bool stalled = false;          ///< a window of the burst had no packet for >= 100 ms
+    bool device_xrun = false;      ///< the device reported an xrun during the burst
+    double loop_stall_ms = 0;      ///< the longest loop-thread stall during the burst
     bool in_late = false;          ///< a late-packet burst is open
     double late_start_s = 0;
     std::uint64_t late_packets = 0;
@@ -162,6 +164,8 @@ class Node {
   std::unordered_map<const Source*, Watch> watch_;
   std::uint64_t watched_xruns_ = 0;
   mono_ns_t last_watch_ = 0;
+  mono_ns_t last_tick_ = 0;       ///< when tick() last ran
+  mono_ns_t max_tick_gap_ = 0;    ///< the longest time between two ticks since the last check
   // RTCP reporting (RFC 3550 §6.2-6.4).
   uv_timer_t rr_timer_{};
   std::uint32_t reporter_ssrc_ = 0;

@@ -630,7 +630,7 @@ SourceStats Source::stats() const {
   s.target_delay_ms = static_cast<double>(playout_.target_ns(jb_.ptime_ticks())) / 1e6;
   s.playout_delay_ms = static_cast<double>(last_delay_ns_) / 1e6;
   s.speed = speed_;
-  s.drift_ppm = playout_.drift() * 1e6;
+  s.drift_ppm = playout_.measured_drift() * 1e6;
   s.drift_integral_ppm = playout_.integral() * 1e6;
   s.drift_at_limit = playout_.at_limit();
   s.arrival_to_dac_ms = arrival_to_dac_ns_ / 1e6;

@@ -155,6 +155,7 @@ TEST(PlayoutController, DriftFeedForwardIsSenderAgainstDevice) {
   EXPECT_FALSE(pc.at_limit());
   pc.set_device_skew(-0.006);  // 6300 ppm apart: beyond the 5000 ppm feed-forward limit
   EXPECT_DOUBLE_EQ(pc.drift(), c.max_drift);
+  EXPECT_NEAR(pc.measured_drift() * 1e6, (1.0003 / 0.994 - 1) * 1e6, 2.0);  // reported unclamped
   EXPECT_TRUE(pc.at_limit());
   PlayoutConfig off = c;
   off.drift_compensation = false;

@@ -10,6 +10,7 @@
 #include <spawn.h>
 #include <speex/speex_resampler.h>
 #include <sys/socket.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,6 +114,15 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
     if (std::chrono::steady_clock::now() > end) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+bool freeze_thread(pid_t tid, std::chrono::milliseconds duration) {
+  if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) return false;
+  int status = 0;
+  const bool stopped = ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0 && waitpid(tid, &status, __WALL) == tid;
+  if (stopped) std::this_thread::sleep_for(duration);
+  ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  return stopped;
 }
 
 void Process::signal(int sig) {

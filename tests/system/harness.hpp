@@ -39,6 +39,8 @@ class Process {
   /// Waits for exit up to `timeout`; returns the exit code, or nullopt on timeout.
   std::optional<int> wait(std::chrono::milliseconds timeout);
   void signal(int sig);
+  /// The process id (also the thread id of its main thread).
+  [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] std::string log() const;
 
  private:
@@ -61,6 +63,11 @@ class JackServer {
   std::string name_;
   std::unique_ptr<Process> jackd_;
 };
+
+/// Stops one thread `tid` of a child process for `duration` while its other threads run on
+/// (ptrace PTRACE_SEIZE + PTRACE_INTERRUPT, then PTRACE_DETACH): a thread descheduled or
+/// blocked, as a loaded machine does to it. Returns false (and stops nothing) if ptrace fails.
+bool freeze_thread(pid_t tid, std::chrono::milliseconds duration);
 
 /// Scratch directory unique to the running test.
 std::string test_dir();

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -203,4 +205,61 @@ TEST(Rtcp, ReceiverReportsToATestPeerCarryFractionLostJitterAndLsr) {
   json stats;
   std::ifstream(dir + "/stats.json") >> stats;
   EXPECT_GE(stats["node"]["receiver_reports_sent"].get<int>(), static_cast<int>(reports.size()));
+}
+
+TEST(EventLog, ExplainsAnXrunALoopStallAndADriftBeyondTheLimit) {
+  // Three of this node's own troubles, provoked: its event loop thread is held for 250 ms (the
+  // audio callback runs on, so the audio rendered ahead runs out: an underrun, caused by the loop
+  // stall, not by the stream), the whole process is stopped for 150 ms (JACK reports an xrun),
+  // and the sender's clock is 8000 ppm fast, beyond the 5000 ppm drift compensation corrects.
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const int node_port = free_udp_port();
+  const std::string events = dir + "/events.jsonl";
+  Process node(node_argv(node_port, dir, {"--duration", "15s", "--event-log", events}), dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
+  std::this_thread::sleep_for(300ms);
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "11s", "--skew-ppm", "8000", "--dest",
+                  "127.0.0.1:" + std::to_string(node_port)},
+                 dir + "/rtpsend.log");
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_until(t0 + 3500ms);
+  ASSERT_TRUE(freeze_thread(node.pid(), 250ms)) << "ptrace";  // the main thread runs the loop
+  std::this_thread::sleep_until(t0 + 5500ms);
+  node.signal(SIGSTOP);
+  std::this_thread::sleep_for(150ms);
+  node.signal(SIGCONT);
+  EXPECT_EQ(sender.wait(20s), std::optional<int>(0)) << sender.log();
+  EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
+
+  std::ifstream in(events);
+  std::map<std::string, int> kinds;
+  int loop_underruns = 0, loop_concealments = 0, stream_stalled = 0;
+  json drift_limit;
+  for (std::string line; std::getline(in, line);) {
+    const json e = json::parse(line);
+    const std::string kind = e["event"];
+    ++kinds[kind];
+    const std::string cause = e.value("cause", "");
+    if (kind == "underrun" && cause == "loop_stalled") {
+      ++loop_underruns;
+      EXPECT_GE(e["loop_stall_ms"].get<double>(), 240.0) << line;
+      EXPECT_LE(e["loop_stall_ms"].get<double>(), 600.0) << line;
+      EXPECT_GT(e["underrun_frames"].get<int>(), 0) << line;
+    }
+    if (kind == "concealment_burst" && cause == "loop_stalled") ++loop_concealments;
+    if ((kind == "underrun" || kind == "concealment_burst") && cause == "stream_stalled") ++stream_stalled;
+    if (kind == "drift_limit") drift_limit = e;
+    std::cout << line.substr(0, 300) << "\n";
+  }
+  EXPECT_GE(kinds["xrun"], 1) << "the 150 ms SIGSTOP";
+  EXPECT_GE(loop_underruns, 1) << "the 250 ms loop stall";
+  EXPECT_GE(loop_concealments, 1);
+  EXPECT_EQ(stream_stalled, 0) << "the stream never stalled: these were the node's own stalls";
+  EXPECT_EQ(kinds["drift_limit"], 1);
+  ASSERT_FALSE(drift_limit.is_null());
+  EXPECT_NEAR(drift_limit["drift_ppm"].get<double>(), 8000.0, 300.0) << drift_limit.dump();
+  EXPECT_EQ(drift_limit["drift_limit_ppm"].get<double>(), 5000.0);
+  EXPECT_EQ(kinds["source_joined"], 1);
+  EXPECT_EQ(kinds["source_drained"], 1);
 }
