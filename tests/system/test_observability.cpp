@@ -263,3 +263,41 @@ TEST(EventLog, ExplainsAnXrunALoopStallAndADriftBeyondTheLimit) {
   EXPECT_EQ(kinds["source_joined"], 1);
   EXPECT_EQ(kinds["source_drained"], 1);
 }
+
+TEST(EventLog, RecordsAPayloadTypeChangeOnce) {
+  // A sender switches its SSRC from PCMU (0) to PCMA (8) after 2 s: one event when it starts,
+  // every such packet counted (for loss, not played).
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const int node_port = free_udp_port();
+  const std::string events = dir + "/events.jsonl";
+  Process node(node_argv(node_port, dir, {"--duration", "5s", "--event-log", events}), dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
+  std::this_thread::sleep_for(300ms);
+  SenderPorts peer;
+  test::PacketBuilder b;
+  b.ssrc = 0x5eed0002;
+  const std::vector<std::uint8_t> payload(160, 0xd5);  // silence in both laws' neighbourhood
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 150; ++i) {
+    b.pt = i < 100 ? 0 : 8;
+    std::this_thread::sleep_until(t0 + i * 20ms);
+    send_to(peer.rtp, node_port, b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload));
+  }
+  EXPECT_EQ(node.wait(10s), std::optional<int>(0)) << node.log();
+  std::ifstream in(events);
+  int changes = 0;
+  for (std::string line; std::getline(in, line);) {
+    const json e = json::parse(line);
+    if (e["event"] != "payload_type_changed") continue;
+    ++changes;
+    EXPECT_EQ(e["ssrc"], "0x5eed0002");
+    EXPECT_GE(e["packets"].get<int>(), 1);
+  }
+  EXPECT_EQ(changes, 1);
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2);
+  EXPECT_EQ(stats["sources"][0]["packets_other_payload_type"], 50);
+  EXPECT_EQ(stats["sources"][0]["packets_lost"], 0);
+}
