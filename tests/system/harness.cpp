@@ -136,7 +136,7 @@ std::string Process::log() const {
   return ss.str();
 }
 
-JackServer::JackServer(const std::string& dir, int period) {
+JackServer::JackServer(const std::string& dir, int period, int playback_channels) {
   static std::atomic<int> counter{0};
   name_ = "rtpnode-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
   setenv("JACK_DEFAULT_SERVER", name_.c_str(), 1);
@@ -145,7 +145,8 @@ JackServer::JackServer(const std::string& dir, int period) {
   std::vector<std::string> argv{"jackd", "-n", name_};
   if (geteuid() == 0) argv.insert(argv.end(), {"-R", "-P", "70"});
   else argv.emplace_back("--no-realtime");
-  argv.insert(argv.end(), {"-d", "dummy", "-r", "48000", "-p", std::to_string(period), "-C", "2", "-P", "2"});
+  argv.insert(argv.end(), {"-d", "dummy", "-r", "48000", "-p", std::to_string(period), "-C", "2", "-P",
+                              std::to_string(playback_channels)});
   jackd_ = std::make_unique<Process>(argv, dir + "/jackd.log");
   Process waiter({"jack_wait", "-w", "-t", "10"}, dir + "/jack_wait.log");
   const auto rc = waiter.wait(std::chrono::seconds(15));

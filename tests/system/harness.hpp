@@ -53,7 +53,8 @@ class Process {
 /// children. Period 1024 frames at 48 kHz (see ENVIRONMENT.md: few xruns at that size).
 class JackServer {
  public:
-  explicit JackServer(const std::string& dir, int period = 1024);
+  /// `playback_channels`: the dummy device's output ports (what PortAudio offers as channels).
+  explicit JackServer(const std::string& dir, int period = 1024, int playback_channels = 2);
   ~JackServer();
   [[nodiscard]] const std::string& name() const { return name_; }
   /// Waits until a port named `port` exists (jack_lsp), up to 10 s.
