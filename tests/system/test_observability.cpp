@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -23,6 +24,7 @@
 #include "support/packet_builder.hpp"
 #include "support/prometheus_check.hpp"
 #include "system/harness.hpp"
+#include "system/jack_probe.hpp"
 
 using namespace rtpnode;
 using namespace rtpnode::systest;
@@ -300,4 +302,66 @@ TEST(EventLog, RecordsAPayloadTypeChangeOnce) {
   ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2);
   EXPECT_EQ(stats["sources"][0]["packets_other_payload_type"], 50);
   EXPECT_EQ(stats["sources"][0]["packets_lost"], 0);
+}
+
+TEST(Sync, ReportedArrivalToDacDelayMatchesTheCaptureWithinOneMillisecond) {
+  // Issue #4 test 2. A test peer sends L16 48 kHz with a one-sample impulse at the start of one
+  // packet per second and notes when it sent each (loopback: arrival within tens of µs). A JACK
+  // probe client records rtpnode's output with the time of every cycle, so the DAC instant of
+  // each impulse is known on CLOCK_MONOTONIC (cycle start + offset + the port's playback latency,
+  // JACK's own model of what lies between the port and the DAC). rtpnode's reported
+  // arrival_to_dac_ms must equal the measured send -> DAC delay within 1 ms.
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const int node_port = free_udp_port();
+  Process node(node_argv(node_port, dir, {"--duration", "9s", "--payload", "97=L16/48000/1", "--latency", "60ms",
+                                          "--drift", "off"}),
+               dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
+  JackProbe probe("rtpn:out_0", 12.0);
+  std::this_thread::sleep_for(300ms);
+
+  SenderPorts peer;
+  test::PacketBuilder b;
+  b.pt = 97;
+  b.ssrc = 0x5eed0003;
+  constexpr int kFrames = 960;  // 20 ms
+  const std::vector<std::uint8_t> silence(kFrames * 2, 0);
+  std::vector<std::uint8_t> impulse = silence;
+  impulse[0] = 0x40;  // 16384 big-endian: 0.5
+  std::vector<std::int64_t> impulse_sent_ns;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 300; ++i) {
+    std::this_thread::sleep_until(t0 + i * 20ms);
+    const bool is_impulse = i % 50 == 25;
+    send_to(peer.rtp, node_port, b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * kFrames), is_impulse ? impulse : silence));
+    if (is_impulse)
+      impulse_sent_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+  }
+  std::this_thread::sleep_for(1s);
+  probe.stop();
+  EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
+
+  std::vector<std::size_t> found;
+  for (std::size_t i = 0; i < probe.frames(); ++i)
+    if (probe.samples()[i] > 0.25f) found.push_back(i);
+  ASSERT_EQ(found.size(), impulse_sent_ns.size()) << "one impulse per packet that carried one";
+  double sum = 0, lo = 1e18, hi = -1e18;
+  for (std::size_t k = 0; k < found.size(); ++k) {
+    EXPECT_EQ(probe.samples()[found[k]], 0.5f);  // L16 at the device rate passes untouched
+    const double d = static_cast<double>(probe.dac_ns(found[k]) - impulse_sent_ns[k]) / 1e6;
+    sum += d;
+    lo = std::min(lo, d);
+    hi = std::max(hi, d);
+  }
+  const double measured = sum / static_cast<double>(found.size());
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2);
+  const double reported = stats["sources"][0]["arrival_to_dac_ms"].get<double>();
+  std::printf("arrival -> DAC: reported %.3f ms, measured in the capture %.3f ms (%zu impulses, %.3f..%.3f; "
+              "JACK playback latency %u frames)\n",
+              reported, measured, found.size(), lo, hi, probe.playback_latency_frames());
+  EXPECT_LT(hi - lo, 0.5) << "the delay is fixed: every impulse the same";
+  EXPECT_NEAR(reported, measured, 1.0);
 }
