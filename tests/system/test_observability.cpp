@@ -365,3 +365,101 @@ TEST(Sync, ReportedArrivalToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   EXPECT_LT(hi - lo, 0.5) << "the delay is fixed: every impulse the same";
   EXPECT_NEAR(reported, measured, 1.0);
 }
+
+namespace {
+std::int64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+/// NTP timestamp (RFC 3550 §4) of a wall-clock instant in ns since the Unix epoch.
+std::uint64_t ntp_of_unix_ns(std::int64_t ns) {
+  const auto secs = static_cast<std::uint64_t>(ns / 1'000'000'000) + 2208988800ull;
+  const auto frac = static_cast<std::uint64_t>(static_cast<double>(ns % 1'000'000'000) / 1e9 * 4294967296.0);
+  return (secs << 32) | frac;
+}
+}  // namespace
+
+TEST(Sync, ReportedCaptureToDacDelayMatchesTheCaptureWithinOneMillisecond) {
+  // Issue #4 test 2 with RTCP SR: two test senders on one NTP clock (this machine's) say in their
+  // SRs that RTP timestamp 0 was captured 40 ms before the first packet was sent. rtpnode places
+  // both on that timeline and reports capture_to_dac_ms: the DAC instant (receiver wall clock)
+  // minus the capture instant the SR gives. The probe measures the same from the impulses.
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const int port_a = free_udp_port() & ~1;
+  SenderPorts peer_a, peer_b;
+  int port_b = free_udp_port() & ~1;
+  while (port_b == port_a) port_b = free_udp_port() & ~1;
+  Process node(node_argv(port_a, dir, {"--duration", "10s", "--payload", "97=L16/48000/1", "--latency", "60ms", "--drift",
+                                       "off", "--listen", "127.0.0.1:" + std::to_string(port_b), "--route",
+                                       "port:" + std::to_string(port_a) + "=L", "--route",
+                                       "port:" + std::to_string(port_b) + "=R"}),
+               dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
+  JackProbe probe("rtpn:out_0", 13.0);
+  std::this_thread::sleep_for(300ms);
+
+  constexpr int kFrames = 960;
+  const std::vector<std::uint8_t> silence(kFrames * 2, 0);
+  std::vector<std::uint8_t> impulse = silence;
+  impulse[0] = 0x40;
+  test::PacketBuilder a, b;
+  a.pt = b.pt = 97;
+  a.ssrc = 0x5eed00a1;
+  b.ssrc = 0x5eed00b2;
+  const std::int64_t wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::int64_t t0_mono = std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
+  const std::int64_t capture0_wall = t0_mono + wall_minus_mono - 40'000'000;  // RTP ts 0 captured then
+  auto send_sr = [&](SenderPorts& peer, const test::PacketBuilder& pb, int port, std::uint32_t ts) {
+    RtcpSenderReport sr;
+    sr.ssrc = pb.ssrc;
+    sr.rtp_ts = ts;
+    sr.ntp = ntp_of_unix_ns(capture0_wall + static_cast<std::int64_t>(ts) * 1'000'000'000 / 48000);
+    send_to(peer.rtcp, port + 1, rtcp_build_sender_report(sr, "peer@test"));
+  };
+  std::vector<std::uint32_t> impulse_ts;
+  for (int i = 0; i < 350; ++i) {
+    std::this_thread::sleep_until(t0 + i * 20ms);
+    const auto ts = static_cast<std::uint32_t>(i * kFrames);
+    if (i % 50 == 1) {
+      send_sr(peer_a, a, port_a, ts);
+      send_sr(peer_b, b, port_b, ts);
+    }
+    const bool is_impulse = i % 50 == 25 && i > 100;  // after both are placed on the timeline
+    send_to(peer_a.rtp, port_a, a.build(static_cast<seq_t>(i), ts, is_impulse ? impulse : silence));
+    send_to(peer_b.rtp, port_b, b.build(static_cast<seq_t>(i), ts, silence));
+    if (is_impulse) impulse_ts.push_back(ts);
+  }
+  std::this_thread::sleep_for(1s);
+  probe.stop();
+  EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
+
+  std::vector<std::size_t> found;
+  for (std::size_t i = 0; i < probe.frames(); ++i)
+    if (probe.samples()[i] > 0.25f) found.push_back(i);
+  ASSERT_EQ(found.size(), impulse_ts.size()) << node.log();
+  double sum = 0, lo = 1e18, hi = -1e18;
+  for (std::size_t k = 0; k < found.size(); ++k) {
+    const std::int64_t dac_wall = probe.dac_ns(found[k]) + wall_minus_mono;
+    const std::int64_t capture_wall = capture0_wall + static_cast<std::int64_t>(impulse_ts[k]) * 1'000'000'000 / 48000;
+    const double d = static_cast<double>(dac_wall - capture_wall) / 1e6;
+    sum += d;
+    lo = std::min(lo, d);
+    hi = std::max(hi, d);
+  }
+  const double measured = sum / static_cast<double>(found.size());
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  const json* src_a = nullptr;
+  for (const json& src : stats["sources"])
+    if (src["port"] == port_a) src_a = &src;
+  ASSERT_NE(src_a, nullptr) << stats.dump(2);
+  EXPECT_TRUE((*src_a)["synced"].get<bool>()) << src_a->dump(2);
+  const double reported = (*src_a)["capture_to_dac_ms"].get<double>();
+  std::printf("capture (SR) -> DAC: reported %.3f ms, measured in the capture %.3f ms (%zu impulses, %.3f..%.3f)\n",
+              reported, measured, found.size(), lo, hi);
+  EXPECT_LT(hi - lo, 0.5);
+  EXPECT_NEAR(reported, measured, 1.0);
+}
