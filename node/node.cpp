@@ -206,7 +206,14 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
                              std::uint8_t pt, const PayloadFormat& fmt, bool raw, mono_ns_t now) {
   if (auto it = sources_.find(key); it != sources_.end()) return it->second.get();
   if (static_cast<int>(sources_.size() + retiring_.size()) >= cfg_.max_sources) {
-    ++stats_.sources_refused;
+    const std::size_t limit = 4 * static_cast<std::size_t>(cfg_.max_sources) + 16;
+    if (refused_.size() >= limit) {
+      const std::int64_t timeout = cfg_.source_timeout.count();
+      std::erase_if(refused_, [&](const auto& kv) { return now - kv.second > timeout; });
+    }
+    const bool known = refused_.contains(key);  // raw streams ask again with every datagram
+    if (refused_.size() < limit) refused_[key] = now;  // else: a flood of SSRCs, counted each time
+    if (!known) ++stats_.sources_refused;
     warn_once(kWarnRefused, [&] { return "new stream refused: --max-sources " + std::to_string(cfg_.max_sources) + " reached"; });
     return nullptr;
   }
@@ -246,6 +253,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
     warn_once(kWarnRefused, [&] { return std::string("cannot create source: ") + e.what(); });
     return nullptr;
   }
+  refused_.erase(key);
   if (auto it = sender_reports_.find(key); it != sender_reports_.end()) s->on_sender_report(it->second.ntp_ns, it->second.rtp_ts);
   char ssrc_hex[16];
   std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, ssrc);
@@ -319,6 +327,15 @@ void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const so
 
 void Node::on_new_ssrc(Listener& l, std::uint64_t key, const RtpHeaderView& h, std::span<const std::uint8_t> data,
                        const sockaddr* from, const PayloadFormat& fmt, mono_ns_t now) {
+  // A stream refused at --max-sources stays refused while every slot is taken; once one frees,
+  // it is admitted like a new one.
+  if (auto r = refused_.find(key); r != refused_.end()) {
+    if (static_cast<int>(sources_.size() + retiring_.size()) >= cfg_.max_sources) {
+      r->second = now;
+      return;
+    }
+    refused_.erase(r);
+  }
   // RFC 3550 A.1: a new SSRC is admitted after MIN_SEQUENTIAL = 2 packets in sequence; the
   // first is held and played too. Stray packets (a scan, a spoofed SSRC) never create a source.
   auto it = probation_.find(key);

@@ -153,6 +153,9 @@ class Node {
   std::uint32_t next_id_ = 1;
   NodeStats stats_;
   std::unordered_map<std::uint64_t, Probation> probation_;
+  /// Streams refused at --max-sources (key -> their last packet), so each is refused and counted
+  /// once, and its packets skip probation until a slot frees or it goes quiet (--source-timeout).
+  std::unordered_map<std::uint64_t, mono_ns_t> refused_;
   std::unordered_map<std::uint64_t, HeldSenderReport> sender_reports_;  ///< latest SR per (port, SSRC)
   SyncTimeline timeline_;
   frames_t ramp_frames_ = 0;

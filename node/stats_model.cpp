@@ -102,7 +102,7 @@ const NodeField kNodeFields[] = {
   NODE("packets_malformed", integer, counter, "packets_malformed_total", 1, "packets", "datagrams on RTP ports that are not valid RTP (RFC 3550 §5.1, A.1 checks), RTCP excluded; see packets_rejected", n.packets_malformed),
   NODE("packets_unknown_payload_type", integer, counter, "packets_unknown_payload_type_total", 1, "packets", "valid RTP of a new SSRC with a payload type no --payload maps; dropped", n.packets_unknown_payload_type),
   NODE("sources_active", integer, gauge, "sources_active", 1, "sources", "sources playing (state active)", n.sources_active),
-  NODE("sources_refused", integer, counter, "sources_refused_total", 1, "sources", "new streams refused: --max-sources reached or codec error", n.sources_refused),
+  NODE("sources_refused", integer, counter, "sources_refused_total", 1, "sources", "new streams refused: --max-sources reached (each stream once while it stays refused) or codec error", n.sources_refused),
   NODE("sources_on_probation", integer, gauge, "sources_on_probation", 1, "sources", "new SSRCs waiting for their second in-sequence packet (RFC 3550 A.1)", n.sources_on_probation),
   NODE("probation_dropped", integer, counter, "probation_dropped_total", 1, "packets", "packets dropped because the probation table was full (a flood of SSRCs)", n.probation_dropped),
   NODE("rtcp_packets", integer, counter, "rtcp_packets_total", 1, "compounds", "valid RTCP compounds received (RTCP port or muxed, RFC 5761)", n.rtcp_packets),

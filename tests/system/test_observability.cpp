@@ -463,3 +463,47 @@ TEST(Sync, ReportedCaptureToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   EXPECT_LT(hi - lo, 0.5);
   EXPECT_NEAR(reported, measured, 1.0);
 }
+
+TEST(Sources, BeyondMaxSourcesAStreamIsRefusedOnceAndAdmittedWhenASlotFrees) {
+  // --max-sources 2: A and B play; C, started 0.5 s later, is refused and counted once (not at
+  // every packet), then admitted (through probation) once A and B have left with BYE and drained.
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const int node_port = free_udp_port();
+  const std::string events = dir + "/events.jsonl";
+  Process node(node_argv(node_port, dir, {"--duration", "9s", "--max-sources", "2", "--event-log", events}),
+               dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
+  std::this_thread::sleep_for(300ms);
+  auto sender = [&](const char* hz, const char* ssrc, const char* seconds) {
+    return std::make_unique<Process>(std::vector<std::string>{RTPSEND_BIN, "--tone", hz, "--codec", "pcmu", "--ssrc", ssrc,
+                                                              "--duration", seconds, "--dest",
+                                                              "127.0.0.1:" + std::to_string(node_port)},
+                                     dir + "/rtpsend-" + ssrc + ".log");
+  };
+  auto a = sender("440", "43981", "3s");  // 0xabcd
+  auto b = sender("660", "43982", "3s");
+  std::this_thread::sleep_for(500ms);
+  auto c = sender("880", "43983", "6s");
+  for (auto* p : {a.get(), b.get(), c.get()}) EXPECT_EQ(p->wait(20s), std::optional<int>(0)) << p->log();
+  EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
+
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  EXPECT_EQ(stats["node"]["sources_refused"].get<int>(), 1) << stats.dump(2);
+  std::ifstream in(events);
+  std::vector<std::string> order;  // joins and drains, in order
+  for (std::string line; std::getline(in, line);) {
+    const json e = json::parse(line);
+    if (e["event"] == "source_joined" || e["event"] == "source_drained")
+      order.push_back(e["event"].get<std::string>().substr(7) + ":" + e["ssrc"].get<std::string>());
+  }
+  ASSERT_EQ(order.size(), 6u) << ::testing::PrintToString(order);
+  auto at = [&](const std::string& what) { return std::find(order.begin(), order.end(), what) - order.begin(); };
+  // C joins once a slot is free: after A or B drained (a leaving source holds its slot until its
+  // audio has played), and after both had joined.
+  const auto c_joined = at("joined:0x0000abcf");
+  EXPECT_GT(c_joined, std::min(at("drained:0x0000abcd"), at("drained:0x0000abce"))) << ::testing::PrintToString(order);
+  EXPECT_GT(c_joined, std::max(at("joined:0x0000abcd"), at("joined:0x0000abce")));
+  EXPECT_EQ(order.back(), "drained:0x0000abcf");
+}
