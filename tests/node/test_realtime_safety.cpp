@@ -108,6 +108,12 @@ TEST(RealtimeSafety, LoadedMixerMakesNoAllocationOrLockCall) {
   for (int i = 0; i < kStreams; ++i)
     streams.push_back(std::make_unique<PlayoutStream>(i + 1, 1 + i % 2, 8192, i * 37));
   for (auto& s : streams) ASSERT_TRUE(mixer.add(s.get()));
+  // Audio queued before the threads start: the audio thread runs 5000 blocks unpaced (a few ms)
+  // and on a loaded machine may finish before the feeder thread is first scheduled.
+  {
+    const std::vector<float> prefill(4096 * 2, 0.25f);
+    for (auto& s : streams) s->ring.push(prefill.data(), static_cast<std::size_t>(4096 * s->channels));
+  }
   // A stream that joins and leaves while the mixer runs.
   auto extra = std::make_unique<PlayoutStream>(99, 2, 4096, 0);
 
@@ -137,6 +143,7 @@ TEST(RealtimeSafety, LoadedMixerMakesNoAllocationOrLockCall) {
     }
   });
 
+  while (feeder_blocks.load() == 0) std::this_thread::yield();  // both threads run from here on
   g_forbidden = 0;
   CallbackTimes times;
   std::thread audio_thread([&] {
