@@ -59,27 +59,37 @@ Mixer::Mixer(int device_channels, std::size_t max_streams, frames_t ramp_frames)
       active_(max_streams, nullptr),
       scratch_(static_cast<std::size_t>(kChunkFrames) * kMaxStreamChannels) {}
 
-bool Mixer::add(PlayoutStream* s, const Route& route, float gain) noexcept {
+void Mixer::send(const Command& c) {
+  c.stream->last_command = ++sent_;
+  flush_deferred();  // order: what waits goes first
+  if (deferred_.empty() && commands_.push_one(c)) return;
+  deferred_.push_back(c);
+  ++deferred_total_;
+}
+
+void Mixer::flush_deferred() {
+  while (!deferred_.empty() && commands_.push_one(deferred_.front())) deferred_.pop_front();
+}
+
+void Mixer::add(PlayoutStream* s, const Route& route, float gain) {
   s->routes[0] = route;  // published by the ring push (release); the audio thread selects slot 0
   s->loop_route_slot = 0;
   s->routes_sent = s->route_acks.load(std::memory_order_acquire);
-  return commands_.push_one({Command::Kind::add, s, 0, gain, 0});
+  send({Command::Kind::add, s, 0, gain, 0});
 }
-bool Mixer::add(PlayoutStream* s) noexcept { return add(s, Route::standard(s->channels, channels_)); }
+void Mixer::add(PlayoutStream* s) { add(s, Route::standard(s->channels, channels_)); }
 
-bool Mixer::remove(PlayoutStream* s, frames_t at) noexcept {
-  return commands_.push_one({Command::Kind::remove, s, at, 0.0f, 0});
-}
+void Mixer::remove(PlayoutStream* s, frames_t at) { send({Command::Kind::remove, s, at, 0.0f, 0}); }
 
-bool Mixer::set_gain(PlayoutStream* s, float gain, frames_t at) noexcept {
-  return commands_.push_one({Command::Kind::gain, s, at, std::max(0.0f, gain), 0});
+void Mixer::set_gain(PlayoutStream* s, float gain, frames_t at) {
+  send({Command::Kind::gain, s, at, std::max(0.0f, gain), 0});
 }
 
-bool Mixer::set_route(PlayoutStream* s, const Route& route, frames_t at) noexcept {
+bool Mixer::set_route(PlayoutStream* s, const Route& route, frames_t at) {
   if (s->route_acks.load(std::memory_order_acquire) != s->routes_sent) return false;  // one in flight
   const int slot = 1 - s->loop_route_slot;
   s->routes[static_cast<std::size_t>(slot)] = route;
-  if (!commands_.push_one({Command::Kind::route, s, at, 0.0f, slot})) return false;
+  send({Command::Kind::route, s, at, 0.0f, slot});
   s->loop_route_slot = slot;
   ++s->routes_sent;
   return true;
@@ -90,27 +100,37 @@ PlayoutStream* Mixer::take_retired() noexcept {
   return retired_.pop_one(s) ? s : nullptr;
 }
 
+bool Mixer::releasable(const PlayoutStream& s) const noexcept {
+  return s.detached.load(std::memory_order_acquire) && applied_.load(std::memory_order_acquire) >= s.last_command;
+}
+
 void Mixer::apply_commands() noexcept {
   Command c{};
+  std::uint64_t consumed = 0;
   while (commands_.pop_one(c)) {
+    ++consumed;
     PlayoutStream& s = *c.stream;
+    if (c.kind == Command::Kind::add) {
+      if (s.mixing) continue;  // rule 4
+      if (n_active_ < active_.size()) {
+        active_[n_active_++] = &s;
+        s.mixing = true;
+        // A stream may come back after a detach: nothing of its last life carries over.
+        s.detached.store(false, std::memory_order_relaxed);
+        s.in_underrun = false;
+        s.route_slot = 0;
+        s.leave_at = s.pending_gain_at = s.pending_route_at = s.route_switch_at = -1;
+        s.user_gain = {c.value, c.value, 0, 0};
+        s.fade = ramp_ > 0 ? GainRamp{0.0f, 1.0f, s.start_frame, ramp_} : GainRamp{};
+      } else {
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        s.detached.store(true, std::memory_order_release);
+        retired_.push_one(&s);  // best effort: the loop needs only releasable()
+      }
+      continue;
+    }
+    if (!s.mixing) continue;  // rule 4: refused or detached; its memory is still ours (rule 3)
     switch (c.kind) {
-      case Command::Kind::add:
-        if (n_active_ < active_.size()) {
-          active_[n_active_++] = &s;
-          // A stream may come back after a detach: nothing of its last life carries over.
-          s.detached.store(false, std::memory_order_relaxed);
-          s.in_underrun = false;
-          s.route_slot = 0;
-          s.leave_at = s.pending_gain_at = s.pending_route_at = s.route_switch_at = -1;
-          s.user_gain = {c.value, c.value, 0, 0};
-          s.fade = ramp_ > 0 ? GainRamp{0.0f, 1.0f, s.start_frame, ramp_} : GainRamp{};
-        } else {
-          refused_.fetch_add(1, std::memory_order_relaxed);
-          s.detached.store(true, std::memory_order_release);
-          retired_.push_one(&s);  // sized to hold every stream: cannot fail
-        }
-        break;
       case Command::Kind::remove:
         s.leave_at = std::max(c.at, frame_);
         break;
@@ -122,8 +142,11 @@ void Mixer::apply_commands() noexcept {
         s.pending_route_at = std::max(c.at, frame_);
         s.pending_route_slot = c.slot;
         break;
+      case Command::Kind::add:
+        break;
     }
   }
+  if (consumed > 0) applied_.fetch_add(consumed, std::memory_order_release);
 }
 
 void Mixer::start_due_changes(PlayoutStream& s, frames_t frame) noexcept {
@@ -232,6 +255,7 @@ void Mixer::mix_stream(PlayoutStream& s, float* out, frames_t n) noexcept {
 void Mixer::detach(std::size_t index) noexcept {
   PlayoutStream* s = active_[index];
   active_[index] = active_[--n_active_];
+  s->mixing = false;
   s->detached.store(true, std::memory_order_release);
   retired_.push_one(s);  // sized to hold every stream: cannot fail
 }

@@ -10,9 +10,21 @@
 // Lifecycle rules (the loop thread is the one that creates and frees):
 //  1. The loop thread allocates a PlayoutStream, then Mixer::add() hands its pointer to the
 //     audio thread through the command ring.
-//  2. Mixer::remove() asks the audio thread to detach it; the audio thread pushes the pointer to
-//     the retire ring; the loop thread frees it only after Mixer::take_retired() returns it.
-//  3. Only the audio thread calls Mixer::process().
+//  2. Mixer::remove() asks the audio thread to detach it; the audio thread sets `detached` and
+//     pushes the pointer to the retire ring. A refused add (every slot taken) is detached the
+//     same way, at once.
+//  3. Every command names its stream by pointer, so a stream may be freed only when the audio
+//     thread can never read it again: Mixer::releasable() is true once it is detached AND the
+//     audio thread has consumed every command the loop ever sent for it (commands are numbered;
+//     the audio thread publishes how many it has applied). `detached` alone is not enough: a
+//     gain, route or remove command sent before the loop saw the flag may still be queued
+//     (issue #16: a refused add followed by a remove was a use-after-free on the audio thread).
+//  4. Commands for a stream that is not being mixed (refused, or already detached) are ignored
+//     by the audio thread; an add of a stream already mixed is ignored too.
+//  5. Commands are never lost: when the command ring is full they wait, in order, in a loop-side
+//     queue that every later call (and flush_deferred()) drains first; mixer_commands_deferred
+//     counts them. So a remove always arrives, and a stream always comes back.
+//  6. Only the audio thread calls Mixer::process().
 //
 // Gain, routing and ramps (issue #4): every stream has a user gain and a route (which device
 // channel each of its channels feeds, see Route). Changes travel through the command ring with
@@ -27,6 +39,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 #include "node/realtime.hpp"
@@ -113,8 +126,11 @@ class PlayoutStream {
   // Loop thread only: the route slot last sent and how many set_route commands were sent.
   int loop_route_slot = 0;
   std::uint64_t routes_sent = 0;
+  /// Loop thread only: number of the last command sent for this stream (Mixer rule 3).
+  std::uint64_t last_command = 0;
 
   // Audio thread only.
+  bool mixing = false;          ///< in the mixer's active list
   bool in_underrun = false;
   int route_slot = 0;           ///< routes[] entry in use
   GainRamp user_gain;           ///< the gain set by set_gain (mute = 0)
@@ -150,23 +166,33 @@ class Mixer {
   /// Thread: loop (allocates).
   Mixer(int device_channels, std::size_t max_streams, frames_t ramp_frames = 0);
 
-  /// Loop thread; wait-free. Queues `s` for mixing with `route` (copied into routes[0]) and user
-  /// gain `gain` (linear); it fades in over the ramp from its start_frame. False when the
-  /// command ring is full.
-  bool add(PlayoutStream* s, const Route& route, float gain = 1.0f) noexcept;
+  // Commands (loop thread only). Each is sent through the command ring, or, while the ring is
+  // full, queued on the loop side in order (rule 5): wait-free while the ring has room; may
+  // allocate otherwise. None is ever dropped.
+
+  /// Queues `s` for mixing with `route` (copied into routes[0]) and user gain `gain` (linear); it
+  /// fades in over the ramp from its start_frame. When every slot is taken the audio thread
+  /// refuses it: it comes back detached (refused() counts it).
+  void add(PlayoutStream* s, const Route& route, float gain = 1.0f);
   /// As above with Route::standard.
-  bool add(PlayoutStream* s) noexcept;
-  /// Loop thread; wait-free. Queues the detach of `s`: it fades out over the ramp from device
-  /// frame `at` (at once when `at` is past) and then comes back through take_retired().
-  bool remove(PlayoutStream* s, frames_t at = 0) noexcept;
-  /// Loop thread; wait-free. From device frame `at`, the gain ramps to `gain` (linear, >= 0; 0
-  /// mutes). A later set_gain replaces one not yet due.
-  bool set_gain(PlayoutStream* s, float gain, frames_t at) noexcept;
-  /// Loop thread; wait-free. Fades `s` out from frame `at`, switches to `route`, fades back in.
-  /// False (nothing sent) while the previous set_route of `s` is not applied yet: retry later.
-  bool set_route(PlayoutStream* s, const Route& route, frames_t at) noexcept;
-  /// Loop thread; wait-free. A stream the audio thread has let go of, or nullptr.
+  void add(PlayoutStream* s);
+  /// Queues the detach of `s`: it fades out over the ramp from device frame `at` (at once when
+  /// `at` is past), then `detached` turns true and it comes back through take_retired().
+  void remove(PlayoutStream* s, frames_t at = 0);
+  /// From device frame `at`, the gain ramps to `gain` (linear, >= 0; 0 mutes). A later set_gain
+  /// replaces one not yet due.
+  void set_gain(PlayoutStream* s, float gain, frames_t at);
+  /// Fades `s` out from frame `at`, switches to `route`, fades back in. False (nothing sent)
+  /// while the previous set_route of `s` is not applied yet: retry later.
+  bool set_route(PlayoutStream* s, const Route& route, frames_t at);
+  /// Sends what waits in the loop-side queue, as far as the ring has room.
+  void flush_deferred();
+  /// Loop thread; wait-free. A stream the audio thread has let go of, or nullptr (draining it
+  /// is optional: releasable() is what allows freeing).
   PlayoutStream* take_retired() noexcept;
+  /// Loop thread; wait-free. True when `s` may be freed (rule 3): detached, and every command
+  /// sent for it has been consumed by the audio thread.
+  [[nodiscard]] bool releasable(const PlayoutStream& s) const noexcept;
 
   /// Audio thread; wait-free, bounded by streams × frames. Fills `out` (n frames, interleaved
   /// device_channels) with the mix of every stream for device frames [F, F+n), then advances F
@@ -181,6 +207,10 @@ class Mixer {
   [[nodiscard]] std::uint64_t xruns() const noexcept { return xruns_.load(std::memory_order_relaxed); }
   /// Streams refused because every slot was taken. Any thread; wait-free.
   [[nodiscard]] std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
+  /// Commands that found the command ring full and waited in the loop-side queue. Loop thread.
+  [[nodiscard]] std::uint64_t commands_deferred() const noexcept { return deferred_total_; }
+  /// Commands waiting in the loop-side queue now. Loop thread.
+  [[nodiscard]] std::size_t commands_waiting() const noexcept { return deferred_.size(); }
 
  private:
   struct Command {
@@ -190,6 +220,8 @@ class Mixer {
     float value = 1.0f;
     int slot = 0;
   };
+  /// Loop thread: numbers `c`, records it on its stream, sends or queues it.
+  void send(const Command& c);
   RTPNODE_REALTIME void apply_commands() noexcept;
   /// Starts whatever of `s`'s pending changes is due before device frame `until`.
   RTPNODE_REALTIME void start_due_changes(PlayoutStream& s, frames_t until) noexcept;
@@ -206,6 +238,13 @@ class Mixer {
   const frames_t ramp_;
   SpscRing<Command> commands_;
   SpscRing<PlayoutStream*> retired_;
+  // Loop thread only.
+  std::uint64_t sent_ = 0;             ///< commands numbered so far (sent or queued)
+  std::deque<Command> deferred_;       ///< waiting for room in commands_, in order
+  std::uint64_t deferred_total_ = 0;
+  /// Commands the audio thread has consumed (applied or ignored). Written by the audio thread
+  /// (release) after each batch; read by the loop (acquire) in releasable().
+  std::atomic<std::uint64_t> applied_{0};
   std::vector<PlayoutStream*> active_;  ///< fixed capacity; audio thread only
   std::size_t n_active_ = 0;
   std::vector<float> scratch_;          ///< one chunk of a stream's samples; audio thread only

@@ -123,8 +123,10 @@ Node::Node(NodeConfig cfg)
     backend_ = std::make_unique<PortAudioBackend>(cfg_);
     // Ramps of 5 ms on join, leave, mute, gain and route changes (issue #4: "nothing clicks").
     ramp_frames_ = static_cast<frames_t>(std::llround(backend_->sample_rate() * 0.005));
-    // Twice the sources: a source being placed again briefly has its old and new ring.
-    mixer_ = std::make_unique<Mixer>(backend_->channels(), 2 * static_cast<std::size_t>(cfg_.max_sources), ramp_frames_);
+    // A source holds at most Source::kMaxStreams rings (current + leaving after re-placements),
+    // plus one whose removal is in flight when it cuts the oldest short.
+    mixer_ = std::make_unique<Mixer>(backend_->channels(), (Source::kMaxStreams + 1) * static_cast<std::size_t>(cfg_.max_sources),
+                                     ramp_frames_);
     backend_->open(*mixer_);
   } catch (...) {
     close_loop();
@@ -466,8 +468,9 @@ void Node::tick() {
 }
 
 void Node::expire_sources(mono_ns_t now) {
+  mixer_->flush_deferred();
   while (mixer_->take_retired() != nullptr) {
-    // Sources watch their own streams' `detached` flags; the retire ring only needs draining.
+    // Sources free their streams once Mixer::releasable(); the retire ring only needs draining.
   }
   for (auto it = retiring_.begin(); it != retiring_.end();) {
     if (!(*it)->drained()) {
@@ -540,6 +543,8 @@ NodeSnapshot Node::snapshot() const {
   n.byes = stats_.byes;
   n.callbacks = pos.callbacks;
   n.xruns = mixer_->xruns();
+  n.mixer_refused = mixer_->refused();
+  n.mixer_commands_deferred = mixer_->commands_deferred();
   n.cpu_load = backend_->cpu_load();
   const CallbackTimes& ct = backend_->callback_times();
   for (std::size_t i = 0; i < n.callback_buckets.size(); ++i) n.callback_buckets[i] = ct.buckets[i].load(std::memory_order_relaxed);

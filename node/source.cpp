@@ -80,8 +80,7 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
   }
   gain_db_ = p.gain_db;
   route_ = p.route;
-  if (p.mixer && !p.mixer->add(stream_.get(), route(), linear_gain()))
-    throw std::runtime_error("the mixer's command ring is full");
+  if (p.mixer) p.mixer->add(stream_.get(), route(), linear_gain());
   stats_.ssrc = p.ssrc;
   stats_.port = p.port;
   stats_.remote = p.remote;
@@ -119,8 +118,17 @@ double Source::frames_per_ns(const DeviceClock& clock) const noexcept {
   return clock.rate() * (1.0 + clock.skew()) * 1e-9;
 }
 
-void Source::restart_stream(frames_t start_frame, frames_t old_leave_at) {
+void Source::restart_stream(frames_t start_frame, frames_t old_leave_at, frames_t now_frame) {
   if (stream_) {
+    // A ring that has not started playing has nothing to fade: it goes at once. Otherwise a
+    // ring placed far ahead (a bad SR mapping) would stay in the mixer until its leave point.
+    if (stream_->start_frame > now_frame) old_leave_at = 0;
+    if (old_streams_.size() + 1 >= kMaxStreams) {
+      // Bound what one source holds in the mixer: the oldest leaving ring goes at once.
+      PlayoutStream* oldest = old_streams_.front().get();
+      if (p_.mixer) p_.mixer->remove(oldest, 0);
+      ++stats_.placements_forced;
+    }
     if (p_.mixer) p_.mixer->remove(stream_.get(), old_leave_at);
     else stream_->detached.store(true);
     old_streams_.push_back(std::move(stream_));
@@ -133,13 +141,17 @@ void Source::restart_stream(frames_t start_frame, frames_t old_leave_at) {
   resampler_primed_ = false;
   pending_silence_ = 0;
   ++stats_.placements;
-  if (p_.mixer && !p_.mixer->add(stream_.get(), route(), linear_gain())) stream_->detached.store(true);
+  if (p_.mixer) p_.mixer->add(stream_.get(), route(), linear_gain());
+}
+
+bool Source::released(const PlayoutStream& s) const noexcept {
+  return p_.mixer ? p_.mixer->releasable(s) : s.detached.load(std::memory_order_acquire);
 }
 
 void Source::collect_old_streams() {
   for (auto it = old_streams_.begin(); it != old_streams_.end();) {
     PlayoutStream& o = **it;
-    if (!o.detached.load(std::memory_order_acquire)) {
+    if (!released(o)) {
       ++it;
       continue;
     }
@@ -149,12 +161,17 @@ void Source::collect_old_streams() {
     base_skipped_ += o.frames_skipped.load(std::memory_order_relaxed);
     it = old_streams_.erase(it);
   }
+  // The mixer refused the current ring (every slot taken): offer it again once it is back.
+  if (p_.mixer && !leaving_ && released(*stream_)) {
+    ++stats_.mixer_refusals;
+    p_.mixer->add(stream_.get(), route(), linear_gain());
+  }
 }
 
 bool Source::drained() const noexcept {
-  if (!stream_->detached.load(std::memory_order_acquire)) return false;
+  if (!released(*stream_)) return false;
   for (const auto& o : old_streams_)
-    if (!o->detached.load(std::memory_order_acquire)) return false;
+    if (!released(*o)) return false;
   return true;
 }
 
@@ -212,7 +229,7 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
     const frames_t want = actual + pending_shift_;
     pending_shift_ = 0;
     const frames_t earliest = clock.frame_at(now) + p_.lead_frames * 3 / 4;
-    restart_stream(std::max(want, earliest), std::min(std::max(want, earliest), actual) - p_.ramp_frames);
+    restart_stream(std::max(want, earliest), std::min(std::max(want, earliest), actual) - p_.ramp_frames, clock.frame_at(now));
     return 0;
   }
   last_decoded_ts_ = ts;
@@ -236,7 +253,13 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
     placed_generation_ = tl->generation;
     return 0;
   }
-  // Re-place: this packet's first frame plays at `want`, or the timeline moves later.
+  // Re-place: this packet's first frame plays at `want`, or the timeline moves later. A placed
+  // source does so at most once per kMinReplaceInterval, however its SRs or the timeline move.
+  if (placed_ && now - last_replace_ns_ < kMinReplaceInterval.count()) {
+    ++stats_.placements_deferred;
+    return 0;
+  }
+  last_replace_ns_ = now;
   frames_t w = std::llround(want);
   const frames_t earliest = clock.frame_at(now) + p_.lead_frames * 3 / 4;
   if (w < earliest) {
@@ -245,7 +268,7 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
     ++tl->generation;
     w += lack;
   }
-  restart_stream(w, std::min(w, actual) - p_.ramp_frames);
+  restart_stream(w, std::min(w, actual) - p_.ramp_frames, clock.frame_at(now));
   placed_ = true;
   placed_generation_ = tl->generation;
   sync_error_frames_ = 0;
@@ -285,7 +308,7 @@ void Source::flush(const DeviceClock& clock, mono_ns_t now) {
   concealing_ = false;
   conceal_run_frames_ = 0;
   // Fade out from the next block; a fresh ring waits for the next packet to anchor it.
-  restart_stream(std::numeric_limits<frames_t>::max() / 4, clock.frame_at(now));
+  restart_stream(std::numeric_limits<frames_t>::max() / 4, clock.frame_at(now), clock.frame_at(now));
   awaiting_anchor_ = true;
 }
 
@@ -382,7 +405,7 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
     // The first packet (or the first after a flush) anchors the ring; synchronised, on the NTP
     // timeline. A ring that has not played yet is simply replaced.
     const frames_t start = anchor_frame(ts, arrival, clock);
-    if (awaiting_anchor_ || start != stream_->start_frame) restart_stream(start, clock.frame_at(arrival));
+    if (awaiting_anchor_ || start != stream_->start_frame) restart_stream(start, clock.frame_at(arrival), clock.frame_at(arrival));
     awaiting_anchor_ = false;
   }
   if (!have_seq_) {

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -93,6 +94,12 @@ struct SourceStats {
   std::uint64_t sender_reports = 0;     ///< RTCP SRs received for this SSRC
   std::uint64_t placements = 0;         ///< rings replaced: re-placements on the timeline, offset changes, flushes
   std::uint64_t flushes = 0;            ///< control flushes
+  std::uint64_t placements_forced = 0;  ///< leaving rings cut short: a re-placement came while
+                                        ///< Source::kMaxStreams rings were in the mixer
+  std::uint64_t placements_deferred = 0;  ///< re-placements postponed by the rate limit
+                                          ///< (Source::kMinReplaceInterval)
+  std::uint64_t mixer_refusals = 0;     ///< times the mixer refused this source's ring (no free
+                                        ///< slot); it is offered again at once
 };
 
 class Source {
@@ -110,6 +117,12 @@ class Source {
   /// Weight of each decoded packet in the exponential means arrival_to_dac_ms and
   /// capture_to_dac_ms (0.05: about the last 20 packets, 0.4 s at a 20 ms ptime).
   static constexpr double kDelayMeanWeight = 0.05;
+  /// Rings one source may have in the mixer at once: the current one and those still fading
+  /// out after re-placements. The node sizes the mixer with it (max_sources x kMaxStreams).
+  static constexpr std::size_t kMaxStreams = 3;
+  /// A placed source re-places itself on the timeline at most this often (a changed SR mapping,
+  /// a moved timeline); a user's offset change or flush is not limited.
+  static constexpr std::chrono::nanoseconds kMinReplaceInterval{500'000'000};
   /// RFC 3551 static payload type of comfort noise (RFC 3389).
   static constexpr std::uint8_t kComfortNoisePayloadType = 13;
 
@@ -215,7 +228,11 @@ class Source {
   void set_speed(double speed);
   /// Replaces the ring by a new one whose frame 0 plays at `start_frame` (the resampler starts
   /// clean); the old one fades out from `old_leave_at` and is freed once detached.
-  void restart_stream(frames_t start_frame, frames_t old_leave_at);
+  /// `now_frame` is the device frame playing now: an old ring that starts after it is removed at
+  /// once. At most kMaxStreams rings per source are in the mixer (current + leaving).
+  void restart_stream(frames_t start_frame, frames_t old_leave_at, frames_t now_frame);
+  /// True when the mixer can no longer touch `s` (Mixer::releasable; without a mixer, detached).
+  [[nodiscard]] bool released(const PlayoutStream& s) const noexcept;
   /// Ring frame where the next decoded frame lands.
   [[nodiscard]] frames_t next_ring_frame() const noexcept;
   [[nodiscard]] std::int64_t ntp_of(ext_ts_t ts) const noexcept;
@@ -255,6 +272,7 @@ class Source {
   ext_ts_t sr_ts_ = 0;
   bool placed_ = false;            ///< on the timeline (for placed_generation_)
   std::uint64_t placed_generation_ = 0;
+  mono_ns_t last_replace_ns_ = std::numeric_limits<mono_ns_t>::min() / 2;  ///< last re-placement
   double sync_error_frames_ = 0;
   double sr_ticks_per_ns_ = 0;     ///< sender RTP clock vs its NTP clock, from two SRs (0: nominal)
   bool have_last_decode_ = false;

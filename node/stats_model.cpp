@@ -94,6 +94,9 @@ const SourceField kSourceFields[] = {
   SRC("sender_reports", integer, counter, "sender_reports_total", 1, "packets", "RTCP SRs received for this SSRC", s.sender_reports),
   SRC("placements", integer, counter, "placements_total", 1, "events", "rings replaced: re-placement on the timeline, offset change, flush", s.placements),
   SRC("flushes", integer, counter, "flushes_total", 1, "events", "control flushes", s.flushes),
+  SRC("placements_forced", integer, counter, "placements_forced_total", 1, "events", "leaving rings cut short because the source already had 3 rings in the mixer (re-placements in quick succession)", s.placements_forced),
+  SRC("placements_deferred", integer, counter, "placements_deferred_total", 1, "events", "timeline re-placements postponed: a placed source re-places at most every 500 ms", s.placements_deferred),
+  SRC("mixer_refusals", integer, counter, "mixer_refusals_total", 1, "events", "times the mixer refused this source's ring (no free slot); offered again", s.mixer_refusals),
 };
 
 const NodeField kNodeFields[] = {
@@ -112,6 +115,8 @@ const NodeField kNodeFields[] = {
   NODE("byes", integer, counter, "byes_total", 1, "SSRCs", "SSRCs in RTCP BYE packets received", n.byes),
   NODE("callbacks", integer, counter, "callbacks_total", 1, "callbacks", "device callbacks so far", n.callbacks),
   NODE("xruns", integer, counter, "xruns_total", 1, "events", "device under/overflows flagged by PortAudio (paOutputUnderflow/Overflow)", n.xruns),
+  NODE("mixer_refused", integer, counter, "mixer_refused_total", 1, "streams", "rings the audio thread refused because every mixer slot was taken (offered again by their source); 0 unless something is wrong", n.mixer_refused),
+  NODE("mixer_commands_deferred", integer, counter, "mixer_commands_deferred_total", 1, "commands", "mixer commands that found the command ring full and waited on the loop side (never dropped)", n.mixer_commands_deferred),
   NODE("cpu_load", number, gauge, "cpu_load_ratio", 1, "ratio", "Pa_GetStreamCpuLoad: share of the callback's time budget used", n.cpu_load),
   NODE("callback_max_ms", number, gauge, "callback_max_seconds", 1e3, "ms", "longest callback so far", n.callback_max_ms),
   NODE("http_requests", integer, counter, "http_requests_total", 1, "requests", "HTTP requests answered (--http)", n.http_requests),

@@ -38,6 +38,8 @@ struct NodeSnapshot {
   std::uint64_t byes = 0;
   std::uint64_t callbacks = 0;
   std::uint64_t xruns = 0;
+  std::uint64_t mixer_refused = 0;
+  std::uint64_t mixer_commands_deferred = 0;
   double cpu_load = 0;
   std::array<std::uint64_t, CallbackTimes::kBoundsUs.size() + 1> callback_buckets{};  ///< not cumulative
   std::uint64_t callback_count = 0;

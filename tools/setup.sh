@@ -24,9 +24,11 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+# As root apt-get runs directly; otherwise through sudo, keeping DEBIAN_FRONTEND (sudo drops the
+# environment). An array, so that an empty prefix expands to no word at all.
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then as_root=(sudo -E); fi
 echo "setup: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO -E apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -39,7 +39,7 @@ TEST_P(MixerBlockSize, PlaysFirstSampleAtExactStartFrame) {
   Mixer m(2, 4);
   auto s = std::make_unique<PlayoutStream>(1, 1, 16384, kStart);
   fill_ramp(*s, 8000);
-  ASSERT_TRUE(m.add(s.get()));
+  m.add(s.get());
   const auto out = run(m, 12000, block);
   for (frames_t f = 0; f < kStart; ++f) ASSERT_EQ(out[static_cast<std::size_t>(2 * f)], 0.0f) << "frame " << f;
   for (frames_t f = kStart; f < 12000; ++f) {
@@ -107,6 +107,74 @@ TEST(Mixer, RetiresRemovedStreamsThroughTheRetireRing) {
   EXPECT_EQ(m.take_retired(), nullptr);
 }
 
+// Issue #16 finding 1: a refused add marks the stream detached at once; a remove the loop sent
+// before it saw that flag was still queued, and the loop freed the stream on the flag alone.
+TEST(Mixer, RefusedStreamIsNotReleasableWhileACommandNamingItIsQueued) {
+  Mixer m(2, 1);
+  auto a = std::make_unique<PlayoutStream>(1, 1, 64, 0);
+  auto b = std::make_unique<PlayoutStream>(2, 1, 64, 0);
+  m.add(a.get());
+  m.add(b.get());  // no slot: refused
+  run(m, 16, 16);
+  ASSERT_TRUE(b->detached.load());
+  EXPECT_TRUE(m.releasable(*b));
+  m.remove(b.get(), 0);  // the loop had not looked at the flag yet (a re-placement)
+  m.set_gain(b.get(), 0.5f, 0);
+  EXPECT_FALSE(m.releasable(*b));  // the audio thread still holds two commands naming it
+  run(m, 16, 16);
+  EXPECT_TRUE(m.releasable(*b));
+  b.reset();            // freed: under ASan any later touch of it fails this test
+  run(m, 64, 16);       // ... and the audio thread does not touch it again
+  EXPECT_EQ(m.refused(), 1u);
+  EXPECT_FALSE(m.releasable(*a));  // still mixing
+}
+
+TEST(Mixer, CommandsSentAfterADetachAreIgnoredAndHoldTheStreamUntilConsumed) {
+  Mixer m(2, 2);
+  auto s = std::make_unique<PlayoutStream>(1, 1, 64, 0);
+  fill_ramp(*s, 32);
+  m.add(s.get());
+  m.remove(s.get(), 0);
+  run(m, 16, 16);
+  ASSERT_TRUE(s->detached.load());
+  EXPECT_TRUE(m.releasable(*s));
+  m.set_gain(s.get(), 0.0f, 0);  // a control change racing the detach
+  EXPECT_FALSE(m.releasable(*s));
+  const auto out = run(m, 16, 16);
+  EXPECT_TRUE(m.releasable(*s));
+  for (float v : out) EXPECT_EQ(v, 0.0f);  // not mixed again
+  // A second life: added again, it plays from where its ring is.
+  m.add(s.get());
+  run(m, 16, 16);
+  EXPECT_FALSE(s->detached.load());
+  EXPECT_FALSE(m.releasable(*s));
+}
+
+TEST(Mixer, CommandsWaitOnTheLoopSideWhenTheRingIsFullAndArriveInOrder) {
+  Mixer m(2, 1);  // a small command ring
+  auto s = std::make_unique<PlayoutStream>(1, 1, 8192, 0);
+  fill_ramp(*s, 8192, 1e-5f);
+  m.add(s.get());
+  for (int i = 0; i < 1000; ++i) m.set_gain(s.get(), 0.25f, 0);
+  m.set_gain(s.get(), 0.5f, 0);  // the last one wins, so order must hold
+  EXPECT_GT(m.commands_deferred(), 0u);
+  EXPECT_GT(m.commands_waiting(), 0u);
+  int rounds = 0;
+  for (; rounds < 100 && m.commands_waiting() > 0; ++rounds) {
+    m.flush_deferred();
+    run(m, 16, 16);
+  }
+  EXPECT_EQ(m.commands_waiting(), 0u);
+  EXPECT_GT(rounds, 1);
+  run(m, 16, 16);  // applies what the last flush sent
+  const auto played = static_cast<float>(s->frames_played.load());
+  const auto out = run(m, 16, 16);
+  EXPECT_FLOAT_EQ(out[0], 0.5f * (played + 1.0f) * 1e-5f);  // the last gain, not an earlier one
+  m.remove(s.get(), 0);
+  run(m, 16, 16);
+  EXPECT_TRUE(m.releasable(*s));  // the remove arrived: nothing was dropped
+}
+
 TEST(Mixer, PublishesPositionAndXruns) {
   Mixer m(2, 1);
   std::vector<float> buf(2 * 300);
@@ -140,7 +208,7 @@ TEST_P(MixerRampBlockSize, JoinFadesInOverTheRampFromTheStartFrame) {
   Mixer m(2, 4, kRamp);
   auto s = std::make_unique<PlayoutStream>(1, 1, 16384, kStart);
   fill_ramp(*s, 4000);
-  ASSERT_TRUE(m.add(s.get()));
+  m.add(s.get());
   const auto out = run(m, 6000, GetParam());
   for (frames_t f = 0; f < kStart; ++f) ASSERT_EQ(out[static_cast<std::size_t>(2 * f)], 0.0f);
   for (frames_t k = 0; k < 4000; ++k) {
@@ -154,8 +222,8 @@ TEST_P(MixerRampBlockSize, GainChangeStartsAtItsExactFrame) {
   constexpr frames_t kRamp = 100, kAt = 2345;
   Mixer m(1, 4, kRamp);
   auto s = constant_stream(1, 1, 6000, 0);
-  ASSERT_TRUE(m.add(s.get()));
-  ASSERT_TRUE(m.set_gain(s.get(), 0.5f, kAt));
+  m.add(s.get());
+  m.set_gain(s.get(), 0.5f, kAt);
   const auto out = run(m, 5000, GetParam());
   EXPECT_EQ(out[static_cast<std::size_t>(kAt - 1)], 1.0f);
   for (frames_t k = 0; k < kRamp; ++k)
@@ -169,11 +237,11 @@ TEST(Mixer, MuteAndUnmuteRampAndLeaveTheOtherStreamUntouched) {
   Mixer m(2, 4, kRamp);
   auto a = constant_stream(1, 1, 4000, 0, 0.25f);
   auto b = constant_stream(2, 1, 4000, 0, 0.5f);
-  ASSERT_TRUE(m.add(a.get(), Route::to_channels(1, {0})));  // a: left only
-  ASSERT_TRUE(m.add(b.get(), Route::to_channels(1, {1})));  // b: right only
-  ASSERT_TRUE(m.set_gain(a.get(), 0.0f, 1000));
+  m.add(a.get(), Route::to_channels(1, {0}));  // a: left only
+  m.add(b.get(), Route::to_channels(1, {1}));  // b: right only
+  m.set_gain(a.get(), 0.0f, 1000);
   auto out = run(m, 1500, 256);
-  ASSERT_TRUE(m.set_gain(a.get(), 1.0f, 2000));  // sent while muted, due later
+  m.set_gain(a.get(), 1.0f, 2000);  // sent while muted, due later
   const auto rest = run(m, 1500, 256);
   out.insert(out.end(), rest.begin(), rest.end());
   for (frames_t f = kRamp; f < 3000; ++f) ASSERT_EQ(out[static_cast<std::size_t>(2 * f + 1)], 0.5f) << f;
@@ -189,8 +257,8 @@ TEST(Mixer, LeaveFadesOutThenDetachesWithoutCountingUnderruns) {
   constexpr frames_t kRamp = 50;
   Mixer m(1, 4, kRamp);
   auto s = constant_stream(1, 1, 1000, 0);
-  ASSERT_TRUE(m.add(s.get()));
-  ASSERT_TRUE(m.remove(s.get(), 900));
+  m.add(s.get());
+  m.remove(s.get(), 900);
   const auto out = run(m, 2000, 128);
   EXPECT_EQ(out[899], 1.0f);
   EXPECT_FLOAT_EQ(out[900], 1.0f - 1.0f / kRamp);
@@ -205,7 +273,7 @@ TEST(Mixer, RouteChangeDipsThroughSilenceAndSwitchesChannels) {
   constexpr frames_t kRamp = 32;
   Mixer m(2, 4, kRamp);
   auto s = constant_stream(1, 1, 4000, 0);
-  ASSERT_TRUE(m.add(s.get(), Route::to_channels(1, {0})));
+  m.add(s.get(), Route::to_channels(1, {0}));
   ASSERT_TRUE(m.set_route(s.get(), Route::to_channels(1, {1}), 1000));
   EXPECT_FALSE(m.set_route(s.get(), Route::to_channels(1, {0, 1}), 1500));  // one in flight
   const auto out = run(m, 2000, 100);

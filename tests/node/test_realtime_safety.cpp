@@ -107,7 +107,7 @@ TEST(RealtimeSafety, LoadedMixerMakesNoAllocationOrLockCall) {
   std::vector<std::unique_ptr<PlayoutStream>> streams;
   for (int i = 0; i < kStreams; ++i)
     streams.push_back(std::make_unique<PlayoutStream>(i + 1, 1 + i % 2, 8192, i * 37));
-  for (auto& s : streams) ASSERT_TRUE(mixer.add(s.get()));
+  for (auto& s : streams) mixer.add(s.get());
   // Audio queued before the threads start: the audio thread runs 5000 blocks unpaced (a few ms)
   // and on a loaded machine may finish before the feeder thread is first scheduled.
   {

@@ -448,3 +448,83 @@ TEST(Source, ReportBlockGivesIntervalLossCumulativeLossAndRfcJitter) {
   EXPECT_EQ(b.highest_seq, 39u);
   EXPECT_NEAR(b.jitter, jitter_ticks, 1.0);
 }
+
+// Issue #16 finding 1: spoofed RTCP SRs with random NTP/RTP mappings re-placed a synced source
+// at every report; the rings piled up in the mixer until it refused adds, the refused ring was
+// freed while its remove command was still queued (a use-after-free on the audio thread), and
+// the mixer stayed full: a new clean source then played nothing. Here two PCMU sources run
+// against a real Mixer driven in step with a fake clock while 40 bad SRs a second arrive for
+// the first one.
+TEST(Source, SpoofedSenderReportsNeitherPileUpRingsNorStarveANewSource) {
+  constexpr std::size_t kMaxSources = 2;
+  Mixer mixer(2, (Source::kMaxStreams + 1) * kMaxSources, 240);
+  SyncTimeline timeline;
+  DeviceClock clock{48000};
+  clock.update(DevicePosition{0, 256, 0.0, 0.0107, 1}, 0.0, kT0);
+  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+  auto params = [&](std::uint32_t id, std::uint32_t ssrc) {
+    Source::Params p;
+    p.id = id;
+    p.ssrc = ssrc;
+    p.format = f;
+    p.device_rate = 48000;
+    p.lead_frames = 256;
+    p.playout.adaptive = false;
+    p.playout.start_delay_ns = 40'000'000;
+    p.mixer = &mixer;
+    p.ramp_frames = 240;
+    p.timeline = &timeline;
+    return p;
+  };
+  test::PacketBuilder ba, bb;
+  ba.ssrc = 0xa;
+  bb.ssrc = 0xb;
+  const std::vector<std::uint8_t> payload(160, 0x55);
+  auto a = std::make_unique<Source>(params(1, 0xa), kT0, clock);
+  std::unique_ptr<Source> b;
+  a->on_sender_report(kNtpUnixOffsetS * 1'000'000'000ll, 0);  // a legitimate first SR
+  std::vector<float> out(240 * 2);
+  std::uint64_t rng = 12345;
+  frames_t device_frame = 0;
+  for (int tick = 0; tick < 2000; ++tick) {  // 10 s in 5 ms steps
+    const mono_ns_t now = kT0 + tick * 5'000'000ll;
+    if (tick % 4 == 0) {
+      const int i = tick / 4;
+      RtpHeaderView h;
+      auto pkt = ba.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload);
+      ASSERT_EQ(rtp_parse(pkt, h), RtpParseStatus::ok);
+      a->on_rtp(h, now, clock);
+      if (tick >= 1000) {  // the second source starts at 5 s, in the middle of the flood
+        const int j = i - 250;
+        if (!b) b = std::make_unique<Source>(params(2, 0xb), now, clock);
+        pkt = bb.build(static_cast<seq_t>(j), static_cast<rtp_ts_t>(j * 160), payload);
+        ASSERT_EQ(rtp_parse(pkt, h), RtpParseStatus::ok);
+        b->on_rtp(h, now, clock);
+      }
+    }
+    if (tick >= 20 && tick % 5 == 0) {  // 40 spoofed SRs a second
+      rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+      const auto ntp = static_cast<std::int64_t>(rng >> 20) + kNtpUnixOffsetS * 1'000'000'000ll;
+      a->on_sender_report(ntp, static_cast<rtp_ts_t>(rng >> 32));
+    }
+    a->render(clock, now);
+    if (!timeline.set) (void)a->define_timeline(timeline);  // as Node does once SRs are in
+    if (b) b->render(clock, now);
+    mixer.flush_deferred();
+    // The audio thread: one 240-frame block per 5 ms, exactly in step with the fake clock.
+    mixer.process(out.data(), 240, {});
+    device_frame += 240;
+  }
+  const SourceStats sa = a->stats();
+  const SourceStats sb = b->stats();
+  EXPECT_EQ(mixer.refused(), 0u);
+  EXPECT_EQ(sa.mixer_refusals, 0u);
+  EXPECT_GT(sa.placements, 2u);  // the SRs did move it ...
+  EXPECT_LE(sa.placements, 10u / 0.5 + 2);  // ... at most every 500 ms
+  EXPECT_GT(sa.placements_deferred, 100u);
+  // The new source plays: 5 s of it, less its start delay, lead and what is still queued.
+  EXPECT_GT(sb.frames_played, 48000u * 4);
+  EXPECT_EQ(sb.underruns, 0u);
+  EXPECT_TRUE(timeline.set);
+  EXPECT_EQ(device_frame, 480000);
+}
