@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "node/net_address.hpp"
 #include "node/receive_time.hpp"
 #include "rtp/rtcp.hpp"
 
@@ -53,7 +54,7 @@ std::string addr_to_string(const sockaddr* sa) {
 std::uint64_t addr_key(const sockaddr* sa) {
   std::uint64_t h = 1469598103934665603ull;  // FNV-1a
   const auto* p = reinterpret_cast<const std::uint8_t*>(sa);
-  const std::size_t n = sa->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  const std::size_t n = sockaddr_length(sa);
   for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
   return h & 0xffffffffffffull;
 }
@@ -97,7 +98,8 @@ std::uint64_t splitmix(std::uint64_t& x) {
 
 constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
 constexpr std::size_t kWarnRefused = kRtpParseStatusCount + 1;
-constexpr std::size_t kWarnCount = kRtpParseStatusCount + 2;
+constexpr std::size_t kWarnRtcpForeign = kRtpParseStatusCount + 2;
+constexpr std::size_t kWarnCount = kRtpParseStatusCount + 3;
 
 }  // namespace
 
@@ -224,7 +226,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   p.ssrc = ssrc;
   p.port = l.spec.port;
   p.remote = addr_to_string(from);
-  std::memcpy(&p.remote_addr, from, from->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+  std::memcpy(&p.remote_addr, from, sockaddr_length(from));
   p.payload_type = pt;
   p.format = fmt;
   p.raw = raw;
@@ -256,7 +258,10 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
     return nullptr;
   }
   refused_.erase(key);
-  if (auto it = sender_reports_.find(key); it != sender_reports_.end()) s->on_sender_report(it->second.ntp_ns, it->second.rtp_ts);
+  if (auto it = sender_reports_.find(key); it != sender_reports_.end()) {
+    if (same_host(reinterpret_cast<const sockaddr*>(&it->second.from), from)) s->on_sender_report(it->second.ntp_ns, it->second.rtp_ts);
+    else sender_reports_.erase(it);  // held from another host than the RTP: not this sender's
+  }
   char ssrc_hex[16];
   std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, ssrc);
   std::cerr << "rtpnode: new source " << (raw ? std::string("raw") : std::string("ssrc ") + ssrc_hex) << " from "
@@ -351,12 +356,15 @@ void Node::on_new_ssrc(Listener& l, std::uint64_t key, const RtpHeaderView& h, s
         return;
       }
     }
-    probation_.emplace(key, Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number});
+    Probation& added = probation_.emplace(key, Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number, {}})
+                           .first->second;
+    std::memcpy(&added.from, from, sockaddr_length(from));
     return;
   }
   Probation& pr = it->second;
   if (h.sequence_number != static_cast<std::uint16_t>(pr.last_seq + 1)) {
-    pr = Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number};  // start over
+    pr = Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number, {}};  // start over
+    std::memcpy(&pr.from, from, sockaddr_length(from));
     return;
   }
   const Probation held = std::move(pr);
@@ -394,23 +402,36 @@ void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockad
   }
   ++stats_.rtcp_packets;
   avg_rtcp_size_ += (static_cast<double>(data.size() + 28) - avg_rtcp_size_) / 16.0;  // §6.3.3
+  // RFC 3550 §8.2: RTCP about a source counts only from the host its RTP comes from; anything
+  // else (a spoofed BYE or SR from elsewhere) is counted as rtcp_foreign and ignored.
+  auto foreign = [&](const Source& s) {
+    if (same_host(from, reinterpret_cast<const sockaddr*>(&s.params().remote_addr))) return false;
+    ++stats_.rtcp_foreign;
+    warn_once(kWarnRtcpForeign, [&] { return "RTCP about source " + s.params().remote + " from another host (" + addr_to_string(from) + "): ignored"; });
+    return true;
+  };
   for (const RtcpSenderReport& sr : c.sender_reports) {
     ++stats_.sender_reports;
     const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | sr.ssrc;
+    const auto it = sources_.find(key);
+    if (it != sources_.end() && foreign(*it->second)) continue;
     HeldSenderReport held{ntp64_to_ns(sr.ntp), sr.rtp_ts, static_cast<std::uint32_t>(sr.ntp >> 16), now, {}};
-    if (from != nullptr)
-      std::memcpy(&held.from, from, from->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+    std::memcpy(&held.from, from, sockaddr_length(from));
     if (sender_reports_.size() > 8 * static_cast<std::size_t>(cfg_.max_sources) + 64) sender_reports_.clear();
     sender_reports_[key] = held;
-    if (auto it = sources_.find(key); it != sources_.end()) it->second->on_sender_report(held.ntp_ns, held.rtp_ts);
+    if (it != sources_.end()) it->second->on_sender_report(held.ntp_ns, held.rtp_ts);
   }
   update_timeline();
   for (std::uint32_t ssrc : c.byes) {
     ++stats_.byes;
     const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | ssrc;
-    sender_reports_.erase(key);
-    probation_.erase(key);
-    if (auto it = sources_.find(key); it != sources_.end()) it->second->on_bye();
+    const auto it = sources_.find(key);
+    if (it != sources_.end() && foreign(*it->second)) continue;
+    if (auto h = sender_reports_.find(key); h != sender_reports_.end() && same_host(from, reinterpret_cast<const sockaddr*>(&h->second.from)))
+      sender_reports_.erase(h);
+    if (auto pr = probation_.find(key); pr != probation_.end() && same_host(from, reinterpret_cast<const sockaddr*>(&pr->second.from)))
+      probation_.erase(pr);
+    if (it != sources_.end()) it->second->on_bye();
   }
 }
 
@@ -540,6 +561,7 @@ NodeSnapshot Node::snapshot() const {
   n.rtcp_malformed = stats_.rtcp_malformed;
   n.sender_reports = stats_.sender_reports;
   n.receiver_reports_sent = stats_.receiver_reports_sent;
+  n.rtcp_foreign = stats_.rtcp_foreign;
   n.byes = stats_.byes;
   n.callbacks = pos.callbacks;
   n.xruns = mixer_->xruns();
@@ -849,7 +871,7 @@ void Node::send_receiver_reports() {
         a->sin6_port = htons(static_cast<std::uint16_t>(ntohs(a->sin6_port) + 1));
       }
       blocks.push_back(b);
-      const std::size_t len = dest.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+      const std::size_t len = sockaddr_length(reinterpret_cast<const sockaddr*>(&dest));
       if (std::none_of(dests.begin(), dests.end(), [&](const sockaddr_storage& d) { return std::memcmp(&d, &dest, len) == 0; }))
         dests.push_back(dest);
     }

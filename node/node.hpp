@@ -40,6 +40,7 @@ struct NodeStats {
   std::uint64_t byes = 0;               ///< BYE SSRCs received
   std::uint64_t probation_dropped = 0;  ///< packets dropped because the probation table was full
   std::uint64_t receiver_reports_sent = 0;  ///< RTCP RR compounds sent
+  std::uint64_t rtcp_foreign = 0;      ///< SR/BYE about a source from another host than its RTP
 };
 
 class Node {
@@ -69,6 +70,7 @@ class Node {
     std::vector<std::uint8_t> first;  ///< the held packet, played once admitted
     mono_ns_t first_arrival = 0;
     std::uint16_t last_seq = 0;
+    sockaddr_storage from{};          ///< its sender (a BYE from elsewhere does not end it)
   };
   struct HeldSenderReport {
     std::int64_t ntp_ns = 0;

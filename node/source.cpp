@@ -181,10 +181,37 @@ double Source::queued_ms() const noexcept {
   return static_cast<double>(std::max<frames_t>(0, queued)) * 1000.0 / static_cast<double>(dev_rate_);
 }
 
+bool Source::sr_consistent(std::int64_t ntp_a, ext_ts_t ts_a, std::int64_t ntp_b, ext_ts_t ts_b) const noexcept {
+  // Where mapping a puts instant ntp_b, in ticks, against what mapping b says: a sender's RTP
+  // clock may run kSrMaxRateError off its NTP clock, plus kSrTolerance for how SRs are stamped.
+  const double rate = sr_ticks_per_ns_ > 0 ? sr_ticks_per_ns_ : p_.format.clock_rate * 1e-9;
+  const double elapsed = static_cast<double>(ntp_b - ntp_a);
+  const double predicted = static_cast<double>(ts_a) + elapsed * rate;
+  const double allowed = (std::abs(elapsed) * kSrMaxRateError + static_cast<double>(kSrTolerance.count())) * p_.format.clock_rate * 1e-9;
+  return std::abs(static_cast<double>(ts_b) - predicted) <= allowed;
+}
+
 void Source::on_sender_report(std::int64_t ntp_ns, rtp_ts_t rtp_ts) {
   ++stats_.sender_reports;
   if (!p_.timeline) return;
   const ext_ts_t ts = ts_unwrap_.peek(rtp_ts);
+  if (have_sr_ && !sr_consistent(sr_ntp_ns_, sr_ts_, ntp_ns, ts)) {
+    // A mapping that jumps beyond what clock drift explains (a restarted sender, a stepped
+    // clock, or a forged SR) is taken only when the next SR confirms it.
+    if (!(have_candidate_sr_ && sr_consistent(candidate_ntp_ns_, candidate_ts_, ntp_ns, ts))) {
+      have_candidate_sr_ = true;
+      candidate_ntp_ns_ = ntp_ns;
+      candidate_ts_ = ts;
+      ++stats_.sender_reports_ignored;
+      return;
+    }
+    sr_ticks_per_ns_ = 0;  // a new mapping: its rate is measured afresh
+    sr_ntp_ns_ = ntp_ns;
+    sr_ts_ = ts;
+    have_candidate_sr_ = false;
+    return;
+  }
+  have_candidate_sr_ = false;
   if (have_sr_ && ntp_ns - sr_ntp_ns_ >= 1'000'000'000) {
     // The sender's RTP clock against its NTP clock from two SRs: a sender whose audio clock is
     // off (rtpsend --skew-ppm) extrapolates right between reports. Beyond +-2000 ppm the

@@ -92,6 +92,8 @@ struct SourceStats {
   bool muted = false;
   std::string route;                    ///< device channels, 1-based ("1,2"); "" = standard
   std::uint64_t sender_reports = 0;     ///< RTCP SRs received for this SSRC
+  std::uint64_t sender_reports_ignored = 0;  ///< SRs whose mapping jumped and that no second SR
+                                             ///< confirmed (Source::on_sender_report)
   std::uint64_t placements = 0;         ///< rings replaced: re-placements on the timeline, offset changes, flushes
   std::uint64_t flushes = 0;            ///< control flushes
   std::uint64_t placements_forced = 0;  ///< leaving rings cut short: a re-placement came while
@@ -123,6 +125,10 @@ class Source {
   /// A placed source re-places itself on the timeline at most this often (a changed SR mapping,
   /// a moved timeline); a user's offset change or flush is not limited.
   static constexpr std::chrono::nanoseconds kMinReplaceInterval{500'000'000};
+  /// SR sanity (on_sender_report): the largest RTP-vs-NTP clock rate error accepted between two
+  /// SRs of one sender (2000 ppm, as for the SR rate estimate), and the slack for SR stamping.
+  static constexpr double kSrMaxRateError = 0.002;
+  static constexpr std::chrono::nanoseconds kSrTolerance{5'000'000};
   /// RFC 3551 static payload type of comfort noise (RFC 3389).
   static constexpr std::uint8_t kComfortNoisePayloadType = 13;
 
@@ -166,7 +172,10 @@ class Source {
   void render(const DeviceClock& clock, mono_ns_t now);
 
   /// Thread: loop. The latest RTCP SR of this SSRC: `ntp_ns` (ns since 1900) is the instant
-  /// sampled at `rtp_ts` (RFC 3550 §6.4.1). Ignored without a timeline (--sync none).
+  /// sampled at `rtp_ts` (RFC 3550 §6.4.1). Ignored without a timeline (--sync none). An SR
+  /// whose mapping disagrees with the previous one by more than kSrMaxRateError x the time
+  /// between them + kSrTolerance is counted (sender_reports_ignored) and held as a candidate;
+  /// it is applied only when the next SR agrees with it (RFC 3550 §8.2: do not trust one packet).
   void on_sender_report(std::int64_t ntp_ns, rtp_ts_t rtp_ts);
 
   // Control (thread: loop). Changes apply at the device frame being rendered now
@@ -236,6 +245,8 @@ class Source {
   /// Ring frame where the next decoded frame lands.
   [[nodiscard]] frames_t next_ring_frame() const noexcept;
   [[nodiscard]] std::int64_t ntp_of(ext_ts_t ts) const noexcept;
+  /// True when SR mapping (ntp_b, ts_b) agrees with (ntp_a, ts_a) within the sanity bounds.
+  [[nodiscard]] bool sr_consistent(std::int64_t ntp_a, ext_ts_t ts_a, std::int64_t ntp_b, ext_ts_t ts_b) const noexcept;
   [[nodiscard]] double frames_per_ns(const DeviceClock& clock) const noexcept;
   /// Where a stream anchored by a packet of timestamp `ts` arriving at `arrival` starts: on the
   /// NTP timeline when synced (moving the timeline later if this source cannot make it), else
@@ -270,6 +281,9 @@ class Source {
   bool have_sr_ = false;
   std::int64_t sr_ntp_ns_ = 0;
   ext_ts_t sr_ts_ = 0;
+  bool have_candidate_sr_ = false;  ///< an SR that jumped, waiting for a second one to agree
+  std::int64_t candidate_ntp_ns_ = 0;
+  ext_ts_t candidate_ts_ = 0;
   bool placed_ = false;            ///< on the timeline (for placed_generation_)
   std::uint64_t placed_generation_ = 0;
   mono_ns_t last_replace_ns_ = std::numeric_limits<mono_ns_t>::min() / 2;  ///< last re-placement

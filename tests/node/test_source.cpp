@@ -453,8 +453,8 @@ TEST(Source, ReportBlockGivesIntervalLossCumulativeLossAndRfcJitter) {
 // at every report; the rings piled up in the mixer until it refused adds, the refused ring was
 // freed while its remove command was still queued (a use-after-free on the audio thread), and
 // the mixer stayed full: a new clean source then played nothing. Here two PCMU sources run
-// against a real Mixer driven in step with a fake clock while 40 bad SRs a second arrive for
-// the first one.
+// against a real Mixer driven in step with a fake clock while 40 forged SRs a second arrive for
+// the first one, each forged mapping sent twice so that it passes the SR sanity check.
 TEST(Source, SpoofedSenderReportsNeitherPileUpRingsNorStarveANewSource) {
   constexpr std::size_t kMaxSources = 2;
   Mixer mixer(2, (Source::kMaxStreams + 1) * kMaxSources, 240);
@@ -503,7 +503,7 @@ TEST(Source, SpoofedSenderReportsNeitherPileUpRingsNorStarveANewSource) {
       }
     }
     if (tick >= 20 && tick % 5 == 0) {  // 40 spoofed SRs a second
-      rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+      if (tick % 10 == 0) rng = rng * 6364136223846793005ull + 1442695040888963407ull;
       const auto ntp = static_cast<std::int64_t>(rng >> 20) + kNtpUnixOffsetS * 1'000'000'000ll;
       a->on_sender_report(ntp, static_cast<rtp_ts_t>(rng >> 32));
     }
@@ -522,9 +522,42 @@ TEST(Source, SpoofedSenderReportsNeitherPileUpRingsNorStarveANewSource) {
   EXPECT_GT(sa.placements, 2u);  // the SRs did move it ...
   EXPECT_LE(sa.placements, 10u / 0.5 + 2);  // ... at most every 500 ms
   EXPECT_GT(sa.placements_deferred, 100u);
+  EXPECT_GE(sa.sender_reports_ignored, 190u);  // the first of each of the 198 pairs
   // The new source plays: 5 s of it, less its start delay, lead and what is still queued.
   EXPECT_GT(sb.frames_played, 48000u * 4);
   EXPECT_EQ(sb.underruns, 0u);
   EXPECT_TRUE(timeline.set);
   EXPECT_EQ(device_frame, 480000);
+}
+
+// Issue #16 finding 2: an SR whose NTP/RTP mapping jumps is not applied until a second SR agrees.
+TEST(Source, SenderReportThatJumpsIsIgnoredUntilConfirmed) {
+  Harness h;
+  SyncTimeline timeline;
+  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+  auto p = h.params(f, 0);
+  p.timeline = &timeline;
+  h.source = std::make_unique<Source>(p, kT0, h.clock);
+  constexpr std::int64_t kNtp0 = 3'900'000'000ll * 1'000'000'000;
+  h.source->on_sender_report(kNtp0, 1000);
+  // 5 s later with the sender's clock 1000 ppm fast (40 ticks over): drift, accepted.
+  h.source->on_sender_report(kNtp0 + 5'000'000'000, 1000 + 40000 + 40);
+  EXPECT_EQ(h.source->stats().sender_reports_ignored, 0u);
+  // A forged mapping 100 ms off: ignored ...
+  h.source->on_sender_report(kNtp0 + 6'000'000'000, 1000 + 48000 + 800);
+  EXPECT_EQ(h.source->stats().sender_reports_ignored, 1u);
+  // ... and so is one that agrees with neither the mapping nor the candidate ...
+  h.source->on_sender_report(kNtp0 + 7'000'000'000, 1000 + 56000 + 4000);
+  EXPECT_EQ(h.source->stats().sender_reports_ignored, 2u);
+  // ... while the real sender's next SR still fits the old mapping,
+  h.source->on_sender_report(kNtp0 + 10'000'000'000, 1000 + 80000 + 80);
+  EXPECT_EQ(h.source->stats().sender_reports_ignored, 2u);
+  // A sender that restarts its timestamps: the first SR is held, the second confirms it.
+  h.source->on_sender_report(kNtp0 + 15'000'000'000, 500'000);
+  EXPECT_EQ(h.source->stats().sender_reports_ignored, 3u);
+  h.source->on_sender_report(kNtp0 + 20'000'000'000, 540'000);
+  EXPECT_EQ(h.source->stats().sender_reports_ignored, 3u);
+  h.source->on_sender_report(kNtp0 + 25'000'000'000, 580'000);  // the new mapping holds
+  EXPECT_EQ(h.source->stats().sender_reports_ignored, 3u);
+  EXPECT_EQ(h.source->stats().sender_reports, 8u);
 }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -544,4 +545,47 @@ TEST(Sources, BeyondMaxSourcesAStreamIsRefusedOnceAndAdmittedWhenASlotFrees) {
   EXPECT_GT(c_joined, std::min(at("drained:0x0000abcd"), at("drained:0x0000abce"))) << ::testing::PrintToString(order);
   EXPECT_GT(c_joined, std::max(at("joined:0x0000abcd"), at("joined:0x0000abce")));
   EXPECT_EQ(order.back(), "drained:0x0000abcf");
+}
+
+TEST(Rtcp, ByeAndSenderReportsFromAnotherHostAreIgnored) {
+  // Issue #16 finding 2: SR and BYE were applied by SSRC alone, so anyone could end a live
+  // source. A PCMU source from 127.0.0.1 plays 4 s; after 1 s a BYE and an SR for its SSRC come
+  // from 127.0.0.2 (another host on the loopback network): the source plays on to its end.
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const int node_port = free_udp_port();
+  Process node(node_argv(node_port, dir, {"--duration", "7s"}), dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
+  std::this_thread::sleep_for(300ms);
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--ssrc", "43981", "--duration", "4s", "--dest",
+                  "127.0.0.1:" + std::to_string(node_port)},
+                 dir + "/rtpsend.log");
+  std::this_thread::sleep_for(1s);
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in other{};
+  other.sin_family = AF_INET;
+  other.sin_addr.s_addr = htonl(0x7f000002);  // 127.0.0.2
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&other), sizeof other), 0) << std::strerror(errno);
+  RtcpSenderReport sr{};
+  sr.ssrc = 43981;
+  sr.ntp = ntp_now() + (std::uint64_t{3600} << 32);  // an hour off
+  sr.rtp_ts = 12345;
+  send_to(fd, node_port + 1, rtcp_build_sender_report(sr, "spoof@127.0.0.2", true));  // SR + SDES + BYE
+  send_to(fd, node_port, rtcp_build_sender_report(sr, "spoof@127.0.0.2", true));      // muxed on RTP
+  close(fd);
+  EXPECT_EQ(sender.wait(20s), std::optional<int>(0)) << sender.log();
+  EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
+
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  EXPECT_EQ(stats["node"]["rtcp_foreign"].get<int>(), 4) << stats.dump(2);  // 2 compounds x (SR + BYE)
+  const json* src = nullptr;
+  for (const json& s : stats["sources"])
+    if (s["ssrc"] == 43981) src = &s;
+  ASSERT_NE(src, nullptr) << stats.dump(2);
+  // All 4 s played (200 packets of 20 ms), not 1 s: the spoofed BYE did not end it.
+  EXPECT_EQ((*src)["packets_received"].get<int>(), 200) << src->dump(2);
+  EXPECT_GT((*src)["frames_played"].get<double>(), 3.9 * 48000) << src->dump(2);
+  EXPECT_EQ((*src)["placements"].get<int>(), 0) << src->dump(2);
+  EXPECT_NE(node.log().find("from another host"), std::string::npos) << node.log();
 }
