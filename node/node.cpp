@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "node/atomic_file.hpp"
 #include "node/net_address.hpp"
 #include "node/receive_time.hpp"
 #include "rtp/rtcp.hpp"
@@ -595,18 +596,12 @@ std::vector<SourceReport> Node::source_reports(bool with_departed) const {
   return out;
 }
 
-void Node::write_json() const {
+void Node::write_json() {
   const nlohmann::json j = stats_json(snapshot(), source_reports(true));
-  const std::string tmp = cfg_.stats_json + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << j.dump(2) << "\n";
-    if (!f) {
-      std::cerr << "rtpnode: cannot write --stats-json " << cfg_.stats_json << "\n";
-      return;
-    }
-  }
-  std::rename(tmp.c_str(), cfg_.stats_json.c_str());  // atomic replace: readers never see half a file
+  // Readers never see half a file; a failure is said once until a write succeeds again.
+  const std::string error = write_file_atomically(cfg_.stats_json, j.dump(2) + "\n");
+  if (!error.empty() && !stats_json_failing_) std::cerr << "rtpnode: --stats-json: " << error << "\n";
+  stats_json_failing_ = !error.empty();
 }
 
 void Node::report(bool final) {

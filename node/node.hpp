@@ -109,7 +109,7 @@ class Node {
   /// Detaches sources silent for longer than --source-timeout; frees those the mixer returned.
   void expire_sources(mono_ns_t now);
   void report(bool final);
-  void write_json() const;
+  void write_json();
   /// The figures of the node and of every source now (stats_model.hpp).
   [[nodiscard]] NodeSnapshot snapshot() const;
   [[nodiscard]] std::vector<SourceReport> source_reports(bool with_departed) const;
@@ -161,6 +161,7 @@ class Node {
   std::unordered_map<std::uint64_t, HeldSenderReport> sender_reports_;  ///< latest SR per (port, SSRC)
   SyncTimeline timeline_;
   frames_t ramp_frames_ = 0;
+  bool stats_json_failing_ = false;  ///< the last --stats-json write failed (said once)
   std::vector<bool> warned_;
   mono_ns_t started_ns_ = 0;
 
