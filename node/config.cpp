@@ -37,7 +37,14 @@ std::optional<nanoseconds> parse_duration(std::string_view text, std::string& er
     error = "duration '" + std::string(text) + "' needs a unit: ns, us, ms, s, m or h";
     return std::nullopt;
   }
-  return nanoseconds(static_cast<std::int64_t>(std::llround(value * scale)));
+  // Checked before converting: llround of a value beyond int64 is undefined (issue #16: 1e20 h
+  // came out as -9.22e18 ns and passed every range check as a negative number).
+  const double ns = value * scale;
+  if (!(ns <= static_cast<double>(kMaxDuration.count()))) {
+    error = "duration '" + std::string(text) + "' is too long (at most 1000 days)";
+    return std::nullopt;
+  }
+  return nanoseconds(std::llround(ns));
 }
 
 std::optional<SourceSelector> parse_selector(std::string_view text, std::string& error) {

@@ -125,8 +125,12 @@ struct NodeConfig {
   nanoseconds rtcp_min_interval = std::chrono::seconds(5);
 };
 
+/// The longest duration parse_duration accepts: 1000 days, far below int64 nanoseconds (292
+/// years), so sums with monotonic times and conversions to frames cannot overflow.
+inline constexpr nanoseconds kMaxDuration = std::chrono::hours(24 * 1000);
+
 /// Parses a duration with a unit: "40ms", "2s", "1.5s", "250us", "1m". Plain numbers are refused
-/// (the unit is required). Returns std::nullopt with `error` set on bad input.
+/// (the unit is required); 0 .. kMaxDuration. Returns std::nullopt with `error` set on bad input.
 std::optional<nanoseconds> parse_duration(std::string_view text, std::string& error);
 
 /// Parses "port:N" or "ssrc:0xHEX" / "ssrc:DECIMAL". Returns std::nullopt with `error` set.

@@ -360,7 +360,10 @@ frames_t Source::device_frames_for(frames_t audio_frames) const noexcept {
 mono_ns_t Source::ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexcept {
   const frames_t queued = stream_->written_frames() + pending_silence_ + resampler_delay_;
   const frames_t needed_from = clock.frame_at(now) + p_.lead_frames - stream_->start_frame;
-  return frames_to_ns(queued - needed_from, dev_rate_);
+  // Saturated at a day: a ring parked far ahead (a flush waits for its anchor at max/4) must not
+  // overflow the conversion to ns.
+  const frames_t day = dev_rate_ * 86400;
+  return frames_to_ns(std::clamp(queued - needed_from, -day, day), dev_rate_);
 }
 
 void Source::anchor(mono_ns_t arrival, const DeviceClock& clock) {

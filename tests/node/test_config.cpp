@@ -19,6 +19,24 @@ TEST(Config, ParsesDurationsWithUnits) {
   EXPECT_FALSE(parse_duration("5 parsecs", err));
 }
 
+// Issue #16 finding 6: "99999999999999999999h" became -9.22e18 ns and passed range checks.
+TEST(Config, DurationsBeyondTheirRangeAreErrorsNotWrappedNumbers) {
+  std::string err;
+  EXPECT_FALSE(parse_duration("99999999999999999999h", err));
+  EXPECT_NE(err.find("too long"), std::string::npos) << err;
+  EXPECT_FALSE(parse_duration("10000000000s", err));
+  EXPECT_FALSE(parse_duration("1e400s", err));
+  EXPECT_FALSE(parse_duration("24001h", err));
+  EXPECT_EQ(*parse_duration("24000h", err), kMaxDuration);
+  // The control endpoint's offset goes through the same parser and its +-10 s range check.
+  EXPECT_FALSE(parse_offset_rule("port:5004=10000000000s", err));
+  EXPECT_FALSE(parse_offset_rule("port:5004=-10000000000s", err));
+  EXPECT_NE(err.find("too long"), std::string::npos) << err;
+  EXPECT_FALSE(parse_offset_rule("port:5004=+11s", err));
+  ASSERT_TRUE(parse_offset_rule("port:5004=-10s", err));
+  EXPECT_EQ(parse_offset_rule("port:5004=-10s", err)->offset, -10s);
+}
+
 TEST(Config, ParsesListenAddresses) {
   std::string err;
   auto v4 = parse_listen("0.0.0.0:5004", err);
