@@ -114,6 +114,10 @@ struct NodeConfig {
   /// --http-allow-remote: answer clients that are not on this host (loopback). Off by default:
   /// binding to a public address alone does not expose control.
   bool http_allow_remote = false;
+  /// --http-token-file FILE: control requests (POST) need "Authorization: Bearer <token>", the
+  /// token being the file's first line (whitespace trimmed, non-empty). Empty = no token; Host
+  /// and Origin are checked either way (node/http_server.hpp).
+  std::string http_token;
   /// --event-log FILE: one JSON object per line per event (joins, leaves, underruns, concealment
   /// and late-packet bursts, xruns, drift at its limit, control changes). Appended to.
   std::string event_log;

@@ -42,6 +42,29 @@ std::string peer_name(const sockaddr* sa) {
   return "?";
 }
 
+/// Host part of a Host header value: "127.0.0.1:8080" -> "127.0.0.1", "[::1]:80" -> "::1".
+std::string host_part(std::string_view h) {
+  if (!h.empty() && h.front() == '[') {
+    const auto close = h.find(']');
+    return close == std::string_view::npos ? std::string() : std::string(h.substr(1, close - 1));
+  }
+  const auto colon = h.find(':');
+  return std::string(h.substr(0, colon));
+}
+
+bool is_ip_literal(const std::string& host) {
+  in6_addr a6{};
+  in_addr a4{};
+  return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+}
+
+/// Compares in time independent of where the strings differ.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
 /// Per-request state: body bytes seen (bodies are not used; their size is bounded).
 struct RequestState {
   std::size_t body_bytes = 0;
@@ -62,9 +85,58 @@ MHD_Result queue(MHD_Connection* c, const HttpResponse& r) {
 struct HttpCallbacks {
   static MHD_Result on_accept(void* cls, const sockaddr* addr, socklen_t) {
     auto* self = static_cast<HttpServer*>(cls);
-    if (self->opts_.allow_remote || (addr != nullptr && is_loopback(addr))) return MHD_YES;
-    ++self->refused_;
-    return MHD_NO;
+    if (!self->opts_.allow_remote && !(addr != nullptr && is_loopback(addr))) {
+      ++self->refused_;
+      return MHD_NO;
+    }
+    // All but one slot taken: every connection that has not sent a request yet gets 1 s to
+    // send one (libmicrohttpd closes connections beyond its limit at once, so slots must free
+    // before the next legitimate client comes). Clients that made a request keep their time.
+    if (self->connections_.size() + 2 >= self->opts_.max_connections) {
+      for (HttpServer::Connection& k : self->connections_) {
+        if (k.requested || k.evicting) continue;
+        MHD_set_connection_option(k.c, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
+        k.evicting = true;
+        ++self->evicted_;
+      }
+    }
+    return MHD_YES;
+  }
+
+  static void on_connection(void* cls, MHD_Connection* c, void** socket_ctx, MHD_ConnectionNotificationCode code) {
+    auto* self = static_cast<HttpServer*>(cls);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+      self->connections_.push_back({c, false, false});
+      *socket_ctx = new std::list<HttpServer::Connection>::iterator(std::prev(self->connections_.end()));
+    } else if (*socket_ctx != nullptr) {
+      auto* it = static_cast<std::list<HttpServer::Connection>::iterator*>(*socket_ctx);
+      self->connections_.erase(*it);
+      delete it;
+      *socket_ctx = nullptr;
+    }
+  }
+
+  /// Why a state-changing request is refused, or "" (see the header: Host, Origin, token).
+  static HttpResponse check_write(const HttpServer& self, MHD_Connection* c) {
+    const char* host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const std::string h = host ? host_part(host) : "";
+    const std::string& bound = self.opts_.address;
+    const bool wildcard = bound == "0.0.0.0" || bound == "::";
+    const bool loopback_bound = bound.rfind("127.", 0) == 0 || bound == "::1";
+    const bool host_ok = (h == "localhost" && (loopback_bound || wildcard)) || (is_ip_literal(h) && (wildcard || h == bound));
+    if (!host_ok)
+      return {403, "text/plain; charset=utf-8",
+              "Host '" + std::string(host ? host : "") + "' is not this server's address: control needs Host " +
+                  (wildcard ? std::string("set to an IP address") : bound) + "\n"};
+    if (const char* origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+        origin != nullptr && std::string(origin) != "http://" + std::string(host))
+      return {403, "text/plain; charset=utf-8", "cross-origin control request refused (Origin " + std::string(origin) + ")\n"};
+    if (!self.opts_.bearer_token.empty()) {
+      const char* auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+      if (auth == nullptr || !same_secret(auth, "Bearer " + self.opts_.bearer_token))
+        return {401, "text/plain; charset=utf-8", "control needs Authorization: Bearer <the --http-token-file token>\n"};
+    }
+    return {0, "", ""};
   }
 
   static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method, const char*,
@@ -72,6 +144,18 @@ struct HttpCallbacks {
     auto* self = static_cast<HttpServer*>(cls);
     if (*req_cls == nullptr) {  // headers complete; the body (if any) follows in later calls
       *req_cls = new RequestState;
+      if (const MHD_ConnectionInfo* si = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+          si != nullptr && si->socket_context != nullptr)
+        (*static_cast<std::list<HttpServer::Connection>::iterator*>(si->socket_context))->requested = true;
+      const std::string m = method ? method : "";
+      if (m != "GET" && m != "HEAD") {
+        HttpResponse refusal = check_write(*self, c);
+        if (refusal.status != 0) {
+          ++self->requests_;
+          ++self->forbidden_;
+          return queue(c, refusal);
+        }
+      }
       // An announced body beyond the limit is refused before any of it is read.
       const char* length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
       if (length != nullptr && std::strtoull(length, nullptr, 10) > self->opts_.max_request_bytes) {
@@ -133,6 +217,7 @@ HttpServer::HttpServer(uv_loop_t* loop, Options opts, HttpHandler handler)
                              MHD_OPTION_CONNECTION_LIMIT, opts_.max_connections,
                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts_.max_request_bytes,
                              MHD_OPTION_NOTIFY_COMPLETED, &HttpCallbacks::on_completed, nullptr,
+                             MHD_OPTION_NOTIFY_CONNECTION, &HttpCallbacks::on_connection, this,
                              MHD_OPTION_END);
   if (daemon_ == nullptr)
     throw std::runtime_error("--http " + opts_.address + ":" + std::to_string(opts_.port) +

@@ -4,11 +4,19 @@
 // request is parsed and answered on the loop thread, between packets, and never blocks it.
 // Protection is libmicrohttpd's: a request (line + headers) larger than max_request_bytes is
 // answered 431/413, garbage 400, an idle or half-open connection is closed after
-// idle_timeout_s, and at most max_connections are open at once.
+// idle_timeout_s, and at most max_connections are open at once. Ours, on top (issue #16):
+//  - when all but one connection slot are taken, every connection that has not sent a whole
+//    request yet is given a 1 s timeout, so a legitimate client finds a slot within a second;
+//  - a request that changes state (any method but GET and HEAD) must name this server in its
+//    Host header (an IP literal or "localhost"; the bound address when bound to one), must not
+//    come from another origin (an Origin header must be http://HOST), and must carry
+//    "Authorization: Bearer TOKEN" when a token is set. This stops a web page in a local
+//    browser, directly or through DNS rebinding, from driving the control endpoint (403/401).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <string>
 
@@ -47,6 +55,8 @@ class HttpServer {
     unsigned idle_timeout_s = 5;          ///< closes connections idle this long (half-open ones)
     std::size_t max_request_bytes = 8192; ///< request line + headers (+ body) per connection
     unsigned max_connections = 32;
+    /// Non-empty: state-changing requests need "Authorization: Bearer <token>" (--http-token-file).
+    std::string bearer_token;
   };
 
   /// Thread: loop. Binds and starts serving on `loop`. Throws std::runtime_error with the reason
@@ -64,6 +74,10 @@ class HttpServer {
   [[nodiscard]] std::uint64_t requests() const noexcept { return requests_; }
   /// Connections refused because the client is not local.
   [[nodiscard]] std::uint64_t refused() const noexcept { return refused_; }
+  /// State-changing requests refused: foreign Host, cross-origin, or no/wrong token (403/401).
+  [[nodiscard]] std::uint64_t forbidden() const noexcept { return forbidden_; }
+  /// Idle connections cut short to keep a slot free.
+  [[nodiscard]] std::uint64_t evicted() const noexcept { return evicted_; }
 
  private:
   friend struct HttpCallbacks;  ///< libmicrohttpd's callbacks (http_server.cpp)
@@ -78,6 +92,15 @@ class HttpServer {
   std::uint16_t port_ = 0;
   std::uint64_t requests_ = 0;
   std::uint64_t refused_ = 0;
+  std::uint64_t forbidden_ = 0;
+  std::uint64_t evicted_ = 0;
+  /// Open connections, oldest first (libmicrohttpd's connection notifications).
+  struct Connection {
+    MHD_Connection* c = nullptr;
+    bool requested = false;  ///< a whole request header arrived (not idle/half-open)
+    bool evicting = false;   ///< its timeout was already cut
+  };
+  std::list<Connection> connections_;
 };
 
 }  // namespace rtpnode

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "node/audio_backend.hpp"
@@ -97,6 +98,9 @@ int main(int argc, char** argv) {
   app.add_option("--http", http, "Serve GET /metrics (Prometheus), /stats (JSON), /sources and control on ADDR:PORT, "
                                  "e.g. 127.0.0.1:8080")->type_name("ADDR:PORT");
   app.add_flag("--http-allow-remote", cfg.http_allow_remote, "Answer HTTP clients that are not on this host (default: loopback only)");
+  std::string http_token_file;
+  app.add_option("--http-token-file", http_token_file,
+                 "Control (POST) requests need 'Authorization: Bearer TOKEN', TOKEN being this file's first line");
   app.add_option("--event-log", cfg.event_log, "Append events (joins, leaves, underruns, bursts, xruns, control) as JSON Lines to FILE");
   app.add_option("--rtcp-rr", rtcp_rr, "Send RTCP Receiver Reports to senders (RFC 3550)")
       ->check(CLI::IsMember({"on", "off"}))->capture_default_str();
@@ -193,6 +197,16 @@ int main(int argc, char** argv) {
     auto spec = parse_listen(http, err);
     if (!spec) return fail("--http: " + err);
     cfg.http = *spec;
+  }
+  if (!http_token_file.empty()) {
+    std::ifstream f(http_token_file);
+    std::string line;
+    if (!f || !std::getline(f, line)) return fail("--http-token-file " + http_token_file + ": cannot read it");
+    const auto first = line.find_first_not_of(" \t\r");
+    const auto last = line.find_last_not_of(" \t\r");
+    if (first == std::string::npos) return fail("--http-token-file " + http_token_file + ": the first line is empty");
+    cfg.http_token = line.substr(first, last - first + 1);
+    if (!cfg.http) return fail("--http-token-file needs --http");
   }
   cfg.rtcp_rr = rtcp_rr == "on";
   cfg.rtcp_min_interval = *parse_duration(rtcp_min_interval, err);

@@ -121,6 +121,7 @@ Node::Node(NodeConfig cfg)
       o.address = cfg_.http->address;
       o.port = cfg_.http->port;
       o.allow_remote = cfg_.http_allow_remote;
+      o.bearer_token = cfg_.http_token;
       http_ = std::make_unique<HttpServer>(&loop_, o, [this](const HttpRequest& r) { return on_http(r); });
     }
     backend_ = std::make_unique<PortAudioBackend>(cfg_);
@@ -576,6 +577,8 @@ NodeSnapshot Node::snapshot() const {
   n.callback_max_ms = static_cast<double>(ct.max_ns.load(std::memory_order_relaxed)) * 1e-6;
   n.http_requests = http_ ? http_->requests() : 0;
   n.http_refused = http_ ? http_->refused() : 0;
+  n.http_forbidden = http_ ? http_->forbidden() : 0;
+  n.http_evicted = http_ ? http_->evicted() : 0;
   n.events = events_.written();
   n.sync = cfg_.sync_rtcp ? "rtcp" : "none";
   n.sample_rate = clock_.rate();

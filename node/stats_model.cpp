@@ -123,6 +123,8 @@ const NodeField kNodeFields[] = {
   NODE("callback_max_ms", number, gauge, "callback_max_seconds", 1e3, "ms", "longest callback so far", n.callback_max_ms),
   NODE("http_requests", integer, counter, "http_requests_total", 1, "requests", "HTTP requests answered (--http)", n.http_requests),
   NODE("http_refused", integer, counter, "http_refused_total", 1, "connections", "HTTP connections refused: not from a local address", n.http_refused),
+  NODE("http_forbidden", integer, counter, "http_forbidden_total", 1, "requests", "control requests refused: Host not this server, cross-origin, or missing/wrong bearer token (403/401)", n.http_forbidden),
+  NODE("http_evicted", integer, counter, "http_evicted_total", 1, "connections", "idle HTTP connections cut short so that one slot stays free", n.http_evicted),
   NODE("events", integer, counter, "events_total", 1, "events", "events written to --event-log", n.events),
   NODE("sync", string, none, nullptr, 1, "", "--sync: rtcp or none", n.sync),
   NODE("sample_rate", number, gauge, "sample_rate_hertz", 1, "Hz", "device sample rate (nominal)", n.sample_rate),

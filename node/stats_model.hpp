@@ -48,6 +48,8 @@ struct NodeSnapshot {
   double callback_max_ms = 0;
   std::uint64_t http_requests = 0;
   std::uint64_t http_refused = 0;
+  std::uint64_t http_forbidden = 0;
+  std::uint64_t http_evicted = 0;
   std::uint64_t events = 0;
   std::string sync;  ///< "rtcp" | "none"
   double sample_rate = 0;

@@ -86,7 +86,8 @@ TEST(HttpServer, AnswersWithTheHandlersResponseAndQuery) {
   EXPECT_EQ(status_line(r), "HTTP/1.1 200 OK");
   EXPECT_NE(r.find("hello GET b c\n"), std::string::npos) << r;
   EXPECT_NE(r.find("Content-Type: text/plain"), std::string::npos);
-  const std::string post = exchange(t.port(), "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde");
+  const std::string post = exchange(t.port(), "POST /hello HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(t.port()) +
+                                                  "\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde");
   EXPECT_NE(post.find("hello POST"), std::string::npos) << post;
 }
 
@@ -103,7 +104,7 @@ TEST(HttpServer, GarbageGets400AndOversizedRequestsAreRefused) {
   // libmicrohttpd answers 431 (header too large) or 413/414; never the handler's 200.
   EXPECT_TRUE(r.empty() || status_code(r)[0] == '4') << status_line(r);
   // A body announced at 100 kB is answered 413 before any of it is read.
-  const std::string body = "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n";
+  const std::string body = "POST /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n";
   const std::string rb = exchange(t.port(), body);
   EXPECT_EQ(status_code(rb), "413") << rb.size();
   EXPECT_EQ(t.handled.load(), 0);  // none of it reached the handler
@@ -149,4 +150,50 @@ TEST(HttpServer, BindErrorsAreReported) {
   o.address = "not-an-ip";
   EXPECT_THROW(HttpServer(&loop, o, [](const HttpRequest&) { return HttpResponse{}; }), std::runtime_error);
   uv_loop_close(&loop);
+}
+
+// Issue #16 finding 6: a web page (directly, or through DNS rebinding) could drive control.
+TEST(HttpServer, StateChangingRequestsNeedThisServersHostSameOriginAndTheToken) {
+  HttpServer::Options o;
+  o.bearer_token = "s3cret";
+  LoopThread t(o);
+  const std::string host = "127.0.0.1:" + std::to_string(t.port());
+  auto post = [&](const std::string& headers) {
+    return exchange(t.port(), "POST /hello HTTP/1.1\r\n" + headers + "Content-Length: 0\r\nConnection: close\r\n\r\n");
+  };
+  const std::string auth = "Authorization: Bearer s3cret\r\n";
+  EXPECT_EQ(status_code(post("Host: " + host + "\r\n" + auth)), "200");
+  EXPECT_EQ(status_code(post("Host: localhost:" + std::to_string(t.port()) + "\r\n" + auth)), "200");
+  EXPECT_EQ(status_code(post("Host: evil.example:" + std::to_string(t.port()) + "\r\n" + auth)), "403");  // rebinding
+  EXPECT_EQ(status_code(post("Host: 10.1.2.3\r\n" + auth)), "403");   // not the bound address
+  EXPECT_EQ(status_code(post(auth)), "403");                           // no Host at all
+  EXPECT_EQ(status_code(post("Host: " + host + "\r\nOrigin: http://evil.example\r\n" + auth)), "403");
+  EXPECT_EQ(status_code(post("Host: " + host + "\r\nOrigin: http://" + host + "\r\n" + auth)), "200");
+  EXPECT_EQ(status_code(post("Host: " + host + "\r\n")), "401");
+  EXPECT_EQ(status_code(post("Host: " + host + "\r\nAuthorization: Bearer s3cre\r\n")), "401");
+  EXPECT_EQ(status_code(post("Host: " + host + "\r\nAuthorization: Bearer s3cret2\r\n")), "401");
+  // Reading stays open to scrapers that send any Host.
+  EXPECT_EQ(status_code(exchange(t.port(), "GET /hello HTTP/1.1\r\nHost: prometheus:9\r\nConnection: close\r\n\r\n")), "200");
+  EXPECT_EQ(t.handled.load(), 4);  // 3 POSTs + the GET; no refused one reached the handler
+}
+
+// Issue #16 finding 6: with 40 half-open connections a GET got no answer in 3 s.
+TEST(HttpServer, FortyHalfOpenConnectionsDoNotLockOutALegitimateClient) {
+  HttpServer::Options o;
+  o.idle_timeout_s = 30;  // long: only the eviction can free a slot in time
+  o.max_connections = 32;
+  LoopThread t(o);
+  std::vector<int> idle;
+  for (int i = 0; i < 40; ++i) {
+    const int fd = test::connect_loopback_tcp(t.port());
+    if (fd < 0) continue;
+    (void)send(fd, "GET /hel", 8, MSG_NOSIGNAL);
+    idle.push_back(fd);
+    std::this_thread::sleep_for(5ms);
+  }
+  std::this_thread::sleep_for(1500ms);  // the evicted ones' 1 s timeout runs out
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(status_line(exchange(t.port(), "GET /hello HTTP/1.0\r\n\r\n")), "HTTP/1.1 200 OK");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  for (int fd : idle) close(fd);
 }
