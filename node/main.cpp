@@ -10,6 +10,7 @@
 #include "node/config.hpp"
 #include "node/node.hpp"
 #include "node/stats_model.hpp"
+#include "rtp/ortp_log.hpp"
 #include <nlohmann/json.hpp>
 
 using namespace rtpnode;
@@ -41,6 +42,7 @@ CLI::Validator duration_validator() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rtpnode::ortp_log_route();  // oRTP parses RTCP from the network: its repeated warnings are counted
   CLI::App app{"rtpnode: RTP/UDP audio receiver and player (PortAudio)"};
   NodeConfig cfg;
   std::vector<std::string> listens, payloads, raws;

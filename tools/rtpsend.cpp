@@ -30,6 +30,7 @@
 
 #include "node/config.hpp"
 #include "rtp/codec.hpp"
+#include "rtp/ortp_log.hpp"
 #include "rtp/rtcp.hpp"
 #include "rtp/payload_format.hpp"
 #include "rtp/units.hpp"
@@ -598,6 +599,7 @@ int main(int argc, char** argv) {
     }
     if (!o.raw) {
       ortp_init();
+      ortp_log_route();  // what oRTP prints goes through one filter: repeats are counted
       ortp_set_log_level_mask(nullptr, ORTP_ERROR | ORTP_FATAL);
     }
     for (auto& s : streams) open_transport(*s, o, o.raw);

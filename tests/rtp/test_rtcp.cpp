@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
+#include "rtp/ortp_log.hpp"
 #include "rtp/rtcp.hpp"
 
 using namespace rtpnode;
@@ -116,4 +118,25 @@ TEST(Rtcp, SenderReportWithByeRoundTrips) {
   EXPECT_EQ(c.sender_reports[0].rtp_ts, 99u);
   EXPECT_EQ(c.cnames.at(0).second, "rtpsend");
   EXPECT_EQ(c.byes, std::vector<std::uint32_t>{77});
+}
+
+// Issue #16 finding 8: oRTP printed one warning per malformed SDES; 40 k datagrams, 4 423 lines.
+TEST(OrtpLog, RepeatedWarningsOfOneKindArePrintedOnceAndCounted) {
+  ortp_log_route();
+  // RR with no blocks, then an SDES whose chunk's CNAME item claims more bytes than there are.
+  std::vector<std::uint8_t> d = {0x80, 201, 0, 1, 0, 0, 0, 1,                  // RR, SSRC 1
+                                 0x81, 202, 0, 2, 0, 0, 0, 2, 1, 200, 'a', 'b'};  // SDES, CNAME len 200
+  const std::uint64_t lines0 = ortp_log_lines();
+  const std::uint64_t suppressed0 = ortp_log_suppressed();
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 1000; ++i) {
+    RtcpCompound c;
+    (void)rtcp_parse(d, c);
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  const std::uint64_t lines = ortp_log_lines() - lines0;
+  ASSERT_GE(lines, 1000u) << "oRTP no longer warns here; pick another malformation";
+  EXPECT_EQ(ortp_log_suppressed() - suppressed0, lines - static_cast<std::uint64_t>(std::count(err.begin(), err.end(), '\n')));
+  EXPECT_LE(std::count(err.begin(), err.end(), '\n'), 2) << err;
+  EXPECT_NE(err.find("repeats are counted"), std::string::npos) << err;
 }
