@@ -3,6 +3,7 @@
 #include <opus/opus.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -48,13 +49,30 @@ class G711Decoder final : public Decoder {
     const std::size_t ch = format().channels;
     if (p.size() % ch != 0 || p.size() > pcm_.size() || p.size() > out.size()) return -1;
     const int n = g711_decode(g711_, pcm_.data(), p.data(), static_cast<int>(p.size()));
-    if (plc_) plc_rx(plc_, pcm_.data(), n);
+    if (plc_) {
+      plc_rx(plc_, pcm_.data(), n);  // may smooth the start of pcm_ after a fill-in
+      remember(pcm_.data(), n);
+      filling_ = false;
+    }
     s16_to_float(pcm_.data(), static_cast<std::size_t>(n), out.data());
     return n / static_cast<int>(ch);
   }
   int conceal(int frames, std::span<float> out) noexcept override {
     if (!plc_ || static_cast<std::size_t>(frames) > pcm_.size()) return Decoder::conceal(frames, out);
+    if (!filling_) {
+      // spandsp 0.0.6's plc_fillin starts a gap with normalise_history(), whose memcpy of the
+      // circular history overlaps itself whenever its write position is below half the buffer
+      // (160-sample packets: most of the time): undefined behaviour, an ASan abort. Handing
+      // plc_rx() the whole history, oldest first, leaves the history identical and its write
+      // position 0, where normalise_history() does nothing (issue #16 finding 5).
+      const auto pos = static_cast<std::ptrdiff_t>(history_pos_);
+      std::copy(history_.begin() + pos, history_.end(), linear_.begin());
+      std::copy(history_.begin(), history_.begin() + pos, linear_.end() - pos);
+      plc_rx(plc_, linear_.data(), PLC_HISTORY_LEN);
+    }
     plc_fillin(plc_, pcm_.data(), frames);
+    remember(pcm_.data(), frames);
+    filling_ = true;
     s16_to_float(pcm_.data(), static_cast<std::size_t>(frames), out.data());
     return frames;
   }
@@ -63,9 +81,26 @@ class G711Decoder final : public Decoder {
   }
 
  private:
+  /// Appends to our copy of the PLC's history: the last PLC_HISTORY_LEN samples it was given.
+  void remember(const std::int16_t* s, int n) noexcept {
+    if (n >= PLC_HISTORY_LEN) {
+      std::copy_n(s + n - PLC_HISTORY_LEN, PLC_HISTORY_LEN, history_.begin());
+      history_pos_ = 0;
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      history_[history_pos_] = s[i];
+      if (++history_pos_ == history_.size()) history_pos_ = 0;
+    }
+  }
+
   g711_state_t* g711_ = nullptr;
   plc_state_t* plc_ = nullptr;
   std::vector<std::int16_t> pcm_;
+  std::array<std::int16_t, PLC_HISTORY_LEN> history_{};  ///< circular, oldest at history_pos_
+  std::array<std::int16_t, PLC_HISTORY_LEN> linear_{};   ///< history_ unrolled for plc_rx
+  std::size_t history_pos_ = 0;
+  bool filling_ = false;  ///< the last call was conceal(): the PLC is inside a gap
 };
 
 // ---- Waveform-repetition PLC (L16, raw PCM, G.722) -------------------------------------------
