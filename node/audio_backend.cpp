@@ -10,6 +10,9 @@
 #include <charconv>
 #include <iomanip>
 #include <ctime>
+#include <future>
+#include <memory>
+#include <thread>
 #include <utility>
 
 #include "node/realtime.hpp"
@@ -144,11 +147,33 @@ PortAudioBackend::PortAudioBackend(const NodeConfig& cfg) : channels_(cfg.channe
   }
 }
 
-PortAudioBackend::~PortAudioBackend() {
-  stop();
-  if (stream_) Pa_CloseStream(stream_);
-  Pa_Terminate();
+PortAudioBackend::~PortAudioBackend() { (void)shutdown(std::chrono::seconds(2), !stream_active()); }
+
+bool PortAudioBackend::shutdown(std::chrono::milliseconds bound, bool device_gone) noexcept {
+  if (shut_down_) return true;
+  shut_down_ = true;
+  try {
+    auto done = std::make_shared<std::promise<void>>();
+    std::future<void> finished = done->get_future();
+    std::thread([stream = stream_, started = started_, device_gone, done] {
+      if (stream != nullptr) {
+        if (started) {
+          if (device_gone) Pa_AbortStream(stream);
+          else Pa_StopStream(stream);
+        }
+        Pa_CloseStream(stream);
+      }
+      Pa_Terminate();
+      done->set_value();
+    }).detach();
+    started_ = false;
+    return finished.wait_for(bound) == std::future_status::ready;
+  } catch (const std::exception&) {
+    return false;  // no thread could be started: leave PortAudio to the process exit
+  }
 }
+
+bool PortAudioBackend::stream_active() const noexcept { return stream_ != nullptr && Pa_IsStreamActive(stream_) == 1; }
 
 void PortAudioBackend::list_devices(std::ostream& os) {
   silence_library_chatter();
@@ -190,13 +215,6 @@ void PortAudioBackend::open(Mixer& mixer) {
 void PortAudioBackend::start() {
   check(Pa_StartStream(stream_), "cannot start the audio stream on '" + device_name_ + "'");
   started_ = true;
-}
-
-void PortAudioBackend::stop() noexcept {
-  if (stream_ && started_) {
-    Pa_StopStream(stream_);
-    started_ = false;
-  }
 }
 
 double PortAudioBackend::stream_time() const noexcept { return stream_ ? Pa_GetStreamTime(stream_) : 0.0; }

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <utility>
 
@@ -64,8 +65,16 @@ class PortAudioBackend {
   /// Opens the output stream feeding `mixer` (which must outlive the stream). Throws DeviceError.
   void open(Mixer& mixer);
   void start();
-  /// Stops the stream; on return the callback no longer runs.
-  void stop() noexcept;
+  /// Stops the stream (Pa_StopStream, or Pa_AbortStream when `device_gone`), closes it and
+  /// terminates PortAudio, waiting at most `bound`: PortAudio's JACK host API blocks for minutes
+  /// once its server is gone (issue #16 finding 3). True when all of it finished in time (the
+  /// callback no longer runs); false when it did not: the work goes on in a detached thread, the
+  /// backend is abandoned (its destructor leaves PortAudio alone) and the process should exit.
+  /// Idempotent; the destructor calls it with a 2 s bound if it was not called.
+  bool shutdown(std::chrono::milliseconds bound, bool device_gone) noexcept;
+  /// True while PortAudio reports the stream active (Pa_IsStreamActive == 1): false once the
+  /// host API stopped it (JACK server gone, device error). Loop thread.
+  [[nodiscard]] bool stream_active() const noexcept;
 
   [[nodiscard]] double sample_rate() const noexcept { return rate_; }
   [[nodiscard]] int channels() const noexcept { return channels_; }
@@ -92,6 +101,7 @@ class PortAudioBackend {
   std::string host_api_name_;
   PaStream* stream_ = nullptr;
   bool started_ = false;
+  bool shut_down_ = false;  ///< shutdown() ran (PortAudio terminated or abandoned)
   std::pair<Mixer*, CallbackTimes*> context_{};  ///< the callback's user data
   CallbackTimes times_;
 };

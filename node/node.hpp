@@ -52,7 +52,19 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  /// Runs until --duration elapses or SIGINT/SIGTERM. Returns the process exit code.
+  /// Exit code of run() when the audio device was lost (stopped or stalled) at the end, or did
+  /// not stop within 2 s.
+  static constexpr int kExitDeviceLost = 3;
+  /// What the node knows of its audio device (from the callback count and PortAudio).
+  enum class DeviceState : std::uint8_t {
+    running,  ///< callbacks keep coming
+    stalled,  ///< no callback for kDeviceStallNs while PortAudio says the stream is active
+    stopped,  ///< PortAudio stopped the stream (JACK server gone, device error)
+  };
+  static constexpr mono_ns_t kDeviceStallNs = 500'000'000;
+
+  /// Runs until --duration elapses or SIGINT/SIGTERM. Returns the process exit code: 0, or
+  /// kExitDeviceLost. Stopping never waits more than 2 s for the device.
   int run();
 
  private:
@@ -110,6 +122,9 @@ class Node {
   void expire_sources(mono_ns_t now);
   void report(bool final);
   void write_json();
+  /// Loop thread, every tick: follows the callback count; no progress for kDeviceStallNs makes
+  /// the device stalled or stopped (stderr line, device_lost event), progress running again.
+  void check_device(mono_ns_t now);
   /// The figures of the node and of every source now (stats_model.hpp).
   [[nodiscard]] NodeSnapshot snapshot() const;
   [[nodiscard]] std::vector<SourceReport> source_reports(bool with_departed) const;
@@ -132,6 +147,11 @@ class Node {
   NodeConfig cfg_;
   std::unique_ptr<PortAudioBackend> backend_;
   std::unique_ptr<Mixer> mixer_;
+  // Device health (loop thread): see check_device().
+  DeviceState device_state_ = DeviceState::running;
+  std::uint64_t device_callbacks_seen_ = 0;
+  mono_ns_t device_progress_ns_ = 0;   ///< when the callback count last moved
+  bool device_abandoned_ = false;      ///< shutdown timed out: the mixer must outlive us
   DeviceClock clock_;
   frames_t lead_frames_ = 0;
 

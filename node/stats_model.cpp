@@ -130,6 +130,8 @@ const NodeField kNodeFields[] = {
   NODE("sample_rate", number, gauge, "sample_rate_hertz", 1, "Hz", "device sample rate (nominal)", n.sample_rate),
   NODE("device_skew_ppm", number, gauge, "device_skew_ratio", 1e6, "ppm", "device clock against the monotonic clock, measured from callback positions", n.device_skew_ppm),
   NODE("device", string, none, nullptr, 1, "", "host API, device, rate and channels", n.device),
+  NODE("device_state", string, none, nullptr, 1, "", "running: callbacks keep coming; stalled: none for 500 ms while the stream is active; stopped: PortAudio stopped the stream (JACK server gone, device error)", n.device_state),
+  NODE("device_up", boolean, gauge, "device_up", 1, "0/1", "1 while device_state is running", n.device_up),
   NODE("output_latency_ms", number, gauge, "output_latency_seconds", 1e3, "ms", "device latency the node uses: callback position -> DAC", n.output_latency_ms),
   NODE("pa_output_latency_ms", number, gauge, "pa_output_latency_seconds", 1e3, "ms", "Pa_GetStreamInfo outputLatency, for comparison", n.pa_output_latency_ms),
   NODE("render_lead_ms", number, gauge, "render_lead_seconds", 1e3, "ms", "how far ahead of the device the loop renders", n.render_lead_ms),

@@ -55,6 +55,8 @@ struct NodeSnapshot {
   double sample_rate = 0;
   double device_skew_ppm = 0;
   std::string device;
+  std::string device_state;  ///< Node::DeviceState: running, stalled, stopped
+  bool device_up = true;
   double output_latency_ms = 0;
   double pa_output_latency_ms = 0;
   double render_lead_ms = 0;

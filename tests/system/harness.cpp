@@ -158,6 +158,11 @@ JackServer::~JackServer() {
   jackd_->wait(std::chrono::seconds(3));
 }
 
+void JackServer::kill_now() {
+  jackd_->signal(SIGKILL);
+  jackd_->wait(std::chrono::seconds(3));
+}
+
 bool JackServer::wait_for_port(const std::string& port) {
   for (int i = 0; i < 100; ++i) {
     FILE* p = popen("jack_lsp 2>/dev/null", "r");

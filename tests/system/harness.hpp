@@ -59,6 +59,8 @@ class JackServer {
   [[nodiscard]] const std::string& name() const { return name_; }
   /// Waits until a port named `port` exists (jack_lsp), up to 10 s.
   bool wait_for_port(const std::string& port);
+  /// Kills the server at once (SIGKILL), as a crash would, and reaps it.
+  void kill_now();
 
  private:
   std::string name_;

@@ -1090,6 +1090,42 @@ TEST(System, SigtermStopsCleanlyAndWritesFinalStats) {
   }
 }
 
+// Issue #16 finding 3: with its JACK server killed, rtpnode kept reporting an "active" source
+// with 0 underruns, and SIGTERM then blocked in Pa_StopStream for PortAudio's 600 s timeout.
+TEST(System, LostJackServerIsReportedAndSigtermStillExitsWithinTwoSeconds) {
+  const std::string dir = test_dir();
+  JackServer jack(dir, kPeriod);
+  const int port = free_udp_port();
+  Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen", "127.0.0.1:" + std::to_string(port),
+                "--stats-json", dir + "/stats.json", "--stats-interval", "200ms", "--event-log", dir + "/events.jsonl"},
+               dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "5s", "--dest", "127.0.0.1:" + std::to_string(port)},
+                 dir + "/rtpsend.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  json before;
+  std::ifstream(dir + "/stats.json") >> before;
+  EXPECT_EQ(before["node"]["device_state"], "running") << before.dump(2);
+  jack.kill_now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // > 500 ms without a callback
+  json after;
+  std::ifstream(dir + "/stats.json") >> after;
+  EXPECT_EQ(after["node"]["device_state"], "stopped") << after.dump(2);
+  EXPECT_EQ(after["node"]["device_up"], false);
+  const auto t0 = std::chrono::steady_clock::now();
+  node.signal(SIGTERM);
+  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(3)) << node.log();  // kExitDeviceLost
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_NE(node.log().find("audio device stopped"), std::string::npos) << node.log();
+  EXPECT_NE(node.log().find("(final)"), std::string::npos) << node.log();  // final stats still written
+  std::ifstream ev(dir + "/events.jsonl");
+  int lost = 0;
+  for (std::string line; std::getline(ev, line);)
+    if (json::parse(line)["event"] == "device_lost") ++lost;
+  EXPECT_EQ(lost, 1);
+  sender.wait(std::chrono::seconds(10));
+}
+
 /// Runs rtpnode with `args` (no audio device needed: these fail before or at device setup).
 std::pair<int, std::string> run_node_expecting_error(std::vector<std::string> args) {
   const std::string dir = test_dir();
