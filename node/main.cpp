@@ -2,6 +2,8 @@
 // mixed through PortAudio. See README.md for flags and examples.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -217,7 +219,15 @@ int main(int argc, char** argv) {
 
   try {
     Node node(std::move(cfg));
-    return node.run();
+    const int rc = node.run();
+    if (node.device_abandoned()) {
+      // PortAudio is stuck on a dead device in another thread and may still hold the mixer:
+      // end here, without destructors (the final stats are already written).
+      std::cerr.flush();
+      std::fflush(nullptr);
+      std::_Exit(rc);
+    }
+    return rc;
   } catch (const std::exception& e) {
     std::cerr << "rtpnode: " << e.what() << "\n";
     return 1;

@@ -66,6 +66,8 @@ class Node {
   /// Runs until --duration elapses or SIGINT/SIGTERM. Returns the process exit code: 0, or
   /// kExitDeviceLost. Stopping never waits more than 2 s for the device.
   int run();
+  /// True when run() could not stop the device in time (the process should _Exit).
+  [[nodiscard]] bool device_abandoned() const noexcept { return device_abandoned_; }
 
  private:
   struct Listener {
