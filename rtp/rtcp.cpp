@@ -47,6 +47,20 @@ std::string_view to_string(RtcpParseStatus s) noexcept {
   return "?";
 }
 
+namespace {
+
+/// oRTP's SdesItemFoundCallback. oRTP passes the item type byte from the wire, 0..255, as its
+/// enum; in C++ a value outside the enum's range must not be read as the enum (undefined; the
+/// fuzzer found type 100), so its bytes are read instead, and the parameter is never converted.
+void on_sdes_item(void* user, std::uint32_t ssrc, rtcp_sdes_type_t t, const char* content, std::uint8_t len) {
+  unsigned type = 0;
+  static_assert(sizeof type >= sizeof t);
+  std::memcpy(&type, &t, sizeof t);
+  if (type == RTCP_SDES_CNAME && content) static_cast<RtcpCompound*>(user)->cnames.emplace_back(ssrc, std::string(content, len));
+}
+
+}  // namespace
+
 RtcpParseStatus rtcp_parse(std::span<const std::uint8_t> data, RtcpCompound& out) {
   out = {};
   if (data.size() < 8) return RtcpParseStatus::too_short;
@@ -97,13 +111,7 @@ RtcpParseStatus rtcp_parse(std::span<const std::uint8_t> data, RtcpCompound& out
       const std::uint32_t reporter = rtcp_RR_get_ssrc(m.get());
       for (int i = 0; i < count; ++i) out.report_blocks.push_back(read_block(reporter, rtcp_RR_get_report_block(m.get(), i)));
     } else if (rtcp_is_SDES(m.get())) {
-      rtcp_sdes_parse(
-          m.get(),
-          [](void* user, std::uint32_t ssrc, rtcp_sdes_type_t t, const char* content, std::uint8_t len) {
-            if (t == RTCP_SDES_CNAME && content)
-              static_cast<RtcpCompound*>(user)->cnames.emplace_back(ssrc, std::string(content, len));
-          },
-          &out);
+      rtcp_sdes_parse(m.get(), on_sdes_item, &out);
     } else if (rtcp_is_BYE(m.get())) {
       for (int i = 0; i < count; ++i) {
         std::uint32_t ssrc = 0;

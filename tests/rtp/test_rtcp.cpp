@@ -140,3 +140,16 @@ TEST(OrtpLog, RepeatedWarningsOfOneKindArePrintedOnceAndCounted) {
   EXPECT_LE(std::count(err.begin(), err.end(), '\n'), 2) << err;
   EXPECT_NE(err.find("repeats are counted"), std::string::npos) << err;
 }
+
+// Found by fuzz_rtcp: an SDES item type outside oRTP's enum (100) reached our callback as that
+// enum, an undefined load (UBSan). Items of any type are skipped safely; CNAME is still read.
+TEST(Rtcp, SdesItemsOfUnknownTypeAreSkippedAndCnameIsRead) {
+  const std::vector<std::uint8_t> d = {0x80, 201, 0, 1, 0, 0, 0, 1,                         // RR, SSRC 1
+                                       0x81, 202, 0, 4, 0, 0, 0, 7,                         // SDES, SSRC 7
+                                       100, 2, 'x', 'y', 1, 2, 'a', 'b', 0, 0, 0, 0};       // type 100, CNAME "ab"
+  RtcpCompound c;
+  ASSERT_EQ(rtcp_parse(d, c), RtcpParseStatus::ok);
+  ASSERT_EQ(c.cnames.size(), 1u);
+  EXPECT_EQ(c.cnames[0].first, 7u);
+  EXPECT_EQ(c.cnames[0].second, "ab");
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Seed corpora for the fuzz targets, from real senders on loopback (issue #16).
+
+Runs rtpsend, ffmpeg and GStreamer senders one after another against two local UDP sockets
+(RTP port P, RTCP port P+1), keeps every datagram, and writes them in each target's input form:
+  rtp_header/  one RTP datagram per file          rtcp/  one RTCP compound per file
+  decoders/    [format byte] then [len][op=decode][payload] records, one stream per file
+  node/        [kind][dt_ms][len][bytes] records: a stream's RTP and RTCP in arrival order
+Usage: fuzz_seeds.py OUTDIR RTPSEND_BIN
+"""
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+# Format bytes of fuzz_decoders.cpp's kFormats for the codecs the senders use.
+DECODER_FORMAT = {"pcmu": 0, "pcma": 1, "g722": 3, "l16": 4, "opus": 7}
+
+
+def capture(cmd, port, seconds):
+    """Runs `cmd`, returns [(t, is_rtcp, bytes)] received on port / port+1 until it ends."""
+    socks = []
+    for p in (port, port + 1):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", p))
+        socks.append(s)
+    got = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    end = time.monotonic() + seconds
+    t0 = time.monotonic()
+    while time.monotonic() < end:
+        r, _, _ = select.select(socks, [], [], 0.2)
+        for s in r:
+            data = s.recv(65536)
+            got.append((time.monotonic() - t0, s is socks[1], data))
+        if proc.poll() is not None and not r:
+            break
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for s in socks:
+        s.close()
+    return got
+
+
+def senders(rtpsend, port):
+    dest = f"127.0.0.1:{port}"
+    for codec in ("pcmu", "pcma", "g722", "l16", "opus"):
+        yield f"rtpsend-{codec}", codec, [rtpsend, "--tone", "440", "--codec", codec, "--duration", "1s",
+                                           "--rtcp-interval", "200ms", "--dest", dest]
+    yield "rtpsend-opus-fec", "opus", [rtpsend, "--tone", "300", "--codec", "opus", "--expected-loss", "10%",
+                                       "--duration", "1s", "--rtcp-interval", "200ms", "--dest", dest]
+    if shutil.which("ffmpeg"):
+        for codec, enc, pt in (("pcmu", "pcm_mulaw", 0), ("opus", "libopus", 96), ("g722", "g722", 9)):
+            yield f"ffmpeg-{codec}", codec, ["ffmpeg", "-loglevel", "quiet", "-re", "-f", "lavfi", "-i",
+                                             "sine=frequency=500:duration=1", "-ac", "1", "-c:a", enc,
+                                             "-payload_type", str(pt), "-f", "rtp", f"rtp://{dest}"]
+    if shutil.which("gst-launch-1.0"):
+        yield "gst-opus", "opus", ["gst-launch-1.0", "-q", "audiotestsrc", "num-buffers=50", "!", "audioconvert", "!",
+                                   "opusenc", "!", "rtpopuspay", "pt=96", "!", "udpsink", "host=127.0.0.1",
+                                   f"port={port}"]
+
+
+def main():
+    out, rtpsend = sys.argv[1], sys.argv[2]
+    for d in ("rtp_header", "rtcp", "decoders", "node"):
+        os.makedirs(os.path.join(out, d), exist_ok=True)
+    port = 30000 + os.getpid() % 10000 * 2
+    total = 0
+    for name, codec, cmd in senders(rtpsend, port):
+        try:
+            got = capture(cmd, port, 5.0)
+        except OSError:
+            continue
+        rtp = [d for _, is_rtcp, d in got if not is_rtcp and len(d) >= 12 and not 192 <= d[1] <= 223]
+        rtcp = [d for _, is_rtcp, d in got if is_rtcp or (len(d) >= 2 and 192 <= d[1] <= 223)]
+        for i, d in enumerate(rtp[:20]):
+            open(os.path.join(out, "rtp_header", f"{name}-{i}"), "wb").write(d)
+        for i, d in enumerate(rtcp[:10]):
+            open(os.path.join(out, "rtcp", f"{name}-{i}"), "wb").write(d)
+        # Decoder input: the payloads (12-byte header, no CSRC/extension from these senders).
+        dec = bytearray([DECODER_FORMAT[codec]])
+        for d in rtp[:30]:
+            p = d[12:][:255]
+            dec += bytes([len(p), 0]) + p
+        open(os.path.join(out, "decoders", name), "wb").write(bytes(dec))
+        # Node input: PCMU streams feed source A (kind 0), the others source B (kind 1).
+        node = bytearray()
+        last = 0.0
+        for t, is_rtcp, d in got[:120]:
+            if len(d) > 255:
+                continue
+            dt = min(255, int((t - last) * 1000))
+            last = t
+            kind = 2 if is_rtcp else (0 if codec == "pcmu" else 1)
+            node += bytes([kind, dt, len(d)]) + d
+        open(os.path.join(out, "node", name), "wb").write(bytes(node))
+        total += len(got)
+        print(f"fuzz seeds: {name}: {len(rtp)} RTP, {len(rtcp)} RTCP", file=sys.stderr)
+    if total == 0:
+        sys.exit("fuzz seeds: no sender produced a datagram")
+
+
+if __name__ == "__main__":
+    main()
