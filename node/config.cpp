@@ -224,3 +224,61 @@ std::optional<ListenSpec> parse_listen(std::string_view text, std::string& error
 }
 
 }  // namespace rtpnode
+
+namespace rtpnode {
+
+std::optional<Cidr> parse_cidr(std::string_view text, std::string& error) {
+  Cidr c;
+  c.text = std::string(text);
+  const auto slash = text.find('/');
+  const std::string addr(text.substr(0, slash));
+  if (inet_pton(AF_INET, addr.c_str(), c.bytes.data()) == 1) {
+    c.family = AF_INET;
+  } else if (inet_pton(AF_INET6, addr.c_str(), c.bytes.data()) == 1) {
+    c.family = AF_INET6;
+  } else {
+    error = "--allow '" + c.text + "': not an IPv4 or IPv6 address block (examples: 192.168.1.0/24, 10.0.0.7, fd00::/8)";
+    return std::nullopt;
+  }
+  const int bits = c.family == AF_INET ? 32 : 128;
+  c.prefix = bits;
+  if (slash != std::string_view::npos) {
+    const std::string_view p = text.substr(slash + 1);
+    auto r = std::from_chars(p.data(), p.data() + p.size(), c.prefix);
+    if (p.empty() || r.ec != std::errc{} || r.ptr != p.data() + p.size() || c.prefix < 0 || c.prefix > bits) {
+      error = "--allow '" + c.text + "': the prefix length must be 0.." + std::to_string(bits);
+      return std::nullopt;
+    }
+  }
+  for (int i = c.prefix; i < bits; ++i) {
+    if (c.bytes[static_cast<std::size_t>(i / 8)] & (0x80 >> (i % 8))) {
+      error = "--allow '" + c.text + "': address bits beyond /" + std::to_string(c.prefix) + " are set";
+      return std::nullopt;
+    }
+  }
+  return c;
+}
+
+bool Cidr::contains(const sockaddr* sa) const noexcept {
+  const std::uint8_t* a = nullptr;
+  int fam = sa->sa_family;
+  if (fam == AF_INET) {
+    a = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in*>(sa)->sin_addr);
+  } else if (fam == AF_INET6) {
+    const auto& a6 = reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
+    a = reinterpret_cast<const std::uint8_t*>(&a6);
+    if (family == AF_INET && IN6_IS_ADDR_V4MAPPED(&a6)) {
+      a += 12;
+      fam = AF_INET;
+    }
+  }
+  if (a == nullptr || fam != family) return false;
+  for (int i = 0; i < prefix; ++i) {
+    const auto byte = static_cast<std::size_t>(i / 8);
+    const int mask = 0x80 >> (i % 8);
+    if ((a[byte] & mask) != (bytes[byte] & mask)) return false;
+  }
+  return true;
+}
+
+}  // namespace rtpnode

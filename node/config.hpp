@@ -2,6 +2,10 @@
 // the same defaults).
 #pragma once
 
+#include <sys/socket.h>
+
+#include <array>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -21,6 +25,17 @@ struct ListenSpec {
   std::uint16_t port = 0;            ///< 1..65535
   std::optional<PayloadFormat> raw;  ///< set: headerless PCM (no RTP header) in this format
   [[nodiscard]] std::string describe() const;
+};
+
+/// An address block, "10.0.0.0/8", "2001:db8::/32", or one address (its full length). --allow.
+struct Cidr {
+  int family = 0;                         ///< AF_INET or AF_INET6
+  std::array<std::uint8_t, 16> bytes{};   ///< network byte order; IPv4 in the first 4
+  int prefix = 0;                         ///< 0..32 (IPv4) or 0..128 (IPv6)
+  std::string text;                       ///< as given, for messages
+  /// True when `sa` lies in the block. An IPv4-mapped IPv6 address matches IPv4 blocks.
+  /// Any thread; pure.
+  [[nodiscard]] bool contains(const sockaddr* sa) const noexcept;
 };
 
 /// Which sources a per-source setting applies to: `port:N` (every source arriving on listen port
@@ -114,6 +129,10 @@ struct NodeConfig {
   /// --http-allow-remote: answer clients that are not on this host (loopback). Off by default:
   /// binding to a public address alone does not expose control.
   bool http_allow_remote = false;
+  /// --allow CIDR (repeatable): RTP, RTCP and raw PCM are accepted only from these address
+  /// blocks; other datagrams are dropped before parsing and counted (packets_not_allowed).
+  /// Empty = from anywhere.
+  std::vector<Cidr> allow;
   /// --http-token-file FILE: control requests (POST) need "Authorization: Bearer <token>", the
   /// token being the file's first line (whitespace trimmed, non-empty). Empty = no token; Host
   /// and Origin are checked either way (node/http_server.hpp).
@@ -149,5 +168,8 @@ std::optional<SourceRule> parse_gain_rule(std::string_view text, std::string& er
 
 /// Parses "ADDR:PORT" or "[IPV6]:PORT". Returns std::nullopt with `error` set on bad input.
 std::optional<ListenSpec> parse_listen(std::string_view text, std::string& error);
+/// Parses "ADDR/PREFIX" or "ADDR" (IPv4 or IPv6 literal). Host bits beyond the prefix must be
+/// zero ("10.1.2.3/8" is refused: say 10.0.0.0/8).
+std::optional<Cidr> parse_cidr(std::string_view text, std::string& error);
 
 }  // namespace rtpnode

@@ -103,6 +103,9 @@ int main(int argc, char** argv) {
                                  "e.g. 127.0.0.1:8080")->type_name("ADDR:PORT");
   app.add_flag("--http-allow-remote", cfg.http_allow_remote, "Answer HTTP clients that are not on this host (default: loopback only)");
   std::string http_token_file;
+  std::vector<std::string> allows;
+  app.add_option("--allow", allows, "Accept RTP/RTCP only from this address block, e.g. 192.168.1.0/24 or fd00::/8 "
+                                    "(repeatable; default: from anywhere)")->type_name("CIDR");
   app.add_option("--http-token-file", http_token_file,
                  "Control (POST) requests need 'Authorization: Bearer TOKEN', TOKEN being this file's first line");
   app.add_option("--event-log", cfg.event_log, "Append events (joins, leaves, underruns, bursts, xruns, control) as JSON Lines to FILE");
@@ -201,6 +204,11 @@ int main(int argc, char** argv) {
     auto spec = parse_listen(http, err);
     if (!spec) return fail("--http: " + err);
     cfg.http = *spec;
+  }
+  for (const auto& a : allows) {
+    auto c = parse_cidr(a, err);
+    if (!c) return fail(err);
+    cfg.allow.push_back(*c);
   }
   if (!http_token_file.empty()) {
     std::ifstream f(http_token_file);

@@ -100,7 +100,8 @@ std::uint64_t splitmix(std::uint64_t& x) {
 constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
 constexpr std::size_t kWarnRefused = kRtpParseStatusCount + 1;
 constexpr std::size_t kWarnRtcpForeign = kRtpParseStatusCount + 2;
-constexpr std::size_t kWarnCount = kRtpParseStatusCount + 3;
+constexpr std::size_t kWarnNotAllowed = kRtpParseStatusCount + 3;
+constexpr std::size_t kWarnCount = kRtpParseStatusCount + 4;
 
 }  // namespace
 
@@ -320,8 +321,17 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   return raw_ptr;
 }
 
+bool Node::allowed(const sockaddr* from) {
+  if (cfg_.allow.empty() || std::any_of(cfg_.allow.begin(), cfg_.allow.end(), [&](const Cidr& c) { return c.contains(from); }))
+    return true;
+  ++stats_.not_allowed;
+  warn_once(kWarnNotAllowed, [&] { return "datagrams from " + addr_to_string(from) + " dropped: not in any --allow block"; });
+  return false;
+}
+
 void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
   ++stats_.datagrams;
+  if (!allowed(from)) return;
   session_bw_.on_datagram(data.size() + 28, now);  // with UDP/IPv4 headers, as RFC 3550 §6.2 counts bandwidth
   if (l.spec.raw) {
     if (data.empty()) return;
@@ -431,6 +441,7 @@ void Node::update_timeline() {
 }
 
 void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
+  if (!allowed(from)) return;
   RtcpCompound c;
   if (rtcp_parse(data, c) != RtcpParseStatus::ok) {
     ++stats_.rtcp_malformed;
@@ -599,6 +610,7 @@ NodeSnapshot Node::snapshot() const {
   n.sender_reports = stats_.sender_reports;
   n.receiver_reports_sent = stats_.receiver_reports_sent;
   n.rtcp_foreign = stats_.rtcp_foreign;
+  n.packets_not_allowed = stats_.not_allowed;
   n.byes = stats_.byes;
   n.callbacks = pos.callbacks;
   n.xruns = mixer_->xruns();

@@ -41,6 +41,7 @@ struct NodeStats {
   std::uint64_t probation_dropped = 0;  ///< packets dropped because the probation table was full
   std::uint64_t receiver_reports_sent = 0;  ///< RTCP RR compounds sent
   std::uint64_t rtcp_foreign = 0;      ///< SR/BYE about a source from another host than its RTP
+  std::uint64_t not_allowed = 0;       ///< datagrams from outside every --allow block
 };
 
 class Node {
@@ -124,6 +125,8 @@ class Node {
   void expire_sources(mono_ns_t now);
   void report(bool final);
   void write_json();
+  /// True when --allow admits `from` (or there is no --allow); else counts and warns once.
+  bool allowed(const sockaddr* from);
   /// Loop thread, every tick: follows the callback count; no progress for kDeviceStallNs makes
   /// the device stalled or stopped (stderr line, device_lost event), progress running again.
   void check_device(mono_ns_t now);

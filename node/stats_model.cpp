@@ -104,6 +104,7 @@ const NodeField kNodeFields[] = {
   NODE("uptime_s", number, gauge, "uptime_seconds", 1, "s", "time since the device started", n.uptime_s),
   NODE("datagrams", integer, counter, "datagrams_total", 1, "datagrams", "UDP datagrams received on every listen socket (RTP ports)", n.datagrams),
   NODE("packets_malformed", integer, counter, "packets_malformed_total", 1, "packets", "datagrams on RTP ports that are not valid RTP (RFC 3550 §5.1, A.1 checks), RTCP excluded; see packets_rejected", n.packets_malformed),
+  NODE("packets_not_allowed", integer, counter, "packets_not_allowed_total", 1, "datagrams", "RTP, RTCP and raw datagrams from addresses outside every --allow block; dropped before parsing", n.packets_not_allowed),
   NODE("packets_unknown_payload_type", integer, counter, "packets_unknown_payload_type_total", 1, "packets", "valid RTP of a new SSRC with a payload type no --payload maps; dropped", n.packets_unknown_payload_type),
   NODE("sources_active", integer, gauge, "sources_active", 1, "sources", "sources playing (state active)", n.sources_active),
   NODE("sources_refused", integer, counter, "sources_refused_total", 1, "sources", "new streams refused: --max-sources reached (each stream once while it stays refused) or codec error", n.sources_refused),

@@ -36,6 +36,7 @@ struct NodeSnapshot {
   std::uint64_t sender_reports = 0;
   std::uint64_t receiver_reports_sent = 0;
   std::uint64_t rtcp_foreign = 0;
+  std::uint64_t packets_not_allowed = 0;
   std::uint64_t byes = 0;
   std::uint64_t callbacks = 0;
   std::uint64_t xruns = 0;

@@ -14,6 +14,8 @@ PACKAGES=(
   iproute2                                 # network namespaces for the multicast test
   libmicrohttpd-dev                        # HTTP for /metrics, /stats and control
   curl python3-jsonschema python3-prometheus-client  # independent checks of the HTTP endpoint
+  clang libclang-rt-14-dev                 # libFuzzer targets (tools/fuzz.sh)
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good  # fuzz seeds from GStreamer
 )
 
 missing=()

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds (warnings are errors) and runs every test:
-# unit, real-time safety, and system tests (rtpnode + rtpsend + JACK dummy server + capture).
+#  1. unit, real-time safety and system tests (rtpnode + rtpsend + JACK dummy server + capture);
+#  2. the same unit and system tests under ASan+UBSan, the threaded ones under TSan
+#     (tools/sanitize.sh);
+#  3. every fuzz target for FUZZ_SECONDS each (default 30) from seed corpora of real senders
+#     (tools/fuzz.sh).
+# `tools/test.sh --quick` runs stage 1 only (for a fast local check; CI runs all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
 tools/build.sh -DRTPNODE_WERROR=ON
-cd build
-ctest --output-on-failure -j 2 --timeout 300
+(cd build && ctest --output-on-failure -j 2 --timeout 300)
+if [ "${1:-}" = "--quick" ]; then exit 0; fi
+tools/sanitize.sh
+tools/fuzz.sh "${FUZZ_SECONDS:-30}"

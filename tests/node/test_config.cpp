@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "node/config.hpp"
 
 using namespace rtpnode;
@@ -103,4 +106,51 @@ TEST(Config, SsrcRulesBeatPortRulesAndLaterRulesWin) {
   EXPECT_EQ(c.settings_for(5004, 0x11, true).offset, 10ms);
   EXPECT_EQ(c.settings_for(5006, 0x11, true).gain_db, 0.0);
   EXPECT_FALSE(c.settings_for(5006, 0x11, true).route);
+}
+
+namespace {
+sockaddr_storage addr(const char* ip) {
+  sockaddr_storage ss{};
+  if (inet_pton(AF_INET, ip, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr) == 1) {
+    ss.ss_family = AF_INET;
+  } else {
+    inet_pton(AF_INET6, ip, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr);
+    ss.ss_family = AF_INET6;
+  }
+  return ss;
+}
+bool in(const Cidr& c, const char* ip) {
+  const sockaddr_storage ss = addr(ip);
+  return c.contains(reinterpret_cast<const sockaddr*>(&ss));
+}
+}  // namespace
+
+TEST(Config, AllowBlocksParseAndMatchIpv4Ipv6AndMappedAddresses) {
+  std::string err;
+  const auto lan = parse_cidr("192.168.1.0/24", err);
+  ASSERT_TRUE(lan) << err;
+  EXPECT_TRUE(in(*lan, "192.168.1.77"));
+  EXPECT_FALSE(in(*lan, "192.168.2.1"));
+  EXPECT_TRUE(in(*lan, "::ffff:192.168.1.9"));  // a dual-stack socket's view of an IPv4 sender
+  const auto host = parse_cidr("10.0.0.7", err);
+  ASSERT_TRUE(host);
+  EXPECT_EQ(host->prefix, 32);
+  EXPECT_TRUE(in(*host, "10.0.0.7"));
+  EXPECT_FALSE(in(*host, "10.0.0.8"));
+  const auto ula = parse_cidr("fd00::/8", err);
+  ASSERT_TRUE(ula);
+  EXPECT_TRUE(in(*ula, "fd12:3456::1"));
+  EXPECT_FALSE(in(*ula, "fe80::1"));
+  EXPECT_FALSE(in(*ula, "10.0.0.7"));
+  const auto odd = parse_cidr("10.0.0.0/9", err);
+  ASSERT_TRUE(odd);
+  EXPECT_TRUE(in(*odd, "10.127.255.255"));
+  EXPECT_FALSE(in(*odd, "10.128.0.0"));
+  EXPECT_TRUE(in(*parse_cidr("0.0.0.0/0", err), "203.0.113.5"));
+  EXPECT_FALSE(parse_cidr("10.1.2.3/8", err));  // host bits set
+  EXPECT_NE(err.find("beyond /8"), std::string::npos) << err;
+  EXPECT_FALSE(parse_cidr("10.0.0.0/33", err));
+  EXPECT_FALSE(parse_cidr("10.0.0.0/", err));
+  EXPECT_FALSE(parse_cidr("example.com/24", err));
+  EXPECT_FALSE(parse_cidr("fd00::/129", err));
 }

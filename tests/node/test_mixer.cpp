@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <deque>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "node/mixer.hpp"
@@ -173,6 +176,49 @@ TEST(Mixer, CommandsWaitOnTheLoopSideWhenTheRingIsFullAndArriveInOrder) {
   m.remove(s.get(), 0);
   run(m, 16, 16);
   EXPECT_TRUE(m.releasable(*s));  // the remove arrived: nothing was dropped
+}
+
+// The lifetime rule under real concurrency: an audio thread mixes without pause while the loop
+// thread adds streams, changes their gain, removes them and frees each one the moment
+// releasable() allows, with more streams than slots so that adds are refused too. Under ASan a
+// stream freed too early is a use-after-free; under TSan an unordered access is a race.
+TEST(Mixer, StreamsFreedWhenReleasableAreNeverTouchedAgainByTheAudioThread) {
+  Mixer m(2, 4, 16);
+  std::atomic<bool> stop{false};
+  std::thread audio([&] {
+    std::vector<float> out(2 * 64);
+    while (!stop.load(std::memory_order_relaxed)) m.process(out.data(), 64, {});
+  });
+  std::deque<std::unique_ptr<PlayoutStream>> live;
+  std::vector<float> chunk(64, 0.25f);
+  std::uint32_t next_id = 0;
+  int freed = 0;
+  for (int round = 0; round < 3000; ++round) {
+    if (live.size() < 8) {
+      live.push_back(std::make_unique<PlayoutStream>(next_id++, 1, 1024, m.position().frame));
+      live.back()->ring.push(chunk.data(), chunk.size());
+      m.add(live.back().get());
+    }
+    PlayoutStream& s = *live[static_cast<std::size_t>(round) % live.size()];
+    if (round % 3 == 0) m.set_gain(&s, 0.5f, m.position().frame);
+    if (round % 5 == 0) m.remove(&s, m.position().frame + 32);
+    m.flush_deferred();
+    while (m.take_retired() != nullptr) {
+    }
+    for (auto it = live.begin(); it != live.end();) {
+      if (m.releasable(**it)) {
+        it = live.erase(it);  // freed here, on the loop thread
+        ++freed;
+      } else {
+        ++it;
+      }
+    }
+    if (round % 64 == 0) std::this_thread::yield();
+  }
+  stop = true;
+  audio.join();
+  EXPECT_GT(freed, 500);
+  EXPECT_GT(m.refused(), 0u);  // more streams than slots: the refusal path ran too
 }
 
 TEST(Mixer, PublishesPositionAndXruns) {

@@ -589,3 +589,41 @@ TEST(Rtcp, ByeAndSenderReportsFromAnotherHostAreIgnored) {
   EXPECT_EQ((*src)["placements"].get<int>(), 0) << src->dump(2);
   EXPECT_NE(node.log().find("from another host"), std::string::npos) << node.log();
 }
+
+TEST(Sources, AllowAdmitsOnlyItsAddressBlocksAndCountsTheRest) {
+  // Issue #16 finding 4 (admission): --allow 127.0.0.2 admits a PCMU stream sent from 127.0.0.2
+  // and drops rtpsend's from 127.0.0.1 (RTP and RTCP), counting them.
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const int node_port = free_udp_port();
+  Process node(node_argv(node_port, dir, {"--duration", "4s", "--allow", "127.0.0.2"}), dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
+  std::this_thread::sleep_for(300ms);
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--ssrc", "1111", "--duration", "2s", "--rtcp-interval", "500ms",
+                  "--dest", "127.0.0.1:" + std::to_string(node_port)},
+                 dir + "/rtpsend.log");
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in other{};
+  other.sin_family = AF_INET;
+  other.sin_addr.s_addr = htonl(0x7f000002);  // 127.0.0.2
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&other), sizeof other), 0) << std::strerror(errno);
+  test::PacketBuilder b;
+  b.ssrc = 2222;
+  const std::vector<std::uint8_t> payload(160, 0x55);
+  auto next = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100; ++i) {
+    send_to(fd, node_port, b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload));
+    next += 20ms;
+    std::this_thread::sleep_until(next);
+  }
+  close(fd);
+  EXPECT_EQ(sender.wait(20s), std::optional<int>(0)) << sender.log();
+  EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2);
+  EXPECT_EQ(stats["sources"][0]["ssrc"], 2222);
+  EXPECT_EQ(stats["sources"][0]["packets_received"], 100);
+  EXPECT_GE(stats["node"]["packets_not_allowed"].get<int>(), 100) << stats.dump(2);  // 100 RTP + its SRs
+  EXPECT_NE(node.log().find("not in any --allow block"), std::string::npos) << node.log();
+}
