@@ -627,3 +627,85 @@ TEST(Sources, AllowAdmitsOnlyItsAddressBlocksAndCountsTheRest) {
   EXPECT_GE(stats["node"]["packets_not_allowed"].get<int>(), 100) << stats.dump(2);  // 100 RTP + its SRs
   EXPECT_NE(node.log().find("not in any --allow block"), std::string::npos) << node.log();
 }
+
+namespace {
+/// Resident set size of process `pid`, kB (VmRSS), or -1.
+long rss_kb(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+}  // namespace
+
+TEST(Sources, FloodOfGarbageAndNewSsrcsLeavesAGoodStreamUntouched) {
+  // Issue #16: 50 k datagrams/s for 4 s -- 190 k of garbage (not RTP) and 10 k valid RTP packets
+  // of 10 k different SSRCs, each seen once (never admitted: RFC 3550 A.1 probation) -- from
+  // another loopback host, while a PCMU stream plays. The stream must not underrun or conceal,
+  // the garbage is counted, and the node's memory stays bounded.
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const int node_port = free_udp_port();
+  Process node(node_argv(node_port, dir, {"--duration", "8s"}), dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--ssrc", "4242", "--duration", "6s", "--dest",
+                  "127.0.0.1:" + std::to_string(node_port)},
+                 dir + "/rtpsend.log");
+  std::this_thread::sleep_for(1s);
+  const long rss_before = rss_kb(node.pid());
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in other{};
+  other.sin_family = AF_INET;
+  other.sin_addr.s_addr = htonl(0x7f000003);  // 127.0.0.3
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&other), sizeof other), 0) << std::strerror(errno);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<std::uint16_t>(node_port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  test::PacketBuilder b;
+  const std::vector<std::uint8_t> payload(160, 0x55);
+  std::vector<std::uint8_t> garbage(172);
+  std::uint64_t rng = 99;
+  int sent_garbage = 0, sent_ssrcs = 0;
+  auto next = std::chrono::steady_clock::now();
+  for (int ms = 0; ms < 4000; ++ms) {  // 50 datagrams a millisecond
+    for (int k = 0; k < 50; ++k) {
+      std::vector<std::uint8_t> d;
+      if ((ms * 50 + k) % 20 == 0 && sent_ssrcs < 10000) {
+        b.ssrc = 0x10000000u + static_cast<std::uint32_t>(sent_ssrcs++);
+        d = b.build(static_cast<seq_t>(rng), static_cast<rtp_ts_t>(rng), payload);
+      } else {
+        for (auto& x : garbage) {
+          rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+          x = static_cast<std::uint8_t>(rng >> 56);
+        }
+        garbage[0] = static_cast<std::uint8_t>(garbage[0] & 0x3f);  // version 0: never valid RTP
+        d = garbage;
+        ++sent_garbage;
+      }
+      (void)sendto(fd, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    }
+    next += 1ms;
+    std::this_thread::sleep_until(next);
+  }
+  close(fd);
+  const long rss_after = rss_kb(node.pid());
+  EXPECT_EQ(sender.wait(20s), std::optional<int>(0)) << sender.log();
+  EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  const json* good = nullptr;
+  for (const json& s : stats["sources"])
+    if (s["ssrc"] == 4242) good = &s;
+  ASSERT_NE(good, nullptr) << stats.dump(2);
+  EXPECT_EQ(stats["sources"].size(), 1u);  // none of the 10 k SSRCs was admitted
+  EXPECT_EQ((*good)["underruns"], 0) << good->dump(2);
+  EXPECT_EQ((*good)["frames_concealed"], 0) << good->dump(2);
+  EXPECT_EQ((*good)["packets_received"], 300);
+  const auto malformed = stats["node"]["packets_malformed"].get<long>();
+  // Counted: everything the kernel delivered (on loopback it drops nothing at this rate).
+  EXPECT_EQ(malformed, sent_garbage) << stats["node"].dump(2);
+  std::printf("flood: %d garbage + %d SSRCs in 4 s; node counted %ld malformed, %ld probation drops; RSS %ld -> %ld kB\n",
+              sent_garbage, sent_ssrcs, malformed, stats["node"]["probation_dropped"].get<long>(), rss_before, rss_after);
+  EXPECT_LT(rss_after - rss_before, 32 * 1024);  // the probation table is bounded: < 32 MB growth
+}
