@@ -279,14 +279,16 @@ void Mixer::process(float* out, frames_t n, const BlockTiming& t) noexcept {
 }
 
 void Mixer::publish(const DevicePosition& p) noexcept {
+  // Seqlock without fences (TSan cannot model fences): each field is a release store, so a
+  // reader whose acquire load sees a new field value also sees the odd sequence number stored
+  // before it, and retries.
   const std::uint32_t s = pos_seq_.load(std::memory_order_relaxed);
   pos_seq_.store(s + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  pos_frame_.store(p.frame, std::memory_order_relaxed);
-  pos_block_.store(p.block_frames, std::memory_order_relaxed);
-  pos_current_.store(p.current_time, std::memory_order_relaxed);
-  pos_dac_.store(p.dac_time, std::memory_order_relaxed);
-  pos_callbacks_.store(p.callbacks, std::memory_order_relaxed);
+  pos_frame_.store(p.frame, std::memory_order_release);
+  pos_block_.store(p.block_frames, std::memory_order_release);
+  pos_current_.store(p.current_time, std::memory_order_release);
+  pos_dac_.store(p.dac_time, std::memory_order_release);
+  pos_callbacks_.store(p.callbacks, std::memory_order_release);
   pos_seq_.store(s + 2, std::memory_order_release);
 }
 
@@ -295,12 +297,12 @@ DevicePosition Mixer::position() const noexcept {
   for (;;) {
     const std::uint32_t s1 = pos_seq_.load(std::memory_order_acquire);
     if (s1 & 1u) continue;
-    p.frame = pos_frame_.load(std::memory_order_relaxed);
-    p.block_frames = pos_block_.load(std::memory_order_relaxed);
-    p.current_time = pos_current_.load(std::memory_order_relaxed);
-    p.dac_time = pos_dac_.load(std::memory_order_relaxed);
-    p.callbacks = pos_callbacks_.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    // Acquire loads keep the second sequence load after them (see publish()).
+    p.frame = pos_frame_.load(std::memory_order_acquire);
+    p.block_frames = pos_block_.load(std::memory_order_acquire);
+    p.current_time = pos_current_.load(std::memory_order_acquire);
+    p.dac_time = pos_dac_.load(std::memory_order_acquire);
+    p.callbacks = pos_callbacks_.load(std::memory_order_acquire);
     if (pos_seq_.load(std::memory_order_relaxed) == s1) return p;
   }
 }

@@ -51,6 +51,22 @@ std::string addr_to_string(const sockaddr* sa) {
   return "[" + std::string(host) + "]:" + std::to_string(port);
 }
 
+/// Hash of a sender's IP address (port excluded): the per-host probation limit.
+std::uint64_t host_key(const sockaddr* sa) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  const std::uint8_t* p = nullptr;
+  std::size_t n = 0;
+  if (sa->sa_family == AF_INET) {
+    p = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in*>(sa)->sin_addr);
+    n = 4;
+  } else if (sa->sa_family == AF_INET6) {
+    p = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr);
+    n = 16;
+  }
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
 /// 48-bit hash of a sender address, for keying headerless sources (no SSRC).
 std::uint64_t addr_key(const sockaddr* sa) {
   std::uint64_t h = 1469598103934665603ull;  // FNV-1a
@@ -321,6 +337,13 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   return raw_ptr;
 }
 
+std::unordered_map<std::uint64_t, Node::Probation>::iterator Node::erase_probation(
+    std::unordered_map<std::uint64_t, Probation>::iterator it) {
+  const auto h = probation_hosts_.find(host_key(reinterpret_cast<const sockaddr*>(&it->second.from)));
+  if (h != probation_hosts_.end() && --h->second == 0) probation_hosts_.erase(h);
+  return probation_.erase(it);
+}
+
 bool Node::allowed(const sockaddr* from) {
   if (cfg_.allow.empty() || std::any_of(cfg_.allow.begin(), cfg_.allow.end(), [&](const Cidr& c) { return c.contains(from); }))
     return true;
@@ -394,10 +417,19 @@ void Node::on_new_ssrc(Listener& l, std::uint64_t key, const RtpHeaderView& h, s
   auto it = probation_.find(key);
   if (it == probation_.end()) {
     const std::size_t limit = 4 * static_cast<std::size_t>(cfg_.max_sources) + 16;
-    if (probation_.size() >= limit) {
+    // One sending host holds at most an eighth of the table: a flood of new SSRCs from one host
+    // cannot keep other hosts' new streams out.
+    const std::size_t per_host = std::max<std::size_t>(8, limit / 8);
+    const std::uint64_t host = host_key(from);
+    auto held_by_host = [&] {
+      const auto f = probation_hosts_.find(host);
+      return f == probation_hosts_.end() ? std::size_t{0} : f->second;
+    };
+    if (probation_.size() >= limit || held_by_host() >= per_host) {
       // Forget candidates that never followed up (more than a second old).
-      std::erase_if(probation_, [now](const auto& kv) { return now - kv.second.first_arrival > 1'000'000'000; });
-      if (probation_.size() >= limit) {
+      for (auto p = probation_.begin(); p != probation_.end();)
+        p = now - p->second.first_arrival > 1'000'000'000 ? erase_probation(p) : std::next(p);
+      if (probation_.size() >= limit || held_by_host() >= per_host) {
         ++stats_.probation_dropped;
         return;
       }
@@ -405,16 +437,18 @@ void Node::on_new_ssrc(Listener& l, std::uint64_t key, const RtpHeaderView& h, s
     Probation& added = probation_.emplace(key, Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number, {}})
                            .first->second;
     std::memcpy(&added.from, from, sockaddr_length(from));
+    ++probation_hosts_[host];
     return;
   }
   Probation& pr = it->second;
   if (h.sequence_number != static_cast<std::uint16_t>(pr.last_seq + 1)) {
+    if (!same_host(from, reinterpret_cast<const sockaddr*>(&pr.from))) return;  // another host's packet: not a restart
     pr = Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number, {}};  // start over
     std::memcpy(&pr.from, from, sockaddr_length(from));
     return;
   }
   const Probation held = std::move(pr);
-  probation_.erase(it);
+  erase_probation(it);
   if (Source* s = find_or_create(key, l, from, h.ssrc, h.payload_type, fmt, false, held.first_arrival)) {
     RtpHeaderView first;
     if (rtp_parse(held.first, first) == RtpParseStatus::ok) s->on_rtp(first, held.first_arrival, clock_);
@@ -477,7 +511,7 @@ void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockad
     if (auto h = sender_reports_.find(key); h != sender_reports_.end() && same_host(from, reinterpret_cast<const sockaddr*>(&h->second.from)))
       sender_reports_.erase(h);
     if (auto pr = probation_.find(key); pr != probation_.end() && same_host(from, reinterpret_cast<const sockaddr*>(&pr->second.from)))
-      probation_.erase(pr);
+      erase_probation(pr);
     if (it != sources_.end()) it->second->on_bye();
   }
 }

@@ -180,6 +180,9 @@ class Node {
   std::uint32_t next_id_ = 1;
   NodeStats stats_;
   std::unordered_map<std::uint64_t, Probation> probation_;
+  std::unordered_map<std::uint64_t, std::size_t> probation_hosts_;  ///< entries per sending host
+  /// Removes a probation entry, keeping probation_hosts_ right; returns the next one.
+  std::unordered_map<std::uint64_t, Probation>::iterator erase_probation(std::unordered_map<std::uint64_t, Probation>::iterator it);
   /// Streams refused at --max-sources (key -> their last packet), so each is refused and counted
   /// once, and its packets skip probation until a slot frees or it goes quiet (--source-timeout).
   std::unordered_map<std::uint64_t, mono_ns_t> refused_;
