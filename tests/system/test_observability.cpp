@@ -82,6 +82,20 @@ void send_to(int fd, int port, const std::vector<std::uint8_t>& data) {
             static_cast<ssize_t>(data.size()));
 }
 
+/// A UDP socket bound to IPv4 address `host` (host byte order, e.g. 0x7f000002), any port; -1
+/// with errno set on failure.
+int udp_socket_on(std::uint32_t host) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(host);
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 std::uint64_t ntp_now() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -561,11 +575,8 @@ TEST(Rtcp, ByeAndSenderReportsFromAnotherHostAreIgnored) {
                   "127.0.0.1:" + std::to_string(node_port)},
                  dir + "/rtpsend.log");
   std::this_thread::sleep_for(1s);
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in other{};
-  other.sin_family = AF_INET;
-  other.sin_addr.s_addr = htonl(0x7f000002);  // 127.0.0.2
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&other), sizeof other), 0) << std::strerror(errno);
+  const int fd = udp_socket_on(0x7f000002);  // 127.0.0.2: another host on the loopback network
+  ASSERT_GE(fd, 0) << std::strerror(errno);
   RtcpSenderReport sr{};
   sr.ssrc = 43981;
   sr.ntp = ntp_now() + (std::uint64_t{3600} << 32);  // an hour off
@@ -602,11 +613,8 @@ TEST(Sources, AllowAdmitsOnlyItsAddressBlocksAndCountsTheRest) {
   Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--ssrc", "1111", "--duration", "2s", "--rtcp-interval", "500ms",
                   "--dest", "127.0.0.1:" + std::to_string(node_port)},
                  dir + "/rtpsend.log");
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in other{};
-  other.sin_family = AF_INET;
-  other.sin_addr.s_addr = htonl(0x7f000002);  // 127.0.0.2
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&other), sizeof other), 0) << std::strerror(errno);
+  const int fd = udp_socket_on(0x7f000002);  // 127.0.0.2: another host on the loopback network
+  ASSERT_GE(fd, 0) << std::strerror(errno);
   test::PacketBuilder b;
   b.ssrc = 2222;
   const std::vector<std::uint8_t> payload(160, 0x55);
@@ -653,11 +661,8 @@ TEST(Sources, FloodOfGarbageAndNewSsrcsLeavesAGoodStreamUntouched) {
                  dir + "/rtpsend.log");
   std::this_thread::sleep_for(1s);
   const long rss_before = rss_kb(node.pid());
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in other{};
-  other.sin_family = AF_INET;
-  other.sin_addr.s_addr = htonl(0x7f000003);  // 127.0.0.3
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&other), sizeof other), 0) << std::strerror(errno);
+  const int fd = udp_socket_on(0x7f000003);  // 127.0.0.3: another host on the loopback network
+  ASSERT_GE(fd, 0) << std::strerror(errno);
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_port = htons(static_cast<std::uint16_t>(node_port));
