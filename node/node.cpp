@@ -612,7 +612,7 @@ void Node::expire_sources(mono_ns_t now) {
     if (timed_out) {
       std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote << " timed out after "
                 << std::chrono::duration<double>(cfg_.source_timeout).count() << " s without packets\n";
-      s->leave();
+      s->leave(clock_.frame_at(now));
     } else {
       std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote
                 << " said BYE; its queued audio plays out\n";

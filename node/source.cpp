@@ -339,12 +339,13 @@ void Source::flush(const DeviceClock& clock, mono_ns_t now) {
   awaiting_anchor_ = true;
 }
 
-void Source::leave() {
+void Source::leave(frames_t now_frame) {
   if (leaving_) return;
   leaving_ = true;
   // The sender's audio ends at `end`; the leave fade runs over what follows (silence), so the
   // audio itself plays untouched, and no underrun is counted past `end`.
-  const frames_t end = stream_->start_frame + stream_->written_frames();
+  frames_t end = stream_->start_frame + stream_->written_frames();
+  if (awaiting_anchor_ || end - now_frame > static_cast<frames_t>(ring_frames(p_))) end = 0;  // at once
   if (p_.mixer) p_.mixer->remove(stream_.get(), end);
   else stream_->detached.store(true);
 }
@@ -538,7 +539,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
   playout_.set_device_skew(clock.skew());
   for (;;) {
     if (bye_ && jb_.size() == 0) {
-      leave();  // everything the sender sent before its BYE is in the ring
+      leave(clock.frame_at(now));  // everything the sender sent before its BYE is in the ring
       return;
     }
     const mono_ns_t ahead = ahead_ns(clock, now);

@@ -191,8 +191,11 @@ class Source {
   /// the source afresh.
   void flush(const DeviceClock& clock, mono_ns_t now);
   /// Ends the source: its audio already queued plays out (RTCP BYE, timeout), the last ramp
-  /// frames fading, then the mixer detaches it. See drained().
-  void leave();
+  /// frames fading, then the mixer detaches it. See drained(). `now_frame` is the device frame
+  /// playing now: a ring whose audio would end more than a ring's capacity after it (parked far
+  /// ahead: a flush waiting for its anchor, a placement far in the future) is removed at once,
+  /// or the source would never drain and would hold its --max-sources slot for good.
+  void leave(frames_t now_frame);
   /// Thread: loop. The sender said RTCP BYE: what the jitter buffer holds still plays, then the
   /// source leaves (leaving() turns true).
   void on_bye() noexcept { bye_ = true; }

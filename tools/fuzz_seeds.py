@@ -6,6 +6,7 @@ Runs rtpsend, ffmpeg and GStreamer senders one after another against two local U
   rtp_header/  one RTP datagram per file          rtcp/  one RTCP compound per file
   decoders/    [format byte] then [len][op=decode][payload] records, one stream per file
   node/        [kind][dt_ms][len][bytes] records: a stream's RTP and RTCP in arrival order
+  http/        requests as scrapers and the control endpoint's users send them
 Usage: fuzz_seeds.py OUTDIR RTPSEND_BIN
 """
 import os
@@ -66,8 +67,19 @@ def senders(rtpsend, port):
 
 def main():
     out, rtpsend = sys.argv[1], sys.argv[2]
-    for d in ("rtp_header", "rtcp", "decoders", "node"):
+    for d in ("rtp_header", "rtcp", "decoders", "node", "http"):
         os.makedirs(os.path.join(out, d), exist_ok=True)
+    http = {
+        "metrics": b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Prometheus/2.42\r\nAccept: text/plain\r\n\r\n",
+        "stats": b"GET /stats HTTP/1.0\r\n\r\n",
+        "gain": b"POST /sources/port:5004/gain?value=-6dB HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+                b"Authorization: Bearer token\r\nContent-Length: 0\r\n\r\n",
+        "cross-origin": b"POST /sources/ssrc:0x1a2b3c4d/mute HTTP/1.1\r\nHost: localhost:8080\r\nOrigin: http://evil.example\r\n"
+                        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5\r\n\r\na=b&c",
+        "keepalive": b"GET /sources HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    }
+    for name, data in http.items():
+        open(os.path.join(out, "http", name), "wb").write(data)
     port = 30000 + os.getpid() % 10000 * 2
     total = 0
     for name, codec, cmd in senders(rtpsend, port):

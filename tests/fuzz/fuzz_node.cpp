@@ -103,7 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   // Tear down as the node does: leave, let the audio thread detach, free only when releasable.
   for (Source* s : {a.get(), b.get()})
-    if (s) s->leave();
+    if (s) s->leave(clock.frame_at(now));
   for (int i = 0; i < 2000; ++i) {
     const bool done = (!a || a->drained()) && (!b || b->drained());
     if (done) break;

@@ -561,3 +561,45 @@ TEST(Source, SenderReportThatJumpsIsIgnoredUntilConfirmed) {
   EXPECT_EQ(h.source->stats().sender_reports_ignored, 3u);
   EXPECT_EQ(h.source->stats().sender_reports, 8u);
 }
+
+// Found by fuzz_node: a source left (timeout, BYE) while its ring was parked far ahead -- a
+// flush waiting for the next packet to anchor it -- never drained: the mixer was told to
+// remove it where its audio ends, at frame max/4. It held its --max-sources slot for good.
+TEST(Source, LeavingAfterAFlushDrainsAtOnce) {
+  Mixer mixer(2, 8, 240);
+  DeviceClock clock{48000};
+  clock.update(DevicePosition{0, 256, 0.0, 0.0107, 1}, 0.0, kT0);
+  test::PacketBuilder b;
+  Source::Params p;
+  p.id = 1;
+  p.ssrc = b.ssrc;
+  p.format = {Codec::pcmu, 8000, 8000, 1};
+  p.device_rate = 48000;
+  p.lead_frames = 256;
+  p.playout.adaptive = false;
+  p.playout.start_delay_ns = 40'000'000;
+  p.mixer = &mixer;
+  p.ramp_frames = 240;
+  Source s(p, kT0, clock);
+  const std::vector<std::uint8_t> payload(160, 0x55);
+  std::vector<float> out(2 * 240);
+  mono_ns_t now = kT0;
+  for (int i = 0; i < 20; ++i, now += 20'000'000) {
+    auto pkt = b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload);
+    RtpHeaderView h;
+    ASSERT_EQ(rtp_parse(pkt, h), RtpParseStatus::ok);
+    s.on_rtp(h, now, clock);
+    s.render(clock, now);
+    for (int k = 0; k < 4; ++k) mixer.process(out.data(), 240, {});  // 20 ms
+  }
+  s.flush(clock, now);
+  s.leave(clock.frame_at(now));  // the source times out before its next packet
+  int blocks = 0;
+  for (; blocks < 400 && !s.drained(); ++blocks) {  // 2 s at most
+    mixer.process(out.data(), 240, {});
+    mixer.flush_deferred();
+    s.render(clock, now);
+  }
+  EXPECT_TRUE(s.drained());
+  EXPECT_LT(blocks, 10);
+}
