@@ -56,6 +56,23 @@ struct Harness {
   }
 };
 
+/// A PCMU 8 kHz source with a fixed 40 ms playout delay feeding `mixer` (5 ms ramps), on
+/// `timeline` when given.
+Source::Params pcmu_into_mixer(std::uint32_t id, std::uint32_t ssrc, Mixer& mixer, SyncTimeline* timeline = nullptr) {
+  Source::Params p;
+  p.id = id;
+  p.ssrc = ssrc;
+  p.format = {Codec::pcmu, 8000, 8000, 1};
+  p.device_rate = 48000;
+  p.lead_frames = 256;
+  p.playout.adaptive = false;
+  p.playout.start_delay_ns = 40'000'000;
+  p.mixer = &mixer;
+  p.ramp_frames = 240;
+  p.timeline = timeline;
+  return p;
+}
+
 std::vector<std::int16_t> noise(std::size_t n, unsigned seed) {
   std::vector<std::int16_t> v(n);
   for (auto& x : v) {
@@ -461,21 +478,7 @@ TEST(Source, SpoofedSenderReportsNeitherPileUpRingsNorStarveANewSource) {
   SyncTimeline timeline;
   DeviceClock clock{48000};
   clock.update(DevicePosition{0, 256, 0.0, 0.0107, 1}, 0.0, kT0);
-  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
-  auto params = [&](std::uint32_t id, std::uint32_t ssrc) {
-    Source::Params p;
-    p.id = id;
-    p.ssrc = ssrc;
-    p.format = f;
-    p.device_rate = 48000;
-    p.lead_frames = 256;
-    p.playout.adaptive = false;
-    p.playout.start_delay_ns = 40'000'000;
-    p.mixer = &mixer;
-    p.ramp_frames = 240;
-    p.timeline = &timeline;
-    return p;
-  };
+  auto params = [&](std::uint32_t id, std::uint32_t ssrc) { return pcmu_into_mixer(id, ssrc, mixer, &timeline); };
   test::PacketBuilder ba, bb;
   ba.ssrc = 0xa;
   bb.ssrc = 0xb;
@@ -570,17 +573,7 @@ TEST(Source, LeavingAfterAFlushDrainsAtOnce) {
   DeviceClock clock{48000};
   clock.update(DevicePosition{0, 256, 0.0, 0.0107, 1}, 0.0, kT0);
   test::PacketBuilder b;
-  Source::Params p;
-  p.id = 1;
-  p.ssrc = b.ssrc;
-  p.format = {Codec::pcmu, 8000, 8000, 1};
-  p.device_rate = 48000;
-  p.lead_frames = 256;
-  p.playout.adaptive = false;
-  p.playout.start_delay_ns = 40'000'000;
-  p.mixer = &mixer;
-  p.ramp_frames = 240;
-  Source s(p, kT0, clock);
+  Source s(pcmu_into_mixer(1, b.ssrc, mixer), kT0, clock);
   const std::vector<std::uint8_t> payload(160, 0x55);
   std::vector<float> out(2 * 240);
   mono_ns_t now = kT0;
