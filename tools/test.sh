@@ -9,6 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
+# JACK2 keeps a registry of servers in /dev/shm (8 slots) and frees a crashed server's slot only
+# when a server of the same name starts again: on a machine kept between runs, leftovers of
+# killed test servers can fill it ("Too many servers already active"). With no jackd running,
+# nothing in it is in use.
+if ! pgrep -x jackd >/dev/null 2>&1; then rm -rf /dev/shm/jack-shm-registry /dev/shm/jack-[0-9]* /dev/shm/jack_* 2>/dev/null || true; fi
 tools/build.sh -DRTPNODE_WERROR=ON
 (cd build && ctest --output-on-failure -j 2 --timeout 300)
 if [ "${1:-}" = "--quick" ]; then exit 0; fi

@@ -136,9 +136,9 @@ std::string Process::log() const {
   return ss.str();
 }
 
-JackServer::JackServer(const std::string& dir, int period, int playback_channels) {
+JackServer::JackServer(const std::string& dir, int period, int playback_channels, const std::string& name) {
   static std::atomic<int> counter{0};
-  name_ = "rtpnode-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  name_ = !name.empty() ? name : "rtpnode-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
   setenv("JACK_DEFAULT_SERVER", name_.c_str(), 1);
   setenv("JACK_NO_START_SERVER", "1", 1);
   setenv("JACK_NO_AUDIO_RESERVATION", "1", 1);

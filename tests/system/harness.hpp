@@ -54,12 +54,16 @@ class Process {
 class JackServer {
  public:
   /// `playback_channels`: the dummy device's output ports (what PortAudio offers as channels).
-  explicit JackServer(const std::string& dir, int period = 1024, int playback_channels = 2);
+  /// `name`: the server name; empty = unique per process and call. A server that a test kills
+  /// (kill_now) must have a fixed name: JACK2 reclaims a dead server's slot in its shared
+  /// registry (8 slots) only when a server of the same name starts again.
+  explicit JackServer(const std::string& dir, int period = 1024, int playback_channels = 2, const std::string& name = "");
   ~JackServer();
   [[nodiscard]] const std::string& name() const { return name_; }
   /// Waits until a port named `port` exists (jack_lsp), up to 10 s.
   bool wait_for_port(const std::string& port);
-  /// Kills the server at once (SIGKILL), as a crash would, and reaps it.
+  /// Kills the server at once (SIGKILL), as a crash would, and reaps it. Its registry slot stays
+  /// taken until a server of the same name starts: give such a server a fixed name.
   void kill_now();
 
  private:

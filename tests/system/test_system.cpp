@@ -1094,7 +1094,7 @@ TEST(System, SigtermStopsCleanlyAndWritesFinalStats) {
 // with 0 underruns, and SIGTERM then blocked in Pa_StopStream for PortAudio's 600 s timeout.
 TEST(System, LostJackServerIsReportedAndSigtermStillExitsWithinTwoSeconds) {
   const std::string dir = test_dir();
-  JackServer jack(dir, kPeriod);
+  JackServer jack(dir, kPeriod, 2, "rtpnode-test-killed");  // fixed: its slot is reclaimed next time
   const int port = free_udp_port();
   Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen", "127.0.0.1:" + std::to_string(port),
                 "--stats-json", dir + "/stats.json", "--stats-interval", "200ms", "--event-log", dir + "/events.jsonl"},
