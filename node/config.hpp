@@ -117,6 +117,13 @@ struct NodeConfig {
   int channels = 2;         ///< --channels, 1..64
   int period = 0;           ///< --period frames per callback; 0 = let the host API choose
   std::string client_name = "rtpnode";  ///< --client-name (JACK client name)
+  /// --output FILE: render the mix to FILE instead of a device (node/file_backend.hpp). The
+  /// extension picks the container: .wav (RIFF WAVE, at most 4 GB), .rf64 or .flac. Paced in real
+  /// time by a virtual device clock at `rate` (default 48000 Hz) and `period` (default 256
+  /// frames), so network input plays as it would on a device. "" = a PortAudio device.
+  std::string output;
+  /// --output-format s16|s24|f32: sample format of --output (f32: WAV only). Default s16.
+  std::string output_format = "s16";
 
   // Run control and reporting.
   std::optional<nanoseconds> duration;  ///< --duration: stop after this long; unset = run until signalled

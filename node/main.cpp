@@ -92,6 +92,10 @@ int main(int argc, char** argv) {
   app.add_option("--channels", cfg.channels, "Device output channels")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--period", cfg.period, "Frames per callback; default: the host API's choice")->check(CLI::Range(16, 8192));
   app.add_option("--client-name", cfg.client_name, "JACK client name (ports: NAME:out_0 ...)")->capture_default_str();
+  app.add_option("--output", cfg.output, "Render the mix to FILE.wav, .rf64 or .flac instead of a device, paced in real time "
+                                        "(--rate default 48000, --period default 256)")->type_name("FILE");
+  app.add_option("--output-format", cfg.output_format, "Sample format of --output: s16, s24 or f32 (f32: not .flac)")
+      ->check(CLI::IsMember({"s16", "s24", "f32"}))->capture_default_str();
   app.add_flag("--list-devices", list, "List output devices and exit");
   app.add_option("--duration", duration, "Stop after this long (e.g. 10s); default: run until SIGINT/SIGTERM")
       ->check(duration_validator());

@@ -141,7 +141,7 @@ Node::Node(NodeConfig cfg)
       o.bearer_token = cfg_.http_token;
       http_ = std::make_unique<HttpServer>(&loop_, o, [this](const HttpRequest& r) { return on_http(r); });
     }
-    backend_ = std::make_unique<PortAudioBackend>(cfg_);
+    backend_ = make_audio_backend(cfg_);
     // Ramps of 5 ms on join, leave, mute, gain and route changes (issue #4: "nothing clicks").
     ramp_frames_ = static_cast<frames_t>(std::llround(backend_->sample_rate() * 0.005));
     // A source holds at most Source::kMaxStreams rings (current + leaving after re-placements),

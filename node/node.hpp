@@ -150,7 +150,7 @@ class Node {
   void close_loop();
 
   NodeConfig cfg_;
-  std::unique_ptr<PortAudioBackend> backend_;
+  std::unique_ptr<AudioBackend> backend_;
   std::unique_ptr<Mixer> mixer_;
   // Device health (loop thread): see check_device().
   DeviceState device_state_ = DeviceState::running;
