@@ -110,6 +110,13 @@ struct NodeConfig {
   /// Settings for a source of `port` / `ssrc` (has_ssrc false: headerless PCM).
   [[nodiscard]] SourceSettings settings_for(std::uint16_t port, std::uint32_t ssrc, bool has_ssrc) const;
 
+  /// The checks across fields and of ranges the field types do not carry; "" when the config
+  /// can run, else one line naming the flag to fix: no --listen; a latency, render lead or RTCP
+  /// interval out of range; --min-latency above --max-latency; a port: rule naming no --listen
+  /// port; a --route channel beyond --channels; --http-token-file without --http; an --output
+  /// whose extension or --output-format cannot be written. Any thread; pure.
+  [[nodiscard]] std::string validate() const;
+
   // Device.
   std::string host_api;     ///< --host-api: substring of a PortAudio host API name; "" = default
   std::string device;       ///< --device: index or substring of a device name; "" = default output
@@ -154,6 +161,27 @@ struct NodeConfig {
   /// smaller one, 360 / session kbit/s, for large sessions' receivers). 0.1..60 s.
   nanoseconds rtcp_min_interval = std::chrono::seconds(5);
 };
+
+/// The command line as text (what main.cpp binds CLI11 to; a config file can fill it too), with
+/// NodeConfig's defaults formatted into it: the defaults live in NodeConfig alone, and --help
+/// shows the same. make_node_config() turns it into a checked NodeConfig.
+struct NodeFlags {
+  NodeFlags();
+  std::vector<std::string> listens, payloads, offsets, routes, gains, allows;
+  /// --raw FORMAT, each with the index in `listens` of the --listen before it (-1: none).
+  std::vector<std::pair<int, std::string>> raws;
+  std::string latency, min_latency, max_latency, profile, render_lead, drift, source_timeout, sync;
+  std::string duration, stats_interval, http, http_token_file, rtcp_rr, rtcp_min_interval;
+};
+
+/// Builds a NodeConfig from `flags` on top of `base` (its fields CLI11 binds directly: numbers,
+/// device names, files) and validates it (NodeConfig::validate). Reads --http-token-file.
+/// Returns std::nullopt with `error` set to one line naming the flag. Thread: any.
+std::optional<NodeConfig> make_node_config(const NodeFlags& flags, NodeConfig base, std::string& error);
+
+/// Formats a duration as parse_duration reads it, in the largest unit that keeps it whole:
+/// "40ms", "5s", "250us", "0s".
+std::string format_duration(nanoseconds d);
 
 /// The longest duration parse_duration accepts: 1000 days, far below int64 nanoseconds (292
 /// years), so sums with monotonic times and conversions to frames cannot overflow.

@@ -46,13 +46,28 @@ CLI::Validator duration_validator() {
 int main(int argc, char** argv) {
   rtpnode::ortp_log_route();  // oRTP parses RTCP from the network: its repeated warnings are counted
   CLI::App app{"rtpnode: RTP/UDP audio receiver and player (PortAudio)"};
-  NodeConfig cfg;
-  std::vector<std::string> listens, payloads, raws;
-  std::string latency = "auto", min_latency = "0ms", max_latency = "1s", profile = "speech", lead = "0ms", duration, stats_interval = "1s", source_timeout = "5s", drift = "on";
-  std::vector<std::string> offsets, routes, gains;
-  std::string sync = "rtcp";
-  std::string http, rtcp_rr = "on", rtcp_min_interval = "5s";
+  NodeConfig cfg;  // fields bound directly; the rest is text in `flags` (defaults from NodeConfig)
+  NodeFlags flags;
+  std::vector<std::string> raws;
   bool list = false, stats_doc = false, stats_schema = false;
+  auto& listens = flags.listens;
+  auto& payloads = flags.payloads;
+  auto& latency = flags.latency;
+  auto& min_latency = flags.min_latency;
+  auto& max_latency = flags.max_latency;
+  auto& profile = flags.profile;
+  auto& lead = flags.render_lead;
+  auto& drift = flags.drift;
+  auto& source_timeout = flags.source_timeout;
+  auto& sync = flags.sync;
+  auto& offsets = flags.offsets;
+  auto& routes = flags.routes;
+  auto& gains = flags.gains;
+  auto& duration = flags.duration;
+  auto& stats_interval = flags.stats_interval;
+  auto& http = flags.http;
+  auto& rtcp_rr = flags.rtcp_rr;
+  auto& rtcp_min_interval = flags.rtcp_min_interval;
 
   app.add_option("--listen", listens, "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
       ->type_name("ADDR:PORT")->allow_extra_args(false);
@@ -106,8 +121,8 @@ int main(int argc, char** argv) {
   app.add_option("--http", http, "Serve GET /metrics (Prometheus), /stats (JSON), /sources and control on ADDR:PORT, "
                                  "e.g. 127.0.0.1:8080")->type_name("ADDR:PORT");
   app.add_flag("--http-allow-remote", cfg.http_allow_remote, "Answer HTTP clients that are not on this host (default: loopback only)");
-  std::string http_token_file;
-  std::vector<std::string> allows;
+  auto& http_token_file = flags.http_token_file;
+  auto& allows = flags.allows;
   app.add_option("--allow", allows, "Accept RTP/RTCP only from this address block, e.g. 192.168.1.0/24 or fd00::/8 "
                                     "(repeatable; default: from anywhere)")->type_name("CIDR");
   app.add_option("--http-token-file", http_token_file,
@@ -138,99 +153,17 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  std::string err;
-  auto fail = [&](const std::string& msg) {
-    std::cerr << "rtpnode: " << msg << "\n";
-    return 2;
-  };
-  if (listens.empty()) return fail("nothing to receive: give at least one --listen ADDR:PORT (e.g. --listen 0.0.0.0:5004)");
-  for (const auto& l : listens) {
-    auto spec = parse_listen(l, err);
-    if (!spec) return fail("--listen: " + err);
-    cfg.listens.push_back(*spec);
-  }
   const auto owners = raw_owners(argc, argv);
-  for (std::size_t i = 0; i < raws.size(); ++i) {
-    const int owner = i < owners.size() ? owners[i] : -1;
-    if (owner < 0) return fail("--raw " + raws[i] + " must follow the --listen it applies to");
-    auto f = parse_raw_format(raws[i], err);
-    if (!f) return fail("--raw: " + err);
-    cfg.listens[static_cast<std::size_t>(owner)].raw = *f;
+  for (std::size_t i = 0; i < raws.size(); ++i) flags.raws.emplace_back(i < owners.size() ? owners[i] : -1, raws[i]);
+  std::string err;
+  auto built = make_node_config(flags, std::move(cfg), err);
+  if (!built) {
+    std::cerr << "rtpnode: " << err << "\n";
+    return 2;
   }
-  for (const auto& p : payloads)
-    if (!cfg.payloads.apply(p, err)) return fail("--payload: " + err);
-  cfg.drift_compensation = drift == "on";
-  cfg.sync_rtcp = sync == "rtcp";
-  auto check_port = [&](const SourceRule& r, const std::string& flag) -> std::string {
-    if (r.selector.kind != SourceSelector::Kind::port) return {};
-    for (const auto& l : cfg.listens)
-      if (l.port == r.selector.value) return {};
-    return flag + " " + r.selector.text + ": no --listen has port " + std::to_string(r.selector.value);
-  };
-  for (const auto& o : offsets) {
-    auto r = parse_offset_rule(o, err);
-    if (!r) return fail("--offset: " + err);
-    if (auto e = check_port(*r, "--offset"); !e.empty()) return fail(e);
-    cfg.offsets.push_back(*r);
-  }
-  for (const auto& o : routes) {
-    auto r = parse_route_rule(o, cfg.channels, err);
-    if (!r) return fail("--route: " + err);
-    if (auto e = check_port(*r, "--route"); !e.empty()) return fail(e);
-    cfg.routes.push_back(*r);
-  }
-  for (const auto& o : gains) {
-    auto r = parse_gain_rule(o, err);
-    if (!r) return fail("--gain: " + err);
-    if (auto e = check_port(*r, "--gain"); !e.empty()) return fail(e);
-    cfg.gains.push_back(*r);
-  }
-
-  cfg.latency_auto = latency == "auto";
-  if (!cfg.latency_auto) {
-    auto fixed = parse_duration(latency, err);
-    if (!fixed) return fail("--latency: " + err + " (or auto)");
-    cfg.latency = *fixed;
-    if (cfg.latency > std::chrono::seconds(10)) return fail("--latency " + latency + " is above the 10 s maximum");
-  }
-  cfg.min_latency = *parse_duration(min_latency, err);
-  cfg.max_latency = *parse_duration(max_latency, err);
-  if (cfg.max_latency > std::chrono::seconds(10)) return fail("--max-latency " + max_latency + " is above the 10 s maximum");
-  if (cfg.min_latency > cfg.max_latency)
-    return fail("--min-latency " + min_latency + " is above --max-latency " + max_latency);
-  cfg.music = profile == "music";
-  cfg.render_lead = *parse_duration(lead, err);
-  if (cfg.render_lead > std::chrono::seconds(1)) return fail("--render-lead " + lead + " is above the 1 s maximum");
-  cfg.stats_interval = *parse_duration(stats_interval, err);
-  cfg.source_timeout = *parse_duration(source_timeout, err);
-  if (!duration.empty()) cfg.duration = *parse_duration(duration, err);
-  if (!http.empty()) {
-    auto spec = parse_listen(http, err);
-    if (!spec) return fail("--http: " + err);
-    cfg.http = *spec;
-  }
-  for (const auto& a : allows) {
-    auto c = parse_cidr(a, err);
-    if (!c) return fail(err);
-    cfg.allow.push_back(*c);
-  }
-  if (!http_token_file.empty()) {
-    std::ifstream f(http_token_file);
-    std::string line;
-    if (!f || !std::getline(f, line)) return fail("--http-token-file " + http_token_file + ": cannot read it");
-    const auto first = line.find_first_not_of(" \t\r");
-    const auto last = line.find_last_not_of(" \t\r");
-    if (first == std::string::npos) return fail("--http-token-file " + http_token_file + ": the first line is empty");
-    cfg.http_token = line.substr(first, last - first + 1);
-    if (!cfg.http) return fail("--http-token-file needs --http");
-  }
-  cfg.rtcp_rr = rtcp_rr == "on";
-  cfg.rtcp_min_interval = *parse_duration(rtcp_min_interval, err);
-  if (cfg.rtcp_min_interval < std::chrono::milliseconds(100) || cfg.rtcp_min_interval > std::chrono::seconds(60))
-    return fail("--rtcp-min-interval " + rtcp_min_interval + " is outside 100ms..60s");
 
   try {
-    Node node(std::move(cfg));
+    Node node(std::move(*built));
     const int rc = node.run();
     if (node.device_abandoned()) {
       // PortAudio is stuck on a dead device in another thread and may still hold the mixer:

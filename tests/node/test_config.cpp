@@ -3,6 +3,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <fstream>
+#include <functional>
+
 #include "node/config.hpp"
 
 using namespace rtpnode;
@@ -153,4 +156,124 @@ TEST(Config, AllowBlocksParseAndMatchIpv4Ipv6AndMappedAddresses) {
   EXPECT_FALSE(parse_cidr("10.0.0.0/", err));
   EXPECT_FALSE(parse_cidr("example.com/24", err));
   EXPECT_FALSE(parse_cidr("fd00::/129", err));
+}
+
+namespace {
+
+/// Flags with one --listen on port 5004, the rest at their defaults.
+NodeFlags one_listen() {
+  NodeFlags f;
+  f.listens = {"127.0.0.1:5004"};
+  return f;
+}
+
+/// The error make_node_config gives ("" when it succeeds).
+std::string config_error(const NodeFlags& f, NodeConfig base = {}) {
+  std::string err;
+  const auto cfg = make_node_config(f, std::move(base), err);
+  return cfg ? std::string() : err;
+}
+
+}  // namespace
+
+TEST(Config, DefaultFlagsBuildTheDefaultConfig) {
+  std::string err;
+  const auto cfg = make_node_config(one_listen(), {}, err);
+  ASSERT_TRUE(cfg) << err;
+  const NodeConfig d;
+  EXPECT_EQ(cfg->latency_auto, d.latency_auto);
+  EXPECT_EQ(cfg->min_latency, d.min_latency);
+  EXPECT_EQ(cfg->max_latency, d.max_latency);
+  EXPECT_EQ(cfg->render_lead, d.render_lead);
+  EXPECT_EQ(cfg->source_timeout, d.source_timeout);
+  EXPECT_EQ(cfg->stats_interval, d.stats_interval);
+  EXPECT_EQ(cfg->rtcp_min_interval, d.rtcp_min_interval);
+  EXPECT_EQ(cfg->drift_compensation, d.drift_compensation);
+  EXPECT_EQ(cfg->sync_rtcp, d.sync_rtcp);
+  EXPECT_EQ(cfg->rtcp_rr, d.rtcp_rr);
+  EXPECT_EQ(cfg->music, d.music);
+  EXPECT_FALSE(cfg->duration);
+  ASSERT_EQ(cfg->listens.size(), 1u);
+  EXPECT_EQ(cfg->listens[0].port, 5004);
+  // The defaults --help shows are NodeConfig's, formatted.
+  const NodeFlags f;
+  EXPECT_EQ(f.max_latency, "1s");
+  EXPECT_EQ(f.source_timeout, "5s");
+  EXPECT_EQ(f.latency, "auto");
+}
+
+TEST(Config, FormatDurationRoundTripsThroughParseDuration) {
+  for (auto d : {nanoseconds(0), nanoseconds(40'000'000), nanoseconds(5'000'000'000), nanoseconds(250'000), nanoseconds(7),
+                 nanoseconds(1'500'000'000)}) {
+    std::string err;
+    const auto back = parse_duration(format_duration(d), err);
+    ASSERT_TRUE(back) << format_duration(d) << ": " << err;
+    EXPECT_EQ(*back, d);
+  }
+  EXPECT_EQ(format_duration(std::chrono::milliseconds(1500)), "1500ms");
+}
+
+TEST(Config, CrossFieldChecksNameTheFlagToFix) {
+  struct Case {
+    std::function<void(NodeFlags&, NodeConfig&)> set;
+    std::string says;
+  };
+  const std::vector<Case> cases{
+      {[](NodeFlags& f, NodeConfig&) { f.listens.clear(); }, "give at least one --listen"},
+      {[](NodeFlags& f, NodeConfig&) { f.latency = "11s"; }, "--latency 11s is above the 10 s maximum"},
+      {[](NodeFlags& f, NodeConfig&) { f.latency = "40"; }, "needs a unit"},
+      {[](NodeFlags& f, NodeConfig&) { f.max_latency = "20s"; }, "--max-latency 20s is above"},
+      {[](NodeFlags& f, NodeConfig&) { f.min_latency = "200ms"; f.max_latency = "100ms"; },
+       "--min-latency 200ms is above --max-latency 100ms"},
+      {[](NodeFlags& f, NodeConfig&) { f.render_lead = "2s"; }, "--render-lead 2s is above the 1 s maximum"},
+      {[](NodeFlags& f, NodeConfig&) { f.rtcp_min_interval = "50ms"; }, "--rtcp-min-interval 50ms is outside"},
+      {[](NodeFlags& f, NodeConfig&) { f.offsets = {"port:5006=+10ms"}; }, "--offset port:5006: no --listen has port 5006"},
+      {[](NodeFlags& f, NodeConfig&) { f.gains = {"port:5006=-6dB"}; }, "--gain port:5006: no --listen has port 5006"},
+      {[](NodeFlags& f, NodeConfig&) { f.routes = {"port:5004=3"}; }, "names device channel 3"},
+      {[](NodeFlags& f, NodeConfig&) { f.raws = {{-1, "s16le/8000/1"}}; }, "must follow the --listen"},
+      {[](NodeFlags& f, NodeConfig&) { f.drift = "maybe"; }, "--drift maybe: expected on or off"},
+      {[](NodeFlags& f, NodeConfig&) { f.duration = "x"; }, "--duration: bad duration"},
+      {[](NodeFlags& f, NodeConfig&) { f.http_token_file = "/nonexistent/token"; }, "--http-token-file /nonexistent/token: cannot read it"},
+      {[](NodeFlags&, NodeConfig& c) { c.output = "mix.mp3"; }, "must end in .wav, .rf64 or .flac"},
+      {[](NodeFlags&, NodeConfig& c) { c.output = "mix.flac"; c.output_format = "f32"; }, "f32 is not possible in FLAC"},
+      {[](NodeFlags&, NodeConfig& c) { c.output = "mix.wav"; c.device = "hw:0"; }, "--host-api and --device do not apply"},
+      {[](NodeFlags&, NodeConfig& c) { c.max_sources = 0; }, "--max-sources 0 is outside 1..1024"},
+  };
+  for (const Case& c : cases) {
+    NodeFlags f = one_listen();
+    NodeConfig base;
+    c.set(f, base);
+    const std::string err = config_error(f, base);
+    EXPECT_NE(err.find(c.says), std::string::npos) << "expected '" << c.says << "', got '" << err << "'";
+  }
+  // The boundaries themselves are accepted.
+  NodeFlags f = one_listen();
+  f.latency = "10s";
+  f.min_latency = f.max_latency = "10s";
+  f.render_lead = "1s";
+  f.rtcp_min_interval = "100ms";
+  f.routes = {"port:5004=1,2"};
+  NodeConfig base;
+  base.output = "MIX.FLAC";
+  base.output_format = "s24";
+  EXPECT_EQ(config_error(f, base), "");
+}
+
+TEST(Config, RawAndTokenFlagsApplyWhereTheySay) {
+  NodeFlags f = one_listen();
+  f.listens.push_back("127.0.0.1:5006");
+  f.raws = {{1, "s16le/8000/1"}};
+  const std::string token = ::testing::TempDir() + "/token";
+  std::ofstream(token) << "  s3cret \n";
+  f.http = "127.0.0.1:8080";
+  f.http_token_file = token;
+  std::string err;
+  const auto cfg = make_node_config(f, {}, err);
+  ASSERT_TRUE(cfg) << err;
+  EXPECT_FALSE(cfg->listens[0].raw);
+  ASSERT_TRUE(cfg->listens[1].raw);
+  EXPECT_EQ(cfg->listens[1].raw->audio_rate, 8000u);
+  EXPECT_EQ(cfg->http_token, "s3cret");
+  f.http.clear();
+  EXPECT_NE(config_error(f).find("--http-token-file needs --http"), std::string::npos);
 }
