@@ -13,8 +13,8 @@
 #include <stdexcept>
 
 #include "node/atomic_file.hpp"
+#include "node/control_api.hpp"
 #include "node/net_address.hpp"
-#include "node/receive_time.hpp"
 #include "rtp/rtcp.hpp"
 
 namespace rtpnode {
@@ -22,19 +22,6 @@ namespace rtpnode {
 namespace {
 
 mono_ns_t now_ns() { return static_cast<mono_ns_t>(uv_hrtime()); }
-
-/// Thread: loop. See receive_time.hpp.
-void timestamp_datagrams(uv_udp_t* h) {
-  uv_os_fd_t fd = -1;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0) enable_receive_timestamps(fd);
-}
-
-/// Thread: loop. The arrival of the datagram just read from `h` (kernel timestamp, uv_hrtime scale).
-mono_ns_t arrival_ns(uv_udp_t* h) {
-  const mono_ns_t now = now_ns();
-  uv_os_fd_t fd = -1;
-  return uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0 ? receive_time_ns(fd, now) : now;
-}
 
 std::string addr_to_string(const sockaddr* sa) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -76,36 +63,6 @@ std::uint64_t addr_key(const sockaddr* sa) {
   return h & 0xffffffffffffull;
 }
 
-bool is_multicast(const std::string& addr) {
-  in_addr a4{};
-  in6_addr a6{};
-  if (inet_pton(AF_INET, addr.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 28) == 0xe;
-  if (inet_pton(AF_INET6, addr.c_str(), &a6) == 1) return a6.s6_addr[0] == 0xff;
-  return false;
-}
-
-std::string hex32(std::uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0x%08" PRIx32, v);
-  return buf;
-}
-
-/// Event-log fields naming a source.
-nlohmann::json source_id(const SourceStats& st) {
-  return {{"ssrc", hex32(st.ssrc)}, {"port", st.port}, {"remote", st.remote}, {"payload", st.payload}};
-}
-
-/// The buffer state at an event.
-nlohmann::json buffer_state(const SourceStats& st, double since_last_packet_ms) {
-  return {{"queued_ms", st.queued_ms},
-          {"target_delay_ms", st.target_delay_ms},
-          {"playout_delay_ms", st.playout_delay_ms},
-          {"jitter_ms", st.jitter_ms},
-          {"ms_since_last_packet", since_last_packet_ms},
-          {"packets_lost", st.packets_lost},
-          {"packets_late", st.packets_late}};
-}
-
 std::uint64_t splitmix(std::uint64_t& x) {
   std::uint64_t z = (x += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -132,7 +89,7 @@ Node::Node(NodeConfig cfg)
   uv_os_gethostname(host, &host_len);
   cname_ = std::string("rtpnode@") + host;
   try {
-    bind_all();
+    udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
     if (cfg_.http) {
       HttpServer::Options o;
       o.address = cfg_.http->address;
@@ -201,57 +158,6 @@ void Node::check_device(mono_ns_t now) {
   device_state_ = state;
 }
 
-void Node::bind_all() {
-  for (const auto& spec : cfg_.listens) {
-    // Owned by listeners_ from the start: a failed bind throws, and close_loop() then still finds
-    // the handle it walks alive.
-    listeners_.push_back(std::make_unique<Listener>());
-    Listener* l = listeners_.back().get();
-    l->node = this;
-    l->spec = spec;
-    const bool v6 = spec.address.find(':') != std::string::npos;
-    const bool mcast = is_multicast(spec.address);
-    sockaddr_storage ss{};
-    int rc = 0;
-    // A multicast group is joined on a socket bound to the wildcard address of its family.
-    const std::string bind_addr = mcast ? (v6 ? "::" : "0.0.0.0") : spec.address;
-    if (v6) rc = uv_ip6_addr(bind_addr.c_str(), spec.port, reinterpret_cast<sockaddr_in6*>(&ss));
-    else rc = uv_ip4_addr(bind_addr.c_str(), spec.port, reinterpret_cast<sockaddr_in*>(&ss));
-    if (rc == 0) rc = uv_udp_init_ex(&loop_, &l->handle, v6 ? AF_INET6 : AF_INET);
-    l->handle.data = l;
-    if (rc == 0) rc = uv_udp_bind(&l->handle, reinterpret_cast<const sockaddr*>(&ss), mcast ? UV_UDP_REUSEADDR : 0);
-    if (rc != 0) {
-      throw std::runtime_error("--listen " + spec.describe() + ": cannot bind: " + uv_strerror(rc) +
-                               (rc == UV_EADDRINUSE ? " (another program uses this port; pick another)" : ""));
-    }
-    if (mcast) {
-      rc = uv_udp_set_membership(&l->handle, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
-      if (rc != 0) throw std::runtime_error("--listen " + spec.describe() + ": cannot join group: " + uv_strerror(rc));
-    }
-    int rcvbuf = 1 << 20;  // absorb bursts while the loop renders
-    uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l->handle), &rcvbuf);
-    timestamp_datagrams(&l->handle);
-    // RTCP on the next port (RFC 3550 §11). Without it, sync and BYE need RTCP muxed on the
-    // RTP port (RFC 5761), which is read there too.
-    if (!spec.raw && spec.port < 65535) {
-      sockaddr_storage rs = ss;
-      if (v6) reinterpret_cast<sockaddr_in6*>(&rs)->sin6_port = htons(static_cast<std::uint16_t>(spec.port + 1));
-      else reinterpret_cast<sockaddr_in*>(&rs)->sin_port = htons(static_cast<std::uint16_t>(spec.port + 1));
-      int r2 = uv_udp_init_ex(&loop_, &l->rtcp, v6 ? AF_INET6 : AF_INET);
-      l->rtcp.data = l;
-      if (r2 == 0) r2 = uv_udp_bind(&l->rtcp, reinterpret_cast<const sockaddr*>(&rs), mcast ? UV_UDP_REUSEADDR : 0);
-      if (r2 == 0 && mcast) r2 = uv_udp_set_membership(&l->rtcp, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
-      if (r2 == 0) {
-        l->has_rtcp = true;
-        timestamp_datagrams(&l->rtcp);
-      } else {
-        std::cerr << "rtpnode: warning: --listen " << spec.describe() << ": no RTCP on port " << spec.port + 1 << ": "
-                  << uv_strerror(r2) << " (sync and BYE only with RTCP muxed on the RTP port)\n";
-      }
-    }
-  }
-}
-
 template <typename MakeText>
 void Node::warn_once(std::size_t kind, MakeText&& make_text) {
   if (warned_[kind]) return;  // the text is only built when it is printed: floods cost nothing
@@ -259,7 +165,7 @@ void Node::warn_once(std::size_t kind, MakeText&& make_text) {
   std::cerr << "rtpnode: warning: " << make_text() << " (counted; further ones are not logged)\n";
 }
 
-Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* from, std::uint32_t ssrc,
+Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const sockaddr* from, std::uint32_t ssrc,
                              std::uint8_t pt, const PayloadFormat& fmt, bool raw, mono_ns_t now) {
   if (auto it = sources_.find(key); it != sources_.end()) return it->second.get();
   if (static_cast<int>(sources_.size() + retiring_.size()) >= cfg_.max_sources) {
@@ -277,7 +183,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   Source::Params p;
   p.id = next_id_++;
   p.ssrc = ssrc;
-  p.port = l.spec.port;
+  p.port = spec.port;
   p.remote = addr_to_string(from);
   std::memcpy(&p.remote_addr, from, sockaddr_length(from));
   p.payload_type = pt;
@@ -294,7 +200,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
   p.playout.estimator.quantile = cfg_.jitter_quantile > 0 ? cfg_.jitter_quantile : prof.quantile;
   p.playout.estimator.memory_ns = prof.memory_ns;
   p.resampler_quality = cfg_.resampler_quality;
-  const SourceSettings set = cfg_.settings_for(l.spec.port, ssrc, !raw);
+  const SourceSettings set = cfg_.settings_for(spec.port, ssrc, !raw);
   p.mixer = mixer_.get();
   p.ramp_frames = ramp_frames_;
   p.timeline = cfg_.sync_rtcp && !raw ? &timeline_ : nullptr;
@@ -330,7 +236,7 @@ Source* Node::find_or_create(std::uint64_t key, Listener& l, const sockaddr* fro
       if (!raw && o->params().port == p.port && o->params().remote == p.remote && o->params().ssrc != ssrc)
         event("ssrc_changed", {{"port", p.port}, {"remote", p.remote}, {"old_ssrc", hex32(o->params().ssrc)}, {"new_ssrc", hex32(ssrc)}});
   }
-  if (events_.enabled()) watch_[raw_ptr].last = raw_ptr->stats();
+  events_.watch(*raw_ptr);
   source_order_.push_back(raw_ptr);
   sources_.emplace(key, std::move(s));
   update_timeline();  // before its first packet anchors it
@@ -352,14 +258,14 @@ bool Node::allowed(const sockaddr* from) {
   return false;
 }
 
-void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
+void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
   ++stats_.datagrams;
   if (!allowed(from)) return;
   session_bw_.on_datagram(data.size() + 28, now);  // with UDP/IPv4 headers, as RFC 3550 §6.2 counts bandwidth
-  if (l.spec.raw) {
+  if (spec.raw) {
     if (data.empty()) return;
-    const std::uint64_t key = (1ull << 63) | (std::uint64_t{l.spec.port} << 48) | addr_key(from);
-    if (Source* s = find_or_create(key, l, from, 0, 255, *l.spec.raw, true, now)) {
+    const std::uint64_t key = (1ull << 63) | (std::uint64_t{spec.port} << 48) | addr_key(from);
+    if (Source* s = find_or_create(key, spec, from, 0, 255, *spec.raw, true, now)) {
       s->on_raw(data, now, clock_);
       s->render(clock_, now);
     }
@@ -369,19 +275,19 @@ void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const so
   const RtpParseStatus st = rtp_parse(data, h);
   if (st == RtpParseStatus::rtcp) {
     ++stats_.rejected[static_cast<std::size_t>(st)];
-    on_rtcp(l, data, from, now);  // RFC 5761: RTCP muxed on the RTP port
+    on_rtcp(spec, data, from, now);  // RFC 5761: RTCP muxed on the RTP port
     return;
   }
   if (st != RtpParseStatus::ok) {
     ++stats_.rejected[static_cast<std::size_t>(st)];
     if (st != RtpParseStatus::rtcp)
       warn_once(static_cast<std::size_t>(st), [&] {
-        return "dropped malformed RTP from " + addr_to_string(from) + " on port " + std::to_string(l.spec.port) +
+        return "dropped malformed RTP from " + addr_to_string(from) + " on port " + std::to_string(spec.port) +
                ": " + std::string(to_string(st));
       });
     return;
   }
-  const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | h.ssrc;
+  const std::uint64_t key = (std::uint64_t{spec.port} << 32) | h.ssrc;
   auto it = sources_.find(key);
   if (it != sources_.end()) {
     it->second->on_rtp(h, now, clock_);
@@ -398,10 +304,10 @@ void Node::on_datagram(Listener& l, std::span<const std::uint8_t> data, const so
     });
     return;
   }
-  on_new_ssrc(l, key, h, data, from, *fmt, now);
+  on_new_ssrc(spec, key, h, data, from, *fmt, now);
 }
 
-void Node::on_new_ssrc(Listener& l, std::uint64_t key, const RtpHeaderView& h, std::span<const std::uint8_t> data,
+void Node::on_new_ssrc(const ListenSpec& spec, std::uint64_t key, const RtpHeaderView& h, std::span<const std::uint8_t> data,
                        const sockaddr* from, const PayloadFormat& fmt, mono_ns_t now) {
   // A stream refused at --max-sources stays refused while every slot is taken; once one frees,
   // it is admitted like a new one.
@@ -449,7 +355,7 @@ void Node::on_new_ssrc(Listener& l, std::uint64_t key, const RtpHeaderView& h, s
   }
   const Probation held = std::move(pr);
   erase_probation(it);
-  if (Source* s = find_or_create(key, l, from, h.ssrc, h.payload_type, fmt, false, held.first_arrival)) {
+  if (Source* s = find_or_create(key, spec, from, h.ssrc, h.payload_type, fmt, false, held.first_arrival)) {
     RtpHeaderView first;
     if (rtp_parse(held.first, first) == RtpParseStatus::ok) s->on_rtp(first, held.first_arrival, clock_);
     s->on_rtp(h, now, clock_);
@@ -474,7 +380,7 @@ void Node::update_timeline() {
     }
 }
 
-void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
+void Node::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
   if (!allowed(from)) return;
   RtcpCompound c;
   if (rtcp_parse(data, c) != RtcpParseStatus::ok) {
@@ -493,7 +399,7 @@ void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockad
   };
   for (const RtcpSenderReport& sr : c.sender_reports) {
     ++stats_.sender_reports;
-    const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | sr.ssrc;
+    const std::uint64_t key = (std::uint64_t{spec.port} << 32) | sr.ssrc;
     const auto it = sources_.find(key);
     if (it != sources_.end() && foreign(*it->second)) continue;
     HeldSenderReport held{ntp64_to_ns(sr.ntp), sr.rtp_ts, static_cast<std::uint32_t>(sr.ntp >> 16), now, {}};
@@ -505,7 +411,7 @@ void Node::on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockad
   update_timeline();
   for (std::uint32_t ssrc : c.byes) {
     ++stats_.byes;
-    const std::uint64_t key = (std::uint64_t{l.spec.port} << 32) | ssrc;
+    const std::uint64_t key = (std::uint64_t{spec.port} << 32) | ssrc;
     const auto it = sources_.find(key);
     if (it != sources_.end() && foreign(*it->second)) continue;
     if (auto h = sender_reports_.find(key); h != sender_reports_.end() && same_host(from, reinterpret_cast<const sockaddr*>(&h->second.from)))
@@ -528,33 +434,11 @@ void Node::tick() {
       lead_frames_ = cfg_.render_lead.count() > 0 ? ns_to_frames(cfg_.render_lead.count(), static_cast<std::int64_t>(clock_.rate()))
                                                   : period + ns_to_frames(10'000'000, static_cast<std::int64_t>(clock_.rate()));
     }
-    for (auto& l : listeners_) {
-      uv_udp_recv_start(
-          &l->handle,
-          [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-            auto* lst = static_cast<Listener*>(h->data);
-            *buf = uv_buf_init(lst->buf.data(), static_cast<unsigned>(lst->buf.size()));
-          },
-          [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
-            if (nread < 0 || addr == nullptr) return;
-            auto* lst = static_cast<Listener*>(h->data);
-            lst->node->on_datagram(*lst, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)},
-                                   addr, arrival_ns(h));
-          });
-      if (l->has_rtcp)
-        uv_udp_recv_start(
-            &l->rtcp,
-            [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-              auto* lst = static_cast<Listener*>(h->data);
-              *buf = uv_buf_init(lst->rtcp_buf.data(), static_cast<unsigned>(lst->rtcp_buf.size()));
-            },
-            [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
-              if (nread <= 0 || addr == nullptr) return;
-              auto* lst = static_cast<Listener*>(h->data);
-              lst->node->on_rtcp(*lst, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)}, addr,
-                                 arrival_ns(h));
-            });
-    }
+    udp_->start([this](const ReceivedDatagram& d) {
+      const ListenSpec& spec = cfg_.listens[d.listen];
+      if (d.rtcp_port) on_rtcp(spec, d.bytes, d.from, d.arrival);
+      else on_datagram(spec, d.bytes, d.from, d.arrival);
+    });
     receiving_ = true;
   }
   const mono_ns_t now = now_ns();
@@ -566,7 +450,9 @@ void Node::tick() {
   expire_sources(now);
   if (now - last_watch_ >= 100'000'000) {
     last_watch_ = now;
-    watch_events(now);
+    const double lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
+    events_.check(now, source_order_, mixer_->xruns(), max_tick_gap_, lead_ms);
+    max_tick_gap_ = 0;
   }
 }
 
@@ -608,7 +494,7 @@ void Node::expire_sources(mono_ns_t now) {
       f["queued_ms"] = s->queued_ms();
       event("source_left", f);
     }
-    watch_.erase(s);
+    events_.forget(s);
     if (timed_out) {
       std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote << " timed out after "
                 << std::chrono::duration<double>(cfg_.source_timeout).count() << " s without packets\n";
@@ -718,196 +604,7 @@ void Node::report(bool final) {
   std::cerr << line.str() << (final ? " (final)" : "") << "\n";
 }
 
-void Node::event(const char* name, const nlohmann::json& fields) {
-  events_.write(name, started_ns_ ? static_cast<double>(now_ns() - started_ns_) * 1e-9 : 0.0, fields);
-}
-
-void Node::watch_events(mono_ns_t now) {
-  if (!events_.enabled()) return;
-  const double t = static_cast<double>(now - started_ns_) * 1e-9;
-  const std::uint64_t xruns = mixer_->xruns();
-  const bool xrun_now = xruns > watched_xruns_;
-  if (xrun_now) event("xrun", {{"xruns", xruns - watched_xruns_}, {"xruns_total", xruns}});
-  watched_xruns_ = xruns;
-  // A loop stall longer than the audio rendered ahead (the render lead, one period + 10 ms)
-  // leaves the callback without audio even when every packet arrived in time.
-  const double loop_stall_ms = static_cast<double>(max_tick_gap_) / 1e6;
-  const double lead_ms = clock_.rate() > 0 ? static_cast<double>(lead_frames_) * 1000.0 / clock_.rate() : 0.0;
-  const bool loop_stalled = loop_stall_ms > std::max(lead_ms, 20.0);
-  max_tick_gap_ = 0;
-  for (Source* s : source_order_) {
-    Watch& w = watch_[s];
-    const SourceStats st = s->stats();
-    const double since_ms = static_cast<double>(now - s->last_arrival()) / 1e6;
-    const bool stalled = since_ms >= 100.0;
-    const std::uint64_t lost = st.packets_lost > w.last.packets_lost ? static_cast<std::uint64_t>(st.packets_lost - w.last.packets_lost) : 0;
-    const std::uint64_t late = st.packets_late - w.last.packets_late;
-    if (st.underruns > w.last.underruns) {
-      // Why the mixer found no audio: the device stalled, the stream stopped, packets came too
-      // late for the target, or none of these: the loop thread did not render in time.
-      const char* cause = xrun_now        ? "device_xrun"
-                          : loop_stalled  ? "loop_stalled"
-                          : stalled       ? "stream_stalled"
-                          : late > 0      ? "late_packets"
-                                          : "render_late";
-      nlohmann::json f = source_id(st);
-      f["underruns"] = st.underruns - w.last.underruns;
-      f["underrun_frames"] = st.underrun_frames - w.last.underrun_frames;
-      f["cause"] = cause;
-      if (loop_stalled) f["loop_stall_ms"] = std::round(loop_stall_ms * 10.0) / 10.0;
-      f["buffer"] = buffer_state(st, since_ms);
-      event("underrun", f);
-    }
-    // Concealment bursts: open while concealment continues from one check to the next, written
-    // once when it ends, with what caused it.
-    const std::uint64_t concealed = st.frames_concealed - w.last.frames_concealed;
-    if (concealed > 0) {
-      if (!w.in_concealment) {
-        w.in_concealment = true;
-        w.burst_start_s = t;
-        w.burst_frames = w.burst_lost = w.burst_late = 0;
-        w.stalled = w.device_xrun = false;
-        w.loop_stall_ms = 0;
-      }
-      w.burst_frames += concealed;
-      w.burst_lost += lost;
-      w.burst_late += late;
-      w.stalled = w.stalled || stalled;
-      w.device_xrun = w.device_xrun || xrun_now;
-      if (loop_stalled) w.loop_stall_ms = std::max(w.loop_stall_ms, loop_stall_ms);
-    } else if (w.in_concealment) {
-      w.in_concealment = false;
-      w.stalled = w.stalled || stalled;  // concealment gave way to silence: the stream stopped
-      nlohmann::json f = source_id(st);
-      f["started_uptime_s"] = std::round(w.burst_start_s * 1000.0) / 1000.0;
-      f["concealed_ms"] = static_cast<double>(w.burst_frames) * 1000.0 / s->params().format.audio_rate;
-      f["packets_lost"] = w.burst_lost;
-      f["packets_late"] = w.burst_late;
-      // This node's own stalls first: while the device or the loop thread stood still, the
-      // stream looks stalled too (its packets wait unread), but it was not.
-      f["cause"] = w.device_xrun              ? "device_xrun"
-                   : w.loop_stall_ms > 0      ? "loop_stalled"
-                   : w.stalled                ? "stream_stalled"
-                   : w.burst_lost > 0         ? "packet_loss"
-                   : w.burst_late > 0         ? "late_packets"
-                                              : "delay_spike";
-      if (w.loop_stall_ms > 0) f["loop_stall_ms"] = std::round(w.loop_stall_ms * 10.0) / 10.0;
-      f["buffer"] = buffer_state(st, since_ms);
-      event("concealment_burst", f);
-    }
-    if (late > 0) {
-      if (!w.in_late) {
-        w.in_late = true;
-        w.late_start_s = t;
-        w.late_packets = 0;
-      }
-      w.late_packets += late;
-    } else if (w.in_late) {
-      w.in_late = false;
-      nlohmann::json f = source_id(st);
-      f["started_uptime_s"] = std::round(w.late_start_s * 1000.0) / 1000.0;
-      f["packets_late"] = w.late_packets;
-      f["cause"] = "arrived after the playout deadline: jitter beyond the target delay";
-      f["buffer"] = buffer_state(st, since_ms);
-      event("late_burst", f);
-    }
-    if (st.drift_at_limit && !w.last.drift_at_limit) {
-      nlohmann::json f = source_id(st);
-      f["drift_ppm"] = st.drift_ppm;  // measured, beyond the limit when that is the cause
-      f["drift_limit_ppm"] = PlayoutConfig{}.max_drift * 1e6;
-      f["drift_integral_ppm"] = st.drift_integral_ppm;
-      f["integral_limit_ppm"] = PlayoutConfig{}.max_integral * 1e6;
-      f["speed"] = st.speed;
-      f["cause"] = "drift compensation is at its limit: the sender's clock is beyond what it corrects";
-      event("drift_limit", f);
-    }
-    if (st.packets_other_pt > 0 && w.last.packets_other_pt == 0) {  // the first such packet
-      nlohmann::json f = source_id(st);
-      f["packets"] = st.packets_other_pt - w.last.packets_other_pt;
-      event("payload_type_changed", f);
-    }
-    w.last = st;
-  }
-}
-
-HttpResponse Node::on_http(const HttpRequest& req) {
-  const std::string json_type = "application/json";
-  if (req.path == "/metrics" || req.path == "/stats" || req.path == "/sources" || req.path == "/") {
-    if (req.method != "GET" && req.method != "HEAD") return {405, "text/plain; charset=utf-8", "use GET\n"};
-    if (req.path == "/metrics")
-      return {200, "text/plain; version=0.0.4; charset=utf-8", prometheus_text(snapshot(), source_reports(false))};
-    if (req.path == "/stats") return {200, json_type, stats_json(snapshot(), source_reports(true)).dump(2) + "\n"};
-    if (req.path == "/sources") {
-      nlohmann::json list = nlohmann::json::array();
-      for (const SourceReport& r : source_reports(false)) list.push_back(source_json(r));
-      return {200, json_type, list.dump(2) + "\n"};
-    }
-    return {200, "text/plain; charset=utf-8",
-            "rtpnode\n"
-            "GET  /metrics                      Prometheus text format\n"
-            "GET  /stats                        JSON (docs/stats.schema.json)\n"
-            "GET  /sources                      sources playing, with queued_ms\n"
-            "POST /sources/SEL/flush|mute|unmute\n"
-            "POST /sources/SEL/gain?value=-6dB | offset?value=+12.5ms | route?value=L|R|LR|1,2|standard\n"
-            "     SEL: port:N or ssrc:0xHEX\n"};
-  }
-  constexpr std::string_view prefix = "/sources/";
-  if (req.path.rfind(prefix, 0) == 0) {
-    const std::string rest = req.path.substr(prefix.size());
-    const auto slash = rest.find('/');
-    if (slash == std::string::npos || rest.find('/', slash + 1) != std::string::npos)
-      return {404, "text/plain; charset=utf-8", "expected /sources/SEL/ACTION\n"};
-    if (req.method != "POST") return {405, "text/plain; charset=utf-8", "control actions need POST\n"};
-    return on_control(req, rest.substr(0, slash), rest.substr(slash + 1));
-  }
-  return {404, "text/plain; charset=utf-8", "not found; GET / lists the endpoints\n"};
-}
-
-HttpResponse Node::on_control(const HttpRequest& req, const std::string& selector, const std::string& action) {
-  auto bad = [](int status, const std::string& msg) { return HttpResponse{status, "text/plain; charset=utf-8", msg + "\n"}; };
-  std::string err;
-  const auto sel = parse_selector(selector, err);
-  if (!sel) return bad(400, err);
-  const auto value_it = req.query.find("value");
-  const std::string value = value_it == req.query.end() ? std::string() : value_it->second;
-  const bool needs_value = action == "gain" || action == "offset" || action == "route";
-  if (action != "flush" && action != "mute" && action != "unmute" && !needs_value)
-    return bad(404, "unknown action '" + action + "' (flush, mute, unmute, gain, offset, route)");
-  if (needs_value && value.empty()) return bad(400, action + " needs ?value=");
-  std::optional<SourceRule> rule;
-  std::optional<std::vector<int>> route;
-  if (action == "gain") rule = parse_gain_rule(selector + "=" + value, err);
-  if (action == "offset") rule = parse_offset_rule(selector + "=" + value, err);
-  if (action == "route") {
-    if (value == "standard") rule = SourceRule{};
-    else if ((rule = parse_route_rule(selector + "=" + value, backend_->channels(), err))) route = rule->route;
-  }
-  if (needs_value && !rule) return bad(400, err);
-  const mono_ns_t now = now_ns();
-  nlohmann::json applied = nlohmann::json::array();
-  bool busy = false;
-  for (Source* s : source_order_) {
-    if (!sel->matches(s->params().port, s->params().ssrc, !s->params().raw)) continue;
-    if (action == "flush") s->flush(clock_, now);
-    else if (action == "mute") s->set_muted(true, clock_, now);
-    else if (action == "unmute") s->set_muted(false, clock_, now);
-    else if (action == "gain") s->set_gain_db(rule->gain_db, clock_, now);
-    else if (action == "offset") s->set_offset(ns_to_frames(rule->offset.count(), static_cast<std::int64_t>(std::llround(clock_.rate()))));
-    else if (action == "route" && !s->set_route(route, clock_, now)) {
-      busy = true;
-      continue;
-    }
-    applied.push_back(source_json({s->stats(), "active"}));
-  }
-  if (applied.empty() && !busy) return bad(404, "no source matches " + selector);
-  if (busy && applied.empty()) return bad(409, "a route change of " + selector + " is still under way; retry");
-  if (events_.enabled()) {
-    nlohmann::json ssrcs = nlohmann::json::array();
-    for (const auto& a : applied) ssrcs.push_back(a["ssrc_hex"]);
-    event("control", {{"action", action}, {"selector", selector}, {"value", value}, {"sources", ssrcs}, {"client", req.peer}});
-  }
-  return {200, "application/json", nlohmann::json{{"action", action}, {"sources", applied}}.dump(2) + "\n"};
-}
+void Node::event(const char* name, const nlohmann::json& fields) { events_.event(name, fields, now_ns()); }
 
 void Node::schedule_receiver_reports() {
   // RFC 3550 §6.2, §6.3.1: RTCP gets 5 % of the session bandwidth, receivers 75 % of that; the
@@ -930,16 +627,17 @@ void Node::schedule_receiver_reports() {
 
 void Node::send_receiver_reports() {
   const mono_ns_t now = now_ns();
-  for (auto& l : listeners_) {
-    if (l->spec.raw) continue;
+  for (std::size_t li = 0; li < cfg_.listens.size(); ++li) {
+    const ListenSpec& spec = cfg_.listens[li];
+    if (spec.raw) continue;
     std::vector<RtcpReportBlock> blocks;
     std::vector<sockaddr_storage> dests;
     for (Source* s : source_order_) {
-      if (s->params().port != l->spec.port || s->params().raw || !s->has_sequence()) continue;
+      if (s->params().port != spec.port || s->params().raw || !s->has_sequence()) continue;
       RtcpReportBlock b = s->take_report_block();
       b.reporter = reporter_ssrc_;
       sockaddr_storage dest = s->params().remote_addr;
-      const std::uint64_t key = (std::uint64_t{l->spec.port} << 32) | s->params().ssrc;
+      const std::uint64_t key = (std::uint64_t{spec.port} << 32) | s->params().ssrc;
       if (auto it = sender_reports_.find(key); it != sender_reports_.end()) {
         b.lsr = it->second.lsr;
         b.dlsr = static_cast<std::uint32_t>(static_cast<double>(now - it->second.received) * 65536.0 / 1e9);
@@ -961,9 +659,7 @@ void Node::send_receiver_reports() {
                                               blocks.begin() + static_cast<std::ptrdiff_t>(std::min(blocks.size(), first + 31)));
       std::vector<std::uint8_t> pkt = rtcp_build_receiver_report(reporter_ssrc_, part, cname_);
       for (const sockaddr_storage& d : dests) {
-        uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(pkt.data()), static_cast<unsigned>(pkt.size()));
-        uv_udp_t* sock = l->has_rtcp ? &l->rtcp : &l->handle;
-        if (uv_udp_try_send(sock, &buf, 1, reinterpret_cast<const sockaddr*>(&d)) >= 0) {
+        if (udp_->send_rtcp(li, pkt, reinterpret_cast<const sockaddr*>(&d))) {
           ++stats_.receiver_reports_sent;
           avg_rtcp_size_ += (static_cast<double>(pkt.size() + 28) - avg_rtcp_size_) / 16.0;
         }
@@ -975,11 +671,18 @@ void Node::send_receiver_reports() {
   session_bw_.restart(now);
 }
 
+HttpResponse Node::on_http(const HttpRequest& req) {
+  const ControlContext ctx{[this] { return snapshot(); }, [this](bool d) { return source_reports(d); }, source_order_, clock_,
+                           backend_->channels(), events_, now_ns()};
+  return handle_http(req, ctx);
+}
+
 void Node::stop() { uv_stop(&loop_); }
 
 int Node::run() {
   backend_->start();
   started_ns_ = now_ns();
+  events_.set_start(started_ns_);
   std::cerr << "rtpnode: playing on " << backend_->describe() << ", latency ";
   if (cfg_.latency_auto)
     std::cerr << "auto (" << (cfg_.music ? "music" : "speech") << ", "

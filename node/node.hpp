@@ -17,11 +17,12 @@
 #include "node/audio_backend.hpp"
 #include "node/config.hpp"
 #include "node/device_clock.hpp"
-#include "node/event_log.hpp"
+#include "node/event_watcher.hpp"
 #include "node/http_server.hpp"
 #include "node/mixer.hpp"
 #include "node/source.hpp"
 #include "node/stats_model.hpp"
+#include "node/udp_listener.hpp"
 #include "rtp/rtp_header.hpp"
 
 namespace rtpnode {
@@ -71,15 +72,6 @@ class Node {
   [[nodiscard]] bool device_abandoned() const noexcept { return device_abandoned_; }
 
  private:
-  struct Listener {
-    Node* node = nullptr;
-    ListenSpec spec;
-    uv_udp_t handle{};
-    std::array<char, 65536> buf{};
-    uv_udp_t rtcp{};          ///< RTCP on port + 1 (RFC 3550 §11)
-    bool has_rtcp = false;
-    std::array<char, 65536> rtcp_buf{};
-  };
   /// A new SSRC on probation (RFC 3550 A.1: MIN_SEQUENTIAL = 2 in-sequence packets admit it).
   struct Probation {
     std::vector<std::uint8_t> first;  ///< the held packet, played once admitted
@@ -94,31 +86,16 @@ class Node {
     mono_ns_t received = 0;         ///< when it arrived (RR DLSR)
     sockaddr_storage from{};        ///< where RTCP of this sender comes from (RRs go there)
   };
-  /// Per source, what the event log compares between two checks.
-  struct Watch {
-    SourceStats last;
-    bool in_concealment = false;   ///< a concealment burst is open
-    double burst_start_s = 0;
-    std::uint64_t burst_frames = 0, burst_lost = 0, burst_late = 0;
-    bool stalled = false;          ///< a window of the burst had no packet for >= 100 ms
-    bool device_xrun = false;      ///< the device reported an xrun during the burst
-    double loop_stall_ms = 0;      ///< the longest loop-thread stall during the burst
-    bool in_late = false;          ///< a late-packet burst is open
-    double late_start_s = 0;
-    std::uint64_t late_packets = 0;
-  };
-
-  void bind_all();
   /// Thread: loop. `now`: the datagram's arrival (kernel receive timestamp, monotonic scale).
-  void on_datagram(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now);
-  void on_rtcp(Listener& l, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now);
+  void on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now);
+  void on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now);
   /// The NTP timeline is on while at least two sources have SRs (one alone follows its own
   /// target delay); it is defined from where a source with SR already plays.
   void update_timeline();
   /// RTP of an SSRC with no source yet: probation, then the source.
-  void on_new_ssrc(Listener& l, std::uint64_t key, const RtpHeaderView& h, std::span<const std::uint8_t> data,
+  void on_new_ssrc(const ListenSpec& spec, std::uint64_t key, const RtpHeaderView& h, std::span<const std::uint8_t> data,
                    const sockaddr* from, const PayloadFormat& fmt, mono_ns_t now);
-  Source* find_or_create(std::uint64_t key, Listener& l, const sockaddr* from, std::uint32_t ssrc,
+  Source* find_or_create(std::uint64_t key, const ListenSpec& spec, const sockaddr* from, std::uint32_t ssrc,
                          std::uint8_t pt, const PayloadFormat& fmt, bool raw, mono_ns_t now);
   void tick();
   /// Detaches sources silent for longer than --source-timeout; frees those the mixer returned.
@@ -133,11 +110,8 @@ class Node {
   /// The figures of the node and of every source now (stats_model.hpp).
   [[nodiscard]] NodeSnapshot snapshot() const;
   [[nodiscard]] std::vector<SourceReport> source_reports(bool with_departed) const;
-  /// GET /metrics, /stats, /sources; POST /sources/SEL/ACTION (README "HTTP endpoint").
+  /// GET /metrics, /stats, /sources; POST /sources/SEL/ACTION (control_api.hpp).
   HttpResponse on_http(const HttpRequest& req);
-  HttpResponse on_control(const HttpRequest& req, const std::string& selector, const std::string& action);
-  /// Event log: compares each source with the last check (underruns, bursts, drift limit, xruns).
-  void watch_events(mono_ns_t now);
   void event(const char* name, const nlohmann::json& fields);
   /// RTCP RR to the senders of every session, then re-arms the RFC 3550 §6.3 timer.
   void send_receiver_reports();
@@ -166,7 +140,7 @@ class Node {
   uv_timer_t stop_timer_{};
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
-  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unique_ptr<UdpListener> udp_;
   bool receiving_ = false;
 
   std::unordered_map<std::uint64_t, std::unique_ptr<Source>> sources_;
@@ -194,9 +168,7 @@ class Node {
   mono_ns_t started_ns_ = 0;
 
   std::unique_ptr<HttpServer> http_;
-  EventLog events_;
-  std::unordered_map<const Source*, Watch> watch_;
-  std::uint64_t watched_xruns_ = 0;
+  EventWatcher events_;
   mono_ns_t last_watch_ = 0;
   mono_ns_t last_tick_ = 0;       ///< when tick() last ran
   mono_ns_t max_tick_gap_ = 0;    ///< the longest time between two ticks since the last check
