@@ -63,12 +63,6 @@ std::uint64_t addr_key(const sockaddr* sa) {
   return h & 0xffffffffffffull;
 }
 
-std::uint64_t splitmix(std::uint64_t& x) {
-  std::uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
 constexpr std::size_t kWarnRefused = kRtpParseStatusCount + 1;
@@ -82,12 +76,11 @@ Node::Node(NodeConfig cfg)
     : cfg_(std::move(cfg)), clock_(48000), warned_(kWarnCount, false), events_(cfg_.event_log) {
   // Sockets first: a port in use is reported without touching the audio device.
   uv_loop_init(&loop_);
-  rng_ = uv_hrtime() ^ (static_cast<std::uint64_t>(uv_os_getpid()) << 32);
-  reporter_ssrc_ = static_cast<std::uint32_t>(splitmix(rng_));
   char host[256] = "localhost";
   std::size_t host_len = sizeof host;
   uv_os_gethostname(host, &host_len);
-  cname_ = std::string("rtpnode@") + host;
+  rtcp_ = std::make_unique<RtcpSession>(uv_hrtime() ^ (static_cast<std::uint64_t>(uv_os_getpid()) << 32),
+                                        std::string("rtpnode@") + host, 8 * static_cast<std::size_t>(cfg_.max_sources) + 65);
   try {
     udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
     if (cfg_.http) {
@@ -217,9 +210,9 @@ Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const so
     return nullptr;
   }
   refused_.erase(key);
-  if (auto it = sender_reports_.find(key); it != sender_reports_.end()) {
-    if (same_host(reinterpret_cast<const sockaddr*>(&it->second.from), from)) s->on_sender_report(it->second.ntp_ns, it->second.rtp_ts);
-    else sender_reports_.erase(it);  // held from another host than the RTP: not this sender's
+  if (const HeldSenderReport* sr = rtcp_->held(key)) {
+    if (same_host(reinterpret_cast<const sockaddr*>(&sr->from), from)) s->on_sender_report(sr->ntp_ns, sr->rtp_ts);
+    else rtcp_->forget(key);  // held from another host than the RTP: not this sender's
   }
   char ssrc_hex[16];
   std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, ssrc);
@@ -261,7 +254,7 @@ bool Node::allowed(const sockaddr* from) {
 void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
   ++stats_.datagrams;
   if (!allowed(from)) return;
-  session_bw_.on_datagram(data.size() + 28, now);  // with UDP/IPv4 headers, as RFC 3550 §6.2 counts bandwidth
+  rtcp_->on_datagram(data.size(), now);
   if (spec.raw) {
     if (data.empty()) return;
     const std::uint64_t key = (1ull << 63) | (std::uint64_t{spec.port} << 48) | addr_key(from);
@@ -287,7 +280,7 @@ void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> dat
       });
     return;
   }
-  const std::uint64_t key = (std::uint64_t{spec.port} << 32) | h.ssrc;
+  const std::uint64_t key = source_key(spec.port, h.ssrc);
   auto it = sources_.find(key);
   if (it != sources_.end()) {
     it->second->on_rtp(h, now, clock_);
@@ -388,7 +381,7 @@ void Node::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, c
     return;
   }
   ++stats_.rtcp_packets;
-  avg_rtcp_size_ += (static_cast<double>(data.size() + 28) - avg_rtcp_size_) / 16.0;  // §6.3.3
+  rtcp_->on_compound(data.size());
   // RFC 3550 §8.2: RTCP about a source counts only from the host its RTP comes from; anything
   // else (a spoofed BYE or SR from elsewhere) is counted as rtcp_foreign and ignored.
   auto foreign = [&](const Source& s) {
@@ -399,23 +392,20 @@ void Node::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, c
   };
   for (const RtcpSenderReport& sr : c.sender_reports) {
     ++stats_.sender_reports;
-    const std::uint64_t key = (std::uint64_t{spec.port} << 32) | sr.ssrc;
+    const std::uint64_t key = source_key(spec.port, sr.ssrc);
     const auto it = sources_.find(key);
     if (it != sources_.end() && foreign(*it->second)) continue;
-    HeldSenderReport held{ntp64_to_ns(sr.ntp), sr.rtp_ts, static_cast<std::uint32_t>(sr.ntp >> 16), now, {}};
-    std::memcpy(&held.from, from, sockaddr_length(from));
-    if (sender_reports_.size() > 8 * static_cast<std::size_t>(cfg_.max_sources) + 64) sender_reports_.clear();
-    sender_reports_[key] = held;
+    const HeldSenderReport& held = rtcp_->hold(key, sr, from, now);
     if (it != sources_.end()) it->second->on_sender_report(held.ntp_ns, held.rtp_ts);
   }
   update_timeline();
   for (std::uint32_t ssrc : c.byes) {
     ++stats_.byes;
-    const std::uint64_t key = (std::uint64_t{spec.port} << 32) | ssrc;
+    const std::uint64_t key = source_key(spec.port, ssrc);
     const auto it = sources_.find(key);
     if (it != sources_.end() && foreign(*it->second)) continue;
-    if (auto h = sender_reports_.find(key); h != sender_reports_.end() && same_host(from, reinterpret_cast<const sockaddr*>(&h->second.from)))
-      sender_reports_.erase(h);
+    if (const HeldSenderReport* h = rtcp_->held(key); h && same_host(from, reinterpret_cast<const sockaddr*>(&h->from)))
+      rtcp_->forget(key);
     if (auto pr = probation_.find(key); pr != probation_.end() && same_host(from, reinterpret_cast<const sockaddr*>(&pr->second.from)))
       erase_probation(pr);
     if (it != sources_.end()) it->second->on_bye();
@@ -607,20 +597,9 @@ void Node::report(bool final) {
 void Node::event(const char* name, const nlohmann::json& fields) { events_.event(name, fields, now_ns()); }
 
 void Node::schedule_receiver_reports() {
-  // RFC 3550 §6.2, §6.3.1: RTCP gets 5 % of the session bandwidth, receivers 75 % of that; the
-  // interval is at least Tmin (half before the first report), randomised over [0.5, 1.5].
-  double members = 1, senders = 0;
+  std::size_t senders = 0;
   for (const Source* s : source_order_) senders += s->params().raw ? 0 : 1;
-  members += senders;
-  RtcpIntervalInputs in;
-  in.members = members;
-  in.senders = senders;
-  in.rtcp_bandwidth = 0.05 * session_bw_.bytes_per_second(now_ns());
-  in.avg_rtcp_size = avg_rtcp_size_;
-  in.initial = rr_initial_;
-  in.min_interval_s = std::chrono::duration<double>(cfg_.rtcp_min_interval).count();
-  const double u = static_cast<double>(splitmix(rng_) >> 11) * 0x1.0p-53;
-  const double interval = rtcp_interval(in, u);
+  const double interval = rtcp_->next_interval_s(senders, cfg_.rtcp_min_interval, now_ns());
   uv_timer_start(&rr_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->send_receiver_reports(); },
                  static_cast<std::uint64_t>(std::max(1.0, interval * 1000.0)), 0);
 }
@@ -630,45 +609,20 @@ void Node::send_receiver_reports() {
   for (std::size_t li = 0; li < cfg_.listens.size(); ++li) {
     const ListenSpec& spec = cfg_.listens[li];
     if (spec.raw) continue;
-    std::vector<RtcpReportBlock> blocks;
-    std::vector<sockaddr_storage> dests;
-    for (Source* s : source_order_) {
-      if (s->params().port != spec.port || s->params().raw || !s->has_sequence()) continue;
-      RtcpReportBlock b = s->take_report_block();
-      b.reporter = reporter_ssrc_;
-      sockaddr_storage dest = s->params().remote_addr;
-      const std::uint64_t key = (std::uint64_t{spec.port} << 32) | s->params().ssrc;
-      if (auto it = sender_reports_.find(key); it != sender_reports_.end()) {
-        b.lsr = it->second.lsr;
-        b.dlsr = static_cast<std::uint32_t>(static_cast<double>(now - it->second.received) * 65536.0 / 1e9);
-        dest = it->second.from;
-      } else if (dest.ss_family == AF_INET) {
-        auto* a = reinterpret_cast<sockaddr_in*>(&dest);
-        a->sin_port = htons(static_cast<std::uint16_t>(ntohs(a->sin_port) + 1));  // RFC 3550 §11
-      } else if (dest.ss_family == AF_INET6) {
-        auto* a = reinterpret_cast<sockaddr_in6*>(&dest);
-        a->sin6_port = htons(static_cast<std::uint16_t>(ntohs(a->sin6_port) + 1));
-      }
-      blocks.push_back(b);
-      const std::size_t len = sockaddr_length(reinterpret_cast<const sockaddr*>(&dest));
-      if (std::none_of(dests.begin(), dests.end(), [&](const sockaddr_storage& d) { return std::memcmp(&d, &dest, len) == 0; }))
-        dests.push_back(dest);
-    }
-    for (std::size_t first = 0; first < blocks.size(); first += 31) {  // at most 31 blocks per RR
-      const std::vector<RtcpReportBlock> part(blocks.begin() + static_cast<std::ptrdiff_t>(first),
-                                              blocks.begin() + static_cast<std::ptrdiff_t>(std::min(blocks.size(), first + 31)));
-      std::vector<std::uint8_t> pkt = rtcp_build_receiver_report(reporter_ssrc_, part, cname_);
-      for (const sockaddr_storage& d : dests) {
+    std::vector<ReportTarget> targets;
+    for (Source* s : source_order_)
+      if (s->params().port == spec.port && !s->params().raw && s->has_sequence())
+        targets.push_back({s->take_report_block(), source_key(spec.port, s->params().ssrc), s->params().remote_addr});
+    const OutgoingReports out = rtcp_->build(targets, now);
+    for (const auto& pkt : out.packets)
+      for (const sockaddr_storage& d : out.destinations)
         if (udp_->send_rtcp(li, pkt, reinterpret_cast<const sockaddr*>(&d))) {
           ++stats_.receiver_reports_sent;
-          avg_rtcp_size_ += (static_cast<double>(pkt.size() + 28) - avg_rtcp_size_) / 16.0;
+          rtcp_->on_sent(pkt.size());
         }
-      }
-    }
   }
-  rr_initial_ = false;
+  rtcp_->on_reported(now);
   schedule_receiver_reports();
-  session_bw_.restart(now);
 }
 
 HttpResponse Node::on_http(const HttpRequest& req) {

@@ -21,11 +21,18 @@
 #include "node/http_server.hpp"
 #include "node/mixer.hpp"
 #include "node/source.hpp"
+#include "node/rtcp_session.hpp"
 #include "node/stats_model.hpp"
 #include "node/udp_listener.hpp"
 #include "rtp/rtp_header.hpp"
 
 namespace rtpnode {
+
+/// The key of an RTP source: listen port and SSRC (RFC 3550 §8: an SSRC is unique within its
+/// session, and each listen port is a session).
+constexpr std::uint64_t source_key(std::uint16_t port, std::uint32_t ssrc) noexcept {
+  return (std::uint64_t{port} << 32) | ssrc;
+}
 
 /// Node-wide counters (loop thread).
 struct NodeStats {
@@ -78,13 +85,6 @@ class Node {
     mono_ns_t first_arrival = 0;
     std::uint16_t last_seq = 0;
     sockaddr_storage from{};          ///< its sender (a BYE from elsewhere does not end it)
-  };
-  struct HeldSenderReport {
-    std::int64_t ntp_ns = 0;
-    std::uint32_t rtp_ts = 0;
-    std::uint32_t lsr = 0;          ///< middle 32 bits of its NTP timestamp (RR LSR)
-    mono_ns_t received = 0;         ///< when it arrived (RR DLSR)
-    sockaddr_storage from{};        ///< where RTCP of this sender comes from (RRs go there)
   };
   /// Thread: loop. `now`: the datagram's arrival (kernel receive timestamp, monotonic scale).
   void on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now);
@@ -160,7 +160,6 @@ class Node {
   /// Streams refused at --max-sources (key -> their last packet), so each is refused and counted
   /// once, and its packets skip probation until a slot frees or it goes quiet (--source-timeout).
   std::unordered_map<std::uint64_t, mono_ns_t> refused_;
-  std::unordered_map<std::uint64_t, HeldSenderReport> sender_reports_;  ///< latest SR per (port, SSRC)
   SyncTimeline timeline_;
   frames_t ramp_frames_ = 0;
   bool stats_json_failing_ = false;  ///< the last --stats-json write failed (said once)
@@ -174,12 +173,7 @@ class Node {
   mono_ns_t max_tick_gap_ = 0;    ///< the longest time between two ticks since the last check
   // RTCP reporting (RFC 3550 §6.2-6.4).
   uv_timer_t rr_timer_{};
-  std::uint32_t reporter_ssrc_ = 0;
-  std::string cname_;
-  SessionBandwidthMeter session_bw_;  ///< datagrams on all listeners, RFC 3550 §6.2
-  double avg_rtcp_size_ = 100;    ///< §6.3.3, bytes with UDP/IP headers
-  bool rr_initial_ = true;
-  std::uint64_t rng_ = 0;
+  std::unique_ptr<RtcpSession> rtcp_;
 };
 
 }  // namespace rtpnode
