@@ -16,7 +16,8 @@ constexpr double kRescaleAbove = 1e150;
 }  // namespace
 
 mono_ns_t DelayEstimator::projected(const Entry& e, mono_ns_t ts_ns) const noexcept {
-  return e.transit + static_cast<mono_ns_t>(std::llround(slope_ * static_cast<double>(ts_ns - e.ts_ns)));
+  return e.transit +
+         static_cast<mono_ns_t>(std::llround(slope_ * static_cast<double>(ts_ns - e.ts_ns)));
 }
 
 DelayEstimator::DelayEstimator(const DelayEstimatorConfig& cfg) : cfg_(cfg) {
@@ -101,7 +102,9 @@ void DelayEstimator::update(ext_ts_t ts, mono_ns_t arrival_ns, ext_ts_t weight_t
   if (count_ == 0 || ts_ns > newest_ts_ns_) {
     newest_ts_ns_ = ts_ns;
     // Entries compare by their transit projected to this packet's RTP time along the drift.
-    while (count_ > 0 && projected(window_[(head_ + count_ - 1) % kWindowCapacity], ts_ns) >= transit) --count_;
+    while (count_ > 0 &&
+           projected(window_[(head_ + count_ - 1) % kWindowCapacity], ts_ns) >= transit)
+      --count_;
     if (count_ == kWindowCapacity) {
       head_ = (head_ + 1) % kWindowCapacity;
       --count_;

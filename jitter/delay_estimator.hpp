@@ -94,7 +94,9 @@ class DelayEstimator {
   /// RFC 3550 §6.4.1 interarrival jitter, ns.
   [[nodiscard]] double jitter_ns() const noexcept { return jitter_ns_; }
   /// ns of RTP time for `ts` ticks.
-  [[nodiscard]] mono_ns_t ts_to_ns(ext_ts_t ts) const noexcept { return frames_to_ns(ts, cfg_.clock_rate); }
+  [[nodiscard]] mono_ns_t ts_to_ns(ext_ts_t ts) const noexcept {
+    return frames_to_ns(ts, cfg_.clock_rate);
+  }
 
  private:
   void shift_histogram(std::int64_t buckets_up);
@@ -115,7 +117,8 @@ class DelayEstimator {
   std::vector<Entry> window_;
   std::size_t head_ = 0, count_ = 0;
   mono_ns_t newest_ts_ns_ = 0;
-  mono_ns_t route_change_ts_ns_ = std::numeric_limits<mono_ns_t>::min();  ///< packets sent before this are not recorded
+  mono_ns_t route_change_ts_ns_ =
+      std::numeric_limits<mono_ns_t>::min();  ///< packets sent before this are not recorded
   bool have_floor_ = false;
   mono_ns_t floor_ = 0;
   mono_ns_t quantile_ns_ = 0;

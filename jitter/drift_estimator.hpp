@@ -36,16 +36,16 @@
 namespace rtpnode {
 
 struct DriftEstimatorConfig {
-  std::uint32_t clock_rate = 8000;       ///< RTP ticks per second, > 0
-  mono_ns_t bin_ns = 1'000'000'000;      ///< RTP time per minimum-transit point: 1 s (50 packets
-                                         ///< of 20 ms: the minimum is the clock line within ~0.1 ms
-                                         ///< on a LAN)
-  double memory_s = 120.0;               ///< forgetting distance of the fit, s of RTP time. 120 s:
-                                         ///< ~1 ppm on a LAN; crystals move over hours, not minutes
-  mono_ns_t min_span_ns = 5'000'000'000; ///< fit span before an estimate is published: 5 s
-  mono_ns_t outlier_ns = 20'000'000;     ///< bin minima further from the line: outliers (20 ms, the
-                                         ///< route-change threshold of DelayEstimator)
-  double max_abs_skew = 0.01;            ///< estimates beyond +-1 % are not clocks: not published
+  std::uint32_t clock_rate = 8000;   ///< RTP ticks per second, > 0
+  mono_ns_t bin_ns = 1'000'000'000;  ///< RTP time per minimum-transit point: 1 s (50 packets
+                                     ///< of 20 ms: the minimum is the clock line within ~0.1 ms
+                                     ///< on a LAN)
+  double memory_s = 120.0;           ///< forgetting distance of the fit, s of RTP time. 120 s:
+                                     ///< ~1 ppm on a LAN; crystals move over hours, not minutes
+  mono_ns_t min_span_ns = 5'000'000'000;  ///< fit span before an estimate is published: 5 s
+  mono_ns_t outlier_ns = 20'000'000;  ///< bin minima further from the line: outliers (20 ms, the
+                                      ///< route-change threshold of DelayEstimator)
+  double max_abs_skew = 0.01;         ///< estimates beyond +-1 % are not clocks: not published
 };
 
 class DriftEstimator {
@@ -75,9 +75,9 @@ class DriftEstimator {
   DriftEstimatorConfig cfg_;
   LineFit fit_;
   bool have_base_ = false;
-  mono_ns_t base_ts_ns_ = 0;       ///< RTP time origin of x (s since it)
-  mono_ns_t base_transit_ = 0;     ///< transit origin of y
-  std::int64_t bin_ = 0;           ///< index of the bin being filled
+  mono_ns_t base_ts_ns_ = 0;    ///< RTP time origin of x (s since it)
+  mono_ns_t base_transit_ = 0;  ///< transit origin of y
+  std::int64_t bin_ = 0;        ///< index of the bin being filled
   bool bin_open_ = false;
   mono_ns_t bin_min_transit_ = 0;
   mono_ns_t bin_min_ts_ns_ = 0;

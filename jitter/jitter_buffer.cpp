@@ -20,12 +20,17 @@ JitterBuffer::JitterBuffer(const JitterBufferConfig& cfg) : cfg_(cfg) {
   ptime_ticks_ = cfg_.default_ptime_ticks;
   slots_.resize(cap);
   storage_.resize(cap * cfg_.max_payload_bytes);
-  for (std::size_t i = 0; i < cap; ++i) slots_[i].pkt.data = storage_.data() + i * cfg_.max_payload_bytes;
+  for (std::size_t i = 0; i < cap; ++i)
+    slots_[i].pkt.data = storage_.data() + i * cfg_.max_payload_bytes;
   seen_.assign(kSeenWindow, -1);
 }
 
-bool JitterBuffer::seen(ext_seq_t seq) const { return seen_[static_cast<std::size_t>(seq) % kSeenWindow] == seq; }
-void JitterBuffer::mark_seen(ext_seq_t seq) { seen_[static_cast<std::size_t>(seq) % kSeenWindow] = seq; }
+bool JitterBuffer::seen(ext_seq_t seq) const {
+  return seen_[static_cast<std::size_t>(seq) % kSeenWindow] == seq;
+}
+void JitterBuffer::mark_seen(ext_seq_t seq) {
+  seen_[static_cast<std::size_t>(seq) % kSeenWindow] = seq;
+}
 
 void JitterBuffer::release(Slot& s) {
   if (s.used) {
@@ -39,7 +44,8 @@ JitterBuffer::Slot* JitterBuffer::lowest() {
   Slot* best = nullptr;
   // Scan forward from the next sequence number: slots are indexed by seq, so the first used
   // slot in window order is the lowest.
-  for (ext_seq_t s = next_seq_; s <= highest_seq_ && s < next_seq_ + static_cast<ext_seq_t>(slots_.size()); ++s) {
+  for (ext_seq_t s = next_seq_;
+       s <= highest_seq_ && s < next_seq_ + static_cast<ext_seq_t>(slots_.size()); ++s) {
     Slot& c = slot(s);
     if (c.used && c.pkt.seq == s) {
       best = &c;
@@ -106,7 +112,8 @@ InsertResult JitterBuffer::insert(ext_seq_t seq, ext_ts_t ts, bool marker,
   s.pkt.comfort_noise = comfort_noise;
   s.pkt.arrival_ns = arrival_ns;
   s.pkt.size = static_cast<std::uint32_t>(payload.size());
-  if (!payload.empty()) std::memcpy(const_cast<std::uint8_t*>(s.pkt.data), payload.data(), payload.size());
+  if (!payload.empty())
+    std::memcpy(const_cast<std::uint8_t*>(s.pkt.data), payload.data(), payload.size());
   highest_seq_ = std::max(highest_seq_, seq);
   mark_seen(seq);
   return InsertResult::stored;
@@ -161,7 +168,8 @@ JitterBuffer::Action JitterBuffer::next(ext_ts_t horizon_ts, bool allow_expand) 
     a.kind = Action::Kind::conceal;
     if (low) {
       a.ticks = std::min(a.ticks, low->pkt.ts - cursor_ts_);
-      if (low->pkt.ts - cursor_ts_ <= ptime_ticks_) next_seq_ = low->pkt.seq;  // the lost ones are gone
+      if (low->pkt.ts - cursor_ts_ <= ptime_ticks_)
+        next_seq_ = low->pkt.seq;  // the lost ones are gone
       if (low->pkt.ts - cursor_ts_ == a.ticks) a.packet = &low->pkt;
     }
     contiguous_ = false;
@@ -194,7 +202,8 @@ void JitterBuffer::played(const Action& a, ext_ts_t ticks) {
       }
       break;
     case Action::Kind::gap:
-    case Action::Kind::wait: break;
+    case Action::Kind::wait:
+      break;
   }
   cursor_ts_ += ticks;
 }

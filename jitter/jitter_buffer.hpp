@@ -38,19 +38,19 @@
 namespace rtpnode {
 
 struct JitterBufferConfig {
-  std::uint32_t clock_rate = 8000;        ///< RTP ticks per second, > 0
-  std::size_t capacity_packets = 256;     ///< slots; rounded up to a power of two, >= 2
-  std::size_t max_payload_bytes = 2048;   ///< larger payloads are refused (`too_large`)
-  int resync_after_late = 3;              ///< consecutive late packets that trigger a resync
-  ext_ts_t max_wait_ticks = 0;            ///< rule 3; 0 = 10 s worth of ticks
-  ext_ts_t default_ptime_ticks = 0;       ///< concealment step before any packet was decoded;
-                                          ///< 0 = 20 ms worth of ticks
+  std::uint32_t clock_rate = 8000;       ///< RTP ticks per second, > 0
+  std::size_t capacity_packets = 256;    ///< slots; rounded up to a power of two, >= 2
+  std::size_t max_payload_bytes = 2048;  ///< larger payloads are refused (`too_large`)
+  int resync_after_late = 3;             ///< consecutive late packets that trigger a resync
+  ext_ts_t max_wait_ticks = 0;           ///< rule 3; 0 = 10 s worth of ticks
+  ext_ts_t default_ptime_ticks = 0;      ///< concealment step before any packet was decoded;
+                                         ///< 0 = 20 ms worth of ticks
   /// Length of one expand step (Action::expand), ticks; 0 = one packet. Short steps (5 ms in
   /// rtpnode) stop expanding close to when the late packet arrives, so less delay is added.
   ext_ts_t expand_ticks = 0;
-  ext_ts_t stall_ticks = 0;               ///< concealment with an empty buffer for this long is a
-                                          ///< stall (rule 2); 0 = 200 ms worth of ticks: longer
-                                          ///< than ordinary burst loss, shorter than a pause
+  ext_ts_t stall_ticks = 0;  ///< concealment with an empty buffer for this long is a
+                             ///< stall (rule 2); 0 = 200 ms worth of ticks: longer
+                             ///< than ordinary burst loss, shorter than a pause
 };
 
 enum class InsertResult : std::uint8_t { stored, duplicate, late, too_large, resync };
@@ -68,11 +68,11 @@ struct StoredPacket {
 
 /// Counters, monotonic, written by the owner thread.
 struct JitterBufferCounters {
-  std::uint64_t duplicate = 0;  ///< packets dropped by rule 1
-  std::uint64_t late = 0;       ///< packets dropped by rule 2 (arrived after their deadline)
-  std::uint64_t overflow = 0;   ///< stored packets evicted by rule 4
-  std::uint64_t too_large = 0;  ///< payloads over max_payload_bytes
-  std::uint64_t resyncs = 0;    ///< times reset() was called after a resync report
+  std::uint64_t duplicate = 0;         ///< packets dropped by rule 1
+  std::uint64_t late = 0;              ///< packets dropped by rule 2 (arrived after their deadline)
+  std::uint64_t overflow = 0;          ///< stored packets evicted by rule 4
+  std::uint64_t too_large = 0;         ///< payloads over max_payload_bytes
+  std::uint64_t resyncs = 0;           ///< times reset() was called after a resync report
   ext_ts_t expand_credited_ticks = 0;  ///< expanded ticks that turned out to cover lost packets
 };
 

@@ -18,7 +18,9 @@ DriftEstimatorConfig with_rate(DriftEstimatorConfig c, std::uint32_t rate) {
 }  // namespace
 
 PlayoutController::PlayoutController(const PlayoutConfig& cfg)
-    : cfg_(cfg), est_(with_rate(cfg.estimator, cfg.clock_rate)), drift_(with_rate(cfg.drift, cfg.clock_rate)) {}
+    : cfg_(cfg),
+      est_(with_rate(cfg.estimator, cfg.clock_rate)),
+      drift_(with_rate(cfg.drift, cfg.clock_rate)) {}
 
 void PlayoutController::on_packet(ext_ts_t ts, mono_ns_t arrival_ns, ext_ts_t ptime_ticks) {
   drift_.update(ts, arrival_ns);
@@ -46,9 +48,11 @@ bool PlayoutController::at_limit() const noexcept {
          (std::abs(integral_) >= cfg_.max_integral || std::abs(drift()) >= cfg_.max_drift);
 }
 
-double PlayoutController::update_speed(mono_ns_t now_ns, mono_ns_t delay_ns, ext_ts_t ptime_ticks) noexcept {
+double PlayoutController::update_speed(mono_ns_t now_ns, mono_ns_t delay_ns,
+                                       ext_ts_t ptime_ticks) noexcept {
   double dt = 0;
-  if (have_speed_time_) dt = std::clamp(static_cast<double>(now_ns - last_speed_ns_) * 1e-9, 0.0, 1.0);
+  if (have_speed_time_)
+    dt = std::clamp(static_cast<double>(now_ns - last_speed_ns_) * 1e-9, 0.0, 1.0);
   have_speed_time_ = true;
   last_speed_ns_ = now_ns;
   double want = 1.0;
@@ -58,7 +62,8 @@ double PlayoutController::update_speed(mono_ns_t now_ns, mono_ns_t delay_ns, ext
     const double p = cfg_.speed_gain_per_s * e;
     if (cfg_.drift_compensation && std::abs(error_ns) < cfg_.integrate_band_ns &&
         std::fabs(p + integral_) < cfg_.max_speed_offset)
-      integral_ = std::clamp(integral_ + cfg_.integral_gain_per_s2 * e * dt, -cfg_.max_integral, cfg_.max_integral);
+      integral_ = std::clamp(integral_ + cfg_.integral_gain_per_s2 * e * dt, -cfg_.max_integral,
+                             cfg_.max_integral);
     const double u = p + (cfg_.drift_compensation ? integral_ : 0.0);
     want = 1.0 + drift() + std::clamp(u, -cfg_.max_speed_offset, cfg_.max_speed_offset);
   }
@@ -80,15 +85,16 @@ mono_ns_t PlayoutController::delay_ns(mono_ns_t needed_at_ns, ext_ts_t cursor_ts
 
 ext_ts_t PlayoutController::horizon_ts(ext_ts_t cursor_ts, mono_ns_t ahead_ns) const noexcept {
   if (ahead_ns > 0) return cursor_ts - rescale_floor(ahead_ns, 1'000'000'000, cfg_.clock_rate) - 1;
-  return cursor_ts + std::max<ext_ts_t>(1, rescale_floor(-ahead_ns, 1'000'000'000, cfg_.clock_rate));
+  return cursor_ts +
+         std::max<ext_ts_t>(1, rescale_floor(-ahead_ns, 1'000'000'000, cfg_.clock_rate));
 }
 
 bool PlayoutController::may_expand(mono_ns_t delay_ns, ext_ts_t ptime_ticks) const noexcept {
   return cfg_.adaptive && est_.valid() && delay_ns + ts_to_ns(ptime_ticks) <= cfg_.max_delay_ns;
 }
 
-
-mono_ns_t PlayoutController::adjust_gap(mono_ns_t gap_ns, mono_ns_t delay_ns, ext_ts_t ptime_ticks) {
+mono_ns_t PlayoutController::adjust_gap(mono_ns_t gap_ns, mono_ns_t delay_ns,
+                                        ext_ts_t ptime_ticks) {
   if (!cfg_.adaptive || !est_.valid() || gap_ns <= 0) return gap_ns;
   const mono_ns_t error = delay_ns - target_ns(ptime_ticks);
   const mono_ns_t change = std::clamp(error, -gap_ns, gap_ns);

@@ -81,8 +81,8 @@ struct PlayoutConfig {
   /// in late loss. 1 when the decoder recovers losses from the next packet (Opus in-band FEC
   /// needs packet n+1 at the deadline of n).
   int margin_packets = 0;
-  double speed_gain_per_s = 0.5;  ///< Kp: speed offset per second of delay error (1/s)
-  double max_speed_offset = 0.01; ///< |Kp e + I| limit: 1 % = 10 ms of delay per second
+  double speed_gain_per_s = 0.5;   ///< Kp: speed offset per second of delay error (1/s)
+  double max_speed_offset = 0.01;  ///< |Kp e + I| limit: 1 % = 10 ms of delay per second
   /// Clock drift compensation (--drift on|off): drift feed-forward and the integral term, in
   /// adaptive and fixed mode. Off: adaptive mode trims with Kp only; fixed mode plays at speed 1.
   bool drift_compensation = true;
@@ -92,8 +92,8 @@ struct PlayoutConfig {
   /// 1000 ppm) before the estimate exists and microseconds after; larger errors are target moves
   /// and expansions (5 ms steps, credited back), which are Kp's job and would bias the integral.
   mono_ns_t integrate_band_ns = 1'000'000;
-  double max_drift = 0.005;             ///< |drift feed-forward| limit: 5000 ppm (crystals are
-                                        ///< within +-100 ppm; more is a broken clock)
+  double max_drift = 0.005;  ///< |drift feed-forward| limit: 5000 ppm (crystals are
+                             ///< within +-100 ppm; more is a broken clock)
   /// |d speed / dt| limit: 5 %/s, i.e. at most 1000 ppm (1.7 cents) between 20 ms packets, and
   /// 0.2 s to reach the 1 % trim. Slower limits cost delay after every expansion (harness: 1 %/s
   /// raised the mean delay on the loss traces by 2 %, 5 %/s by 1 %).
@@ -104,9 +104,9 @@ struct PlayoutConfig {
 
 /// Counters of the delay adjustments made (monotonic).
 struct PlayoutCounters {
-  std::uint64_t expansions = 0;        ///< expand steps (delay raised by concealment)
-  std::uint64_t gap_adjustments = 0;   ///< gaps shortened or lengthened
-  mono_ns_t gap_adjusted_ns = 0;       ///< sum of |change| made in gaps
+  std::uint64_t expansions = 0;       ///< expand steps (delay raised by concealment)
+  std::uint64_t gap_adjustments = 0;  ///< gaps shortened or lengthened
+  mono_ns_t gap_adjusted_ns = 0;      ///< sum of |change| made in gaps
 };
 
 class PlayoutController {

@@ -19,7 +19,9 @@ std::string write_file_atomically(const std::string& path, std::string_view cont
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
   const int fd = mkostemp(name.data(), O_CLOEXEC);
-  if (fd < 0) return "cannot create a temporary file in " + dir + " for " + path + ": " + std::strerror(errno);
+  if (fd < 0)
+    return "cannot create a temporary file in " + dir + " for " + path + ": " +
+           std::strerror(errno);
   auto fail = [&](const char* step) {
     const int err = errno;
     unlink(name.data());

@@ -47,7 +47,8 @@ bool contains_ci(const std::string& hay, const std::string& needle) {
 RTPNODE_REALTIME std::uint64_t monotonic_ns() noexcept {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+         static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 /// Audio thread; wait-free apart from Mixer::process's bounded work.
@@ -59,7 +60,8 @@ RTPNODE_REALTIME int pa_callback(const void*, void* output, unsigned long frames
   t.current_time = time ? time->currentTime : 0.0;
   t.dac_time = time ? time->outputBufferDacTime : 0.0;
   t.xrun = (flags & (paOutputUnderflow | paOutputOverflow)) != 0;
-  process_block(*ctx->first, *ctx->second, static_cast<float*>(output), static_cast<frames_t>(frames), t);
+  process_block(*ctx->first, *ctx->second, static_cast<float*>(output),
+                static_cast<frames_t>(frames), t);
   return paContinue;
 }
 
@@ -86,7 +88,8 @@ RTPNODE_REALTIME void process_block(Mixer& mixer, CallbackTimes& times, float* o
   times.record(monotonic_ns() - t0);
 }
 
-PortAudioBackend::PortAudioBackend(const NodeConfig& cfg) : channels_(cfg.channels), period_(cfg.period) {
+PortAudioBackend::PortAudioBackend(const NodeConfig& cfg)
+    : channels_(cfg.channels), period_(cfg.period) {
   silence_library_chatter();
   if (!cfg.client_name.empty()) PaJack_SetClientName(cfg.client_name.c_str());
   check(Pa_Initialize(), "PortAudio initialisation failed");
@@ -98,16 +101,18 @@ PortAudioBackend::PortAudioBackend(const NodeConfig& cfg) : channels_(cfg.channe
       if (contains_ci(Pa_GetHostApiInfo(i)->name, cfg.host_api)) api = i;
     if (api < 0) {
       std::string names;
-      for (int i = 0; i < Pa_GetHostApiCount(); ++i) names += std::string(i ? ", " : "") + Pa_GetHostApiInfo(i)->name;
+      for (int i = 0; i < Pa_GetHostApiCount(); ++i)
+        names += std::string(i ? ", " : "") + Pa_GetHostApiInfo(i)->name;
       Pa_Terminate();
-      throw DeviceError("--host-api '" + cfg.host_api + "' matches no host API (available: " + names +
-                        "). Is the JACK server running?");
+      throw DeviceError("--host-api '" + cfg.host_api + "' matches no host API (available: " +
+                        names + "). Is the JACK server running?");
     }
   }
   const PaHostApiInfo* api_info = Pa_GetHostApiInfo(api);
   if (!api_info) {
     Pa_Terminate();
-    throw DeviceError("no audio host API available (no sound card? start a JACK server and use --host-api jack)");
+    throw DeviceError(
+        "no audio host API available (no sound card? start a JACK server and use --host-api jack)");
   }
   host_api_name_ = api_info->name;
 
@@ -132,9 +137,10 @@ PortAudioBackend::PortAudioBackend(const NodeConfig& cfg) : channels_(cfg.channe
   }
   if (device_ < 0 || Pa_GetDeviceInfo(device_)->maxOutputChannels <= 0) {
     Pa_Terminate();
-    throw DeviceError(cfg.device.empty()
-                          ? "host API '" + host_api_name_ + "' has no default output device (see --list-devices)"
-                          : "--device '" + cfg.device + "' is not an output device (see --list-devices)");
+    throw DeviceError(
+        cfg.device.empty()
+            ? "host API '" + host_api_name_ + "' has no default output device (see --list-devices)"
+            : "--device '" + cfg.device + "' is not an output device (see --list-devices)");
   }
   const PaDeviceInfo* info = Pa_GetDeviceInfo(device_);
   device_name_ = info->name;
@@ -142,12 +148,14 @@ PortAudioBackend::PortAudioBackend(const NodeConfig& cfg) : channels_(cfg.channe
   if (channels_ > info->maxOutputChannels) {
     const int max = info->maxOutputChannels;
     Pa_Terminate();
-    throw DeviceError("--channels " + std::to_string(channels_) + " exceeds the " + std::to_string(max) +
-                      " output channels of '" + device_name_ + "'");
+    throw DeviceError("--channels " + std::to_string(channels_) + " exceeds the " +
+                      std::to_string(max) + " output channels of '" + device_name_ + "'");
   }
 }
 
-PortAudioBackend::~PortAudioBackend() { (void)shutdown(std::chrono::seconds(2), !stream_active()); }
+PortAudioBackend::~PortAudioBackend() {
+  (void)shutdown(std::chrono::seconds(2), !stream_active());
+}
 
 bool PortAudioBackend::shutdown(std::chrono::milliseconds bound, bool device_gone) noexcept {
   if (shut_down_) return true;
@@ -158,8 +166,10 @@ bool PortAudioBackend::shutdown(std::chrono::milliseconds bound, bool device_gon
     std::thread([stream = stream_, started = started_, device_gone, done] {
       if (stream != nullptr) {
         if (started) {
-          if (device_gone) Pa_AbortStream(stream);
-          else Pa_StopStream(stream);
+          if (device_gone)
+            Pa_AbortStream(stream);
+          else
+            Pa_StopStream(stream);
         }
         Pa_CloseStream(stream);
       }
@@ -173,7 +183,9 @@ bool PortAudioBackend::shutdown(std::chrono::milliseconds bound, bool device_gon
   }
 }
 
-bool PortAudioBackend::stream_active() const noexcept { return stream_ != nullptr && Pa_IsStreamActive(stream_) == 1; }
+bool PortAudioBackend::stream_active() const noexcept {
+  return stream_ != nullptr && Pa_IsStreamActive(stream_) == 1;
+}
 
 void PortAudioBackend::list_devices(std::ostream& os) {
   silence_library_chatter();
@@ -186,9 +198,10 @@ void PortAudioBackend::list_devices(std::ostream& os) {
     const PaDeviceInfo* d = Pa_GetDeviceInfo(i);
     if (d->maxOutputChannels <= 0) continue;
     const bool def = i == Pa_GetHostApiInfo(d->hostApi)->defaultOutputDevice;
-    os << std::setw(5) << i << "  " << std::left << std::setw(28) << Pa_GetHostApiInfo(d->hostApi)->name
-       << std::right << std::setw(8) << d->maxOutputChannels << "  " << std::setw(7) << d->defaultSampleRate
-       << "  " << d->name << (def ? "  (default)" : "") << "\n";
+    os << std::setw(5) << i << "  " << std::left << std::setw(28)
+       << Pa_GetHostApiInfo(d->hostApi)->name << std::right << std::setw(8) << d->maxOutputChannels
+       << "  " << std::setw(7) << d->defaultSampleRate << "  " << d->name
+       << (def ? "  (default)" : "") << "\n";
   }
   Pa_Terminate();
 }
@@ -200,12 +213,14 @@ void PortAudioBackend::open(Mixer& mixer) {
   out.channelCount = channels_;
   out.sampleFormat = paFloat32;
   out.suggestedLatency = Pa_GetDeviceInfo(device_)->defaultLowOutputLatency;
-  const PaError e = Pa_OpenStream(&stream_, nullptr, &out, rate_,
-                                  period_ > 0 ? static_cast<unsigned long>(period_) : paFramesPerBufferUnspecified,
-                                  paClipOff | paDitherOff, pa_callback, &context_);
+  const PaError e = Pa_OpenStream(
+      &stream_, nullptr, &out, rate_,
+      period_ > 0 ? static_cast<unsigned long>(period_) : paFramesPerBufferUnspecified,
+      paClipOff | paDitherOff, pa_callback, &context_);
   if (e != paNoError) {
     stream_ = nullptr;
-    throw DeviceError("cannot open '" + device_name_ + "' at " + std::to_string(static_cast<int>(rate_)) + " Hz, " +
+    throw DeviceError("cannot open '" + device_name_ + "' at " +
+                      std::to_string(static_cast<int>(rate_)) + " Hz, " +
                       std::to_string(channels_) + " ch: " + Pa_GetErrorText(e) +
                       " (check --rate, --channels, --period; a JACK server fixes its own rate)");
   }
@@ -217,18 +232,22 @@ void PortAudioBackend::start() {
   started_ = true;
 }
 
-double PortAudioBackend::stream_time() const noexcept { return stream_ ? Pa_GetStreamTime(stream_) : 0.0; }
+double PortAudioBackend::stream_time() const noexcept {
+  return stream_ ? Pa_GetStreamTime(stream_) : 0.0;
+}
 
 double PortAudioBackend::output_latency() const noexcept {
   const PaStreamInfo* si = stream_ ? Pa_GetStreamInfo(stream_) : nullptr;
   return si ? si->outputLatency : 0.0;
 }
 
-double PortAudioBackend::cpu_load() const noexcept { return stream_ ? Pa_GetStreamCpuLoad(stream_) : 0.0; }
+double PortAudioBackend::cpu_load() const noexcept {
+  return stream_ ? Pa_GetStreamCpuLoad(stream_) : 0.0;
+}
 
 std::string PortAudioBackend::describe() const {
-  return host_api_name_ + ": " + device_name_ + " (" + std::to_string(static_cast<int>(rate_)) + " Hz, " +
-         std::to_string(channels_) + " ch)";
+  return host_api_name_ + ": " + device_name_ + " (" + std::to_string(static_cast<int>(rate_)) +
+         " Hz, " + std::to_string(channels_) + " ch)";
 }
 
 }  // namespace rtpnode

@@ -33,7 +33,8 @@ class DeviceError : public std::runtime_error {
 /// monitoring data, not an exact snapshot.
 struct CallbackTimes {
   /// Upper bounds of the buckets, microseconds (Prometheus `le`); the last bucket is +Inf.
-  static constexpr std::array<double, 10> kBoundsUs{25, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000};
+  static constexpr std::array<double, 10> kBoundsUs{25,   50,   100,  200,   500,
+                                                    1000, 2000, 5000, 10000, 20000};
   std::array<std::atomic<std::uint64_t>, kBoundsUs.size() + 1> buckets{};  ///< not cumulative
   std::atomic<std::uint64_t> count{0};
   std::atomic<std::uint64_t> sum_ns{0};

@@ -17,23 +17,31 @@ std::string ListenSpec::describe() const {
 
 std::optional<nanoseconds> parse_duration(std::string_view text, std::string& error) {
   std::size_t unit_pos = 0;
-  while (unit_pos < text.size() && (std::isdigit(static_cast<unsigned char>(text[unit_pos])) || text[unit_pos] == '.'))
+  while (unit_pos < text.size() &&
+         (std::isdigit(static_cast<unsigned char>(text[unit_pos])) || text[unit_pos] == '.'))
     ++unit_pos;
   const std::string number(text.substr(0, unit_pos));
   const std::string_view unit = text.substr(unit_pos);
   double value = 0;
   auto r = std::from_chars(number.data(), number.data() + number.size(), value);
-  if (number.empty() || r.ec != std::errc{} || r.ptr != number.data() + number.size() || !std::isfinite(value)) {
+  if (number.empty() || r.ec != std::errc{} || r.ptr != number.data() + number.size() ||
+      !std::isfinite(value)) {
     error = "bad duration '" + std::string(text) + "' (examples: 40ms, 2s, 1.5s)";
     return std::nullopt;
   }
   double scale = 0;
-  if (unit == "ns") scale = 1;
-  else if (unit == "us") scale = 1e3;
-  else if (unit == "ms") scale = 1e6;
-  else if (unit == "s") scale = 1e9;
-  else if (unit == "m" || unit == "min") scale = 60e9;
-  else if (unit == "h") scale = 3600e9;
+  if (unit == "ns")
+    scale = 1;
+  else if (unit == "us")
+    scale = 1e3;
+  else if (unit == "ms")
+    scale = 1e6;
+  else if (unit == "s")
+    scale = 1e9;
+  else if (unit == "m" || unit == "min")
+    scale = 60e9;
+  else if (unit == "h")
+    scale = 3600e9;
   else {
     error = "duration '" + std::string(text) + "' needs a unit: ns, us, ms, s, m or h";
     return std::nullopt;
@@ -53,7 +61,8 @@ std::optional<SourceSelector> parse_selector(std::string_view text, std::string&
   sel.text = std::string(text);
   const auto colon = text.find(':');
   const std::string_view kind = text.substr(0, colon == std::string_view::npos ? 0 : colon);
-  std::string_view value = colon == std::string_view::npos ? std::string_view{} : text.substr(colon + 1);
+  std::string_view value =
+      colon == std::string_view::npos ? std::string_view{} : text.substr(colon + 1);
   int base = 10;
   std::uint64_t v = 0;
   if (kind == "port") {
@@ -73,7 +82,9 @@ std::optional<SourceSelector> parse_selector(std::string_view text, std::string&
   if (value.empty() || r.ec != std::errc{} || r.ptr != value.data() + value.size() || v > max ||
       (sel.kind == SourceSelector::Kind::port && v == 0)) {
     error = "bad source selector '" + std::string(text) + "' (" +
-            (sel.kind == SourceSelector::Kind::port ? "port 1..65535" : "SSRC: 32-bit, e.g. ssrc:0x1A2B3C4D") + ")";
+            (sel.kind == SourceSelector::Kind::port ? "port 1..65535"
+                                                    : "SSRC: 32-bit, e.g. ssrc:0x1A2B3C4D") +
+            ")";
     return std::nullopt;
   }
   sel.value = static_cast<std::uint32_t>(v);
@@ -83,7 +94,8 @@ std::optional<SourceSelector> parse_selector(std::string_view text, std::string&
 namespace {
 
 /// Splits "SEL=VALUE" and parses SEL.
-std::optional<SourceRule> split_rule(std::string_view text, std::string_view& value, std::string& error) {
+std::optional<SourceRule> split_rule(std::string_view text, std::string_view& value,
+                                     std::string& error) {
   const auto eq = text.find('=');
   if (eq == std::string_view::npos) {
     error = "expected SELECTOR=VALUE, got '" + std::string(text) + "'";
@@ -115,21 +127,27 @@ std::optional<SourceRule> parse_offset_rule(std::string_view text, std::string& 
   return r;
 }
 
-std::optional<SourceRule> parse_route_rule(std::string_view text, int device_channels, std::string& error) {
+std::optional<SourceRule> parse_route_rule(std::string_view text, int device_channels,
+                                           std::string& error) {
   std::string_view value;
   auto r = split_rule(text, value, error);
   if (!r) return std::nullopt;
-  if (value == "L") r->route = {0};
-  else if (value == "R") r->route = {1};
-  else if (value == "LR") r->route = {0, 1};
+  if (value == "L")
+    r->route = {0};
+  else if (value == "R")
+    r->route = {1};
+  else if (value == "LR")
+    r->route = {0, 1};
   else {
     while (!value.empty()) {
       const auto comma = value.find(',');
       const std::string_view item = value.substr(0, comma);
       int ch = 0;
       auto res = std::from_chars(item.data(), item.data() + item.size(), ch);
-      if (item.empty() || res.ec != std::errc{} || res.ptr != item.data() + item.size() || ch < 1 || ch > 64) {
-        error = "bad route '" + std::string(text) + "' (L, R, LR or 1-based device channels like 1,2)";
+      if (item.empty() || res.ec != std::errc{} || res.ptr != item.data() + item.size() || ch < 1 ||
+          ch > 64) {
+        error =
+            "bad route '" + std::string(text) + "' (L, R, LR or 1-based device channels like 1,2)";
         return std::nullopt;
       }
       r->route.push_back(ch - 1);
@@ -146,8 +164,8 @@ std::optional<SourceRule> parse_route_rule(std::string_view text, int device_cha
   }
   for (int ch : r->route)
     if (ch >= device_channels) {
-      error = "route '" + std::string(text) + "' names device channel " + std::to_string(ch + 1) + " but the device has " +
-              std::to_string(device_channels) + " (--channels)";
+      error = "route '" + std::string(text) + "' names device channel " + std::to_string(ch + 1) +
+              " but the device has " + std::to_string(device_channels) + " (--channels)";
       return std::nullopt;
     }
   return r;
@@ -157,7 +175,8 @@ std::optional<SourceRule> parse_gain_rule(std::string_view text, std::string& er
   std::string_view value;
   auto r = split_rule(text, value, error);
   if (!r) return std::nullopt;
-  if (value.size() < 3 || (value.substr(value.size() - 2) != "dB" && value.substr(value.size() - 2) != "db")) {
+  if (value.size() < 3 ||
+      (value.substr(value.size() - 2) != "dB" && value.substr(value.size() - 2) != "db")) {
     error = "gain '" + std::string(text) + "' needs the unit dB, e.g. -6dB";
     return std::nullopt;
   }
@@ -165,8 +184,8 @@ std::optional<SourceRule> parse_gain_rule(std::string_view text, std::string& er
   if (!value.empty() && value[0] == '+') value.remove_prefix(1);
   double db = 0;
   auto res = std::from_chars(value.data(), value.data() + value.size(), db);
-  if (value.empty() || res.ec != std::errc{} || res.ptr != value.data() + value.size() || !std::isfinite(db) ||
-      db < -120 || db > 24) {
+  if (value.empty() || res.ec != std::errc{} || res.ptr != value.data() + value.size() ||
+      !std::isfinite(db) || db < -120 || db > 24) {
     error = "bad gain '" + std::string(text) + "' (-120dB..+24dB)";
     return std::nullopt;
   }
@@ -174,16 +193,20 @@ std::optional<SourceRule> parse_gain_rule(std::string_view text, std::string& er
   return r;
 }
 
-SourceSettings NodeConfig::settings_for(std::uint16_t port, std::uint32_t ssrc, bool has_ssrc) const {
+SourceSettings NodeConfig::settings_for(std::uint16_t port, std::uint32_t ssrc,
+                                        bool has_ssrc) const {
   SourceSettings out;
-  // port: rules first, then ssrc: rules, each in command-line order: the most specific, latest wins.
+  // port: rules first, then ssrc: rules, each in command-line order: the most specific, latest
+  // wins.
   for (auto kind : {SourceSelector::Kind::port, SourceSelector::Kind::ssrc}) {
     for (const auto& r : offsets)
-      if (r.selector.kind == kind && r.selector.matches(port, ssrc, has_ssrc)) out.offset = r.offset;
+      if (r.selector.kind == kind && r.selector.matches(port, ssrc, has_ssrc))
+        out.offset = r.offset;
     for (const auto& r : routes)
       if (r.selector.kind == kind && r.selector.matches(port, ssrc, has_ssrc)) out.route = r.route;
     for (const auto& r : gains)
-      if (r.selector.kind == kind && r.selector.matches(port, ssrc, has_ssrc)) out.gain_db = r.gain_db;
+      if (r.selector.kind == kind && r.selector.matches(port, ssrc, has_ssrc))
+        out.gain_db = r.gain_db;
   }
   return out;
 }
@@ -202,7 +225,8 @@ std::optional<ListenSpec> parse_listen(std::string_view text, std::string& error
   } else {
     const auto colon = text.rfind(':');
     if (colon == std::string_view::npos) {
-      error = "bad listen address '" + std::string(text) + "' (expected ADDR:PORT, e.g. 0.0.0.0:5004)";
+      error =
+          "bad listen address '" + std::string(text) + "' (expected ADDR:PORT, e.g. 0.0.0.0:5004)";
       return std::nullopt;
     }
     host = text.substr(0, colon);
@@ -210,13 +234,15 @@ std::optional<ListenSpec> parse_listen(std::string_view text, std::string& error
   }
   unsigned p = 0;
   auto r = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (port.empty() || r.ec != std::errc{} || r.ptr != port.data() + port.size() || p == 0 || p > 65535) {
+  if (port.empty() || r.ec != std::errc{} || r.ptr != port.data() + port.size() || p == 0 ||
+      p > 65535) {
     error = "bad port in '" + std::string(text) + "' (1..65535)";
     return std::nullopt;
   }
   l.address = std::string(host);
   unsigned char buf[16];
-  if (inet_pton(AF_INET, l.address.c_str(), buf) != 1 && inet_pton(AF_INET6, l.address.c_str(), buf) != 1) {
+  if (inet_pton(AF_INET, l.address.c_str(), buf) != 1 &&
+      inet_pton(AF_INET6, l.address.c_str(), buf) != 1) {
     error = "bad IP address '" + l.address + "' in '" + std::string(text) + "'";
     return std::nullopt;
   }
@@ -238,7 +264,8 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& error) {
   } else if (inet_pton(AF_INET6, addr.c_str(), c.bytes.data()) == 1) {
     c.family = AF_INET6;
   } else {
-    error = "--allow '" + c.text + "': not an IPv4 or IPv6 address block (examples: 192.168.1.0/24, 10.0.0.7, fd00::/8)";
+    error = "--allow '" + c.text +
+            "': not an IPv4 or IPv6 address block (examples: 192.168.1.0/24, 10.0.0.7, fd00::/8)";
     return std::nullopt;
   }
   const int bits = c.family == AF_INET ? 32 : 128;
@@ -246,14 +273,16 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& error) {
   if (slash != std::string_view::npos) {
     const std::string_view p = text.substr(slash + 1);
     auto r = std::from_chars(p.data(), p.data() + p.size(), c.prefix);
-    if (p.empty() || r.ec != std::errc{} || r.ptr != p.data() + p.size() || c.prefix < 0 || c.prefix > bits) {
+    if (p.empty() || r.ec != std::errc{} || r.ptr != p.data() + p.size() || c.prefix < 0 ||
+        c.prefix > bits) {
       error = "--allow '" + c.text + "': the prefix length must be 0.." + std::to_string(bits);
       return std::nullopt;
     }
   }
   for (int i = c.prefix; i < bits; ++i) {
     if (c.bytes[static_cast<std::size_t>(i / 8)] & (0x80 >> (i % 8))) {
-      error = "--allow '" + c.text + "': address bits beyond /" + std::to_string(c.prefix) + " are set";
+      error =
+          "--allow '" + c.text + "': address bits beyond /" + std::to_string(c.prefix) + " are set";
       return std::nullopt;
     }
   }
@@ -309,14 +338,15 @@ NodeFlags::NodeFlags() {
 namespace {
 
 /// A duration flag: the value, or nullopt with `error` = "FLAG: why".
-std::optional<nanoseconds> duration_flag(const std::string& flag, const std::string& text, std::string& error) {
+std::optional<nanoseconds> duration_flag(const std::string& flag, const std::string& text,
+                                         std::string& error) {
   auto d = parse_duration(text, error);
   if (!d) error = flag + ": " + error;
   return d;
 }
 
-std::optional<bool> on_off(const std::string& flag, const std::string& text, const char* on, const char* off,
-                           std::string& error) {
+std::optional<bool> on_off(const std::string& flag, const std::string& text, const char* on,
+                           const char* off, std::string& error) {
   if (text == on) return true;
   if (text == off) return false;
   error = flag + " " + text + ": expected " + on + " or " + off;
@@ -381,12 +411,13 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
     const std::string& text;
     nanoseconds& out;
   };
-  for (const DurationField& d : {DurationField{"--min-latency", f.min_latency, cfg.min_latency},
-                                 DurationField{"--max-latency", f.max_latency, cfg.max_latency},
-                                 DurationField{"--render-lead", f.render_lead, cfg.render_lead},
-                                 DurationField{"--stats-interval", f.stats_interval, cfg.stats_interval},
-                                 DurationField{"--source-timeout", f.source_timeout, cfg.source_timeout},
-                                 DurationField{"--rtcp-min-interval", f.rtcp_min_interval, cfg.rtcp_min_interval}}) {
+  for (const DurationField& d :
+       {DurationField{"--min-latency", f.min_latency, cfg.min_latency},
+        DurationField{"--max-latency", f.max_latency, cfg.max_latency},
+        DurationField{"--render-lead", f.render_lead, cfg.render_lead},
+        DurationField{"--stats-interval", f.stats_interval, cfg.stats_interval},
+        DurationField{"--source-timeout", f.source_timeout, cfg.source_timeout},
+        DurationField{"--rtcp-min-interval", f.rtcp_min_interval, cfg.rtcp_min_interval}}) {
     auto v = duration_flag(d.flag, d.text, err);
     if (!v) return fail(err);
     d.out = *v;
@@ -409,10 +440,12 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
   if (!f.http_token_file.empty()) {
     std::ifstream in(f.http_token_file);
     std::string line;
-    if (!in || !std::getline(in, line)) return fail("--http-token-file " + f.http_token_file + ": cannot read it");
+    if (!in || !std::getline(in, line))
+      return fail("--http-token-file " + f.http_token_file + ": cannot read it");
     const auto first = line.find_first_not_of(" \t\r");
     const auto last = line.find_last_not_of(" \t\r");
-    if (first == std::string::npos) return fail("--http-token-file " + f.http_token_file + ": the first line is empty");
+    if (first == std::string::npos)
+      return fail("--http-token-file " + f.http_token_file + ": the first line is empty");
     cfg.http_token = line.substr(first, last - first + 1);
   }
   if (std::string e = cfg.validate(); !e.empty()) return fail(e);
@@ -422,21 +455,29 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
 std::string NodeConfig::validate() const {
   using std::chrono::milliseconds;
   using std::chrono::seconds;
-  if (listens.empty()) return "nothing to receive: give at least one --listen ADDR:PORT (e.g. --listen 0.0.0.0:5004)";
-  if (!latency_auto && latency > seconds(10)) return "--latency " + format_duration(latency) + " is above the 10 s maximum";
-  if (max_latency > seconds(10)) return "--max-latency " + format_duration(max_latency) + " is above the 10 s maximum";
+  if (listens.empty())
+    return "nothing to receive: give at least one --listen ADDR:PORT (e.g. --listen 0.0.0.0:5004)";
+  if (!latency_auto && latency > seconds(10))
+    return "--latency " + format_duration(latency) + " is above the 10 s maximum";
+  if (max_latency > seconds(10))
+    return "--max-latency " + format_duration(max_latency) + " is above the 10 s maximum";
   if (min_latency > max_latency)
-    return "--min-latency " + format_duration(min_latency) + " is above --max-latency " + format_duration(max_latency);
-  if (render_lead > seconds(1)) return "--render-lead " + format_duration(render_lead) + " is above the 1 s maximum";
+    return "--min-latency " + format_duration(min_latency) + " is above --max-latency " +
+           format_duration(max_latency);
+  if (render_lead > seconds(1))
+    return "--render-lead " + format_duration(render_lead) + " is above the 1 s maximum";
   if (rtcp_min_interval < milliseconds(100) || rtcp_min_interval > seconds(60))
     return "--rtcp-min-interval " + format_duration(rtcp_min_interval) + " is outside 100ms..60s";
-  if (channels < 1 || channels > 64) return "--channels " + std::to_string(channels) + " is outside 1..64";
-  if (max_sources < 1 || max_sources > 1024) return "--max-sources " + std::to_string(max_sources) + " is outside 1..1024";
+  if (channels < 1 || channels > 64)
+    return "--channels " + std::to_string(channels) + " is outside 1..64";
+  if (max_sources < 1 || max_sources > 1024)
+    return "--max-sources " + std::to_string(max_sources) + " is outside 1..1024";
   auto check_port = [&](const SourceRule& r, const char* flag) -> std::string {
     if (r.selector.kind != SourceSelector::Kind::port) return {};
     for (const auto& l : listens)
       if (l.port == r.selector.value) return {};
-    return std::string(flag) + " " + r.selector.text + ": no --listen has port " + std::to_string(r.selector.value);
+    return std::string(flag) + " " + r.selector.text + ": no --listen has port " +
+           std::to_string(r.selector.value);
   };
   for (const auto& r : offsets)
     if (auto e = check_port(r, "--offset"); !e.empty()) return e;
@@ -446,8 +487,8 @@ std::string NodeConfig::validate() const {
     if (auto e = check_port(r, "--route"); !e.empty()) return e;
     for (int c : r.route)
       if (c >= channels)
-        return "--route " + r.selector.text + " names device channel " + std::to_string(c + 1) + " but --channels is " +
-               std::to_string(channels);
+        return "--route " + r.selector.text + " names device channel " + std::to_string(c + 1) +
+               " but --channels is " + std::to_string(channels);
   }
   if (!http_token.empty() && !http) return "--http-token-file needs --http";
   if (!output.empty()) {
@@ -458,8 +499,10 @@ std::string NodeConfig::validate() const {
       return "--output " + output + ": the file name must end in .wav, .rf64 or .flac";
     if (output_format != "s16" && output_format != "s24" && output_format != "f32")
       return "--output-format " + output_format + ": expected s16, s24 or f32";
-    if (output_format == "f32" && ext == "flac") return "--output-format f32 is not possible in FLAC (use s16 or s24, or .wav)";
-    if (!host_api.empty() || !device.empty()) return "--output renders to a file: --host-api and --device do not apply";
+    if (output_format == "f32" && ext == "flac")
+      return "--output-format f32 is not possible in FLAC (use s16 or s24, or .wav)";
+    if (!host_api.empty() || !device.empty())
+      return "--output renders to a file: --host-api and --device do not apply";
   }
   return {};
 }

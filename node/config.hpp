@@ -29,10 +29,10 @@ struct ListenSpec {
 
 /// An address block, "10.0.0.0/8", "2001:db8::/32", or one address (its full length). --allow.
 struct Cidr {
-  int family = 0;                         ///< AF_INET or AF_INET6
-  std::array<std::uint8_t, 16> bytes{};   ///< network byte order; IPv4 in the first 4
-  int prefix = 0;                         ///< 0..32 (IPv4) or 0..128 (IPv6)
-  std::string text;                       ///< as given, for messages
+  int family = 0;                        ///< AF_INET or AF_INET6
+  std::array<std::uint8_t, 16> bytes{};  ///< network byte order; IPv4 in the first 4
+  int prefix = 0;                        ///< 0..32 (IPv4) or 0..128 (IPv6)
+  std::string text;                      ///< as given, for messages
   /// True when `sa` lies in the block. An IPv4-mapped IPv6 address matches IPv4 blocks.
   /// Any thread; pure.
   [[nodiscard]] bool contains(const sockaddr* sa) const noexcept;
@@ -52,9 +52,9 @@ struct SourceSelector {
 /// One --offset, --route or --gain flag: SEL=VALUE.
 struct SourceRule {
   SourceSelector selector;
-  nanoseconds offset{0};          ///< --offset: signed shift on the timeline (later is positive)
-  std::vector<int> route;         ///< --route: 0-based device channels
-  double gain_db = 0;             ///< --gain: dB, -120..+24
+  nanoseconds offset{0};   ///< --offset: signed shift on the timeline (later is positive)
+  std::vector<int> route;  ///< --route: 0-based device channels
+  double gain_db = 0;      ///< --gain: dB, -120..+24
 };
 
 /// What the rules give one source (later rules override earlier ones; ssrc: beats port:).
@@ -75,8 +75,8 @@ struct NodeConfig {
   /// output latency.
   bool latency_auto = true;
   nanoseconds latency = std::chrono::milliseconds(40);  ///< fixed delay (latency_auto false)
-  nanoseconds min_latency{0};                            ///< --min-latency, 0..10 s
-  nanoseconds max_latency = std::chrono::seconds(1);     ///< --max-latency, > min, <= 10 s
+  nanoseconds min_latency{0};                           ///< --min-latency, 0..10 s
+  nanoseconds max_latency = std::chrono::seconds(1);    ///< --max-latency, > min, <= 10 s
   /// --profile speech|music: late-loss budget 1 % or 0.1 % (jitter/playout.hpp kSpeechProfile,
   /// kMusicProfile). Default speech.
   bool music = false;
@@ -108,7 +108,8 @@ struct NodeConfig {
   std::vector<SourceRule> offsets, routes, gains;
 
   /// Settings for a source of `port` / `ssrc` (has_ssrc false: headerless PCM).
-  [[nodiscard]] SourceSettings settings_for(std::uint16_t port, std::uint32_t ssrc, bool has_ssrc) const;
+  [[nodiscard]] SourceSettings settings_for(std::uint16_t port, std::uint32_t ssrc,
+                                            bool has_ssrc) const;
 
   /// The checks across fields and of ranges the field types do not carry; "" when the config
   /// can run, else one line naming the flag to fix: no --listen; a latency, render lead or RTCP
@@ -118,11 +119,11 @@ struct NodeConfig {
   [[nodiscard]] std::string validate() const;
 
   // Device.
-  std::string host_api;     ///< --host-api: substring of a PortAudio host API name; "" = default
-  std::string device;       ///< --device: index or substring of a device name; "" = default output
-  double rate = 0;          ///< --rate Hz; 0 = the device's default rate
-  int channels = 2;         ///< --channels, 1..64
-  int period = 0;           ///< --period frames per callback; 0 = let the host API choose
+  std::string host_api;  ///< --host-api: substring of a PortAudio host API name; "" = default
+  std::string device;    ///< --device: index or substring of a device name; "" = default output
+  double rate = 0;       ///< --rate Hz; 0 = the device's default rate
+  int channels = 2;      ///< --channels, 1..64
+  int period = 0;        ///< --period frames per callback; 0 = let the host API choose
   std::string client_name = "rtpnode";  ///< --client-name (JACK client name)
   /// --output FILE: render the mix to FILE instead of a device (node/file_backend.hpp). The
   /// extension picks the container: .wav (RIFF WAVE, at most 4 GB), .rf64 or .flac. Paced in real
@@ -133,10 +134,11 @@ struct NodeConfig {
   std::string output_format = "s16";
 
   // Run control and reporting.
-  std::optional<nanoseconds> duration;  ///< --duration: stop after this long; unset = run until signalled
+  std::optional<nanoseconds>
+      duration;  ///< --duration: stop after this long; unset = run until signalled
   nanoseconds stats_interval = std::chrono::seconds(1);  ///< --stats-interval; 0 = no stats lines
-  std::string stats_json;   ///< --stats-json FILE: written every interval and at exit
-  bool quiet = false;       ///< --quiet: no periodic stats line
+  std::string stats_json;  ///< --stats-json FILE: written every interval and at exit
+  bool quiet = false;      ///< --quiet: no periodic stats line
   /// --http ADDR:PORT: metrics, stats and control endpoint (node/http_server.hpp); unset = none.
   /// The address is a literal IP; 127.0.0.1 keeps it on this host.
   std::optional<ListenSpec> http;
@@ -177,7 +179,8 @@ struct NodeFlags {
 /// Builds a NodeConfig from `flags` on top of `base` (its fields CLI11 binds directly: numbers,
 /// device names, files) and validates it (NodeConfig::validate). Reads --http-token-file.
 /// Returns std::nullopt with `error` set to one line naming the flag. Thread: any.
-std::optional<NodeConfig> make_node_config(const NodeFlags& flags, NodeConfig base, std::string& error);
+std::optional<NodeConfig> make_node_config(const NodeFlags& flags, NodeConfig base,
+                                           std::string& error);
 
 /// Formats a duration as parse_duration reads it, in the largest unit that keeps it whole:
 /// "40ms", "5s", "250us", "0s".
@@ -197,7 +200,8 @@ std::optional<SourceSelector> parse_selector(std::string_view text, std::string&
 std::optional<SourceRule> parse_offset_rule(std::string_view text, std::string& error);
 /// Parses "SEL=L", "R", "LR" or 1-based channel lists "1,2" / "3" into 0-based device channels,
 /// each < device_channels.
-std::optional<SourceRule> parse_route_rule(std::string_view text, int device_channels, std::string& error);
+std::optional<SourceRule> parse_route_rule(std::string_view text, int device_channels,
+                                           std::string& error);
 /// Parses "SEL=-6dB" / "SEL=+3dB" / "SEL=0dB" (unit dB required; -120..+24).
 std::optional<SourceRule> parse_gain_rule(std::string_view text, std::string& error);
 

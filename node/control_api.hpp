@@ -17,12 +17,12 @@ namespace rtpnode {
 
 /// What a request reads and acts on, lent by the node for one request.
 struct ControlContext {
-  std::function<NodeSnapshot()> snapshot;                       ///< the node's figures now
+  std::function<NodeSnapshot()> snapshot;                                ///< the node's figures now
   std::function<std::vector<SourceReport>(bool with_departed)> reports;  ///< every source's
-  const std::vector<Source*>& sources;                          ///< sources playing (controls apply)
-  const DeviceClock& clock;                                     ///< control changes apply now
-  int device_channels = 2;                                      ///< for route values
-  EventWatcher& events;                                         ///< "control" events
+  const std::vector<Source*>& sources;  ///< sources playing (controls apply)
+  const DeviceClock& clock;             ///< control changes apply now
+  int device_channels = 2;              ///< for route values
+  EventWatcher& events;                 ///< "control" events
   mono_ns_t now = 0;
 };
 

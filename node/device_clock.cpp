@@ -4,11 +4,13 @@
 
 namespace rtpnode {
 
-void DeviceClock::update(const DevicePosition& pos, double stream_now_s, mono_ns_t mono_now_ns) noexcept {
+void DeviceClock::update(const DevicePosition& pos, double stream_now_s,
+                         mono_ns_t mono_now_ns) noexcept {
   if (pos.callbacks == 0 || pos.callbacks == last_callbacks_) return;
   last_callbacks_ = pos.callbacks;
   // Monotonic instant of the block start: now minus the stream time elapsed since it.
-  const mono_ns_t block_ns = mono_now_ns - static_cast<mono_ns_t>(std::llround((stream_now_s - pos.current_time) * 1e9));
+  const mono_ns_t block_ns =
+      mono_now_ns - static_cast<mono_ns_t>(std::llround((stream_now_s - pos.current_time) * 1e9));
   const auto frame = static_cast<double>(pos.frame);
   if (!valid_) {
     valid_ = true;
@@ -16,7 +18,8 @@ void DeviceClock::update(const DevicePosition& pos, double stream_now_s, mono_ns
     ref_frames_ = frame;
     fit_origin_ns_ = block_ns;
   } else {
-    const double predicted = ref_frames_ + static_cast<double>(block_ns - ref_ns_) * 1e-9 * rate_ * (1.0 + skew_);
+    const double predicted =
+        ref_frames_ + static_cast<double>(block_ns - ref_ns_) * 1e-9 * rate_ * (1.0 + skew_);
     if (std::fabs(frame - predicted) > rate_ * kJumpS) {
       // One reading far off is a stalled reader (the loop thread was descheduled between the two
       // clock reads): skipped. kJumpConfirm in a row is the device jumping (xrun, restart): the
@@ -43,16 +46,19 @@ void DeviceClock::update(const DevicePosition& pos, double stream_now_s, mono_ns
     const double skew = fit_.slope() / rate_;
     if (std::fabs(skew) <= kMaxSkew) skew_ = skew;
   }
-  output_latency_frames_ = static_cast<frames_t>(std::llround((pos.dac_time - pos.current_time) * rate_));
+  output_latency_frames_ =
+      static_cast<frames_t>(std::llround((pos.dac_time - pos.current_time) * rate_));
   if (output_latency_frames_ < 0) output_latency_frames_ = 0;
 }
 
 frames_t DeviceClock::frame_at(mono_ns_t t) const noexcept {
-  return static_cast<frames_t>(std::floor(ref_frames_ + static_cast<double>(t - ref_ns_) * 1e-9 * rate_ * (1.0 + skew_)));
+  return static_cast<frames_t>(
+      std::floor(ref_frames_ + static_cast<double>(t - ref_ns_) * 1e-9 * rate_ * (1.0 + skew_)));
 }
 
 mono_ns_t DeviceClock::time_of(frames_t f) const noexcept {
-  return ref_ns_ + static_cast<mono_ns_t>(std::llround((static_cast<double>(f) - ref_frames_) / (rate_ * (1.0 + skew_)) * 1e9));
+  return ref_ns_ + static_cast<mono_ns_t>(std::llround((static_cast<double>(f) - ref_frames_) /
+                                                       (rate_ * (1.0 + skew_)) * 1e9));
 }
 
 }  // namespace rtpnode

@@ -69,11 +69,11 @@ class DeviceClock {
   double rate_;
   bool valid_ = false;
   std::uint64_t last_callbacks_ = 0;
-  mono_ns_t ref_ns_ = 0;        ///< t_ref
-  double ref_frames_ = 0.0;     ///< F_ref: smoothed position at t_ref
+  mono_ns_t ref_ns_ = 0;     ///< t_ref
+  double ref_frames_ = 0.0;  ///< F_ref: smoothed position at t_ref
   double skew_ = 0.0;
   mono_ns_t fit_origin_ns_ = 0;
-  LineFit fit_{kRateMemoryS};   ///< x: s since fit_origin, y: frame - x * nominal rate
+  LineFit fit_{kRateMemoryS};  ///< x: s since fit_origin, y: frame - x * nominal rate
   frames_t output_latency_frames_ = 0;
   int far_readings_ = 0;
   std::uint64_t jumps_ = 0;

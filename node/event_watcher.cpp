@@ -16,7 +16,8 @@ std::string hex32(std::uint32_t v) {
 }
 
 nlohmann::json source_id(const SourceStats& st) {
-  return {{"ssrc", hex32(st.ssrc)}, {"port", st.port}, {"remote", st.remote}, {"payload", st.payload}};
+  return {
+      {"ssrc", hex32(st.ssrc)}, {"port", st.port}, {"remote", st.remote}, {"payload", st.payload}};
 }
 
 namespace {
@@ -42,8 +43,8 @@ void EventWatcher::watch(const Source& s) {
   if (log_.enabled()) watch_[&s].last = s.stats();
 }
 
-void EventWatcher::check(mono_ns_t now, const std::vector<Source*>& sources, std::uint64_t xruns, mono_ns_t max_loop_gap,
-                         double lead_ms) {
+void EventWatcher::check(mono_ns_t now, const std::vector<Source*>& sources, std::uint64_t xruns,
+                         mono_ns_t max_loop_gap, double lead_ms) {
   if (!log_.enabled()) return;
   const double t = static_cast<double>(now - started_ns_) * 1e-9;
   const bool xrun_now = xruns > watched_xruns_;
@@ -58,16 +59,19 @@ void EventWatcher::check(mono_ns_t now, const std::vector<Source*>& sources, std
     const SourceStats st = s->stats();
     const double since_ms = static_cast<double>(now - s->last_arrival()) / 1e6;
     const bool stalled = since_ms >= 100.0;
-    const std::uint64_t lost = st.packets_lost > w.last.packets_lost ? static_cast<std::uint64_t>(st.packets_lost - w.last.packets_lost) : 0;
+    const std::uint64_t lost =
+        st.packets_lost > w.last.packets_lost
+            ? static_cast<std::uint64_t>(st.packets_lost - w.last.packets_lost)
+            : 0;
     const std::uint64_t late = st.packets_late - w.last.packets_late;
     if (st.underruns > w.last.underruns) {
       // Why the mixer found no audio: the device stalled, the stream stopped, packets came too
       // late for the target, or none of these: the loop thread did not render in time.
-      const char* cause = xrun_now        ? "device_xrun"
-                          : loop_stalled  ? "loop_stalled"
-                          : stalled       ? "stream_stalled"
-                          : late > 0      ? "late_packets"
-                                          : "render_late";
+      const char* cause = xrun_now       ? "device_xrun"
+                          : loop_stalled ? "loop_stalled"
+                          : stalled      ? "stream_stalled"
+                          : late > 0     ? "late_packets"
+                                         : "render_late";
       nlohmann::json f = source_id(st);
       f["underruns"] = st.underruns - w.last.underruns;
       f["underrun_frames"] = st.underrun_frames - w.last.underrun_frames;
@@ -98,17 +102,18 @@ void EventWatcher::check(mono_ns_t now, const std::vector<Source*>& sources, std
       w.stalled = w.stalled || stalled;  // concealment gave way to silence: the stream stopped
       nlohmann::json f = source_id(st);
       f["started_uptime_s"] = std::round(w.burst_start_s * 1000.0) / 1000.0;
-      f["concealed_ms"] = static_cast<double>(w.burst_frames) * 1000.0 / s->params().format.audio_rate;
+      f["concealed_ms"] =
+          static_cast<double>(w.burst_frames) * 1000.0 / s->params().format.audio_rate;
       f["packets_lost"] = w.burst_lost;
       f["packets_late"] = w.burst_late;
       // This node's own stalls first: while the device or the loop thread stood still, the
       // stream looks stalled too (its packets wait unread), but it was not.
-      f["cause"] = w.device_xrun              ? "device_xrun"
-                   : w.loop_stall_ms > 0      ? "loop_stalled"
-                   : w.stalled                ? "stream_stalled"
-                   : w.burst_lost > 0         ? "packet_loss"
-                   : w.burst_late > 0         ? "late_packets"
-                                              : "delay_spike";
+      f["cause"] = w.device_xrun         ? "device_xrun"
+                   : w.loop_stall_ms > 0 ? "loop_stalled"
+                   : w.stalled           ? "stream_stalled"
+                   : w.burst_lost > 0    ? "packet_loss"
+                   : w.burst_late > 0    ? "late_packets"
+                                         : "delay_spike";
       if (w.loop_stall_ms > 0) f["loop_stall_ms"] = std::round(w.loop_stall_ms * 10.0) / 10.0;
       f["buffer"] = buffer_state(st, since_ms);
       event("concealment_burst", f, now);
@@ -136,7 +141,8 @@ void EventWatcher::check(mono_ns_t now, const std::vector<Source*>& sources, std
       f["drift_integral_ppm"] = st.drift_integral_ppm;
       f["integral_limit_ppm"] = PlayoutConfig{}.max_integral * 1e6;
       f["speed"] = st.speed;
-      f["cause"] = "drift compensation is at its limit: the sender's clock is beyond what it corrects";
+      f["cause"] =
+          "drift compensation is at its limit: the sender's clock is beyond what it corrects";
       event("drift_limit", f, now);
     }
     if (st.packets_other_pt > 0 && w.last.packets_other_pt == 0) {  // the first such packet

@@ -41,20 +41,20 @@ class EventWatcher {
   /// Compares every source in `sources` with the previous check. `xruns`: the device's xrun
   /// count; `max_loop_gap`: the longest time between two loop ticks since the last check;
   /// `lead_ms`: the render lead (a loop stall longer than it starves the callback).
-  void check(mono_ns_t now, const std::vector<Source*>& sources, std::uint64_t xruns, mono_ns_t max_loop_gap,
-             double lead_ms);
+  void check(mono_ns_t now, const std::vector<Source*>& sources, std::uint64_t xruns,
+             mono_ns_t max_loop_gap, double lead_ms);
 
  private:
   /// Per source, what the event log compares between two checks.
   struct Watch {
     SourceStats last;
-    bool in_concealment = false;   ///< a concealment burst is open
+    bool in_concealment = false;  ///< a concealment burst is open
     double burst_start_s = 0;
     std::uint64_t burst_frames = 0, burst_lost = 0, burst_late = 0;
-    bool stalled = false;          ///< a window of the burst had no packet for >= 100 ms
-    bool device_xrun = false;      ///< the device reported an xrun during the burst
-    double loop_stall_ms = 0;      ///< the longest loop-thread stall during the burst
-    bool in_late = false;          ///< a late-packet burst is open
+    bool stalled = false;      ///< a window of the burst had no packet for >= 100 ms
+    bool device_xrun = false;  ///< the device reported an xrun during the burst
+    double loop_stall_ms = 0;  ///< the longest loop-thread stall during the burst
+    bool in_late = false;      ///< a late-packet burst is open
     double late_start_s = 0;
     std::uint64_t late_packets = 0;
   };

@@ -1,5 +1,5 @@
-// The file backend: renders the mix to a WAV, RF64 or FLAC file (libsndfile) instead of a device, paced
-// by a virtual device clock (issue #13, the audio output seam). Block k covers device frames
+// The file backend: renders the mix to a WAV, RF64 or FLAC file (libsndfile) instead of a device,
+// paced by a virtual device clock (issue #13, the audio output seam). Block k covers device frames
 // [k * period, (k + 1) * period) and is written at file frame k * period; its BlockTiming
 // current_time is k * period / rate seconds of the virtual clock, and the output latency is 0
 // (the file is the "DAC").
@@ -37,10 +37,10 @@ class FileBackend final : public AudioBackend {
     /// Ends in .wav (RIFF WAVE, plain PCM/float format tags; at most 4 GB: 6.2 h of s16 stereo
     /// at 48 kHz), .rf64 (EBU RF64, no size limit) or .flac (no size limit); case-insensitive.
     std::string path;
-    std::string format = "s16";       ///< s16, s24 or f32 (f32: not FLAC)
-    double rate = 48000;              ///< frames per second, 8000..384000
-    int channels = 2;                 ///< 1..64
-    int period = 256;                 ///< frames per block, 16..16384
+    std::string format = "s16";  ///< s16, s24 or f32 (f32: not FLAC)
+    double rate = 48000;         ///< frames per second, 8000..384000
+    int channels = 2;            ///< 1..64
+    int period = 256;            ///< frames per block, 16..16384
     Pacing pacing = Pacing::real_time;
   };
   /// Blocks the real-time thread may fall behind before it skips ahead (writing silence).
@@ -102,8 +102,8 @@ class FileBackend final : public AudioBackend {
   std::atomic<bool> stop_{false};
   std::atomic<bool> failed_{false};
   std::atomic<std::uint64_t> frames_{0};
-  std::uint64_t start_ns_ = 0;   ///< real_time: monotonic time of block 0
-  std::uint64_t blocks_ = 0;     ///< driven: blocks rendered
+  std::uint64_t start_ns_ = 0;  ///< real_time: monotonic time of block 0
+  std::uint64_t blocks_ = 0;    ///< driven: blocks rendered
   bool started_ = false;
   bool closed_ = false;
 };
@@ -114,7 +114,8 @@ class FileBackend final : public AudioBackend {
 /// Thread: one test thread for everything.
 class ManualBackend final : public AudioBackend {
  public:
-  ManualBackend(double rate, int channels, int period) : rate_(rate), channels_(channels), period_(period) {}
+  ManualBackend(double rate, int channels, int period)
+      : rate_(rate), channels_(channels), period_(period) {}
   void open(Mixer& mixer) override { mixer_ = &mixer; }
   void start() override { active_ = true; }
   bool shutdown(std::chrono::milliseconds, bool) noexcept override {

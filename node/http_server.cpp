@@ -61,7 +61,8 @@ bool is_ip_literal(const std::string& host) {
 /// Compares in time independent of where the strings differ.
 bool same_secret(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
 }
 
@@ -71,7 +72,8 @@ struct RequestState {
 };
 
 MHD_Result queue(MHD_Connection* c, const HttpResponse& r) {
-  MHD_Response* resp = MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+  MHD_Response* resp = MHD_create_response_from_buffer(
+      r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
   if (resp == nullptr) return MHD_NO;
   MHD_add_response_header(resp, "Content-Type", r.content_type.c_str());
   MHD_add_response_header(resp, "Cache-Control", "no-store");
@@ -103,11 +105,13 @@ struct HttpCallbacks {
     return MHD_YES;
   }
 
-  static void on_connection(void* cls, MHD_Connection* c, void** socket_ctx, MHD_ConnectionNotificationCode code) {
+  static void on_connection(void* cls, MHD_Connection* c, void** socket_ctx,
+                            MHD_ConnectionNotificationCode code) {
     auto* self = static_cast<HttpServer*>(cls);
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
       self->connections_.push_back({c, false, false});
-      *socket_ctx = new std::list<HttpServer::Connection>::iterator(std::prev(self->connections_.end()));
+      *socket_ctx =
+          new std::list<HttpServer::Connection>::iterator(std::prev(self->connections_.end()));
     } else if (*socket_ctx != nullptr) {
       auto* it = static_cast<std::list<HttpServer::Connection>::iterator*>(*socket_ctx);
       self->connections_.erase(*it);
@@ -123,30 +127,38 @@ struct HttpCallbacks {
     const std::string& bound = self.opts_.address;
     const bool wildcard = bound == "0.0.0.0" || bound == "::";
     const bool loopback_bound = bound.rfind("127.", 0) == 0 || bound == "::1";
-    const bool host_ok = (h == "localhost" && (loopback_bound || wildcard)) || (is_ip_literal(h) && (wildcard || h == bound));
+    const bool host_ok = (h == "localhost" && (loopback_bound || wildcard)) ||
+                         (is_ip_literal(h) && (wildcard || h == bound));
     if (!host_ok)
       return {403, "text/plain; charset=utf-8",
-              "Host '" + std::string(host ? host : "") + "' is not this server's address: control needs Host " +
+              "Host '" + std::string(host ? host : "") +
+                  "' is not this server's address: control needs Host " +
                   (wildcard ? std::string("set to an IP address") : bound) + "\n"};
     if (const char* origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
         origin != nullptr && std::string(origin) != "http://" + std::string(host))
-      return {403, "text/plain; charset=utf-8", "cross-origin control request refused (Origin " + std::string(origin) + ")\n"};
+      return {403, "text/plain; charset=utf-8",
+              "cross-origin control request refused (Origin " + std::string(origin) + ")\n"};
     if (!self.opts_.bearer_token.empty()) {
-      const char* auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+      const char* auth =
+          MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
       if (auth == nullptr || !same_secret(auth, "Bearer " + self.opts_.bearer_token))
-        return {401, "text/plain; charset=utf-8", "control needs Authorization: Bearer <the --http-token-file token>\n"};
+        return {401, "text/plain; charset=utf-8",
+                "control needs Authorization: Bearer <the --http-token-file token>\n"};
     }
     return {0, "", ""};
   }
 
-  static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method, const char*,
-                               const char*, std::size_t* upload_data_size, void** req_cls) {
+  static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method,
+                               const char*, const char*, std::size_t* upload_data_size,
+                               void** req_cls) {
     auto* self = static_cast<HttpServer*>(cls);
     if (*req_cls == nullptr) {  // headers complete; the body (if any) follows in later calls
       *req_cls = new RequestState;
-      if (const MHD_ConnectionInfo* si = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+      if (const MHD_ConnectionInfo* si =
+              MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
           si != nullptr && si->socket_context != nullptr)
-        (*static_cast<std::list<HttpServer::Connection>::iterator*>(si->socket_context))->requested = true;
+        (*static_cast<std::list<HttpServer::Connection>::iterator*>(si->socket_context))
+            ->requested = true;
       const std::string m = method ? method : "";
       if (m != "GET" && m != "HEAD") {
         HttpResponse refusal = check_write(*self, c);
@@ -157,7 +169,8 @@ struct HttpCallbacks {
         }
       }
       // An announced body beyond the limit is refused before any of it is read.
-      const char* length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+      const char* length =
+          MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
       if (length != nullptr && std::strtoull(length, nullptr, 10) > self->opts_.max_request_bytes) {
         ++self->requests_;
         return queue(c, {413, "text/plain; charset=utf-8", "request body too large\n"});
@@ -177,12 +190,14 @@ struct HttpCallbacks {
     HttpRequest req;
     req.method = method ? method : "";
     req.path = url ? url : "";
-    if (const MHD_ConnectionInfo* ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS))
+    if (const MHD_ConnectionInfo* ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS))
       req.peer = peer_name(ci->client_addr);
     MHD_get_connection_values(
         c, MHD_GET_ARGUMENT_KIND,
         [](void* q, MHD_ValueKind, const char* key, const char* value) -> MHD_Result {
-          if (key != nullptr) (*static_cast<std::map<std::string, std::string>*>(q))[key] = value ? value : "";
+          if (key != nullptr)
+            (*static_cast<std::map<std::string, std::string>*>(q))[key] = value ? value : "";
           return MHD_YES;
         },
         &req.query);
@@ -211,14 +226,13 @@ HttpServer::HttpServer(uv_loop_t* loop, Options opts, HttpHandler handler)
   if (rc != 0) throw std::runtime_error("--http " + opts_.address + ": not an IP address");
   unsigned flags = MHD_USE_EPOLL;  // external polling: no thread of its own
   if (v6) flags |= MHD_USE_IPv6;
-  daemon_ = MHD_start_daemon(flags, opts_.port, &HttpCallbacks::on_accept, this, &HttpCallbacks::on_request, this,
-                             MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&ss),
-                             MHD_OPTION_CONNECTION_TIMEOUT, opts_.idle_timeout_s,
-                             MHD_OPTION_CONNECTION_LIMIT, opts_.max_connections,
-                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts_.max_request_bytes,
-                             MHD_OPTION_NOTIFY_COMPLETED, &HttpCallbacks::on_completed, nullptr,
-                             MHD_OPTION_NOTIFY_CONNECTION, &HttpCallbacks::on_connection, this,
-                             MHD_OPTION_END);
+  daemon_ = MHD_start_daemon(
+      flags, opts_.port, &HttpCallbacks::on_accept, this, &HttpCallbacks::on_request, this,
+      MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&ss), MHD_OPTION_CONNECTION_TIMEOUT,
+      opts_.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, opts_.max_connections,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts_.max_request_bytes, MHD_OPTION_NOTIFY_COMPLETED,
+      &HttpCallbacks::on_completed, nullptr, MHD_OPTION_NOTIFY_CONNECTION,
+      &HttpCallbacks::on_connection, this, MHD_OPTION_END);
   if (daemon_ == nullptr)
     throw std::runtime_error("--http " + opts_.address + ":" + std::to_string(opts_.port) +
                              ": cannot listen (port in use, or address not on this host)");
@@ -231,7 +245,8 @@ HttpServer::HttpServer(uv_loop_t* loop, Options opts, HttpHandler handler)
   }
   uv_poll_init(loop, &poll_, ei->epoll_fd);
   poll_.data = this;
-  uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* h, int, int) { static_cast<HttpServer*>(h->data)->run_once(); });
+  uv_poll_start(&poll_, UV_READABLE,
+                [](uv_poll_t* h, int, int) { static_cast<HttpServer*>(h->data)->run_once(); });
   uv_timer_init(loop, &timer_);
   timer_.data = this;
   run_once();
@@ -246,8 +261,9 @@ void HttpServer::run_once() {
   MHD_UNSIGNED_LONG_LONG ms = 1000;
   if (MHD_get_timeout(daemon_, &ms) != MHD_YES) ms = 1000;  // no connection waits on a timeout
   if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) return;
-  uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<HttpServer*>(t->data)->run_once(); },
-                 std::min<MHD_UNSIGNED_LONG_LONG>(ms, 1000), 0);
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<HttpServer*>(t->data)->run_once(); },
+      std::min<MHD_UNSIGNED_LONG_LONG>(ms, 1000), 0);
 }
 
 }  // namespace rtpnode

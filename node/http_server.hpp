@@ -29,10 +29,10 @@ struct sockaddr;
 namespace rtpnode {
 
 struct HttpRequest {
-  std::string method;                       ///< "GET", "POST", ...
-  std::string path;                         ///< "/metrics" (query string removed)
-  std::map<std::string, std::string> query; ///< decoded query arguments
-  std::string peer;                         ///< client address "ip:port"
+  std::string method;                        ///< "GET", "POST", ...
+  std::string path;                          ///< "/metrics" (query string removed)
+  std::map<std::string, std::string> query;  ///< decoded query arguments
+  std::string peer;                          ///< client address "ip:port"
 };
 
 struct HttpResponse {
@@ -52,8 +52,8 @@ class HttpServer {
     /// false: connections from addresses other than loopback (127.0.0.0/8, ::1) are refused at
     /// accept, whatever address is bound.
     bool allow_remote = false;
-    unsigned idle_timeout_s = 5;          ///< closes connections idle this long (half-open ones)
-    std::size_t max_request_bytes = 8192; ///< request line + headers (+ body) per connection
+    unsigned idle_timeout_s = 5;           ///< closes connections idle this long (half-open ones)
+    std::size_t max_request_bytes = 8192;  ///< request line + headers (+ body) per connection
     unsigned max_connections = 32;
     /// Non-empty: state-changing requests need "Authorization: Bearer <token>" (--http-token-file).
     std::string bearer_token;

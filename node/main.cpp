@@ -44,7 +44,8 @@ CLI::Validator duration_validator() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  rtpnode::ortp_log_route();  // oRTP parses RTCP from the network: its repeated warnings are counted
+  rtpnode::ortp_log_route();  // oRTP parses RTCP from the network: its repeated warnings are
+                              // counted
   CLI::App app{"rtpnode: RTP/UDP audio receiver and player (PortAudio)"};
   NodeConfig cfg;  // fields bound directly; the rest is text in `flags` (defaults from NodeConfig)
   NodeFlags flags;
@@ -69,71 +70,132 @@ int main(int argc, char** argv) {
   auto& rtcp_rr = flags.rtcp_rr;
   auto& rtcp_min_interval = flags.rtcp_min_interval;
 
-  app.add_option("--listen", listens, "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
-      ->type_name("ADDR:PORT")->allow_extra_args(false);
-  app.add_option("--payload", payloads, "Map a payload type: PT=CODEC/CLOCK_RATE[/CHANNELS], e.g. 96=opus/48000/2 "
-                                        "(codecs: pcmu pcma g722 l16 opus; static PTs 0 8 9 10 11 are preset)")
-      ->type_name("PT=FMT")->allow_extra_args(false);
-  app.add_option("--raw", raws, "The preceding --listen carries headerless PCM: s16le/RATE/CHANNELS, e.g. s16le/8000/1")
-      ->type_name("FORMAT")->allow_extra_args(false);
-  app.add_option("--latency", latency, "Jitter-buffer playout delay: auto (adaptive) or a fixed duration (unit required)")
+  app.add_option("--listen", listens,
+                 "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
+      ->type_name("ADDR:PORT")
+      ->allow_extra_args(false);
+  app.add_option("--payload", payloads,
+                 "Map a payload type: PT=CODEC/CLOCK_RATE[/CHANNELS], e.g. 96=opus/48000/2 "
+                 "(codecs: pcmu pcma g722 l16 opus; static PTs 0 8 9 10 11 are preset)")
+      ->type_name("PT=FMT")
+      ->allow_extra_args(false);
+  app.add_option(
+         "--raw", raws,
+         "The preceding --listen carries headerless PCM: s16le/RATE/CHANNELS, e.g. s16le/8000/1")
+      ->type_name("FORMAT")
+      ->allow_extra_args(false);
+  app.add_option("--latency", latency,
+                 "Jitter-buffer playout delay: auto (adaptive) or a fixed duration (unit required)")
       ->capture_default_str();
-  app.add_option("--min-latency", min_latency, "Adaptive: lowest target delay")->check(duration_validator())->capture_default_str();
+  app.add_option("--min-latency", min_latency, "Adaptive: lowest target delay")
+      ->check(duration_validator())
+      ->capture_default_str();
   app.add_option("--max-latency", max_latency, "Adaptive: highest target delay and expansion")
-      ->check(duration_validator())->capture_default_str();
+      ->check(duration_validator())
+      ->capture_default_str();
   app.add_option("--profile", profile, "Adaptive: speech (1% late-loss budget) or music (0.1%)")
-      ->check(CLI::IsMember({"speech", "music"}))->capture_default_str();
-  app.add_option("--jitter-quantile", cfg.jitter_quantile, "Adaptive: jitter quantile to cover (overrides --profile)")
+      ->check(CLI::IsMember({"speech", "music"}))
+      ->capture_default_str();
+  app.add_option("--jitter-quantile", cfg.jitter_quantile,
+                 "Adaptive: jitter quantile to cover (overrides --profile)")
       ->check(CLI::Range(0.5, 0.99999));
-  app.add_option("--render-lead", lead, "How far ahead of the device the loop renders; 0ms = one period + 10 ms")
-      ->check(duration_validator())->capture_default_str();
-  app.add_option("--drift", drift, "Clock drift compensation: on, or off when senders share the device's clock (PTP)")
-      ->check(CLI::IsMember({"on", "off"}))->capture_default_str();
+  app.add_option("--render-lead", lead,
+                 "How far ahead of the device the loop renders; 0ms = one period + 10 ms")
+      ->check(duration_validator())
+      ->capture_default_str();
+  app.add_option("--drift", drift,
+                 "Clock drift compensation: on, or off when senders share the device's clock (PTP)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--resampler-quality", cfg.resampler_quality, "speexdsp resampler quality 0..10")
-      ->check(CLI::Range(0, 10))->capture_default_str();
-  app.add_option("--source-timeout", source_timeout, "Remove a source after this long without packets; 0s = never")
-      ->check(duration_validator())->capture_default_str();
-  app.add_option("--max-sources", cfg.max_sources, "Streams mixed at once")->check(CLI::Range(1, 1024))->capture_default_str();
-  app.add_option("--sync", sync, "rtcp: place sources on their senders' NTP timeline from RTCP Sender Reports; none: ignore SRs")
-      ->check(CLI::IsMember({"rtcp", "none"}))->capture_default_str();
-  app.add_option("--offset", offsets, "Shift sources on the timeline: SEL=+12.5ms (SEL: port:N or ssrc:0xHEX; repeatable)")
-      ->type_name("SEL=DUR")->allow_extra_args(false);
-  app.add_option("--route", routes, "Device channels of sources: SEL=L|R|LR|1,2,... (1-based; repeatable)")
-      ->type_name("SEL=CH")->allow_extra_args(false);
-  app.add_option("--gain", gains, "Gain of sources: SEL=-6dB (repeatable)")->type_name("SEL=DB")->allow_extra_args(false);
-  app.add_option("--host-api", cfg.host_api, "PortAudio host API (substring, e.g. JACK, ALSA); default: PortAudio's default");
-  app.add_option("--device", cfg.device, "Output device: index or name substring (see --list-devices)");
-  app.add_option("--rate", cfg.rate, "Device sample rate in Hz; default: the device's default")->check(CLI::Range(8000.0, 384000.0));
-  app.add_option("--channels", cfg.channels, "Device output channels")->check(CLI::Range(1, 64))->capture_default_str();
-  app.add_option("--period", cfg.period, "Frames per callback; default: the host API's choice")->check(CLI::Range(16, 8192));
-  app.add_option("--client-name", cfg.client_name, "JACK client name (ports: NAME:out_0 ...)")->capture_default_str();
-  app.add_option("--output", cfg.output, "Render the mix to FILE.wav, .rf64 or .flac instead of a device, paced in real time "
-                                        "(--rate default 48000, --period default 256)")->type_name("FILE");
-  app.add_option("--output-format", cfg.output_format, "Sample format of --output: s16, s24 or f32 (f32: not .flac)")
-      ->check(CLI::IsMember({"s16", "s24", "f32"}))->capture_default_str();
+      ->check(CLI::Range(0, 10))
+      ->capture_default_str();
+  app.add_option("--source-timeout", source_timeout,
+                 "Remove a source after this long without packets; 0s = never")
+      ->check(duration_validator())
+      ->capture_default_str();
+  app.add_option("--max-sources", cfg.max_sources, "Streams mixed at once")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--sync", sync,
+                 "rtcp: place sources on their senders' NTP timeline from RTCP Sender Reports; "
+                 "none: ignore SRs")
+      ->check(CLI::IsMember({"rtcp", "none"}))
+      ->capture_default_str();
+  app.add_option(
+         "--offset", offsets,
+         "Shift sources on the timeline: SEL=+12.5ms (SEL: port:N or ssrc:0xHEX; repeatable)")
+      ->type_name("SEL=DUR")
+      ->allow_extra_args(false);
+  app.add_option("--route", routes,
+                 "Device channels of sources: SEL=L|R|LR|1,2,... (1-based; repeatable)")
+      ->type_name("SEL=CH")
+      ->allow_extra_args(false);
+  app.add_option("--gain", gains, "Gain of sources: SEL=-6dB (repeatable)")
+      ->type_name("SEL=DB")
+      ->allow_extra_args(false);
+  app.add_option("--host-api", cfg.host_api,
+                 "PortAudio host API (substring, e.g. JACK, ALSA); default: PortAudio's default");
+  app.add_option("--device", cfg.device,
+                 "Output device: index or name substring (see --list-devices)");
+  app.add_option("--rate", cfg.rate, "Device sample rate in Hz; default: the device's default")
+      ->check(CLI::Range(8000.0, 384000.0));
+  app.add_option("--channels", cfg.channels, "Device output channels")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--period", cfg.period, "Frames per callback; default: the host API's choice")
+      ->check(CLI::Range(16, 8192));
+  app.add_option("--client-name", cfg.client_name, "JACK client name (ports: NAME:out_0 ...)")
+      ->capture_default_str();
+  app.add_option(
+         "--output", cfg.output,
+         "Render the mix to FILE.wav, .rf64 or .flac instead of a device, paced in real time "
+         "(--rate default 48000, --period default 256)")
+      ->type_name("FILE");
+  app.add_option("--output-format", cfg.output_format,
+                 "Sample format of --output: s16, s24 or f32 (f32: not .flac)")
+      ->check(CLI::IsMember({"s16", "s24", "f32"}))
+      ->capture_default_str();
   app.add_flag("--list-devices", list, "List output devices and exit");
-  app.add_option("--duration", duration, "Stop after this long (e.g. 10s); default: run until SIGINT/SIGTERM")
+  app.add_option("--duration", duration,
+                 "Stop after this long (e.g. 10s); default: run until SIGINT/SIGTERM")
       ->check(duration_validator());
-  app.add_option("--stats-interval", stats_interval, "Period of the stats line on stderr and of --stats-json; 0s = off")
-      ->check(duration_validator())->capture_default_str();
-  app.add_option("--stats-json", cfg.stats_json, "Write statistics as JSON to FILE each interval and at exit");
+  app.add_option("--stats-interval", stats_interval,
+                 "Period of the stats line on stderr and of --stats-json; 0s = off")
+      ->check(duration_validator())
+      ->capture_default_str();
+  app.add_option("--stats-json", cfg.stats_json,
+                 "Write statistics as JSON to FILE each interval and at exit");
   app.add_flag("--quiet", cfg.quiet, "No periodic stats line (the final one is still printed)");
-  app.add_option("--http", http, "Serve GET /metrics (Prometheus), /stats (JSON), /sources and control on ADDR:PORT, "
-                                 "e.g. 127.0.0.1:8080")->type_name("ADDR:PORT");
-  app.add_flag("--http-allow-remote", cfg.http_allow_remote, "Answer HTTP clients that are not on this host (default: loopback only)");
+  app.add_option(
+         "--http", http,
+         "Serve GET /metrics (Prometheus), /stats (JSON), /sources and control on ADDR:PORT, "
+         "e.g. 127.0.0.1:8080")
+      ->type_name("ADDR:PORT");
+  app.add_flag("--http-allow-remote", cfg.http_allow_remote,
+               "Answer HTTP clients that are not on this host (default: loopback only)");
   auto& http_token_file = flags.http_token_file;
   auto& allows = flags.allows;
-  app.add_option("--allow", allows, "Accept RTP/RTCP only from this address block, e.g. 192.168.1.0/24 or fd00::/8 "
-                                    "(repeatable; default: from anywhere)")->type_name("CIDR");
+  app.add_option("--allow", allows,
+                 "Accept RTP/RTCP only from this address block, e.g. 192.168.1.0/24 or fd00::/8 "
+                 "(repeatable; default: from anywhere)")
+      ->type_name("CIDR");
   app.add_option("--http-token-file", http_token_file,
-                 "Control (POST) requests need 'Authorization: Bearer TOKEN', TOKEN being this file's first line");
-  app.add_option("--event-log", cfg.event_log, "Append events (joins, leaves, underruns, bursts, xruns, control) as JSON Lines to FILE");
+                 "Control (POST) requests need 'Authorization: Bearer TOKEN', TOKEN being this "
+                 "file's first line");
+  app.add_option(
+      "--event-log", cfg.event_log,
+      "Append events (joins, leaves, underruns, bursts, xruns, control) as JSON Lines to FILE");
   app.add_option("--rtcp-rr", rtcp_rr, "Send RTCP Receiver Reports to senders (RFC 3550)")
-      ->check(CLI::IsMember({"on", "off"}))->capture_default_str();
-  app.add_option("--rtcp-min-interval", rtcp_min_interval, "Minimum RTCP report interval (RFC 3550 6.2 Tmin)")
-      ->check(duration_validator())->capture_default_str();
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_option("--rtcp-min-interval", rtcp_min_interval,
+                 "Minimum RTCP report interval (RFC 3550 6.2 Tmin)")
+      ->check(duration_validator())
+      ->capture_default_str();
   app.add_flag("--stats-doc", stats_doc, "Print the statistics reference (Markdown) and exit");
-  app.add_flag("--stats-schema", stats_schema, "Print the JSON Schema of /stats and --stats-json and exit");
+  app.add_flag("--stats-schema", stats_schema,
+               "Print the JSON Schema of /stats and --stats-json and exit");
 
   try {
     app.parse(argc, argv);
@@ -154,7 +216,8 @@ int main(int argc, char** argv) {
   }
 
   const auto owners = raw_owners(argc, argv);
-  for (std::size_t i = 0; i < raws.size(); ++i) flags.raws.emplace_back(i < owners.size() ? owners[i] : -1, raws[i]);
+  for (std::size_t i = 0; i < raws.size(); ++i)
+    flags.raws.emplace_back(i < owners.size() ? owners[i] : -1, raws[i]);
   std::string err;
   auto built = make_node_config(flags, std::move(cfg), err);
   if (!built) {

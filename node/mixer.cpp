@@ -44,7 +44,9 @@ Route Route::to_channels(int stream_channels, const std::vector<int>& device_cha
       const auto i = static_cast<std::size_t>(r.taps++);
       r.src[i] = static_cast<std::uint8_t>(c);
       r.dst[i] = static_cast<std::uint8_t>(device_channels[static_cast<std::size_t>(k)]);
-      r.weight[i] = stream_channels == 1 ? 1.0f : 1.0f / static_cast<float>(fan_in[static_cast<std::size_t>(k)]);
+      r.weight[i] = stream_channels == 1
+                        ? 1.0f
+                        : 1.0f / static_cast<float>(fan_in[static_cast<std::size_t>(k)]);
     }
   }
   return r;
@@ -77,16 +79,21 @@ void Mixer::add(PlayoutStream* s, const Route& route, float gain) {
   s->routes_sent = s->route_acks.load(std::memory_order_acquire);
   send({Command::Kind::add, s, 0, gain, 0});
 }
-void Mixer::add(PlayoutStream* s) { add(s, Route::standard(s->channels, channels_)); }
+void Mixer::add(PlayoutStream* s) {
+  add(s, Route::standard(s->channels, channels_));
+}
 
-void Mixer::remove(PlayoutStream* s, frames_t at) { send({Command::Kind::remove, s, at, 0.0f, 0}); }
+void Mixer::remove(PlayoutStream* s, frames_t at) {
+  send({Command::Kind::remove, s, at, 0.0f, 0});
+}
 
 void Mixer::set_gain(PlayoutStream* s, float gain, frames_t at) {
   send({Command::Kind::gain, s, at, std::max(0.0f, gain), 0});
 }
 
 bool Mixer::set_route(PlayoutStream* s, const Route& route, frames_t at) {
-  if (s->route_acks.load(std::memory_order_acquire) != s->routes_sent) return false;  // one in flight
+  if (s->route_acks.load(std::memory_order_acquire) != s->routes_sent)
+    return false;  // one in flight
   const int slot = 1 - s->loop_route_slot;
   s->routes[static_cast<std::size_t>(slot)] = route;
   send({Command::Kind::route, s, at, 0.0f, slot});
@@ -101,7 +108,8 @@ PlayoutStream* Mixer::take_retired() noexcept {
 }
 
 bool Mixer::releasable(const PlayoutStream& s) const noexcept {
-  return s.detached.load(std::memory_order_acquire) && applied_.load(std::memory_order_acquire) >= s.last_command;
+  return s.detached.load(std::memory_order_acquire) &&
+         applied_.load(std::memory_order_acquire) >= s.last_command;
 }
 
 void Mixer::apply_commands() noexcept {
@@ -180,7 +188,8 @@ bool Mixer::left(const PlayoutStream& s, frames_t frame) const noexcept {
   return s.leave_at >= 0 && frame >= s.leave_at + ramp_;
 }
 
-void Mixer::mix_frames(PlayoutStream& s, const float* src, float* dst, frames_t from, frames_t got) noexcept {
+void Mixer::mix_frames(PlayoutStream& s, const float* src, float* dst, frames_t from,
+                       frames_t got) noexcept {
   const int ch = s.channels;
   frames_t f = 0;
   while (f < got) {
@@ -195,12 +204,14 @@ void Mixer::mix_frames(PlayoutStream& s, const float* src, float* dst, frames_t 
     std::array<float, Route::kMaxTaps> gw{};
     if (s.user_gain.flat(frame, end) && s.fade.flat(frame, end)) {
       const float g = s.user_gain.at(frame) * s.fade.at(frame);
-      for (int t = 0; t < r.taps; ++t) gw[static_cast<std::size_t>(t)] = g * r.weight[static_cast<std::size_t>(t)];
+      for (int t = 0; t < r.taps; ++t)
+        gw[static_cast<std::size_t>(t)] = g * r.weight[static_cast<std::size_t>(t)];
       for (frames_t k = frame; k < end; ++k) {
         float* o = dst + (k - from) * channels_;
         const float* i = src + (k - from) * ch;
         for (int t = 0; t < r.taps; ++t)
-          o[r.dst[static_cast<std::size_t>(t)]] += gw[static_cast<std::size_t>(t)] * i[r.src[static_cast<std::size_t>(t)]];
+          o[r.dst[static_cast<std::size_t>(t)]] +=
+              gw[static_cast<std::size_t>(t)] * i[r.src[static_cast<std::size_t>(t)]];
       }
     } else {
       for (frames_t k = frame; k < end; ++k) {
@@ -208,7 +219,8 @@ void Mixer::mix_frames(PlayoutStream& s, const float* src, float* dst, frames_t 
         float* o = dst + (k - from) * channels_;
         const float* i = src + (k - from) * ch;
         for (int t = 0; t < r.taps; ++t)
-          o[r.dst[static_cast<std::size_t>(t)]] += g * r.weight[static_cast<std::size_t>(t)] * i[r.src[static_cast<std::size_t>(t)]];
+          o[r.dst[static_cast<std::size_t>(t)]] +=
+              g * r.weight[static_cast<std::size_t>(t)] * i[r.src[static_cast<std::size_t>(t)]];
       }
     }
     f = end - from;
@@ -217,8 +229,8 @@ void Mixer::mix_frames(PlayoutStream& s, const float* src, float* dst, frames_t 
 
 void Mixer::mix_stream(PlayoutStream& s, float* out, frames_t n) noexcept {
   const int ch = s.channels;
-  const frames_t first = frame_ - s.start_frame;  // ring frame for device frame F
-  if (first + n <= 0) return;                      // not started yet
+  const frames_t first = frame_ - s.start_frame;          // ring frame for device frame F
+  if (first + n <= 0) return;                             // not started yet
   const frames_t offset = std::max<frames_t>(0, -first);  // block frame where the stream begins
   const frames_t want_from = std::max<frames_t>(0, first);
   frames_t want = n - offset;
@@ -234,7 +246,8 @@ void Mixer::mix_stream(PlayoutStream& s, float* out, frames_t n) noexcept {
   frames_t got_total = 0;
   while (want > 0) {
     const frames_t chunk = std::min(want, kChunkFrames);
-    const auto got = static_cast<frames_t>(s.ring.pop(scratch_.data(), static_cast<std::size_t>(chunk * ch)) / ch);
+    const auto got = static_cast<frames_t>(
+        s.ring.pop(scratch_.data(), static_cast<std::size_t>(chunk * ch)) / ch);
     mix_frames(s, scratch_.data(), out + block_pos * channels_, frame_ + block_pos, got);
     got_total += got;
     block_pos += got;

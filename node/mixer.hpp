@@ -92,7 +92,9 @@ class PlayoutStream {
   /// `channels` 1..8; `capacity_frames` rounded up to a power of two; `start_frame` is the device
   /// frame at which ring frame 0 plays. Thread: loop (allocates).
   PlayoutStream(std::uint32_t id, int channels, std::size_t capacity_frames, frames_t start_frame)
-      : id(id), channels(channels), start_frame(start_frame),
+      : id(id),
+        channels(channels),
+        start_frame(start_frame),
         ring(capacity_frames * static_cast<std::size_t>(channels)) {}
 
   const std::uint32_t id;
@@ -115,7 +117,7 @@ class PlayoutStream {
   std::atomic<std::uint64_t> underrun_events{0};  ///< blocks that began an underrun run
   std::atomic<std::uint64_t> underrun_frames{0};  ///< frames zero-filled for missing audio
   std::atomic<std::uint64_t> frames_played{0};    ///< ring frames mixed into the device
-  std::atomic<std::uint64_t> frames_skipped{0};   ///< ring frames dropped: arrived after their frame
+  std::atomic<std::uint64_t> frames_skipped{0};  ///< ring frames dropped: arrived after their frame
 
   /// Route slots: the loop thread writes the slot a set_route command names and does not touch it
   /// again until route_acks shows the command was applied (Mixer::set_route).
@@ -130,11 +132,11 @@ class PlayoutStream {
   std::uint64_t last_command = 0;
 
   // Audio thread only.
-  bool mixing = false;          ///< in the mixer's active list
+  bool mixing = false;  ///< in the mixer's active list
   bool in_underrun = false;
-  int route_slot = 0;           ///< routes[] entry in use
-  GainRamp user_gain;           ///< the gain set by set_gain (mute = 0)
-  GainRamp fade;                ///< join / leave / route-switch fades
+  int route_slot = 0;              ///< routes[] entry in use
+  GainRamp user_gain;              ///< the gain set by set_gain (mute = 0)
+  GainRamp fade;                   ///< join / leave / route-switch fades
   frames_t pending_gain_at = -1;   ///< a set_gain not yet due: at this frame ...
   float pending_gain = 1.0f;       ///< ... ramp to this gain
   frames_t pending_route_at = -1;  ///< a set_route not yet due: fade out from this frame ...
@@ -152,11 +154,11 @@ struct BlockTiming {
 
 /// Device position published by the audio thread once per block (seqlock), read by the loop.
 struct DevicePosition {
-  frames_t frame = 0;          ///< F at the start of the last block
-  frames_t block_frames = 0;   ///< that block's frame count
-  double current_time = 0.0;   ///< its BlockTiming::current_time
-  double dac_time = 0.0;       ///< its BlockTiming::dac_time
-  std::uint64_t callbacks = 0; ///< blocks processed so far (0: none yet)
+  frames_t frame = 0;           ///< F at the start of the last block
+  frames_t block_frames = 0;    ///< that block's frame count
+  double current_time = 0.0;    ///< its BlockTiming::current_time
+  double dac_time = 0.0;        ///< its BlockTiming::dac_time
+  std::uint64_t callbacks = 0;  ///< blocks processed so far (0: none yet)
 };
 
 class Mixer {
@@ -204,9 +206,13 @@ class Mixer {
 
   [[nodiscard]] int device_channels() const noexcept { return channels_; }
   /// Device xruns reported through BlockTiming::xrun. Any thread; wait-free.
-  [[nodiscard]] std::uint64_t xruns() const noexcept { return xruns_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t xruns() const noexcept {
+    return xruns_.load(std::memory_order_relaxed);
+  }
   /// Streams refused because every slot was taken. Any thread; wait-free.
-  [[nodiscard]] std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t refused() const noexcept {
+    return refused_.load(std::memory_order_relaxed);
+  }
   /// Commands that found the command ring full and waited in the loop-side queue. Loop thread.
   [[nodiscard]] std::uint64_t commands_deferred() const noexcept { return deferred_total_; }
   /// Commands waiting in the loop-side queue now. Loop thread.
@@ -239,16 +245,16 @@ class Mixer {
   SpscRing<Command> commands_;
   SpscRing<PlayoutStream*> retired_;
   // Loop thread only.
-  std::uint64_t sent_ = 0;             ///< commands numbered so far (sent or queued)
-  std::deque<Command> deferred_;       ///< waiting for room in commands_, in order
+  std::uint64_t sent_ = 0;        ///< commands numbered so far (sent or queued)
+  std::deque<Command> deferred_;  ///< waiting for room in commands_, in order
   std::uint64_t deferred_total_ = 0;
   /// Commands the audio thread has consumed (applied or ignored). Written by the audio thread
   /// (release) after each batch; read by the loop (acquire) in releasable().
   std::atomic<std::uint64_t> applied_{0};
   std::vector<PlayoutStream*> active_;  ///< fixed capacity; audio thread only
   std::size_t n_active_ = 0;
-  std::vector<float> scratch_;          ///< one chunk of a stream's samples; audio thread only
-  frames_t frame_ = 0;                  ///< F; audio thread only
+  std::vector<float> scratch_;  ///< one chunk of a stream's samples; audio thread only
+  frames_t frame_ = 0;          ///< F; audio thread only
   std::uint64_t callbacks_ = 0;
 
   std::atomic<std::uint64_t> xruns_{0};

@@ -21,7 +21,9 @@ namespace rtpnode {
 
 namespace {
 
-mono_ns_t now_ns() { return static_cast<mono_ns_t>(uv_hrtime()); }
+mono_ns_t now_ns() {
+  return static_cast<mono_ns_t>(uv_hrtime());
+}
 
 std::string addr_to_string(const sockaddr* sa) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -47,7 +49,8 @@ std::uint64_t host_key(const sockaddr* sa) {
     p = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in*>(sa)->sin_addr);
     n = 4;
   } else if (sa->sa_family == AF_INET6) {
-    p = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr);
+    p = reinterpret_cast<const std::uint8_t*>(
+        &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr);
     n = 16;
   }
   for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
@@ -62,7 +65,6 @@ std::uint64_t addr_key(const sockaddr* sa) {
   for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
   return h & 0xffffffffffffull;
 }
-
 
 constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
 constexpr std::size_t kWarnRefused = kRtpParseStatusCount + 1;
@@ -79,8 +81,9 @@ Node::Node(NodeConfig cfg)
   char host[256] = "localhost";
   std::size_t host_len = sizeof host;
   uv_os_gethostname(host, &host_len);
-  rtcp_ = std::make_unique<RtcpSession>(uv_hrtime() ^ (static_cast<std::uint64_t>(uv_os_getpid()) << 32),
-                                        std::string("rtpnode@") + host, 8 * static_cast<std::size_t>(cfg_.max_sources) + 65);
+  rtcp_ = std::make_unique<RtcpSession>(
+      uv_hrtime() ^ (static_cast<std::uint64_t>(uv_os_getpid()) << 32),
+      std::string("rtpnode@") + host, 8 * static_cast<std::size_t>(cfg_.max_sources) + 65);
   try {
     udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
     if (cfg_.http) {
@@ -89,15 +92,17 @@ Node::Node(NodeConfig cfg)
       o.port = cfg_.http->port;
       o.allow_remote = cfg_.http_allow_remote;
       o.bearer_token = cfg_.http_token;
-      http_ = std::make_unique<HttpServer>(&loop_, o, [this](const HttpRequest& r) { return on_http(r); });
+      http_ = std::make_unique<HttpServer>(&loop_, o,
+                                           [this](const HttpRequest& r) { return on_http(r); });
     }
     backend_ = make_audio_backend(cfg_);
     // Ramps of 5 ms on join, leave, mute, gain and route changes (issue #4: "nothing clicks").
     ramp_frames_ = static_cast<frames_t>(std::llround(backend_->sample_rate() * 0.005));
     // A source holds at most Source::kMaxStreams rings (current + leaving after re-placements),
     // plus one whose removal is in flight when it cuts the oldest short.
-    mixer_ = std::make_unique<Mixer>(backend_->channels(), (Source::kMaxStreams + 1) * static_cast<std::size_t>(cfg_.max_sources),
-                                     ramp_frames_);
+    mixer_ = std::make_unique<Mixer>(
+        backend_->channels(),
+        (Source::kMaxStreams + 1) * static_cast<std::size_t>(cfg_.max_sources), ramp_frames_);
     backend_->open(*mixer_);
   } catch (...) {
     close_loop();
@@ -107,22 +112,32 @@ Node::Node(NodeConfig cfg)
 }
 
 void Node::close_loop() {
-  uv_walk(&loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+  uv_walk(
+      &loop_,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
 }
 
 Node::~Node() {
-  if (!backend_->shutdown(std::chrono::seconds(2), device_state_ != DeviceState::running) || device_abandoned_)
-    (void)mixer_.release();  // PortAudio may still hold it: leaked on purpose, the process is ending
+  if (!backend_->shutdown(std::chrono::seconds(2), device_state_ != DeviceState::running) ||
+      device_abandoned_)
+    (void)
+        mixer_.release();  // PortAudio may still hold it: leaked on purpose, the process is ending
   close_loop();
 }
 
 const char* to_string(Node::DeviceState s) {
   switch (s) {
-    case Node::DeviceState::running: return "running";
-    case Node::DeviceState::stalled: return "stalled";
-    case Node::DeviceState::stopped: return "stopped";
+    case Node::DeviceState::running:
+      return "running";
+    case Node::DeviceState::stalled:
+      return "stalled";
+    case Node::DeviceState::stopped:
+      return "stopped";
   }
   return "?";
 }
@@ -142,11 +157,14 @@ void Node::check_device(mono_ns_t now) {
     std::cerr << "rtpnode: audio device running again\n";
     event("device_recovered", {{"callbacks", callbacks}});
   } else {
-    std::cerr << "rtpnode: audio device " << to_string(state) << ": no callback for " << static_cast<int>(since_ms)
-              << " ms (" << (state == DeviceState::stopped ? "PortAudio stopped the stream; is the JACK server gone?"
-                                                          : "the stream is active but silent")
+    std::cerr << "rtpnode: audio device " << to_string(state) << ": no callback for "
+              << static_cast<int>(since_ms) << " ms ("
+              << (state == DeviceState::stopped
+                      ? "PortAudio stopped the stream; is the JACK server gone?"
+                      : "the stream is active but silent")
               << ")\n";
-    event("device_lost", {{"state", to_string(state)}, {"callbacks", callbacks}, {"since_ms", since_ms}});
+    event("device_lost",
+          {{"state", to_string(state)}, {"callbacks", callbacks}, {"since_ms", since_ms}});
   }
   device_state_ = state;
 }
@@ -158,8 +176,9 @@ void Node::warn_once(std::size_t kind, MakeText&& make_text) {
   std::cerr << "rtpnode: warning: " << make_text() << " (counted; further ones are not logged)\n";
 }
 
-Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const sockaddr* from, std::uint32_t ssrc,
-                             std::uint8_t pt, const PayloadFormat& fmt, bool raw, mono_ns_t now) {
+Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const sockaddr* from,
+                             std::uint32_t ssrc, std::uint8_t pt, const PayloadFormat& fmt,
+                             bool raw, mono_ns_t now) {
   if (auto it = sources_.find(key); it != sources_.end()) return it->second.get();
   if (static_cast<int>(sources_.size() + retiring_.size()) >= cfg_.max_sources) {
     const std::size_t limit = 4 * static_cast<std::size_t>(cfg_.max_sources) + 16;
@@ -167,10 +186,12 @@ Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const so
       const std::int64_t timeout = cfg_.source_timeout.count();
       std::erase_if(refused_, [&](const auto& kv) { return now - kv.second > timeout; });
     }
-    const bool known = refused_.contains(key);  // raw streams ask again with every datagram
+    const bool known = refused_.contains(key);         // raw streams ask again with every datagram
     if (refused_.size() < limit) refused_[key] = now;  // else: a flood of SSRCs, counted each time
     if (!known) ++stats_.sources_refused;
-    warn_once(kWarnRefused, [&] { return "new stream refused: --max-sources " + std::to_string(cfg_.max_sources) + " reached"; });
+    warn_once(kWarnRefused, [&] {
+      return "new stream refused: --max-sources " + std::to_string(cfg_.max_sources) + " reached";
+    });
     return nullptr;
   }
   Source::Params p;
@@ -197,7 +218,8 @@ Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const so
   p.mixer = mixer_.get();
   p.ramp_frames = ramp_frames_;
   p.timeline = cfg_.sync_rtcp && !raw ? &timeline_ : nullptr;
-  p.offset_frames = ns_to_frames(set.offset.count(), static_cast<std::int64_t>(std::llround(backend_->sample_rate())));
+  p.offset_frames = ns_to_frames(set.offset.count(),
+                                 static_cast<std::int64_t>(std::llround(backend_->sample_rate())));
   p.route = set.route;
   p.device_channels = backend_->channels();
   p.gain_db = set.gain_db;
@@ -211,13 +233,16 @@ Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const so
   }
   refused_.erase(key);
   if (const HeldSenderReport* sr = rtcp_->held(key)) {
-    if (same_host(reinterpret_cast<const sockaddr*>(&sr->from), from)) s->on_sender_report(sr->ntp_ns, sr->rtp_ts);
-    else rtcp_->forget(key);  // held from another host than the RTP: not this sender's
+    if (same_host(reinterpret_cast<const sockaddr*>(&sr->from), from))
+      s->on_sender_report(sr->ntp_ns, sr->rtp_ts);
+    else
+      rtcp_->forget(key);  // held from another host than the RTP: not this sender's
   }
   char ssrc_hex[16];
   std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, ssrc);
-  std::cerr << "rtpnode: new source " << (raw ? std::string("raw") : std::string("ssrc ") + ssrc_hex) << " from "
-            << p.remote << " on port " << p.port << ": " << fmt.describe() << "\n";
+  std::cerr << "rtpnode: new source "
+            << (raw ? std::string("raw") : std::string("ssrc ") + ssrc_hex) << " from " << p.remote
+            << " on port " << p.port << ": " << fmt.describe() << "\n";
   Source* raw_ptr = s.get();
   if (events_.enabled()) {
     nlohmann::json f = source_id(raw_ptr->stats());
@@ -226,8 +251,12 @@ Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const so
     // The same sender on the same port with a new SSRC: a restart (RFC 3550 §8.2 collision or a
     // new call leg).
     for (const Source* o : source_order_)
-      if (!raw && o->params().port == p.port && o->params().remote == p.remote && o->params().ssrc != ssrc)
-        event("ssrc_changed", {{"port", p.port}, {"remote", p.remote}, {"old_ssrc", hex32(o->params().ssrc)}, {"new_ssrc", hex32(ssrc)}});
+      if (!raw && o->params().port == p.port && o->params().remote == p.remote &&
+          o->params().ssrc != ssrc)
+        event("ssrc_changed", {{"port", p.port},
+                               {"remote", p.remote},
+                               {"old_ssrc", hex32(o->params().ssrc)},
+                               {"new_ssrc", hex32(ssrc)}});
   }
   events_.watch(*raw_ptr);
   source_order_.push_back(raw_ptr);
@@ -238,20 +267,25 @@ Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const so
 
 std::unordered_map<std::uint64_t, Node::Probation>::iterator Node::erase_probation(
     std::unordered_map<std::uint64_t, Probation>::iterator it) {
-  const auto h = probation_hosts_.find(host_key(reinterpret_cast<const sockaddr*>(&it->second.from)));
+  const auto h =
+      probation_hosts_.find(host_key(reinterpret_cast<const sockaddr*>(&it->second.from)));
   if (h != probation_hosts_.end() && --h->second == 0) probation_hosts_.erase(h);
   return probation_.erase(it);
 }
 
 bool Node::allowed(const sockaddr* from) {
-  if (cfg_.allow.empty() || std::any_of(cfg_.allow.begin(), cfg_.allow.end(), [&](const Cidr& c) { return c.contains(from); }))
+  if (cfg_.allow.empty() || std::any_of(cfg_.allow.begin(), cfg_.allow.end(),
+                                        [&](const Cidr& c) { return c.contains(from); }))
     return true;
   ++stats_.not_allowed;
-  warn_once(kWarnNotAllowed, [&] { return "datagrams from " + addr_to_string(from) + " dropped: not in any --allow block"; });
+  warn_once(kWarnNotAllowed, [&] {
+    return "datagrams from " + addr_to_string(from) + " dropped: not in any --allow block";
+  });
   return false;
 }
 
-void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
+void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> data,
+                       const sockaddr* from, mono_ns_t now) {
   ++stats_.datagrams;
   if (!allowed(from)) return;
   rtcp_->on_datagram(data.size(), now);
@@ -275,8 +309,8 @@ void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> dat
     ++stats_.rejected[static_cast<std::size_t>(st)];
     if (st != RtpParseStatus::rtcp)
       warn_once(static_cast<std::size_t>(st), [&] {
-        return "dropped malformed RTP from " + addr_to_string(from) + " on port " + std::to_string(spec.port) +
-               ": " + std::string(to_string(st));
+        return "dropped malformed RTP from " + addr_to_string(from) + " on port " +
+               std::to_string(spec.port) + ": " + std::string(to_string(st));
       });
     return;
   }
@@ -300,8 +334,9 @@ void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> dat
   on_new_ssrc(spec, key, h, data, from, *fmt, now);
 }
 
-void Node::on_new_ssrc(const ListenSpec& spec, std::uint64_t key, const RtpHeaderView& h, std::span<const std::uint8_t> data,
-                       const sockaddr* from, const PayloadFormat& fmt, mono_ns_t now) {
+void Node::on_new_ssrc(const ListenSpec& spec, std::uint64_t key, const RtpHeaderView& h,
+                       std::span<const std::uint8_t> data, const sockaddr* from,
+                       const PayloadFormat& fmt, mono_ns_t now) {
   // A stream refused at --max-sources stays refused while every slot is taken; once one frees,
   // it is admitted like a new one.
   if (auto r = refused_.find(key); r != refused_.end()) {
@@ -333,24 +368,35 @@ void Node::on_new_ssrc(const ListenSpec& spec, std::uint64_t key, const RtpHeade
         return;
       }
     }
-    Probation& added = probation_.emplace(key, Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number, {}})
-                           .first->second;
+    Probation& added =
+        probation_
+            .emplace(key, Probation{std::vector<std::uint8_t>(data.begin(), data.end()),
+                                    now,
+                                    h.sequence_number,
+                                    {}})
+            .first->second;
     std::memcpy(&added.from, from, sockaddr_length(from));
     ++probation_hosts_[host];
     return;
   }
   Probation& pr = it->second;
   if (h.sequence_number != static_cast<std::uint16_t>(pr.last_seq + 1)) {
-    if (!same_host(from, reinterpret_cast<const sockaddr*>(&pr.from))) return;  // another host's packet: not a restart
-    pr = Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number, {}};  // start over
+    if (!same_host(from, reinterpret_cast<const sockaddr*>(&pr.from)))
+      return;  // another host's packet: not a restart
+    pr = Probation{std::vector<std::uint8_t>(data.begin(), data.end()),
+                   now,
+                   h.sequence_number,
+                   {}};  // start over
     std::memcpy(&pr.from, from, sockaddr_length(from));
     return;
   }
   const Probation held = std::move(pr);
   erase_probation(it);
-  if (Source* s = find_or_create(key, spec, from, h.ssrc, h.payload_type, fmt, false, held.first_arrival)) {
+  if (Source* s =
+          find_or_create(key, spec, from, h.ssrc, h.payload_type, fmt, false, held.first_arrival)) {
     RtpHeaderView first;
-    if (rtp_parse(held.first, first) == RtpParseStatus::ok) s->on_rtp(first, held.first_arrival, clock_);
+    if (rtp_parse(held.first, first) == RtpParseStatus::ok)
+      s->on_rtp(first, held.first_arrival, clock_);
     s->on_rtp(h, now, clock_);
     s->render(clock_, now);
   }
@@ -373,7 +419,8 @@ void Node::update_timeline() {
     }
 }
 
-void Node::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now) {
+void Node::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from,
+                   mono_ns_t now) {
   if (!allowed(from)) return;
   RtcpCompound c;
   if (rtcp_parse(data, c) != RtcpParseStatus::ok) {
@@ -387,7 +434,10 @@ void Node::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, c
   auto foreign = [&](const Source& s) {
     if (same_host(from, reinterpret_cast<const sockaddr*>(&s.params().remote_addr))) return false;
     ++stats_.rtcp_foreign;
-    warn_once(kWarnRtcpForeign, [&] { return "RTCP about source " + s.params().remote + " from another host (" + addr_to_string(from) + "): ignored"; });
+    warn_once(kWarnRtcpForeign, [&] {
+      return "RTCP about source " + s.params().remote + " from another host (" +
+             addr_to_string(from) + "): ignored";
+    });
     return true;
   };
   for (const RtcpSenderReport& sr : c.sender_reports) {
@@ -404,9 +454,12 @@ void Node::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, c
     const std::uint64_t key = source_key(spec.port, ssrc);
     const auto it = sources_.find(key);
     if (it != sources_.end() && foreign(*it->second)) continue;
-    if (const HeldSenderReport* h = rtcp_->held(key); h && same_host(from, reinterpret_cast<const sockaddr*>(&h->from)))
+    if (const HeldSenderReport* h = rtcp_->held(key);
+        h && same_host(from, reinterpret_cast<const sockaddr*>(&h->from)))
       rtcp_->forget(key);
-    if (auto pr = probation_.find(key); pr != probation_.end() && same_host(from, reinterpret_cast<const sockaddr*>(&pr->second.from)))
+    if (auto pr = probation_.find(key);
+        pr != probation_.end() &&
+        same_host(from, reinterpret_cast<const sockaddr*>(&pr->second.from)))
       erase_probation(pr);
     if (it != sources_.end()) it->second->on_bye();
   }
@@ -421,13 +474,17 @@ void Node::tick() {
     // Start receiving once the device runs: sources are anchored on its frame counter.
     if (lead_frames_ == 0) {
       const frames_t period = pos.block_frames > 0 ? pos.block_frames : 256;
-      lead_frames_ = cfg_.render_lead.count() > 0 ? ns_to_frames(cfg_.render_lead.count(), static_cast<std::int64_t>(clock_.rate()))
-                                                  : period + ns_to_frames(10'000'000, static_cast<std::int64_t>(clock_.rate()));
+      lead_frames_ =
+          cfg_.render_lead.count() > 0
+              ? ns_to_frames(cfg_.render_lead.count(), static_cast<std::int64_t>(clock_.rate()))
+              : period + ns_to_frames(10'000'000, static_cast<std::int64_t>(clock_.rate()));
     }
     udp_->start([this](const ReceivedDatagram& d) {
       const ListenSpec& spec = cfg_.listens[d.listen];
-      if (d.rtcp_port) on_rtcp(spec, d.bytes, d.from, d.arrival);
-      else on_datagram(spec, d.bytes, d.from, d.arrival);
+      if (d.rtcp_port)
+        on_rtcp(spec, d.bytes, d.from, d.arrival);
+      else
+        on_datagram(spec, d.bytes, d.from, d.arrival);
     });
     receiving_ = true;
   }
@@ -456,7 +513,8 @@ void Node::expire_sources(mono_ns_t now) {
       ++it;
       continue;
     }
-    if ((*it)->bye()) std::cerr << "rtpnode: source " << (*it)->params().remote << " drained after BYE\n";
+    if ((*it)->bye())
+      std::cerr << "rtpnode: source " << (*it)->params().remote << " drained after BYE\n";
     departed_.push_back((*it)->stats());  // final: its last audio has played
     if (events_.enabled()) {
       nlohmann::json f = source_id(departed_.back());
@@ -467,7 +525,9 @@ void Node::expire_sources(mono_ns_t now) {
     if (departed_.size() > kMaxDeparted) departed_.pop_front();
     it = retiring_.erase(it);
   }
-  if (now - last_timeout_check_ < 100'000'000 && std::none_of(source_order_.begin(), source_order_.end(), [](const Source* s) { return s->leaving(); }))
+  if (now - last_timeout_check_ < 100'000'000 &&
+      std::none_of(source_order_.begin(), source_order_.end(),
+                   [](const Source* s) { return s->leaving(); }))
     return;  // every 100 ms is plenty for timeouts
   last_timeout_check_ = now;
   const std::int64_t timeout = cfg_.source_timeout.count();
@@ -486,8 +546,9 @@ void Node::expire_sources(mono_ns_t now) {
     }
     events_.forget(s);
     if (timed_out) {
-      std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote << " timed out after "
-                << std::chrono::duration<double>(cfg_.source_timeout).count() << " s without packets\n";
+      std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote
+                << " timed out after " << std::chrono::duration<double>(cfg_.source_timeout).count()
+                << " s without packets\n";
       s->leave(clock_.frame_at(now));
     } else {
       std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote
@@ -507,8 +568,10 @@ NodeSnapshot Node::snapshot() const {
   n.datagrams = stats_.datagrams;
   for (std::size_t i = 0; i < kRtpParseStatusCount; ++i) {
     if (i == static_cast<std::size_t>(RtpParseStatus::ok)) continue;
-    n.packets_rejected.emplace_back(std::string(to_string(static_cast<RtpParseStatus>(i))), stats_.rejected[i]);
-    if (i != static_cast<std::size_t>(RtpParseStatus::rtcp)) n.packets_malformed += stats_.rejected[i];
+    n.packets_rejected.emplace_back(std::string(to_string(static_cast<RtpParseStatus>(i))),
+                                    stats_.rejected[i]);
+    if (i != static_cast<std::size_t>(RtpParseStatus::rtcp))
+      n.packets_malformed += stats_.rejected[i];
   }
   n.packets_unknown_payload_type = stats_.unknown_payload_type;
   n.sources_refused = stats_.sources_refused;
@@ -528,7 +591,8 @@ NodeSnapshot Node::snapshot() const {
   n.mixer_commands_deferred = mixer_->commands_deferred();
   n.cpu_load = backend_->cpu_load();
   const CallbackTimes& ct = backend_->callback_times();
-  for (std::size_t i = 0; i < n.callback_buckets.size(); ++i) n.callback_buckets[i] = ct.buckets[i].load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < n.callback_buckets.size(); ++i)
+    n.callback_buckets[i] = ct.buckets[i].load(std::memory_order_relaxed);
   n.callback_count = ct.count.load(std::memory_order_acquire);
   n.callback_sum_s = static_cast<double>(ct.sum_ns.load(std::memory_order_relaxed)) * 1e-9;
   n.callback_max_ms = static_cast<double>(ct.max_ns.load(std::memory_order_relaxed)) * 1e-6;
@@ -543,7 +607,8 @@ NodeSnapshot Node::snapshot() const {
   n.device = backend_->describe();
   n.device_state = to_string(device_state_);
   n.device_up = device_state_ == DeviceState::running;
-  n.output_latency_ms = static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
+  n.output_latency_ms =
+      static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
   n.pa_output_latency_ms = backend_->output_latency() * 1000.0;
   n.render_lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
   return n;
@@ -562,7 +627,8 @@ void Node::write_json() {
   const nlohmann::json j = stats_json(snapshot(), source_reports(true));
   // Readers never see half a file; a failure is said once until a write succeeds again.
   const std::string error = write_file_atomically(cfg_.stats_json, j.dump(2) + "\n");
-  if (!error.empty() && !stats_json_failing_) std::cerr << "rtpnode: --stats-json: " << error << "\n";
+  if (!error.empty() && !stats_json_failing_)
+    std::cerr << "rtpnode: --stats-json: " << error << "\n";
   stats_json_failing_ = !error.empty();
 }
 
@@ -575,33 +641,41 @@ void Node::report(bool final) {
   std::ostringstream line;
   char buf[256];
   std::snprintf(buf, sizeof buf, "[%7.1fs] cb=%" PRIu64 " xruns=%" PRIu64 " sources=%zu",
-                static_cast<double>(now_ns() - started_ns_) * 1e-9, stats_.callbacks, stats_.xruns, source_order_.size());
+                static_cast<double>(now_ns() - started_ns_) * 1e-9, stats_.callbacks, stats_.xruns,
+                source_order_.size());
   line << buf;
   std::uint64_t bad = 0;
   for (std::size_t i = 0; i < kRtpParseStatusCount; ++i)
     if (i != static_cast<std::size_t>(RtpParseStatus::rtcp)) bad += stats_.rejected[i];
-  if (bad || stats_.unknown_payload_type) line << " malformed=" << bad << " unknown_pt=" << stats_.unknown_payload_type;
+  if (bad || stats_.unknown_payload_type)
+    line << " malformed=" << bad << " unknown_pt=" << stats_.unknown_payload_type;
   for (const Source* s : source_order_) {
     const SourceStats st = s->stats();
     std::snprintf(buf, sizeof buf,
-                  " | %08" PRIx32 " %s rx=%" PRIu64 " lost=%" PRId64 " late=%" PRIu64 " dup=%" PRIu64
-                  " conc=%.0fms under=%" PRIu64 " jit=%.1fms jb=%.0f/%.0fms e2e=%.1fms drift=%+.1fppm",
-                  st.ssrc, st.payload.c_str(), st.packets_received, st.packets_lost, st.packets_late,
-                  st.packets_duplicate, static_cast<double>(st.frames_concealed) * 1000.0 / s->params().format.audio_rate,
-                  st.underruns, st.jitter_ms, st.playout_delay_ms, st.target_delay_ms, st.arrival_to_dac_ms, st.drift_ppm);
+                  " | %08" PRIx32 " %s rx=%" PRIu64 " lost=%" PRId64 " late=%" PRIu64
+                  " dup=%" PRIu64 " conc=%.0fms under=%" PRIu64
+                  " jit=%.1fms jb=%.0f/%.0fms e2e=%.1fms drift=%+.1fppm",
+                  st.ssrc, st.payload.c_str(), st.packets_received, st.packets_lost,
+                  st.packets_late, st.packets_duplicate,
+                  static_cast<double>(st.frames_concealed) * 1000.0 / s->params().format.audio_rate,
+                  st.underruns, st.jitter_ms, st.playout_delay_ms, st.target_delay_ms,
+                  st.arrival_to_dac_ms, st.drift_ppm);
     line << buf;
   }
   std::cerr << line.str() << (final ? " (final)" : "") << "\n";
 }
 
-void Node::event(const char* name, const nlohmann::json& fields) { events_.event(name, fields, now_ns()); }
+void Node::event(const char* name, const nlohmann::json& fields) {
+  events_.event(name, fields, now_ns());
+}
 
 void Node::schedule_receiver_reports() {
   std::size_t senders = 0;
   for (const Source* s : source_order_) senders += s->params().raw ? 0 : 1;
   const double interval = rtcp_->next_interval_s(senders, cfg_.rtcp_min_interval, now_ns());
-  uv_timer_start(&rr_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->send_receiver_reports(); },
-                 static_cast<std::uint64_t>(std::max(1.0, interval * 1000.0)), 0);
+  uv_timer_start(
+      &rr_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->send_receiver_reports(); },
+      static_cast<std::uint64_t>(std::max(1.0, interval * 1000.0)), 0);
 }
 
 void Node::send_receiver_reports() {
@@ -612,7 +686,8 @@ void Node::send_receiver_reports() {
     std::vector<ReportTarget> targets;
     for (Source* s : source_order_)
       if (s->params().port == spec.port && !s->params().raw && s->has_sequence())
-        targets.push_back({s->take_report_block(), source_key(spec.port, s->params().ssrc), s->params().remote_addr});
+        targets.push_back({s->take_report_block(), source_key(spec.port, s->params().ssrc),
+                           s->params().remote_addr});
     const OutgoingReports out = rtcp_->build(targets, now);
     for (const auto& pkt : out.packets)
       for (const sockaddr_storage& d : out.destinations)
@@ -626,12 +701,19 @@ void Node::send_receiver_reports() {
 }
 
 HttpResponse Node::on_http(const HttpRequest& req) {
-  const ControlContext ctx{[this] { return snapshot(); }, [this](bool d) { return source_reports(d); }, source_order_, clock_,
-                           backend_->channels(), events_, now_ns()};
+  const ControlContext ctx{[this] { return snapshot(); },
+                           [this](bool d) { return source_reports(d); },
+                           source_order_,
+                           clock_,
+                           backend_->channels(),
+                           events_,
+                           now_ns()};
   return handle_http(req, ctx);
 }
 
-void Node::stop() { uv_stop(&loop_); }
+void Node::stop() {
+  uv_stop(&loop_);
+}
 
 int Node::run() {
   backend_->start();
@@ -651,21 +733,28 @@ int Node::run() {
   uv_timer_init(&loop_, &render_timer_);
   render_timer_.data = this;
   // The render timer runs at least twice per device period (and at least every 5 ms).
-  const int period_ms = backend_->period() > 0 ? static_cast<int>(backend_->period() * 1000 / backend_->sample_rate()) : 5;
+  const int period_ms = backend_->period() > 0
+                            ? static_cast<int>(backend_->period() * 1000 / backend_->sample_rate())
+                            : 5;
   const auto render_every = static_cast<std::uint64_t>(std::clamp(period_ms / 2, 1, 5));
-  uv_timer_start(&render_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->tick(); }, 0, render_every);
+  uv_timer_start(
+      &render_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->tick(); }, 0, render_every);
 
   if (cfg_.stats_interval.count() > 0) {
     uv_timer_init(&loop_, &stats_timer_);
     stats_timer_.data = this;
-    const auto every = static_cast<std::uint64_t>(std::max<std::int64_t>(1, cfg_.stats_interval.count() / 1'000'000));
-    uv_timer_start(&stats_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->report(false); }, every, every);
+    const auto every = static_cast<std::uint64_t>(
+        std::max<std::int64_t>(1, cfg_.stats_interval.count() / 1'000'000));
+    uv_timer_start(
+        &stats_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->report(false); }, every,
+        every);
   }
   if (cfg_.duration) {
     uv_timer_init(&loop_, &stop_timer_);
     stop_timer_.data = this;
-    uv_timer_start(&stop_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->stop(); },
-                   static_cast<std::uint64_t>(cfg_.duration->count() / 1'000'000), 0);
+    uv_timer_start(
+        &stop_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->stop(); },
+        static_cast<std::uint64_t>(cfg_.duration->count() / 1'000'000), 0);
   }
   if (cfg_.rtcp_rr) {
     uv_timer_init(&loop_, &rr_timer_);
@@ -673,7 +762,9 @@ int Node::run() {
     schedule_receiver_reports();
   }
   if (http_)
-    std::cerr << "rtpnode: HTTP on " << cfg_.http->address << " port " << http_->port() << (cfg_.http_allow_remote ? "" : " (local clients only)") << ": /metrics /stats /sources\n";
+    std::cerr << "rtpnode: HTTP on " << cfg_.http->address << " port " << http_->port()
+              << (cfg_.http_allow_remote ? "" : " (local clients only)")
+              << ": /metrics /stats /sources\n";
   for (auto* sig : {&sigint_, &sigterm_}) {
     uv_signal_init(&loop_, sig);
     sig->data = this;
@@ -685,7 +776,9 @@ int Node::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   const bool lost = device_state_ != DeviceState::running;
   device_abandoned_ = !backend_->shutdown(std::chrono::milliseconds(1500), lost);
-  if (device_abandoned_) std::cerr << "rtpnode: the audio device did not stop within 1.5 s; leaving it to the process exit\n";
+  if (device_abandoned_)
+    std::cerr
+        << "rtpnode: the audio device did not stop within 1.5 s; leaving it to the process exit\n";
   report(true);
   return lost || device_abandoned_ ? kExitDeviceLost : 0;
 }

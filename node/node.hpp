@@ -36,20 +36,20 @@ constexpr std::uint64_t source_key(std::uint16_t port, std::uint32_t ssrc) noexc
 
 /// Node-wide counters (loop thread).
 struct NodeStats {
-  std::uint64_t datagrams = 0;          ///< UDP datagrams received on every listen socket
+  std::uint64_t datagrams = 0;  ///< UDP datagrams received on every listen socket
   std::array<std::uint64_t, kRtpParseStatusCount> rejected{};  ///< by RtpParseStatus (index)
   std::uint64_t unknown_payload_type = 0;  ///< valid RTP with a PT no --payload maps, dropped
-  std::uint64_t sources_refused = 0;    ///< new streams refused: --max-sources reached or codec error
-  std::uint64_t callbacks = 0;          ///< device callbacks so far
-  std::uint64_t xruns = 0;              ///< device under/overflows reported to the callback
-  std::uint64_t rtcp_packets = 0;       ///< valid RTCP compounds (RTCP port or muxed on RTP)
-  std::uint64_t rtcp_malformed = 0;     ///< RTCP datagrams failing RFC 3550 A.2 checks
-  std::uint64_t sender_reports = 0;     ///< SR packets received
-  std::uint64_t byes = 0;               ///< BYE SSRCs received
+  std::uint64_t sources_refused = 0;  ///< new streams refused: --max-sources reached or codec error
+  std::uint64_t callbacks = 0;        ///< device callbacks so far
+  std::uint64_t xruns = 0;            ///< device under/overflows reported to the callback
+  std::uint64_t rtcp_packets = 0;     ///< valid RTCP compounds (RTCP port or muxed on RTP)
+  std::uint64_t rtcp_malformed = 0;   ///< RTCP datagrams failing RFC 3550 A.2 checks
+  std::uint64_t sender_reports = 0;   ///< SR packets received
+  std::uint64_t byes = 0;             ///< BYE SSRCs received
   std::uint64_t probation_dropped = 0;  ///< packets dropped because the probation table was full
   std::uint64_t receiver_reports_sent = 0;  ///< RTCP RR compounds sent
-  std::uint64_t rtcp_foreign = 0;      ///< SR/BYE about a source from another host than its RTP
-  std::uint64_t not_allowed = 0;       ///< datagrams from outside every --allow block
+  std::uint64_t rtcp_foreign = 0;  ///< SR/BYE about a source from another host than its RTP
+  std::uint64_t not_allowed = 0;   ///< datagrams from outside every --allow block
 };
 
 class Node {
@@ -84,19 +84,23 @@ class Node {
     std::vector<std::uint8_t> first;  ///< the held packet, played once admitted
     mono_ns_t first_arrival = 0;
     std::uint16_t last_seq = 0;
-    sockaddr_storage from{};          ///< its sender (a BYE from elsewhere does not end it)
+    sockaddr_storage from{};  ///< its sender (a BYE from elsewhere does not end it)
   };
   /// Thread: loop. `now`: the datagram's arrival (kernel receive timestamp, monotonic scale).
-  void on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now);
-  void on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from, mono_ns_t now);
+  void on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from,
+                   mono_ns_t now);
+  void on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from,
+               mono_ns_t now);
   /// The NTP timeline is on while at least two sources have SRs (one alone follows its own
   /// target delay); it is defined from where a source with SR already plays.
   void update_timeline();
   /// RTP of an SSRC with no source yet: probation, then the source.
-  void on_new_ssrc(const ListenSpec& spec, std::uint64_t key, const RtpHeaderView& h, std::span<const std::uint8_t> data,
-                   const sockaddr* from, const PayloadFormat& fmt, mono_ns_t now);
-  Source* find_or_create(std::uint64_t key, const ListenSpec& spec, const sockaddr* from, std::uint32_t ssrc,
-                         std::uint8_t pt, const PayloadFormat& fmt, bool raw, mono_ns_t now);
+  void on_new_ssrc(const ListenSpec& spec, std::uint64_t key, const RtpHeaderView& h,
+                   std::span<const std::uint8_t> data, const sockaddr* from,
+                   const PayloadFormat& fmt, mono_ns_t now);
+  Source* find_or_create(std::uint64_t key, const ListenSpec& spec, const sockaddr* from,
+                         std::uint32_t ssrc, std::uint8_t pt, const PayloadFormat& fmt, bool raw,
+                         mono_ns_t now);
   void tick();
   /// Detaches sources silent for longer than --source-timeout; frees those the mixer returned.
   void expire_sources(mono_ns_t now);
@@ -129,8 +133,8 @@ class Node {
   // Device health (loop thread): see check_device().
   DeviceState device_state_ = DeviceState::running;
   std::uint64_t device_callbacks_seen_ = 0;
-  mono_ns_t device_progress_ns_ = 0;   ///< when the callback count last moved
-  bool device_abandoned_ = false;      ///< shutdown timed out: the mixer must outlive us
+  mono_ns_t device_progress_ns_ = 0;  ///< when the callback count last moved
+  bool device_abandoned_ = false;     ///< shutdown timed out: the mixer must outlive us
   DeviceClock clock_;
   frames_t lead_frames_ = 0;
 
@@ -156,7 +160,8 @@ class Node {
   std::unordered_map<std::uint64_t, Probation> probation_;
   std::unordered_map<std::uint64_t, std::size_t> probation_hosts_;  ///< entries per sending host
   /// Removes a probation entry, keeping probation_hosts_ right; returns the next one.
-  std::unordered_map<std::uint64_t, Probation>::iterator erase_probation(std::unordered_map<std::uint64_t, Probation>::iterator it);
+  std::unordered_map<std::uint64_t, Probation>::iterator erase_probation(
+      std::unordered_map<std::uint64_t, Probation>::iterator it);
   /// Streams refused at --max-sources (key -> their last packet), so each is refused and counted
   /// once, and its packets skip probation until a slot frees or it goes quiet (--source-timeout).
   std::unordered_map<std::uint64_t, mono_ns_t> refused_;
@@ -169,8 +174,8 @@ class Node {
   std::unique_ptr<HttpServer> http_;
   EventWatcher events_;
   mono_ns_t last_watch_ = 0;
-  mono_ns_t last_tick_ = 0;       ///< when tick() last ran
-  mono_ns_t max_tick_gap_ = 0;    ///< the longest time between two ticks since the last check
+  mono_ns_t last_tick_ = 0;     ///< when tick() last ran
+  mono_ns_t max_tick_gap_ = 0;  ///< the longest time between two ticks since the last check
   // RTCP reporting (RFC 3550 §6.2-6.4).
   uv_timer_t rr_timer_{};
   std::unique_ptr<RtcpSession> rtcp_;

@@ -20,8 +20,8 @@ bool enable_receive_timestamps(int fd) noexcept {
 std::int64_t receive_time_ns(int fd, std::int64_t now) noexcept {
   timespec stamp{}, real{};
   if (ioctl(fd, SIOCGSTAMPNS, &stamp) != 0 || clock_gettime(CLOCK_REALTIME, &real) != 0) return now;
-  const std::int64_t age =
-      (static_cast<std::int64_t>(real.tv_sec) - stamp.tv_sec) * 1'000'000'000 + (real.tv_nsec - stamp.tv_nsec);
+  const std::int64_t age = (static_cast<std::int64_t>(real.tv_sec) - stamp.tv_sec) * 1'000'000'000 +
+                           (real.tv_nsec - stamp.tv_nsec);
   return age >= 0 && age <= 1'000'000'000 ? now - age : now;
 }
 

@@ -27,7 +27,8 @@ inline constexpr std::uint32_t kSpeexRatioDen = 65521;
 /// plays `audio_rate` audio at `speed` times real time on a `device_rate` device. Rates in Hz,
 /// 1000..384000; speed 0.9..1.1.
 inline std::uint32_t speex_ratio_num(double audio_rate, double device_rate, double speed) {
-  return static_cast<std::uint32_t>(std::llround(kSpeexRatioDen * audio_rate * speed / device_rate));
+  return static_cast<std::uint32_t>(
+      std::llround(kSpeexRatioDen * audio_rate * speed / device_rate));
 }
 
 /// The speed a numerator gives (inverse of speex_ratio_num).

@@ -25,16 +25,23 @@ constexpr std::size_t kMaxBlocks = 31;     // the RR's 5-bit report count
 }  // namespace
 
 RtcpSession::RtcpSession(std::uint64_t seed, std::string cname, std::size_t max_held)
-    : rng_(seed), reporter_ssrc_(static_cast<std::uint32_t>(splitmix(rng_))), cname_(std::move(cname)), max_held_(max_held) {}
+    : rng_(seed),
+      reporter_ssrc_(static_cast<std::uint32_t>(splitmix(rng_))),
+      cname_(std::move(cname)),
+      max_held_(max_held) {}
 
-void RtcpSession::on_datagram(std::size_t bytes, mono_ns_t now) noexcept { session_bw_.on_datagram(bytes + kUdpIpHeaders, now); }
+void RtcpSession::on_datagram(std::size_t bytes, mono_ns_t now) noexcept {
+  session_bw_.on_datagram(bytes + kUdpIpHeaders, now);
+}
 
 void RtcpSession::on_compound(std::size_t bytes) noexcept {
   avg_rtcp_size_ += (static_cast<double>(bytes + kUdpIpHeaders) - avg_rtcp_size_) / 16.0;  // §6.3.3
 }
 
-const HeldSenderReport& RtcpSession::hold(std::uint64_t key, const RtcpSenderReport& sr, const sockaddr* from, mono_ns_t now) {
-  HeldSenderReport h{ntp64_to_ns(sr.ntp), sr.rtp_ts, static_cast<std::uint32_t>(sr.ntp >> 16), now, {}};
+const HeldSenderReport& RtcpSession::hold(std::uint64_t key, const RtcpSenderReport& sr,
+                                          const sockaddr* from, mono_ns_t now) {
+  HeldSenderReport h{
+      ntp64_to_ns(sr.ntp), sr.rtp_ts, static_cast<std::uint32_t>(sr.ntp >> 16), now, {}};
   std::memcpy(&h.from, from, sockaddr_length(from));
   if (held_.size() >= max_held_ && !held_.contains(key)) held_.clear();
   return held_[key] = h;
@@ -45,7 +52,8 @@ const HeldSenderReport* RtcpSession::held(std::uint64_t key) const {
   return it == held_.end() ? nullptr : &it->second;
 }
 
-double RtcpSession::next_interval_s(std::size_t senders, std::chrono::nanoseconds min_interval, mono_ns_t now) {
+double RtcpSession::next_interval_s(std::size_t senders, std::chrono::nanoseconds min_interval,
+                                    mono_ns_t now) {
   RtcpIntervalInputs in;
   in.senders = static_cast<double>(senders);
   in.members = 1 + in.senders;

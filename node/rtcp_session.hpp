@@ -20,11 +20,11 @@ namespace rtpnode {
 
 /// The latest SR of one sender, as held for sync and for the LSR/DLSR of our RR blocks.
 struct HeldSenderReport {
-  std::int64_t ntp_ns = 0;        ///< its NTP timestamp, ns since 1900
-  std::uint32_t rtp_ts = 0;       ///< the RTP timestamp sampled at that instant
-  std::uint32_t lsr = 0;          ///< middle 32 bits of its NTP timestamp (RR LSR)
-  mono_ns_t received = 0;         ///< when it arrived (RR DLSR)
-  sockaddr_storage from{};        ///< where this sender's RTCP comes from (RRs go there)
+  std::int64_t ntp_ns = 0;   ///< its NTP timestamp, ns since 1900
+  std::uint32_t rtp_ts = 0;  ///< the RTP timestamp sampled at that instant
+  std::uint32_t lsr = 0;     ///< middle 32 bits of its NTP timestamp (RR LSR)
+  mono_ns_t received = 0;    ///< when it arrived (RR DLSR)
+  sockaddr_storage from{};   ///< where this sender's RTCP comes from (RRs go there)
 };
 
 /// One source an RR reports on: its report block (Source::take_report_block), its key
@@ -54,7 +54,8 @@ class RtcpSession {
   /// A valid RTCP compound of `bytes` arrived: the average RTCP size of §6.3.3.
   void on_compound(std::size_t bytes) noexcept;
   /// Holds `sr` of source `key`, received from `from` at `now`; returns what was held.
-  const HeldSenderReport& hold(std::uint64_t key, const RtcpSenderReport& sr, const sockaddr* from, mono_ns_t now);
+  const HeldSenderReport& hold(std::uint64_t key, const RtcpSenderReport& sr, const sockaddr* from,
+                               mono_ns_t now);
   /// The SR held for `key`, or null.
   [[nodiscard]] const HeldSenderReport* held(std::uint64_t key) const;
   /// Forgets the SR of `key` (its sender said BYE, or it came from another host than its RTP).
@@ -66,7 +67,8 @@ class RtcpSession {
   /// The RRs about `targets` (the sources of one listen port) sent at `now`: LSR/DLSR from the
   /// held SRs; each goes to where its sender's RTCP came from, or without an SR to its RTP
   /// address's port + 1 (RFC 3550 §11).
-  [[nodiscard]] OutgoingReports build(const std::vector<ReportTarget>& targets, mono_ns_t now) const;
+  [[nodiscard]] OutgoingReports build(const std::vector<ReportTarget>& targets,
+                                      mono_ns_t now) const;
   /// A compound of `bytes` was sent (average RTCP size).
   void on_sent(std::size_t bytes) noexcept { on_compound(bytes); }
   /// A report round ended at `now`: the next interval is no longer the initial one, and the

@@ -45,7 +45,8 @@ PlayoutConfig playout_config(const Source::Params& p) {
 std::size_t ring_frames(const Source::Params& p) {
   const mono_ns_t delay = p.playout.adaptive ? p.playout.max_delay_ns : p.playout.start_delay_ns;
   const double seconds = static_cast<double>(delay) * 1e-9 + 2.0 * kMaxPtimeMs / 1000.0 + 0.2;
-  return std::bit_ceil(static_cast<std::size_t>(seconds * p.device_rate) + static_cast<std::size_t>(p.lead_frames));
+  return std::bit_ceil(static_cast<std::size_t>(seconds * p.device_rate) +
+                       static_cast<std::size_t>(p.lead_frames));
 }
 
 }  // namespace
@@ -60,22 +61,27 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
   const frames_t start = clock.frame_at(first_arrival + delay) + p.lead_frames;
   stream_ = std::make_unique<PlayoutStream>(p.id, p.format.channels, ring_frames(p), start);
-  const std::size_t max_in = std::size_t{p.format.audio_rate} * kMaxPtimeMs / 1000 * p.format.channels;
+  const std::size_t max_in =
+      std::size_t{p.format.audio_rate} * kMaxPtimeMs / 1000 * p.format.channels;
   decode_buf_.resize(max_in);
   // Adaptive playout and drift compensation trim the speed through the resampler, so it is in
   // the path even when the rates match; fixed playout without drift compensation at equal rates
   // passes samples through untouched.
-  if (static_cast<std::int64_t>(p.format.audio_rate) != dev_rate_ || p.playout.adaptive || p.playout.drift_compensation) {
+  if (static_cast<std::int64_t>(p.format.audio_rate) != dev_rate_ || p.playout.adaptive ||
+      p.playout.drift_compensation) {
     int err = 0;
-    resampler_ = speex_resampler_init(p.format.channels, p.format.audio_rate,
-                                      static_cast<spx_uint32_t>(dev_rate_), p.resampler_quality, &err);
+    resampler_ =
+        speex_resampler_init(p.format.channels, p.format.audio_rate,
+                             static_cast<spx_uint32_t>(dev_rate_), p.resampler_quality, &err);
     if (!resampler_ || err != RESAMPLER_ERR_SUCCESS)
-      throw std::runtime_error(std::string("speex_resampler_init: ") + speex_resampler_strerror(err));
+      throw std::runtime_error(std::string("speex_resampler_init: ") +
+                               speex_resampler_strerror(err));
     // Start without the filter's leading zeros, so output frame k matches input time k.
     speex_resampler_skip_zeros(resampler_);
     resampler_delay_ = speex_resampler_get_output_latency(resampler_);
     // Room for the longest packet at the slowest speed.
-    resample_buf_.resize(static_cast<std::size_t>(device_frames_for(static_cast<frames_t>(max_in)) * 102 / 100 + 64) *
+    resample_buf_.resize(static_cast<std::size_t>(
+                             device_frames_for(static_cast<frames_t>(max_in)) * 102 / 100 + 64) *
                          p.format.channels);
   }
   gain_db_ = p.gain_db;
@@ -90,7 +96,8 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
 }
 
 Route Source::route() const {
-  return route_ ? Route::to_channels(p_.format.channels, *route_) : Route::standard(p_.format.channels, p_.device_channels);
+  return route_ ? Route::to_channels(p_.format.channels, *route_)
+                : Route::standard(p_.format.channels, p_.device_channels);
 }
 
 float Source::linear_gain() const noexcept {
@@ -102,8 +109,10 @@ frames_t Source::next_ring_frame() const noexcept {
 }
 
 std::int64_t Source::ntp_of(ext_ts_t ts) const noexcept {
-  if (sr_ticks_per_ns_ > 0) return sr_ntp_ns_ + std::llround(static_cast<double>(ts - sr_ts_) / sr_ticks_per_ns_);
-  return sr_ntp_ns_ + (ts - sr_ts_) * 1'000'000'000 / static_cast<std::int64_t>(p_.format.clock_rate);
+  if (sr_ticks_per_ns_ > 0)
+    return sr_ntp_ns_ + std::llround(static_cast<double>(ts - sr_ts_) / sr_ticks_per_ns_);
+  return sr_ntp_ns_ +
+         (ts - sr_ts_) * 1'000'000'000 / static_cast<std::int64_t>(p_.format.clock_rate);
 }
 
 bool Source::define_timeline(SyncTimeline& tl) const {
@@ -129,11 +138,14 @@ void Source::restart_stream(frames_t start_frame, frames_t old_leave_at, frames_
       if (p_.mixer) p_.mixer->remove(oldest, 0);
       ++stats_.placements_forced;
     }
-    if (p_.mixer) p_.mixer->remove(stream_.get(), old_leave_at);
-    else stream_->detached.store(true);
+    if (p_.mixer)
+      p_.mixer->remove(stream_.get(), old_leave_at);
+    else
+      stream_->detached.store(true);
     old_streams_.push_back(std::move(stream_));
   }
-  stream_ = std::make_unique<PlayoutStream>(p_.id, p_.format.channels, ring_frames(p_), start_frame);
+  stream_ =
+      std::make_unique<PlayoutStream>(p_.id, p_.format.channels, ring_frames(p_), start_frame);
   if (resampler_) {
     speex_resampler_reset_mem(resampler_);
     speex_resampler_skip_zeros(resampler_);
@@ -176,18 +188,23 @@ bool Source::drained() const noexcept {
 }
 
 double Source::queued_ms() const noexcept {
-  const frames_t queued = stream_->written_frames() - static_cast<frames_t>(stream_->ring.read_count()) / p_.format.channels +
+  const frames_t queued = stream_->written_frames() -
+                          static_cast<frames_t>(stream_->ring.read_count()) / p_.format.channels +
                           (resampler_primed_ ? resampler_delay_ : 0);
-  return static_cast<double>(std::max<frames_t>(0, queued)) * 1000.0 / static_cast<double>(dev_rate_);
+  return static_cast<double>(std::max<frames_t>(0, queued)) * 1000.0 /
+         static_cast<double>(dev_rate_);
 }
 
-bool Source::sr_consistent(std::int64_t ntp_a, ext_ts_t ts_a, std::int64_t ntp_b, ext_ts_t ts_b) const noexcept {
+bool Source::sr_consistent(std::int64_t ntp_a, ext_ts_t ts_a, std::int64_t ntp_b,
+                           ext_ts_t ts_b) const noexcept {
   // Where mapping a puts instant ntp_b, in ticks, against what mapping b says: a sender's RTP
   // clock may run kSrMaxRateError off its NTP clock, plus kSrTolerance for how SRs are stamped.
   const double rate = sr_ticks_per_ns_ > 0 ? sr_ticks_per_ns_ : p_.format.clock_rate * 1e-9;
   const double elapsed = static_cast<double>(ntp_b - ntp_a);
   const double predicted = static_cast<double>(ts_a) + elapsed * rate;
-  const double allowed = (std::abs(elapsed) * kSrMaxRateError + static_cast<double>(kSrTolerance.count())) * p_.format.clock_rate * 1e-9;
+  const double allowed =
+      (std::abs(elapsed) * kSrMaxRateError + static_cast<double>(kSrTolerance.count())) *
+      p_.format.clock_rate * 1e-9;
   return std::abs(static_cast<double>(ts_b) - predicted) <= allowed;
 }
 
@@ -256,7 +273,9 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
     const frames_t want = actual + pending_shift_;
     pending_shift_ = 0;
     const frames_t earliest = clock.frame_at(now) + p_.lead_frames * 3 / 4;
-    restart_stream(std::max(want, earliest), std::min(std::max(want, earliest), actual) - p_.ramp_frames, clock.frame_at(now));
+    restart_stream(std::max(want, earliest),
+                   std::min(std::max(want, earliest), actual) - p_.ramp_frames,
+                   clock.frame_at(now));
     return 0;
   }
   last_decoded_ts_ = ts;
@@ -312,7 +331,8 @@ void Source::set_muted(bool muted, const DeviceClock& clock, mono_ns_t now) {
   if (p_.mixer) p_.mixer->set_gain(stream_.get(), linear_gain(), clock.frame_at(now));
 }
 
-bool Source::set_route(std::optional<std::vector<int>> channels, const DeviceClock& clock, mono_ns_t now) {
+bool Source::set_route(std::optional<std::vector<int>> channels, const DeviceClock& clock,
+                       mono_ns_t now) {
   const auto old = route_;
   route_ = std::move(channels);
   if (p_.mixer && !p_.mixer->set_route(stream_.get(), route(), clock.frame_at(now))) {
@@ -335,7 +355,8 @@ void Source::flush(const DeviceClock& clock, mono_ns_t now) {
   concealing_ = false;
   conceal_run_frames_ = 0;
   // Fade out from the next block; a fresh ring waits for the next packet to anchor it.
-  restart_stream(std::numeric_limits<frames_t>::max() / 4, clock.frame_at(now), clock.frame_at(now));
+  restart_stream(std::numeric_limits<frames_t>::max() / 4, clock.frame_at(now),
+                 clock.frame_at(now));
   awaiting_anchor_ = true;
 }
 
@@ -345,9 +366,12 @@ void Source::leave(frames_t now_frame) {
   // The sender's audio ends at `end`; the leave fade runs over what follows (silence), so the
   // audio itself plays untouched, and no underrun is counted past `end`.
   frames_t end = stream_->start_frame + stream_->written_frames();
-  if (awaiting_anchor_ || end - now_frame > static_cast<frames_t>(ring_frames(p_))) end = 0;  // at once
-  if (p_.mixer) p_.mixer->remove(stream_.get(), end);
-  else stream_->detached.store(true);
+  if (awaiting_anchor_ || end - now_frame > static_cast<frames_t>(ring_frames(p_)))
+    end = 0;  // at once
+  if (p_.mixer)
+    p_.mixer->remove(stream_.get(), end);
+  else
+    stream_->detached.store(true);
 }
 
 Source::~Source() {
@@ -390,12 +414,14 @@ void Source::set_speed(double speed) {
   if (num == kNominalRatio) {
     speed_ = 1.0;
     if (!first)  // the resampler was created at the nominal ratio
-      speex_resampler_set_rate_frac(resampler_, p_.format.audio_rate, static_cast<spx_uint32_t>(dev_rate_),
-                                    p_.format.audio_rate, static_cast<spx_uint32_t>(dev_rate_));
+      speex_resampler_set_rate_frac(resampler_, p_.format.audio_rate,
+                                    static_cast<spx_uint32_t>(dev_rate_), p_.format.audio_rate,
+                                    static_cast<spx_uint32_t>(dev_rate_));
     return;
   }
   speed_ = speex_ratio_speed(num, audio, dev);
-  speex_resampler_set_rate_frac(resampler_, num, kSpeexRatioDen, p_.format.audio_rate, static_cast<spx_uint32_t>(dev_rate_));
+  speex_resampler_set_rate_frac(resampler_, num, kSpeexRatioDen, p_.format.audio_rate,
+                                static_cast<spx_uint32_t>(dev_rate_));
 }
 
 void Source::count_concealed(frames_t frames) {
@@ -411,7 +437,8 @@ void Source::fade_concealment(frames_t frames) noexcept {
   const auto span = static_cast<float>(std::max<frames_t>(1, max_conceal_frames_ - from));
   for (frames_t i = 0; i < frames; ++i) {
     const frames_t pos = conceal_run_frames_ + i;
-    const float g = pos <= from ? 1.0f : std::max(0.0f, static_cast<float>(max_conceal_frames_ - pos) / span);
+    const float g =
+        pos <= from ? 1.0f : std::max(0.0f, static_cast<float>(max_conceal_frames_ - pos) / span);
     for (int c = 0; c < ch; ++c) decode_buf_[static_cast<std::size_t>(i * ch + c)] *= g;
     out_gain_ = g;
   }
@@ -426,7 +453,9 @@ void Source::ramp_resume(frames_t frames) noexcept {
     const float g = start + (1.0f - start) * static_cast<float>(i + 1) / static_cast<float>(len);
     for (int c = 0; c < ch; ++c) decode_buf_[static_cast<std::size_t>(i * ch + c)] *= g;
   }
-  out_gain_ = frames >= len ? 1.0f : start + (1.0f - start) * static_cast<float>(frames) / static_cast<float>(len);
+  out_gain_ = frames >= len
+                  ? 1.0f
+                  : start + (1.0f - start) * static_cast<float>(frames) / static_cast<float>(len);
 }
 
 void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
@@ -436,14 +465,17 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
     // The first packet (or the first after a flush) anchors the ring; synchronised, on the NTP
     // timeline. A ring that has not played yet is simply replaced.
     const frames_t start = anchor_frame(ts, arrival, clock);
-    if (awaiting_anchor_ || start != stream_->start_frame) restart_stream(start, clock.frame_at(arrival), clock.frame_at(arrival));
+    if (awaiting_anchor_ || start != stream_->start_frame)
+      restart_stream(start, clock.frame_at(arrival), clock.frame_at(arrival));
     awaiting_anchor_ = false;
   }
   if (!have_seq_) {
     base_seq_ = highest_seq_ = seq;
     have_seq_ = true;
   }
-  auto r = jb_.insert(seq, ts, marker, payload, arrival, playout_.horizon_ts(jb_.cursor_ts(), ahead_ns(clock, arrival)), comfort_noise);
+  auto r =
+      jb_.insert(seq, ts, marker, payload, arrival,
+                 playout_.horizon_ts(jb_.cursor_ts(), ahead_ns(clock, arrival)), comfort_noise);
   if (r == InsertResult::resync) {
     // Fold the finished run into the RFC 3550 counters, then start over from this packet.
     expected_prior_ += highest_seq_ - base_seq_ + 1;
@@ -477,7 +509,8 @@ void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock
     // RFC 3389: the first payload octet is the noise level in -dBov. The silence it describes
     // lasts until the next packet: it plays as a gap, filled with noise at that level.
     ++stats_.packets_comfort_noise;
-    if (!h.payload.empty()) comfort_noise_rms_ = static_cast<float>(std::pow(10.0, -(h.payload[0] & 0x7f) / 20.0));
+    if (!h.payload.empty())
+      comfort_noise_rms_ = static_cast<float>(std::pow(10.0, -(h.payload[0] & 0x7f) / 20.0));
     insert(seq, ts, h.marker, {}, arrival, clock, true);
     return;
   }
@@ -491,7 +524,8 @@ void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock
   insert(seq, ts, h.marker, h.payload, arrival, clock);
 }
 
-void Source::on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival, const DeviceClock& clock) {
+void Source::on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival,
+                    const DeviceClock& clock) {
   const int frames = decoder_->frames_in(payload);
   if (frames <= 0) {
     ++stats_.packets_malformed;
@@ -511,7 +545,8 @@ void Source::push(frames_t frames) {
   }
   auto in_len = static_cast<spx_uint32_t>(frames);
   auto out_len = static_cast<spx_uint32_t>(resample_buf_.size() / ch);
-  speex_resampler_process_interleaved_float(resampler_, decode_buf_.data(), &in_len, resample_buf_.data(), &out_len);
+  speex_resampler_process_interleaved_float(resampler_, decode_buf_.data(), &in_len,
+                                            resample_buf_.data(), &out_len);
   stream_->ring.push(resample_buf_.data(), std::size_t{out_len} * ch);
   resampler_primed_ = true;
 }
@@ -528,7 +563,8 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     const frames_t n = std::min(pending_silence_, stream_->free_frames());
     if (n <= 0) return;
     for (frames_t done = 0; done < n;) {
-      const frames_t chunk = std::min<frames_t>(n - done, static_cast<frames_t>(decode_buf_.size()) / ch);
+      const frames_t chunk =
+          std::min<frames_t>(n - done, static_cast<frames_t>(decode_buf_.size()) / ch);
       std::fill_n(decode_buf_.data(), chunk * ch, 0.0f);
       stream_->ring.push(decode_buf_.data(), static_cast<std::size_t>(chunk * ch));
       done += chunk;
@@ -545,7 +581,8 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     const mono_ns_t ahead = ahead_ns(clock, now);
     const ext_ts_t ptime = jb_.ptime_ticks();
     const mono_ns_t delay = playout_.delay_ns(now + ahead, jb_.cursor_ts());
-    const auto a = jb_.next(playout_.horizon_ts(jb_.cursor_ts(), ahead), playout_.may_expand(delay, ptime));
+    const auto a =
+        jb_.next(playout_.horizon_ts(jb_.cursor_ts(), ahead), playout_.may_expand(delay, ptime));
     if (a.kind == Kind::wait) return;
     if (a.kind == Kind::decode) {
       if (a.packet->comfort_noise) {
@@ -553,7 +590,9 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
         continue;
       }
       const int expect = decoder_->frames_in(a.packet->payload());
-      if (stream_->free_frames() < device_frames_for(expect > 0 ? expect : max_chunk) * 102 / 100 + 2) return;
+      if (stream_->free_frames() <
+          device_frames_for(expect > 0 ? expect : max_chunk) * 102 / 100 + 2)
+        return;
       const int n = decoder_->decode(a.packet->payload(), decode_buf_);
       if (n < 0) {
         ++stats_.packets_malformed;
@@ -568,16 +607,21 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       const auto measured = static_cast<double>(dac - a.packet->arrival_ns);
       if (have_sr_ && p_.timeline) {
         // Sender capture instant (NTP, wall clock) to DAC, with the receiver's wall clock.
-        const double dac_ntp = static_cast<double>(dac) + static_cast<double>(ntp_minus_monotonic_ns());
+        const double dac_ntp =
+            static_cast<double>(dac) + static_cast<double>(ntp_minus_monotonic_ns());
         const double c2d = dac_ntp - static_cast<double>(ntp_of(a.packet->ts));
-        capture_to_dac_ns_ = have_delay_ ? capture_to_dac_ns_ + kDelayMeanWeight * (c2d - capture_to_dac_ns_) : c2d;
+        capture_to_dac_ns_ =
+            have_delay_ ? capture_to_dac_ns_ + kDelayMeanWeight * (c2d - capture_to_dac_ns_) : c2d;
       }
-      arrival_to_dac_ns_ = have_delay_ ? arrival_to_dac_ns_ + kDelayMeanWeight * (measured - arrival_to_dac_ns_) : measured;
+      arrival_to_dac_ns_ =
+          have_delay_ ? arrival_to_dac_ns_ + kDelayMeanWeight * (measured - arrival_to_dac_ns_)
+                      : measured;
       have_delay_ = true;
       last_delay_ns_ = delay;  // the delay this packet plays with
       // Synchronised: the speed loop holds the source on the timeline (error = how late it
       // plays) instead of at its own target.
-      const mono_ns_t loop_delay = placed_ && have_sr_ && p_.timeline ? playout_.target_ns(ptime) + sync_error : delay;
+      const mono_ns_t loop_delay =
+          placed_ && have_sr_ && p_.timeline ? playout_.target_ns(ptime) + sync_error : delay;
       set_speed(playout_.update_speed(now, loop_delay, ptime));
       ramp_resume(n);
       push(n);
@@ -588,21 +632,29 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       continue;
     }
     // Concealment, expansion or gap: at most one packet-length chunk at a time.
-    const frames_t frames = std::min<frames_t>(static_cast<frames_t>(std::llround(static_cast<double>(a.ticks) * ticks_to_frames)), max_chunk);
-    const ext_ts_t ticks = static_cast<ext_ts_t>(std::llround(static_cast<double>(frames) / ticks_to_frames));
-    if (frames <= 0 || stream_->free_frames() < device_frames_for(2 * frames) * 102 / 100 + 2) return;
+    const frames_t frames = std::min<frames_t>(
+        static_cast<frames_t>(std::llround(static_cast<double>(a.ticks) * ticks_to_frames)),
+        max_chunk);
+    const ext_ts_t ticks =
+        static_cast<ext_ts_t>(std::llround(static_cast<double>(frames) / ticks_to_frames));
+    if (frames <= 0 || stream_->free_frames() < device_frames_for(2 * frames) * 102 / 100 + 2)
+      return;
     if (a.kind == Kind::gap) {
       // Silence from the sender: the place to close the gap between delay and target.
       const mono_ns_t span_ns = frames_to_ns(frames, p_.format.audio_rate);
-      const frames_t out = std::min(ns_to_frames(playout_.adjust_gap(span_ns, delay, ptime), p_.format.audio_rate), max_chunk);
+      const frames_t out =
+          std::min(ns_to_frames(playout_.adjust_gap(span_ns, delay, ptime), p_.format.audio_rate),
+                   max_chunk);
       if (out > 0) {
         if (p_.format.codec == Codec::opus) {
-          decoder_->conceal(static_cast<int>(out), decode_buf_);  // Opus DTX: the decoder's own fill
+          decoder_->conceal(static_cast<int>(out),
+                            decode_buf_);  // Opus DTX: the decoder's own fill
         } else if (comfort_noise_rms_ > 0) {
           const float amp = comfort_noise_rms_ * 1.7320508f;  // uniform noise: rms = amp / sqrt(3)
           for (frames_t i = 0; i < out * ch; ++i) {
             noise_state_ = noise_state_ * 6364136223846793005ull + 1442695040888963407ull;
-            decode_buf_[static_cast<std::size_t>(i)] = amp * (static_cast<float>(noise_state_ >> 40) * 0x1.0p-23f - 1.0f);
+            decode_buf_[static_cast<std::size_t>(i)] =
+                amp * (static_cast<float>(noise_state_ >> 40) * 0x1.0p-23f - 1.0f);
           }
         } else {
           std::fill_n(decode_buf_.data(), out * ch, 0.0f);
@@ -620,7 +672,8 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       ++stats_.expansions;
     }
     if (a.kind == Kind::conceal && a.packet &&
-        decoder_->decode_fec(a.packet->payload(), static_cast<int>(frames), decode_buf_) == frames) {
+        decoder_->decode_fec(a.packet->payload(), static_cast<int>(frames), decode_buf_) ==
+            frames) {
       ++stats_.fec_recovered;
       ramp_resume(frames);
       concealing_ = false;
@@ -653,18 +706,21 @@ RtcpReportBlock Source::take_report_block() {
   rr_received_prior_ = received;
   b.fraction_lost = expected_interval <= 0 || lost_interval <= 0
                         ? 0
-                        : static_cast<std::uint8_t>(std::min<std::int64_t>(255, (lost_interval << 8) / expected_interval));
-  b.cumulative_lost = static_cast<std::int32_t>(
-      std::clamp<std::int64_t>(expected - static_cast<std::int64_t>(received), -0x800000, 0x7fffff));
+                        : static_cast<std::uint8_t>(std::min<std::int64_t>(
+                              255, (lost_interval << 8) / expected_interval));
+  b.cumulative_lost = static_cast<std::int32_t>(std::clamp<std::int64_t>(
+      expected - static_cast<std::int64_t>(received), -0x800000, 0x7fffff));
   b.highest_seq = static_cast<std::uint32_t>(highest_seq_);
-  b.jitter = static_cast<std::uint32_t>(std::llround(playout_.estimator().jitter_ns() * p_.format.clock_rate / 1e9));
+  b.jitter = static_cast<std::uint32_t>(
+      std::llround(playout_.estimator().jitter_ns() * p_.format.clock_rate / 1e9));
   return b;
 }
 
 SourceStats Source::stats() const {
   SourceStats s = stats_;
   const std::int64_t expected = expected_prior_ + (highest_seq_ - base_seq_ + 1);
-  s.packets_lost = std::max<std::int64_t>(0, expected - static_cast<std::int64_t>(s.packets_received));
+  s.packets_lost =
+      std::max<std::int64_t>(0, expected - static_cast<std::int64_t>(s.packets_received));
   s.packets_late = jb_.counters().late;
   s.packets_duplicate = jb_.counters().duplicate;
   s.packets_overflow = jb_.counters().overflow;
@@ -697,7 +753,8 @@ SourceStats Source::stats() const {
   s.muted = muted_;
   s.route.clear();
   if (route_)
-    for (std::size_t i = 0; i < route_->size(); ++i) s.route += (i ? "," : "") + std::to_string((*route_)[i] + 1);
+    for (std::size_t i = 0; i < route_->size(); ++i)
+      s.route += (i ? "," : "") + std::to_string((*route_)[i] + 1);
   return s;
 }
 

@@ -53,55 +53,56 @@ struct SourceStats {
   std::uint64_t packets_overflow = 0;   ///< dropped because the jitter buffer was full
   std::uint64_t packets_reordered = 0;  ///< arrived after a higher sequence number, in time
   std::uint64_t packets_comfort_noise = 0;  ///< RFC 3389 comfort-noise packets (PT 13)
-  std::uint64_t frames_concealed = 0;   ///< frames synthesised for missing audio (audio rate),
-                                        ///< loss and delay-spike expansion alike
-  std::uint64_t concealment_events = 0; ///< runs of consecutive concealment
-  std::uint64_t fec_recovered = 0;      ///< lost packets rebuilt from the next packet's Opus FEC
-  std::uint64_t expansions = 0;         ///< concealment steps that raised the delay (spikes)
-  std::uint64_t frames_silent = 0;      ///< silence after concealment gave up (stream stalled/ended)
-  std::uint64_t frames_gap = 0;         ///< frames filled where the sender sent nothing (DTX/pause)
-  std::uint64_t resyncs = 0;            ///< re-anchors after a sender restart or clock jump
-  std::uint64_t underruns = 0;          ///< mixer blocks that began with missing frames
-  std::uint64_t underrun_frames = 0;    ///< device frames zero-filled for missing audio
-  std::uint64_t frames_played = 0;      ///< device frames mixed
-  std::uint64_t frames_skipped = 0;     ///< device frames that reached the ring too late
-  double jitter_ms = 0;                 ///< RFC 3550 §6.4.1 interarrival jitter, in ms
-  bool adaptive = true;                 ///< --latency auto
-  double target_delay_ms = 0;           ///< jitter-buffer target delay (jitter/playout.hpp)
-  double playout_delay_ms = 0;          ///< jitter-buffer delay over the fastest packet that the
-                                        ///< last decoded packet played with
-  double speed = 1;                     ///< resampling speed applied now (1 = none): drift
-                                        ///< feed-forward + delay trim (jitter/playout.hpp)
-  double drift_ppm = 0;                 ///< estimated sender clock vs device clock, ppm (> 0: the
-                                        ///< sender is fast); 0 until estimated (~5 s) or --drift off
-  double drift_integral_ppm = 0;        ///< the speed loop's integral term, ppm: what the drift
-                                        ///< estimate misses (near 0 when it is right)
-  bool drift_at_limit = false;          ///< drift feed-forward or integral at its limit
-                                        ///< (PlayoutController::at_limit)
-  double arrival_to_dac_ms = 0;         ///< measured: packet arrival -> its first frame at the DAC
-                                        ///< (mean of the last packets, exponential average)
-  double queued_ms = 0;                 ///< audio queued ahead of the device (ring + resampler)
+  std::uint64_t frames_concealed = 0;       ///< frames synthesised for missing audio (audio rate),
+                                            ///< loss and delay-spike expansion alike
+  std::uint64_t concealment_events = 0;     ///< runs of consecutive concealment
+  std::uint64_t fec_recovered = 0;    ///< lost packets rebuilt from the next packet's Opus FEC
+  std::uint64_t expansions = 0;       ///< concealment steps that raised the delay (spikes)
+  std::uint64_t frames_silent = 0;    ///< silence after concealment gave up (stream stalled/ended)
+  std::uint64_t frames_gap = 0;       ///< frames filled where the sender sent nothing (DTX/pause)
+  std::uint64_t resyncs = 0;          ///< re-anchors after a sender restart or clock jump
+  std::uint64_t underruns = 0;        ///< mixer blocks that began with missing frames
+  std::uint64_t underrun_frames = 0;  ///< device frames zero-filled for missing audio
+  std::uint64_t frames_played = 0;    ///< device frames mixed
+  std::uint64_t frames_skipped = 0;   ///< device frames that reached the ring too late
+  double jitter_ms = 0;               ///< RFC 3550 §6.4.1 interarrival jitter, in ms
+  bool adaptive = true;               ///< --latency auto
+  double target_delay_ms = 0;         ///< jitter-buffer target delay (jitter/playout.hpp)
+  double playout_delay_ms = 0;        ///< jitter-buffer delay over the fastest packet that the
+                                      ///< last decoded packet played with
+  double speed = 1;                   ///< resampling speed applied now (1 = none): drift
+                                      ///< feed-forward + delay trim (jitter/playout.hpp)
+  double drift_ppm = 0;               ///< estimated sender clock vs device clock, ppm (> 0: the
+                                      ///< sender is fast); 0 until estimated (~5 s) or --drift off
+  double drift_integral_ppm = 0;      ///< the speed loop's integral term, ppm: what the drift
+                                      ///< estimate misses (near 0 when it is right)
+  bool drift_at_limit = false;        ///< drift feed-forward or integral at its limit
+                                      ///< (PlayoutController::at_limit)
+  double arrival_to_dac_ms = 0;       ///< measured: packet arrival -> its first frame at the DAC
+                                      ///< (mean of the last packets, exponential average)
+  double queued_ms = 0;               ///< audio queued ahead of the device (ring + resampler)
   // Issue #4: placement, routing and control.
-  bool synced = false;                  ///< placed on the NTP timeline from RTCP SR
-  double sync_error_ms = 0;             ///< synced: actual - NTP-timeline play time of the last
-                                        ///< decoded packet, ms (> 0: plays late)
-  double capture_to_dac_ms = 0;         ///< synced: sender capture (SR NTP) -> DAC, ms, assuming
-                                        ///< the receiver's wall clock agrees with the sender's NTP
-  double offset_ms = 0;                 ///< user offset on the timeline (--offset / control)
-  double gain_db = 0;                   ///< user gain (--gain / control)
+  bool synced = false;           ///< placed on the NTP timeline from RTCP SR
+  double sync_error_ms = 0;      ///< synced: actual - NTP-timeline play time of the last
+                                 ///< decoded packet, ms (> 0: plays late)
+  double capture_to_dac_ms = 0;  ///< synced: sender capture (SR NTP) -> DAC, ms, assuming
+                                 ///< the receiver's wall clock agrees with the sender's NTP
+  double offset_ms = 0;          ///< user offset on the timeline (--offset / control)
+  double gain_db = 0;            ///< user gain (--gain / control)
   bool muted = false;
-  std::string route;                    ///< device channels, 1-based ("1,2"); "" = standard
-  std::uint64_t sender_reports = 0;     ///< RTCP SRs received for this SSRC
+  std::string route;                         ///< device channels, 1-based ("1,2"); "" = standard
+  std::uint64_t sender_reports = 0;          ///< RTCP SRs received for this SSRC
   std::uint64_t sender_reports_ignored = 0;  ///< SRs whose mapping jumped and that no second SR
                                              ///< confirmed (Source::on_sender_report)
-  std::uint64_t placements = 0;         ///< rings replaced: re-placements on the timeline, offset changes, flushes
-  std::uint64_t flushes = 0;            ///< control flushes
-  std::uint64_t placements_forced = 0;  ///< leaving rings cut short: a re-placement came while
-                                        ///< Source::kMaxStreams rings were in the mixer
+  std::uint64_t placements =
+      0;  ///< rings replaced: re-placements on the timeline, offset changes, flushes
+  std::uint64_t flushes = 0;              ///< control flushes
+  std::uint64_t placements_forced = 0;    ///< leaving rings cut short: a re-placement came while
+                                          ///< Source::kMaxStreams rings were in the mixer
   std::uint64_t placements_deferred = 0;  ///< re-placements postponed by the rate limit
                                           ///< (Source::kMinReplaceInterval)
-  std::uint64_t mixer_refusals = 0;     ///< times the mixer refused this source's ring (no free
-                                        ///< slot); it is offered again at once
+  std::uint64_t mixer_refusals = 0;       ///< times the mixer refused this source's ring (no free
+                                          ///< slot); it is offered again at once
 };
 
 class Source {
@@ -137,21 +138,21 @@ class Source {
     std::uint32_t ssrc = 0;
     std::uint16_t port = 0;
     std::string remote;
-    sockaddr_storage remote_addr{};   ///< where its RTP comes from (RTCP RR: port + 1 without SR)
+    sockaddr_storage remote_addr{};  ///< where its RTP comes from (RTCP RR: port + 1 without SR)
     std::uint8_t payload_type = 0;
     PayloadFormat format;
-    bool raw = false;                 ///< headerless PCM: sequence and timestamps are synthesised
+    bool raw = false;  ///< headerless PCM: sequence and timestamps are synthesised
     double device_rate = 48000;
     frames_t lead_frames = 0;
-    PlayoutConfig playout;            ///< clock_rate is set from `format`
+    PlayoutConfig playout;  ///< clock_rate is set from `format`
     int resampler_quality = 4;
     /// The mixer this source adds its streams to, removes them from and sends gain/route
     /// changes to; null: none (unit tests drain the ring themselves).
     Mixer* mixer = nullptr;
-    frames_t ramp_frames = 0;         ///< the mixer's ramp length (fades on re-placement)
+    frames_t ramp_frames = 0;  ///< the mixer's ramp length (fades on re-placement)
     /// The node's NTP timeline; null = --sync none.
     SyncTimeline* timeline = nullptr;
-    frames_t offset_frames = 0;       ///< user offset, device frames (> 0: later)
+    frames_t offset_frames = 0;             ///< user offset, device frames (> 0: later)
     std::optional<std::vector<int>> route;  ///< 0-based device channels; unset = standard
     int device_channels = 2;
     double gain_db = 0;
@@ -215,9 +216,10 @@ class Source {
   /// Thread: loop. This source's report block for an RTCP RR sent now (RFC 3550 §6.4.1, A.3):
   /// fraction lost since the previous call (x 256, 0 when packets were duplicated instead),
   /// cumulative lost (clamped to 24-bit signed; duplicates count as received, as A.3 says, so it
-  /// is below SourceStats::packets_lost by the duplicates and may be negative), extended highest sequence number received,
-  /// interarrival jitter in RTP timestamp units. `reporter`, `lsr` and `dlsr` are left 0 for the
-  /// caller. Advances the interval state (expected_prior, received_prior).
+  /// is below SourceStats::packets_lost by the duplicates and may be negative), extended highest
+  /// sequence number received, interarrival jitter in RTP timestamp units. `reporter`, `lsr` and
+  /// `dlsr` are left 0 for the caller. Advances the interval state (expected_prior,
+  /// received_prior).
   [[nodiscard]] RtcpReportBlock take_report_block();
   /// True once a sequence number was seen (an RR may report on it).
   [[nodiscard]] bool has_sequence() const noexcept { return have_seq_; }
@@ -249,7 +251,8 @@ class Source {
   [[nodiscard]] frames_t next_ring_frame() const noexcept;
   [[nodiscard]] std::int64_t ntp_of(ext_ts_t ts) const noexcept;
   /// True when SR mapping (ntp_b, ts_b) agrees with (ntp_a, ts_a) within the sanity bounds.
-  [[nodiscard]] bool sr_consistent(std::int64_t ntp_a, ext_ts_t ts_a, std::int64_t ntp_b, ext_ts_t ts_b) const noexcept;
+  [[nodiscard]] bool sr_consistent(std::int64_t ntp_a, ext_ts_t ts_a, std::int64_t ntp_b,
+                                   ext_ts_t ts_b) const noexcept;
   [[nodiscard]] double frames_per_ns(const DeviceClock& clock) const noexcept;
   /// Where a stream anchored by a packet of timestamp `ts` arriving at `arrival` starts: on the
   /// NTP timeline when synced (moving the timeline later if this source cannot make it), else
@@ -287,16 +290,16 @@ class Source {
   bool have_candidate_sr_ = false;  ///< an SR that jumped, waiting for a second one to agree
   std::int64_t candidate_ntp_ns_ = 0;
   ext_ts_t candidate_ts_ = 0;
-  bool placed_ = false;            ///< on the timeline (for placed_generation_)
+  bool placed_ = false;  ///< on the timeline (for placed_generation_)
   std::uint64_t placed_generation_ = 0;
   mono_ns_t last_replace_ns_ = std::numeric_limits<mono_ns_t>::min() / 2;  ///< last re-placement
   double sync_error_frames_ = 0;
-  double sr_ticks_per_ns_ = 0;     ///< sender RTP clock vs its NTP clock, from two SRs (0: nominal)
+  double sr_ticks_per_ns_ = 0;  ///< sender RTP clock vs its NTP clock, from two SRs (0: nominal)
   bool have_last_decode_ = false;
-  ext_ts_t last_decoded_ts_ = 0;   ///< timestamp of the last decoded packet ...
+  ext_ts_t last_decoded_ts_ = 0;     ///< timestamp of the last decoded packet ...
   frames_t last_decoded_frame_ = 0;  ///< ... and the device frame its first frame plays at
   double capture_to_dac_ns_ = 0;
-  frames_t pending_shift_ = 0;     ///< offset change not applied yet (unsynced sources)
+  frames_t pending_shift_ = 0;  ///< offset change not applied yet (unsynced sources)
   double gain_db_ = 0;
   bool muted_ = false;
   std::optional<std::vector<int>> route_;
@@ -319,8 +322,8 @@ class Source {
   bool concealing_ = false;
   frames_t conceal_run_frames_ = 0;  ///< frames concealed since the last decoded packet
   frames_t max_conceal_frames_;
-  float out_gain_ = 1.0f;            ///< gain of the last frame pushed (concealment fade)
-  float comfort_noise_rms_ = 0;      ///< level of the last RFC 3389 packet; 0 = none
+  float out_gain_ = 1.0f;        ///< gain of the last frame pushed (concealment fade)
+  float comfort_noise_rms_ = 0;  ///< level of the last RFC 3389 packet; 0 = none
   std::uint64_t noise_state_ = 0x9e3779b97f4a7c15ull;
 
   // RFC 3550 A.3 state.

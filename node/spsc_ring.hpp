@@ -71,8 +71,12 @@ class SpscRing {
   /// Producer thread: items that can be pushed now (a lower bound). Wait-free.
   [[nodiscard]] std::size_t free_space() const noexcept { return capacity_ - size(); }
   /// Monotonic counters: total items ever pushed / popped. Any thread; wait-free.
-  [[nodiscard]] std::uint64_t write_count() const noexcept { return write_.load(std::memory_order_acquire); }
-  [[nodiscard]] std::uint64_t read_count() const noexcept { return read_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::uint64_t write_count() const noexcept {
+    return write_.load(std::memory_order_acquire);
+  }
+  [[nodiscard]] std::uint64_t read_count() const noexcept {
+    return read_.load(std::memory_order_acquire);
+  }
 
  private:
   void copy_in(std::uint64_t pos, const T* items, std::size_t n) noexcept {

@@ -34,10 +34,20 @@ struct Field {
 using SourceField = Field<SourceReport>;
 using NodeField = Field<NodeSnapshot>;
 
-#define SRC(NAME, TYPE, MT, METRIC, SCALE, UNIT, HELP, EXPR) \
-  SourceField { NAME, JsonType::TYPE, MetricType::MT, METRIC, SCALE, UNIT, HELP, [](const SourceReport& r) -> json { const SourceStats& s = r.stats; (void)s; return EXPR; } }
-#define NODE(NAME, TYPE, MT, METRIC, SCALE, UNIT, HELP, EXPR) \
-  NodeField { NAME, JsonType::TYPE, MetricType::MT, METRIC, SCALE, UNIT, HELP, [](const NodeSnapshot& n) -> json { return EXPR; } }
+#define SRC(NAME, TYPE, MT, METRIC, SCALE, UNIT, HELP, EXPR)         \
+  SourceField {                                                      \
+    NAME, JsonType::TYPE, MetricType::MT, METRIC, SCALE, UNIT, HELP, \
+        [](const SourceReport& r) -> json {                          \
+          const SourceStats& s = r.stats;                            \
+          (void)s;                                                   \
+          return EXPR;                                               \
+        }                                                            \
+  }
+#define NODE(NAME, TYPE, MT, METRIC, SCALE, UNIT, HELP, EXPR)        \
+  NodeField {                                                        \
+    NAME, JsonType::TYPE, MetricType::MT, METRIC, SCALE, UNIT, HELP, \
+        [](const NodeSnapshot& n) -> json { return EXPR; }           \
+  }
 
 std::string hex_ssrc(std::uint32_t ssrc) {
   char buf[16];
@@ -144,10 +154,14 @@ const NodeField kNodeFields[] = {
 
 const char* json_type_name(JsonType t) {
   switch (t) {
-    case JsonType::integer: return "integer";
-    case JsonType::number: return "number";
-    case JsonType::string: return "string";
-    case JsonType::boolean: return "boolean";
+    case JsonType::integer:
+      return "integer";
+    case JsonType::number:
+      return "number";
+    case JsonType::string:
+      return "string";
+    case JsonType::boolean:
+      return "boolean";
   }
   return "null";
 }
@@ -163,10 +177,14 @@ std::string escape_label(const std::string& v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -184,7 +202,10 @@ json histogram_json(const NodeSnapshot& n) {
   json bounds = json::array(), counts = json::array();
   for (double b : CallbackTimes::kBoundsUs) bounds.push_back(b);
   for (std::uint64_t c : n.callback_buckets) counts.push_back(c);
-  return {{"bounds_us", bounds}, {"counts", counts}, {"count", n.callback_count}, {"sum_s", n.callback_sum_s}};
+  return {{"bounds_us", bounds},
+          {"counts", counts},
+          {"count", n.callback_count},
+          {"sum_s", n.callback_sum_s}};
 }
 
 }  // namespace
@@ -218,37 +239,47 @@ std::string prometheus_text(const NodeSnapshot& n, const std::vector<SourceRepor
     header(name, f.help, f.metric_type == MetricType::counter ? "counter" : "gauge");
     o << name << ' ' << number(to_double(f.get(n)) / f.scale) << '\n';
   }
-  header("rtpnode_packets_rejected_total", "datagrams on RTP ports rejected before reaching a source, by reason (rtcp: RTCP muxed on the RTP port, handled as RTCP)", "counter");
+  header("rtpnode_packets_rejected_total",
+         "datagrams on RTP ports rejected before reaching a source, by reason (rtcp: RTCP muxed on "
+         "the RTP port, handled as RTCP)",
+         "counter");
   for (const auto& [reason, count] : n.packets_rejected)
-    o << "rtpnode_packets_rejected_total{reason=\"" << escape_label(reason) << "\"} " << count << '\n';
-  header("rtpnode_callback_duration_seconds", "duration of each device callback (mixing included)", "histogram");
+    o << "rtpnode_packets_rejected_total{reason=\"" << escape_label(reason) << "\"} " << count
+      << '\n';
+  header("rtpnode_callback_duration_seconds", "duration of each device callback (mixing included)",
+         "histogram");
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < n.callback_buckets.size(); ++i) {
     cumulative += n.callback_buckets[i];
-    const std::string le = i < CallbackTimes::kBoundsUs.size() ? number(CallbackTimes::kBoundsUs[i] / 1e6) : "+Inf";
+    const std::string le =
+        i < CallbackTimes::kBoundsUs.size() ? number(CallbackTimes::kBoundsUs[i] / 1e6) : "+Inf";
     o << "rtpnode_callback_duration_seconds_bucket{le=\"" << le << "\"} " << cumulative << '\n';
   }
   o << "rtpnode_callback_duration_seconds_sum " << number(n.callback_sum_s) << '\n';
   o << "rtpnode_callback_duration_seconds_count " << cumulative << '\n';
   header("rtpnode_info", "constant 1; the device and sync mode as labels", "gauge");
-  o << "rtpnode_info{device=\"" << escape_label(n.device) << "\",sync=\"" << escape_label(n.sync) << "\"} 1\n";
+  o << "rtpnode_info{device=\"" << escape_label(n.device) << "\",sync=\"" << escape_label(n.sync)
+    << "\"} 1\n";
 
   std::vector<const SourceReport*> live;
   for (const SourceReport& s : sources)
     if (s.state != "departed") live.push_back(&s);
   auto labels = [](const SourceReport& s) {
-    return "ssrc=\"" + hex_ssrc(s.stats.ssrc) + "\",port=\"" + std::to_string(s.stats.port) + "\",payload=\"" +
-           escape_label(s.stats.payload) + "\"";
+    return "ssrc=\"" + hex_ssrc(s.stats.ssrc) + "\",port=\"" + std::to_string(s.stats.port) +
+           "\",payload=\"" + escape_label(s.stats.payload) + "\"";
   };
-  header("rtpnode_source_info", "constant 1 per source; its sender, state and route as labels", "gauge");
+  header("rtpnode_source_info", "constant 1 per source; its sender, state and route as labels",
+         "gauge");
   for (const SourceReport* s : live)
-    o << "rtpnode_source_info{" << labels(*s) << ",remote=\"" << escape_label(s->stats.remote) << "\",state=\""
-      << escape_label(s->state) << "\",route=\"" << escape_label(s->stats.route) << "\"} 1\n";
+    o << "rtpnode_source_info{" << labels(*s) << ",remote=\"" << escape_label(s->stats.remote)
+      << "\",state=\"" << escape_label(s->state) << "\",route=\"" << escape_label(s->stats.route)
+      << "\"} 1\n";
   for (const SourceField& f : kSourceFields) {
     if (f.metric_type == MetricType::none) continue;
     const std::string name = std::string("rtpnode_source_") + f.metric;
     header(name, f.help, f.metric_type == MetricType::counter ? "counter" : "gauge");
-    for (const SourceReport* s : live) o << name << '{' << labels(*s) << "} " << number(to_double(f.get(*s)) / f.scale) << '\n';
+    for (const SourceReport* s : live)
+      o << name << '{' << labels(*s) << "} " << number(to_double(f.get(*s)) / f.scale) << '\n';
   }
   return o.str();
 }
@@ -256,7 +287,8 @@ std::string prometheus_text(const NodeSnapshot& n, const std::vector<SourceRepor
 std::string stats_doc_markdown() {
   std::ostringstream o;
   o << "# rtpnode statistics\n\n"
-       "Generated by `rtpnode --stats-doc` from the field tables of `node/stats_model.cpp`; a test\n"
+       "Generated by `rtpnode --stats-doc` from the field tables of `node/stats_model.cpp`; a "
+       "test\n"
        "fails when this file and the code disagree. The same figures appear in the stats line\n"
        "(a subset), `--stats-json FILE`, `GET /stats` (JSON, schema `docs/stats.schema.json`) and\n"
        "`GET /metrics` (Prometheus text format 0.0.4).\n\n"
@@ -265,13 +297,21 @@ std::string stats_doc_markdown() {
        "## Node (`node` in JSON, `rtpnode_…` in Prometheus)\n\n"
        "| JSON | Prometheus | type | unit | meaning |\n|---|---|---|---|---|\n";
   for (const NodeField& f : kNodeFields)
-    o << "| `" << f.name << "` | " << (f.metric ? std::string("`rtpnode_") + f.metric + "`" : std::string("label of `rtpnode_info`"))
-      << " | " << (f.metric_type == MetricType::counter ? "counter" : f.metric_type == MetricType::gauge ? "gauge" : json_type_name(f.type))
+    o << "| `" << f.name << "` | "
+      << (f.metric ? std::string("`rtpnode_") + f.metric + "`"
+                   : std::string("label of `rtpnode_info`"))
+      << " | "
+      << (f.metric_type == MetricType::counter ? "counter"
+          : f.metric_type == MetricType::gauge ? "gauge"
+                                               : json_type_name(f.type))
       << " | " << f.unit << " | " << f.help << " |\n";
-  o << "| `packets_rejected` | `rtpnode_packets_rejected_total{reason}` | counter | packets | datagrams on RTP ports "
+  o << "| `packets_rejected` | `rtpnode_packets_rejected_total{reason}` | counter | packets | "
+       "datagrams on RTP ports "
        "rejected before reaching a source, by reason |\n"
-       "| `callback_duration` | `rtpnode_callback_duration_seconds` | histogram | s | duration of each device callback; "
-       "JSON: `bounds_us` (bucket upper bounds), `counts` (per bucket, not cumulative, last = above the last bound), "
+       "| `callback_duration` | `rtpnode_callback_duration_seconds` | histogram | s | duration of "
+       "each device callback; "
+       "JSON: `bounds_us` (bucket upper bounds), `counts` (per bucket, not cumulative, last = "
+       "above the last bound), "
        "`count`, `sum_s` |\n";
   o << "\n## Sources (`sources[]` in JSON, `rtpnode_source_…{ssrc,port,payload}` in Prometheus)\n\n"
        "Departed sources stay in JSON (the last 64) but are not exported to Prometheus.\n\n"
@@ -279,7 +319,10 @@ std::string stats_doc_markdown() {
   for (const SourceField& f : kSourceFields)
     o << "| `" << f.name << "` | "
       << (f.metric ? std::string("`rtpnode_source_") + f.metric + "`" : std::string("label/info"))
-      << " | " << (f.metric_type == MetricType::counter ? "counter" : f.metric_type == MetricType::gauge ? "gauge" : json_type_name(f.type))
+      << " | "
+      << (f.metric_type == MetricType::counter ? "counter"
+          : f.metric_type == MetricType::gauge ? "gauge"
+                                               : json_type_name(f.type))
       << " | " << f.unit << " | " << f.help << " |\n";
   return o.str();
 }
@@ -294,7 +337,8 @@ json stats_json_schema() {
     return json{{"type", "object"}, {"properties", props}, {"required", required}};
   };
   json node = object_of(std::span(kNodeFields));
-  node["properties"]["packets_rejected"] = {{"type", "object"}, {"additionalProperties", {{"type", "integer"}, {"minimum", 0}}}};
+  node["properties"]["packets_rejected"] = {
+      {"type", "object"}, {"additionalProperties", {{"type", "integer"}, {"minimum", 0}}}};
   node["properties"]["callback_duration"] = {
       {"type", "object"},
       {"properties",

@@ -43,7 +43,8 @@ struct NodeSnapshot {
   std::uint64_t mixer_refused = 0;
   std::uint64_t mixer_commands_deferred = 0;
   double cpu_load = 0;
-  std::array<std::uint64_t, CallbackTimes::kBoundsUs.size() + 1> callback_buckets{};  ///< not cumulative
+  std::array<std::uint64_t, CallbackTimes::kBoundsUs.size() + 1>
+      callback_buckets{};  ///< not cumulative
   std::uint64_t callback_count = 0;
   double callback_sum_s = 0;
   double callback_max_ms = 0;
@@ -70,14 +71,16 @@ struct SourceReport {
 };
 
 /// The /stats and --stats-json document: {"node": {...}, "sources": [...]}.
-[[nodiscard]] nlohmann::json stats_json(const NodeSnapshot& node, const std::vector<SourceReport>& sources);
+[[nodiscard]] nlohmann::json stats_json(const NodeSnapshot& node,
+                                        const std::vector<SourceReport>& sources);
 /// One source's JSON object (as in "sources").
 [[nodiscard]] nlohmann::json source_json(const SourceReport& s);
 /// The Prometheus text exposition format 0.0.4 of the same figures: names rtpnode_…, base units
 /// (seconds), counters ending in _total, each family with # HELP and # TYPE; source families
 /// labelled ssrc ("0x1a2b3c4d"), port and payload ("pcmu/8000/1"). Departed sources are not
 /// exported (their series would otherwise never end).
-[[nodiscard]] std::string prometheus_text(const NodeSnapshot& node, const std::vector<SourceReport>& sources);
+[[nodiscard]] std::string prometheus_text(const NodeSnapshot& node,
+                                          const std::vector<SourceReport>& sources);
 /// Markdown reference of every field (docs/STATS.md).
 [[nodiscard]] std::string stats_doc_markdown();
 /// JSON Schema (draft 2020-12) of the stats document (docs/stats.schema.json).

@@ -26,7 +26,8 @@ void timestamp_datagrams(uv_udp_t* h) {
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0) enable_receive_timestamps(fd);
 }
 
-/// Thread: loop. The arrival of the datagram just read from `h` (kernel timestamp, uv_hrtime scale).
+/// Thread: loop. The arrival of the datagram just read from `h` (kernel timestamp, uv_hrtime
+/// scale).
 mono_ns_t arrival_ns(uv_udp_t* h) {
   const auto now = static_cast<mono_ns_t>(uv_hrtime());
   uv_os_fd_t fd = -1;
@@ -51,18 +52,25 @@ UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) 
     int rc = 0;
     // A multicast group is joined on a socket bound to the wildcard address of its family.
     const std::string bind_addr = mcast ? (v6 ? "::" : "0.0.0.0") : spec.address;
-    if (v6) rc = uv_ip6_addr(bind_addr.c_str(), spec.port, reinterpret_cast<sockaddr_in6*>(&ss));
-    else rc = uv_ip4_addr(bind_addr.c_str(), spec.port, reinterpret_cast<sockaddr_in*>(&ss));
+    if (v6)
+      rc = uv_ip6_addr(bind_addr.c_str(), spec.port, reinterpret_cast<sockaddr_in6*>(&ss));
+    else
+      rc = uv_ip4_addr(bind_addr.c_str(), spec.port, reinterpret_cast<sockaddr_in*>(&ss));
     if (rc == 0) rc = uv_udp_init_ex(loop, &l->handle, v6 ? AF_INET6 : AF_INET);
     l->handle.data = l;
-    if (rc == 0) rc = uv_udp_bind(&l->handle, reinterpret_cast<const sockaddr*>(&ss), mcast ? UV_UDP_REUSEADDR : 0);
+    if (rc == 0)
+      rc = uv_udp_bind(&l->handle, reinterpret_cast<const sockaddr*>(&ss),
+                       mcast ? UV_UDP_REUSEADDR : 0);
     if (rc != 0) {
-      throw std::runtime_error("--listen " + spec.describe() + ": cannot bind: " + uv_strerror(rc) +
-                               (rc == UV_EADDRINUSE ? " (another program uses this port; pick another)" : ""));
+      throw std::runtime_error(
+          "--listen " + spec.describe() + ": cannot bind: " + uv_strerror(rc) +
+          (rc == UV_EADDRINUSE ? " (another program uses this port; pick another)" : ""));
     }
     if (mcast) {
       rc = uv_udp_set_membership(&l->handle, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
-      if (rc != 0) throw std::runtime_error("--listen " + spec.describe() + ": cannot join group: " + uv_strerror(rc));
+      if (rc != 0)
+        throw std::runtime_error("--listen " + spec.describe() +
+                                 ": cannot join group: " + uv_strerror(rc));
     }
     int rcvbuf = 1 << 20;  // absorb bursts while the loop renders
     uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l->handle), &rcvbuf);
@@ -71,8 +79,12 @@ UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) 
     // RTP port (RFC 5761), which is read there too.
     if (!spec.raw && spec.port < 65535) {
       sockaddr_storage rs = ss;
-      if (v6) reinterpret_cast<sockaddr_in6*>(&rs)->sin6_port = htons(static_cast<std::uint16_t>(spec.port + 1));
-      else reinterpret_cast<sockaddr_in*>(&rs)->sin_port = htons(static_cast<std::uint16_t>(spec.port + 1));
+      if (v6)
+        reinterpret_cast<sockaddr_in6*>(&rs)->sin6_port =
+            htons(static_cast<std::uint16_t>(spec.port + 1));
+      else
+        reinterpret_cast<sockaddr_in*>(&rs)->sin_port =
+            htons(static_cast<std::uint16_t>(spec.port + 1));
       sockets_.push_back(std::make_unique<Socket>());
       Socket* r = sockets_.back().get();
       r->owner = this;
@@ -80,15 +92,19 @@ UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) 
       r->rtcp_port = true;
       int r2 = uv_udp_init_ex(loop, &r->handle, v6 ? AF_INET6 : AF_INET);
       r->handle.data = r;
-      if (r2 == 0) r2 = uv_udp_bind(&r->handle, reinterpret_cast<const sockaddr*>(&rs), mcast ? UV_UDP_REUSEADDR : 0);
-      if (r2 == 0 && mcast) r2 = uv_udp_set_membership(&r->handle, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
+      if (r2 == 0)
+        r2 = uv_udp_bind(&r->handle, reinterpret_cast<const sockaddr*>(&rs),
+                         mcast ? UV_UDP_REUSEADDR : 0);
+      if (r2 == 0 && mcast)
+        r2 = uv_udp_set_membership(&r->handle, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
       if (r2 == 0) {
         rtcp_of_[i] = r;
         timestamp_datagrams(&r->handle);
       } else {
         r->listen = SIZE_MAX;  // closed with the loop, never started
-        std::cerr << "rtpnode: warning: --listen " << spec.describe() << ": no RTCP on port " << spec.port + 1 << ": "
-                  << uv_strerror(r2) << " (sync and BYE only with RTCP muxed on the RTP port)\n";
+        std::cerr << "rtpnode: warning: --listen " << spec.describe() << ": no RTCP on port "
+                  << spec.port + 1 << ": " << uv_strerror(r2)
+                  << " (sync and BYE only with RTCP muxed on the RTP port)\n";
       }
     }
   }
@@ -109,8 +125,10 @@ void UdpListener::start(DatagramSink sink) {
         [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
           if (nread < 0 || addr == nullptr) return;
           auto* sock = static_cast<Socket*>(h->data);
-          sock->owner->deliver(*sock, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)},
-                               addr);
+          sock->owner->deliver(
+              *sock,
+              {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)},
+              addr);
         });
   }
 }
@@ -120,9 +138,11 @@ void UdpListener::deliver(Socket& s, std::span<const std::uint8_t> bytes, const 
   sink_(ReceivedDatagram{bytes, from, s.listen, s.rtcp_port, arrival_ns(&s.handle)});
 }
 
-bool UdpListener::send_rtcp(std::size_t listen, std::span<const std::uint8_t> bytes, const sockaddr* dest) {
+bool UdpListener::send_rtcp(std::size_t listen, std::span<const std::uint8_t> bytes,
+                            const sockaddr* dest) {
   if (listen >= rtcp_of_.size()) return false;
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(const_cast<std::uint8_t*>(bytes.data())), static_cast<unsigned>(bytes.size()));
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(const_cast<std::uint8_t*>(bytes.data())),
+                             static_cast<unsigned>(bytes.size()));
   return uv_udp_try_send(&rtcp_of_[listen]->handle, &buf, 1, dest) >= 0;
 }
 

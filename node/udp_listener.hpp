@@ -21,10 +21,10 @@ namespace rtpnode {
 /// One datagram as the demux takes it. Valid only during the sink call.
 struct ReceivedDatagram {
   std::span<const std::uint8_t> bytes;
-  const sockaddr* from = nullptr;   ///< the sender's address
-  std::size_t listen = 0;           ///< index of the ListenSpec it arrived on
-  bool rtcp_port = false;           ///< arrived on the RTCP port (the listen port + 1)
-  mono_ns_t arrival = 0;            ///< kernel receive time, monotonic (uv_hrtime) scale
+  const sockaddr* from = nullptr;  ///< the sender's address
+  std::size_t listen = 0;          ///< index of the ListenSpec it arrived on
+  bool rtcp_port = false;          ///< arrived on the RTCP port (the listen port + 1)
+  mono_ns_t arrival = 0;           ///< kernel receive time, monotonic (uv_hrtime) scale
 };
 using DatagramSink = std::function<void(const ReceivedDatagram&)>;
 

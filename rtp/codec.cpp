@@ -58,7 +58,8 @@ class G711Decoder final : public Decoder {
     return n / static_cast<int>(ch);
   }
   int conceal(int frames, std::span<float> out) noexcept override {
-    if (!plc_ || static_cast<std::size_t>(frames) > pcm_.size()) return Decoder::conceal(frames, out);
+    if (!plc_ || static_cast<std::size_t>(frames) > pcm_.size())
+      return Decoder::conceal(frames, out);
     if (!filling_) {
       // spandsp 0.0.6's plc_fillin starts a gap with normalise_history(), whose memcpy of the
       // circular history overlaps itself whenever its write position is below half the buffer
@@ -113,13 +114,18 @@ class RepetitionPlc {
  public:
   static constexpr int kFadeMs = 60;
   RepetitionPlc(int rate, int channels)
-      : rate_(rate), ch_(channels), hist_frames_(rate * 35 / 1000), hist_(static_cast<std::size_t>(hist_frames_ * channels), 0.0f) {}
+      : rate_(rate),
+        ch_(channels),
+        hist_frames_(rate * 35 / 1000),
+        hist_(static_cast<std::size_t>(hist_frames_ * channels), 0.0f) {}
   /// Records decoded audio (interleaved); ends any concealment run.
   void record(const float* x, int frames) noexcept {
     const int keep = std::min(frames, hist_frames_);
     const auto shift = static_cast<std::size_t>((hist_frames_ - keep) * ch_);
     std::move(hist_.begin() + static_cast<std::ptrdiff_t>(keep * ch_), hist_.end(), hist_.begin());
-    std::copy_n(x + static_cast<std::size_t>((frames - keep) * ch_), static_cast<std::size_t>(keep * ch_), hist_.begin() + static_cast<std::ptrdiff_t>(shift));
+    std::copy_n(x + static_cast<std::size_t>((frames - keep) * ch_),
+                static_cast<std::size_t>(keep * ch_),
+                hist_.begin() + static_cast<std::ptrdiff_t>(shift));
     concealed_ = 0;
     have_audio_ = true;
   }
@@ -127,7 +133,9 @@ class RepetitionPlc {
     if (concealed_ == 0) period_ = have_audio_ ? find_period() : 0;
     const int fade = rate_ * kFadeMs / 1000;
     for (int i = 0; i < frames; ++i, ++concealed_) {
-      const float gain = period_ > 0 && concealed_ < fade ? 1.0f - static_cast<float>(concealed_) / static_cast<float>(fade) : 0.0f;
+      const float gain = period_ > 0 && concealed_ < fade
+                             ? 1.0f - static_cast<float>(concealed_) / static_cast<float>(fade)
+                             : 0.0f;
       const int src = gain > 0 ? hist_frames_ - period_ + concealed_ % period_ : 0;
       for (int c = 0; c < ch_; ++c)
         out[i * ch_ + c] = gain * hist_[static_cast<std::size_t>(src * ch_ + c)];
@@ -218,7 +226,8 @@ class PcmDecoder final : public Decoder {
     return static_cast<int>(n / ch);
   }
   int conceal(int frames, std::span<float> out) noexcept override {
-    if (static_cast<std::size_t>(frames) * format().channels > out.size()) return Decoder::conceal(frames, out);
+    if (static_cast<std::size_t>(frames) * format().channels > out.size())
+      return Decoder::conceal(frames, out);
     plc_.conceal(frames, out.data());
     return frames;
   }
@@ -243,8 +252,8 @@ class OpusDecoderImpl final : public Decoder {
   int decode(std::span<const std::uint8_t> p, std::span<float> out) noexcept override {
     if (p.empty()) return -1;
     const int cap = static_cast<int>(out.size() / format().channels);
-    const int n = opus_decode_float(dec_, p.data(), static_cast<opus_int32>(p.size()), out.data(),
-                                    cap, 0);
+    const int n =
+        opus_decode_float(dec_, p.data(), static_cast<opus_int32>(p.size()), out.data(), cap, 0);
     return n < 0 ? -1 : n;
   }
   int conceal(int frames, std::span<float> out) noexcept override {
@@ -267,12 +276,14 @@ class OpusDecoderImpl final : public Decoder {
     const int n = opus_packet_get_nb_samples(p.data(), static_cast<opus_int32>(p.size()), 48000);
     return n < 0 ? -1 : n;
   }
-  int decode_fec(std::span<const std::uint8_t> next, int frames, std::span<float> out) noexcept override {
+  int decode_fec(std::span<const std::uint8_t> next, int frames,
+                 std::span<float> out) noexcept override {
     if (frames <= 0 || frames % 120 != 0 || frames > 5760 ||
         static_cast<std::size_t>(frames) * format().channels > out.size() || !carries_fec(next))
       return -1;
     // libopus conceals the part of `frames` the redundancy does not cover, then decodes it.
-    const int n = opus_decode_float(dec_, next.data(), static_cast<opus_int32>(next.size()), out.data(), frames, 1);
+    const int n = opus_decode_float(dec_, next.data(), static_cast<opus_int32>(next.size()),
+                                    out.data(), frames, 1);
     return n == frames ? n : -1;
   }
 
@@ -286,13 +297,16 @@ class OpusDecoderImpl final : public Decoder {
     if (config >= 16) return false;  // CELT-only
     const unsigned char* frames[48];
     opus_int16 sizes[48];
-    const int count = opus_packet_parse(p.data(), static_cast<opus_int32>(p.size()), nullptr, frames, sizes, nullptr);
+    const int count = opus_packet_parse(p.data(), static_cast<opus_int32>(p.size()), nullptr,
+                                        frames, sizes, nullptr);
     if (count <= 0 || sizes[0] <= 0) return false;
-    const int ms10 = config < 12 ? (config % 4 == 0 ? 1 : (config % 4) * 2) : (config % 2 == 0 ? 1 : 2);  // 10 ms units
+    const int ms10 = config < 12 ? (config % 4 == 0 ? 1 : (config % 4) * 2)
+                                 : (config % 2 == 0 ? 1 : 2);  // 10 ms units
     const int silk_frames = ms10 <= 2 ? 1 : ms10 / 2;
     const unsigned b = frames[0][0];
     bool lbrr = (b >> (7 - silk_frames)) & 1u;
-    if (opus_packet_get_nb_channels(p.data()) == 2) lbrr = lbrr || ((b >> (6 - 2 * silk_frames)) & 1u);
+    if (opus_packet_get_nb_channels(p.data()) == 2)
+      lbrr = lbrr || ((b >> (6 - 2 * silk_frames)) & 1u);
     return lbrr;
   }
 
@@ -308,7 +322,8 @@ class G711Encoder final : public Encoder {
     if (!g711_) throw std::runtime_error("spandsp g711_init failed");
   }
   ~G711Encoder() override { g711_free(g711_); }
-  int encode(std::span<const std::int16_t> pcm, int frames, std::span<std::uint8_t> out) noexcept override {
+  int encode(std::span<const std::int16_t> pcm, int frames,
+             std::span<std::uint8_t> out) noexcept override {
     const std::size_t n = static_cast<std::size_t>(frames) * format().channels;
     if (n > pcm.size() || n > out.size()) return -1;
     return g711_encode(g711_, out.data(), pcm.data(), static_cast<int>(n));
@@ -326,9 +341,10 @@ class G722Encoder final : public Encoder {
     if (!enc_) throw std::runtime_error("spandsp g722_encode_init failed");
   }
   ~G722Encoder() override { g722_encode_free(enc_); }
-  int encode(std::span<const std::int16_t> pcm, int frames, std::span<std::uint8_t> out) noexcept override {
-    if (static_cast<std::size_t>(frames) > pcm.size() || static_cast<std::size_t>(frames) / 2 > out.size() ||
-        frames % 2 != 0)
+  int encode(std::span<const std::int16_t> pcm, int frames,
+             std::span<std::uint8_t> out) noexcept override {
+    if (static_cast<std::size_t>(frames) > pcm.size() ||
+        static_cast<std::size_t>(frames) / 2 > out.size() || frames % 2 != 0)
       return -1;
     return g722_encode(enc_, out.data(), pcm.data(), frames);
   }
@@ -340,7 +356,8 @@ class G722Encoder final : public Encoder {
 class PcmEncoder final : public Encoder {
  public:
   explicit PcmEncoder(const PayloadFormat& f) : Encoder(f) {}
-  int encode(std::span<const std::int16_t> pcm, int frames, std::span<std::uint8_t> out) noexcept override {
+  int encode(std::span<const std::int16_t> pcm, int frames,
+             std::span<std::uint8_t> out) noexcept override {
     const std::size_t n = static_cast<std::size_t>(frames) * format().channels;
     if (n > pcm.size() || 2 * n > out.size()) return -1;
     const bool big_endian = format().codec == Codec::l16;
@@ -367,9 +384,11 @@ class OpusEncoderImpl final : public Encoder {
     opus_encoder_ctl(enc_, OPUS_SET_DTX(o.opus_dtx ? 1 : 0));
   }
   ~OpusEncoderImpl() override { opus_encoder_destroy(enc_); }
-  int encode(std::span<const std::int16_t> pcm, int frames, std::span<std::uint8_t> out) noexcept override {
+  int encode(std::span<const std::int16_t> pcm, int frames,
+             std::span<std::uint8_t> out) noexcept override {
     if (static_cast<std::size_t>(frames) * format().channels > pcm.size()) return -1;
-    const int n = opus_encode(enc_, pcm.data(), frames, out.data(), static_cast<opus_int32>(out.size()));
+    const int n =
+        opus_encode(enc_, pcm.data(), frames, out.data(), static_cast<opus_int32>(out.size()));
     return n < 0 ? -1 : n;
   }
 
@@ -388,11 +407,15 @@ int Decoder::conceal(int frames, std::span<float> out) noexcept {
 std::unique_ptr<Decoder> make_decoder(const PayloadFormat& f) {
   switch (f.codec) {
     case Codec::pcmu:
-    case Codec::pcma: return std::make_unique<G711Decoder>(f);
-    case Codec::g722: return std::make_unique<G722Decoder>(f);
+    case Codec::pcma:
+      return std::make_unique<G711Decoder>(f);
+    case Codec::g722:
+      return std::make_unique<G722Decoder>(f);
     case Codec::l16:
-    case Codec::raw_s16le: return std::make_unique<PcmDecoder>(f);
-    case Codec::opus: return std::make_unique<OpusDecoderImpl>(f);
+    case Codec::raw_s16le:
+      return std::make_unique<PcmDecoder>(f);
+    case Codec::opus:
+      return std::make_unique<OpusDecoderImpl>(f);
   }
   throw std::runtime_error("no decoder for codec");
 }
@@ -400,11 +423,15 @@ std::unique_ptr<Decoder> make_decoder(const PayloadFormat& f) {
 std::unique_ptr<Encoder> make_encoder(const PayloadFormat& f, const EncoderOptions& opt) {
   switch (f.codec) {
     case Codec::pcmu:
-    case Codec::pcma: return std::make_unique<G711Encoder>(f);
-    case Codec::g722: return std::make_unique<G722Encoder>(f);
+    case Codec::pcma:
+      return std::make_unique<G711Encoder>(f);
+    case Codec::g722:
+      return std::make_unique<G722Encoder>(f);
     case Codec::l16:
-    case Codec::raw_s16le: return std::make_unique<PcmEncoder>(f);
-    case Codec::opus: return std::make_unique<OpusEncoderImpl>(f, opt);
+    case Codec::raw_s16le:
+      return std::make_unique<PcmEncoder>(f);
+    case Codec::opus:
+      return std::make_unique<OpusEncoderImpl>(f, opt);
   }
   throw std::runtime_error("no encoder for codec");
 }

@@ -87,11 +87,11 @@ class Encoder {
 
 /// Options for encoders that have them (Opus only for now).
 struct EncoderOptions {
-  int opus_bitrate_bps = 0;      ///< 0 = libopus default for the channel count
-  int opus_complexity = 10;      ///< 0..10
-  bool opus_fec = false;         ///< in-band FEC (LBRR; only in SILK and hybrid frames, RFC 6716 §2.1.7)
-  int opus_expected_loss = 0;    ///< percent 0..100: how much redundancy the FEC carries
-  bool opus_dtx = false;         ///< discontinuous transmission: 1-2 byte frames during silence
+  int opus_bitrate_bps = 0;  ///< 0 = libopus default for the channel count
+  int opus_complexity = 10;  ///< 0..10
+  bool opus_fec = false;  ///< in-band FEC (LBRR; only in SILK and hybrid frames, RFC 6716 §2.1.7)
+  int opus_expected_loss = 0;  ///< percent 0..100: how much redundancy the FEC carries
+  bool opus_dtx = false;       ///< discontinuous transmission: 1-2 byte frames during silence
 };
 
 /// Creates the encoder for `f`. Throws std::runtime_error on failure.

@@ -29,10 +29,14 @@ Filter& filter() {
 
 const char* level_name(BctbxLogLevel lev) {
   switch (lev) {
-    case BCTBX_LOG_FATAL: return "fatal";
-    case BCTBX_LOG_ERROR: return "error";
-    case BCTBX_LOG_WARNING: return "warning";
-    default: return "message";
+    case BCTBX_LOG_FATAL:
+      return "fatal";
+    case BCTBX_LOG_ERROR:
+      return "error";
+    case BCTBX_LOG_WARNING:
+      return "warning";
+    default:
+      return "message";
   }
 }
 
@@ -56,7 +60,8 @@ void on_log(const char* domain, BctbxLogLevel lev, const char* fmt, va_list args
   }
   char text[512];
   std::vsnprintf(text, sizeof text, fmt, args);
-  std::fprintf(stderr, "rtpnode: %s %s: %s (repeats are counted, not printed)\n", domain ? domain : "oRTP", level_name(lev), text);
+  std::fprintf(stderr, "rtpnode: %s %s: %s (repeats are counted, not printed)\n",
+               domain ? domain : "oRTP", level_name(lev), text);
 }
 
 }  // namespace
@@ -66,7 +71,11 @@ void ortp_log_route() {
   ortp_set_log_level_mask(nullptr, BCTBX_LOG_WARNING | BCTBX_LOG_ERROR | BCTBX_LOG_FATAL);
 }
 
-std::uint64_t ortp_log_lines() noexcept { return filter().lines.load(std::memory_order_relaxed); }
-std::uint64_t ortp_log_suppressed() noexcept { return filter().suppressed.load(std::memory_order_relaxed); }
+std::uint64_t ortp_log_lines() noexcept {
+  return filter().lines.load(std::memory_order_relaxed);
+}
+std::uint64_t ortp_log_suppressed() noexcept {
+  return filter().suppressed.load(std::memory_order_relaxed);
+}
 
 }  // namespace rtpnode

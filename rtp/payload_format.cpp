@@ -9,12 +9,18 @@ namespace rtpnode {
 
 std::string_view to_string(Codec c) noexcept {
   switch (c) {
-    case Codec::pcmu: return "pcmu";
-    case Codec::pcma: return "pcma";
-    case Codec::g722: return "g722";
-    case Codec::l16: return "l16";
-    case Codec::opus: return "opus";
-    case Codec::raw_s16le: return "s16le";
+    case Codec::pcmu:
+      return "pcmu";
+    case Codec::pcma:
+      return "pcma";
+    case Codec::g722:
+      return "g722";
+    case Codec::l16:
+      return "l16";
+    case Codec::opus:
+      return "opus";
+    case Codec::raw_s16le:
+      return "s16le";
   }
   return "unknown";
 }
@@ -23,18 +29,23 @@ std::size_t PayloadFormat::max_payload_bytes(std::uint32_t max_ptime_ms) const n
   const std::size_t frames = std::size_t{audio_rate} * max_ptime_ms / 1000;
   switch (codec) {
     case Codec::pcmu:
-    case Codec::pcma: return frames * channels;
-    case Codec::g722: return frames / 2 * channels;       // 64 kbit/s: 4 bits per 16 kHz sample
+    case Codec::pcma:
+      return frames * channels;
+    case Codec::g722:
+      return frames / 2 * channels;  // 64 kbit/s: 4 bits per 16 kHz sample
     case Codec::l16:
-    case Codec::raw_s16le: return frames * channels * 2;
-    case Codec::opus: return 1275 * 6 + 7;                 // RFC 6716 §3.2.1/§3.2.5 code-3 bound
+    case Codec::raw_s16le:
+      return frames * channels * 2;
+    case Codec::opus:
+      return 1275 * 6 + 7;  // RFC 6716 §3.2.1/§3.2.5 code-3 bound
   }
   return 1500;
 }
 
 std::string PayloadFormat::describe() const {
   const std::uint32_t rate = codec == Codec::g722 ? clock_rate : audio_rate;
-  return std::string(to_string(codec)) + "/" + std::to_string(rate) + "/" + std::to_string(channels);
+  return std::string(to_string(codec)) + "/" + std::to_string(rate) + "/" +
+         std::to_string(channels);
 }
 
 namespace {
@@ -74,11 +85,16 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
   }
   PayloadFormat f;
   const std::string name = lower(parts[0]);
-  if (name == "pcmu") f.codec = Codec::pcmu;
-  else if (name == "pcma") f.codec = Codec::pcma;
-  else if (name == "g722") f.codec = Codec::g722;
-  else if (name == "l16") f.codec = Codec::l16;
-  else if (name == "opus") f.codec = Codec::opus;
+  if (name == "pcmu")
+    f.codec = Codec::pcmu;
+  else if (name == "pcma")
+    f.codec = Codec::pcma;
+  else if (name == "g722")
+    f.codec = Codec::g722;
+  else if (name == "l16")
+    f.codec = Codec::l16;
+  else if (name == "opus")
+    f.codec = Codec::opus;
   else {
     error = "unknown codec '" + std::string(parts[0]) + "' (use pcmu, pcma, g722, l16 or opus)";
     return std::nullopt;
@@ -88,7 +104,8 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
     return std::nullopt;
   }
   f.channels = 1;
-  if (parts.size() == 3 && (!parse_uint(parts[2], f.channels) || f.channels < 1 || f.channels > 8)) {
+  if (parts.size() == 3 &&
+      (!parse_uint(parts[2], f.channels) || f.channels < 1 || f.channels > 8)) {
     error = "bad channel count '" + std::string(parts[2]) + "' (1..8)";
     return std::nullopt;
   }
@@ -96,17 +113,30 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
   switch (f.codec) {
     case Codec::pcmu:
     case Codec::pcma:
-      if (f.clock_rate != 8000) { error = "G.711 uses an 8000 Hz clock (RFC 3551 §4.5.14)"; return std::nullopt; }
+      if (f.clock_rate != 8000) {
+        error = "G.711 uses an 8000 Hz clock (RFC 3551 §4.5.14)";
+        return std::nullopt;
+      }
       break;
     case Codec::g722:
-      if (f.clock_rate != 8000) { error = "G.722 uses an 8000 Hz RTP clock (RFC 3551 §4.5.2)"; return std::nullopt; }
+      if (f.clock_rate != 8000) {
+        error = "G.722 uses an 8000 Hz RTP clock (RFC 3551 §4.5.2)";
+        return std::nullopt;
+      }
       f.audio_rate = 16000;
       break;
     case Codec::opus:
-      if (f.clock_rate != 48000) { error = "Opus uses a 48000 Hz RTP clock (RFC 7587 §4.1)"; return std::nullopt; }
-      if (f.channels > 2) { error = "Opus over RTP carries 1 or 2 channels (RFC 7587)"; return std::nullopt; }
+      if (f.clock_rate != 48000) {
+        error = "Opus uses a 48000 Hz RTP clock (RFC 7587 §4.1)";
+        return std::nullopt;
+      }
+      if (f.channels > 2) {
+        error = "Opus over RTP carries 1 or 2 channels (RFC 7587)";
+        return std::nullopt;
+      }
       break;
-    default: break;
+    default:
+      break;
   }
   return f;
 }
@@ -143,7 +173,8 @@ bool PayloadMap::apply(std::string_view spec, std::string& error) {
   const auto eq = spec.find('=');
   unsigned pt = 0;
   if (eq == std::string_view::npos || !parse_uint(spec.substr(0, eq), pt) || pt > 127) {
-    error = "expected PT=CODEC/CLOCK_RATE[/CHANNELS] with PT 0..127, got '" + std::string(spec) + "'";
+    error =
+        "expected PT=CODEC/CLOCK_RATE[/CHANNELS] with PT 0..127, got '" + std::string(spec) + "'";
     return false;
   }
   const auto f = parse_payload_format(spec.substr(eq + 1), error);

@@ -38,11 +38,16 @@ RtcpReportBlock read_block(std::uint32_t reporter, const report_block_t* rb) {
 
 std::string_view to_string(RtcpParseStatus s) noexcept {
   switch (s) {
-    case RtcpParseStatus::ok: return "ok";
-    case RtcpParseStatus::too_short: return "too_short";
-    case RtcpParseStatus::bad_version: return "bad_version";
-    case RtcpParseStatus::bad_length: return "bad_length";
-    case RtcpParseStatus::bad_padding: return "bad_padding";
+    case RtcpParseStatus::ok:
+      return "ok";
+    case RtcpParseStatus::too_short:
+      return "too_short";
+    case RtcpParseStatus::bad_version:
+      return "bad_version";
+    case RtcpParseStatus::bad_length:
+      return "bad_length";
+    case RtcpParseStatus::bad_padding:
+      return "bad_padding";
   }
   return "?";
 }
@@ -52,11 +57,13 @@ namespace {
 /// oRTP's SdesItemFoundCallback. oRTP passes the item type byte from the wire, 0..255, as its
 /// enum; in C++ a value outside the enum's range must not be read as the enum (undefined; the
 /// fuzzer found type 100), so its bytes are read instead, and the parameter is never converted.
-void on_sdes_item(void* user, std::uint32_t ssrc, rtcp_sdes_type_t t, const char* content, std::uint8_t len) {
+void on_sdes_item(void* user, std::uint32_t ssrc, rtcp_sdes_type_t t, const char* content,
+                  std::uint8_t len) {
   unsigned type = 0;
   static_assert(sizeof type >= sizeof t);
   std::memcpy(&type, &t, sizeof t);
-  if (type == RTCP_SDES_CNAME && content) static_cast<RtcpCompound*>(user)->cnames.emplace_back(ssrc, std::string(content, len));
+  if (type == RTCP_SDES_CNAME && content)
+    static_cast<RtcpCompound*>(user)->cnames.emplace_back(ssrc, std::string(content, len));
 }
 
 }  // namespace
@@ -84,9 +91,12 @@ RtcpParseStatus rtcp_parse(std::span<const std::uint8_t> data, RtcpCompound& out
     const int count = p[0] & 0x1f;
     const int type = p[1];
     std::size_t need = 4;
-    if (type == kSr) need = 28 + 24 * static_cast<std::size_t>(count);
-    else if (type == kRr) need = 8 + 24 * static_cast<std::size_t>(count);
-    else if (type == kBye) need = 4 + 4 * static_cast<std::size_t>(count);
+    if (type == kSr)
+      need = 28 + 24 * static_cast<std::size_t>(count);
+    else if (type == kRr)
+      need = 8 + 24 * static_cast<std::size_t>(count);
+    else if (type == kBye)
+      need = 4 + 4 * static_cast<std::size_t>(count);
     if (body < need) return RtcpParseStatus::bad_length;
     pos += len;
     ++out.packets;
@@ -106,10 +116,12 @@ RtcpParseStatus rtcp_parse(std::span<const std::uint8_t> data, RtcpCompound& out
       sr.packets = sender_info_get_packet_count(si);
       sr.octets = sender_info_get_octet_count(si);
       out.sender_reports.push_back(sr);
-      for (int i = 0; i < count; ++i) out.report_blocks.push_back(read_block(sr.ssrc, rtcp_SR_get_report_block(m.get(), i)));
+      for (int i = 0; i < count; ++i)
+        out.report_blocks.push_back(read_block(sr.ssrc, rtcp_SR_get_report_block(m.get(), i)));
     } else if (rtcp_is_RR(m.get())) {
       const std::uint32_t reporter = rtcp_RR_get_ssrc(m.get());
-      for (int i = 0; i < count; ++i) out.report_blocks.push_back(read_block(reporter, rtcp_RR_get_report_block(m.get(), i)));
+      for (int i = 0; i < count; ++i)
+        out.report_blocks.push_back(read_block(reporter, rtcp_RR_get_report_block(m.get(), i)));
     } else if (rtcp_is_SDES(m.get())) {
       rtcp_sdes_parse(m.get(), on_sdes_item, &out);
     } else if (rtcp_is_BYE(m.get())) {
@@ -142,7 +154,8 @@ void append_sdes_cname(std::vector<std::uint8_t>& v, std::uint32_t ssrc, std::st
 
 }  // namespace
 
-std::vector<std::uint8_t> rtcp_build_sender_report(const RtcpSenderReport& sr, std::string_view cname, bool bye) {
+std::vector<std::uint8_t> rtcp_build_sender_report(const RtcpSenderReport& sr,
+                                                   std::string_view cname, bool bye) {
   std::vector<std::uint8_t> v{0x80, kSr, 0, 6};
   put32(v, sr.ssrc);
   put32(v, static_cast<std::uint32_t>(sr.ntp >> 32));
@@ -158,7 +171,8 @@ std::vector<std::uint8_t> rtcp_build_sender_report(const RtcpSenderReport& sr, s
   return v;
 }
 
-std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter, const std::vector<RtcpReportBlock>& blocks,
+std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter,
+                                                     const std::vector<RtcpReportBlock>& blocks,
                                                      std::string_view cname) {
   std::vector<std::uint8_t> v;
   const std::size_t n = std::min<std::size_t>(blocks.size(), 31);
@@ -172,7 +186,8 @@ std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter, con
     const RtcpReportBlock& b = blocks[i];
     put32(v, b.ssrc);
     const std::int32_t lost = std::clamp(b.cumulative_lost, -0x800000, 0x7fffff);
-    put32(v, (std::uint32_t{b.fraction_lost} << 24) | (static_cast<std::uint32_t>(lost) & 0xffffff));
+    put32(v,
+          (std::uint32_t{b.fraction_lost} << 24) | (static_cast<std::uint32_t>(lost) & 0xffffff));
     put32(v, b.highest_seq);
     put32(v, b.jitter);
     put32(v, b.lsr);

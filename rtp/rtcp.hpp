@@ -16,10 +16,10 @@ namespace rtpnode {
 /// RFC 3550 §6.4.1 sender info.
 struct RtcpSenderReport {
   std::uint32_t ssrc = 0;
-  std::uint64_t ntp = 0;         ///< 32.32 fixed point seconds since 1900
-  std::uint32_t rtp_ts = 0;      ///< RTP timestamp of the same instant
-  std::uint32_t packets = 0;     ///< sender's packet count
-  std::uint32_t octets = 0;      ///< sender's payload octet count
+  std::uint64_t ntp = 0;      ///< 32.32 fixed point seconds since 1900
+  std::uint32_t rtp_ts = 0;   ///< RTP timestamp of the same instant
+  std::uint32_t packets = 0;  ///< sender's packet count
+  std::uint32_t octets = 0;   ///< sender's payload octet count
 };
 
 /// RFC 3550 §6.4.1 report block (what a receiver says about one source).
@@ -45,10 +45,10 @@ struct RtcpCompound {
 
 enum class RtcpParseStatus : std::uint8_t {
   ok,
-  too_short,     ///< under 8 bytes, or a packet's length runs past the datagram
-  bad_version,   ///< a packet's version is not 2
-  bad_length,    ///< lengths do not add up to the datagram, or a packet is too short for its count
-  bad_padding,   ///< padding on a packet other than the last, or longer than the packet
+  too_short,    ///< under 8 bytes, or a packet's length runs past the datagram
+  bad_version,  ///< a packet's version is not 2
+  bad_length,   ///< lengths do not add up to the datagram, or a packet is too short for its count
+  bad_padding,  ///< padding on a packet other than the last, or longer than the packet
 };
 [[nodiscard]] std::string_view to_string(RtcpParseStatus s) noexcept;
 
@@ -61,22 +61,24 @@ RtcpParseStatus rtcp_parse(std::span<const std::uint8_t> data, RtcpCompound& out
 /// Thread: any (allocates). An RTCP compound of one Receiver Report (RFC 3550 §6.4.2) from
 /// `reporter` with `blocks` (at most 31) followed by an SDES packet with its CNAME (§6.5.1;
 /// required in every compound, §6.1).
-std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter, const std::vector<RtcpReportBlock>& blocks,
+std::vector<std::uint8_t> rtcp_build_receiver_report(std::uint32_t reporter,
+                                                     const std::vector<RtcpReportBlock>& blocks,
                                                      std::string_view cname);
 
 /// Thread: any (allocates). An RTCP compound: Sender Report `sr` (no report blocks, §6.4.1),
 /// SDES CNAME, and, when `bye` is set, a BYE for sr.ssrc (§6.6).
-std::vector<std::uint8_t> rtcp_build_sender_report(const RtcpSenderReport& sr, std::string_view cname, bool bye = false);
+std::vector<std::uint8_t> rtcp_build_sender_report(const RtcpSenderReport& sr,
+                                                   std::string_view cname, bool bye = false);
 
 /// Inputs of the RTCP transmission interval (RFC 3550 §6.3.1, A.7).
 struct RtcpIntervalInputs {
-  double members = 2;              ///< session members, this participant included
-  double senders = 1;              ///< members that sent RTP recently
-  double rtcp_bandwidth = 0;       ///< bytes/s for RTCP: 5 % of the session bandwidth (§6.2)
-  bool we_sent = false;            ///< this participant sent RTP since the second-last report
-  double avg_rtcp_size = 100;      ///< bytes, UDP and IP headers included (§6.3.3 average)
-  bool initial = false;            ///< no report sent yet: half the minimum
-  double min_interval_s = 5;       ///< Tmin (§6.2: 5 s; smaller allowed for large sessions)
+  double members = 2;          ///< session members, this participant included
+  double senders = 1;          ///< members that sent RTP recently
+  double rtcp_bandwidth = 0;   ///< bytes/s for RTCP: 5 % of the session bandwidth (§6.2)
+  bool we_sent = false;        ///< this participant sent RTP since the second-last report
+  double avg_rtcp_size = 100;  ///< bytes, UDP and IP headers included (§6.3.3 average)
+  bool initial = false;        ///< no report sent yet: half the minimum
+  double min_interval_s = 5;   ///< Tmin (§6.2: 5 s; smaller allowed for large sessions)
 };
 
 /// Thread: any. The randomised RTCP interval in seconds (RFC 3550 A.7 rtcp_interval()):
@@ -105,9 +107,9 @@ class SessionBandwidthMeter {
 
  private:
   [[nodiscard]] double window_rate(std::int64_t now) const noexcept;
-  std::int64_t first_ = -1;   ///< arrival of the window's first datagram, -1 if none
-  double bytes_ = 0;          ///< bytes after the first datagram
-  double previous_ = 0;       ///< the last complete window's rate
+  std::int64_t first_ = -1;  ///< arrival of the window's first datagram, -1 if none
+  double bytes_ = 0;         ///< bytes after the first datagram
+  double previous_ = 0;      ///< the last complete window's rate
 };
 
 }  // namespace rtpnode

@@ -4,19 +4,28 @@ namespace rtpnode {
 
 std::string_view to_string(RtpParseStatus s) noexcept {
   switch (s) {
-    case RtpParseStatus::ok: return "ok";
-    case RtpParseStatus::too_short: return "too_short";
-    case RtpParseStatus::bad_version: return "bad_version";
-    case RtpParseStatus::bad_padding: return "bad_padding";
-    case RtpParseStatus::csrc_overflow: return "csrc_overflow";
-    case RtpParseStatus::extension_overflow: return "extension_overflow";
-    case RtpParseStatus::rtcp: return "rtcp";
+    case RtpParseStatus::ok:
+      return "ok";
+    case RtpParseStatus::too_short:
+      return "too_short";
+    case RtpParseStatus::bad_version:
+      return "bad_version";
+    case RtpParseStatus::bad_padding:
+      return "bad_padding";
+    case RtpParseStatus::csrc_overflow:
+      return "csrc_overflow";
+    case RtpParseStatus::extension_overflow:
+      return "extension_overflow";
+    case RtpParseStatus::rtcp:
+      return "rtcp";
   }
   return "unknown";
 }
 
 namespace {
-std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+std::uint16_t be16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+}
 std::uint32_t be32(const std::uint8_t* p) {
   return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
 }

@@ -31,9 +31,9 @@ std::string_view to_string(RtpParseStatus s) noexcept;
 /// valid only as long as that buffer is; padding is already removed.
 struct RtpHeaderView {
   std::uint8_t payload_type = 0;  ///< 0..127
-  bool marker = false;            ///< M bit: for audio, first packet of a talkspurt (RFC 3551 §4.1)
+  bool marker = false;  ///< M bit: for audio, first packet of a talkspurt (RFC 3551 §4.1)
   seq_t sequence_number = 0;
-  rtp_ts_t timestamp = 0;         ///< in the payload format's clock-rate ticks
+  rtp_ts_t timestamp = 0;  ///< in the payload format's clock-rate ticks
   std::uint32_t ssrc = 0;
   std::uint8_t csrc_count = 0;
   bool has_extension = false;
@@ -76,7 +76,10 @@ class Unwrapper {
     if (!seeded_) return v;
     return highest_ + static_cast<Delta>(static_cast<Wire>(v - static_cast<Wire>(highest_)));
   }
-  void reset() noexcept { seeded_ = false; highest_ = 0; }
+  void reset() noexcept {
+    seeded_ = false;
+    highest_ = 0;
+  }
 
  private:
   bool seeded_ = false;

@@ -21,7 +21,8 @@ using mono_ns_t = std::int64_t;
 
 /// `ticks` at `from_rate` expressed at `to_rate`, rounded toward negative infinity. Exact for any
 /// 64-bit `ticks` whose result fits, with rates up to 2^31 (no 128-bit arithmetic: 32-bit ARM).
-constexpr std::int64_t rescale_floor(std::int64_t ticks, std::int64_t from_rate, std::int64_t to_rate) {
+constexpr std::int64_t rescale_floor(std::int64_t ticks, std::int64_t from_rate,
+                                     std::int64_t to_rate) {
   std::int64_t q = ticks / from_rate;
   std::int64_t r = ticks % from_rate;
   if (r < 0) {

@@ -16,13 +16,16 @@ std::uint64_t FaultInjector::next_u64() {
   return z ^ (z >> 31);
 }
 
-double FaultInjector::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+double FaultInjector::uniform() {
+  return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+}
 
 PacketFate FaultInjector::next() {
   PacketFate f;
   ++counters_.packets;
   // Draw every decision for every packet, so that enabling one fault does not shift the random
-  // stream of the others (a trace with --loss and one with --loss --duplicate lose the same packets).
+  // stream of the others (a trace with --loss and one with --loss --duplicate lose the same
+  // packets).
   const double u_loss = uniform(), u_burst = uniform(), u_dup = uniform(), u_reorder = uniform(),
                u_jitter = uniform();
   if (cfg_.burst_p && cfg_.burst_r) {
@@ -39,14 +42,16 @@ PacketFate FaultInjector::next() {
   switch (cfg_.jitter.kind) {
     case JitterModel::Kind::uniform:
       f.delay_ns = cfg_.jitter.min_ns +
-                   static_cast<mono_ns_t>(u_jitter * static_cast<double>(cfg_.jitter.max_ns - cfg_.jitter.min_ns));
+                   static_cast<mono_ns_t>(
+                       u_jitter * static_cast<double>(cfg_.jitter.max_ns - cfg_.jitter.min_ns));
       break;
     case JitterModel::Kind::pareto:
       // Inverse CDF: x = x_m / U^(1/alpha), U in (0, 1].
       f.delay_ns = static_cast<mono_ns_t>(static_cast<double>(cfg_.jitter.scale_ns) /
                                           std::pow(1.0 - u_jitter, 1.0 / cfg_.jitter.shape));
       break;
-    case JitterModel::Kind::none: break;
+    case JitterModel::Kind::none:
+      break;
   }
   if (f.reordered) f.delay_ns += cfg_.reorder_delay_ns;
   counters_.duplicated += f.duplicated;
@@ -120,7 +125,8 @@ std::optional<JitterModel> parse_jitter(std::string_view text, std::string& erro
     m.shape = a;
     return m;
   }
-  error = "unknown jitter model '" + std::string(text) + "' (uniform:MIN-MAX or pareto:SCALE,SHAPE)";
+  error =
+      "unknown jitter model '" + std::string(text) + "' (uniform:MIN-MAX or pareto:SCALE,SHAPE)";
   return std::nullopt;
 }
 

@@ -20,23 +20,24 @@ namespace rtpnode {
 
 struct JitterModel {
   enum class Kind : std::uint8_t { none, uniform, pareto } kind = Kind::none;
-  mono_ns_t min_ns = 0;   ///< uniform: lower bound
-  mono_ns_t max_ns = 0;   ///< uniform: upper bound
-  mono_ns_t scale_ns = 0; ///< pareto: scale x_m (the minimum delay)
-  double shape = 0;       ///< pareto: shape alpha > 0
+  mono_ns_t min_ns = 0;    ///< uniform: lower bound
+  mono_ns_t max_ns = 0;    ///< uniform: upper bound
+  mono_ns_t scale_ns = 0;  ///< pareto: scale x_m (the minimum delay)
+  double shape = 0;        ///< pareto: shape alpha > 0
 };
 
 struct FaultConfig {
   std::uint64_t seed = 1;
-  double loss = 0;                      ///< independent loss probability, 0..1
-  std::optional<double> burst_p;        ///< Gilbert P(Good -> Bad), 0..1 (with burst_r)
-  std::optional<double> burst_r;        ///< Gilbert P(Bad -> Good), 0 < r <= 1
+  double loss = 0;                ///< independent loss probability, 0..1
+  std::optional<double> burst_p;  ///< Gilbert P(Good -> Bad), 0..1 (with burst_r)
+  std::optional<double> burst_r;  ///< Gilbert P(Bad -> Good), 0 < r <= 1
   JitterModel jitter;
-  double reorder = 0;                   ///< probability a packet is held back, 0..1
-  mono_ns_t reorder_delay_ns = 0;       ///< how long it is held back (rtpsend: 1.5 ptime)
-  double duplicate = 0;                 ///< probability a packet is sent twice, 0..1
+  double reorder = 0;              ///< probability a packet is held back, 0..1
+  mono_ns_t reorder_delay_ns = 0;  ///< how long it is held back (rtpsend: 1.5 ptime)
+  double duplicate = 0;            ///< probability a packet is sent twice, 0..1
   [[nodiscard]] bool any() const {
-    return loss > 0 || burst_p || jitter.kind != JitterModel::Kind::none || reorder > 0 || duplicate > 0;
+    return loss > 0 || burst_p || jitter.kind != JitterModel::Kind::none || reorder > 0 ||
+           duplicate > 0;
   }
 };
 

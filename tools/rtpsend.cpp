@@ -47,7 +47,9 @@ std::int64_t clock_ns(clockid_t id) {
   clock_gettime(id, &ts);
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
-std::int64_t mono_ns() { return clock_ns(CLOCK_MONOTONIC); }
+std::int64_t mono_ns() {
+  return clock_ns(CLOCK_MONOTONIC);
+}
 
 void sleep_until(std::int64_t t_ns) {
   timespec ts{static_cast<time_t>(t_ns / 1'000'000'000), static_cast<long>(t_ns % 1'000'000'000)};
@@ -59,7 +61,9 @@ struct Audio {
   std::vector<std::int16_t> samples;  // interleaved
   int rate = 0;
   int channels = 0;
-  [[nodiscard]] std::size_t frames() const { return samples.size() / static_cast<std::size_t>(channels); }
+  [[nodiscard]] std::size_t frames() const {
+    return samples.size() / static_cast<std::size_t>(channels);
+  }
 };
 
 Audio read_file(const std::string& path) {
@@ -85,7 +89,8 @@ Audio read_raw_file(const std::string& path, const PayloadFormat& f) {
   Audio a{{}, static_cast<int>(f.audio_rate), f.channels};
   a.samples.resize(bytes.size() / 2 / f.channels * f.channels);
   for (std::size_t i = 0; i < a.samples.size(); ++i)
-    a.samples[i] = static_cast<std::int16_t>(static_cast<std::uint8_t>(bytes[2 * i]) | (static_cast<std::uint8_t>(bytes[2 * i + 1]) << 8));
+    a.samples[i] = static_cast<std::int16_t>(static_cast<std::uint8_t>(bytes[2 * i]) |
+                                             (static_cast<std::uint8_t>(bytes[2 * i + 1]) << 8));
   if (a.samples.empty()) throw std::runtime_error("'" + path + "' holds no audio");
   return a;
 }
@@ -95,10 +100,12 @@ Audio make_signal(const std::string& kind, double value) {
   Audio a{std::vector<std::int16_t>(48000, 0), 48000, 1};
   if (kind == "tone") {
     for (int i = 0; i < 48000; ++i)
-      a.samples[static_cast<std::size_t>(i)] = static_cast<std::int16_t>(std::lround(16384.0 * std::sin(2 * M_PI * value * i / 48000.0)));
+      a.samples[static_cast<std::size_t>(i)] = static_cast<std::int16_t>(
+          std::lround(16384.0 * std::sin(2 * M_PI * value * i / 48000.0)));
   } else if (kind == "clicks") {
     const int every = static_cast<int>(48000 / value);
-    for (int i = 0; i < 48000; i += every) a.samples[static_cast<std::size_t>(i)] = 29491;  // -1 dBFS impulse
+    for (int i = 0; i < 48000; i += every)
+      a.samples[static_cast<std::size_t>(i)] = 29491;  // -1 dBFS impulse
   }
   return a;
 }
@@ -130,7 +137,8 @@ Audio resample(const Audio& in, int rate) {
   out.samples.resize((in.frames() * static_cast<std::size_t>(rate) / in.rate + 64) * in.channels);
   spx_uint32_t in_len = static_cast<spx_uint32_t>(in.frames());
   spx_uint32_t out_len = static_cast<spx_uint32_t>(out.samples.size() / in.channels);
-  speex_resampler_process_interleaved_int(st, in.samples.data(), &in_len, out.samples.data(), &out_len);
+  speex_resampler_process_interleaved_int(st, in.samples.data(), &in_len, out.samples.data(),
+                                          &out_len);
   speex_resampler_destroy(st);
   out.samples.resize(std::size_t{out_len} * in.channels);
   return out;
@@ -138,24 +146,34 @@ Audio resample(const Audio& in, int rate) {
 
 std::string encoding_name(Codec c) {
   switch (c) {
-    case Codec::pcmu: return "PCMU";
-    case Codec::pcma: return "PCMA";
-    case Codec::g722: return "G722";
-    case Codec::l16: return "L16";
-    case Codec::opus: return "opus";
-    default: return "raw";
+    case Codec::pcmu:
+      return "PCMU";
+    case Codec::pcma:
+      return "PCMA";
+    case Codec::g722:
+      return "G722";
+    case Codec::l16:
+      return "L16";
+    case Codec::opus:
+      return "opus";
+    default:
+      return "raw";
   }
 }
 
 int default_pt(const PayloadFormat& f) {
   switch (f.codec) {
-    case Codec::pcmu: return 0;
-    case Codec::pcma: return 8;
-    case Codec::g722: return 9;
+    case Codec::pcmu:
+      return 0;
+    case Codec::pcma:
+      return 8;
+    case Codec::g722:
+      return 9;
     case Codec::l16:
       if (f.clock_rate == 44100) return f.channels == 2 ? 10 : 11;
       return 96;
-    default: return 96;
+    default:
+      return 96;
   }
 }
 
@@ -174,7 +192,9 @@ struct Stream {
     std::uint32_t ts;
     bool marker;
     std::vector<std::uint8_t> payload;
-    bool operator>(const Pending& o) const { return send_at != o.send_at ? send_at > o.send_at : order > o.order; }
+    bool operator>(const Pending& o) const {
+      return send_at != o.send_at ? send_at > o.send_at : order > o.order;
+    }
   };
 
   std::string name;
@@ -195,11 +215,11 @@ struct Stream {
 
   int frames_per_packet = 0;
   int ticks_per_packet = 0;
-  std::uint64_t index = 0;    ///< next packet to generate
-  std::size_t pos = 0;        ///< audio position (frames)
-  bool live = false;          ///< --live-epoch: the input is a live feed; vpos is its position
-  std::int64_t vpos = 0;      ///< live: input frame of the next packet's first frame (< 0: before it)
-  int rtcp_fd = -1;           ///< our own RTCP socket (SR with the exact NTP <-> RTP mapping)
+  std::uint64_t index = 0;  ///< next packet to generate
+  std::size_t pos = 0;      ///< audio position (frames)
+  bool live = false;        ///< --live-epoch: the input is a live feed; vpos is its position
+  std::int64_t vpos = 0;    ///< live: input frame of the next packet's first frame (< 0: before it)
+  int rtcp_fd = -1;         ///< our own RTCP socket (SR with the exact NTP <-> RTP mapping)
   sockaddr_storage rtcp_addr{};
   socklen_t rtcp_len = 0;
   std::int64_t next_sr_at = 0;  ///< monotonic ns of the next Sender Report
@@ -211,7 +231,8 @@ struct Stream {
   std::uint64_t order = 0;
   bool ssrc_changed = false, seq_jumped = false, ts_jumped = false;
 
-  std::uint64_t packets = 0, datagrams = 0, bytes = 0, dtx_suppressed = 0, paused = 0, ssrc_changes = 0;
+  std::uint64_t packets = 0, datagrams = 0, bytes = 0, dtx_suppressed = 0, paused = 0,
+                ssrc_changes = 0;
   std::vector<double> late_us;
 
   ~Stream() {
@@ -225,7 +246,8 @@ struct Stream {
 struct Options {
   std::vector<std::string> files;
   std::vector<std::string> dests;
-  std::string codec = "l16", ptime = "20ms", sdp, stats_json, duration, raw_format, trace_out, start_at;
+  std::string codec = "l16", ptime = "20ms", sdp, stats_json, duration, raw_format, trace_out,
+              start_at;
   std::string tone, clicks, iface;
   bool silence = false, loop = false, raw = false, fec = false, dtx = false;
   int pt = -1, bitrate = 0, channels = 0, complexity = 10, ttl = 1;
@@ -273,7 +295,8 @@ void open_transport(Stream& s, const Options& o, bool raw) {
     }
     if (!o.iface.empty()) set_multicast_iface(s.raw_fd, v6, o.iface);
     const int ttl = o.ttl;
-    setsockopt(s.raw_fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL, &ttl, sizeof ttl);
+    setsockopt(s.raw_fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+               v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL, &ttl, sizeof ttl);
     return;
   }
   s.session = rtp_session_new(RTP_SESSION_SENDONLY);
@@ -287,7 +310,8 @@ void open_transport(Stream& s, const Options& o, bool raw) {
   p->mime_type = ortp_strdup(encoding_name(s.fmt.codec).c_str());
   rtp_profile_set_payload(s.profile, s.pt, p);
   rtp_session_set_profile(s.session, s.profile);
-  if (rtp_session_set_payload_type(s.session, s.pt) != 0) throw std::runtime_error("oRTP refused payload type");
+  if (rtp_session_set_payload_type(s.session, s.pt) != 0)
+    throw std::runtime_error("oRTP refused payload type");
   rtp_session_set_ssrc(s.session, s.ssrc);
   // RTCP is ours, not oRTP's: oRTP stamps an SR with the wall-clock time it is sent and the
   // timestamp of the last packet, so its mapping carries the send jitter. rtpsend knows the
@@ -309,16 +333,19 @@ void open_transport(Stream& s, const Options& o, bool raw) {
   }
   {
     const int ttl = o.ttl;
-    setsockopt(s.rtcp_fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL, &ttl, sizeof ttl);
+    setsockopt(s.rtcp_fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+               v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL, &ttl, sizeof ttl);
     if (!o.iface.empty()) set_multicast_iface(s.rtcp_fd, v6, o.iface);
   }
-  if (rtp_session_set_remote_addr_and_port(s.session, s.dest.address.c_str(), s.dest.port, s.dest.port + 1) != 0)
+  if (rtp_session_set_remote_addr_and_port(s.session, s.dest.address.c_str(), s.dest.port,
+                                           s.dest.port + 1) != 0)
     throw std::runtime_error("cannot send to " + s.dest.describe());
   rtp_session_set_multicast_ttl(s.session, o.ttl);
   if (!o.iface.empty()) set_multicast_iface(rtp_session_get_rtp_socket(s.session), v6, o.iface);
 }
 
-void write_sdp(const std::string& path, const std::vector<std::unique_ptr<Stream>>& streams, double ptime_ms) {
+void write_sdp(const std::string& path, const std::vector<std::unique_ptr<Stream>>& streams,
+               double ptime_ms) {
   std::ofstream o(path, std::ios::trunc);
   const Stream& first = *streams.front();
   const bool v6 = first.dest.address.find(':') != std::string::npos;
@@ -365,66 +392,108 @@ bool parse_pause(const std::string& text, std::int64_t& dur, std::int64_t& at, s
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"rtpsend: stream audio files or test signals as RTP with exact pacing and seeded network faults"};
+  CLI::App app{
+      "rtpsend: stream audio files or test signals as RTP with exact pacing and seeded network "
+      "faults"};
   Options o;
-  app.add_option("FILE", o.files, "Audio files (any format libsndfile reads); each becomes one stream with its own SSRC")
+  app.add_option(
+         "FILE", o.files,
+         "Audio files (any format libsndfile reads); each becomes one stream with its own SSRC")
       ->check(CLI::ExistingFile);
-  app.add_option("--dest", o.dests, "Destination ADDR:PORT ([IPv6]:PORT); RTCP goes to PORT+1. One for all streams, "
-                                    "or one per FILE")->required()->allow_extra_args(false);
+  app.add_option("--dest", o.dests,
+                 "Destination ADDR:PORT ([IPv6]:PORT); RTCP goes to PORT+1. One for all streams, "
+                 "or one per FILE")
+      ->required()
+      ->allow_extra_args(false);
   app.add_option("--codec", o.codec, "l16 | pcmu | pcma | g722 | opus")
-      ->check(CLI::IsMember({"l16", "pcmu", "pcma", "g722", "opus"}))->capture_default_str();
-  app.add_option("--ptime", o.ptime, "Packet duration (Opus: 2.5, 5, 10, 20, 40 or 60 ms)")->capture_default_str();
-  app.add_option("--pt", o.pt, "RTP payload type (default: the static one, else 96)")->check(CLI::Range(0, 127));
-  auto* ssrc_opt = app.add_option("--ssrc", o.ssrc, "SSRC of the first stream (others: +1, +2 ...; default: random)");
-  app.add_option("--channels", o.channels, "Channels to send (default: the input's; G.711/G.722: 1; Opus: 1 or 2)")
+      ->check(CLI::IsMember({"l16", "pcmu", "pcma", "g722", "opus"}))
+      ->capture_default_str();
+  app.add_option("--ptime", o.ptime, "Packet duration (Opus: 2.5, 5, 10, 20, 40 or 60 ms)")
+      ->capture_default_str();
+  app.add_option("--pt", o.pt, "RTP payload type (default: the static one, else 96)")
+      ->check(CLI::Range(0, 127));
+  auto* ssrc_opt = app.add_option("--ssrc", o.ssrc,
+                                  "SSRC of the first stream (others: +1, +2 ...; default: random)");
+  app.add_option("--channels", o.channels,
+                 "Channels to send (default: the input's; G.711/G.722: 1; Opus: 1 or 2)")
       ->check(CLI::Range(1, 8));
-  app.add_option("--bitrate", o.bitrate, "Opus bitrate in bit/s (default: libopus' choice)")->check(CLI::Range(6000, 510000));
-  app.add_option("--complexity", o.complexity, "Opus encoder complexity 0..10")->check(CLI::Range(0, 10))->capture_default_str();
+  app.add_option("--bitrate", o.bitrate, "Opus bitrate in bit/s (default: libopus' choice)")
+      ->check(CLI::Range(6000, 510000));
+  app.add_option("--complexity", o.complexity, "Opus encoder complexity 0..10")
+      ->check(CLI::Range(0, 10))
+      ->capture_default_str();
   app.add_flag("--fec", o.fec, "Opus in-band FEC (LBRR)");
-  app.add_option("--expected-loss", o.expected_loss, "Loss the Opus FEC is sized for, e.g. 10% (implies --fec)");
-  app.add_flag("--dtx", o.dtx, "Opus DTX: frames of silence are not sent (sequence numbers stay contiguous, the "
-                               "timestamp jumps, the marker bit flags the next talkspurt)");
-  app.add_option("--tone", o.tone, "Send a sine instead of a file: frequency, e.g. 1kHz or 440 (-6 dBFS)");
+  app.add_option("--expected-loss", o.expected_loss,
+                 "Loss the Opus FEC is sized for, e.g. 10% (implies --fec)");
+  app.add_flag("--dtx", o.dtx,
+               "Opus DTX: frames of silence are not sent (sequence numbers stay contiguous, the "
+               "timestamp jumps, the marker bit flags the next talkspurt)");
+  app.add_option("--tone", o.tone,
+                 "Send a sine instead of a file: frequency, e.g. 1kHz or 440 (-6 dBFS)");
   app.add_option("--clicks", o.clicks, "Send impulses instead of a file: rate, e.g. 1/s or 10/s");
   app.add_flag("--silence", o.silence, "Send digital silence instead of a file");
-  app.add_option("--raw-format", o.raw_format, "FILEs are headerless PCM in this format: s16le/RATE/CHANNELS");
-  app.add_flag("--loop", o.loop, "Start the input over at its end (timestamps continue); signals always loop");
-  app.add_option("--duration", o.duration, "Stop after this long (e.g. 10s); signals default to 10s");
-  app.add_option("--start-at", o.start_at, "Start at a time: +DURATION from now (e.g. +2s) or a Unix time in seconds "
-                                           "(e.g. 1795000000.5), so several senders can start together");
-  app.add_option("--sdp", o.sdp, "Write an SDP file describing the streams (RFC 4566; ffmpeg and VLC read it)");
-  app.add_flag("--raw", o.raw, "Send headerless s16le PCM (no RTP header), like the seed sender: 8000 Hz mono "
-                               "unless --channels says otherwise, 320-byte datagrams every 20 ms");
+  app.add_option("--raw-format", o.raw_format,
+                 "FILEs are headerless PCM in this format: s16le/RATE/CHANNELS");
+  app.add_flag("--loop", o.loop,
+               "Start the input over at its end (timestamps continue); signals always loop");
+  app.add_option("--duration", o.duration,
+                 "Stop after this long (e.g. 10s); signals default to 10s");
+  app.add_option("--start-at", o.start_at,
+                 "Start at a time: +DURATION from now (e.g. +2s) or a Unix time in seconds "
+                 "(e.g. 1795000000.5), so several senders can start together");
+  app.add_option("--sdp", o.sdp,
+                 "Write an SDP file describing the streams (RFC 4566; ffmpeg and VLC read it)");
+  app.add_flag("--raw", o.raw,
+               "Send headerless s16le PCM (no RTP header), like the seed sender: 8000 Hz mono "
+               "unless --channels says otherwise, 320-byte datagrams every 20 ms");
   app.add_option("--live-epoch", o.live_epoch,
-                 "Treat the input as a live feed whose first frame was captured at this Unix time (s): streaming "
-                 "starts at the feed's current position, so senders started at different moments carry the same "
+                 "Treat the input as a live feed whose first frame was captured at this Unix time "
+                 "(s): streaming "
+                 "starts at the feed's current position, so senders started at different moments "
+                 "carry the same "
                  "instant at the same NTP time (their RTCP SRs say so)");
-  app.add_flag("--no-bye", o.no_bye, "Do not send RTCP BYE at the end (the receiver then times the stream out)");
-  app.add_option("--rtcp-interval", o.rtcp_interval, "Interval of RTCP Sender Reports (RFC 3550 §6.2 suggests 5 s)")
+  app.add_flag("--no-bye", o.no_bye,
+               "Do not send RTCP BYE at the end (the receiver then times the stream out)");
+  app.add_option("--rtcp-interval", o.rtcp_interval,
+                 "Interval of RTCP Sender Reports (RFC 3550 §6.2 suggests 5 s)")
       ->capture_default_str();
-  app.add_option("--ttl", o.ttl, "Multicast TTL / hop limit")->check(CLI::Range(0, 255))->capture_default_str();
+  app.add_option("--ttl", o.ttl, "Multicast TTL / hop limit")
+      ->check(CLI::Range(0, 255))
+      ->capture_default_str();
   app.add_option("--iface", o.iface, "Interface name for outgoing multicast (e.g. eth0)");
   app.add_option("--stats-json", o.stats_json, "Write a summary as JSON at the end");
   std::uint64_t seed = 1;
   std::string loss_s, burst_s, jitter_s, reorder_s, duplicate_s;
   double skew_ppm = 0;
-  app.add_option("--seed", seed, "Seed of the fault injector (same seed, same faults)")->capture_default_str();
+  app.add_option("--seed", seed, "Seed of the fault injector (same seed, same faults)")
+      ->capture_default_str();
   app.add_option("--loss", loss_s, "Independent packet loss, e.g. 5%");
-  app.add_option("--burst-loss", burst_s, "Gilbert burst loss P,R: P(good->bad), P(bad->good), e.g. 1%,25% "
-                                          "(loss P/(P+R), mean burst 1/R packets)");
-  app.add_option("--jitter", jitter_s, "Extra delay per packet: uniform:MIN-MAX (e.g. uniform:0-40ms) or pareto:SCALE,SHAPE");
-  app.add_option("--reorder", reorder_s, "Probability a packet is held back 1.5 ptime (the next one overtakes it)");
+  app.add_option("--burst-loss", burst_s,
+                 "Gilbert burst loss P,R: P(good->bad), P(bad->good), e.g. 1%,25% "
+                 "(loss P/(P+R), mean burst 1/R packets)");
+  app.add_option(
+      "--jitter", jitter_s,
+      "Extra delay per packet: uniform:MIN-MAX (e.g. uniform:0-40ms) or pareto:SCALE,SHAPE");
+  app.add_option("--reorder", reorder_s,
+                 "Probability a packet is held back 1.5 ptime (the next one overtakes it)");
   app.add_option("--duplicate", duplicate_s, "Probability a packet is sent twice");
-  app.add_option("--skew-ppm", skew_ppm, "Sender clock error: audio leaves at (1 + N/1e6) x real time while RTP "
-                                         "timestamps advance nominally")->check(CLI::Range(-100000.0, 100000.0));
-  app.add_option("--ssrc-change-at", o.ssrc_change_at, "At this time, restart as a new sender: new SSRC, sequence "
-                                                       "number and timestamp");
-  app.add_option("--seq-jump-at", o.seq_jump_at, "At this time, jump the sequence number by +10000");
-  app.add_option("--ts-jump-at", o.ts_jump_at, "At this time, jump the RTP timestamp by +60 s of ticks");
-  app.add_option("--pause", o.pause, "DUR@TIME: send nothing for DUR from TIME (e.g. 5s@20s): the sender is paused, "
-                                     "its sequence numbers continue and its timestamps jump, as with DTX");
-  app.add_option("--trace-out", o.trace_out, "Write one line per packet: seq rtp_ts send_ns fate (fate: sent, lost, "
-                                             "reordered, duplicated, dtx, paused); stream N>0 writes FILE.N");
+  app.add_option("--skew-ppm", skew_ppm,
+                 "Sender clock error: audio leaves at (1 + N/1e6) x real time while RTP "
+                 "timestamps advance nominally")
+      ->check(CLI::Range(-100000.0, 100000.0));
+  app.add_option("--ssrc-change-at", o.ssrc_change_at,
+                 "At this time, restart as a new sender: new SSRC, sequence "
+                 "number and timestamp");
+  app.add_option("--seq-jump-at", o.seq_jump_at,
+                 "At this time, jump the sequence number by +10000");
+  app.add_option("--ts-jump-at", o.ts_jump_at,
+                 "At this time, jump the RTP timestamp by +60 s of ticks");
+  app.add_option("--pause", o.pause,
+                 "DUR@TIME: send nothing for DUR from TIME (e.g. 5s@20s): the sender is paused, "
+                 "its sequence numbers continue and its timestamps jump, as with DTX");
+  app.add_option("--trace-out", o.trace_out,
+                 "Write one line per packet: seq rtp_ts send_ns fate (fate: sent, lost, "
+                 "reordered, duplicated, dtx, paused); stream N>0 writes FILE.N");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -440,10 +509,12 @@ int main(int argc, char** argv) {
   const int signals = !o.tone.empty() + !o.clicks.empty() + o.silence;
   if (signals > 1) return fail("give one of --tone, --clicks, --silence");
   if (signals == 1 && !o.files.empty()) return fail("give input FILEs or a test signal, not both");
-  if (signals == 0 && o.files.empty()) return fail("nothing to send: give a FILE, or --tone, --clicks or --silence");
+  if (signals == 0 && o.files.empty())
+    return fail("nothing to send: give a FILE, or --tone, --clicks or --silence");
   const std::size_t n_streams = signals ? 1 : o.files.size();
   if (o.dests.size() != 1 && o.dests.size() != n_streams)
-    return fail("give one --dest for all streams or one per FILE (" + std::to_string(n_streams) + ")");
+    return fail("give one --dest for all streams or one per FILE (" + std::to_string(n_streams) +
+                ")");
   std::vector<ListenSpec> dests;
   for (const auto& d : o.dests) {
     auto spec = parse_listen(d, err);
@@ -451,7 +522,8 @@ int main(int argc, char** argv) {
     dests.push_back(*spec);
   }
   auto ptime = parse_duration(o.ptime, err);
-  if (!ptime || ptime->count() <= 0) return fail("--ptime: " + (err.empty() ? std::string("must be > 0") : err));
+  if (!ptime || ptime->count() <= 0)
+    return fail("--ptime: " + (err.empty() ? std::string("must be > 0") : err));
   std::optional<std::chrono::nanoseconds> duration;
   if (!o.duration.empty()) {
     duration = parse_duration(o.duration, err);
@@ -474,7 +546,8 @@ int main(int argc, char** argv) {
       !optional_time(o.seq_jump_at, "--seq-jump-at", seq_jump_at) ||
       !optional_time(o.ts_jump_at, "--ts-jump-at", ts_jump_at))
     return 2;
-  if (!o.pause.empty() && !parse_pause(o.pause, pause_dur, pause_at, err)) return fail("--pause: " + err);
+  if (!o.pause.empty() && !parse_pause(o.pause, pause_dur, pause_at, err))
+    return fail("--pause: " + err);
 
   FaultConfig faults;
   faults.seed = seed;
@@ -485,9 +558,13 @@ int main(int argc, char** argv) {
   }
   if (!burst_s.empty()) {
     const auto comma = burst_s.find(',');
-    auto p = comma == std::string::npos ? std::nullopt : parse_probability(burst_s.substr(0, comma), err);
-    auto r = comma == std::string::npos ? std::nullopt : parse_probability(burst_s.substr(comma + 1), err);
-    if (!p || !r || *r <= 0) return fail("--burst-loss: expected P,R with R > 0, e.g. 1%,25%" + (err.empty() ? "" : ": " + err));
+    auto p = comma == std::string::npos ? std::nullopt
+                                        : parse_probability(burst_s.substr(0, comma), err);
+    auto r = comma == std::string::npos ? std::nullopt
+                                        : parse_probability(burst_s.substr(comma + 1), err);
+    if (!p || !r || *r <= 0)
+      return fail("--burst-loss: expected P,R with R > 0, e.g. 1%,25%" +
+                  (err.empty() ? "" : ": " + err));
     faults.burst_p = *p;
     faults.burst_r = *r;
   }
@@ -513,7 +590,8 @@ int main(int argc, char** argv) {
     eo.opus_fec = true;
     eo.opus_expected_loss = static_cast<int>(std::lround(*v * 100));
   }
-  if ((eo.opus_fec || eo.opus_dtx) && o.codec != "opus") return fail("--fec, --expected-loss and --dtx are Opus options");
+  if ((eo.opus_fec || eo.opus_dtx) && o.codec != "opus")
+    return fail("--fec, --expected-loss and --dtx are Opus options");
 
   try {
     std::random_device rd;
@@ -526,19 +604,25 @@ int main(int argc, char** argv) {
         if (!o.tone.empty()) {
           std::string t = o.tone;
           double scale = 1;
-          if (t.size() > 3 && t.substr(t.size() - 3) == "kHz") { scale = 1000; t.resize(t.size() - 3); }
-          else if (t.size() > 2 && t.substr(t.size() - 2) == "Hz") t.resize(t.size() - 2);
+          if (t.size() > 3 && t.substr(t.size() - 3) == "kHz") {
+            scale = 1000;
+            t.resize(t.size() - 3);
+          } else if (t.size() > 2 && t.substr(t.size() - 2) == "Hz")
+            t.resize(t.size() - 2);
           double hz = 0;
           auto r = std::from_chars(t.data(), t.data() + t.size(), hz);
-          if (r.ec != std::errc{} || hz * scale <= 0 || hz * scale >= 24000 || std::fmod(hz * scale, 1.0) != 0)
-            return fail("--tone " + o.tone + ": a whole number of Hz below 24 kHz, e.g. 1kHz or 440");
+          if (r.ec != std::errc{} || hz * scale <= 0 || hz * scale >= 24000 ||
+              std::fmod(hz * scale, 1.0) != 0)
+            return fail("--tone " + o.tone +
+                        ": a whole number of Hz below 24 kHz, e.g. 1kHz or 440");
           audio = make_signal("tone", hz * scale);
           s->name = "tone " + o.tone;
         } else if (!o.clicks.empty()) {
           double per_s = 0;
           const std::string c = o.clicks.substr(0, o.clicks.find("/s"));
           auto r = std::from_chars(c.data(), c.data() + c.size(), per_s);
-          if (r.ec != std::errc{} || per_s <= 0 || per_s > 1000) return fail("--clicks " + o.clicks + ": e.g. 1/s (up to 1000/s)");
+          if (r.ec != std::errc{} || per_s <= 0 || per_s > 1000)
+            return fail("--clicks " + o.clicks + ": e.g. 1/s (up to 1000/s)");
           audio = make_signal("clicks", per_s);
           s->name = "clicks " + o.clicks;
         } else {
@@ -556,9 +640,11 @@ int main(int argc, char** argv) {
       }
       PayloadFormat f;
       if (o.raw) {
-        f = PayloadFormat{Codec::raw_s16le, 8000, 8000, static_cast<std::uint16_t>(o.channels ? o.channels : 1)};
+        f = PayloadFormat{Codec::raw_s16le, 8000, 8000,
+                          static_cast<std::uint16_t>(o.channels ? o.channels : 1)};
       } else if (o.codec == "l16") {
-        f = PayloadFormat{Codec::l16, static_cast<std::uint32_t>(audio.rate), static_cast<std::uint32_t>(audio.rate),
+        f = PayloadFormat{Codec::l16, static_cast<std::uint32_t>(audio.rate),
+                          static_cast<std::uint32_t>(audio.rate),
                           static_cast<std::uint16_t>(o.channels ? o.channels : audio.channels)};
       } else if (o.codec == "opus") {
         const int ch = o.channels ? o.channels : std::min(audio.channels, 2);
@@ -566,22 +652,27 @@ int main(int argc, char** argv) {
         f = PayloadFormat{Codec::opus, 48000, 48000, static_cast<std::uint16_t>(ch)};
       } else {
         if (o.channels > 1) return fail("--channels: " + o.codec + " is sent as 1 channel");
-        const Codec c = o.codec == "pcmu" ? Codec::pcmu : o.codec == "pcma" ? Codec::pcma : Codec::g722;
+        const Codec c = o.codec == "pcmu"   ? Codec::pcmu
+                        : o.codec == "pcma" ? Codec::pcma
+                                            : Codec::g722;
         f = PayloadFormat{c, 8000, c == Codec::g722 ? 16000u : 8000u, 1};
       }
       s->fmt = f;
       s->audio = resample(to_channels(audio, f.channels), static_cast<int>(f.audio_rate));
       s->frames_per_packet = static_cast<int>(ns_to_frames(ptime->count(), f.audio_rate));
-      if (s->frames_per_packet <= 0 || ptime_ms > kMaxPtimeMs) return fail("--ptime " + o.ptime + " is out of range (up to 120ms)");
+      if (s->frames_per_packet <= 0 || ptime_ms > kMaxPtimeMs)
+        return fail("--ptime " + o.ptime + " is out of range (up to 120ms)");
       if (f.codec == Codec::opus) {
         const double ok[] = {2.5, 5, 10, 20, 40, 60};
         if (std::find(std::begin(ok), std::end(ok), ptime_ms) == std::end(ok))
           return fail("--ptime " + o.ptime + ": Opus frames are 2.5, 5, 10, 20, 40 or 60 ms");
       }
-      if (f.codec == Codec::g722 && s->frames_per_packet % 2) return fail("--ptime: G.722 needs an even number of samples");
+      if (f.codec == Codec::g722 && s->frames_per_packet % 2)
+        return fail("--ptime: G.722 needs an even number of samples");
       s->ticks_per_packet = static_cast<int>(s->frames_per_packet / f.frames_per_tick());
       s->dest = dests[dests.size() == 1 ? 0 : k];
-      s->ssrc = o.ssrc_set ? o.ssrc + static_cast<std::uint32_t>(k) : (std::uint32_t{rd()} << 16) ^ rd();
+      s->ssrc =
+          o.ssrc_set ? o.ssrc + static_cast<std::uint32_t>(k) : (std::uint32_t{rd()} << 16) ^ rd();
       s->pt = o.pt >= 0 ? o.pt : default_pt(f);
       s->seq = static_cast<std::uint16_t>(rd());
       s->ts_base = static_cast<std::uint32_t>(rd());
@@ -611,8 +702,10 @@ int main(int argc, char** argv) {
       char ssrc_hex[16];
       std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, s->ssrc);
       std::cerr << "rtpsend: " << s->name << " -> " << s->dest.describe() << " as "
-                << (o.raw ? "raw s16le/" + std::to_string(s->fmt.audio_rate) + "/" + std::to_string(s->fmt.channels)
-                          : s->fmt.describe() + " pt " + std::to_string(s->pt) + " ssrc " + ssrc_hex)
+                << (o.raw
+                        ? "raw s16le/" + std::to_string(s->fmt.audio_rate) + "/" +
+                              std::to_string(s->fmt.channels)
+                        : s->fmt.describe() + " pt " + std::to_string(s->pt) + " ssrc " + ssrc_hex)
                 << ", " << ptime_ms << " ms packets\n";
     }
 
@@ -628,19 +721,23 @@ int main(int argc, char** argv) {
         auto r = std::from_chars(o.start_at.data(), o.start_at.data() + o.start_at.size(), unix_s);
         if (r.ec != std::errc{} || r.ptr != o.start_at.data() + o.start_at.size())
           return fail("--start-at " + o.start_at + ": +DURATION or a Unix time in seconds");
-        t0 = mono_ns() + static_cast<std::int64_t>(std::llround(unix_s * 1e9)) - clock_ns(CLOCK_REALTIME);
+        t0 = mono_ns() + static_cast<std::int64_t>(std::llround(unix_s * 1e9)) -
+             clock_ns(CLOCK_REALTIME);
       }
     }
     // Sender wall clock (RFC 3550 §4 NTP format) = monotonic + this offset.
-    const std::int64_t ntp_minus_mono = clock_ns(CLOCK_REALTIME) - mono_ns() + 2'208'988'800ll * 1'000'000'000ll;
+    const std::int64_t ntp_minus_mono =
+        clock_ns(CLOCK_REALTIME) - mono_ns() + 2'208'988'800ll * 1'000'000'000ll;
     if (!o.live_epoch.empty()) {
       double epoch_s = 0;
-      auto r = std::from_chars(o.live_epoch.data(), o.live_epoch.data() + o.live_epoch.size(), epoch_s);
+      auto r =
+          std::from_chars(o.live_epoch.data(), o.live_epoch.data() + o.live_epoch.size(), epoch_s);
       if (r.ec != std::errc{} || r.ptr != o.live_epoch.data() + o.live_epoch.size())
         return fail("--live-epoch " + o.live_epoch + ": a Unix time in seconds");
       // Start on the 10 ms grid counted from the epoch: a whole number of frames at every rate
       // (8, 16, 32, 44.1, 48 kHz), so each sender's first frame is exactly an input frame.
-      const std::int64_t epoch_mono = static_cast<std::int64_t>(std::llround(epoch_s * 1e9)) + 2'208'988'800ll * 1'000'000'000ll - ntp_minus_mono;
+      const std::int64_t epoch_mono = static_cast<std::int64_t>(std::llround(epoch_s * 1e9)) +
+                                      2'208'988'800ll * 1'000'000'000ll - ntp_minus_mono;
       constexpr std::int64_t kGrid = 10'000'000;
       const std::int64_t since = t0 - epoch_mono;
       const std::int64_t steps = since >= 0 ? (since + kGrid - 1) / kGrid : -((-since) / kGrid);
@@ -661,7 +758,9 @@ int main(int argc, char** argv) {
     // Nominal departure of packet i: every ptime on absolute deadlines, scaled by the skew.
     auto nominal = [&](const Stream& s, std::uint64_t i) {
       return t0 + static_cast<std::int64_t>(
-                      static_cast<double>(frames_to_ns(static_cast<frames_t>(i) * s.frames_per_packet, s.fmt.audio_rate)) / rate_scale);
+                      static_cast<double>(frames_to_ns(
+                          static_cast<frames_t>(i) * s.frames_per_packet, s.fmt.audio_rate)) /
+                      rate_scale);
     };
     // RTCP SR + SDES (+ BYE): the RTP timestamp of packet `index` and the wall-clock instant
     // its first frame was sampled (nominal, skew included), RFC 3550 §6.4.1.
@@ -672,11 +771,13 @@ int main(int argc, char** argv) {
       const std::int64_t ntp_ns = nominal(s, index) + ntp_minus_mono;
       sr.ntp = (static_cast<std::uint64_t>(ntp_ns / 1'000'000'000) << 32) |
                ((static_cast<std::uint64_t>(ntp_ns % 1'000'000'000) << 32) / 1'000'000'000);
-      sr.rtp_ts = static_cast<std::uint32_t>(s.ts_base + index * static_cast<std::uint64_t>(s.ticks_per_packet));
+      sr.rtp_ts = static_cast<std::uint32_t>(
+          s.ts_base + index * static_cast<std::uint64_t>(s.ticks_per_packet));
       sr.packets = static_cast<std::uint32_t>(s.packets);
       sr.octets = static_cast<std::uint32_t>(s.bytes);
       const auto pkt = rtcp_build_sender_report(sr, "rtpsend", bye);
-      sendto(s.rtcp_fd, pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&s.rtcp_addr), s.rtcp_len);
+      sendto(s.rtcp_fd, pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&s.rtcp_addr),
+             s.rtcp_len);
     };
     auto generate = [&](Stream& s, std::int64_t at) {
       if (at >= s.next_sr_at) {
@@ -701,7 +802,8 @@ int main(int argc, char** argv) {
         s.ts_jumped = true;
         s.ts_base += s.fmt.clock_rate * 60;
       }
-      std::vector<std::int16_t> pcm(static_cast<std::size_t>(s.frames_per_packet) * s.fmt.channels, 0);
+      std::vector<std::int16_t> pcm(static_cast<std::size_t>(s.frames_per_packet) * s.fmt.channels,
+                                    0);
       if (s.live) {
         // A live feed: frame k of the packet is input frame vpos + k (silence before the feed
         // began; the input repeats exactly with --loop).
@@ -713,19 +815,22 @@ int main(int argc, char** argv) {
             if (!o.loop) break;
             idx %= frames;
           }
-          std::copy_n(s.audio.samples.begin() + static_cast<std::ptrdiff_t>(idx * s.fmt.channels), s.fmt.channels,
+          std::copy_n(s.audio.samples.begin() + static_cast<std::ptrdiff_t>(idx * s.fmt.channels),
+                      s.fmt.channels,
                       pcm.begin() + static_cast<std::ptrdiff_t>(k * s.fmt.channels));
         }
         s.vpos += s.frames_per_packet;
       } else {
         if (s.pos >= s.audio.frames()) s.pos = 0;  // looping input
         const std::size_t n = std::min<std::size_t>(s.frames_per_packet, s.audio.frames() - s.pos);
-        std::copy_n(s.audio.samples.begin() + static_cast<std::ptrdiff_t>(s.pos * s.fmt.channels), n * s.fmt.channels, pcm.begin());
+        std::copy_n(s.audio.samples.begin() + static_cast<std::ptrdiff_t>(s.pos * s.fmt.channels),
+                    n * s.fmt.channels, pcm.begin());
         s.pos += n;
       }
       const int len = s.enc->encode(pcm, s.frames_per_packet, payload);
       if (len < 0) throw std::runtime_error("encoder failed");
-      const auto ts = static_cast<std::uint32_t>(s.ts_base + s.index * static_cast<std::uint64_t>(s.ticks_per_packet));
+      const auto ts = static_cast<std::uint32_t>(
+          s.ts_base + s.index * static_cast<std::uint64_t>(s.ticks_per_packet));
       ++s.index;
       auto log = [&](std::uint16_t seq, std::int64_t when, const char* fate) {
         if (s.trace) s.trace << seq << ' ' << ts << ' ' << (when - t0) << ' ' << fate << '\n';
@@ -754,18 +859,23 @@ int main(int argc, char** argv) {
       for (int c = 0; c < (fate.duplicated ? 2 : 1); ++c)
         s.queue.push({at + fate.delay_ns, s.order++, seq, ts, s.marker_next, bytes});
       s.marker_next = false;
-      log(seq, at + fate.delay_ns, fate.reordered ? "reordered" : fate.duplicated ? "duplicated" : "sent");
+      log(seq, at + fate.delay_ns,
+          fate.reordered    ? "reordered"
+          : fate.duplicated ? "duplicated"
+                            : "sent");
     };
     auto send = [&](Stream& s) {
       const Stream::Pending p = s.queue.top();
       s.queue.pop();
       s.late_us.push_back(static_cast<double>(mono_ns() - p.send_at) / 1000.0);
       if (s.raw_fd >= 0) {
-        sendto(s.raw_fd, p.payload.data(), p.payload.size(), 0, reinterpret_cast<sockaddr*>(&s.raw_addr), s.raw_len);
+        sendto(s.raw_fd, p.payload.data(), p.payload.size(), 0,
+               reinterpret_cast<sockaddr*>(&s.raw_addr), s.raw_len);
       } else {
         // oRTP stamps the sequence number when it creates the packet: set it first.
         rtp_session_set_seq_number(s.session, p.seq);
-        mblk_t* m = rtp_session_create_packet(s.session, RTP_FIXED_HEADER_SIZE, p.payload.data(), p.payload.size());
+        mblk_t* m = rtp_session_create_packet(s.session, RTP_FIXED_HEADER_SIZE, p.payload.data(),
+                                              p.payload.size());
         rtp_set_markbit(m, p.marker ? 1 : 0);
         rtp_session_sendm_with_ts(s.session, m, p.ts);
       }
@@ -781,20 +891,30 @@ int main(int argc, char** argv) {
       bool best_is_send = false;
       for (auto& sp : streams) {
         Stream& s = *sp;
-        const bool input_done = s.live ? s.vpos >= static_cast<std::int64_t>(s.audio.frames()) : s.pos >= s.audio.frames();
+        const bool input_done = s.live ? s.vpos >= static_cast<std::int64_t>(s.audio.frames())
+                                       : s.pos >= s.audio.frames();
         if (s.generating && ((input_done && !o.loop && !signals) || nominal(s, s.index) >= end))
           s.generating = false;
         const std::int64_t gen_at = s.generating ? nominal(s, s.index) : INT64_MAX;
         const std::int64_t send_at = s.queue.empty() ? INT64_MAX : s.queue.top().send_at;
-        if (gen_at < best_at) { best = &s; best_at = gen_at; best_is_send = false; }
-        if (send_at < best_at) { best = &s; best_at = send_at; best_is_send = true; }
+        if (gen_at < best_at) {
+          best = &s;
+          best_at = gen_at;
+          best_is_send = false;
+        }
+        if (send_at < best_at) {
+          best = &s;
+          best_at = send_at;
+          best_is_send = true;
+        }
       }
       if (!best) break;
       if (best_is_send) {
         sleep_until(best_at);
         send(*best);
       } else {
-        generate(*best, best_at);  // encoding happens ahead of the deadline: packets wait in the queue
+        generate(*best,
+                 best_at);  // encoding happens ahead of the deadline: packets wait in the queue
       }
     }
 
@@ -816,20 +936,32 @@ int main(int argc, char** argv) {
       total.reordered += fc.reordered;
       total.delayed += fc.delayed;
       all_late.insert(all_late.end(), s.late_us.begin(), s.late_us.end());
-      js.push_back({{"name", s.name}, {"dest", s.dest.describe()}, {"ssrc", s.ssrc}, {"payload_type", s.pt},
-                    {"payload", s.fmt.describe()}, {"packets", s.packets}, {"datagrams", s.datagrams},
-                    {"payload_bytes", s.bytes}, {"dtx_suppressed", s.dtx_suppressed}, {"paused", s.paused},
+      js.push_back({{"name", s.name},
+                    {"dest", s.dest.describe()},
+                    {"ssrc", s.ssrc},
+                    {"payload_type", s.pt},
+                    {"payload", s.fmt.describe()},
+                    {"packets", s.packets},
+                    {"datagrams", s.datagrams},
+                    {"payload_bytes", s.bytes},
+                    {"dtx_suppressed", s.dtx_suppressed},
+                    {"paused", s.paused},
                     {"ssrc_changes", s.ssrc_changes},
-                    {"faults", {{"lost", fc.lost}, {"duplicated", fc.duplicated}, {"reordered", fc.reordered},
-                                {"delayed", fc.delayed}}}});
+                    {"faults",
+                     {{"lost", fc.lost},
+                      {"duplicated", fc.duplicated},
+                      {"reordered", fc.reordered},
+                      {"delayed", fc.delayed}}}});
     }
     const double p50 = percentile(all_late, 0.5), p99 = percentile(all_late, 0.99);
     const double mx = all_late.empty() ? 0 : *std::max_element(all_late.begin(), all_late.end());
-    std::fprintf(stderr, "rtpsend: sent %" PRIu64 " packets (%" PRIu64 " datagrams), %" PRIu64
+    std::fprintf(stderr,
+                 "rtpsend: sent %" PRIu64 " packets (%" PRIu64 " datagrams), %" PRIu64
                  " payload bytes; send-time error p50 %.0f us, p99 %.0f us, max %.0f us\n",
                  packets, datagrams, bytes, p50, p99, mx);
     if (faults.any())
-      std::fprintf(stderr, "rtpsend: injected (seed %" PRIu64 "): lost %" PRIu64 ", duplicated %" PRIu64
+      std::fprintf(stderr,
+                   "rtpsend: injected (seed %" PRIu64 "): lost %" PRIu64 ", duplicated %" PRIu64
                    ", reordered %" PRIu64 ", delayed %" PRIu64 "\n",
                    seed, total.lost, total.duplicated, total.reordered, total.delayed);
     if (!o.stats_json.empty()) {
@@ -840,8 +972,11 @@ int main(int argc, char** argv) {
                        {"payload_type", streams.front()->pt},
                        {"seed", seed},
                        {"skew_ppm", skew_ppm},
-                       {"faults", {{"lost", total.lost}, {"duplicated", total.duplicated},
-                                   {"reordered", total.reordered}, {"delayed", total.delayed}}},
+                       {"faults",
+                        {{"lost", total.lost},
+                         {"duplicated", total.duplicated},
+                         {"reordered", total.reordered},
+                         {"delayed", total.delayed}}},
                        {"send_error_us", {{"p50", p50}, {"p99", p99}, {"max", mx}}},
                        {"streams", js}};
       std::ofstream(o.stats_json) << j.dump(2) << "\n";

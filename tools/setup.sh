@@ -15,6 +15,7 @@ PACKAGES=(
   libmicrohttpd-dev                        # HTTP for /metrics, /stats and control
   curl python3-jsonschema python3-prometheus-client  # independent checks of the HTTP endpoint
   clang libclang-rt-14-dev                 # libFuzzer targets (tools/fuzz.sh)
+  clang-format                             # the committed .clang-format, checked by tools/test.sh
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good  # fuzz seeds from GStreamer
 )
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds (warnings are errors) and runs every test:
+# The test command: installs what is missing, checks the formatting, builds (warnings are
+# errors) and runs every test:
 #  1. unit, real-time safety and system tests (rtpnode + rtpsend + JACK dummy server + capture);
 #  2. the same unit and system tests under ASan+UBSan, the threaded ones under TSan
 #     (tools/sanitize.sh);
@@ -14,6 +15,8 @@ tools/setup.sh
 # killed test servers can fill it ("Too many servers already active"). With no jackd running,
 # nothing in it is in use.
 if ! pgrep -x jackd >/dev/null 2>&1; then rm -rf /dev/shm/jack-shm-registry /dev/shm/jack-[0-9]* /dev/shm/jack_* 2>/dev/null || true; fi
+# Every C++ file follows the committed .clang-format (clang-format 14, Debian 12's).
+if [ -d .git ]; then git ls-files '*.cpp' '*.hpp' | xargs clang-format --style=file --dry-run --Werror; fi
 tools/build.sh -DRTPNODE_WERROR=ON
 (cd build && ctest --output-on-failure -j 2 --timeout 300)
 if [ "${1:-}" = "--quick" ]; then exit 0; fi

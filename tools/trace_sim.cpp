@@ -64,7 +64,9 @@ JitterModel uniform_ms(double max_ms) {
 
 }  // namespace
 
-Trace make_clean(double seconds) { return skeleton("clean", seconds); }
+Trace make_clean(double seconds) {
+  return skeleton("clean", seconds);
+}
 
 Trace make_uniform(double seconds, double max_jitter_ms, std::uint64_t seed) {
   FaultConfig fc;
@@ -133,8 +135,10 @@ Trace make_wifi(double seconds, std::uint64_t seed) {
       next_stall = send + static_cast<mono_ns_t>((2.0 + 3.0 * rng.uniform()) * 1e9);
     }
     // Exponential jitter with a mean of 2 ms on top of 2 ms.
-    mono_ns_t arrival = p.arrival_ns + 2 * kMs + static_cast<mono_ns_t>(-2e6 * std::log(1.0 - rng.uniform()));
-    if (send >= stall_start && send < stall_end) arrival = std::max(arrival, stall_end + kBaseDelayNs);
+    mono_ns_t arrival =
+        p.arrival_ns + 2 * kMs + static_cast<mono_ns_t>(-2e6 * std::log(1.0 - rng.uniform()));
+    if (send >= stall_start && send < stall_end)
+      arrival = std::max(arrival, stall_end + kBaseDelayNs);
     // The link delivers in order: a queued packet leaves 0.2 ms after the one before it.
     arrival = std::max(arrival, last_arrival + kMs / 5);
     last_arrival = arrival;
@@ -161,7 +165,8 @@ Trace make_step(double seconds, double step_ms, std::uint64_t seed) {
   return t;
 }
 
-std::optional<Trace> read_trace(const std::string& path, std::uint32_t clock_rate, std::string& error) {
+std::optional<Trace> read_trace(const std::string& path, std::uint32_t clock_rate,
+                                std::string& error) {
   std::ifstream in(path);
   if (!in) {
     error = "cannot read " + path;
@@ -206,7 +211,8 @@ std::optional<Trace> read_trace(const std::string& path, std::uint32_t clock_rat
     error = path + ": no consecutive packets to tell the packet duration";
     return std::nullopt;
   }
-  std::nth_element(steps.begin(), steps.begin() + static_cast<std::ptrdiff_t>(steps.size() / 2), steps.end());
+  std::nth_element(steps.begin(), steps.begin() + static_cast<std::ptrdiff_t>(steps.size() / 2),
+                   steps.end());
   t.ptime_ticks = steps[steps.size() / 2];
   return t;
 }
@@ -216,7 +222,8 @@ namespace {
 double quantile_with_budget(std::vector<mono_ns_t> v, double epsilon) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  const auto allowed = static_cast<std::size_t>(std::floor(epsilon * static_cast<double>(v.size())));
+  const auto allowed =
+      static_cast<std::size_t>(std::floor(epsilon * static_cast<double>(v.size())));
   return static_cast<double>(v[v.size() - 1 - std::min(allowed, v.size() - 1)]);
 }
 
@@ -240,8 +247,9 @@ SimResult simulate(const Trace& trace, const SimOptions& opt) {
     c_ref = std::min(c_ref, p.arrival_ns - ts_ns(p.ts));
   }
   if (arrivals.empty()) return r;
-  std::stable_sort(arrivals.begin(), arrivals.end(),
-                   [](const TracePacket* a, const TracePacket* b) { return a->arrival_ns < b->arrival_ns; });
+  std::stable_sort(
+      arrivals.begin(), arrivals.end(),
+      [](const TracePacket* a, const TracePacket* b) { return a->arrival_ns < b->arrival_ns; });
 
   PlayoutConfig pc_cfg = opt.playout;
   pc_cfg.clock_rate = rate;
@@ -299,7 +307,8 @@ SimResult simulate(const Trace& trace, const SimOptions& opt) {
           written += static_cast<double>(pc.adjust_gap(span, d, jb.ptime_ticks()));
           jb.played(a, a.ticks);
           break;
-        case K::wait: return;
+        case K::wait:
+          return;
       }
     }
   };
@@ -358,11 +367,15 @@ SimResult simulate(const Trace& trace, const SimOptions& opt) {
       const mono_ns_t step_time = trace.step_at_ns + (t0 - ts_ns(trace.packets.front().ts));
       mono_ns_t settled = step_time;
       for (const auto& [when, delay] : played)
-        if (when > step_time && std::abs(static_cast<double>(delay) / 1e6 - r.final_delay_ms) > 10.0) settled = when;
+        if (when > step_time &&
+            std::abs(static_cast<double>(delay) / 1e6 - r.final_delay_ms) > 10.0)
+          settled = when;
       r.settle_after_step_s = static_cast<double>(settled - step_time) / 1e9;
-      const mono_ns_t step_arrival = trace.step_at_ns + arrivals.front()->arrival_ns - ts_ns(arrivals.front()->ts);
-      r.last_late_after_step_s =
-          last_late_arrival > step_arrival ? static_cast<double>(last_late_arrival - step_arrival) / 1e9 : 0.0;
+      const mono_ns_t step_arrival =
+          trace.step_at_ns + arrivals.front()->arrival_ns - ts_ns(arrivals.front()->ts);
+      r.last_late_after_step_s = last_late_arrival > step_arrival
+                                     ? static_cast<double>(last_late_arrival - step_arrival) / 1e9
+                                     : 0.0;
     }
   }
 
@@ -383,13 +396,15 @@ SimResult simulate(const Trace& trace, const SimOptions& opt) {
     windows[w].push_back(p->arrival_ns - ts_ns(p->ts) - c_ref);
   }
   std::vector<double> q(windows.size());
-  for (std::size_t w = 0; w < windows.size(); ++w) q[w] = quantile_with_budget(windows[w], opt.epsilon) / 1e6;
+  for (std::size_t w = 0; w < windows.size(); ++w)
+    q[w] = quantile_with_budget(windows[w], opt.epsilon) / 1e6;
   double wsum = 0;
   std::size_t wn = 0;
   for (std::size_t w = 0; w < windows.size(); ++w) {
     double dw = 0;
     for (std::size_t k = 0; k < windows.size(); ++k)
-      dw = std::max(dw, q[k] - kSlewMsPerWindow * std::abs(static_cast<double>(w) - static_cast<double>(k)));
+      dw = std::max(
+          dw, q[k] - kSlewMsPerWindow * std::abs(static_cast<double>(w) - static_cast<double>(k)));
     wsum += dw * static_cast<double>(windows[w].size());
     wn += windows[w].size();
   }
@@ -476,7 +491,8 @@ DriftSimResult simulate_drift(const DriftSimOptions& opt) {
         r.max_speed_step = std::max(r.max_speed_step, std::abs(s - last_speed));
         last_speed = s;
         // True delay: when this packet's audio plays against when it could have arrived at best.
-        const double true_delay = static_cast<double>(need) - (send_time(a.packet->ts) + static_cast<double>(kBaseDelayNs));
+        const double true_delay = static_cast<double>(need) -
+                                  (send_time(a.packet->ts) + static_cast<double>(kBaseDelayNs));
         const double e = true_delay - static_cast<double>(pc.target_ns(kPtime));
         win_sum += e;
         ++win_n;

@@ -60,33 +60,34 @@ Trace make_step(double seconds, double step_ms, std::uint64_t seed);
 /// Random independent loss plus uniform 0-10 ms jitter.
 Trace make_loss(double seconds, double loss, std::uint64_t seed);
 /// Reads a trace file (format above). Errors: nullopt with `error` set.
-std::optional<Trace> read_trace(const std::string& path, std::uint32_t clock_rate, std::string& error);
+std::optional<Trace> read_trace(const std::string& path, std::uint32_t clock_rate,
+                                std::string& error);
 
 struct SimOptions {
-  PlayoutConfig playout;               ///< clock_rate is taken from the trace
+  PlayoutConfig playout;                     ///< clock_rate is taken from the trace
   mono_ns_t render_interval_ns = 5'000'000;  ///< the loop thread's render timer
-  double epsilon = 0.01;               ///< late-loss budget the oracles are computed for
+  double epsilon = 0.01;                     ///< late-loss budget the oracles are computed for
 };
 
 struct SimResult {
-  std::uint64_t packets = 0;           ///< packets in the trace
-  std::uint64_t network_lost = 0;      ///< never arrived
-  std::uint64_t late = 0;              ///< arrived after their deadline (late loss)
-  double late_loss = 0;                ///< late / arrived
-  double mean_delay_ms = 0;            ///< mean playout delay of played packets (from min transit)
+  std::uint64_t packets = 0;       ///< packets in the trace
+  std::uint64_t network_lost = 0;  ///< never arrived
+  std::uint64_t late = 0;          ///< arrived after their deadline (late loss)
+  double late_loss = 0;            ///< late / arrived
+  double mean_delay_ms = 0;        ///< mean playout delay of played packets (from min transit)
   double p95_delay_ms = 0;
-  double final_delay_ms = 0;           ///< mean over the last 10 s
-  double conceal_fraction = 0;         ///< concealed (incl. expanded) / played duration
-  std::uint64_t delay_changes = 0;     ///< expansions + gap adjustments + speed excursions > 0.1 %
-  std::uint64_t losses_at_deadline = 0;///< spans concealed as lost
-  std::uint64_t fec_available = 0;     ///< of those, how many had the next packet (FEC source)
-  double oracle_fixed_ms = 0;          ///< D*(eps)
-  double oracle_window_ms = 0;         ///< mean of the windowed oracle
-  double ratio_fixed = 0;              ///< mean_delay / oracle_fixed
-  double ratio_window = 0;             ///< mean_delay / oracle_window
-  double last_late_after_step_s = -1;  ///< step traces: last late packet after the step (s)
-  double settle_after_step_s = -1;     ///< step traces: time until the delay stays within 10 ms of
-                                       ///< its final value
+  double final_delay_ms = 0;        ///< mean over the last 10 s
+  double conceal_fraction = 0;      ///< concealed (incl. expanded) / played duration
+  std::uint64_t delay_changes = 0;  ///< expansions + gap adjustments + speed excursions > 0.1 %
+  std::uint64_t losses_at_deadline = 0;  ///< spans concealed as lost
+  std::uint64_t fec_available = 0;       ///< of those, how many had the next packet (FEC source)
+  double oracle_fixed_ms = 0;            ///< D*(eps)
+  double oracle_window_ms = 0;           ///< mean of the windowed oracle
+  double ratio_fixed = 0;                ///< mean_delay / oracle_fixed
+  double ratio_window = 0;               ///< mean_delay / oracle_window
+  double last_late_after_step_s = -1;    ///< step traces: last late packet after the step (s)
+  double settle_after_step_s = -1;  ///< step traces: time until the delay stays within 10 ms of
+                                    ///< its final value
 };
 
 SimResult simulate(const Trace& trace, const SimOptions& opt);
@@ -98,35 +99,35 @@ SimResult simulate(const Trace& trace, const SimOptions& opt);
 /// PlayoutController run under a fake clock exactly as Source drives them (render every 5 ms;
 /// speed applied to the audio produced). Streams packets: O(1) memory, so 24 h run in seconds.
 struct DriftSimOptions {
-  PlayoutConfig playout;                 ///< clock_rate is set to 48000
-  double seconds = 600;                  ///< simulated playback
-  double sender_skew = 0;                ///< e.g. 1000e-6
-  double device_skew = 0;                ///< the device's true skew, also given to the controller
-                                         ///< (as DeviceClock::skew() would measure it)
-  double jitter_ms = 5;                  ///< uniform 0..jitter_ms network jitter
+  PlayoutConfig playout;   ///< clock_rate is set to 48000
+  double seconds = 600;    ///< simulated playback
+  double sender_skew = 0;  ///< e.g. 1000e-6
+  double device_skew = 0;  ///< the device's true skew, also given to the controller
+                           ///< (as DeviceClock::skew() would measure it)
+  double jitter_ms = 5;    ///< uniform 0..jitter_ms network jitter
   std::uint64_t seed = 7;
-  double settle_s = 30;                  ///< statistics below start after this long
+  double settle_s = 30;  ///< statistics below start after this long
 };
 
 struct DriftSimResult {
   std::uint64_t packets = 0;
-  std::uint64_t underruns = 0;           ///< render ticks after settle at which the audio
-                                         ///< produced ended more than one render interval (the
-                                         ///< render lead) in the past: the device would run dry
-  std::uint64_t concealments = 0;        ///< concealment/expansion steps after settle (nothing is
-                                         ///< lost: a packet past its deadline, i.e. jitter beyond
-                                         ///< the target, which #3 expands over)
-  std::uint64_t late = 0;                ///< packets dropped late (whole run)
-  double max_delay_error_ms = 0;         ///< after settle: max |mean over 1 s of (true delay -
-                                         ///< target)|; true delay = play time - (send time + 5 ms)
-  double mean_delay_error_ms = 0;        ///< after settle: mean of (true delay - target)
+  std::uint64_t underruns = 0;     ///< render ticks after settle at which the audio
+                                   ///< produced ended more than one render interval (the
+                                   ///< render lead) in the past: the device would run dry
+  std::uint64_t concealments = 0;  ///< concealment/expansion steps after settle (nothing is
+                                   ///< lost: a packet past its deadline, i.e. jitter beyond
+                                   ///< the target, which #3 expands over)
+  std::uint64_t late = 0;          ///< packets dropped late (whole run)
+  double max_delay_error_ms = 0;   ///< after settle: max |mean over 1 s of (true delay -
+                                   ///< target)|; true delay = play time - (send time + 5 ms)
+  double mean_delay_error_ms = 0;  ///< after settle: mean of (true delay - target)
   double min_delay_ms = 0, max_delay_ms = 0;  ///< true delay range after settle
-  double converged_after_s = 0;          ///< first time after which every 1 s mean error stays
-                                         ///< within 1 ms
-  double drift_ppm = 0;                  ///< the controller's final drift estimate
-  double true_drift_ppm = 0;             ///< (1 + sender_skew) / (1 + device_skew) - 1
-  double max_drift_error_ppm = 0;        ///< after settle: max |estimate - truth|, sampled each 1 s
-  double max_speed_step = 0;             ///< largest change of speed between two packets
+  double converged_after_s = 0;               ///< first time after which every 1 s mean error stays
+                                              ///< within 1 ms
+  double drift_ppm = 0;                       ///< the controller's final drift estimate
+  double true_drift_ppm = 0;                  ///< (1 + sender_skew) / (1 + device_skew) - 1
+  double max_drift_error_ppm = 0;  ///< after settle: max |estimate - truth|, sampled each 1 s
+  double max_speed_step = 0;       ///< largest change of speed between two packets
 };
 
 DriftSimResult simulate_drift(const DriftSimOptions& opt);

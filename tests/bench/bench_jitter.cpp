@@ -41,7 +41,8 @@ void BM_InsertAndPlayout(benchmark::State& state) {
     for (;;) {
       const mono_ns_t ahead = written - now;
       const mono_ns_t delay = pc.delay_ns(now + ahead, jb.cursor_ts());
-      const ext_ts_t horizon = ahead > 0 ? jb.cursor_ts() - ahead * 48 / 1'000'000 - 1 : jb.cursor_ts() + 1;
+      const ext_ts_t horizon =
+          ahead > 0 ? jb.cursor_ts() - ahead * 48 / 1'000'000 - 1 : jb.cursor_ts() + 1;
       const auto a = jb.next(horizon, pc.may_expand(delay, kPtime));
       if (a.kind == JitterBuffer::Action::Kind::wait) break;
       const ext_ts_t ticks = a.kind == JitterBuffer::Action::Kind::decode ? kPtime : a.ticks;

@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
     }
     std::sort(us.begin(), us.end());
     const double med = us[us.size() / 2], p99 = us[us.size() * 99 / 100], mx = us.back();
-    std::printf("%7d  %9.2f  %6.2f  %6.1f  %11.2f  %11.2f\n", n, med, p99, mx, 100 * p99 / kPeriodUs, 100 * mx / kPeriodUs);
+    std::printf("%7d  %9.2f  %6.2f  %6.1f  %11.2f  %11.2f\n", n, med, p99, mx,
+                100 * p99 / kPeriodUs, 100 * mx / kPeriodUs);
   }
   return 0;
 }

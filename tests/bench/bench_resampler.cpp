@@ -16,11 +16,13 @@ namespace {
 void run(benchmark::State& state, int channels, spx_uint32_t in_rate, bool change_ratio) {
   const int quality = static_cast<int>(state.range(0));
   int err = 0;
-  SpeexResamplerState* r = speex_resampler_init(static_cast<spx_uint32_t>(channels), in_rate, 48000, quality, &err);
+  SpeexResamplerState* r =
+      speex_resampler_init(static_cast<spx_uint32_t>(channels), in_rate, 48000, quality, &err);
   speex_resampler_skip_zeros(r);
   const spx_uint32_t in_frames = in_rate / 50;  // 20 ms
   std::vector<float> in(in_frames * static_cast<spx_uint32_t>(channels));
-  for (std::size_t i = 0; i < in.size(); ++i) in[i] = 0.5f * std::sin(static_cast<float>(i) * 0.05f);
+  for (std::size_t i = 0; i < in.size(); ++i)
+    in[i] = 0.5f * std::sin(static_cast<float>(i) * 0.05f);
   std::vector<float> out((960 * 102 / 100 + 64) * static_cast<std::size_t>(channels));
   double speed = 1.0;
   std::int64_t n = 0;
@@ -28,7 +30,8 @@ void run(benchmark::State& state, int channels, spx_uint32_t in_rate, bool chang
     if (change_ratio) {
       // +-500 ppm around nominal, a new step every packet (as fine as the ratio resolves).
       speed = 1.0 + 1e-5 * static_cast<double>((n % 100) - 50);
-      speex_resampler_set_rate_frac(r, rtpnode::speex_ratio_num(in_rate, 48000, speed), rtpnode::kSpeexRatioDen, in_rate, 48000);
+      speex_resampler_set_rate_frac(r, rtpnode::speex_ratio_num(in_rate, 48000, speed),
+                                    rtpnode::kSpeexRatioDen, in_rate, 48000);
     }
     spx_uint32_t in_len = in_frames;
     auto out_len = static_cast<spx_uint32_t>(out.size() / static_cast<std::size_t>(channels));
@@ -39,11 +42,21 @@ void run(benchmark::State& state, int channels, spx_uint32_t in_rate, bool chang
   speex_resampler_destroy(r);
 }
 
-void MonoPcmu8kTo48k(benchmark::State& s) { run(s, 1, 8000, false); }
-void MonoPcmu8kTo48kRatioChanging(benchmark::State& s) { run(s, 1, 8000, true); }
-void Stereo44k1To48k(benchmark::State& s) { run(s, 2, 44100, false); }
-void Stereo44k1To48kRatioChanging(benchmark::State& s) { run(s, 2, 44100, true); }
-void Stereo48kTo48kRatioChanging(benchmark::State& s) { run(s, 2, 48000, true); }
+void MonoPcmu8kTo48k(benchmark::State& s) {
+  run(s, 1, 8000, false);
+}
+void MonoPcmu8kTo48kRatioChanging(benchmark::State& s) {
+  run(s, 1, 8000, true);
+}
+void Stereo44k1To48k(benchmark::State& s) {
+  run(s, 2, 44100, false);
+}
+void Stereo44k1To48kRatioChanging(benchmark::State& s) {
+  run(s, 2, 44100, true);
+}
+void Stereo48kTo48kRatioChanging(benchmark::State& s) {
+  run(s, 2, 48000, true);
+}
 
 }  // namespace
 

@@ -13,14 +13,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
   std::string err;
   switch (data[0] % 8) {
-    case 0: (void)rtpnode::parse_duration(text, err); break;
-    case 1: (void)rtpnode::parse_listen(text, err); break;
-    case 2: (void)rtpnode::parse_selector(text, err); break;
-    case 3: (void)rtpnode::parse_offset_rule(text, err); break;
-    case 4: (void)rtpnode::parse_route_rule(text, 1 + data[0] / 8 % 64, err); break;
-    case 5: (void)rtpnode::parse_gain_rule(text, err); break;
-    case 6: (void)rtpnode::parse_payload_format(text, err); break;
-    default: (void)rtpnode::parse_raw_format(text, err); break;
+    case 0:
+      (void)rtpnode::parse_duration(text, err);
+      break;
+    case 1:
+      (void)rtpnode::parse_listen(text, err);
+      break;
+    case 2:
+      (void)rtpnode::parse_selector(text, err);
+      break;
+    case 3:
+      (void)rtpnode::parse_offset_rule(text, err);
+      break;
+    case 4:
+      (void)rtpnode::parse_route_rule(text, 1 + data[0] / 8 % 64, err);
+      break;
+    case 5:
+      (void)rtpnode::parse_gain_rule(text, err);
+      break;
+    case 6:
+      (void)rtpnode::parse_payload_format(text, err);
+      break;
+    default:
+      (void)rtpnode::parse_raw_format(text, err);
+      break;
   }
   return 0;
 }

@@ -16,10 +16,11 @@ using rtpnode::Codec;
 using rtpnode::PayloadFormat;
 
 const PayloadFormat kFormats[] = {
-    {Codec::pcmu, 8000, 8000, 1},   {Codec::pcma, 8000, 8000, 1},    {Codec::pcmu, 8000, 8000, 2},
-    {Codec::g722, 8000, 16000, 1},  {Codec::l16, 48000, 48000, 2},   {Codec::l16, 44100, 44100, 1},
-    {Codec::l16, 8000, 8000, 8},    {Codec::opus, 48000, 48000, 2},  {Codec::opus, 48000, 48000, 1},
-    {Codec::raw_s16le, 8000, 8000, 1},
+    {Codec::pcmu, 8000, 8000, 1},   {Codec::pcma, 8000, 8000, 1},
+    {Codec::pcmu, 8000, 8000, 2},   {Codec::g722, 8000, 16000, 1},
+    {Codec::l16, 48000, 48000, 2},  {Codec::l16, 44100, 44100, 1},
+    {Codec::l16, 8000, 8000, 8},    {Codec::opus, 48000, 48000, 2},
+    {Codec::opus, 48000, 48000, 1}, {Codec::raw_s16le, 8000, 8000, 1},
 };
 
 }  // namespace
@@ -46,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         (void)dec.decode(payload, out);
         break;
       case 1: {
-        const int frames = static_cast<int>(f.audio_rate / 400) * (1 + op / 4 % 8);  // 2.5 ms steps, <= 20 ms
+        const int frames =
+            static_cast<int>(f.audio_rate / 400) * (1 + op / 4 % 8);  // 2.5 ms steps, <= 20 ms
         (void)dec.conceal(frames, out);
         break;
       }

@@ -26,7 +26,8 @@ namespace {
 constexpr mono_ns_t kT0 = 1'000'000'000'000;
 constexpr std::uint32_t kSsrcA = 0xa, kSsrcB = 0xb;
 
-Source::Params params(std::uint32_t id, std::uint32_t ssrc, PayloadFormat f, std::uint8_t pt, Mixer& m, SyncTimeline& tl) {
+Source::Params params(std::uint32_t id, std::uint32_t ssrc, PayloadFormat f, std::uint8_t pt,
+                      Mixer& m, SyncTimeline& tl) {
   Source::Params p;
   p.id = id;
   p.ssrc = ssrc;
@@ -77,14 +78,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::vector<std::uint8_t> pkt(bytes.begin(), bytes.end());
       if (pkt.size() >= 12) {
         const std::uint32_t ssrc = kind == 0 ? kSsrcA : kSsrcB;
-        for (int i = 0; i < 4; ++i) pkt[8 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(ssrc >> (24 - 8 * i));
+        for (int i = 0; i < 4; ++i)
+          pkt[8 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(ssrc >> (24 - 8 * i));
       }
       RtpHeaderView h;
       if (rtp_parse(pkt, h) != RtpParseStatus::ok) continue;
       std::unique_ptr<Source>& s = kind == 0 ? a : b;
       if (!s) {
-        const PayloadFormat f = kind == 0 ? PayloadFormat{Codec::pcmu, 8000, 8000, 1} : PayloadFormat{Codec::opus, 48000, 48000, 2};
-        s = std::make_unique<Source>(params(kind == 0 ? 1 : 2, h.ssrc, f, h.payload_type, mixer, timeline), now, clock);
+        const PayloadFormat f = kind == 0 ? PayloadFormat{Codec::pcmu, 8000, 8000, 1}
+                                          : PayloadFormat{Codec::opus, 48000, 48000, 2};
+        s = std::make_unique<Source>(
+            params(kind == 0 ? 1 : 2, h.ssrc, f, h.payload_type, mixer, timeline), now, clock);
       }
       if (h.payload_type == s->params().payload_type) s->on_rtp(h, now, clock);
     } else if (kind == 2) {

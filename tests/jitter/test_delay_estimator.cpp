@@ -85,8 +85,8 @@ TEST(PlayoutController, SpeedTrimIsProportionalBoundedAndSlewLimited) {
     return s;
   };
   EXPECT_DOUBLE_EQ(settle(target), 1.0);
-  EXPECT_NEAR(settle(target + 10 * kMs), 1.005, 1e-12);   // 0.5/s * 10 ms
-  EXPECT_NEAR(settle(target + 500 * kMs), 1.01, 1e-12);   // limit
+  EXPECT_NEAR(settle(target + 10 * kMs), 1.005, 1e-12);  // 0.5/s * 10 ms
+  EXPECT_NEAR(settle(target + 500 * kMs), 1.01, 1e-12);  // limit
   // From +1 % to -1 %: at most 5 %/s, i.e. 1000 ppm per 20 ms update, never a step.
   double prev = pc.speed();
   for (int i = 0; i < 150; ++i) {

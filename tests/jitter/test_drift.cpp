@@ -61,7 +61,7 @@ TEST(LineFit, RecoversSlopeExactlyAndKeepsPrecisionOverDays) {
 TEST(LineFit, ForgetsOldSlopeWithinAFewMemories) {
   LineFit f(60.0);
   double y = 0;
-  for (int x = 0; x < 600; ++x) f.add(x, y += 1e-4);   // slope 1e-4
+  for (int x = 0; x < 600; ++x) f.add(x, y += 1e-4);     // slope 1e-4
   for (int x = 600; x < 1200; ++x) f.add(x, y += 3e-4);  // then 3e-4
   EXPECT_NEAR(f.slope(), 3e-4, 1e-7);
 }
@@ -115,7 +115,8 @@ TEST(DriftEstimator, RebaseKeepsTheEstimateWhileRefitting) {
   ASSERT_TRUE(d.valid());
   const double before = d.skew();
   d.rebase();  // sender restart: RTP time jumps
-  for (long i = 0; i < 100; ++i) d.update(77'000'000 + i * kPtime, arrival(3000 + i, -400e-6, 5, rng));
+  for (long i = 0; i < 100; ++i)
+    d.update(77'000'000 + i * kPtime, arrival(3000 + i, -400e-6, 5, rng));
   EXPECT_TRUE(d.valid());
   EXPECT_DOUBLE_EQ(d.skew(), before);
 }
@@ -160,7 +161,8 @@ TEST(PlayoutController, DriftFeedForwardIsSenderAgainstDevice) {
   PlayoutConfig off = c;
   off.drift_compensation = false;
   PlayoutController pc_off(off);
-  for (long i = 0; i < 120 * 50; ++i) pc_off.on_packet(i * kPtime, arrival(i, 300e-6, 2, rng), kPtime);
+  for (long i = 0; i < 120 * 50; ++i)
+    pc_off.on_packet(i * kPtime, arrival(i, 300e-6, 2, rng), kPtime);
   EXPECT_EQ(pc_off.drift(), 0.0);
 }
 
@@ -174,7 +176,8 @@ TEST(DelayEstimator, DriftCorrectedFloorDoesNotLagASlowSender) {
     const double skew = -1000e-6;
     if (corrected) e.set_transit_slope(-skew / (1 + skew));
     for (long i = 0; i < 30 * 50; ++i)
-      e.update(i * kPtime, static_cast<mono_ns_t>(static_cast<double>(i) * 20e6 / (1 + skew)), kPtime);
+      e.update(i * kPtime, static_cast<mono_ns_t>(static_cast<double>(i) * 20e6 / (1 + skew)),
+               kPtime);
     if (corrected) {
       EXPECT_LE(e.last_relative_ns(), 10'000);
       EXPECT_LE(e.quantile_ns(), 1 * kMs);

@@ -20,7 +20,9 @@ JitterBufferConfig config(std::size_t capacity = 64) {
   return c;
 }
 
-std::vector<std::uint8_t> payload_for(ext_seq_t seq) { return std::vector<std::uint8_t>(160, static_cast<std::uint8_t>(seq)); }
+std::vector<std::uint8_t> payload_for(ext_seq_t seq) {
+  return std::vector<std::uint8_t>(160, static_cast<std::uint8_t>(seq));
+}
 
 InsertResult put(JitterBuffer& jb, ext_seq_t seq, ext_ts_t horizon = 0) {
   return jb.insert(seq, seq * kPtime, false, payload_for(seq), seq * 20'000'000, horizon);
@@ -148,12 +150,16 @@ TEST(JitterBuffer, ResyncsAfterConsecutiveLatePackets) {
   put(jb, 100);
   play(jb, 100 * kPtime);
   // A sender restart: sequence numbers from far behind.
-  EXPECT_EQ(jb.insert(10, 10 * kPtime, false, payload_for(10), 0, 101 * kPtime), InsertResult::late);
-  EXPECT_EQ(jb.insert(11, 11 * kPtime, false, payload_for(11), 0, 101 * kPtime), InsertResult::late);
-  EXPECT_EQ(jb.insert(12, 12 * kPtime, false, payload_for(12), 0, 101 * kPtime), InsertResult::resync);
+  EXPECT_EQ(jb.insert(10, 10 * kPtime, false, payload_for(10), 0, 101 * kPtime),
+            InsertResult::late);
+  EXPECT_EQ(jb.insert(11, 11 * kPtime, false, payload_for(11), 0, 101 * kPtime),
+            InsertResult::late);
+  EXPECT_EQ(jb.insert(12, 12 * kPtime, false, payload_for(12), 0, 101 * kPtime),
+            InsertResult::resync);
   jb.reset();
   EXPECT_FALSE(jb.started());
-  EXPECT_EQ(jb.insert(12, 12 * kPtime, false, payload_for(12), 0, 12 * kPtime), InsertResult::stored);
+  EXPECT_EQ(jb.insert(12, 12 * kPtime, false, payload_for(12), 0, 12 * kPtime),
+            InsertResult::stored);
   EXPECT_EQ(play(jb, 0), (std::vector<ext_seq_t>{12}));
   EXPECT_EQ(jb.counters().resyncs, 1u);
 }
@@ -181,7 +187,8 @@ TEST(JitterBuffer, ResyncsOnTimestampJumpFarAhead) {
   JitterBuffer jb(config());
   put(jb, 0);
   play(jb, 0);
-  EXPECT_EQ(jb.insert(1, kPtime + 8000 * 60, false, payload_for(1), 0, kPtime), InsertResult::resync);
+  EXPECT_EQ(jb.insert(1, kPtime + 8000 * 60, false, payload_for(1), 0, kPtime),
+            InsertResult::resync);
 }
 
 TEST(JitterBuffer, OverflowEvictsTheOldestPackets) {

@@ -40,7 +40,7 @@ TEST(AtomicFile, ReplacesTheFileAndLeavesNoTemporaryBehind) {
   ASSERT_EQ(write_file_atomically(target, "two\n"), "");
   EXPECT_EQ(slurp(target), "two\n");
   EXPECT_EQ(std::distance(fs::directory_iterator(d.path), fs::directory_iterator()), 1);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat(target.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0644u);
 }

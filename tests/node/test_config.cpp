@@ -72,7 +72,8 @@ TEST(Config, ParsesSourceSelectorsAndRules) {
   EXPECT_EQ(s->value, 0x1A2B3C4Du);
   EXPECT_TRUE(s->matches(1, 0x1A2B3C4D, true));
   EXPECT_FALSE(s->matches(1, 0x1A2B3C4D, false));
-  for (const char* bad : {"5004", "port:", "port:0", "port:70000", "ssrc:0xZZ", "ssrc:0x123456789", "host:1", "port:12x"})
+  for (const char* bad : {"5004", "port:", "port:0", "port:70000", "ssrc:0xZZ", "ssrc:0x123456789",
+                          "host:1", "port:12x"})
     EXPECT_FALSE(parse_selector(bad, err)) << bad;
 
   auto o = parse_offset_rule("port:5004=+12.5ms", err);
@@ -203,8 +204,8 @@ TEST(Config, DefaultFlagsBuildTheDefaultConfig) {
 }
 
 TEST(Config, FormatDurationRoundTripsThroughParseDuration) {
-  for (auto d : {nanoseconds(0), nanoseconds(40'000'000), nanoseconds(5'000'000'000), nanoseconds(250'000), nanoseconds(7),
-                 nanoseconds(1'500'000'000)}) {
+  for (auto d : {nanoseconds(0), nanoseconds(40'000'000), nanoseconds(5'000'000'000),
+                 nanoseconds(250'000), nanoseconds(7), nanoseconds(1'500'000'000)}) {
     std::string err;
     const auto back = parse_duration(format_duration(d), err);
     ASSERT_TRUE(back) << format_duration(d) << ": " << err;
@@ -220,23 +221,43 @@ TEST(Config, CrossFieldChecksNameTheFlagToFix) {
   };
   const std::vector<Case> cases{
       {[](NodeFlags& f, NodeConfig&) { f.listens.clear(); }, "give at least one --listen"},
-      {[](NodeFlags& f, NodeConfig&) { f.latency = "11s"; }, "--latency 11s is above the 10 s maximum"},
+      {[](NodeFlags& f, NodeConfig&) { f.latency = "11s"; },
+       "--latency 11s is above the 10 s maximum"},
       {[](NodeFlags& f, NodeConfig&) { f.latency = "40"; }, "needs a unit"},
       {[](NodeFlags& f, NodeConfig&) { f.max_latency = "20s"; }, "--max-latency 20s is above"},
-      {[](NodeFlags& f, NodeConfig&) { f.min_latency = "200ms"; f.max_latency = "100ms"; },
+      {[](NodeFlags& f, NodeConfig&) {
+         f.min_latency = "200ms";
+         f.max_latency = "100ms";
+       },
        "--min-latency 200ms is above --max-latency 100ms"},
-      {[](NodeFlags& f, NodeConfig&) { f.render_lead = "2s"; }, "--render-lead 2s is above the 1 s maximum"},
-      {[](NodeFlags& f, NodeConfig&) { f.rtcp_min_interval = "50ms"; }, "--rtcp-min-interval 50ms is outside"},
-      {[](NodeFlags& f, NodeConfig&) { f.offsets = {"port:5006=+10ms"}; }, "--offset port:5006: no --listen has port 5006"},
-      {[](NodeFlags& f, NodeConfig&) { f.gains = {"port:5006=-6dB"}; }, "--gain port:5006: no --listen has port 5006"},
+      {[](NodeFlags& f, NodeConfig&) { f.render_lead = "2s"; },
+       "--render-lead 2s is above the 1 s maximum"},
+      {[](NodeFlags& f, NodeConfig&) { f.rtcp_min_interval = "50ms"; },
+       "--rtcp-min-interval 50ms is outside"},
+      {[](NodeFlags& f, NodeConfig&) { f.offsets = {"port:5006=+10ms"}; },
+       "--offset port:5006: no --listen has port 5006"},
+      {[](NodeFlags& f, NodeConfig&) { f.gains = {"port:5006=-6dB"}; },
+       "--gain port:5006: no --listen has port 5006"},
       {[](NodeFlags& f, NodeConfig&) { f.routes = {"port:5004=3"}; }, "names device channel 3"},
-      {[](NodeFlags& f, NodeConfig&) { f.raws = {{-1, "s16le/8000/1"}}; }, "must follow the --listen"},
+      {[](NodeFlags& f, NodeConfig&) {
+         f.raws = {{-1, "s16le/8000/1"}};
+       },
+       "must follow the --listen"},
       {[](NodeFlags& f, NodeConfig&) { f.drift = "maybe"; }, "--drift maybe: expected on or off"},
       {[](NodeFlags& f, NodeConfig&) { f.duration = "x"; }, "--duration: bad duration"},
-      {[](NodeFlags& f, NodeConfig&) { f.http_token_file = "/nonexistent/token"; }, "--http-token-file /nonexistent/token: cannot read it"},
+      {[](NodeFlags& f, NodeConfig&) { f.http_token_file = "/nonexistent/token"; },
+       "--http-token-file /nonexistent/token: cannot read it"},
       {[](NodeFlags&, NodeConfig& c) { c.output = "mix.mp3"; }, "must end in .wav, .rf64 or .flac"},
-      {[](NodeFlags&, NodeConfig& c) { c.output = "mix.flac"; c.output_format = "f32"; }, "f32 is not possible in FLAC"},
-      {[](NodeFlags&, NodeConfig& c) { c.output = "mix.wav"; c.device = "hw:0"; }, "--host-api and --device do not apply"},
+      {[](NodeFlags&, NodeConfig& c) {
+         c.output = "mix.flac";
+         c.output_format = "f32";
+       },
+       "f32 is not possible in FLAC"},
+      {[](NodeFlags&, NodeConfig& c) {
+         c.output = "mix.wav";
+         c.device = "hw:0";
+       },
+       "--host-api and --device do not apply"},
       {[](NodeFlags&, NodeConfig& c) { c.max_sources = 0; }, "--max-sources 0 is outside 1..1024"},
   };
   for (const Case& c : cases) {
@@ -244,7 +265,8 @@ TEST(Config, CrossFieldChecksNameTheFlagToFix) {
     NodeConfig base;
     c.set(f, base);
     const std::string err = config_error(f, base);
-    EXPECT_NE(err.find(c.says), std::string::npos) << "expected '" << c.says << "', got '" << err << "'";
+    EXPECT_NE(err.find(c.says), std::string::npos)
+        << "expected '" << c.says << "', got '" << err << "'";
   }
   // The boundaries themselves are accepted.
   NodeFlags f = one_listen();

@@ -19,7 +19,9 @@ using namespace rtpnode;
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("rtpnode-fb-" + std::to_string(getpid()) + "-" + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("rtpnode-fb-" + std::to_string(getpid()) + "-" + name))
+      .string();
 }
 
 /// Stereo frames whose samples are k / 32768 (exact in s16) with k running over most of the
@@ -28,7 +30,8 @@ std::vector<float> l16_pattern(int frames) {
   std::vector<float> v(static_cast<std::size_t>(frames) * 2);
   for (int f = 0; f < frames; ++f) {
     v[2 * static_cast<std::size_t>(f)] = static_cast<float>((f * 37) % 65536 - 32768) / 32768.0f;
-    v[2 * static_cast<std::size_t>(f) + 1] = static_cast<float>(32767 - (f * 91) % 65536) / 32768.0f;
+    v[2 * static_cast<std::size_t>(f) + 1] =
+        static_cast<float>(32767 - (f * 91) % 65536) / 32768.0f;
   }
   return v;
 }
@@ -53,8 +56,8 @@ Readback read_back(const std::string& path) {
 }
 
 /// Renders `pattern` (starting at device frame `start`) through a driven FileBackend.
-void render_to(const std::string& path, const std::string& format, const std::vector<float>& pattern, frames_t start,
-               int blocks) {
+void render_to(const std::string& path, const std::string& format,
+               const std::vector<float>& pattern, frames_t start, int blocks) {
   FileBackend::Options o;
   o.path = path;
   o.format = format;
@@ -88,7 +91,8 @@ TEST(FileBackend, WavS16IsBitExactAtTheStreamsStartFrame) {
   ASSERT_EQ(r.info.frames, 6144);
   for (std::size_t i = 0; i < 2000; ++i) ASSERT_EQ(r.samples[i], 0.0f) << i;
   for (std::size_t i = 0; i < pattern.size(); ++i) ASSERT_EQ(r.samples[2000 + i], pattern[i]) << i;
-  for (std::size_t i = 2000 + pattern.size(); i < r.samples.size(); ++i) ASSERT_EQ(r.samples[i], 0.0f) << i;
+  for (std::size_t i = 2000 + pattern.size(); i < r.samples.size(); ++i)
+    ASSERT_EQ(r.samples[i], 0.0f) << i;
   std::filesystem::remove(path);
 }
 
@@ -99,7 +103,10 @@ TEST(FileBackend, FlacS24RoundsToTwentyFourBitsAndClips) {
   const Readback r = read_back(path);
   EXPECT_EQ(r.info.format, SF_FORMAT_FLAC | SF_FORMAT_PCM_24);
   ASSERT_EQ(r.info.frames, 256);
-  auto q24 = [](double x) { return static_cast<float>(std::clamp(std::nearbyint(x * 8388608.0), -8388608.0, 8388607.0) / 8388608.0); };
+  auto q24 = [](double x) {
+    return static_cast<float>(std::clamp(std::nearbyint(x * 8388608.0), -8388608.0, 8388607.0) /
+                              8388608.0);
+  };
   EXPECT_EQ(r.samples[0], 0.5f);
   EXPECT_EQ(r.samples[1], -0.25f);
   EXPECT_EQ(r.samples[2], 8388607.0f / 8388608.0f);  // clipped, not wrapped
@@ -161,7 +168,8 @@ TEST(FileBackend, RealTimePacingFollowsTheWallClock) {
   fb.start();
   EXPECT_TRUE(fb.stream_active());
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double written_s = static_cast<double>(fb.frames_written()) / 48000.0;
   const DevicePosition pos = mixer.position();
   EXPECT_TRUE(fb.shutdown(std::chrono::milliseconds(100), false));

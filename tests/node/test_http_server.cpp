@@ -27,20 +27,29 @@ class LoopThread {
     uv_loop_init(&loop_);
     server_ = std::make_unique<HttpServer>(&loop_, o, [this](const HttpRequest& r) {
       ++handled;
-      if (r.path == "/hello") return HttpResponse{200, "text/plain", "hello " + r.method + " " + (r.query.count("a") ? r.query.at("a") : "") + "\n"};
+      if (r.path == "/hello")
+        return HttpResponse{
+            200, "text/plain",
+            "hello " + r.method + " " + (r.query.count("a") ? r.query.at("a") : "") + "\n"};
       return HttpResponse{404, "text/plain", "no\n"};
     });
     uv_async_init(&loop_, &stop_, [](uv_async_t* a) { uv_stop(a->loop); });
     // A timer ticking every millisecond: the test checks it keeps running (the loop never stalls).
     uv_timer_init(&loop_, &tick_);
     tick_.data = this;
-    uv_timer_start(&tick_, [](uv_timer_t* t) { ++static_cast<LoopThread*>(t->data)->ticks; }, 1, 1);
+    uv_timer_start(
+        &tick_, [](uv_timer_t* t) { ++static_cast<LoopThread*>(t->data)->ticks; }, 1, 1);
     thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
   }
   ~LoopThread() {
     uv_async_send(&stop_);
     thread_.join();
-    uv_walk(&loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void*) {
+          if (!uv_is_closing(h)) uv_close(h, nullptr);
+        },
+        nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     server_.reset();
     uv_loop_close(&loop_);
@@ -69,25 +78,32 @@ std::string exchange(std::uint16_t port, const std::string& request) {
   }
   std::string out;
   char buf[4096];
-  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
   close(fd);
   return out;
 }
 
-std::string status_line(const std::string& response) { return response.substr(0, response.find("\r\n")); }
+std::string status_line(const std::string& response) {
+  return response.substr(0, response.find("\r\n"));
+}
 /// "200", "400", ... or "" when the server closed without answering.
-std::string status_code(const std::string& response) { return response.size() >= 12 ? response.substr(9, 3) : ""; }
+std::string status_code(const std::string& response) {
+  return response.size() >= 12 ? response.substr(9, 3) : "";
+}
 
 }  // namespace
 
 TEST(HttpServer, AnswersWithTheHandlersResponseAndQuery) {
   LoopThread t({});
-  const std::string r = exchange(t.port(), "GET /hello?a=b%20c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string r =
+      exchange(t.port(), "GET /hello?a=b%20c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(status_line(r), "HTTP/1.1 200 OK");
   EXPECT_NE(r.find("hello GET b c\n"), std::string::npos) << r;
   EXPECT_NE(r.find("Content-Type: text/plain"), std::string::npos);
-  const std::string post = exchange(t.port(), "POST /hello HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(t.port()) +
-                                                  "\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde");
+  const std::string post =
+      exchange(t.port(), "POST /hello HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(t.port()) +
+                             "\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde");
   EXPECT_NE(post.find("hello POST"), std::string::npos) << post;
 }
 
@@ -95,16 +111,20 @@ TEST(HttpServer, GarbageGets400AndOversizedRequestsAreRefused) {
   HttpServer::Options o;
   o.max_request_bytes = 8192;
   LoopThread t(o);
-  EXPECT_EQ(status_code(exchange(t.port(), std::string("\x01\x02\xff garbage\r\n\r\n", 15))), "400");
+  EXPECT_EQ(status_code(exchange(t.port(), std::string("\x01\x02\xff garbage\r\n\r\n", 15))),
+            "400");
   // A request line without a URI: libmicrohttpd closes the connection without an answer.
   const std::string no_uri = exchange(t.port(), "GET\r\n\r\n");
   EXPECT_TRUE(no_uri.empty() || status_code(no_uri) == "400") << no_uri;
-  const std::string huge = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n";
+  const std::string huge =
+      "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n";
   const std::string r = exchange(t.port(), huge);
   // libmicrohttpd answers 431 (header too large) or 413/414; never the handler's 200.
   EXPECT_TRUE(r.empty() || status_code(r)[0] == '4') << status_line(r);
   // A body announced at 100 kB is answered 413 before any of it is read.
-  const std::string body = "POST /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n";
+  const std::string body =
+      "POST /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\nConnection: "
+      "close\r\n\r\n";
   const std::string rb = exchange(t.port(), body);
   EXPECT_EQ(status_code(rb), "413") << rb.size();
   EXPECT_EQ(t.handled.load(), 0);  // none of it reached the handler
@@ -146,9 +166,11 @@ TEST(HttpServer, BindErrorsAreReported) {
   uv_loop_init(&loop);
   HttpServer::Options o;
   o.port = t.port();  // in use
-  EXPECT_THROW(HttpServer(&loop, o, [](const HttpRequest&) { return HttpResponse{}; }), std::runtime_error);
+  EXPECT_THROW(HttpServer(&loop, o, [](const HttpRequest&) { return HttpResponse{}; }),
+               std::runtime_error);
   o.address = "not-an-ip";
-  EXPECT_THROW(HttpServer(&loop, o, [](const HttpRequest&) { return HttpResponse{}; }), std::runtime_error);
+  EXPECT_THROW(HttpServer(&loop, o, [](const HttpRequest&) { return HttpResponse{}; }),
+               std::runtime_error);
   uv_loop_close(&loop);
 }
 
@@ -159,21 +181,29 @@ TEST(HttpServer, StateChangingRequestsNeedThisServersHostSameOriginAndTheToken) 
   LoopThread t(o);
   const std::string host = "127.0.0.1:" + std::to_string(t.port());
   auto post = [&](const std::string& headers) {
-    return exchange(t.port(), "POST /hello HTTP/1.1\r\n" + headers + "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    return exchange(t.port(), "POST /hello HTTP/1.1\r\n" + headers +
+                                  "Content-Length: 0\r\nConnection: close\r\n\r\n");
   };
   const std::string auth = "Authorization: Bearer s3cret\r\n";
   EXPECT_EQ(status_code(post("Host: " + host + "\r\n" + auth)), "200");
-  EXPECT_EQ(status_code(post("Host: localhost:" + std::to_string(t.port()) + "\r\n" + auth)), "200");
-  EXPECT_EQ(status_code(post("Host: evil.example:" + std::to_string(t.port()) + "\r\n" + auth)), "403");  // rebinding
-  EXPECT_EQ(status_code(post("Host: 10.1.2.3\r\n" + auth)), "403");   // not the bound address
-  EXPECT_EQ(status_code(post(auth)), "403");                           // no Host at all
-  EXPECT_EQ(status_code(post("Host: " + host + "\r\nOrigin: http://evil.example\r\n" + auth)), "403");
-  EXPECT_EQ(status_code(post("Host: " + host + "\r\nOrigin: http://" + host + "\r\n" + auth)), "200");
+  EXPECT_EQ(status_code(post("Host: localhost:" + std::to_string(t.port()) + "\r\n" + auth)),
+            "200");
+  EXPECT_EQ(status_code(post("Host: evil.example:" + std::to_string(t.port()) + "\r\n" + auth)),
+            "403");                                                  // rebinding
+  EXPECT_EQ(status_code(post("Host: 10.1.2.3\r\n" + auth)), "403");  // not the bound address
+  EXPECT_EQ(status_code(post(auth)), "403");                         // no Host at all
+  EXPECT_EQ(status_code(post("Host: " + host + "\r\nOrigin: http://evil.example\r\n" + auth)),
+            "403");
+  EXPECT_EQ(status_code(post("Host: " + host + "\r\nOrigin: http://" + host + "\r\n" + auth)),
+            "200");
   EXPECT_EQ(status_code(post("Host: " + host + "\r\n")), "401");
   EXPECT_EQ(status_code(post("Host: " + host + "\r\nAuthorization: Bearer s3cre\r\n")), "401");
   EXPECT_EQ(status_code(post("Host: " + host + "\r\nAuthorization: Bearer s3cret2\r\n")), "401");
   // Reading stays open to scrapers that send any Host.
-  EXPECT_EQ(status_code(exchange(t.port(), "GET /hello HTTP/1.1\r\nHost: prometheus:9\r\nConnection: close\r\n\r\n")), "200");
+  EXPECT_EQ(
+      status_code(exchange(
+          t.port(), "GET /hello HTTP/1.1\r\nHost: prometheus:9\r\nConnection: close\r\n\r\n")),
+      "200");
   EXPECT_EQ(t.handled.load(), 4);  // 3 POSTs + the GET; no refused one reached the handler
 }
 

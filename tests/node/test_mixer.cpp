@@ -17,7 +17,8 @@ namespace {
 void fill_ramp(PlayoutStream& s, int frames, float scale = 1e-4f) {
   std::vector<float> v(static_cast<std::size_t>(frames * s.channels));
   for (int f = 0; f < frames; ++f)
-    for (int c = 0; c < s.channels; ++c) v[static_cast<std::size_t>(f * s.channels + c)] = static_cast<float>(f + 1) * scale * (c + 1);
+    for (int c = 0; c < s.channels; ++c)
+      v[static_cast<std::size_t>(f * s.channels + c)] = static_cast<float>(f + 1) * scale * (c + 1);
   ASSERT_EQ(s.ring.push(v.data(), v.size()), v.size());
 }
 
@@ -45,10 +46,12 @@ TEST_P(MixerBlockSize, PlaysFirstSampleAtExactStartFrame) {
   fill_ramp(*s, 8000);
   m.add(s.get());
   const auto out = run(m, 12000, block);
-  for (frames_t f = 0; f < kStart; ++f) ASSERT_EQ(out[static_cast<std::size_t>(2 * f)], 0.0f) << "frame " << f;
+  for (frames_t f = 0; f < kStart; ++f)
+    ASSERT_EQ(out[static_cast<std::size_t>(2 * f)], 0.0f) << "frame " << f;
   for (frames_t f = kStart; f < 12000; ++f) {
     const float expect = static_cast<float>(f - kStart + 1) * 1e-4f;
-    ASSERT_EQ(out[static_cast<std::size_t>(2 * f)], expect) << "frame " << f;      // mono -> both channels
+    ASSERT_EQ(out[static_cast<std::size_t>(2 * f)], expect)
+        << "frame " << f;  // mono -> both channels
     ASSERT_EQ(out[static_cast<std::size_t>(2 * f + 1)], expect) << "frame " << f;
   }
   EXPECT_EQ(s->underrun_events.load(), 0u);
@@ -100,7 +103,7 @@ TEST(Mixer, RetiresRemovedStreamsThroughTheRetireRing) {
   auto c = std::make_unique<PlayoutStream>(3, 1, 64, 0);
   m.add(a.get());
   m.add(b.get());
-  m.add(c.get());  // over max_streams: refused and handed back
+  m.add(c.get());                        // over max_streams: refused and handed back
   EXPECT_EQ(m.take_retired(), nullptr);  // nothing happens before the audio thread runs
   run(m, 16, 16);
   EXPECT_EQ(m.refused(), 1u);
@@ -127,8 +130,8 @@ TEST(Mixer, RefusedStreamIsNotReleasableWhileACommandNamingItIsQueued) {
   EXPECT_FALSE(m.releasable(*b));  // the audio thread still holds two commands naming it
   run(m, 16, 16);
   EXPECT_TRUE(m.releasable(*b));
-  b.reset();            // freed: under ASan any later touch of it fails this test
-  run(m, 64, 16);       // ... and the audio thread does not touch it again
+  b.reset();       // freed: under ASan any later touch of it fails this test
+  run(m, 64, 16);  // ... and the audio thread does not touch it again
   EXPECT_EQ(m.refused(), 1u);
   EXPECT_FALSE(m.releasable(*a));  // still mixing
 }
@@ -197,7 +200,8 @@ TEST(Mixer, StreamsFreedWhenReleasableAreNeverTouchedAgainByTheAudioThread) {
   // Until 300 streams were mixed, removed and freed (refused ones are freed too, and count
   // apart), however the two threads are scheduled; bounded at 30 s.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (int round = 0; freed_after_mixing < 300 && std::chrono::steady_clock::now() < deadline; ++round) {
+  for (int round = 0; freed_after_mixing < 300 && std::chrono::steady_clock::now() < deadline;
+       ++round) {
     if (live.size() < 8) {
       live.push_back(std::make_unique<PlayoutStream>(next_id++, 1, 1024, m.position().frame));
       live.back()->ring.push(chunk.data(), chunk.size());
@@ -212,7 +216,8 @@ TEST(Mixer, StreamsFreedWhenReleasableAreNeverTouchedAgainByTheAudioThread) {
     for (auto it = live.begin(); it != live.end();) {
       if (m.releasable(**it)) {
         const PlayoutStream& f = **it;  // the audio thread mixed it: played, skipped or underran
-        if (f.frames_played.load() + f.frames_skipped.load() + f.underrun_frames.load() > 0) ++freed_after_mixing;
+        if (f.frames_played.load() + f.frames_skipped.load() + f.underrun_frames.load() > 0)
+          ++freed_after_mixing;
         it = live.erase(it);  // freed here, on the loop thread
         ++freed;
       } else {
@@ -244,8 +249,8 @@ TEST(Mixer, PublishesPositionAndXruns) {
 namespace {
 
 /// A stream whose every sample is `value` (so gains and ramps read directly off the output).
-std::unique_ptr<PlayoutStream> constant_stream(std::uint32_t id, int channels, int frames, frames_t start,
-                                               float value = 1.0f) {
+std::unique_ptr<PlayoutStream> constant_stream(std::uint32_t id, int channels, int frames,
+                                               frames_t start, float value = 1.0f) {
   auto s = std::make_unique<PlayoutStream>(id, channels, 1 << 16, start);
   std::vector<float> v(static_cast<std::size_t>(frames * channels), value);
   s->ring.push(v.data(), v.size());
@@ -280,7 +285,9 @@ TEST_P(MixerRampBlockSize, GainChangeStartsAtItsExactFrame) {
   const auto out = run(m, 5000, GetParam());
   EXPECT_EQ(out[static_cast<std::size_t>(kAt - 1)], 1.0f);
   for (frames_t k = 0; k < kRamp; ++k)
-    ASSERT_FLOAT_EQ(out[static_cast<std::size_t>(kAt + k)], 1.0f - 0.5f * static_cast<float>(k + 1) / kRamp) << k;
+    ASSERT_FLOAT_EQ(out[static_cast<std::size_t>(kAt + k)],
+                    1.0f - 0.5f * static_cast<float>(k + 1) / kRamp)
+        << k;
   EXPECT_EQ(out[4999], 0.5f);
 }
 INSTANTIATE_TEST_SUITE_P(BlockSizes, MixerRampBlockSize, ::testing::Values(1, 64, 333, 4096));
@@ -297,7 +304,8 @@ TEST(Mixer, MuteAndUnmuteRampAndLeaveTheOtherStreamUntouched) {
   m.set_gain(a.get(), 1.0f, 2000);  // sent while muted, due later
   const auto rest = run(m, 1500, 256);
   out.insert(out.end(), rest.begin(), rest.end());
-  for (frames_t f = kRamp; f < 3000; ++f) ASSERT_EQ(out[static_cast<std::size_t>(2 * f + 1)], 0.5f) << f;
+  for (frames_t f = kRamp; f < 3000; ++f)
+    ASSERT_EQ(out[static_cast<std::size_t>(2 * f + 1)], 0.5f) << f;
   EXPECT_EQ(out[2 * 999], 0.25f);
   EXPECT_GT(out[2 * 1000], 0.0f);  // ramping, not stepping
   EXPECT_EQ(out[2 * (1000 + kRamp - 1)], 0.0f);
@@ -332,7 +340,7 @@ TEST(Mixer, RouteChangeDipsThroughSilenceAndSwitchesChannels) {
   const auto out = run(m, 2000, 100);
   EXPECT_EQ(out[2 * 999], 1.0f);
   EXPECT_EQ(out[2 * 999 + 1], 0.0f);
-  EXPECT_EQ(out[2 * (1000 + kRamp - 1)], 0.0f);       // faded out on the left ...
+  EXPECT_EQ(out[2 * (1000 + kRamp - 1)], 0.0f);          // faded out on the left ...
   EXPECT_EQ(out[2 * (1000 + kRamp) + 1], 1.0f / kRamp);  // ... then in on the right
   EXPECT_EQ(out[2 * 1999], 0.0f);
   EXPECT_EQ(out[2 * 1999 + 1], 1.0f);

@@ -36,30 +36,48 @@ inline void note() {
 }  // namespace
 
 extern "C" {
-void* malloc(size_t n) { note(); return __libc_malloc(n); }
-void* calloc(size_t a, size_t b) { note(); return __libc_calloc(a, b); }
-void* realloc(void* p, size_t n) { note(); return __libc_realloc(p, n); }
-void free(void* p) { note(); __libc_free(p); }
+void* malloc(size_t n) {
+  note();
+  return __libc_malloc(n);
+}
+void* calloc(size_t a, size_t b) {
+  note();
+  return __libc_calloc(a, b);
+}
+void* realloc(void* p, size_t n) {
+  note();
+  return __libc_realloc(p, n);
+}
+void free(void* p) {
+  note();
+  __libc_free(p);
+}
 int posix_memalign(void** out, size_t align, size_t n) {
   note();
   *out = __libc_memalign(align, n);
   return *out ? 0 : ENOMEM;
 }
-void* aligned_alloc(size_t align, size_t n) { note(); return __libc_memalign(align, n); }
+void* aligned_alloc(size_t align, size_t n) {
+  note();
+  return __libc_memalign(align, n);
+}
 
 int pthread_mutex_lock(pthread_mutex_t* m) {
   note();
-  static auto real = reinterpret_cast<int (*)(pthread_mutex_t*)>(dlsym(RTLD_NEXT, "pthread_mutex_lock"));
+  static auto real =
+      reinterpret_cast<int (*)(pthread_mutex_t*)>(dlsym(RTLD_NEXT, "pthread_mutex_lock"));
   return real(m);
 }
 int pthread_mutex_trylock(pthread_mutex_t* m) {
   note();
-  static auto real = reinterpret_cast<int (*)(pthread_mutex_t*)>(dlsym(RTLD_NEXT, "pthread_mutex_trylock"));
+  static auto real =
+      reinterpret_cast<int (*)(pthread_mutex_t*)>(dlsym(RTLD_NEXT, "pthread_mutex_trylock"));
   return real(m);
 }
 int pthread_mutex_unlock(pthread_mutex_t* m) {
   note();
-  static auto real = reinterpret_cast<int (*)(pthread_mutex_t*)>(dlsym(RTLD_NEXT, "pthread_mutex_unlock"));
+  static auto real =
+      reinterpret_cast<int (*)(pthread_mutex_t*)>(dlsym(RTLD_NEXT, "pthread_mutex_unlock"));
   return real(m);
 }
 }
@@ -69,18 +87,38 @@ void* operator new(size_t n) {
   if (void* p = __libc_malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
-void* operator new[](size_t n) { return operator new(n); }
+void* operator new[](size_t n) {
+  return operator new(n);
+}
 void* operator new(size_t n, std::align_val_t a) {
   note();
   if (void* p = __libc_memalign(static_cast<size_t>(a), n ? n : 1)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { note(); __libc_free(p); }
-void operator delete[](void* p) noexcept { note(); __libc_free(p); }
-void operator delete(void* p, size_t) noexcept { note(); __libc_free(p); }
-void operator delete[](void* p, size_t) noexcept { note(); __libc_free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { note(); __libc_free(p); }
-void operator delete(void* p, size_t, std::align_val_t) noexcept { note(); __libc_free(p); }
+void operator delete(void* p) noexcept {
+  note();
+  __libc_free(p);
+}
+void operator delete[](void* p) noexcept {
+  note();
+  __libc_free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  note();
+  __libc_free(p);
+}
+void operator delete[](void* p, size_t) noexcept {
+  note();
+  __libc_free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  note();
+  __libc_free(p);
+}
+void operator delete(void* p, size_t, std::align_val_t) noexcept {
+  note();
+  __libc_free(p);
+}
 
 using namespace rtpnode;
 
@@ -112,7 +150,8 @@ TEST(RealtimeSafety, LoadedMixerMakesNoAllocationOrLockCall) {
   // and on a loaded machine may finish before the feeder thread is first scheduled.
   {
     const std::vector<float> prefill(4096 * 2, 0.25f);
-    for (auto& s : streams) s->ring.push(prefill.data(), static_cast<std::size_t>(4096 * s->channels));
+    for (auto& s : streams)
+      s->ring.push(prefill.data(), static_cast<std::size_t>(4096 * s->channels));
   }
   // A stream that joins and leaves while the mixer runs.
   auto extra = std::make_unique<PlayoutStream>(99, 2, 4096, 0);
@@ -123,12 +162,17 @@ TEST(RealtimeSafety, LoadedMixerMakesNoAllocationOrLockCall) {
     std::vector<float> chunk(256 * 2, 0.25f);
     bool extra_in = false;
     while (!done.load()) {
-      for (auto& s : streams) s->ring.push(chunk.data(), static_cast<std::size_t>(256 * s->channels));
+      for (auto& s : streams)
+        s->ring.push(chunk.data(), static_cast<std::size_t>(256 * s->channels));
       // Gain ramps, mutes and route switches land inside the audio thread's blocks.
       const frames_t now = mixer.position().frame;
-      if (feeder_blocks % 7 == 0) mixer.set_gain(streams[0].get(), feeder_blocks % 14 == 0 ? 0.0f : 0.5f, now + 100);
+      if (feeder_blocks % 7 == 0)
+        mixer.set_gain(streams[0].get(), feeder_blocks % 14 == 0 ? 0.0f : 0.5f, now + 100);
       if (feeder_blocks % 11 == 0)
-        mixer.set_route(streams[1].get(), Route::to_channels(streams[1]->channels, {static_cast<int>(feeder_blocks % 2)}), now + 50);
+        mixer.set_route(
+            streams[1].get(),
+            Route::to_channels(streams[1]->channels, {static_cast<int>(feeder_blocks % 2)}),
+            now + 50);
       if (++feeder_blocks % 50 == 0) {
         if (extra_in) {
           mixer.remove(extra.get(), mixer.position().frame + 300);  // fades out, then detaches
@@ -153,7 +197,8 @@ TEST(RealtimeSafety, LoadedMixerMakesNoAllocationOrLockCall) {
     for (int b = 0; b < kBlocks; ++b) {
       const int n = sizes[b % 6];
       // What the PortAudio callback runs: the mix and its duration histogram.
-      process_block(mixer, times, out.data(), n, BlockTiming{b * 0.005, b * 0.005 + 0.01, b % 100 == 0});
+      process_block(mixer, times, out.data(), n,
+                    BlockTiming{b * 0.005, b * 0.005 + 0.01, b % 100 == 0});
       (void)mixer.position();
     }
     t_audio_thread = false;
@@ -188,16 +233,19 @@ TEST(RealtimeSafety, JitterBufferAndPlayoutAllocateNothingAfterConstruction) {
   long non_decode_steps = 0;
   for (ext_seq_t seq = 0; seq < 20000; ++seq) {
     const mono_ns_t arrival = seq * 20'000'000 + (seq * 7919 % 37) * 1'000'000;
-    if (seq % 31 != 5 && jb.insert(seq, seq * 960, false, payload, arrival, jb.cursor_ts()) == InsertResult::stored)
+    if (seq % 31 != 5 &&
+        jb.insert(seq, seq * 960, false, payload, arrival, jb.cursor_ts()) == InsertResult::stored)
       pc.on_packet(seq * 960, arrival, 960);
     for (;;) {
       const mono_ns_t ahead = written - arrival;
       const mono_ns_t delay = pc.delay_ns(written, jb.cursor_ts());
-      const auto a = jb.next(ahead > 0 ? jb.cursor_ts() - 1 : jb.cursor_ts() + 1, pc.may_expand(delay, 960));
+      const auto a =
+          jb.next(ahead > 0 ? jb.cursor_ts() - 1 : jb.cursor_ts() + 1, pc.may_expand(delay, 960));
       if (a.kind == JitterBuffer::Action::Kind::wait) break;
       const ext_ts_t ticks = a.kind == JitterBuffer::Action::Kind::decode ? 960 : a.ticks;
       non_decode_steps += a.kind != JitterBuffer::Action::Kind::decode;
-      if (a.kind == JitterBuffer::Action::Kind::gap) (void)pc.adjust_gap(ticks * 20'833, delay, 960);
+      if (a.kind == JitterBuffer::Action::Kind::gap)
+        (void)pc.adjust_gap(ticks * 20'833, delay, 960);
       (void)pc.update_speed(arrival, delay, 960);
       written += ticks * 20'833;
       jb.played(a, ticks);

@@ -65,8 +65,9 @@ TEST(ReceiveTime, IsWhenTheKernelReceivedTheDatagramNotWhenItWasRead) {
   s.receive_one();
   const std::int64_t now = monotonic_ns();
   const std::int64_t arrival = receive_time_ns(s.fd, now);
-  EXPECT_LE(now - arrival, now - sent + 1'000'000);  // not before it was sent (1 ms for clock reads)
-  EXPECT_GE(now - arrival, 30'000'000);              // 30 ms before it was read
+  EXPECT_LE(now - arrival,
+            now - sent + 1'000'000);     // not before it was sent (1 ms for clock reads)
+  EXPECT_GE(now - arrival, 30'000'000);  // 30 ms before it was read
 }
 
 TEST(ReceiveTime, FallsBackToNowWithoutAKernelStamp) {

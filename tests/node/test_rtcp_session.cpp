@@ -24,9 +24,12 @@ sockaddr_storage v4(const char* ip, std::uint16_t port) {
   return ss;
 }
 
-std::uint16_t port_of(const sockaddr_storage& ss) { return ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port); }
+std::uint16_t port_of(const sockaddr_storage& ss) {
+  return ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+}
 
-ReportTarget target(std::uint32_t ssrc, std::uint16_t listen_port, const sockaddr_storage& rtp_from) {
+ReportTarget target(std::uint32_t ssrc, std::uint16_t listen_port,
+                    const sockaddr_storage& rtp_from) {
   ReportTarget t;
   t.block.ssrc = ssrc;
   t.block.highest_seq = 1000 + ssrc;
@@ -45,8 +48,10 @@ TEST(RtcpSession, ReportsGoToTheSrSenderWithLsrAndDlsrElseToRtpPortPlusOne) {
   sr.ntp = (std::uint64_t{3'900'000'000} << 32) | 0x80000000u;  // x.5 s
   sr.rtp_ts = 160;
   const auto a_rtcp_from = v4("10.0.0.1", 40005);  // the sender's RTCP comes from another port
-  session.hold((std::uint64_t{5004} << 32) | 1, sr, reinterpret_cast<const sockaddr*>(&a_rtcp_from), kT0);
-  const OutgoingReports out = session.build({target(1, 5004, a), target(2, 5004, b)}, kT0 + 250'000'000);
+  session.hold((std::uint64_t{5004} << 32) | 1, sr, reinterpret_cast<const sockaddr*>(&a_rtcp_from),
+               kT0);
+  const OutgoingReports out =
+      session.build({target(1, 5004, a), target(2, 5004, b)}, kT0 + 250'000'000);
   ASSERT_EQ(out.packets.size(), 1u);
   RtcpCompound c;
   ASSERT_EQ(rtcp_parse(out.packets[0], c), RtcpParseStatus::ok);
@@ -104,7 +109,8 @@ TEST(RtcpSession, IntervalIsHalfTminFirstThenTminAndGrowsWithTheSession) {
   }
   // A large session at a low bandwidth: 500 senders, 8 kB/s of RTP. The deterministic interval
   // is members x avg size / (receivers' share of 5 %), far above Tmin.
-  for (int k = 0; k <= 100; ++k) session.on_datagram(52, kT0 + k * 6'250'000);  // 80 B with headers / 6.25 ms
+  for (int k = 0; k <= 100; ++k)
+    session.on_datagram(52, kT0 + k * 6'250'000);  // 80 B with headers / 6.25 ms
   const double big = session.next_interval_s(500, tmin, kT0 + 100 * 6'250'000);
   EXPECT_GT(big, 5.0 * 1.5 / 1.21828);
 }
@@ -113,11 +119,13 @@ TEST(RtcpSession, HeldReportsAreBoundedAndAveragedSizesFollowTraffic) {
   RtcpSession session(3, "c", 4);
   const auto from = v4("10.0.0.1", 1);
   RtcpSenderReport sr;
-  for (std::uint32_t s = 0; s < 4; ++s) session.hold(s, sr, reinterpret_cast<const sockaddr*>(&from), kT0);
+  for (std::uint32_t s = 0; s < 4; ++s)
+    session.hold(s, sr, reinterpret_cast<const sockaddr*>(&from), kT0);
   EXPECT_NE(session.held(3), nullptr);
   session.hold(3, sr, reinterpret_cast<const sockaddr*>(&from), kT0);  // an update: kept
   EXPECT_NE(session.held(0), nullptr);
-  session.hold(99, sr, reinterpret_cast<const sockaddr*>(&from), kT0);  // a fifth sender: cleared first
+  session.hold(99, sr, reinterpret_cast<const sockaddr*>(&from),
+               kT0);  // a fifth sender: cleared first
   EXPECT_EQ(session.held(0), nullptr);
   EXPECT_NE(session.held(99), nullptr);
   const double before = session.avg_rtcp_size();

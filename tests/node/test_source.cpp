@@ -58,7 +58,8 @@ struct Harness {
 
 /// A PCMU 8 kHz source with a fixed 40 ms playout delay feeding `mixer` (5 ms ramps), on
 /// `timeline` when given.
-Source::Params pcmu_into_mixer(std::uint32_t id, std::uint32_t ssrc, Mixer& mixer, SyncTimeline* timeline = nullptr) {
+Source::Params pcmu_into_mixer(std::uint32_t id, std::uint32_t ssrc, Mixer& mixer,
+                               SyncTimeline* timeline = nullptr) {
   Source::Params p;
   p.id = id;
   p.ssrc = ssrc;
@@ -108,7 +109,8 @@ TEST(Source, L16PassesThroughBitExact) {
   for (int i = 0; i < 50; ++i) {
     std::vector<std::int16_t> chunk(pcm.begin() + i * 1920, pcm.begin() + (i + 1) * 1920);
     ASSERT_EQ(enc->encode(chunk, 960, payload), 3840);
-    h.feed(static_cast<seq_t>(1000 + i), static_cast<rtp_ts_t>(5000 + i * 960), payload, kT0 + i * 20'000'000);
+    h.feed(static_cast<seq_t>(1000 + i), static_cast<rtp_ts_t>(5000 + i * 960), payload,
+           kT0 + i * 20'000'000);
     const auto got = h.drain();  // the device consumes as it goes
     out.insert(out.end(), got.begin(), got.end());
   }
@@ -125,7 +127,8 @@ TEST(Source, ResamplesPcmuToDeviceRate) {
   const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
   h.source = std::make_unique<Source>(h.params(f, 0), kT0, h.clock);
   std::vector<std::uint8_t> payload(160, 0x55);
-  for (int i = 0; i < 10; ++i) h.feed(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload, kT0 + i * 20'000'000);
+  for (int i = 0; i < 10; ++i)
+    h.feed(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload, kT0 + i * 20'000'000);
   const auto out = h.drain();
   // 1600 frames at 8 kHz = 9600 at 48 kHz, less the resampler's filter delay still held back.
   EXPECT_GT(out.size(), 9400u);
@@ -193,10 +196,12 @@ TEST(Source, ResyncsWhenSenderRestartsWithNewNumbering) {
   h.source = std::make_unique<Source>(h.params(f, 0), kT0, h.clock);
   std::vector<std::uint8_t> payload(160, 0x20);
   for (int i = 0; i < 50; ++i)
-    h.feed(static_cast<seq_t>(30000 + i), static_cast<rtp_ts_t>(900000 + i * 160), payload, kT0 + i * 20'000'000);
+    h.feed(static_cast<seq_t>(30000 + i), static_cast<rtp_ts_t>(900000 + i * 160), payload,
+           kT0 + i * 20'000'000);
   // Restart: sequence numbers and timestamps start over far behind.
   for (int i = 0; i < 50; ++i)
-    h.feed(static_cast<seq_t>(100 + i), static_cast<rtp_ts_t>(1000 + i * 160), payload, kT0 + (50 + i) * 20'000'000);
+    h.feed(static_cast<seq_t>(100 + i), static_cast<rtp_ts_t>(1000 + i * 160), payload,
+           kT0 + (50 + i) * 20'000'000);
   h.source->render(h.clock, kT0 + 100 * 20'000'000);
   const SourceStats st = h.source->stats();
   EXPECT_EQ(st.resyncs, 1u);
@@ -209,19 +214,28 @@ namespace {
 
 /// Residual power of the least-squares fit of a*sin + b*cos + c at frequency `hz` (cycles per
 /// sample * rate) to x[begin, end), and the fitted sine's power.
-std::pair<double, double> sine_fit(const std::vector<float>& x, std::size_t begin, std::size_t end, double hz, double rate) {
+std::pair<double, double> sine_fit(const std::vector<float>& x, std::size_t begin, std::size_t end,
+                                   double hz, double rate) {
   double ss = 0, sc = 0, cc = 0, s1 = 0, c1 = 0, xs = 0, xc = 0, x1 = 0, n = 0;
   for (std::size_t i = begin; i < end; ++i) {
     const double w = 2 * M_PI * hz * static_cast<double>(i) / rate;
     const double s = std::sin(w), c = std::cos(w), v = x[i];
-    ss += s * s; sc += s * c; cc += c * c; s1 += s; c1 += c; n += 1;
-    xs += v * s; xc += v * c; x1 += v;
+    ss += s * s;
+    sc += s * c;
+    cc += c * c;
+    s1 += s;
+    c1 += c;
+    n += 1;
+    xs += v * s;
+    xc += v * c;
+    x1 += v;
   }
   // Solve the 3x3 normal equations by Cramer's rule.
   const double m[3][3] = {{ss, sc, s1}, {sc, cc, c1}, {s1, c1, n}};
   const double r[3] = {xs, xc, x1};
   auto det = [](const double a[3][3]) {
-    return a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
+    return a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) -
+           a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
            a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
   };
   const double d = det(m);
@@ -255,7 +269,9 @@ TEST(Source, DriftCorrectionOfA1kHzSineKeepsThdNBelowMinus60dB) {
   const PayloadFormat f{Codec::l16, 48000, 48000, 1};
   h.builder.pt = 97;
   const double skew = 500e-6;
-  auto arrival = [&](int i) { return kT0 + static_cast<mono_ns_t>(i * 20e6 / (1 + skew)) + 5'000'000; };
+  auto arrival = [&](int i) {
+    return kT0 + static_cast<mono_ns_t>(i * 20e6 / (1 + skew)) + 5'000'000;
+  };
   h.source = std::make_unique<Source>(h.params(f, 97), arrival(0), h.clock);
   auto enc = make_encoder(f);
   std::vector<std::uint8_t> payload(1920);
@@ -264,9 +280,11 @@ TEST(Source, DriftCorrectionOfA1kHzSineKeepsThdNBelowMinus60dB) {
   for (int i = 0; i < 30 * 50; ++i) {
     std::vector<std::int16_t> chunk(960);
     for (int k = 0; k < 960; ++k)
-      chunk[static_cast<std::size_t>(k)] = static_cast<std::int16_t>(std::lround(16000 * std::sin(2 * M_PI * 1000.0 * (i * 960 + k) / 48000.0)));
+      chunk[static_cast<std::size_t>(k)] = static_cast<std::int16_t>(
+          std::lround(16000 * std::sin(2 * M_PI * 1000.0 * (i * 960 + k) / 48000.0)));
     ASSERT_EQ(enc->encode(chunk, 960, payload), 1920);
-    for (; next_render < arrival(i); next_render += 5'000'000) h.source->render(h.clock, next_render);
+    for (; next_render < arrival(i); next_render += 5'000'000)
+      h.source->render(h.clock, next_render);
     h.feed(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 960), payload, arrival(i));
     const auto got = h.drain();
     out.insert(out.end(), got.begin(), got.end());
@@ -281,8 +299,10 @@ TEST(Source, DriftCorrectionOfA1kHzSineKeepsThdNBelowMinus60dB) {
   double lo = 999.5, hi = 1001.5;
   for (int it = 0; it < 60; ++it) {
     const double a = hi - (hi - lo) * 0.618, b = lo + (hi - lo) * 0.618;
-    if (sine_fit(out, begin, end, a, 48000).first < sine_fit(out, begin, end, b, 48000).first) hi = b;
-    else lo = a;
+    if (sine_fit(out, begin, end, a, 48000).first < sine_fit(out, begin, end, b, 48000).first)
+      hi = b;
+    else
+      lo = a;
   }
   const double hz = (lo + hi) / 2;
   EXPECT_NEAR(hz, 1000.5, 0.05);  // the sender's 1 kHz, played 500 ppm faster
@@ -293,7 +313,8 @@ TEST(Source, DriftCorrectionOfA1kHzSineKeepsThdNBelowMinus60dB) {
     sig += s;
   }
   const double thd_n_db = 10 * std::log10(res / sig);
-  std::printf("THD+N at +500 ppm, speexdsp quality %d: %.1f dB\n", h.params(f, 97).resampler_quality, thd_n_db);
+  std::printf("THD+N at +500 ppm, speexdsp quality %d: %.1f dB\n",
+              h.params(f, 97).resampler_quality, thd_n_db);
   EXPECT_LE(thd_n_db, -60.0);
 }
 
@@ -308,8 +329,10 @@ TEST(ResamplerRatio, SpeexSurvivesARatioChangeEveryPacketAtEveryRate) {
     for (int i = 0; i < 2000; ++i) {
       const double speed = 1.0 + 1e-5 * ((i * 37) % 200 - 100);  // +-1000 ppm, jumping about
       const std::uint32_t num = speex_ratio_num(in_rate, 48000, speed);
-      ASSERT_EQ(speex_resampler_set_rate_frac(r, num, kSpeexRatioDen, in_rate, 48000), RESAMPLER_ERR_SUCCESS);
-      EXPECT_NEAR(speex_ratio_speed(num, in_rate, 48000), speed, 0.5 * 48000.0 / (kSpeexRatioDen * in_rate) + 1e-12);
+      ASSERT_EQ(speex_resampler_set_rate_frac(r, num, kSpeexRatioDen, in_rate, 48000),
+                RESAMPLER_ERR_SUCCESS);
+      EXPECT_NEAR(speex_ratio_speed(num, in_rate, 48000), speed,
+                  0.5 * 48000.0 / (kSpeexRatioDen * in_rate) + 1e-12);
       spx_uint32_t in_len = in_rate / 50, out_len = 2000;
       speex_resampler_process_interleaved_float(r, in.data(), &in_len, out.data(), &out_len);
       ASSERT_EQ(in_len, in_rate / 50);
@@ -335,13 +358,15 @@ TEST(Source, LongLossFadesOutAndResumesWithoutAStep) {
     for (int i = 0; i < 100; ++i) {
       std::vector<std::int16_t> chunk(960);
       for (int k = 0; k < 960; ++k)
-        chunk[static_cast<std::size_t>(k)] = static_cast<std::int16_t>(std::lround(16384 * std::sin(2 * M_PI * 440.0 * (i * 960 + k) / 48000.0)));
+        chunk[static_cast<std::size_t>(k)] = static_cast<std::int16_t>(
+            std::lround(16384 * std::sin(2 * M_PI * 440.0 * (i * 960 + k) / 48000.0)));
       const int n = enc->encode(chunk, 960, payload);
       ASSERT_GT(n, 0);
       const mono_ns_t at = kT0 + i * 20'000'000;
       for (; next_render < at; next_render += 5'000'000) h.source->render(h.clock, next_render);
       if (i < 50 || i >= 65)
-        h.feed(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 960), std::vector<std::uint8_t>(payload.begin(), payload.begin() + n), at);
+        h.feed(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 960),
+               std::vector<std::uint8_t>(payload.begin(), payload.begin() + n), at);
       const auto got = h.drain();
       out.insert(out.end(), got.begin(), got.end());
     }
@@ -355,7 +380,8 @@ TEST(Source, LongLossFadesOutAndResumesWithoutAStep) {
         max_step = std::abs(out[i] - out[i - 1]);
         at = i;
       }
-    EXPECT_LE(max_step, codec == Codec::l16 ? 0.04 : 0.06) << f.describe() << " at output frame " << at;
+    EXPECT_LE(max_step, codec == Codec::l16 ? 0.04 : 0.06)
+        << f.describe() << " at output frame " << at;
   }
 }
 
@@ -373,14 +399,18 @@ TEST(Source, ResyncPlaysTheRestartedStreamWithinTargetPlusOnePacket) {
   mono_ns_t restart_arrival = 0;
   for (int i = 0; i < 100; ++i) {
     const bool restarted = i >= 50;
-    ASSERT_EQ(enc->encode(std::vector<std::int16_t>(960, restarted ? 12000 : 1000), 960, payload), 1920);
+    ASSERT_EQ(enc->encode(std::vector<std::int16_t>(960, restarted ? 12000 : 1000), 960, payload),
+              1920);
     const mono_ns_t at = kT0 + i * 20'000'000;
     if (i == 50) restart_arrival = at;
     const seq_t seq = restarted ? static_cast<seq_t>(40000 + i) : static_cast<seq_t>(i);
-    const rtp_ts_t ts = restarted ? static_cast<rtp_ts_t>(3'000'000'000u + i * 960) : static_cast<rtp_ts_t>(i * 960);
+    const rtp_ts_t ts = restarted ? static_cast<rtp_ts_t>(3'000'000'000u + i * 960)
+                                  : static_cast<rtp_ts_t>(i * 960);
     for (mono_ns_t t = at; t < at + 20'000'000; t += 5'000'000) {
-      if (t == at) h.feed(seq, ts, payload, at);
-      else h.source->render(h.clock, t);
+      if (t == at)
+        h.feed(seq, ts, payload, at);
+      else
+        h.source->render(h.clock, t);
       const auto got = h.drain();
       out.insert(out.end(), got.begin(), got.end());
     }
@@ -395,7 +425,8 @@ TEST(Source, ResyncPlaysTheRestartedStreamWithinTargetPlusOnePacket) {
   // from arrival to that render point.
   const mono_ns_t played = h.clock.time_of(device_frame - p.lead_frames);
   const double resync_ms = static_cast<double>(played - restart_arrival) / 1e6;
-  std::printf("resync: first new frame %.2f ms after its arrival (target 40 ms, packet 20 ms)\n", resync_ms);
+  std::printf("resync: first new frame %.2f ms after its arrival (target 40 ms, packet 20 ms)\n",
+              resync_ms);
   EXPECT_LE(resync_ms, 40.0 + 20.0);
   EXPECT_GE(resync_ms, 40.0 - 1.0);
 }
@@ -415,7 +446,8 @@ TEST(Source, FixedPlayoutWithoutDriftCompensationResamplesAtTheExactNominalRatio
   std::vector<float> out, expected, pcm(160), resampled(2000);
   for (int i = 0; i < 20; ++i) {
     std::vector<std::uint8_t> payload(160);
-    for (int k = 0; k < 160; ++k) payload[static_cast<std::size_t>(k)] = static_cast<std::uint8_t>((i * 160 + k) * 37);
+    for (int k = 0; k < 160; ++k)
+      payload[static_cast<std::size_t>(k)] = static_cast<std::uint8_t>((i * 160 + k) * 37);
     h.feed(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload, kT0 + i * 20'000'000);
     const auto got = h.drain();
     out.insert(out.end(), got.begin(), got.end());
@@ -478,7 +510,9 @@ TEST(Source, SpoofedSenderReportsNeitherPileUpRingsNorStarveANewSource) {
   SyncTimeline timeline;
   DeviceClock clock{48000};
   clock.update(DevicePosition{0, 256, 0.0, 0.0107, 1}, 0.0, kT0);
-  auto params = [&](std::uint32_t id, std::uint32_t ssrc) { return pcmu_into_mixer(id, ssrc, mixer, &timeline); };
+  auto params = [&](std::uint32_t id, std::uint32_t ssrc) {
+    return pcmu_into_mixer(id, ssrc, mixer, &timeline);
+  };
   test::PacketBuilder ba, bb;
   ba.ssrc = 0xa;
   bb.ssrc = 0xb;
@@ -522,7 +556,7 @@ TEST(Source, SpoofedSenderReportsNeitherPileUpRingsNorStarveANewSource) {
   const SourceStats sb = b->stats();
   EXPECT_EQ(mixer.refused(), 0u);
   EXPECT_EQ(sa.mixer_refusals, 0u);
-  EXPECT_GT(sa.placements, 2u);  // the SRs did move it ...
+  EXPECT_GT(sa.placements, 2u);             // the SRs did move it ...
   EXPECT_LE(sa.placements, 10u / 0.5 + 2);  // ... at most every 500 ms
   EXPECT_GT(sa.placements_deferred, 100u);
   EXPECT_GE(sa.sender_reports_ignored, 190u);  // the first of each of the 198 pairs

@@ -64,15 +64,25 @@ TEST(StatsModel, PrometheusTextIsValidLineByLine) {
   const auto check = test::check_prometheus(text);
   for (const auto& p : check.problems) ADD_FAILURE() << p;
   EXPECT_EQ(check.samples.at("rtpnode_datagrams_total"), 99);
-  EXPECT_EQ(check.samples.at("rtpnode_source_packets_received_total{ssrc=\"0x1a2b3c4d\",port=\"5004\",payload=\"pcmu/8000/1\"}"), 1234);
+  EXPECT_EQ(check.samples.at("rtpnode_source_packets_received_total{ssrc=\"0x1a2b3c4d\",port="
+                             "\"5004\",payload=\"pcmu/8000/1\"}"),
+            1234);
   // Base units: ms -> s, ppm -> ratio.
-  EXPECT_DOUBLE_EQ(check.samples.at("rtpnode_source_jitter_seconds{ssrc=\"0x1a2b3c4d\",port=\"5004\",payload=\"pcmu/8000/1\"}"), 0.0025);
-  EXPECT_DOUBLE_EQ(check.samples.at("rtpnode_source_drift_ratio{ssrc=\"0x1a2b3c4d\",port=\"5004\",payload=\"pcmu/8000/1\"}"), 120e-6);
-  EXPECT_EQ(check.samples.at("rtpnode_source_muted{ssrc=\"0x1a2b3c4d\",port=\"5004\",payload=\"pcmu/8000/1\"}"), 1);
+  EXPECT_DOUBLE_EQ(check.samples.at("rtpnode_source_jitter_seconds{ssrc=\"0x1a2b3c4d\",port="
+                                    "\"5004\",payload=\"pcmu/8000/1\"}"),
+                   0.0025);
+  EXPECT_DOUBLE_EQ(
+      check.samples.at(
+          "rtpnode_source_drift_ratio{ssrc=\"0x1a2b3c4d\",port=\"5004\",payload=\"pcmu/8000/1\"}"),
+      120e-6);
+  EXPECT_EQ(check.samples.at(
+                "rtpnode_source_muted{ssrc=\"0x1a2b3c4d\",port=\"5004\",payload=\"pcmu/8000/1\"}"),
+            1);
   EXPECT_EQ(check.samples.at("rtpnode_callback_duration_seconds_bucket{le=\"+Inf\"}"), 16);
   EXPECT_EQ(check.samples.at("rtpnode_callback_duration_seconds_bucket{le=\"2.5e-05\"}"), 10);
   EXPECT_EQ(check.samples.at("rtpnode_packets_rejected_total{reason=\"too_short\"}"), 2);
-  EXPECT_EQ(check.types.at("rtpnode_source_packets_lost"), "gauge");  // RFC 3550 cumulative lost can fall
+  EXPECT_EQ(check.types.at("rtpnode_source_packets_lost"),
+            "gauge");  // RFC 3550 cumulative lost can fall
   // The escaped sender address, and no series of the departed source.
   EXPECT_NE(text.find("remote=\"weird \\\"quoted\\\" \\\\ name\\nline\""), std::string::npos);
   EXPECT_EQ(text.find("0x00000003"), std::string::npos);
@@ -81,12 +91,17 @@ TEST(StatsModel, PrometheusTextIsValidLineByLine) {
 TEST(StatsModel, TheCheckerRejectsBrokenExposition) {
   // The checker itself must catch what it claims to: a counter without _total, a sample with no
   // TYPE, a repeated series, an unescaped quote, a non-cumulative histogram.
-  EXPECT_FALSE(test::check_prometheus("# HELP x_count c\n# TYPE x_count counter\nx_count 1\n").problems.empty());
+  EXPECT_FALSE(test::check_prometheus("# HELP x_count c\n# TYPE x_count counter\nx_count 1\n")
+                   .problems.empty());
   EXPECT_FALSE(test::check_prometheus("y 1\n").problems.empty());
   EXPECT_FALSE(test::check_prometheus("# HELP y h\n# TYPE y gauge\ny 1\ny 2\n").problems.empty());
-  EXPECT_FALSE(test::check_prometheus("# HELP y h\n# TYPE y gauge\ny{a=\"x\"y\"} 1\n").problems.empty());
-  EXPECT_FALSE(test::check_prometheus("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 4\nh_sum 1\nh_count 4\n").problems.empty());
-  EXPECT_TRUE(test::check_prometheus("# HELP y h\n# TYPE y gauge\ny{a=\"x\\\"y\"} 1\n").problems.empty());
+  EXPECT_FALSE(
+      test::check_prometheus("# HELP y h\n# TYPE y gauge\ny{a=\"x\"y\"} 1\n").problems.empty());
+  EXPECT_FALSE(test::check_prometheus("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} "
+                                      "5\nh_bucket{le=\"+Inf\"} 4\nh_sum 1\nh_count 4\n")
+                   .problems.empty());
+  EXPECT_TRUE(
+      test::check_prometheus("# HELP y h\n# TYPE y gauge\ny{a=\"x\\\"y\"} 1\n").problems.empty());
 }
 
 TEST(StatsModel, JsonHasEveryDocumentedFieldAndNoOther) {
@@ -99,14 +114,15 @@ TEST(StatsModel, JsonHasEveryDocumentedFieldAndNoOther) {
     for (const auto& [k, v] : s.items()) {
       ASSERT_TRUE(src_schema["properties"].contains(k)) << k;
       const std::string type = src_schema["properties"][k]["type"];
-      const bool ok = type == "integer" ? v.is_number_integer()
+      const bool ok = type == "integer"  ? v.is_number_integer()
                       : type == "number" ? v.is_number()
                       : type == "string" ? v.is_string()
                                          : v.is_boolean();
       EXPECT_TRUE(ok) << k << " is not " << type;
     }
   }
-  for (const auto& [k, v] : doc["node"].items()) EXPECT_TRUE(schema["properties"]["node"]["properties"].contains(k)) << k;
+  for (const auto& [k, v] : doc["node"].items())
+    EXPECT_TRUE(schema["properties"]["node"]["properties"].contains(k)) << k;
   EXPECT_EQ(doc["node"]["callback_duration"]["counts"].size(), CallbackTimes::kBoundsUs.size() + 1);
 }
 
@@ -114,5 +130,6 @@ TEST(StatsModel, DocsAreGeneratedFromTheFieldTables) {
   // Regenerate with: build/node/rtpnode --stats-doc > docs/STATS.md;
   //                  build/node/rtpnode --stats-schema > docs/stats.schema.json
   EXPECT_EQ(slurp(RTPNODE_SOURCE_DIR "/docs/STATS.md"), stats_doc_markdown());
-  EXPECT_EQ(nlohmann::json::parse(slurp(RTPNODE_SOURCE_DIR "/docs/stats.schema.json")), stats_json_schema());
+  EXPECT_EQ(nlohmann::json::parse(slurp(RTPNODE_SOURCE_DIR "/docs/stats.schema.json")),
+            stats_json_schema());
 }

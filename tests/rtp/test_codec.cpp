@@ -34,16 +34,18 @@ int alaw_reference(std::uint8_t code) {
   const int a = code ^ 0x55;
   const int exponent = (a >> 4) & 7;
   const int mantissa = a & 0x0f;
-  const int magnitude = exponent == 0 ? (mantissa << 4) + 8 : ((mantissa << 4) + 0x108) << (exponent - 1);
+  const int magnitude =
+      exponent == 0 ? (mantissa << 4) + 8 : ((mantissa << 4) + 0x108) << (exponent - 1);
   return (a & 0x80) ? magnitude : -magnitude;
 }
 
-std::vector<std::int16_t> sine(int rate, double hz, int frames, int channels = 1, double amp = 0.5) {
+std::vector<std::int16_t> sine(int rate, double hz, int frames, int channels = 1,
+                               double amp = 0.5) {
   std::vector<std::int16_t> s(static_cast<std::size_t>(frames * channels));
   for (int i = 0; i < frames; ++i)
     for (int c = 0; c < channels; ++c)
-      s[static_cast<std::size_t>(i * channels + c)] =
-          static_cast<std::int16_t>(std::lround(amp * 32767 * std::sin(2 * M_PI * hz * (c + 1) * i / rate)));
+      s[static_cast<std::size_t>(i * channels + c)] = static_cast<std::int16_t>(
+          std::lround(amp * 32767 * std::sin(2 * M_PI * hz * (c + 1) * i / rate)));
   return s;
 }
 
@@ -91,8 +93,10 @@ TEST(G711Codec, RoundTripStaysWithinQuantisationStep) {
   std::vector<float> out(160);
   ASSERT_EQ(dec->decode(payload, out), 160);
   for (int i = 0; i < 160; ++i) {
-    const double err = std::fabs(out[static_cast<std::size_t>(i)] * 32768.0 - pcm[static_cast<std::size_t>(i)]);
-    EXPECT_LE(err, std::abs(pcm[static_cast<std::size_t>(i)]) / 16.0 + 16) << i;  // µ-law: ~4 mantissa bits
+    const double err =
+        std::fabs(out[static_cast<std::size_t>(i)] * 32768.0 - pcm[static_cast<std::size_t>(i)]);
+    EXPECT_LE(err, std::abs(pcm[static_cast<std::size_t>(i)]) / 16.0 + 16)
+        << i;  // µ-law: ~4 mantissa bits
   }
 }
 
@@ -131,7 +135,10 @@ TEST(G711Decoder, ConcealmentEqualsSpandspsIntendedPlcWithoutOverlappingCopies) 
   for (int start = 0; start + 160 <= static_cast<int>(pcm.size()); start += 160, ++packet) {
     const bool lost = packet % 7 == 3 || packet % 7 == 4 || packet % 11 == 6;  // runs of 1 and 2
     if (!lost) {
-      ASSERT_EQ(enc->encode(std::span<const std::int16_t>(pcm).subspan(static_cast<std::size_t>(start), 160), 160, payload), 160);
+      ASSERT_EQ(enc->encode(std::span<const std::int16_t>(pcm).subspan(
+                                static_cast<std::size_t>(start), 160),
+                            160, payload),
+                160);
       ASSERT_EQ(dec->decode(payload, out), 160);
       g711_decode(ref_g711, ref_pcm.data(), payload.data(), 160);
       plc_rx(ref, ref_pcm.data(), 160);
@@ -145,7 +152,8 @@ TEST(G711Decoder, ConcealmentEqualsSpandspsIntendedPlcWithoutOverlappingCopies) 
       ++concealed;
     }
     for (int i = 0; i < 160; ++i)
-      ASSERT_EQ(out[static_cast<std::size_t>(i)], static_cast<float>(ref_pcm[static_cast<std::size_t>(i)]) / 32768.0f)
+      ASSERT_EQ(out[static_cast<std::size_t>(i)],
+                static_cast<float>(ref_pcm[static_cast<std::size_t>(i)]) / 32768.0f)
           << "packet " << packet << " sample " << i << (lost ? " (concealed)" : "");
   }
   EXPECT_GT(concealed, 40);
@@ -154,7 +162,8 @@ TEST(G711Decoder, ConcealmentEqualsSpandspsIntendedPlcWithoutOverlappingCopies) 
 }
 
 TEST(G722Decoder, MatchesFfmpegReferenceDecoder) {
-  if (std::system("command -v ffmpeg > /dev/null 2>&1") != 0) GTEST_SKIP() << "ffmpeg not installed";
+  if (std::system("command -v ffmpeg > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "ffmpeg not installed";
   const PayloadFormat f{Codec::g722, 8000, 16000, 1};
   auto enc = make_encoder(f);
   auto dec = make_decoder(f);
@@ -163,7 +172,8 @@ TEST(G722Decoder, MatchesFfmpegReferenceDecoder) {
   ASSERT_EQ(enc->encode(pcm, 16000, bits), 8000);
   const std::string dir = ::testing::TempDir();
   const std::string in = dir + "/ref.g722", out = dir + "/ref.s16";
-  std::ofstream(in, std::ios::binary).write(reinterpret_cast<const char*>(bits.data()), static_cast<std::streamsize>(bits.size()));
+  std::ofstream(in, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bits.data()), static_cast<std::streamsize>(bits.size()));
   const std::string cmd = "ffmpeg -v error -y -f g722 -i " + in + " -f s16le -ar 16000 " + out;
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   std::ifstream r(out, std::ios::binary);
@@ -174,7 +184,8 @@ TEST(G722Decoder, MatchesFfmpegReferenceDecoder) {
   // Decode as 20 ms packets (160 octets -> 320 samples), the way RTP carries it.
   std::vector<float> ours(16000);
   for (std::size_t off = 0; off < bits.size(); off += 160)
-    ASSERT_EQ(dec->decode(std::span(bits).subspan(off, 160), std::span(ours).subspan(off * 2, 320)), 320);
+    ASSERT_EQ(dec->decode(std::span(bits).subspan(off, 160), std::span(ours).subspan(off * 2, 320)),
+              320);
   int mismatches = 0;
   for (std::size_t i = 0; i < ref.size(); ++i)
     if (std::lround(ours[i] * 32768.0f) != ref[i]) ++mismatches;
@@ -300,8 +311,8 @@ TEST(OpusDecoder, FecRebuildsALostPacketExactlyAsLibopusDoes) {
     pbuf.resize(static_cast<std::size_t>(m));
     plain_with_lbrr += dec->carries_fec(pbuf);
   }
-  EXPECT_GE(with_lbrr, 25);        // every packet after the first few carries redundancy
-  EXPECT_EQ(plain_with_lbrr, 0);   // without --fec none does
+  EXPECT_GE(with_lbrr, 25);       // every packet after the first few carries redundancy
+  EXPECT_EQ(plain_with_lbrr, 0);  // without --fec none does
 
   // Packet 20 is lost: ours rebuilds it from packet 21, libopus directly must give the same.
   constexpr int kLost = 20;
@@ -311,16 +322,21 @@ TEST(OpusDecoder, FecRebuildsALostPacketExactlyAsLibopusDoes) {
   ASSERT_EQ(err, OPUS_OK);
   for (int p = 0; p < kLost; ++p) {
     ASSERT_EQ(dec->decode(packets[p], scratch), 960);
-    ASSERT_EQ(opus_decode_float(lib, packets[p].data(), static_cast<opus_int32>(packets[p].size()), scratch.data(), 960, 0), 960);
+    ASSERT_EQ(opus_decode_float(lib, packets[p].data(), static_cast<opus_int32>(packets[p].size()),
+                                scratch.data(), 960, 0),
+              960);
   }
   const auto& next = packets[kLost + 1];
   ASSERT_EQ(dec->decode_fec(next, 960, ours), 960);
-  ASSERT_EQ(opus_decode_float(lib, next.data(), static_cast<opus_int32>(next.size()), ref.data(), 960, 1), 960);
+  ASSERT_EQ(
+      opus_decode_float(lib, next.data(), static_cast<opus_int32>(next.size()), ref.data(), 960, 1),
+      960);
   opus_decoder_destroy(lib);
   EXPECT_EQ(ours, ref);
   // And it is the lost audio, not silence or a guess: it correlates with the original.
   std::vector<float> orig(960);
-  for (int i = 0; i < 960; ++i) orig[static_cast<std::size_t>(i)] = pcm[static_cast<std::size_t>(kLost * 960 + i)] / 32768.0f;
+  for (int i = 0; i < 960; ++i)
+    orig[static_cast<std::size_t>(i)] = pcm[static_cast<std::size_t>(kLost * 960 + i)] / 32768.0f;
   EXPECT_GT(best_correlation(orig, ours, 240), 0.8);
   // Not a multiple of 2.5 ms, or a packet without redundancy: refused, the caller conceals.
   EXPECT_EQ(dec->decode_fec(next, 100, ours), -1);
@@ -348,7 +364,8 @@ TEST(L16Decoder, ConcealsByRepeatingThePitchPeriodAndFadesOut) {
   for (int i = 0; i < 480; ++i) {
     const float want = pcm[static_cast<std::size_t>(5 * 1920 + 2 * i)] / 32768.0f;
     const float gain = 1.0f - static_cast<float>(i) / 2880.0f;
-    err = std::max<double>(err, std::fabs(concealed[static_cast<std::size_t>(2 * i)] - gain * want));
+    err =
+        std::max<double>(err, std::fabs(concealed[static_cast<std::size_t>(2 * i)] - gain * want));
   }
   EXPECT_LT(err, 0.01);
   // Silent after the 60 ms fade.

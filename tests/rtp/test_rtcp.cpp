@@ -124,8 +124,9 @@ TEST(Rtcp, SenderReportWithByeRoundTrips) {
 TEST(OrtpLog, RepeatedWarningsOfOneKindArePrintedOnceAndCounted) {
   ortp_log_route();
   // RR with no blocks, then an SDES whose chunk's CNAME item claims more bytes than there are.
-  std::vector<std::uint8_t> d = {0x80, 201, 0, 1, 0, 0, 0, 1,                  // RR, SSRC 1
-                                 0x81, 202, 0, 2, 0, 0, 0, 2, 1, 200, 'a', 'b'};  // SDES, CNAME len 200
+  std::vector<std::uint8_t> d = {0x80, 201, 0,   1,  0, 0, 0, 1,  // RR, SSRC 1
+                                 0x81, 202, 0,   2,  0, 0, 0, 2,
+                                 1,    200, 'a', 'b'};  // SDES, CNAME len 200
   const std::uint64_t lines0 = ortp_log_lines();
   const std::uint64_t suppressed0 = ortp_log_suppressed();
   ::testing::internal::CaptureStderr();
@@ -136,7 +137,8 @@ TEST(OrtpLog, RepeatedWarningsOfOneKindArePrintedOnceAndCounted) {
   const std::string err = ::testing::internal::GetCapturedStderr();
   const std::uint64_t lines = ortp_log_lines() - lines0;
   ASSERT_GE(lines, 1000u) << "oRTP no longer warns here; pick another malformation";
-  EXPECT_EQ(ortp_log_suppressed() - suppressed0, lines - static_cast<std::uint64_t>(std::count(err.begin(), err.end(), '\n')));
+  EXPECT_EQ(ortp_log_suppressed() - suppressed0,
+            lines - static_cast<std::uint64_t>(std::count(err.begin(), err.end(), '\n')));
   EXPECT_LE(std::count(err.begin(), err.end(), '\n'), 2) << err;
   EXPECT_NE(err.find("repeats are counted"), std::string::npos) << err;
 }
@@ -144,9 +146,10 @@ TEST(OrtpLog, RepeatedWarningsOfOneKindArePrintedOnceAndCounted) {
 // Found by fuzz_rtcp: an SDES item type outside oRTP's enum (100) reached our callback as that
 // enum, an undefined load (UBSan). Items of any type are skipped safely; CNAME is still read.
 TEST(Rtcp, SdesItemsOfUnknownTypeAreSkippedAndCnameIsRead) {
-  const std::vector<std::uint8_t> d = {0x80, 201, 0, 1, 0, 0, 0, 1,                         // RR, SSRC 1
-                                       0x81, 202, 0, 4, 0, 0, 0, 7,                         // SDES, SSRC 7
-                                       100, 2, 'x', 'y', 1, 2, 'a', 'b', 0, 0, 0, 0};       // type 100, CNAME "ab"
+  const std::vector<std::uint8_t> d = {0x80, 201, 0,   1,   0, 0, 0,   1,  // RR, SSRC 1
+                                       0x81, 202, 0,   4,   0, 0, 0,   7,  // SDES, SSRC 7
+                                       100,  2,   'x', 'y', 1, 2, 'a', 'b',
+                                       0,    0,   0,   0};  // type 100, CNAME "ab"
   RtcpCompound c;
   ASSERT_EQ(rtcp_parse(d, c), RtcpParseStatus::ok);
   ASSERT_EQ(c.cnames.size(), 1u);

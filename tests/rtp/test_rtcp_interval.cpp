@@ -6,7 +6,7 @@ using namespace rtpnode;
 
 // RFC 3550 A.7 rtcp_interval(), worked by hand.
 TEST(RtcpInterval, OneSenderOneReceiverGetsTheMinimumRandomised) {
-  RtcpIntervalInputs in;  // 2 members, 1 sender: senders > 25 %, no bandwidth split
+  RtcpIntervalInputs in;    // 2 members, 1 sender: senders > 25 %, no bandwidth split
   in.rtcp_bandwidth = 400;  // 5 % of 64 kbit/s
   EXPECT_NEAR(rtcp_interval(in, 0.5), 5.0 / 1.21828, 1e-9);
   EXPECT_NEAR(rtcp_interval(in, 0.0), 2.5 / 1.21828, 1e-9);

@@ -7,7 +7,9 @@ using namespace rtpnode;
 using rtpnode::test::PacketBuilder;
 
 namespace {
-RtpParseStatus parse(const std::vector<std::uint8_t>& p, RtpHeaderView& h) { return rtp_parse(p, h); }
+RtpParseStatus parse(const std::vector<std::uint8_t>& p, RtpHeaderView& h) {
+  return rtp_parse(p, h);
+}
 }  // namespace
 
 TEST(RtpHeader, ParsesFixedHeaderFields) {
@@ -106,7 +108,7 @@ TEST(SeqUnwrapper, ExtendsAcrossWrapAndReorder) {
   EXPECT_EQ(u.unwrap(1), 65537);
   EXPECT_EQ(u.unwrap(65535), 65535);  // reordered from before the wrap
   EXPECT_EQ(u.unwrap(2), 65538);
-  EXPECT_EQ(u.unwrap(2), 65538);      // duplicate keeps its value
+  EXPECT_EQ(u.unwrap(2), 65538);  // duplicate keeps its value
 }
 
 TEST(SeqUnwrapper, ReorderedPacketBeforeWrapKeepsCycle) {

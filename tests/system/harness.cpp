@@ -49,13 +49,15 @@ void write_wav16(const std::string& path, const Audio& a) {
   if (!f) throw std::runtime_error("cannot write " + path);
   // Exact: every sample is k/32768; libsndfile's float->int conversion would clip at 1.0 anyway.
   std::vector<short> s(a.samples.size());
-  for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<short>(std::lround(a.samples[i] * 32768.0f));
+  for (std::size_t i = 0; i < s.size(); ++i)
+    s[i] = static_cast<short>(std::lround(a.samples[i] * 32768.0f));
   sf_writef_short(f, s.data(), static_cast<sf_count_t>(a.frames()));
   sf_close(f);
 }
 
 Audio load_recording(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw std::runtime_error(path + " missing: run tools/setup.sh");
+  if (!std::filesystem::exists(path))
+    throw std::runtime_error(path + " missing: run tools/setup.sh");
   Audio a = read_wav(path);
   // Snap to the 16-bit grid so that the file we hand to rtpsend holds exactly these values.
   for (float& v : a.samples) v = static_cast<float>(std::lround(v * 32768.0f)) / 32768.0f;
@@ -65,23 +67,27 @@ Audio load_recording(const std::string& path) {
 Audio resample(const Audio& in, int rate, int quality) {
   if (in.rate == rate) return in;
   int err = 0;
-  SpeexResamplerState* st = speex_resampler_init(static_cast<spx_uint32_t>(in.channels), static_cast<spx_uint32_t>(in.rate),
+  SpeexResamplerState* st = speex_resampler_init(static_cast<spx_uint32_t>(in.channels),
+                                                 static_cast<spx_uint32_t>(in.rate),
                                                  static_cast<spx_uint32_t>(rate), quality, &err);
   speex_resampler_skip_zeros(st);
   Audio out;
   out.rate = rate;
   out.channels = in.channels;
-  out.samples.resize((in.frames() * static_cast<std::size_t>(rate) / static_cast<std::size_t>(in.rate) + 64) *
-                     static_cast<std::size_t>(in.channels));
+  out.samples.resize(
+      (in.frames() * static_cast<std::size_t>(rate) / static_cast<std::size_t>(in.rate) + 64) *
+      static_cast<std::size_t>(in.channels));
   auto in_len = static_cast<spx_uint32_t>(in.frames());
   auto out_len = static_cast<spx_uint32_t>(out.frames());
-  speex_resampler_process_interleaved_float(st, in.samples.data(), &in_len, out.samples.data(), &out_len);
+  speex_resampler_process_interleaved_float(st, in.samples.data(), &in_len, out.samples.data(),
+                                            &out_len);
   speex_resampler_destroy(st);
   out.samples.resize(std::size_t{out_len} * static_cast<std::size_t>(in.channels));
   return out;
 }
 
-Process::Process(const std::vector<std::string>& argv, const std::string& log_path) : log_path_(log_path) {
+Process::Process(const std::vector<std::string>& argv, const std::string& log_path)
+    : log_path_(log_path) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -119,7 +125,8 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
 bool freeze_thread(pid_t tid, std::chrono::milliseconds duration) {
   if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) return false;
   int status = 0;
-  const bool stopped = ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0 && waitpid(tid, &status, __WALL) == tid;
+  const bool stopped =
+      ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0 && waitpid(tid, &status, __WALL) == tid;
   if (stopped) std::this_thread::sleep_for(duration);
   ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
   return stopped;
@@ -136,21 +143,27 @@ std::string Process::log() const {
   return ss.str();
 }
 
-JackServer::JackServer(const std::string& dir, int period, int playback_channels, const std::string& name) {
+JackServer::JackServer(const std::string& dir, int period, int playback_channels,
+                       const std::string& name) {
   static std::atomic<int> counter{0};
-  name_ = !name.empty() ? name : "rtpnode-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  name_ = !name.empty()
+              ? name
+              : "rtpnode-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
   setenv("JACK_DEFAULT_SERVER", name_.c_str(), 1);
   setenv("JACK_NO_START_SERVER", "1", 1);
   setenv("JACK_NO_AUDIO_RESERVATION", "1", 1);
   std::vector<std::string> argv{"jackd", "-n", name_};
-  if (geteuid() == 0) argv.insert(argv.end(), {"-R", "-P", "70"});
-  else argv.emplace_back("--no-realtime");
-  argv.insert(argv.end(), {"-d", "dummy", "-r", "48000", "-p", std::to_string(period), "-C", "2", "-P",
-                              std::to_string(playback_channels)});
+  if (geteuid() == 0)
+    argv.insert(argv.end(), {"-R", "-P", "70"});
+  else
+    argv.emplace_back("--no-realtime");
+  argv.insert(argv.end(), {"-d", "dummy", "-r", "48000", "-p", std::to_string(period), "-C", "2",
+                           "-P", std::to_string(playback_channels)});
   jackd_ = std::make_unique<Process>(argv, dir + "/jackd.log");
   Process waiter({"jack_wait", "-w", "-t", "10"}, dir + "/jack_wait.log");
   const auto rc = waiter.wait(std::chrono::seconds(15));
-  if (!rc || *rc != 0) throw std::runtime_error("JACK dummy server did not start: " + jackd_->log());
+  if (!rc || *rc != 0)
+    throw std::runtime_error("JACK dummy server did not start: " + jackd_->log());
 }
 
 JackServer::~JackServer() {
@@ -178,8 +191,8 @@ bool JackServer::wait_for_port(const std::string& port) {
 
 std::string test_dir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string dir = ::testing::TempDir() + "rtpnode-" + std::to_string(getpid()) + "-" + info->test_suite_name() +
-                          "-" + info->name();
+  const std::string dir = ::testing::TempDir() + "rtpnode-" + std::to_string(getpid()) + "-" +
+                          info->test_suite_name() + "-" + info->name();
   std::filesystem::create_directories(dir);
   return dir;
 }
@@ -189,7 +202,8 @@ LoopbackUdp::LoopbackUdp(std::chrono::milliseconds recv_timeout) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("cannot bind a loopback UDP socket");
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    throw std::runtime_error("cannot bind a loopback UDP socket");
   socklen_t len = sizeof a;
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   port = ntohs(a.sin_port);
@@ -202,14 +216,17 @@ LoopbackUdp::~LoopbackUdp() {
   if (fd >= 0) close(fd);
 }
 
-int free_udp_port() { return LoopbackUdp().port; }
+int free_udp_port() {
+  return LoopbackUdp().port;
+}
 
 int free_tcp_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("cannot bind a TCP socket");
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    throw std::runtime_error("cannot bind a TCP socket");
   socklen_t len = sizeof a;
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
@@ -227,7 +244,8 @@ HttpReply http_request(int port, const std::string& method, const std::string& p
   }
   std::string out;
   char buf[8192];
-  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
   close(fd);
   if (out.size() < 12 || out.compare(0, 5, "HTTP/") != 0) return r;
   r.status = std::atoi(out.substr(9, 3).c_str());
@@ -250,7 +268,10 @@ namespace {
 
 bool silent_frame(const Audio& a, std::size_t f, float threshold) {
   for (int c = 0; c < a.channels; ++c)
-    if (std::fabs(a.samples[f * static_cast<std::size_t>(a.channels) + static_cast<std::size_t>(c)]) > threshold) return false;
+    if (std::fabs(
+            a.samples[f * static_cast<std::size_t>(a.channels) + static_cast<std::size_t>(c)]) >
+        threshold)
+      return false;
   return true;
 }
 
@@ -261,7 +282,9 @@ long first_sound(const Audio& a, float threshold) {
 }
 
 bool frame_equal(const Audio& cap, long c, const Audio& exp, long e, float tol) {
-  if (c < 0 || e < 0 || static_cast<std::size_t>(c) >= cap.frames() || static_cast<std::size_t>(e) >= exp.frames()) return false;
+  if (c < 0 || e < 0 || static_cast<std::size_t>(c) >= cap.frames() ||
+      static_cast<std::size_t>(e) >= exp.frames())
+    return false;
   for (int ch = 0; ch < exp.channels; ++ch) {
     const float x = cap.samples[static_cast<std::size_t>(c * cap.channels + ch)];
     const float y = exp.samples[static_cast<std::size_t>(e * exp.channels + ch)];
@@ -299,7 +322,8 @@ ExactMatch match_exact(const Audio& capture, const Audio& expected, int period, 
         const long n = std::min<long>(period, static_cast<long>(expected.frames()) - (c - nd));
         if (n <= 0) continue;
         bool ok = true;
-        for (long i = 0; i < n && ok; ++i) ok = frame_equal(capture, c + i, expected, c + i - nd, tolerance);
+        for (long i = 0; i < n && ok; ++i)
+          ok = frame_equal(capture, c + i, expected, c + i - nd, tolerance);
         if (ok) {
           d = nd;
           ++m.realignments;

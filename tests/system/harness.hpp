@@ -18,7 +18,9 @@ struct Audio {
   std::vector<float> samples;
   int rate = 0;
   int channels = 0;
-  [[nodiscard]] std::size_t frames() const { return channels ? samples.size() / static_cast<std::size_t>(channels) : 0; }
+  [[nodiscard]] std::size_t frames() const {
+    return channels ? samples.size() / static_cast<std::size_t>(channels) : 0;
+  }
 };
 
 Audio read_wav(const std::string& path);
@@ -57,7 +59,8 @@ class JackServer {
   /// `name`: the server name; empty = unique per process and call. A server that a test kills
   /// (kill_now) must have a fixed name: JACK2 reclaims a dead server's slot in its shared
   /// registry (8 slots) only when a server of the same name starts again.
-  explicit JackServer(const std::string& dir, int period = 1024, int playback_channels = 2, const std::string& name = "");
+  explicit JackServer(const std::string& dir, int period = 1024, int playback_channels = 2,
+                      const std::string& name = "");
   ~JackServer();
   [[nodiscard]] const std::string& name() const { return name_; }
   /// Waits until a port named `port` exists (jack_lsp), up to 10 s.
@@ -93,7 +96,7 @@ int free_udp_port();
 int free_tcp_port();
 
 struct HttpReply {
-  int status = 0;       ///< 0: no answer (connection refused, closed or timed out)
+  int status = 0;  ///< 0: no answer (connection refused, closed or timed out)
   std::string body;
 };
 /// One HTTP/1.0 request to 127.0.0.1:`port` (`method` `path`), read until the server closes,
@@ -107,14 +110,15 @@ std::pair<int, std::string> run_command(const std::string& command);
 /// frame mismatches, the alignment is searched again at +-k periods. Silent periods between
 /// matching ones are skipped as gaps.
 struct ExactMatch {
-  std::size_t matched_frames = 0;   ///< capture frames equal to the expected ones, exactly
+  std::size_t matched_frames = 0;  ///< capture frames equal to the expected ones, exactly
   std::size_t mismatched_frames = 0;
-  int realignments = 0;             ///< whole-period shifts (xruns) absorbed
+  int realignments = 0;               ///< whole-period shifts (xruns) absorbed
   std::size_t silent_gap_frames = 0;  ///< capture silent where sound was expected (periods JACK
                                       ///< dropped in an xrun)
-  long first_offset = 0;            ///< capture frame index of expected frame 0
+  long first_offset = 0;              ///< capture frame index of expected frame 0
 };
-ExactMatch match_exact(const Audio& capture, const Audio& expected, int period, float tolerance = 0.0f);
+ExactMatch match_exact(const Audio& capture, const Audio& expected, int period,
+                       float tolerance = 0.0f);
 
 /// Best normalized cross-correlation of capture channel 0 against expected channel 0, over
 /// alignments found from the first non-silent frames (+- search frames).

@@ -47,7 +47,8 @@ JackProbe::JackProbe(const std::string& source_port, double max_seconds) {
   if (jack_connect(client_, source_port.c_str(), jack_port_name(in_)) != 0)
     throw std::runtime_error("JackProbe: cannot connect " + source_port);
   jack_latency_range_t range{};
-  jack_port_get_latency_range(jack_port_by_name(client_, source_port.c_str()), JackPlaybackLatency, &range);
+  jack_port_get_latency_range(jack_port_by_name(client_, source_port.c_str()), JackPlaybackLatency,
+                              &range);
   latency_frames_ = range.max;
 }
 
@@ -58,7 +59,9 @@ JackProbe::~JackProbe() {
   }
 }
 
-void JackProbe::stop() { recording_ = false; }
+void JackProbe::stop() {
+  recording_ = false;
+}
 
 int JackProbe::process(jack_nframes_t n, void* arg) {
   auto* self = static_cast<JackProbe*>(arg);
@@ -78,14 +81,19 @@ int JackProbe::process(jack_nframes_t n, void* arg) {
   return 0;
 }
 
-std::int64_t JackProbe::dac_ns(std::size_t i) const { return dac_and_lateness_ns(i).first; }
+std::int64_t JackProbe::dac_ns(std::size_t i) const {
+  return dac_and_lateness_ns(i).first;
+}
 
-std::int64_t JackProbe::wake_lateness_ns(std::size_t i) const { return dac_and_lateness_ns(i).second; }
+std::int64_t JackProbe::wake_lateness_ns(std::size_t i) const {
+  return dac_and_lateness_ns(i).second;
+}
 
 std::pair<std::int64_t, std::int64_t> JackProbe::dac_and_lateness_ns(std::size_t i) const {
   const std::size_t n = ncycles_.load();
-  const auto it = std::upper_bound(cycles_.begin(), cycles_.begin() + static_cast<std::ptrdiff_t>(n), i,
-                                   [](std::size_t v, const Cycle& c) { return v < c.first; });
+  const auto it =
+      std::upper_bound(cycles_.begin(), cycles_.begin() + static_cast<std::ptrdiff_t>(n), i,
+                       [](std::size_t v, const Cycle& c) { return v < c.first; });
   if (it == cycles_.begin()) return {0, 0};
   const auto c = static_cast<std::size_t>(it - cycles_.begin()) - 1;
   // A cycle's wake-up time is its ideal start plus the scheduler's lateness (tens of µs, a few
@@ -97,17 +105,22 @@ std::pair<std::int64_t, std::int64_t> JackProbe::dac_and_lateness_ns(std::size_t
   const double ns_per_frame = 1e9 / rate_;
   auto implied = [&](std::size_t j) {
     return static_cast<double>(cycles_[j].usecs) * 1000.0 -
-           (static_cast<double>(cycles_[j].first) - static_cast<double>(cycles_[c].first)) * ns_per_frame;
+           (static_cast<double>(cycles_[j].first) - static_cast<double>(cycles_[c].first)) *
+               ns_per_frame;
   };
   auto regular = [&](std::size_t j) {  // the gap from cycle j-1 to j is one period (±50 %)
-    const double period = static_cast<double>(cycles_[j].first - cycles_[j - 1].first) * ns_per_frame;
+    const double period =
+        static_cast<double>(cycles_[j].first - cycles_[j - 1].first) * ns_per_frame;
     const double gap = static_cast<double>(cycles_[j].usecs - cycles_[j - 1].usecs) * 1000.0;
     return gap > 0.5 * period && gap < 1.5 * period;
   };
   double start = implied(c);
-  for (std::size_t j = c; j > 0 && c - j < kWindow && regular(j); --j) start = std::min(start, implied(j - 1));
-  for (std::size_t j = c + 1; j < n && j - c <= kWindow && regular(j); ++j) start = std::min(start, implied(j));
-  const double offset_ns = static_cast<double>(i - cycles_[c].first + latency_frames_) * ns_per_frame;
+  for (std::size_t j = c; j > 0 && c - j < kWindow && regular(j); --j)
+    start = std::min(start, implied(j - 1));
+  for (std::size_t j = c + 1; j < n && j - c <= kWindow && regular(j); ++j)
+    start = std::min(start, implied(j));
+  const double offset_ns =
+      static_cast<double>(i - cycles_[c].first + latency_frames_) * ns_per_frame;
   return {static_cast<std::int64_t>(start + offset_ns) - jack_minus_monotonic_ns_,
           static_cast<std::int64_t>(implied(c) - start)};
 }

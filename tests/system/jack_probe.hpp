@@ -46,8 +46,8 @@ class JackProbe {
   [[nodiscard]] std::pair<std::int64_t, std::int64_t> dac_and_lateness_ns(std::size_t i) const;
   static int process(jack_nframes_t n, void* self);
   struct Cycle {
-    std::size_t first = 0;     ///< index of the cycle's first recorded frame
-    jack_time_t usecs = 0;     ///< JACK time of the cycle's start
+    std::size_t first = 0;  ///< index of the cycle's first recorded frame
+    jack_time_t usecs = 0;  ///< JACK time of the cycle's start
   };
   jack_client_t* client_ = nullptr;
   jack_port_t* in_ = nullptr;

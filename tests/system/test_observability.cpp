@@ -100,13 +100,23 @@ std::uint64_t ntp_now() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   const std::uint64_t secs = static_cast<std::uint64_t>(ts.tv_sec) + 2208988800ull;
-  return (secs << 32) | static_cast<std::uint64_t>((static_cast<double>(ts.tv_nsec) / 1e9) * 4294967296.0);
+  return (secs << 32) |
+         static_cast<std::uint64_t>((static_cast<double>(ts.tv_nsec) / 1e9) * 4294967296.0);
 }
 
-std::vector<std::string> node_argv(int port, const std::string& dir, std::vector<std::string> extra) {
-  std::vector<std::string> argv{RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
-                                "127.0.0.1:" + std::to_string(port), "--stats-json", dir + "/stats.json",
-                                "--stats-interval", "1s"};
+std::vector<std::string> node_argv(int port, const std::string& dir,
+                                   std::vector<std::string> extra) {
+  std::vector<std::string> argv{RTPNODE_BIN,
+                                "--host-api",
+                                "jack",
+                                "--client-name",
+                                "rtpn",
+                                "--listen",
+                                "127.0.0.1:" + std::to_string(port),
+                                "--stats-json",
+                                dir + "/stats.json",
+                                "--stats-interval",
+                                "1s"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
@@ -121,7 +131,8 @@ TEST(Rtcp, ReceiverReportsToATestPeerCarryFractionLostJitterAndLsr) {
   const std::string dir = test_dir();
   JackServer jack(dir, 1024);
   const int node_port = free_udp_port() & ~1;
-  Process node(node_argv(node_port, dir, {"--duration", "12s", "--latency", "100ms", "--rtcp-min-interval", "1s"}),
+  Process node(node_argv(node_port, dir,
+                         {"--duration", "12s", "--latency", "100ms", "--rtcp-min-interval", "1s"}),
                dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
   std::this_thread::sleep_for(500ms);
@@ -147,7 +158,8 @@ TEST(Rtcp, ReceiverReportsToATestPeerCarryFractionLostJitterAndLsr) {
   std::uint64_t sr_ntp = 0;
   std::chrono::steady_clock::time_point sr_sent;
   int dropped = 0;
-  std::vector<std::pair<int, std::chrono::steady_clock::time_point>> sent;  // sequence number, send time
+  std::vector<std::pair<int, std::chrono::steady_clock::time_point>>
+      sent;  // sequence number, send time
   for (int i = 0; i < kPackets; ++i) {
     if (i == 2) {
       RtcpSenderReport sr;
@@ -162,7 +174,8 @@ TEST(Rtcp, ReceiverReportsToATestPeerCarryFractionLostJitterAndLsr) {
       ++dropped;
       continue;
     }
-    send_to(peer.rtp, node_port, b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload));
+    send_to(peer.rtp, node_port,
+            b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload));
     sent.emplace_back(i, std::chrono::steady_clock::now());
   }
   std::this_thread::sleep_for(2500ms);  // one more report after the last packet
@@ -174,14 +187,17 @@ TEST(Rtcp, ReceiverReportsToATestPeerCarryFractionLostJitterAndLsr) {
   // Tmin 1 s: intervals of 0.41 to 1.23 s (A.7), so at least three consecutive pairs of reports
   // fall inside the stream's steady part (1 s to 6 s).
   std::string times;
-  for (const auto& r : reports) times += std::to_string(std::chrono::duration<double>(r.first - t0).count()) + " ";
+  for (const auto& r : reports)
+    times += std::to_string(std::chrono::duration<double>(r.first - t0).count()) + " ";
   // The RFC 3550 A.8 jitter of the packets as actually sent, up to sequence number `h`: the 5 ms
   // pattern plus this thread's wake-up noise, which the node's estimate rightly includes.
   auto sent_jitter = [&](std::uint32_t h) {
     double j = 0;
-    for (std::size_t n = 1; n < sent.size() && static_cast<std::uint32_t>(sent[n].first) <= h; ++n) {
-      const double transit_change = std::chrono::duration<double>(sent[n].second - sent[n - 1].second).count() * 8000.0 -
-                                    (sent[n].first - sent[n - 1].first) * 160.0;
+    for (std::size_t n = 1; n < sent.size() && static_cast<std::uint32_t>(sent[n].first) <= h;
+         ++n) {
+      const double transit_change =
+          std::chrono::duration<double>(sent[n].second - sent[n - 1].second).count() * 8000.0 -
+          (sent[n].first - sent[n - 1].first) * 160.0;
       j += (std::abs(transit_change) - j) / 16.0;
     }
     return j;
@@ -199,11 +215,13 @@ TEST(Rtcp, ReceiverReportsToATestPeerCarryFractionLostJitterAndLsr) {
     if (k > 0 && reports[k].first - t0 < 6s && reports[k - 1].first - t0 > 1s) {
       // An interval inside the steady part: the fraction lost between the two reports' highest
       // sequence numbers (RFC 3550 A.3), 10 % give or take where the interval cuts the pattern.
-      const std::uint32_t from = reports[k - 1].second.report_blocks[0].highest_seq, to = rb.highest_seq;
+      const std::uint32_t from = reports[k - 1].second.report_blocks[0].highest_seq,
+                          to = rb.highest_seq;
       int lost = 0;
       for (std::uint32_t q = from + 1; q <= to; ++q) lost += (q % 10 == 9 && q > 10) ? 1 : 0;
       ASSERT_GT(to, from);
-      EXPECT_EQ(rb.fraction_lost, (lost << 8) / static_cast<int>(to - from)) << "report " << k << ": " << from << ".." << to;
+      EXPECT_EQ(rb.fraction_lost, (lost << 8) / static_cast<int>(to - from))
+          << "report " << k << ": " << from << ".." << to;
       const double expected_jitter = sent_jitter(rb.highest_seq);
       EXPECT_NEAR(expected_jitter, 40.0, 12.0) << "report " << k;  // the pattern's 5 ms dominates
       EXPECT_NEAR(rb.jitter, expected_jitter, 2.0) << "report " << k << " at " << times;
@@ -219,7 +237,7 @@ TEST(Rtcp, ReceiverReportsToATestPeerCarryFractionLostJitterAndLsr) {
   std::cout << "RR jitter / jitter of the send times (ticks): " << jitters << "\n";
   const RtcpReportBlock& last = reports.back().second.report_blocks[0];
   EXPECT_EQ(last.highest_seq, static_cast<std::uint32_t>(kPackets - 2));  // 299 was one of the lost
-  EXPECT_EQ(last.cumulative_lost, dropped - 1);                          // the last loss is past the highest
+  EXPECT_EQ(last.cumulative_lost, dropped - 1);  // the last loss is past the highest
   json stats;
   std::ifstream(dir + "/stats.json") >> stats;
   EXPECT_GE(stats["node"]["receiver_reports_sent"].get<int>(), static_cast<int>(reports.size()));
@@ -234,11 +252,12 @@ TEST(EventLog, ExplainsAnXrunALoopStallAndADriftBeyondTheLimit) {
   JackServer jack(dir, 1024);
   const int node_port = free_udp_port();
   const std::string events = dir + "/events.jsonl";
-  Process node(node_argv(node_port, dir, {"--duration", "15s", "--event-log", events}), dir + "/rtpnode.log");
+  Process node(node_argv(node_port, dir, {"--duration", "15s", "--event-log", events}),
+               dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
   std::this_thread::sleep_for(300ms);
-  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "11s", "--skew-ppm", "8000", "--dest",
-                  "127.0.0.1:" + std::to_string(node_port)},
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "11s",
+                  "--skew-ppm", "8000", "--dest", "127.0.0.1:" + std::to_string(node_port)},
                  dir + "/rtpsend.log");
   const auto t0 = std::chrono::steady_clock::now();
   std::this_thread::sleep_until(t0 + 3500ms);
@@ -266,7 +285,8 @@ TEST(EventLog, ExplainsAnXrunALoopStallAndADriftBeyondTheLimit) {
       EXPECT_GT(e["underrun_frames"].get<int>(), 0) << line;
     }
     if (kind == "concealment_burst" && cause == "loop_stalled") ++loop_concealments;
-    if ((kind == "underrun" || kind == "concealment_burst") && cause == "stream_stalled") ++stream_stalled;
+    if ((kind == "underrun" || kind == "concealment_burst") && cause == "stream_stalled")
+      ++stream_stalled;
     if (kind == "drift_limit") drift_limit = e;
     std::cout << line.substr(0, 300) << "\n";
   }
@@ -289,7 +309,8 @@ TEST(EventLog, RecordsAPayloadTypeChangeOnce) {
   JackServer jack(dir, 1024);
   const int node_port = free_udp_port();
   const std::string events = dir + "/events.jsonl";
-  Process node(node_argv(node_port, dir, {"--duration", "5s", "--event-log", events}), dir + "/rtpnode.log");
+  Process node(node_argv(node_port, dir, {"--duration", "5s", "--event-log", events}),
+               dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
   std::this_thread::sleep_for(300ms);
   SenderPorts peer;
@@ -300,7 +321,8 @@ TEST(EventLog, RecordsAPayloadTypeChangeOnce) {
   for (int i = 0; i < 150; ++i) {
     b.pt = i < 100 ? 0 : 8;
     std::this_thread::sleep_until(t0 + i * 20ms);
-    send_to(peer.rtp, node_port, b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload));
+    send_to(peer.rtp, node_port,
+            b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload));
   }
   EXPECT_EQ(node.wait(10s), std::optional<int>(0)) << node.log();
   std::ifstream in(events);
@@ -330,8 +352,9 @@ TEST(Sync, ReportedArrivalToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   const std::string dir = test_dir();
   JackServer jack(dir, 1024);
   const int node_port = free_udp_port();
-  Process node(node_argv(node_port, dir, {"--duration", "9s", "--payload", "97=L16/48000/1", "--latency", "60ms",
-                                          "--drift", "off"}),
+  Process node(node_argv(node_port, dir,
+                         {"--duration", "9s", "--payload", "97=L16/48000/1", "--latency", "60ms",
+                          "--drift", "off"}),
                dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
   JackProbe probe("rtpn:out_0", 12.0);
@@ -359,7 +382,9 @@ TEST(Sync, ReportedArrivalToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   for (int i = 0; i < kPackets; ++i) {
     std::this_thread::sleep_until(t0 + i * 20ms);
     const bool is_impulse = i % 50 == 25;
-    send_to(peer.rtp, node_port, b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * kFrames), is_impulse ? impulse : silence));
+    send_to(peer.rtp, node_port,
+            b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * kFrames),
+                    is_impulse ? impulse : silence));
     sent_ns[i] = ns(std::chrono::steady_clock::now());
     scheduled_ns[i] = ns(t0 + i * 20ms);
     if (is_impulse) impulse_packets.push_back(i);
@@ -379,11 +404,13 @@ TEST(Sync, ReportedArrivalToDacDelayMatchesTheCaptureWithinOneMillisecond) {
     EXPECT_EQ(probe.samples()[found[k]], 0.5f);  // L16 at the device rate passes untouched
     const int i = impulse_packets[k];
     playout_ms.push_back(static_cast<double>(probe.dac_ns(found[k]) - scheduled_ns[i]) / 1e6);
-    std::printf("impulse %zu: scheduled send -> DAC %.3f ms, actual send -> DAC %.3f ms (sent %.3f ms late; "
-                "its cycle woke %.3f ms late)\n",
-                k, playout_ms.back(), static_cast<double>(probe.dac_ns(found[k]) - sent_ns[i]) / 1e6,
-                static_cast<double>(sent_ns[i] - scheduled_ns[i]) / 1e6,
-                static_cast<double>(probe.wake_lateness_ns(found[k])) / 1e6);
+    std::printf(
+        "impulse %zu: scheduled send -> DAC %.3f ms, actual send -> DAC %.3f ms (sent %.3f ms "
+        "late; "
+        "its cycle woke %.3f ms late)\n",
+        k, playout_ms.back(), static_cast<double>(probe.dac_ns(found[k]) - sent_ns[i]) / 1e6,
+        static_cast<double>(sent_ns[i] - scheduled_ns[i]) / 1e6,
+        static_cast<double>(probe.wake_lateness_ns(found[k])) / 1e6);
     lo = std::min(lo, playout_ms.back());
     hi = std::max(hi, playout_ms.back());
   }
@@ -400,9 +427,11 @@ TEST(Sync, ReportedArrivalToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   std::ifstream(dir + "/stats.json") >> stats;
   ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2);
   const double reported = stats["sources"][0]["arrival_to_dac_ms"].get<double>();
-  std::printf("arrival -> DAC: reported %.3f ms, measured in the capture %.3f ms (%zu impulses, playout %.3f..%.3f ms "
-              "after the schedule; JACK playback latency %u frames; JACK xruns %d)\n",
-              reported, measured, found.size(), lo, hi, probe.playback_latency_frames(), probe.xruns());
+  std::printf(
+      "arrival -> DAC: reported %.3f ms, measured in the capture %.3f ms (%zu impulses, playout "
+      "%.3f..%.3f ms "
+      "after the schedule; JACK playback latency %u frames; JACK xruns %d)\n",
+      reported, measured, found.size(), lo, hi, probe.playback_latency_frames(), probe.xruns());
   if (probe.xruns() == 0) {
     EXPECT_LT(hi - lo, 0.5) << "the delay is fixed: every impulse the same";
   }
@@ -418,7 +447,8 @@ std::int64_t clock_ns(clockid_t id) {
 /// NTP timestamp (RFC 3550 §4) of a wall-clock instant in ns since the Unix epoch.
 std::uint64_t ntp_of_unix_ns(std::int64_t ns) {
   const auto secs = static_cast<std::uint64_t>(ns / 1'000'000'000) + 2208988800ull;
-  const auto frac = static_cast<std::uint64_t>(static_cast<double>(ns % 1'000'000'000) / 1e9 * 4294967296.0);
+  const auto frac =
+      static_cast<std::uint64_t>(static_cast<double>(ns % 1'000'000'000) / 1e9 * 4294967296.0);
   return (secs << 32) | frac;
 }
 }  // namespace
@@ -434,10 +464,11 @@ TEST(Sync, ReportedCaptureToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   SenderPorts peer_a, peer_b;
   int port_b = free_udp_port() & ~1;
   while (port_b == port_a) port_b = free_udp_port() & ~1;
-  Process node(node_argv(port_a, dir, {"--duration", "10s", "--payload", "97=L16/48000/1", "--latency", "60ms", "--drift",
-                                       "off", "--listen", "127.0.0.1:" + std::to_string(port_b), "--route",
-                                       "port:" + std::to_string(port_a) + "=L", "--route",
-                                       "port:" + std::to_string(port_b) + "=R"}),
+  Process node(node_argv(port_a, dir,
+                         {"--duration", "10s", "--payload", "97=L16/48000/1", "--latency", "60ms",
+                          "--drift", "off", "--listen", "127.0.0.1:" + std::to_string(port_b),
+                          "--route", "port:" + std::to_string(port_a) + "=L", "--route",
+                          "port:" + std::to_string(port_b) + "=R"}),
                dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
   JackProbe probe("rtpn:out_0", 13.0);
@@ -453,8 +484,10 @@ TEST(Sync, ReportedCaptureToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   b.ssrc = 0x5eed00b2;
   const std::int64_t wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
   const auto t0 = std::chrono::steady_clock::now();
-  const std::int64_t t0_mono = std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
-  const std::int64_t capture0_wall = t0_mono + wall_minus_mono - 40'000'000;  // RTP ts 0 captured then
+  const std::int64_t t0_mono =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
+  const std::int64_t capture0_wall =
+      t0_mono + wall_minus_mono - 40'000'000;  // RTP ts 0 captured then
   auto send_sr = [&](SenderPorts& peer, const test::PacketBuilder& pb, int port, std::uint32_t ts) {
     RtcpSenderReport sr;
     sr.ssrc = pb.ssrc;
@@ -486,7 +519,8 @@ TEST(Sync, ReportedCaptureToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   double sum = 0, lo = 1e18, hi = -1e18, last = 0;
   for (std::size_t k = 0; k < found.size(); ++k) {
     const std::int64_t dac_wall = probe.dac_ns(found[k]) + wall_minus_mono;
-    const std::int64_t capture_wall = capture0_wall + static_cast<std::int64_t>(impulse_ts[k]) * 1'000'000'000 / 48000;
+    const std::int64_t capture_wall =
+        capture0_wall + static_cast<std::int64_t>(impulse_ts[k]) * 1'000'000'000 / 48000;
     const double d = static_cast<double>(dac_wall - capture_wall) / 1e6;
     std::printf("impulse %zu: capture -> DAC %.3f ms (its cycle woke %.3f ms late)\n", k, d,
                 static_cast<double>(probe.wake_lateness_ns(found[k])) / 1e6);
@@ -504,9 +538,11 @@ TEST(Sync, ReportedCaptureToDacDelayMatchesTheCaptureWithinOneMillisecond) {
   ASSERT_NE(src_a, nullptr) << stats.dump(2);
   EXPECT_TRUE((*src_a)["synced"].get<bool>()) << src_a->dump(2);
   const double reported = (*src_a)["capture_to_dac_ms"].get<double>();
-  std::printf("capture (SR) -> DAC: reported %.3f ms, measured in the capture %.3f ms (%zu impulses, %.3f..%.3f; "
-              "JACK xruns %d)\n",
-              reported, measured, found.size(), lo, hi, probe.xruns());
+  std::printf(
+      "capture (SR) -> DAC: reported %.3f ms, measured in the capture %.3f ms (%zu impulses, "
+      "%.3f..%.3f; "
+      "JACK xruns %d)\n",
+      reported, measured, found.size(), lo, hi, probe.xruns());
   if (probe.xruns() == 0) {
     EXPECT_LT(hi - lo, 0.5) << "the delay is fixed: every impulse the same";
     EXPECT_NEAR(reported, measured, 1.0);
@@ -524,21 +560,24 @@ TEST(Sources, BeyondMaxSourcesAStreamIsRefusedOnceAndAdmittedWhenASlotFrees) {
   JackServer jack(dir, 1024);
   const int node_port = free_udp_port();
   const std::string events = dir + "/events.jsonl";
-  Process node(node_argv(node_port, dir, {"--duration", "9s", "--max-sources", "2", "--event-log", events}),
-               dir + "/rtpnode.log");
+  Process node(
+      node_argv(node_port, dir, {"--duration", "9s", "--max-sources", "2", "--event-log", events}),
+      dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
   std::this_thread::sleep_for(300ms);
   auto sender = [&](const char* hz, const char* ssrc, const char* seconds) {
-    return std::make_unique<Process>(std::vector<std::string>{RTPSEND_BIN, "--tone", hz, "--codec", "pcmu", "--ssrc", ssrc,
-                                                              "--duration", seconds, "--dest",
-                                                              "127.0.0.1:" + std::to_string(node_port)},
-                                     dir + "/rtpsend-" + ssrc + ".log");
+    return std::make_unique<Process>(
+        std::vector<std::string>{RTPSEND_BIN, "--tone", hz, "--codec", "pcmu", "--ssrc", ssrc,
+                                 "--duration", seconds, "--dest",
+                                 "127.0.0.1:" + std::to_string(node_port)},
+        dir + "/rtpsend-" + ssrc + ".log");
   };
   auto a = sender("440", "43981", "3s");  // 0xabcd
   auto b = sender("660", "43982", "3s");
   std::this_thread::sleep_for(500ms);
   auto c = sender("880", "43983", "6s");
-  for (auto* p : {a.get(), b.get(), c.get()}) EXPECT_EQ(p->wait(20s), std::optional<int>(0)) << p->log();
+  for (auto* p : {a.get(), b.get(), c.get()})
+    EXPECT_EQ(p->wait(20s), std::optional<int>(0)) << p->log();
   EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
 
   json stats;
@@ -552,11 +591,14 @@ TEST(Sources, BeyondMaxSourcesAStreamIsRefusedOnceAndAdmittedWhenASlotFrees) {
       order.push_back(e["event"].get<std::string>().substr(7) + ":" + e["ssrc"].get<std::string>());
   }
   ASSERT_EQ(order.size(), 6u) << ::testing::PrintToString(order);
-  auto at = [&](const std::string& what) { return std::find(order.begin(), order.end(), what) - order.begin(); };
+  auto at = [&](const std::string& what) {
+    return std::find(order.begin(), order.end(), what) - order.begin();
+  };
   // C joins once a slot is free: after A or B drained (a leaving source holds its slot until its
   // audio has played), and after both had joined.
   const auto c_joined = at("joined:0x0000abcf");
-  EXPECT_GT(c_joined, std::min(at("drained:0x0000abcd"), at("drained:0x0000abce"))) << ::testing::PrintToString(order);
+  EXPECT_GT(c_joined, std::min(at("drained:0x0000abcd"), at("drained:0x0000abce")))
+      << ::testing::PrintToString(order);
   EXPECT_GT(c_joined, std::max(at("joined:0x0000abcd"), at("joined:0x0000abce")));
   EXPECT_EQ(order.back(), "drained:0x0000abcf");
 }
@@ -571,8 +613,8 @@ TEST(Rtcp, ByeAndSenderReportsFromAnotherHostAreIgnored) {
   Process node(node_argv(node_port, dir, {"--duration", "7s"}), dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
   std::this_thread::sleep_for(300ms);
-  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--ssrc", "43981", "--duration", "4s", "--dest",
-                  "127.0.0.1:" + std::to_string(node_port)},
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--ssrc", "43981", "--duration",
+                  "4s", "--dest", "127.0.0.1:" + std::to_string(node_port)},
                  dir + "/rtpsend.log");
   std::this_thread::sleep_for(1s);
   const int fd = udp_socket_on(0x7f000002);  // 127.0.0.2: another host on the loopback network
@@ -581,15 +623,17 @@ TEST(Rtcp, ByeAndSenderReportsFromAnotherHostAreIgnored) {
   sr.ssrc = 43981;
   sr.ntp = ntp_now() + (std::uint64_t{3600} << 32);  // an hour off
   sr.rtp_ts = 12345;
-  send_to(fd, node_port + 1, rtcp_build_sender_report(sr, "spoof@127.0.0.2", true));  // SR + SDES + BYE
-  send_to(fd, node_port, rtcp_build_sender_report(sr, "spoof@127.0.0.2", true));      // muxed on RTP
+  send_to(fd, node_port + 1,
+          rtcp_build_sender_report(sr, "spoof@127.0.0.2", true));                 // SR + SDES + BYE
+  send_to(fd, node_port, rtcp_build_sender_report(sr, "spoof@127.0.0.2", true));  // muxed on RTP
   close(fd);
   EXPECT_EQ(sender.wait(20s), std::optional<int>(0)) << sender.log();
   EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
 
   json stats;
   std::ifstream(dir + "/stats.json") >> stats;
-  EXPECT_EQ(stats["node"]["rtcp_foreign"].get<int>(), 4) << stats.dump(2);  // 2 compounds x (SR + BYE)
+  EXPECT_EQ(stats["node"]["rtcp_foreign"].get<int>(), 4)
+      << stats.dump(2);  // 2 compounds x (SR + BYE)
   const json* src = nullptr;
   for (const json& s : stats["sources"])
     if (s["ssrc"] == 43981) src = &s;
@@ -607,12 +651,14 @@ TEST(Sources, AllowAdmitsOnlyItsAddressBlocksAndCountsTheRest) {
   const std::string dir = test_dir();
   JackServer jack(dir, 1024);
   const int node_port = free_udp_port();
-  Process node(node_argv(node_port, dir, {"--duration", "4s", "--allow", "127.0.0.2"}), dir + "/rtpnode.log");
+  Process node(node_argv(node_port, dir, {"--duration", "4s", "--allow", "127.0.0.2"}),
+               dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
   std::this_thread::sleep_for(300ms);
-  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--ssrc", "1111", "--duration", "2s", "--rtcp-interval", "500ms",
-                  "--dest", "127.0.0.1:" + std::to_string(node_port)},
-                 dir + "/rtpsend.log");
+  Process sender(
+      {RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--ssrc", "1111", "--duration", "2s",
+       "--rtcp-interval", "500ms", "--dest", "127.0.0.1:" + std::to_string(node_port)},
+      dir + "/rtpsend.log");
   const int fd = udp_socket_on(0x7f000002);  // 127.0.0.2: another host on the loopback network
   ASSERT_GE(fd, 0) << std::strerror(errno);
   test::PacketBuilder b;
@@ -632,7 +678,8 @@ TEST(Sources, AllowAdmitsOnlyItsAddressBlocksAndCountsTheRest) {
   ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2);
   EXPECT_EQ(stats["sources"][0]["ssrc"], 2222);
   EXPECT_EQ(stats["sources"][0]["packets_received"], 100);
-  EXPECT_GE(stats["node"]["packets_not_allowed"].get<int>(), 100) << stats.dump(2);  // 100 RTP + its SRs
+  EXPECT_GE(stats["node"]["packets_not_allowed"].get<int>(), 100)
+      << stats.dump(2);  // 100 RTP + its SRs
   EXPECT_NE(node.log().find("not in any --allow block"), std::string::npos) << node.log();
 }
 
@@ -656,8 +703,8 @@ TEST(Sources, FloodOfGarbageAndNewSsrcsLeavesAGoodStreamUntouched) {
   const int node_port = free_udp_port();
   Process node(node_argv(node_port, dir, {"--duration", "8s"}), dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
-  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--ssrc", "4242", "--duration", "6s", "--dest",
-                  "127.0.0.1:" + std::to_string(node_port)},
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--ssrc", "4242", "--duration",
+                  "6s", "--dest", "127.0.0.1:" + std::to_string(node_port)},
                  dir + "/rtpsend.log");
   std::this_thread::sleep_for(1s);
   const long rss_before = rss_kb(node.pid());
@@ -676,9 +723,11 @@ TEST(Sources, FloodOfGarbageAndNewSsrcsLeavesAGoodStreamUntouched) {
   auto next = std::chrono::steady_clock::now();
   for (int ms = 0; ms < 4000; ++ms) {  // 50 datagrams a millisecond
     if (ms == 1000)
-      late = std::make_unique<Process>(std::vector<std::string>{RTPSEND_BIN, "--tone", "660", "--codec", "pcmu", "--ssrc", "4343",
-                                                                "--duration", "2s", "--dest", "127.0.0.1:" + std::to_string(node_port)},
-                                       dir + "/rtpsend-late.log");
+      late = std::make_unique<Process>(
+          std::vector<std::string>{RTPSEND_BIN, "--tone", "660", "--codec", "pcmu", "--ssrc",
+                                   "4343", "--duration", "2s", "--dest",
+                                   "127.0.0.1:" + std::to_string(node_port)},
+          dir + "/rtpsend-late.log");
     for (int k = 0; k < 50; ++k) {
       std::vector<std::uint8_t> d;
       if ((ms * 50 + k) % 20 == 0 && sent_ssrcs < 10000) {
@@ -724,7 +773,10 @@ TEST(Sources, FloodOfGarbageAndNewSsrcsLeavesAGoodStreamUntouched) {
   const auto malformed = stats["node"]["packets_malformed"].get<long>();
   // Counted: everything the kernel delivered (on loopback it drops nothing at this rate).
   EXPECT_EQ(malformed, sent_garbage) << stats["node"].dump(2);
-  std::printf("flood: %d garbage + %d SSRCs in 4 s; node counted %ld malformed, %ld probation drops; RSS %ld -> %ld kB\n",
-              sent_garbage, sent_ssrcs, malformed, stats["node"]["probation_dropped"].get<long>(), rss_before, rss_after);
+  std::printf(
+      "flood: %d garbage + %d SSRCs in 4 s; node counted %ld malformed, %ld probation drops; RSS "
+      "%ld -> %ld kB\n",
+      sent_garbage, sent_ssrcs, malformed, stats["node"]["probation_dropped"].get<long>(),
+      rss_before, rss_after);
   EXPECT_LT(rss_after - rss_before, 32 * 1024);  // the probation table is bounded: < 32 MB growth
 }

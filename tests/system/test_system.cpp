@@ -45,18 +45,18 @@ const char* kAlsaDir = "/usr/share/sounds/alsa/";
 const char* kAsteriskDir = "/usr/share/asterisk/sounds/en_US_f_Allison/";
 
 struct Scenario {
-  Audio input;                                 ///< what rtpsend reads
-  std::vector<std::string> node_args;          ///< extra rtpnode flags
-  std::vector<std::string> send_args;          ///< rtpsend flags after FILE --dest
-  std::function<void(int port)> during;        ///< runs while rtpsend streams
-  std::string host = "127.0.0.1";              ///< listen/destination address ("::1" for IPv6)
-  std::string netns;                           ///< run rtpnode and rtpsend in this network namespace
-  int send_seconds = 0;                        ///< > 0: rtpsend loops the input for this long
-  std::string latency = kTestLatency;          ///< rtpnode --latency
+  Audio input;                           ///< what rtpsend reads
+  std::vector<std::string> node_args;    ///< extra rtpnode flags
+  std::vector<std::string> send_args;    ///< rtpsend flags after FILE --dest
+  std::function<void(int port)> during;  ///< runs while rtpsend streams
+  std::string host = "127.0.0.1";        ///< listen/destination address ("::1" for IPv6)
+  std::string netns;                     ///< run rtpnode and rtpsend in this network namespace
+  int send_seconds = 0;                  ///< > 0: rtpsend loops the input for this long
+  std::string latency = kTestLatency;    ///< rtpnode --latency
   /// rtpnode --drift. Off for the sample-exact comparisons: sender and JACK dummy both run on
   /// this machine's clock, so there is no drift to correct and samples pass through untouched.
   std::string drift = "off";
-  bool sample_stats = false;                   ///< read --stats-json every second while sending
+  bool sample_stats = false;  ///< read --stats-json every second while sending
   /// rtpsend's own worst send-time error (ms) above which the VM stalled the whole run: run again.
   double max_sender_stall_ms = 150.0;
   /// > 0 or true: rtpnode serves --http on 127.0.0.1 (a free port); these run with that port
@@ -110,17 +110,33 @@ Result run_once(const Scenario& s, int attempt) {
   std::optional<JackServer> jack;
   if (!s.file_output) jack.emplace(dir, kPeriod);
   const int port = free_udp_port();
-  const std::string endpoint = (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" +
-                               std::to_string(port);
+  const std::string endpoint =
+      (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" +
+      std::to_string(port);
   const std::string input = dir + "/input.wav";
   write_wav16(input, s.input);
-  const double seconds = s.send_seconds > 0 ? s.send_seconds : static_cast<double>(s.input.frames()) / s.input.rate;
+  const double seconds =
+      s.send_seconds > 0 ? s.send_seconds : static_cast<double>(s.input.frames()) / s.input.rate;
   const int node_secs = static_cast<int>(std::ceil(seconds)) + 4;
 
-  std::vector<std::string> node{RTPNODE_BIN, "--listen", endpoint, "--duration", std::to_string(node_secs) + "s",
-                                "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--latency", s.latency, "--drift", s.drift};
-  if (s.file_output) node.insert(node.end(), {"--output", dir + "/capture.wav", "--period", std::to_string(kPeriod)});
-  else node.insert(node.end(), {"--host-api", "jack", "--client-name", "rtpn"});
+  std::vector<std::string> node{RTPNODE_BIN,
+                                "--listen",
+                                endpoint,
+                                "--duration",
+                                std::to_string(node_secs) + "s",
+                                "--stats-json",
+                                dir + "/stats.json",
+                                "--stats-interval",
+                                "1s",
+                                "--latency",
+                                s.latency,
+                                "--drift",
+                                s.drift};
+  if (s.file_output)
+    node.insert(node.end(),
+                {"--output", dir + "/capture.wav", "--period", std::to_string(kPeriod)});
+  else
+    node.insert(node.end(), {"--host-api", "jack", "--client-name", "rtpn"});
   node.insert(node.end(), s.node_args.begin(), s.node_args.end());
   const int http_port = s.http ? free_tcp_port() : 0;
   if (s.http) node.insert(node.end(), {"--http", s.http_address + ":" + std::to_string(http_port)});
@@ -128,16 +144,18 @@ Result run_once(const Scenario& s, int attempt) {
   std::optional<Process> capture;
   if (jack) {
     EXPECT_TRUE(jack->wait_for_port("rtpn:out_1")) << rtpnode_p.log();
-    capture.emplace(std::vector<std::string>{"jack_capture", "-d", std::to_string(node_secs - 1), "--daemon", "--channels",
-                                             "2", "--port", "rtpn:out*", dir + "/capture.wav"},
-                    dir + "/capture.log");
+    capture.emplace(
+        std::vector<std::string>{"jack_capture", "-d", std::to_string(node_secs - 1), "--daemon",
+                                 "--channels", "2", "--port", "rtpn:out*", dir + "/capture.wav"},
+        dir + "/capture.log");
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(700));  // let the capture connect
 
-  std::vector<std::string> send{RTPSEND_BIN, input, "--dest", endpoint, "--stats-json",
-                                dir + "/sent.json"};
+  std::vector<std::string> send{RTPSEND_BIN, input,          "--dest",
+                                endpoint,    "--stats-json", dir + "/sent.json"};
   send.insert(send.end(), s.send_args.begin(), s.send_args.end());
-  if (s.send_seconds > 0) send.insert(send.end(), {"--loop", "--duration", std::to_string(s.send_seconds) + "s"});
+  if (s.send_seconds > 0)
+    send.insert(send.end(), {"--loop", "--duration", std::to_string(s.send_seconds) + "s"});
   Process rtpsend_p(in_netns(s.netns, send), dir + "/rtpsend.log");
   std::thread side;
   if (s.during) side = std::thread([&] { s.during(port); });
@@ -154,7 +172,8 @@ Result run_once(const Scenario& s, int attempt) {
         std::ifstream in(dir + "/stats.json");  // rewritten atomically (rename)
         json j = json::parse(in, nullptr, false);
         if (!j.is_discarded())
-          series.emplace_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), j);
+          series.emplace_back(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), j);
       }
     });
   const auto send_rc = rtpsend_p.wait(std::chrono::seconds(node_secs + 5));
@@ -187,7 +206,8 @@ Result run(const Scenario& s) {
   Result r = run_once(s, 1);
   const double max_send_error_ms = r.sent.value("/send_error_us/max"_json_pointer, 0.0) / 1000.0;
   if (max_send_error_ms > s.max_sender_stall_ms) {
-    std::cerr << "note: rtpsend was stalled " << max_send_error_ms << " ms (VM scheduling); running again\n";
+    std::cerr << "note: rtpsend was stalled " << max_send_error_ms
+              << " ms (VM scheduling); running again\n";
     r = run_once(s, 2);
   }
   return r;
@@ -207,7 +227,9 @@ Audio stereo_recording() {
   return a;
 }
 
-Audio speech_8k() { return load_recording(std::string(kAsteriskDir) + "agent-loggedoff.wav"); }
+Audio speech_8k() {
+  return load_recording(std::string(kAsteriskDir) + "agent-loggedoff.wav");
+}
 
 /// Encodes with our encoder and decodes with a fresh decoder: what the receiver should decode.
 Audio reference_decode(const Audio& in, const PayloadFormat& f, int frames_per_packet) {
@@ -243,13 +265,15 @@ void expect_clean_stats(const Result& r) {
   const json& s = only_source(r);
   EXPECT_EQ(s.value("packets_received", -1), r.sent["packets"].get<int>());
   EXPECT_EQ(s.value("packets_lost", -1), 0);
-  EXPECT_EQ(s.value("packets_late", -1), 0) << "rtpsend send-time error (us): " << r.sent["send_error_us"].dump();
+  EXPECT_EQ(s.value("packets_late", -1), 0)
+      << "rtpsend send-time error (us): " << r.sent["send_error_us"].dump();
   EXPECT_EQ(s.value("packets_duplicate", -1), 0);
   EXPECT_EQ(s.value("underruns", -1), 0) << r.stats.dump(2);
 }
 
 /// `s16_output`: the output was written as 16-bit (--output): the ramped frames are rounded too.
-void expect_exact(const Result& r, const Audio& expected, float tolerance = 0.0f, bool s16_output = false) {
+void expect_exact(const Result& r, const Audio& expected, float tolerance = 0.0f,
+                  bool s16_output = false) {
   ASSERT_GT(r.capture.frames(), 0u);
   // Mono sources play on both channels: compare against a stereo version.
   Audio exp2 = expected;
@@ -263,7 +287,8 @@ void expect_exact(const Result& r, const Audio& expected, float tolerance = 0.0f
   constexpr std::size_t kJoinRamp = 240;
   for (std::size_t k = 0; k + 1 < kJoinRamp && k < exp2.frames(); ++k)
     for (int c = 0; c < exp2.channels; ++c)
-      exp2.samples[k * 2 + static_cast<std::size_t>(c)] *= static_cast<float>(k + 1) / static_cast<float>(kJoinRamp);
+      exp2.samples[k * 2 + static_cast<std::size_t>(c)] *=
+          static_cast<float>(k + 1) / static_cast<float>(kJoinRamp);
   if (s16_output)
     for (std::size_t k = 0; k + 1 < kJoinRamp && k < exp2.frames(); ++k)
       for (int c = 0; c < exp2.channels; ++c) {
@@ -271,15 +296,16 @@ void expect_exact(const Result& r, const Audio& expected, float tolerance = 0.0f
         v = std::nearbyint(v * 32768.0f) / 32768.0f;
       }
   const ExactMatch m = match_exact(r.capture, exp2, kPeriod, tolerance);
-  const std::string summary = "matched " + std::to_string(m.matched_frames) + ", mismatched " +
-                              std::to_string(m.mismatched_frames) + ", silent gaps " +
-                              std::to_string(m.silent_gap_frames) + ", realignments " +
-                              std::to_string(m.realignments) + ", expected " + std::to_string(exp2.frames()) +
-                              ", capture " + std::to_string(r.capture.frames()) + "\n";
+  const std::string summary =
+      "matched " + std::to_string(m.matched_frames) + ", mismatched " +
+      std::to_string(m.mismatched_frames) + ", silent gaps " + std::to_string(m.silent_gap_frames) +
+      ", realignments " + std::to_string(m.realignments) + ", expected " +
+      std::to_string(exp2.frames()) + ", capture " + std::to_string(r.capture.frames()) + "\n";
   EXPECT_EQ(m.mismatched_frames, 0u) << summary << r.node_log << r.stats.dump(2);
   // Every frame is accounted for, except whole periods lost to JACK xruns and the last packet's
   // tail, which the resampler mixes with what follows.
-  const std::size_t lost_to_xruns = static_cast<std::size_t>(m.realignments) * kPeriod + m.silent_gap_frames;
+  const std::size_t lost_to_xruns =
+      static_cast<std::size_t>(m.realignments) * kPeriod + m.silent_gap_frames;
   EXPECT_GE(m.matched_frames + lost_to_xruns + 256, exp2.frames()) << summary << r.stats.dump(2);
   EXPECT_LE(lost_to_xruns, 3u * kPeriod) << "JACK xruns: " << r.stats["node"].dump();
   ::testing::Test::RecordProperty("matched_frames", static_cast<int>(m.matched_frames));
@@ -329,7 +355,9 @@ TEST(System, PcmuMatchesReferenceDecode) {
 TEST(System, G722MatchesReferenceDecode) {
   Scenario s;
   Audio wide = resample(speech_8k(), 16000, 10);
-  for (float& v : wide.samples) v = std::clamp(static_cast<float>(std::lround(v * 32768.0f)) / 32768.0f, -1.0f, 32767.0f / 32768.0f);
+  for (float& v : wide.samples)
+    v = std::clamp(static_cast<float>(std::lround(v * 32768.0f)) / 32768.0f, -1.0f,
+                   32767.0f / 32768.0f);
   s.input = wide;
   s.send_args = {"--codec", "g722"};
   const Result r = run(s);
@@ -369,8 +397,11 @@ TEST(System, MalformedPacketsAndUnknownPayloadTypeAreCountedAndDropped) {
   s.node_args = {"--payload", "97=L16/48000/2"};
   s.send_args = {"--codec", "l16", "--pt", "97"};
   // What the test injects, by kind (RFC 3550 §5.1 / A.1 rejections).
-  const std::map<std::string, int> injected{{"too_short", 5}, {"bad_version", 4}, {"csrc_overflow", 3},
-                                            {"extension_overflow", 2}, {"bad_padding", 2}};
+  const std::map<std::string, int> injected{{"too_short", 5},
+                                            {"bad_version", 4},
+                                            {"csrc_overflow", 3},
+                                            {"extension_overflow", 2},
+                                            {"bad_padding", 2}};
   constexpr int kUnknownPt = 6;
   s.during = [&](int port) {
     const int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -386,16 +417,36 @@ TEST(System, MalformedPacketsAndUnknownPayloadTypeAreCountedAndDropped) {
     rtp_write_header(valid, 77, false, 1, 1, 0xbadc0de);
     for (int i = 0; i < kUnknownPt; ++i) send(valid);
     for (int i = 0; i < injected.at("too_short"); ++i) send({0x80, 0x60, 0, 1, 0});
-    for (int i = 0; i < injected.at("bad_version"); ++i) { auto p = valid; p[0] = 0x40; send(p); }
-    for (int i = 0; i < injected.at("csrc_overflow"); ++i) { auto p = valid; p[0] = 0x8f; p.resize(20); send(p); }
-    for (int i = 0; i < injected.at("extension_overflow"); ++i) { auto p = valid; p[0] = 0x90; p[14] = 0xff; send(p); }
-    for (int i = 0; i < injected.at("bad_padding"); ++i) { auto p = valid; p[0] = 0xa0; p.back() = 200; send(p); }
+    for (int i = 0; i < injected.at("bad_version"); ++i) {
+      auto p = valid;
+      p[0] = 0x40;
+      send(p);
+    }
+    for (int i = 0; i < injected.at("csrc_overflow"); ++i) {
+      auto p = valid;
+      p[0] = 0x8f;
+      p.resize(20);
+      send(p);
+    }
+    for (int i = 0; i < injected.at("extension_overflow"); ++i) {
+      auto p = valid;
+      p[0] = 0x90;
+      p[14] = 0xff;
+      send(p);
+    }
+    for (int i = 0; i < injected.at("bad_padding"); ++i) {
+      auto p = valid;
+      p[0] = 0xa0;
+      p.back() = 200;
+      send(p);
+    }
     close(fd);
   };
   const Result r = run(s);
   expect_exact(r, s.input);
   expect_clean_stats(r);
-  for (const auto& [kind, n] : injected) EXPECT_EQ(r.stats["node"]["packets_rejected"][kind], n) << kind;
+  for (const auto& [kind, n] : injected)
+    EXPECT_EQ(r.stats["node"]["packets_rejected"][kind], n) << kind;
   EXPECT_EQ(r.stats["node"]["packets_malformed"], 16);
   EXPECT_EQ(r.stats["node"]["packets_unknown_payload_type"], kUnknownPt);
 }
@@ -432,8 +483,8 @@ TEST(System, EventLogExplainsLatePacketsConcealmentAPauseAndAnSsrcChange) {
   s.latency = "40ms";  // fixed and short: delays of up to 100 ms make some packets late
   const std::string events = test_dir() + "/events.jsonl";
   s.node_args = {"--event-log", events};
-  s.send_args = {"--codec", "pcmu", "--seed", "7", "--jitter", "uniform:0-100ms", "--ssrc-change-at", "2s",
-                 "--pause", "600ms@4s"};
+  s.send_args = {"--codec",          "pcmu", "--seed",  "7",       "--jitter", "uniform:0-100ms",
+                 "--ssrc-change-at", "2s",   "--pause", "600ms@4s"};
   const Result r = run(s);
   std::ifstream in(events);
   std::map<std::string, int> kinds;
@@ -445,7 +496,8 @@ TEST(System, EventLogExplainsLatePacketsConcealmentAPauseAndAnSsrcChange) {
     ++kinds[kind];
     if (kind == "concealment_burst" || kind == "late_burst") {
       ASSERT_TRUE(e.contains("buffer")) << line;
-      for (const char* k : {"queued_ms", "target_delay_ms", "playout_delay_ms", "jitter_ms", "ms_since_last_packet"})
+      for (const char* k : {"queued_ms", "target_delay_ms", "playout_delay_ms", "jitter_ms",
+                            "ms_since_last_packet"})
         EXPECT_TRUE(e["buffer"].contains(k)) << line;
     }
     if (kind == "concealment_burst") ++causes[e["cause"].get<std::string>()];
@@ -491,12 +543,13 @@ TEST(System, InjectedFaultsAreCountedExactlyInStatsMetricsAndJson) {
   s.send_seconds = 6;
   const std::string trace = test_dir() + "/trace.txt";
   // No BYE: the source stays active (and in /metrics) after rtpsend ends, until the scrape.
-  s.send_args = {"--codec", "pcmu", "--seed", "7", "--loss", "5%", "--duplicate", "1%", "--reorder", "2%",
-                 "--trace-out", trace, "--no-bye"};
+  s.send_args = {"--codec",   "pcmu", "--seed",      "7",   "--loss",  "5%", "--duplicate", "1%",
+                 "--reorder", "2%",   "--trace-out", trace, "--no-bye"};
   s.http = true;
   std::string metrics, stats;
   s.after_send = [&](int http_port) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(800));  // the last packets play out (300 ms)
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(800));  // the last packets play out (300 ms)
     const HttpReply m = http_request(http_port, "GET", "/metrics");
     const HttpReply j = http_request(http_port, "GET", "/stats");
     EXPECT_EQ(m.status, 200);
@@ -518,14 +571,16 @@ TEST(System, InjectedFaultsAreCountedExactlyInStatsMetricsAndJson) {
   std::size_t last_sent = 0;
   for (std::size_t i = 0; i < fates.size(); ++i)
     if (fates[i] != "lost") last_sent = i;
-  const auto lost = std::count(fates.begin(), fates.begin() + static_cast<std::ptrdiff_t>(last_sent), "lost");
+  const auto lost =
+      std::count(fates.begin(), fates.begin() + static_cast<std::ptrdiff_t>(last_sent), "lost");
   // Reordered as the receiver sees it: a packet arriving after a later one. rtpsend counts each
   // delay it injects; one whose successor was lost overtakes nothing.
   int reordered = 0;
   for (std::size_t i = 0; i < fates.size(); ++i) {
     if (fates[i] == "lost") continue;
     bool overtaken = false;
-    for (std::size_t j = i + 1; j < fates.size() && !overtaken; ++j) overtaken = fates[j] != "lost" && send_at[j] < send_at[i];
+    for (std::size_t j = i + 1; j < fates.size() && !overtaken; ++j)
+      overtaken = fates[j] != "lost" && send_at[j] < send_at[i];
     reordered += overtaken ? 1 : 0;
   }
   const json& faults = r.sent["faults"];
@@ -549,7 +604,8 @@ TEST(System, InjectedFaultsAreCountedExactlyInStatsMetricsAndJson) {
   const auto prom = rtpnode::test::check_prometheus(metrics);
   for (const auto& p : prom.problems) ADD_FAILURE() << p;
   EXPECT_EQ(only_series(prom, "rtpnode_source_packets_lost"), static_cast<double>(lost)) << metrics;
-  EXPECT_EQ(only_series(prom, "rtpnode_source_packets_duplicate_total"), faults["duplicated"].get<double>());
+  EXPECT_EQ(only_series(prom, "rtpnode_source_packets_duplicate_total"),
+            faults["duplicated"].get<double>());
   EXPECT_EQ(only_series(prom, "rtpnode_source_packets_reordered_total"), reordered);
   EXPECT_EQ(only_series(prom, "rtpnode_source_packets_received_total"), received);
   EXPECT_EQ(only_series(prom, "rtpnode_source_packets_late_total"), 0);
@@ -563,7 +619,8 @@ TEST(System, InjectedFaultsAreCountedExactlyInStatsMetricsAndJson) {
   EXPECT_EQ(scraped["sources"][0]["packets_reordered"], reordered);
   EXPECT_EQ(scraped["sources"][0]["packets_received"], received);
   // Up to the end of the stream's audio, no underrun (unless the device itself stalled).
-  EXPECT_LE(scraped["sources"][0]["underruns"].get<int>(), scraped["node"]["xruns"].get<int>()) << stats;
+  EXPECT_LE(scraped["sources"][0]["underruns"].get<int>(), scraped["node"]["xruns"].get<int>())
+      << stats;
 
   // Independent checks: Prometheus' own Python client parses the exposition, and the JSON
   // validates against docs/stats.schema.json (python3-jsonschema, draft 2020-12).
@@ -581,8 +638,9 @@ jsonschema.Draft202012Validator.check_schema(schema)
 jsonschema.validate(json.load(open(sys.argv[3])), schema, cls=jsonschema.Draft202012Validator)
 print("families", len(families))
 )";
-  const auto [rc, out] = run_command("/usr/bin/python3 " + dir + "/check.py " + dir + "/metrics.txt " RTPNODE_SOURCE_DIR
-                                     "/docs/stats.schema.json " + dir + "/stats.json 2>&1");
+  const auto [rc, out] = run_command("/usr/bin/python3 " + dir + "/check.py " + dir +
+                                     "/metrics.txt " RTPNODE_SOURCE_DIR "/docs/stats.schema.json " +
+                                     dir + "/stats.json 2>&1");
   EXPECT_EQ(rc, 0) << out;
 }
 
@@ -592,15 +650,19 @@ class RemoteNamespace {
  public:
   RemoteNamespace() : name_("rtpnode-rm-" + std::to_string(getpid())) {
     const std::string x = std::to_string(getpid() % 250);
-    const std::string a = "rtpv" + std::to_string(getpid() % 100000) + "a", b = "rtpv" + std::to_string(getpid() % 100000) + "b";
+    const std::string a = "rtpv" + std::to_string(getpid() % 100000) + "a",
+                      b = "rtpv" + std::to_string(getpid() % 100000) + "b";
     local_ = "10.213." + x + ".1";
     remote_ = "10.213." + x + ".2";
-    ok_ = run_command("ip netns add " + name_ + " 2>&1").first == 0 &&
-          run_command("ip link add " + a + " type veth peer name " + b + " 2>&1").first == 0 &&
-          run_command("ip link set " + b + " netns " + name_ + " 2>&1").first == 0 &&
-          run_command("ip addr add " + local_ + "/30 dev " + a + " && ip link set " + a + " up 2>&1").first == 0 &&
-          run_command("ip netns exec " + name_ + " sh -c 'ip addr add " + remote_ + "/30 dev " + b + " && ip link set " + b +
-                      " up && ip link set lo up' 2>&1").first == 0;
+    ok_ =
+        run_command("ip netns add " + name_ + " 2>&1").first == 0 &&
+        run_command("ip link add " + a + " type veth peer name " + b + " 2>&1").first == 0 &&
+        run_command("ip link set " + b + " netns " + name_ + " 2>&1").first == 0 &&
+        run_command("ip addr add " + local_ + "/30 dev " + a + " && ip link set " + a + " up 2>&1")
+                .first == 0 &&
+        run_command("ip netns exec " + name_ + " sh -c 'ip addr add " + remote_ + "/30 dev " + b +
+                    " && ip link set " + b + " up && ip link set lo up' 2>&1")
+                .first == 0;
     link_ = a;
   }
   ~RemoteNamespace() {
@@ -623,27 +685,33 @@ std::string raw_exchange(int port, const std::string& bytes) {
   send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   std::string out;
   char buf[4096];
-  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
   close(fd);
   return out.size() >= 12 ? out.substr(9, 3) : "";
 }
 
 TEST(System, HttpEndpointRefusesRemoteClientsAndSurvivesAbuseWhileAudioPlays) {
   RemoteNamespace remote;
-  ASSERT_TRUE(remote.ok()) << "cannot create a network namespace with a veth pair (needs root and iproute2)";
+  ASSERT_TRUE(remote.ok())
+      << "cannot create a network namespace with a veth pair (needs root and iproute2)";
   Scenario s;
   s.input = speech_8k();
   s.send_seconds = 8;
   s.send_args = {"--codec", "pcmu"};
   s.http = true;
-  s.http_address = "0.0.0.0";  // reachable from the other namespace: refused by policy, not by routing
+  s.http_address =
+      "0.0.0.0";  // reachable from the other namespace: refused by policy, not by routing
   std::string remote_code, local_metrics;
   int fast_answers = 0, garbage_answers = 0, oversized_answers = 0;
   std::vector<double> latencies_ms;
   s.during_http = [&](int http_port) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the source plays
-    const std::string url = "http://" + remote.local_address() + ":" + std::to_string(http_port) + "/metrics";
-    remote_code = run_command("ip netns exec " + remote.name() + " curl -s -m 3 -o /dev/null -w '%{http_code}' " + url).second;
+    const std::string url =
+        "http://" + remote.local_address() + ":" + std::to_string(http_port) + "/metrics";
+    remote_code = run_command("ip netns exec " + remote.name() +
+                              " curl -s -m 3 -o /dev/null -w '%{http_code}' " + url)
+                      .second;
     std::vector<int> half_open;
     for (int i = 0; i < 20; ++i) {
       const int fd = rtpnode::test::connect_loopback_tcp(http_port);
@@ -652,19 +720,24 @@ TEST(System, HttpEndpointRefusesRemoteClientsAndSurvivesAbuseWhileAudioPlays) {
     std::uint64_t seed = 7;
     for (int i = 0; i < 50; ++i) {
       std::string junk(64 + i * 7, '\0');
-      for (char& c : junk) c = static_cast<char>((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+      for (char& c : junk)
+        c = static_cast<char>((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >>
+                              56);
       junk += "\r\n\r\n";
       const std::string code = raw_exchange(http_port, junk);
       garbage_answers += (code == "400" || code.empty()) ? 1 : 0;
     }
     for (int i = 0; i < 10; ++i) {
-      const std::string code = raw_exchange(http_port, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(20000, 'p') + "\r\n\r\n");
+      const std::string code = raw_exchange(
+          http_port,
+          "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(20000, 'p') + "\r\n\r\n");
       oversized_answers += (code.empty() || code[0] == '4') ? 1 : 0;
     }
     for (int i = 0; i < 20; ++i) {  // the half-open connections are still there
       const auto t0 = std::chrono::steady_clock::now();
       const HttpReply r = http_request(http_port, "GET", "/metrics");
-      latencies_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      latencies_ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       fast_answers += r.status == 200 ? 1 : 0;
       local_metrics = r.body;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -672,18 +745,23 @@ TEST(System, HttpEndpointRefusesRemoteClientsAndSurvivesAbuseWhileAudioPlays) {
     for (int fd : half_open) close(fd);
   };
   const Result r = run(s);
-  EXPECT_NE(remote_code, "200");  // curl: 000 = no HTTP answer (the connection was closed at accept)
+  EXPECT_NE(remote_code,
+            "200");  // curl: 000 = no HTTP answer (the connection was closed at accept)
   EXPECT_EQ(fast_answers, 20);
   EXPECT_EQ(garbage_answers, 50);
   EXPECT_EQ(oversized_answers, 10);
   std::sort(latencies_ms.begin(), latencies_ms.end());
   ASSERT_FALSE(latencies_ms.empty());
   EXPECT_LT(latencies_ms.back(), 1000.0);
-  std::cerr << "GET /metrics under abuse: median " << latencies_ms[latencies_ms.size() / 2] << " ms, max "
-            << latencies_ms.back() << " ms; remote client got '" << remote_code << "'\n";
+  std::cerr << "GET /metrics under abuse: median " << latencies_ms[latencies_ms.size() / 2]
+            << " ms, max " << latencies_ms.back() << " ms; remote client got '" << remote_code
+            << "'\n";
   const auto prom = rtpnode::test::check_prometheus(local_metrics);
   EXPECT_TRUE(prom.problems.empty());
-  EXPECT_GE(prom.samples.count("rtpnode_http_refused_total") ? prom.samples.at("rtpnode_http_refused_total") : 0.0, 1.0);
+  EXPECT_GE(prom.samples.count("rtpnode_http_refused_total")
+                ? prom.samples.at("rtpnode_http_refused_total")
+                : 0.0,
+            1.0);
   expect_clean_stats(r);  // 0 underruns, nothing late or lost: audio was not disturbed
 }
 
@@ -694,7 +772,8 @@ TEST(System, ControlOnOneSourceLeavesTheOtherSampleExact) {
   Audio a;
   a.rate = 48000;
   a.channels = 1;
-  for (const char* f : {"Front_Center.wav", "Front_Left.wav", "Front_Right.wav", "Rear_Center.wav", "Rear_Left.wav"}) {
+  for (const char* f : {"Front_Center.wav", "Front_Left.wav", "Front_Right.wav", "Rear_Center.wav",
+                        "Rear_Left.wav"}) {
     const Audio part = load_recording(std::string(kAlsaDir) + f);
     a.samples.insert(a.samples.end(), part.samples.begin(), part.samples.end());
   }
@@ -710,9 +789,15 @@ TEST(System, ControlOnOneSourceLeavesTheOtherSampleExact) {
     const std::string speech = std::string(kAsteriskDir) + "agent-loggedoff.wav";
     const std::string dest = "127.0.0.1:" + std::to_string(port_b);
     const auto t0 = std::chrono::steady_clock::now();
-    Process b({RTPSEND_BIN, speech, "--dest", dest, "--codec", "pcmu", "--loop", "--duration", "5s"}, dir + "/rtpsend_b.log");
-    auto at = [&](double sec) { std::this_thread::sleep_until(t0 + std::chrono::milliseconds(static_cast<int>(sec * 1000))); };
-    auto post = [&](const std::string& path) { codes.push_back(http_request(http_port, "POST", path).status); };
+    Process b(
+        {RTPSEND_BIN, speech, "--dest", dest, "--codec", "pcmu", "--loop", "--duration", "5s"},
+        dir + "/rtpsend_b.log");
+    auto at = [&](double sec) {
+      std::this_thread::sleep_until(t0 + std::chrono::milliseconds(static_cast<int>(sec * 1000)));
+    };
+    auto post = [&](const std::string& path) {
+      codes.push_back(http_request(http_port, "POST", path).status);
+    };
     const std::string sel = "/sources/port:" + std::to_string(port_b);
     at(1.0);
     post(sel + "/mute");
@@ -723,12 +808,15 @@ TEST(System, ControlOnOneSourceLeavesTheOtherSampleExact) {
     at(3.1);
     post(sel + "/gain?value=-6dB");
     at(3.3);
-    Process c({RTPSEND_BIN, speech, "--dest", dest, "--codec", "pcmu"}, dir + "/rtpsend_c.log");  // 1.5 s, then BYE
+    Process c({RTPSEND_BIN, speech, "--dest", dest, "--codec", "pcmu"},
+              dir + "/rtpsend_c.log");  // 1.5 s, then BYE
     EXPECT_EQ(c.wait(std::chrono::seconds(10)), std::optional<int>(0)) << c.log();
     EXPECT_EQ(b.wait(std::chrono::seconds(10)), std::optional<int>(0)) << b.log();
   };
-  s.node_args = {"--payload", "96=l16/48000/1", "--route", "ssrc:0x0a000001=L",
-                 "--listen", "127.0.0.1:" + std::to_string(port_b), "--route", "port:" + std::to_string(port_b) + "=R",
+  s.node_args = {"--payload",   "96=l16/48000/1",
+                 "--route",     "ssrc:0x0a000001=L",
+                 "--listen",    "127.0.0.1:" + std::to_string(port_b),
+                 "--route",     "port:" + std::to_string(port_b) + "=R",
                  "--event-log", events};
   s.after_send = [&](int) { std::this_thread::sleep_for(std::chrono::milliseconds(500)); };
   const Result r = run(s);
@@ -744,12 +832,14 @@ TEST(System, ControlOnOneSourceLeavesTheOtherSampleExact) {
     right.samples.push_back(r.capture.samples[2 * f + 1]);
   }
   Audio expected = a;
-  for (std::size_t k = 0; k + 1 < 240; ++k) expected.samples[k] *= static_cast<float>(k + 1) / 240.0f;  // join fade
+  for (std::size_t k = 0; k + 1 < 240; ++k)
+    expected.samples[k] *= static_cast<float>(k + 1) / 240.0f;  // join fade
   const ExactMatch m = match_exact(left, expected, kPeriod);
   EXPECT_EQ(m.mismatched_frames, 0u) << r.node_log;
-  std::cerr << "source A on the left: " << m.matched_frames << " of " << expected.frames() << " frames exact, "
-            << m.realignments << " realignments\n";
-  const std::size_t lost_to_xruns = static_cast<std::size_t>(m.realignments) * kPeriod + m.silent_gap_frames;
+  std::cerr << "source A on the left: " << m.matched_frames << " of " << expected.frames()
+            << " frames exact, " << m.realignments << " realignments\n";
+  const std::size_t lost_to_xruns =
+      static_cast<std::size_t>(m.realignments) * kPeriod + m.silent_gap_frames;
   EXPECT_GE(m.matched_frames + lost_to_xruns + 256, expected.frames());
   // B and C were heard on the right, and the mute silenced it exactly for about a second.
   std::size_t longest_zero = 0, run_len = 0, loud = 0;
@@ -794,14 +884,16 @@ TEST(System, AdaptiveLatencyTracksInjectedJitterWithoutUnderruns) {
   s.latency = "auto";
   s.drift = "on";  // the defaults
   s.node_args = {"--payload", "96=opus/48000/2"};
-  s.send_args = {"--codec", "opus", "--pt", "96", "--channels", "2", "--seed", "3", "--jitter", "uniform:0-30ms"};
+  s.send_args = {"--codec", "opus",   "--pt", "96",       "--channels",
+                 "2",       "--seed", "3",    "--jitter", "uniform:0-30ms"};
   const Result r = run(s);
   const json& src = only_source(r);
   const int received = src.value("packets_received", 0);
   EXPECT_GT(received, 400);
   EXPECT_EQ(src.value("underruns", -1), 0) << r.stats.dump(2);
   EXPECT_LE(src.value("packets_late", 1000), received / 100) << r.stats.dump(2);
-  const double target = src.value("target_delay_ms", 0.0), delay = src.value("playout_delay_ms", 0.0);
+  const double target = src.value("target_delay_ms", 0.0),
+               delay = src.value("playout_delay_ms", 0.0);
   EXPECT_GE(target, 25.0) << r.stats.dump(2);  // covers the 30 ms of jitter (plus VM noise)
   EXPECT_LE(target, 80.0) << r.stats.dump(2);
   EXPECT_NEAR(delay, target, 15.0) << r.stats.dump(2);
@@ -836,9 +928,11 @@ TEST(System, SenderClockSkewOf500PpmIsCompensatedForTwoMinutes) {
     bool xrun_recent = false;
     auto step = [&](const json& j) {
       if (j["sources"].size() != 1) return;
-      const std::uint64_t u = j["sources"][0].value("underruns", 0ull), x = j["node"].value("xruns", 0ull);
+      const std::uint64_t u = j["sources"][0].value("underruns", 0ull),
+                          x = j["node"].value("xruns", 0ull);
       const bool xrun_now = x > prev_x;
-      if (u > prev_u) (xrun_now || xrun_recent ? attributed : unexplained) += static_cast<int>(u - prev_u);
+      if (u > prev_u)
+        (xrun_now || xrun_recent ? attributed : unexplained) += static_cast<int>(u - prev_u);
       xrun_recent = xrun_now;
       prev_u = u;
       prev_x = x;
@@ -875,8 +969,8 @@ TEST(System, SenderClockSkewOf500PpmIsCompensatedForTwoMinutes) {
     if (recovering_since >= 0) {
       if (std::abs(e) > 2.0) {
         // Back at 10 ms/s: even a 100 ms stall is closed within 10 s.
-        EXPECT_LE(t - recovering_since, 10.0) << "delay " << e << " ms off target " << t - recovering_since
-                                              << " s after a stall";
+        EXPECT_LE(t - recovering_since, 10.0)
+            << "delay " << e << " ms off target " << t - recovering_since << " s after a stall";
         continue;
       }
       recovering_since = -1;
@@ -887,13 +981,15 @@ TEST(System, SenderClockSkewOf500PpmIsCompensatedForTwoMinutes) {
     worst = std::max(worst, std::abs(e));
     if (std::abs(e) > 2.0) {
       ++off;
-      ADD_FAILURE() << "at " << t << " s: delay " << x.value("playout_delay_ms", 0.0) << " ms, target "
-                    << x.value("target_delay_ms", 0.0) << " ms";
+      ADD_FAILURE() << "at " << t << " s: delay " << x.value("playout_delay_ms", 0.0)
+                    << " ms, target " << x.value("target_delay_ms", 0.0) << " ms";
     }
   }
-  std::printf("skew 500 ppm: %d samples judged, worst |delay - target| %.2f ms, drift %.2f ppm, speed %.6f, "
-              "arrival->DAC %.2f ms at 30 s and %.2f ms at the end\n",
-              judged, worst, src.value("drift_ppm", 0.0), src.value("speed", 0.0), e2e_at_30, e2e_last);
+  std::printf(
+      "skew 500 ppm: %d samples judged, worst |delay - target| %.2f ms, drift %.2f ppm, speed "
+      "%.6f, "
+      "arrival->DAC %.2f ms at 30 s and %.2f ms at the end\n",
+      judged, worst, src.value("drift_ppm", 0.0), src.value("speed", 0.0), e2e_at_30, e2e_last);
   EXPECT_GE(judged, 60);
   EXPECT_EQ(off, 0);
   // The resampler runs the sender's 500 ppm fast (speed in the last settled sample; the final
@@ -909,7 +1005,10 @@ namespace {
 /// Lag (frames, sub-frame by parabolic interpolation) at which channel 1 of `a` best matches
 /// channel 0 over frames [from, from + len): > 0 means channel 1 plays later.
 double channel_lag(const Audio& a, std::size_t from, std::size_t len, int max_lag) {
-  auto at = [&](std::size_t f, int c) { return f < a.frames() ? static_cast<double>(a.samples[f * 2 + static_cast<std::size_t>(c)]) : 0.0; };
+  auto at = [&](std::size_t f, int c) {
+    return f < a.frames() ? static_cast<double>(a.samples[f * 2 + static_cast<std::size_t>(c)])
+                          : 0.0;
+  };
   std::vector<double> corr(static_cast<std::size_t>(2 * max_lag + 1));
   for (int lag = -max_lag; lag <= max_lag; ++lag) {
     double sum = 0;
@@ -919,7 +1018,8 @@ double channel_lag(const Audio& a, std::size_t from, std::size_t len, int max_la
     }
     corr[static_cast<std::size_t>(lag + max_lag)] = sum;
   }
-  const auto best = static_cast<std::size_t>(std::max_element(corr.begin(), corr.end()) - corr.begin());
+  const auto best =
+      static_cast<std::size_t>(std::max_element(corr.begin(), corr.end()) - corr.begin());
   double frac = 0;
   if (best > 0 && best + 1 < corr.size()) {
     const double y0 = corr[best - 1], y1 = corr[best], y2 = corr[best + 1];
@@ -942,21 +1042,28 @@ std::pair<double, json> two_senders_on_one_ntp_clock(const std::string& pcmu_off
   s.input = resample(padded, 48000, 10);
   s.input.samples.resize(speech.frames() * 6);
   s.send_seconds = 8;
-  const double epoch = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() + 0.5;
+  const double epoch =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() +
+      0.5;
   char epoch_text[32];
   std::snprintf(epoch_text, sizeof epoch_text, "%.6f", epoch);
   int port2 = free_udp_port();
   const std::string dir = test_dir();
-  s.node_args = {"--payload", "97=L16/48000/1", "--listen", "127.0.0.1:" + std::to_string(port2), "--route",
-                 "ssrc:0x1111=L", "--route", "port:" + std::to_string(port2) + "=R"};
-  if (!pcmu_offset.empty()) s.node_args.insert(s.node_args.end(), {"--offset", "port:" + std::to_string(port2) + "=" + pcmu_offset});
-  s.send_args = {"--codec", "l16", "--pt", "97", "--ssrc", "4369", "--live-epoch", epoch_text, "--rtcp-interval", "1s"};
+  s.node_args = {"--payload", "97=L16/48000/1", "--listen", "127.0.0.1:" + std::to_string(port2),
+                 "--route",   "ssrc:0x1111=L",  "--route",  "port:" + std::to_string(port2) + "=R"};
+  if (!pcmu_offset.empty())
+    s.node_args.insert(s.node_args.end(),
+                       {"--offset", "port:" + std::to_string(port2) + "=" + pcmu_offset});
+  s.send_args = {"--codec",         "l16",  "--pt",         "97",
+                 "--ssrc",          "4369", "--live-epoch", epoch_text,
+                 "--rtcp-interval", "1s"};
   s.during = [&](int) {
     std::this_thread::sleep_for(std::chrono::seconds(2));
-    Process second({RTPSEND_BIN, std::string(kAsteriskDir) + "agent-loggedoff.wav", "--dest",
-                    "127.0.0.1:" + std::to_string(port2), "--codec", "pcmu", "--ssrc", "8738", "--live-epoch", epoch_text,
-                    "--loop", "--duration", "5s", "--rtcp-interval", "1s"},
-                   dir + "/rtpsend2.log");
+    Process second(
+        {RTPSEND_BIN, std::string(kAsteriskDir) + "agent-loggedoff.wav", "--dest",
+         "127.0.0.1:" + std::to_string(port2), "--codec", "pcmu", "--ssrc", "8738", "--live-epoch",
+         epoch_text, "--loop", "--duration", "5s", "--rtcp-interval", "1s"},
+        dir + "/rtpsend2.log");
     EXPECT_EQ(second.wait(std::chrono::seconds(15)), std::optional<int>(0)) << second.log();
   };
   const Result r = run(s);
@@ -970,7 +1077,9 @@ std::pair<double, json> two_senders_on_one_ntp_clock(const std::string& pcmu_off
 
 TEST(System, SendersSharingAnNtpClockPlayInSyncAcrossClockRates) {
   const auto [lag, stats] = two_senders_on_one_ntp_clock("");
-  std::printf("L16 48 kHz vs PCMU 8 kHz on one NTP clock: right channel %.2f frames behind the left\n", lag);
+  std::printf(
+      "L16 48 kHz vs PCMU 8 kHz on one NTP clock: right channel %.2f frames behind the left\n",
+      lag);
   EXPECT_NEAR(lag, 0.0, 1.0) << stats.dump(2);
   ASSERT_EQ(stats["sources"].size(), 2u) << stats.dump(2);
   for (const json& src : stats["sources"]) {
@@ -993,9 +1102,12 @@ double tone_power(const Audio& a, int c, std::size_t from, std::size_t len, doub
   const double w = 2.0 * M_PI * hz / a.rate, coeff = 2.0 * std::cos(w);
   double s1 = 0, s2 = 0, window_sum = 0;
   for (std::size_t i = 0; i < len; ++i) {
-    const double hann = 0.5 - 0.5 * std::cos(2.0 * M_PI * static_cast<double>(i) / static_cast<double>(len - 1));
+    const double hann =
+        0.5 - 0.5 * std::cos(2.0 * M_PI * static_cast<double>(i) / static_cast<double>(len - 1));
     window_sum += hann;
-    const double x = a.samples[(from + i) * static_cast<std::size_t>(a.channels) + static_cast<std::size_t>(c)] * hann;
+    const double x =
+        a.samples[(from + i) * static_cast<std::size_t>(a.channels) + static_cast<std::size_t>(c)] *
+        hann;
     const double s0 = x + coeff * s1 - s2;
     s2 = s1;
     s1 = s0;
@@ -1017,10 +1129,23 @@ TEST(System, SixteenSinesEachPlayInExactlyTheirRoutedChannel) {
   const std::string dir = test_dir();
   JackServer jack(dir, kPeriod, kSources);
   const int port = free_udp_port();
-  std::vector<std::string> node_args{RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--channels", "16",
-                                     "--payload", "97=L16/48000/1",
-                                     "--listen", "127.0.0.1:" + std::to_string(port), "--stats-json",
-                                     dir + "/stats.json", "--stats-interval", "1s", "--duration", "10s"};
+  std::vector<std::string> node_args{RTPNODE_BIN,
+                                     "--host-api",
+                                     "jack",
+                                     "--client-name",
+                                     "rtpn",
+                                     "--channels",
+                                     "16",
+                                     "--payload",
+                                     "97=L16/48000/1",
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(port),
+                                     "--stats-json",
+                                     dir + "/stats.json",
+                                     "--stats-interval",
+                                     "1s",
+                                     "--duration",
+                                     "10s"};
   // 353 ... 3353 Hz: odd and not multiples of 5, so 16-bit rounding of the sine repeats only every
   // second and spreads its error over 1 Hz lines instead of piling it up on a 50 Hz grid.
   auto hz = [](int i) { return 353.0 + 200.0 * i; };
@@ -1033,19 +1158,21 @@ TEST(System, SixteenSinesEachPlayInExactlyTheirRoutedChannel) {
   Process node(node_args, dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_15")) << node.log();
   std::vector<std::string> capture_args{"jack_capture", "-d", "9", "--daemon", "--channels", "16"};
-  for (int i = 0; i < kSources; ++i) capture_args.insert(capture_args.end(), {"--port", "rtpn:out_" + std::to_string(i)});
+  for (int i = 0; i < kSources; ++i)
+    capture_args.insert(capture_args.end(), {"--port", "rtpn:out_" + std::to_string(i)});
   capture_args.push_back(dir + "/capture.wav");
   Process capture(capture_args, dir + "/capture.log");
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   std::vector<std::unique_ptr<Process>> senders;
   for (int i = 0; i < kSources; ++i)
     senders.push_back(std::make_unique<Process>(
-        std::vector<std::string>{RTPSEND_BIN, "--tone", std::to_string(static_cast<int>(hz(i))), "--codec", "l16",
-                                 "--pt", "97", "--channels", "1",
-                                 "--ssrc", std::to_string(ssrc(i)), "--duration", "6s", "--dest",
+        std::vector<std::string>{RTPSEND_BIN, "--tone", std::to_string(static_cast<int>(hz(i))),
+                                 "--codec", "l16", "--pt", "97", "--channels", "1", "--ssrc",
+                                 std::to_string(ssrc(i)), "--duration", "6s", "--dest",
                                  "127.0.0.1:" + std::to_string(port)},
         dir + "/rtpsend" + std::to_string(i) + ".log"));
-  for (auto& p : senders) EXPECT_EQ(p->wait(std::chrono::seconds(20)), std::optional<int>(0)) << p->log();
+  for (auto& p : senders)
+    EXPECT_EQ(p->wait(std::chrono::seconds(20)), std::optional<int>(0)) << p->log();
   EXPECT_TRUE(capture.wait(std::chrono::seconds(20)).has_value()) << capture.log();
   EXPECT_EQ(node.wait(std::chrono::seconds(15)), std::optional<int>(0)) << node.log();
 
@@ -1078,7 +1205,8 @@ TEST(System, SixteenSinesEachPlayInExactlyTheirRoutedChannel) {
   double worst_leak_db = -1000;
   for (int c = 0; c < kSources; ++c) {
     const double own = tone_power(cap, c, from, len, hz(c));
-    EXPECT_NEAR(std::sqrt(own), 0.5, 0.05) << "channel " << c + 1 << ": rtpsend's -6 dBFS sine at " << hz(c) << " Hz";
+    EXPECT_NEAR(std::sqrt(own), 0.5, 0.05)
+        << "channel " << c + 1 << ": rtpsend's -6 dBFS sine at " << hz(c) << " Hz";
     for (int j = 0; j < kSources; ++j) {
       if (j == c) continue;
       const double leak_db = 10.0 * std::log10(tone_power(cap, c, from, len, hz(j)) / own + 1e-30);
@@ -1086,8 +1214,10 @@ TEST(System, SixteenSinesEachPlayInExactlyTheirRoutedChannel) {
       EXPECT_LT(leak_db, -80.0) << hz(j) << " Hz in channel " << c + 1;
     }
   }
-  std::printf("16 sines on 16 channels: each at its level, the other 15 frequencies at most %.1f dB in any channel\n",
-              worst_leak_db);
+  std::printf(
+      "16 sines on 16 channels: each at its level, the other 15 frequencies at most %.1f dB in any "
+      "channel\n",
+      worst_leak_db);
 }
 
 TEST(System, MulticastGroupIsJoined) {
@@ -1097,7 +1227,8 @@ TEST(System, MulticastGroupIsJoined) {
   s.input = speech_8k();
   s.host = "239.255.12.34";
   s.netns = ns.name();
-  s.send_args = {"--codec", "pcmu", "--iface", "lo", "--ttl", "0"};  // sender's multicast interface chosen
+  s.send_args = {"--codec", "pcmu",  "--iface",
+                 "lo",      "--ttl", "0"};  // sender's multicast interface chosen
   const Result r = run(s);
   const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
   expect_exact(r, resample(reference_decode(s.input, f, 160), 48000, 4), 1e-6f);
@@ -1110,8 +1241,8 @@ TEST(System, SigtermStopsCleanlyAndWritesFinalStats) {
     std::filesystem::create_directories(dir);
     JackServer jack(dir, kPeriod);
     Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
-                  "127.0.0.1:" + std::to_string(free_udp_port()), "--stats-json", dir + "/stats.json",
-                  "--stats-interval", "10s"},
+                  "127.0.0.1:" + std::to_string(free_udp_port()), "--stats-json",
+                  dir + "/stats.json", "--stats-interval", "10s"},
                  dir + "/rtpnode.log");
     ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -1128,13 +1259,16 @@ TEST(System, SigtermStopsCleanlyAndWritesFinalStats) {
 // with 0 underruns, and SIGTERM then blocked in Pa_StopStream for PortAudio's 600 s timeout.
 TEST(System, LostJackServerIsReportedAndSigtermStillExitsWithinTwoSeconds) {
   const std::string dir = test_dir();
-  JackServer jack(dir, kPeriod, 2, "rtpnode-test-killed");  // fixed: its slot is reclaimed next time
+  JackServer jack(dir, kPeriod, 2,
+                  "rtpnode-test-killed");  // fixed: its slot is reclaimed next time
   const int port = free_udp_port();
-  Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen", "127.0.0.1:" + std::to_string(port),
-                "--stats-json", dir + "/stats.json", "--stats-interval", "200ms", "--event-log", dir + "/events.jsonl"},
+  Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
+                "127.0.0.1:" + std::to_string(port), "--stats-json", dir + "/stats.json",
+                "--stats-interval", "200ms", "--event-log", dir + "/events.jsonl"},
                dir + "/rtpnode.log");
   ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
-  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "5s", "--dest", "127.0.0.1:" + std::to_string(port)},
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "5s", "--dest",
+                  "127.0.0.1:" + std::to_string(port)},
                  dir + "/rtpsend.log");
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   json before;
@@ -1148,10 +1282,12 @@ TEST(System, LostJackServerIsReportedAndSigtermStillExitsWithinTwoSeconds) {
   EXPECT_EQ(after["node"]["device_up"], false);
   const auto t0 = std::chrono::steady_clock::now();
   node.signal(SIGTERM);
-  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(3)) << node.log();  // kExitDeviceLost
+  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(3))
+      << node.log();  // kExitDeviceLost
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
   EXPECT_NE(node.log().find("audio device stopped"), std::string::npos) << node.log();
-  EXPECT_NE(node.log().find("(final)"), std::string::npos) << node.log();  // final stats still written
+  EXPECT_NE(node.log().find("(final)"), std::string::npos)
+      << node.log();  // final stats still written
   std::ifstream ev(dir + "/events.jsonl");
   int lost = 0;
   for (std::string line; std::getline(ev, line);)
@@ -1196,14 +1332,16 @@ TEST(Cli, BadFlagsFailWithOneLineNamingTheFix) {
 
 TEST(Cli, PortInUseIsReportedBeforeTouchingTheDevice) {
   const LoopbackUdp holder;
-  const auto [rc, log] = run_node_expecting_error({"--listen", "127.0.0.1:" + std::to_string(holder.port)});
+  const auto [rc, log] =
+      run_node_expecting_error({"--listen", "127.0.0.1:" + std::to_string(holder.port)});
   EXPECT_EQ(rc, 1);
   EXPECT_NE(log.find("address already in use"), std::string::npos) << log;
   EXPECT_EQ(log.find("ALSA lib"), std::string::npos) << "library noise leaked: " << log;
 }
 
 TEST(Cli, MissingHostApiNamesWhatIsAvailable) {
-  const auto [rc, log] = run_node_expecting_error({"--listen", "127.0.0.1:" + std::to_string(free_udp_port()), "--host-api", "no-such-api"});
+  const auto [rc, log] = run_node_expecting_error(
+      {"--listen", "127.0.0.1:" + std::to_string(free_udp_port()), "--host-api", "no-such-api"});
   EXPECT_EQ(rc, 1);
   EXPECT_NE(log.find("--host-api 'no-such-api' matches no host API"), std::string::npos) << log;
 }
@@ -1217,8 +1355,9 @@ double measured_interval(const std::vector<std::string>& extra, int seconds) {
   const int fd = rx.fd;
   const Audio tone = speech_8k();
   write_wav16(dir + "/in.wav", tone);
-  std::vector<std::string> argv{RTPSEND_BIN, dir + "/in.wav", "--dest", "127.0.0.1:" + std::to_string(rx.port),
-                                "--codec", "pcmu", "--loop", "--duration", std::to_string(seconds) + "s"};
+  std::vector<std::string> argv{
+      RTPSEND_BIN, dir + "/in.wav", "--dest",     "127.0.0.1:" + std::to_string(rx.port), "--codec",
+      "pcmu",      "--loop",        "--duration", std::to_string(seconds) + "s"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   Process sender(argv, dir + "/rtpsend.log");
   std::vector<double> t;
@@ -1249,7 +1388,8 @@ TEST(Rtpsend, PacesOnPtimeAndSkewsTheRateOnRequest) {
   EXPECT_NEAR(nominal, 0.020, 0.020 * 0.005);
   const double fast = measured_interval({"--skew-ppm", "1000"}, 5);
   // 1000 ppm fast: packets leave 0.1 % more often.
-  EXPECT_NEAR(nominal / fast - 1.0, 0.001, 0.0003) << "nominal " << nominal << " s, skewed " << fast << " s";
+  EXPECT_NEAR(nominal / fast - 1.0, 0.001, 0.0003)
+      << "nominal " << nominal << " s, skewed " << fast << " s";
 }
 
 namespace {
@@ -1259,12 +1399,14 @@ struct Received {
   std::vector<std::uint8_t> bytes;
 };
 
-/// Runs rtpsend with `args` (after --dest) to a UDP listener of this process; parses every datagram.
+/// Runs rtpsend with `args` (after --dest) to a UDP listener of this process; parses every
+/// datagram.
 std::vector<Received> capture_rtpsend(std::vector<std::string> args, int max_seconds) {
   const std::string dir = test_dir();
   const LoopbackUdp rx_socket;
   const int fd = rx_socket.fd;
-  std::vector<std::string> argv{RTPSEND_BIN, "--dest", "127.0.0.1:" + std::to_string(rx_socket.port)};
+  std::vector<std::string> argv{RTPSEND_BIN, "--dest",
+                                "127.0.0.1:" + std::to_string(rx_socket.port)};
   argv.insert(argv.end(), args.begin(), args.end());
   Process sender(argv, dir + "/rtpsend.log");
   std::vector<Received> out;
@@ -1289,7 +1431,8 @@ std::vector<Received> capture_rtpsend(std::vector<std::string> args, int max_sec
 
 TEST(Rtpsend, DtxKeepsSequenceContiguousAndMarksTalkspurts) {
   // Clicks once a second: mostly digital silence, which Opus DTX stops sending.
-  const auto rx = capture_rtpsend({"--clicks", "1/s", "--codec", "opus", "--dtx", "--duration", "3s"}, 10);
+  const auto rx =
+      capture_rtpsend({"--clicks", "1/s", "--codec", "opus", "--dtx", "--duration", "3s"}, 10);
   ASSERT_GT(rx.size(), 10u);
   EXPECT_LT(rx.size(), 150u * 3 / 4);  // far fewer than 150 packets of 20 ms
   int ts_gaps = 0;
@@ -1308,9 +1451,10 @@ TEST(Rtpsend, DtxKeepsSequenceContiguousAndMarksTalkspurts) {
 }
 
 TEST(Rtpsend, InjectsSenderRestartsJumpsAndPauses) {
-  const auto rx = capture_rtpsend({"--tone", "1kHz", "--codec", "pcmu", "--duration", "4s", "--ssrc-change-at", "3s",
-                                   "--seq-jump-at", "1s", "--ts-jump-at", "2s", "--pause", "400ms@2400ms"},
-                                  12);
+  const auto rx = capture_rtpsend(
+      {"--tone", "1kHz", "--codec", "pcmu", "--duration", "4s", "--ssrc-change-at", "3s",
+       "--seq-jump-at", "1s", "--ts-jump-at", "2s", "--pause", "400ms@2400ms"},
+      12);
   ASSERT_GT(rx.size(), 100u);
   std::map<std::uint32_t, int> per_ssrc;
   int seq_jumps = 0, ts_jumps = 0, pauses = 0;
@@ -1319,14 +1463,17 @@ TEST(Rtpsend, InjectsSenderRestartsJumpsAndPauses) {
     if (i == 0 || rx[i].h.ssrc != rx[i - 1].h.ssrc) continue;
     const auto dseq = static_cast<seq_t>(rx[i].h.sequence_number - rx[i - 1].h.sequence_number);
     const auto dts = static_cast<std::uint32_t>(rx[i].h.timestamp - rx[i - 1].h.timestamp);
-    if (dseq == 10001) ++seq_jumps;
-    else EXPECT_EQ(dseq, 1) << i;
-    if (dts == 160 + 8000 * 60) ++ts_jumps;
+    if (dseq == 10001)
+      ++seq_jumps;
+    else
+      EXPECT_EQ(dseq, 1) << i;
+    if (dts == 160 + 8000 * 60)
+      ++ts_jumps;
     else if (dts == 160 * 21) {  // 400 ms without packets: 20 packet times skipped
       ++pauses;
       EXPECT_TRUE(rx[i].h.marker) << "the first packet after a pause starts a talkspurt";
-    }
-    else EXPECT_EQ(dts, 160u) << i;
+    } else
+      EXPECT_EQ(dts, 160u) << i;
   }
   EXPECT_EQ(per_ssrc.size(), 2u);
   EXPECT_EQ(seq_jumps, 1);
@@ -1339,7 +1486,8 @@ TEST(Rtpsend, SeveralFilesBecomeSeveralStreams) {
   const std::string dir = test_dir();
   write_wav16(dir + "/a.wav", speech_8k());
   write_wav16(dir + "/b.wav", speech_8k());
-  const auto rx = capture_rtpsend({dir + "/a.wav", dir + "/b.wav", "--codec", "pcma", "--ssrc", "1000"}, 10);
+  const auto rx =
+      capture_rtpsend({dir + "/a.wav", dir + "/b.wav", "--codec", "pcma", "--ssrc", "1000"}, 10);
   std::map<std::uint32_t, int> per_ssrc;
   for (const auto& r : rx) {
     ++per_ssrc[r.h.ssrc];
@@ -1374,15 +1522,16 @@ Audio ffmpeg_receive(const Audio& input, const std::vector<std::string>& codec_a
   const std::string dir = test_dir();
   write_wav16(dir + "/in.wav", input);
   const int port = free_udp_port() & ~1;  // RTP on an even port, RTCP on the next
-  std::vector<std::string> send{RTPSEND_BIN, dir + "/in.wav", "--dest", "127.0.0.1:" + std::to_string(port), "--sdp",
-                                dir + "/stream.sdp", "--start-at", "+2s"};
+  std::vector<std::string> send{
+      RTPSEND_BIN, dir + "/in.wav",     "--dest",     "127.0.0.1:" + std::to_string(port),
+      "--sdp",     dir + "/stream.sdp", "--start-at", "+2s"};
   send.insert(send.end(), codec_args.begin(), codec_args.end());
   Process sender(send, dir + "/rtpsend.log");
   for (int i = 0; i < 50 && !std::filesystem::exists(dir + "/stream.sdp"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const double seconds = static_cast<double>(input.frames()) / input.rate;
-  Process ffmpeg({"ffmpeg", "-v", "error", "-protocol_whitelist", "file,udp,rtp", "-i", dir + "/stream.sdp", "-t",
-                  std::to_string(seconds + 0.5), "-y", dir + "/out.wav"},
+  Process ffmpeg({"ffmpeg", "-v", "error", "-protocol_whitelist", "file,udp,rtp", "-i",
+                  dir + "/stream.sdp", "-t", std::to_string(seconds + 0.5), "-y", dir + "/out.wav"},
                  dir + "/ffmpeg.log");
   EXPECT_EQ(sender.wait(std::chrono::seconds(20)), std::optional<int>(0)) << sender.log();
   // ffmpeg stops at -t, or on its own timeout once the stream ends.
@@ -1397,7 +1546,8 @@ Audio ffmpeg_receive(const Audio& input, const std::vector<std::string>& codec_a
 }  // namespace
 
 TEST(Interop, FfmpegDecodesRtpsendStreamsFromTheSdp) {
-  if (std::system("command -v ffmpeg > /dev/null 2>&1") != 0) GTEST_SKIP() << "ffmpeg not installed";
+  if (std::system("command -v ffmpeg > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "ffmpeg not installed";
   struct Case {
     const char* name;
     Audio input;
@@ -1413,7 +1563,8 @@ TEST(Interop, FfmpegDecodesRtpsendStreamsFromTheSdp) {
     const Audio out = ffmpeg_receive(c.input, c.args);
     ASSERT_GT(out.frames(), 0u) << c.name;
     const Audio ref = out.rate == c.input.rate ? c.input : resample(c.input, out.rate, 10);
-    EXPECT_GE(best_correlation(out, ref, out.rate / 10), 0.9) << c.name << ": ffmpeg decoded at " << out.rate << " Hz";
+    EXPECT_GE(best_correlation(out, ref, out.rate / 10), 0.9)
+        << c.name << ": ffmpeg decoded at " << out.rate << " Hz";
   }
 }
 
@@ -1435,9 +1586,10 @@ TEST(Rtpsend, SendsRtcpSenderReportsWithNtpTimeAndByeAtTheEnd) {
   ASSERT_GT(rtcp_port, 0);
   timeval tv{0, 100'000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "3s", "--rtcp-interval", "500ms",
-                  "--ssrc", "4660", "--dest", "127.0.0.1:" + std::to_string(rtcp_port - 1)},
-                 dir + "/rtpsend.log");
+  Process sender(
+      {RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "3s", "--rtcp-interval",
+       "500ms", "--ssrc", "4660", "--dest", "127.0.0.1:" + std::to_string(rtcp_port - 1)},
+      dir + "/rtpsend.log");
   int sr = 0, bye = 0;
   std::vector<std::uint8_t> buf(2048);
   const auto start = std::chrono::steady_clock::now();
@@ -1453,13 +1605,16 @@ TEST(Rtpsend, SendsRtcpSenderReportsWithNtpTimeAndByeAtTheEnd) {
       const std::size_t len = 4 * ((std::size_t{buf[off + 2]} << 8 | buf[off + 3]) + 1);
       if (type == 200 && off + 28 <= static_cast<std::size_t>(n)) {  // SR
         ++sr;
-        const std::uint32_t ssrc = std::uint32_t{buf[off + 4]} << 24 | std::uint32_t{buf[off + 5]} << 16 |
+        const std::uint32_t ssrc = std::uint32_t{buf[off + 4]} << 24 |
+                                   std::uint32_t{buf[off + 5]} << 16 |
                                    std::uint32_t{buf[off + 6]} << 8 | buf[off + 7];
         EXPECT_EQ(ssrc, 4660u);
-        const std::uint32_t ntp_s = std::uint32_t{buf[off + 8]} << 24 | std::uint32_t{buf[off + 9]} << 16 |
+        const std::uint32_t ntp_s = std::uint32_t{buf[off + 8]} << 24 |
+                                    std::uint32_t{buf[off + 9]} << 16 |
                                     std::uint32_t{buf[off + 10]} << 8 | buf[off + 11];
         const double unix_now = static_cast<double>(std::time(nullptr));
-        EXPECT_NEAR(static_cast<double>(ntp_s) - 2208988800.0, unix_now, 5.0) << "NTP time (RFC 3550 §4)";
+        EXPECT_NEAR(static_cast<double>(ntp_s) - 2208988800.0, unix_now, 5.0)
+            << "NTP time (RFC 3550 §4)";
       }
       if (type == 203) ++bye;
       off += len;
@@ -1474,15 +1629,19 @@ TEST(Rtpsend, SendsRtcpSenderReportsWithNtpTimeAndByeAtTheEnd) {
 TEST(Rtpsend, ReadsHeaderlessPcmFiles) {
   const std::string dir = test_dir();
   std::vector<std::int16_t> pcm(8000);
-  for (std::size_t i = 0; i < pcm.size(); ++i) pcm[i] = static_cast<std::int16_t>((i % 80) * 100 - 4000);
-  std::ofstream(dir + "/in.raw", std::ios::binary).write(reinterpret_cast<const char*>(pcm.data()), 16000);
-  const auto rx = capture_rtpsend({dir + "/in.raw", "--raw-format", "s16le/8000/1", "--codec", "l16"}, 8);
+  for (std::size_t i = 0; i < pcm.size(); ++i)
+    pcm[i] = static_cast<std::int16_t>((i % 80) * 100 - 4000);
+  std::ofstream(dir + "/in.raw", std::ios::binary)
+      .write(reinterpret_cast<const char*>(pcm.data()), 16000);
+  const auto rx =
+      capture_rtpsend({dir + "/in.raw", "--raw-format", "s16le/8000/1", "--codec", "l16"}, 8);
   ASSERT_EQ(rx.size(), 50u);  // 1 s in 20 ms packets
   auto dec = make_decoder(PayloadFormat{Codec::l16, 8000, 8000, 1});
   std::vector<float> out(160);
   for (std::size_t p = 0; p < rx.size(); ++p) {
     ASSERT_EQ(dec->decode(rx[p].h.payload, out), 160);
-    for (std::size_t i = 0; i < 160; ++i) ASSERT_EQ(out[i] * 32768.0f, pcm[p * 160 + i]) << p << ":" << i;
+    for (std::size_t i = 0; i < 160; ++i)
+      ASSERT_EQ(out[i] * 32768.0f, pcm[p * 160 + i]) << p << ":" << i;
   }
 }
 
@@ -1493,10 +1652,12 @@ TEST(Cli, RtpsendErrorsFailWithOneLine) {
   };
   const std::vector<Case> cases{
       {{"/no/such/file.wav", "--dest", "127.0.0.1:5004"}, "/no/such/file.wav"},
-      {{"--tone", "1kHz", "--dest", "127.0.0.1:5004", "--codec", "opus", "--ptime", "30ms"}, "Opus frames are"},
+      {{"--tone", "1kHz", "--dest", "127.0.0.1:5004", "--codec", "opus", "--ptime", "30ms"},
+       "Opus frames are"},
       {{"--tone", "1kHz", "--dest", "localhost:5004"}, "bad IP address"},
       {{"--tone", "1kHz", "--dest", "127.0.0.1:5004", "--loss", "200%"}, "--loss"},
-      {{"--tone", "1kHz", "--dest", "127.0.0.1:5004", "--jitter", "gauss:5ms"}, "unknown jitter model"},
+      {{"--tone", "1kHz", "--dest", "127.0.0.1:5004", "--jitter", "gauss:5ms"},
+       "unknown jitter model"},
       {{"--tone", "1kHz", "--dest", "127.0.0.1:5004", "--codec", "pcmu", "--dtx"}, "Opus options"},
       {{"--dest", "127.0.0.1:5004"}, "nothing to send"},
   };
@@ -1525,7 +1686,9 @@ double fec_recovery_correlation(const std::vector<Received>& rx) {
     const auto& p = rx[k].h.payload;
     if (k >= 2) {
       // `lossy` has seen packets up to k-2; packet k-1 is "lost": recover it from packet k.
-      EXPECT_EQ(opus_decode_float(lossy, p.data(), static_cast<opus_int32>(p.size()), rec.data(), 960, 1), 960);
+      EXPECT_EQ(
+          opus_decode_float(lossy, p.data(), static_cast<opus_int32>(p.size()), rec.data(), 960, 1),
+          960);
       double xy = 0, xx = 0, yy = 0;
       for (int i = 0; i < 960; ++i) {
         xy += prev_ref[static_cast<std::size_t>(i)] * rec[static_cast<std::size_t>(i)];
@@ -1537,11 +1700,14 @@ double fec_recovery_correlation(const std::vector<Received>& rx) {
         ++n;
       }
       // Keep `lossy` one packet behind `normal` for the next round.
-      EXPECT_EQ(opus_decode_float(lossy, rx[k - 1].h.payload.data(), static_cast<opus_int32>(rx[k - 1].h.payload.size()),
-                                  rec.data(), 960, 0),
+      EXPECT_EQ(opus_decode_float(lossy, rx[k - 1].h.payload.data(),
+                                  static_cast<opus_int32>(rx[k - 1].h.payload.size()), rec.data(),
+                                  960, 0),
                 960);
     }
-    EXPECT_EQ(opus_decode_float(normal, p.data(), static_cast<opus_int32>(p.size()), ref.data(), 960, 0), 960);
+    EXPECT_EQ(
+        opus_decode_float(normal, p.data(), static_cast<opus_int32>(p.size()), ref.data(), 960, 0),
+        960);
     prev_ref = ref;
   }
   opus_decoder_destroy(normal);
@@ -1553,23 +1719,31 @@ double fec_recovery_correlation(const std::vector<Received>& rx) {
 TEST(Rtpsend, OpusInBandFecCarriesThePreviousFrame) {
   const std::string dir = test_dir();
   write_wav16(dir + "/speech.wav", speech_8k());
-  const std::vector<std::string> base{dir + "/speech.wav", "--codec", "opus", "--channels", "1", "--bitrate", "24000"};
+  const std::vector<std::string> base{dir + "/speech.wav", "--codec", "opus", "--channels", "1",
+                                      "--bitrate",         "24000"};
   auto with = base;
   with.insert(with.end(), {"--expected-loss", "20%"});
   const double fec_on = fec_recovery_correlation(capture_rtpsend(with, 10));
   const double fec_off = fec_recovery_correlation(capture_rtpsend(base, 10));
-  std::cerr << "FEC recovery correlation: with --expected-loss 20% " << fec_on << ", without " << fec_off << "\n";
+  std::cerr << "FEC recovery correlation: with --expected-loss 20% " << fec_on << ", without "
+            << fec_off << "\n";
   EXPECT_GT(fec_on, 0.7) << "FEC-recovered frames should match the lost ones";
-  EXPECT_GT(fec_on, fec_off + 0.2) << "without FEC, decode_fec only conceals: on " << fec_on << ", off " << fec_off;
+  EXPECT_GT(fec_on, fec_off + 0.2)
+      << "without FEC, decode_fec only conceals: on " << fec_on << ", off " << fec_off;
 }
 
 TEST(Rtpsend, StartsAtAnAbsoluteUnixTime) {
   const double start = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               std::chrono::system_clock::now().time_since_epoch()).count()) / 1000.0 + 1.5;
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count()) /
+                           1000.0 +
+                       1.5;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.3f", start);
-  const auto rx = capture_rtpsend({"--tone", "440", "--codec", "pcmu", "--duration", "500ms", "--start-at", buf}, 8);
+  const auto rx = capture_rtpsend(
+      {"--tone", "440", "--codec", "pcmu", "--duration", "500ms", "--start-at", buf}, 8);
   ASSERT_FALSE(rx.empty());
-  EXPECT_NEAR(rx.front().at_s, 1.5, 0.25);  // capture_rtpsend's clock starts when rtpsend is launched
+  EXPECT_NEAR(rx.front().at_s, 1.5,
+              0.25);  // capture_rtpsend's clock starts when rtpsend is launched
   EXPECT_EQ(rx.size(), 25u);
 }

@@ -69,7 +69,10 @@ TEST(FaultInjector, ParetoJitterFollowsItsQuantiles) {
   std::vector<double> ms;
   for (const auto& f : run(c)) ms.push_back(static_cast<double>(f.delay_ns) / 1e6);
   // Pareto quantile: x_m * (1 - q)^(-1/alpha)
-  for (double q : {0.5, 0.9, 0.99}) EXPECT_NEAR(quantile(ms, q), 5.0 * std::pow(1 - q, -1 / 2.5), 0.05 * 5.0 * std::pow(1 - q, -1 / 2.5)) << q;
+  for (double q : {0.5, 0.9, 0.99})
+    EXPECT_NEAR(quantile(ms, q), 5.0 * std::pow(1 - q, -1 / 2.5),
+                0.05 * 5.0 * std::pow(1 - q, -1 / 2.5))
+        << q;
   EXPECT_GE(*std::min_element(ms.begin(), ms.end()), 5.0);
 }
 
@@ -80,8 +83,10 @@ TEST(FaultInjector, ReorderAndDuplicateRates) {
   c.reorder_delay_ns = 30'000'000;
   c.duplicate = 0.01;
   const auto v = run(c);
-  const auto re = std::count_if(v.begin(), v.end(), [](const PacketFate& f) { return f.reordered; });
-  const auto dup = std::count_if(v.begin(), v.end(), [](const PacketFate& f) { return f.duplicated; });
+  const auto re =
+      std::count_if(v.begin(), v.end(), [](const PacketFate& f) { return f.reordered; });
+  const auto dup =
+      std::count_if(v.begin(), v.end(), [](const PacketFate& f) { return f.duplicated; });
   EXPECT_NEAR(static_cast<double>(re) / kPackets, 0.02, 0.002);
   EXPECT_NEAR(static_cast<double>(dup) / kPackets, 0.01, 0.0015);
   for (const auto& f : v) EXPECT_EQ(f.delay_ns, f.reordered ? 30'000'000 : 0);
@@ -98,7 +103,9 @@ TEST(FaultInjector, SameSeedSameTraceOtherSeedOtherTrace) {
   const auto d = run(c, 10'000);
   auto same = [](const std::vector<PacketFate>& x, const std::vector<PacketFate>& y) {
     for (std::size_t i = 0; i < x.size(); ++i)
-      if (x[i].lost != y[i].lost || x[i].duplicated != y[i].duplicated || x[i].delay_ns != y[i].delay_ns) return false;
+      if (x[i].lost != y[i].lost || x[i].duplicated != y[i].duplicated ||
+          x[i].delay_ns != y[i].delay_ns)
+        return false;
     return true;
   };
   EXPECT_TRUE(same(a, b));

@@ -34,8 +34,9 @@ SimResult run(const Trace& t, const Point& p, int extra_margin = 0) {
 }
 
 std::vector<Trace> jitter_traces() {
-  return {make_uniform(kSeconds, 40, kSeed), make_uniform(kSeconds, 100, kSeed), make_pareto(kSeconds, 5, 2.5, kSeed),
-          make_gilbert(kSeconds, 0.05, 3, kSeed), make_loss(kSeconds, 0.05, kSeed), make_wifi(kSeconds, kSeed),
+  return {make_uniform(kSeconds, 40, kSeed),    make_uniform(kSeconds, 100, kSeed),
+          make_pareto(kSeconds, 5, 2.5, kSeed), make_gilbert(kSeconds, 0.05, 3, kSeed),
+          make_loss(kSeconds, 0.05, kSeed),     make_wifi(kSeconds, kSeed),
           make_reorder(kSeconds, 0.02, kSeed)};
 }
 
@@ -47,9 +48,10 @@ TEST_P(TraceHarness, LateLossWithinBudgetAtMostTwentyPercentAboveTheFixedOracle)
   const Point p = GetParam();
   for (const Trace& t : jitter_traces()) {
     const SimResult r = run(t, p);
-    std::printf("%-7s %-20s late %.3f%% mean %.1f ms fixed* %.1f ms (x%.2f) window* %.1f ms (x%.2f)\n", p.name,
-                t.name.c_str(), r.late_loss * 100, r.mean_delay_ms, r.oracle_fixed_ms, r.ratio_fixed,
-                r.oracle_window_ms, r.ratio_window);
+    std::printf(
+        "%-7s %-20s late %.3f%% mean %.1f ms fixed* %.1f ms (x%.2f) window* %.1f ms (x%.2f)\n",
+        p.name, t.name.c_str(), r.late_loss * 100, r.mean_delay_ms, r.oracle_fixed_ms,
+        r.ratio_fixed, r.oracle_window_ms, r.ratio_window);
     EXPECT_LE(r.late_loss, p.epsilon) << t.name;
     EXPECT_LE(r.mean_delay_ms, 1.2 * r.oracle_fixed_ms) << t.name;
   }
@@ -123,14 +125,17 @@ TEST_P(DriftSim, TwentyFourHoursHoldTheDelayWithoutUnderrun) {
   o.sender_skew = GetParam() * 1e-6;
   o.jitter_ms = 5;
   const sim::DriftSimResult r = sim::simulate_drift(o);
-  std::printf("skew %+.0f ppm: underruns %llu, delay-target max |1 s mean| %.3f ms (mean %+.3f), converged %.0f s, "
-              "drift %+.2f ppm, max error after settle %.2f ppm\n",
-              GetParam(), static_cast<unsigned long long>(r.underruns), r.max_delay_error_ms, r.mean_delay_error_ms,
-              r.converged_after_s, r.drift_ppm, r.max_drift_error_ppm);
-  EXPECT_NEAR(static_cast<double>(r.packets), 86400.0 * 50 * (1 + GetParam() * 1e-6), 2.0);  // the sender's pace
+  std::printf(
+      "skew %+.0f ppm: underruns %llu, delay-target max |1 s mean| %.3f ms (mean %+.3f), converged "
+      "%.0f s, "
+      "drift %+.2f ppm, max error after settle %.2f ppm\n",
+      GetParam(), static_cast<unsigned long long>(r.underruns), r.max_delay_error_ms,
+      r.mean_delay_error_ms, r.converged_after_s, r.drift_ppm, r.max_drift_error_ppm);
+  EXPECT_NEAR(static_cast<double>(r.packets), 86400.0 * 50 * (1 + GetParam() * 1e-6),
+              2.0);  // the sender's pace
   EXPECT_EQ(r.underruns, 0u);
   EXPECT_EQ(r.late, 0u);
-  EXPECT_LE(r.max_delay_error_ms, 1.0);   // steady state: within +-1 ms of the target
+  EXPECT_LE(r.max_delay_error_ms, 1.0);  // steady state: within +-1 ms of the target
   EXPECT_LE(r.converged_after_s, 30.0);  // and there within 30 s
   EXPECT_NEAR(r.drift_ppm, r.true_drift_ppm, 2.0);
 }
