@@ -25,52 +25,10 @@ mono_ns_t now_ns() {
   return static_cast<mono_ns_t>(uv_hrtime());
 }
 
-std::string addr_to_string(const sockaddr* sa) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (sa->sa_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(sa);
-    uv_ip4_name(a, host, sizeof host);
-    port = ntohs(a->sin_port);
-    return std::string(host) + ":" + std::to_string(port);
-  }
-  const auto* a = reinterpret_cast<const sockaddr_in6*>(sa);
-  uv_ip6_name(a, host, sizeof host);
-  port = ntohs(a->sin6_port);
-  return "[" + std::string(host) + "]:" + std::to_string(port);
-}
-
-/// Hash of a sender's IP address (port excluded): the per-host probation limit.
-std::uint64_t host_key(const sockaddr* sa) {
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
-  const std::uint8_t* p = nullptr;
-  std::size_t n = 0;
-  if (sa->sa_family == AF_INET) {
-    p = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in*>(sa)->sin_addr);
-    n = 4;
-  } else if (sa->sa_family == AF_INET6) {
-    p = reinterpret_cast<const std::uint8_t*>(
-        &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr);
-    n = 16;
-  }
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
-
-/// 48-bit hash of a sender address, for keying headerless sources (no SSRC).
-std::uint64_t addr_key(const sockaddr* sa) {
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
-  const auto* p = reinterpret_cast<const std::uint8_t*>(sa);
-  const std::size_t n = sockaddr_length(sa);
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h & 0xffffffffffffull;
-}
-
 constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
-constexpr std::size_t kWarnRefused = kRtpParseStatusCount + 1;
-constexpr std::size_t kWarnRtcpForeign = kRtpParseStatusCount + 2;
-constexpr std::size_t kWarnNotAllowed = kRtpParseStatusCount + 3;
-constexpr std::size_t kWarnCount = kRtpParseStatusCount + 4;
+constexpr std::size_t kWarnRtcpForeign = kRtpParseStatusCount + 1;
+constexpr std::size_t kWarnNotAllowed = kRtpParseStatusCount + 2;
+constexpr std::size_t kWarnCount = kRtpParseStatusCount + 3;
 
 }  // namespace
 
@@ -86,6 +44,9 @@ Node::Node(NodeConfig cfg)
       std::string("rtpnode@") + host, 8 * static_cast<std::size_t>(cfg_.max_sources) + 65);
   try {
     udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
+    sources_ = std::make_unique<SourceTable>(
+        SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout},
+        [this](const SourceTable::NewSource& n) { return make_source(n); }, events_, std::cerr);
     if (cfg_.http) {
       HttpServer::Options o;
       o.address = cfg_.http->address;
@@ -176,33 +137,16 @@ void Node::warn_once(std::size_t kind, MakeText&& make_text) {
   std::cerr << "rtpnode: warning: " << make_text() << " (counted; further ones are not logged)\n";
 }
 
-Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const sockaddr* from,
-                             std::uint32_t ssrc, std::uint8_t pt, const PayloadFormat& fmt,
-                             bool raw, mono_ns_t now) {
-  if (auto it = sources_.find(key); it != sources_.end()) return it->second.get();
-  if (static_cast<int>(sources_.size() + retiring_.size()) >= cfg_.max_sources) {
-    const std::size_t limit = 4 * static_cast<std::size_t>(cfg_.max_sources) + 16;
-    if (refused_.size() >= limit) {
-      const std::int64_t timeout = cfg_.source_timeout.count();
-      std::erase_if(refused_, [&](const auto& kv) { return now - kv.second > timeout; });
-    }
-    const bool known = refused_.contains(key);         // raw streams ask again with every datagram
-    if (refused_.size() < limit) refused_[key] = now;  // else: a flood of SSRCs, counted each time
-    if (!known) ++stats_.sources_refused;
-    warn_once(kWarnRefused, [&] {
-      return "new stream refused: --max-sources " + std::to_string(cfg_.max_sources) + " reached";
-    });
-    return nullptr;
-  }
+std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
   Source::Params p;
   p.id = next_id_++;
-  p.ssrc = ssrc;
-  p.port = spec.port;
-  p.remote = addr_to_string(from);
-  std::memcpy(&p.remote_addr, from, sockaddr_length(from));
-  p.payload_type = pt;
-  p.format = fmt;
-  p.raw = raw;
+  p.ssrc = n.ssrc;
+  p.port = n.port;
+  p.remote = address_text(n.from);
+  std::memcpy(&p.remote_addr, n.from, sockaddr_length(n.from));
+  p.payload_type = n.payload_type;
+  p.format = *n.format;
+  p.raw = n.raw;
   p.device_rate = backend_->sample_rate();
   p.lead_frames = lead_frames_;
   p.playout.adaptive = cfg_.latency_auto;
@@ -214,63 +158,23 @@ Source* Node::find_or_create(std::uint64_t key, const ListenSpec& spec, const so
   p.playout.estimator.quantile = cfg_.jitter_quantile > 0 ? cfg_.jitter_quantile : prof.quantile;
   p.playout.estimator.memory_ns = prof.memory_ns;
   p.resampler_quality = cfg_.resampler_quality;
-  const SourceSettings set = cfg_.settings_for(spec.port, ssrc, !raw);
+  const SourceSettings set = cfg_.settings_for(n.port, n.ssrc, !n.raw);
   p.mixer = mixer_.get();
   p.ramp_frames = ramp_frames_;
-  p.timeline = cfg_.sync_rtcp && !raw ? &timeline_ : nullptr;
+  p.timeline = cfg_.sync_rtcp && !n.raw ? &timeline_ : nullptr;
   p.offset_frames = ns_to_frames(set.offset.count(),
                                  static_cast<std::int64_t>(std::llround(backend_->sample_rate())));
   p.route = set.route;
   p.device_channels = backend_->channels();
   p.gain_db = set.gain_db;
-  std::unique_ptr<Source> s;
-  try {
-    s = std::make_unique<Source>(p, now, clock_);
-  } catch (const std::exception& e) {
-    ++stats_.sources_refused;
-    warn_once(kWarnRefused, [&] { return std::string("cannot create source: ") + e.what(); });
-    return nullptr;
-  }
-  refused_.erase(key);
-  if (const HeldSenderReport* sr = rtcp_->held(key)) {
-    if (same_host(reinterpret_cast<const sockaddr*>(&sr->from), from))
+  auto s = std::make_unique<Source>(p, n.first_arrival, clock_);
+  if (const HeldSenderReport* sr = rtcp_->held(n.key)) {
+    if (same_host(reinterpret_cast<const sockaddr*>(&sr->from), n.from))
       s->on_sender_report(sr->ntp_ns, sr->rtp_ts);
     else
-      rtcp_->forget(key);  // held from another host than the RTP: not this sender's
+      rtcp_->forget(n.key);  // held from another host than the RTP: not this sender's
   }
-  char ssrc_hex[16];
-  std::snprintf(ssrc_hex, sizeof ssrc_hex, "0x%08" PRIx32, ssrc);
-  std::cerr << "rtpnode: new source "
-            << (raw ? std::string("raw") : std::string("ssrc ") + ssrc_hex) << " from " << p.remote
-            << " on port " << p.port << ": " << fmt.describe() << "\n";
-  Source* raw_ptr = s.get();
-  if (events_.enabled()) {
-    nlohmann::json f = source_id(raw_ptr->stats());
-    f["payload_type"] = pt;
-    event("source_joined", f);
-    // The same sender on the same port with a new SSRC: a restart (RFC 3550 §8.2 collision or a
-    // new call leg).
-    for (const Source* o : source_order_)
-      if (!raw && o->params().port == p.port && o->params().remote == p.remote &&
-          o->params().ssrc != ssrc)
-        event("ssrc_changed", {{"port", p.port},
-                               {"remote", p.remote},
-                               {"old_ssrc", hex32(o->params().ssrc)},
-                               {"new_ssrc", hex32(ssrc)}});
-  }
-  events_.watch(*raw_ptr);
-  source_order_.push_back(raw_ptr);
-  sources_.emplace(key, std::move(s));
-  update_timeline();  // before its first packet anchors it
-  return raw_ptr;
-}
-
-std::unordered_map<std::uint64_t, Node::Probation>::iterator Node::erase_probation(
-    std::unordered_map<std::uint64_t, Probation>::iterator it) {
-  const auto h =
-      probation_hosts_.find(host_key(reinterpret_cast<const sockaddr*>(&it->second.from)));
-  if (h != probation_hosts_.end() && --h->second == 0) probation_hosts_.erase(h);
-  return probation_.erase(it);
+  return s;
 }
 
 bool Node::allowed(const sockaddr* from) {
@@ -279,7 +183,7 @@ bool Node::allowed(const sockaddr* from) {
     return true;
   ++stats_.not_allowed;
   warn_once(kWarnNotAllowed, [&] {
-    return "datagrams from " + addr_to_string(from) + " dropped: not in any --allow block";
+    return "datagrams from " + address_text(from) + " dropped: not in any --allow block";
   });
   return false;
 }
@@ -291,8 +195,10 @@ void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> dat
   rtcp_->on_datagram(data.size(), now);
   if (spec.raw) {
     if (data.empty()) return;
-    const std::uint64_t key = (1ull << 63) | (std::uint64_t{spec.port} << 48) | addr_key(from);
-    if (Source* s = find_or_create(key, spec, from, 0, 255, *spec.raw, true, now)) {
+    const std::uint64_t key = raw_source_key(spec.port, from);
+    Source* s = sources_->find(key);
+    if (s == nullptr) s = sources_->raw_source(key, spec.port, from, *spec.raw, now);
+    if (s != nullptr) {
       s->on_raw(data, now, clock_);
       s->render(clock_, now);
     }
@@ -309,16 +215,15 @@ void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> dat
     ++stats_.rejected[static_cast<std::size_t>(st)];
     if (st != RtpParseStatus::rtcp)
       warn_once(static_cast<std::size_t>(st), [&] {
-        return "dropped malformed RTP from " + addr_to_string(from) + " on port " +
+        return "dropped malformed RTP from " + address_text(from) + " on port " +
                std::to_string(spec.port) + ": " + std::string(to_string(st));
       });
     return;
   }
   const std::uint64_t key = source_key(spec.port, h.ssrc);
-  auto it = sources_.find(key);
-  if (it != sources_.end()) {
-    it->second->on_rtp(h, now, clock_);
-    it->second->render(clock_, now);
+  if (Source* s = sources_->find(key)) {
+    s->on_rtp(h, now, clock_);
+    s->render(clock_, now);
     return;
   }
   const PayloadFormat* fmt = cfg_.payloads.find(h.payload_type);
@@ -326,92 +231,31 @@ void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> dat
     ++stats_.unknown_payload_type;
     warn_once(kWarnUnknownPt, [&] {
       return "dropped RTP with unknown payload type " + std::to_string(h.payload_type) + " from " +
-             addr_to_string(from) + " (map it with --payload " + std::to_string(h.payload_type) +
+             address_text(from) + " (map it with --payload " + std::to_string(h.payload_type) +
              "=CODEC/RATE/CHANNELS)";
     });
     return;
   }
-  on_new_ssrc(spec, key, h, data, from, *fmt, now);
-}
-
-void Node::on_new_ssrc(const ListenSpec& spec, std::uint64_t key, const RtpHeaderView& h,
-                       std::span<const std::uint8_t> data, const sockaddr* from,
-                       const PayloadFormat& fmt, mono_ns_t now) {
-  // A stream refused at --max-sources stays refused while every slot is taken; once one frees,
-  // it is admitted like a new one.
-  if (auto r = refused_.find(key); r != refused_.end()) {
-    if (static_cast<int>(sources_.size() + retiring_.size()) >= cfg_.max_sources) {
-      r->second = now;
-      return;
-    }
-    refused_.erase(r);
-  }
-  // RFC 3550 A.1: a new SSRC is admitted after MIN_SEQUENTIAL = 2 packets in sequence; the
-  // first is held and played too. Stray packets (a scan, a spoofed SSRC) never create a source.
-  auto it = probation_.find(key);
-  if (it == probation_.end()) {
-    const std::size_t limit = 4 * static_cast<std::size_t>(cfg_.max_sources) + 16;
-    // One sending host holds at most an eighth of the table: a flood of new SSRCs from one host
-    // cannot keep other hosts' new streams out.
-    const std::size_t per_host = std::max<std::size_t>(8, limit / 8);
-    const std::uint64_t host = host_key(from);
-    auto held_by_host = [&] {
-      const auto f = probation_hosts_.find(host);
-      return f == probation_hosts_.end() ? std::size_t{0} : f->second;
-    };
-    if (probation_.size() >= limit || held_by_host() >= per_host) {
-      // Forget candidates that never followed up (more than a second old).
-      for (auto p = probation_.begin(); p != probation_.end();)
-        p = now - p->second.first_arrival > 1'000'000'000 ? erase_probation(p) : std::next(p);
-      if (probation_.size() >= limit || held_by_host() >= per_host) {
-        ++stats_.probation_dropped;
-        return;
-      }
-    }
-    Probation& added =
-        probation_
-            .emplace(key, Probation{std::vector<std::uint8_t>(data.begin(), data.end()),
-                                    now,
-                                    h.sequence_number,
-                                    {}})
-            .first->second;
-    std::memcpy(&added.from, from, sockaddr_length(from));
-    ++probation_hosts_[host];
-    return;
-  }
-  Probation& pr = it->second;
-  if (h.sequence_number != static_cast<std::uint16_t>(pr.last_seq + 1)) {
-    if (!same_host(from, reinterpret_cast<const sockaddr*>(&pr.from)))
-      return;  // another host's packet: not a restart
-    pr = Probation{std::vector<std::uint8_t>(data.begin(), data.end()),
-                   now,
-                   h.sequence_number,
-                   {}};  // start over
-    std::memcpy(&pr.from, from, sockaddr_length(from));
-    return;
-  }
-  const Probation held = std::move(pr);
-  erase_probation(it);
-  if (Source* s =
-          find_or_create(key, spec, from, h.ssrc, h.payload_type, fmt, false, held.first_arrival)) {
+  if (auto admitted = sources_->on_candidate(key, spec.port, h, data, from, *fmt, now)) {
+    update_timeline();  // before its first packet anchors it
     RtpHeaderView first;
-    if (rtp_parse(held.first, first) == RtpParseStatus::ok)
-      s->on_rtp(first, held.first_arrival, clock_);
-    s->on_rtp(h, now, clock_);
-    s->render(clock_, now);
+    if (rtp_parse(admitted->first, first) == RtpParseStatus::ok)
+      admitted->source->on_rtp(first, admitted->first_arrival, clock_);
+    admitted->source->on_rtp(h, now, clock_);
+    admitted->source->render(clock_, now);
   }
 }
 
 void Node::update_timeline() {
   if (!cfg_.sync_rtcp) return;
   std::size_t with_sr = 0;
-  for (const Source* s : source_order_) with_sr += s->has_sender_report() ? 1 : 0;
+  for (const Source* s : sources_->active()) with_sr += s->has_sender_report() ? 1 : 0;
   if (with_sr < 2) {
     timeline_.set = false;
     return;
   }
   if (timeline_.set) return;
-  for (const Source* s : source_order_)
+  for (const Source* s : sources_->active())
     if (s->define_timeline(timeline_)) {
       std::cerr << "rtpnode: NTP timeline on (" << with_sr << " sources with RTCP SR), defined by "
                 << s->params().remote << "\n";
@@ -436,32 +280,29 @@ void Node::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, c
     ++stats_.rtcp_foreign;
     warn_once(kWarnRtcpForeign, [&] {
       return "RTCP about source " + s.params().remote + " from another host (" +
-             addr_to_string(from) + "): ignored";
+             address_text(from) + "): ignored";
     });
     return true;
   };
   for (const RtcpSenderReport& sr : c.sender_reports) {
     ++stats_.sender_reports;
     const std::uint64_t key = source_key(spec.port, sr.ssrc);
-    const auto it = sources_.find(key);
-    if (it != sources_.end() && foreign(*it->second)) continue;
+    Source* s = sources_->find(key);
+    if (s != nullptr && foreign(*s)) continue;
     const HeldSenderReport& held = rtcp_->hold(key, sr, from, now);
-    if (it != sources_.end()) it->second->on_sender_report(held.ntp_ns, held.rtp_ts);
+    if (s != nullptr) s->on_sender_report(held.ntp_ns, held.rtp_ts);
   }
   update_timeline();
   for (std::uint32_t ssrc : c.byes) {
     ++stats_.byes;
     const std::uint64_t key = source_key(spec.port, ssrc);
-    const auto it = sources_.find(key);
-    if (it != sources_.end() && foreign(*it->second)) continue;
+    Source* s = sources_->find(key);
+    if (s != nullptr && foreign(*s)) continue;
     if (const HeldSenderReport* h = rtcp_->held(key);
         h && same_host(from, reinterpret_cast<const sockaddr*>(&h->from)))
       rtcp_->forget(key);
-    if (auto pr = probation_.find(key);
-        pr != probation_.end() &&
-        same_host(from, reinterpret_cast<const sockaddr*>(&pr->second.from)))
-      erase_probation(pr);
-    if (it != sources_.end()) it->second->on_bye();
+    sources_->on_bye(key, from);
+    if (s != nullptr) s->on_bye();
   }
 }
 
@@ -493,12 +334,12 @@ void Node::tick() {
   // or descheduled, and audio it should have rendered meanwhile may have run out.
   if (last_tick_ != 0) max_tick_gap_ = std::max(max_tick_gap_, now - last_tick_);
   last_tick_ = now;
-  for (Source* s : source_order_) s->render(clock_, now);
+  for (Source* s : sources_->active()) s->render(clock_, now);
   expire_sources(now);
   if (now - last_watch_ >= 100'000'000) {
     last_watch_ = now;
     const double lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
-    events_.check(now, source_order_, mixer_->xruns(), max_tick_gap_, lead_ms);
+    events_.check(now, sources_->active(), mixer_->xruns(), max_tick_gap_, lead_ms);
     max_tick_gap_ = 0;
   }
 }
@@ -508,57 +349,7 @@ void Node::expire_sources(mono_ns_t now) {
   while (mixer_->take_retired() != nullptr) {
     // Sources free their streams once Mixer::releasable(); the retire ring only needs draining.
   }
-  for (auto it = retiring_.begin(); it != retiring_.end();) {
-    if (!(*it)->drained()) {
-      ++it;
-      continue;
-    }
-    if ((*it)->bye())
-      std::cerr << "rtpnode: source " << (*it)->params().remote << " drained after BYE\n";
-    departed_.push_back((*it)->stats());  // final: its last audio has played
-    if (events_.enabled()) {
-      nlohmann::json f = source_id(departed_.back());
-      f["after"] = (*it)->bye() ? "bye" : "leave";
-      f["frames_played"] = departed_.back().frames_played;
-      event("source_drained", f);
-    }
-    if (departed_.size() > kMaxDeparted) departed_.pop_front();
-    it = retiring_.erase(it);
-  }
-  if (now - last_timeout_check_ < 100'000'000 &&
-      std::none_of(source_order_.begin(), source_order_.end(),
-                   [](const Source* s) { return s->leaving(); }))
-    return;  // every 100 ms is plenty for timeouts
-  last_timeout_check_ = now;
-  const std::int64_t timeout = cfg_.source_timeout.count();
-  for (auto it = sources_.begin(); it != sources_.end();) {
-    Source* s = it->second.get();
-    const bool timed_out = timeout > 0 && now - s->last_arrival() >= timeout && !s->leaving();
-    if (!timed_out && !s->leaving()) {
-      ++it;
-      continue;
-    }
-    if (events_.enabled()) {
-      nlohmann::json f = source_id(s->stats());
-      f["reason"] = timed_out ? "timeout" : "bye";
-      f["queued_ms"] = s->queued_ms();
-      event("source_left", f);
-    }
-    events_.forget(s);
-    if (timed_out) {
-      std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote
-                << " timed out after " << std::chrono::duration<double>(cfg_.source_timeout).count()
-                << " s without packets\n";
-      s->leave(clock_.frame_at(now));
-    } else {
-      std::cerr << "rtpnode: source " << s->stats().payload << " from " << s->params().remote
-                << " said BYE; its queued audio plays out\n";
-    }
-    source_order_.erase(std::find(source_order_.begin(), source_order_.end(), s));
-    retiring_.push_back(std::move(it->second));
-    it = sources_.erase(it);
-    update_timeline();
-  }
+  if (sources_->expire(now, clock_.frame_at(now)) > 0) update_timeline();
 }
 
 NodeSnapshot Node::snapshot() const {
@@ -574,10 +365,10 @@ NodeSnapshot Node::snapshot() const {
       n.packets_malformed += stats_.rejected[i];
   }
   n.packets_unknown_payload_type = stats_.unknown_payload_type;
-  n.sources_refused = stats_.sources_refused;
-  n.sources_active = source_order_.size();
-  n.sources_on_probation = probation_.size();
-  n.probation_dropped = stats_.probation_dropped;
+  n.sources_refused = sources_->counters().sources_refused;
+  n.sources_active = sources_->active().size();
+  n.sources_on_probation = sources_->on_probation();
+  n.probation_dropped = sources_->counters().probation_dropped;
   n.rtcp_packets = stats_.rtcp_packets;
   n.rtcp_malformed = stats_.rtcp_malformed;
   n.sender_reports = stats_.sender_reports;
@@ -615,12 +406,7 @@ NodeSnapshot Node::snapshot() const {
 }
 
 std::vector<SourceReport> Node::source_reports(bool with_departed) const {
-  std::vector<SourceReport> out;
-  for (const Source* s : source_order_) out.push_back({s->stats(), "active"});
-  for (const auto& s : retiring_) out.push_back({s->stats(), "leaving"});
-  if (with_departed)
-    for (const SourceStats& st : departed_) out.push_back({st, "departed"});
-  return out;
+  return sources_->reports(with_departed);
 }
 
 void Node::write_json() {
@@ -642,14 +428,14 @@ void Node::report(bool final) {
   char buf[256];
   std::snprintf(buf, sizeof buf, "[%7.1fs] cb=%" PRIu64 " xruns=%" PRIu64 " sources=%zu",
                 static_cast<double>(now_ns() - started_ns_) * 1e-9, stats_.callbacks, stats_.xruns,
-                source_order_.size());
+                sources_->active().size());
   line << buf;
   std::uint64_t bad = 0;
   for (std::size_t i = 0; i < kRtpParseStatusCount; ++i)
     if (i != static_cast<std::size_t>(RtpParseStatus::rtcp)) bad += stats_.rejected[i];
   if (bad || stats_.unknown_payload_type)
     line << " malformed=" << bad << " unknown_pt=" << stats_.unknown_payload_type;
-  for (const Source* s : source_order_) {
+  for (const Source* s : sources_->active()) {
     const SourceStats st = s->stats();
     std::snprintf(buf, sizeof buf,
                   " | %08" PRIx32 " %s rx=%" PRIu64 " lost=%" PRId64 " late=%" PRIu64
@@ -671,7 +457,7 @@ void Node::event(const char* name, const nlohmann::json& fields) {
 
 void Node::schedule_receiver_reports() {
   std::size_t senders = 0;
-  for (const Source* s : source_order_) senders += s->params().raw ? 0 : 1;
+  for (const Source* s : sources_->active()) senders += s->params().raw ? 0 : 1;
   const double interval = rtcp_->next_interval_s(senders, cfg_.rtcp_min_interval, now_ns());
   uv_timer_start(
       &rr_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->send_receiver_reports(); },
@@ -684,7 +470,7 @@ void Node::send_receiver_reports() {
     const ListenSpec& spec = cfg_.listens[li];
     if (spec.raw) continue;
     std::vector<ReportTarget> targets;
-    for (Source* s : source_order_)
+    for (Source* s : sources_->active())
       if (s->params().port == spec.port && !s->params().raw && s->has_sequence())
         targets.push_back({s->take_report_block(), source_key(spec.port, s->params().ssrc),
                            s->params().remote_addr});
@@ -703,7 +489,7 @@ void Node::send_receiver_reports() {
 HttpResponse Node::on_http(const HttpRequest& req) {
   const ControlContext ctx{[this] { return snapshot(); },
                            [this](bool d) { return source_reports(d); },
-                           source_order_,
+                           sources_->active(),
                            clock_,
                            backend_->channels(),
                            events_,

@@ -22,31 +22,24 @@
 #include "node/mixer.hpp"
 #include "node/source.hpp"
 #include "node/rtcp_session.hpp"
+#include "node/source_table.hpp"
 #include "node/stats_model.hpp"
 #include "node/udp_listener.hpp"
 #include "rtp/rtp_header.hpp"
 
 namespace rtpnode {
 
-/// The key of an RTP source: listen port and SSRC (RFC 3550 §8: an SSRC is unique within its
-/// session, and each listen port is a session).
-constexpr std::uint64_t source_key(std::uint16_t port, std::uint32_t ssrc) noexcept {
-  return (std::uint64_t{port} << 32) | ssrc;
-}
-
 /// Node-wide counters (loop thread).
 struct NodeStats {
   std::uint64_t datagrams = 0;  ///< UDP datagrams received on every listen socket
   std::array<std::uint64_t, kRtpParseStatusCount> rejected{};  ///< by RtpParseStatus (index)
-  std::uint64_t unknown_payload_type = 0;  ///< valid RTP with a PT no --payload maps, dropped
-  std::uint64_t sources_refused = 0;  ///< new streams refused: --max-sources reached or codec error
-  std::uint64_t callbacks = 0;        ///< device callbacks so far
-  std::uint64_t xruns = 0;            ///< device under/overflows reported to the callback
-  std::uint64_t rtcp_packets = 0;     ///< valid RTCP compounds (RTCP port or muxed on RTP)
-  std::uint64_t rtcp_malformed = 0;   ///< RTCP datagrams failing RFC 3550 A.2 checks
-  std::uint64_t sender_reports = 0;   ///< SR packets received
-  std::uint64_t byes = 0;             ///< BYE SSRCs received
-  std::uint64_t probation_dropped = 0;  ///< packets dropped because the probation table was full
+  std::uint64_t unknown_payload_type = 0;   ///< valid RTP with a PT no --payload maps, dropped
+  std::uint64_t callbacks = 0;              ///< device callbacks so far
+  std::uint64_t xruns = 0;                  ///< device under/overflows reported to the callback
+  std::uint64_t rtcp_packets = 0;           ///< valid RTCP compounds (RTCP port or muxed on RTP)
+  std::uint64_t rtcp_malformed = 0;         ///< RTCP datagrams failing RFC 3550 A.2 checks
+  std::uint64_t sender_reports = 0;         ///< SR packets received
+  std::uint64_t byes = 0;                   ///< BYE SSRCs received
   std::uint64_t receiver_reports_sent = 0;  ///< RTCP RR compounds sent
   std::uint64_t rtcp_foreign = 0;  ///< SR/BYE about a source from another host than its RTP
   std::uint64_t not_allowed = 0;   ///< datagrams from outside every --allow block
@@ -79,13 +72,6 @@ class Node {
   [[nodiscard]] bool device_abandoned() const noexcept { return device_abandoned_; }
 
  private:
-  /// A new SSRC on probation (RFC 3550 A.1: MIN_SEQUENTIAL = 2 in-sequence packets admit it).
-  struct Probation {
-    std::vector<std::uint8_t> first;  ///< the held packet, played once admitted
-    mono_ns_t first_arrival = 0;
-    std::uint16_t last_seq = 0;
-    sockaddr_storage from{};  ///< its sender (a BYE from elsewhere does not end it)
-  };
   /// Thread: loop. `now`: the datagram's arrival (kernel receive timestamp, monotonic scale).
   void on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from,
                    mono_ns_t now);
@@ -94,15 +80,11 @@ class Node {
   /// The NTP timeline is on while at least two sources have SRs (one alone follows its own
   /// target delay); it is defined from where a source with SR already plays.
   void update_timeline();
-  /// RTP of an SSRC with no source yet: probation, then the source.
-  void on_new_ssrc(const ListenSpec& spec, std::uint64_t key, const RtpHeaderView& h,
-                   std::span<const std::uint8_t> data, const sockaddr* from,
-                   const PayloadFormat& fmt, mono_ns_t now);
-  Source* find_or_create(std::uint64_t key, const ListenSpec& spec, const sockaddr* from,
-                         std::uint32_t ssrc, std::uint8_t pt, const PayloadFormat& fmt, bool raw,
-                         mono_ns_t now);
+  /// The factory of SourceTable: a source with this node's playout settings, mixer, clock and
+  /// timeline, and the SR already held for it. Throws when its codec cannot be created.
+  std::unique_ptr<Source> make_source(const SourceTable::NewSource& n);
   void tick();
-  /// Detaches sources silent for longer than --source-timeout; frees those the mixer returned.
+  /// Drains the mixer's retire ring and lets the source table end and free sources.
   void expire_sources(mono_ns_t now);
   void report(bool final);
   void write_json();
@@ -147,24 +129,8 @@ class Node {
   std::unique_ptr<UdpListener> udp_;
   bool receiving_ = false;
 
-  std::unordered_map<std::uint64_t, std::unique_ptr<Source>> sources_;
-  std::vector<Source*> source_order_;
-  /// Sources detached from the mixer, freed once it hands their stream back (lifecycle rule 2).
-  std::vector<std::unique_ptr<Source>> retiring_;
-  /// Final statistics of the last kMaxDeparted sources that timed out.
-  std::deque<SourceStats> departed_;
-  static constexpr std::size_t kMaxDeparted = 64;
-  mono_ns_t last_timeout_check_ = 0;
   std::uint32_t next_id_ = 1;
   NodeStats stats_;
-  std::unordered_map<std::uint64_t, Probation> probation_;
-  std::unordered_map<std::uint64_t, std::size_t> probation_hosts_;  ///< entries per sending host
-  /// Removes a probation entry, keeping probation_hosts_ right; returns the next one.
-  std::unordered_map<std::uint64_t, Probation>::iterator erase_probation(
-      std::unordered_map<std::uint64_t, Probation>::iterator it);
-  /// Streams refused at --max-sources (key -> their last packet), so each is refused and counted
-  /// once, and its packets skip probation until a slot frees or it goes quiet (--source-timeout).
-  std::unordered_map<std::uint64_t, mono_ns_t> refused_;
   SyncTimeline timeline_;
   frames_t ramp_frames_ = 0;
   bool stats_json_failing_ = false;  ///< the last --stats-json write failed (said once)
@@ -173,6 +139,7 @@ class Node {
 
   std::unique_ptr<HttpServer> http_;
   EventWatcher events_;
+  std::unique_ptr<SourceTable> sources_;  ///< after events_: it reports to them
   mono_ns_t last_watch_ = 0;
   mono_ns_t last_tick_ = 0;     ///< when tick() last ran
   mono_ns_t max_tick_gap_ = 0;  ///< the longest time between two ticks since the last check
