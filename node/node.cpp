@@ -84,50 +84,29 @@ void Node::close_loop() {
 }
 
 Node::~Node() {
-  if (!backend_->shutdown(std::chrono::seconds(2), device_state_ != DeviceState::running) ||
-      device_abandoned_)
+  if (!backend_->shutdown(std::chrono::seconds(2), !device_.up()) || device_abandoned_)
     (void)
         mixer_.release();  // PortAudio may still hold it: leaked on purpose, the process is ending
   close_loop();
 }
 
-const char* to_string(Node::DeviceState s) {
-  switch (s) {
-    case Node::DeviceState::running:
-      return "running";
-    case Node::DeviceState::stalled:
-      return "stalled";
-    case Node::DeviceState::stopped:
-      return "stopped";
-  }
-  return "?";
-}
-
 void Node::check_device(mono_ns_t now) {
-  const std::uint64_t callbacks = mixer_->position().callbacks;
-  DeviceState state = DeviceState::running;
-  if (callbacks != device_callbacks_seen_ || device_progress_ns_ == 0) {
-    device_callbacks_seen_ = callbacks;
-    device_progress_ns_ = now;
-  } else if (now - device_progress_ns_ >= kDeviceStallNs) {
-    state = backend_->stream_active() ? DeviceState::stalled : DeviceState::stopped;
-  }
-  if (state == device_state_) return;
-  const double since_ms = static_cast<double>(now - device_progress_ns_) / 1e6;
-  if (state == DeviceState::running) {
+  const auto change = device_.update(mixer_->position().callbacks, backend_->stream_active(), now);
+  if (!change) return;
+  if (change->state == DeviceState::running) {
     std::cerr << "rtpnode: audio device running again\n";
-    event("device_recovered", {{"callbacks", callbacks}});
-  } else {
-    std::cerr << "rtpnode: audio device " << to_string(state) << ": no callback for "
-              << static_cast<int>(since_ms) << " ms ("
-              << (state == DeviceState::stopped
-                      ? "PortAudio stopped the stream; is the JACK server gone?"
-                      : "the stream is active but silent")
-              << ")\n";
-    event("device_lost",
-          {{"state", to_string(state)}, {"callbacks", callbacks}, {"since_ms", since_ms}});
+    event("device_recovered", {{"callbacks", change->callbacks}});
+    return;
   }
-  device_state_ = state;
+  std::cerr << "rtpnode: audio device " << to_string(change->state) << ": no callback for "
+            << static_cast<int>(change->since_ms) << " ms ("
+            << (change->state == DeviceState::stopped
+                    ? "the backend stopped the stream; is the JACK server gone?"
+                    : "the stream is active but silent")
+            << ")\n";
+  event("device_lost", {{"state", to_string(change->state)},
+                        {"callbacks", change->callbacks},
+                        {"since_ms", change->since_ms}});
 }
 
 template <typename MakeText>
@@ -396,8 +375,8 @@ NodeSnapshot Node::snapshot() const {
   n.sample_rate = clock_.rate();
   n.device_skew_ppm = clock_.skew() * 1e6;  // device clock vs monotonic clock (DeviceClock)
   n.device = backend_->describe();
-  n.device_state = to_string(device_state_);
-  n.device_up = device_state_ == DeviceState::running;
+  n.device_state = to_string(device_.state());
+  n.device_up = device_.up();
   n.output_latency_ms =
       static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
   n.pa_output_latency_ms = backend_->output_latency() * 1000.0;
@@ -560,7 +539,7 @@ int Node::run() {
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
 
   uv_run(&loop_, UV_RUN_DEFAULT);
-  const bool lost = device_state_ != DeviceState::running;
+  const bool lost = !device_.up();
   device_abandoned_ = !backend_->shutdown(std::chrono::milliseconds(1500), lost);
   if (device_abandoned_)
     std::cerr

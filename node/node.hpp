@@ -17,6 +17,7 @@
 #include "node/audio_backend.hpp"
 #include "node/config.hpp"
 #include "node/device_clock.hpp"
+#include "node/device_monitor.hpp"
 #include "node/event_watcher.hpp"
 #include "node/http_server.hpp"
 #include "node/mixer.hpp"
@@ -57,13 +58,9 @@ class Node {
   /// Exit code of run() when the audio device was lost (stopped or stalled) at the end, or did
   /// not stop within 2 s.
   static constexpr int kExitDeviceLost = 3;
-  /// What the node knows of its audio device (from the callback count and PortAudio).
-  enum class DeviceState : std::uint8_t {
-    running,  ///< callbacks keep coming
-    stalled,  ///< no callback for kDeviceStallNs while PortAudio says the stream is active
-    stopped,  ///< PortAudio stopped the stream (JACK server gone, device error)
-  };
-  static constexpr mono_ns_t kDeviceStallNs = 500'000'000;
+  /// What the node knows of its audio device (device_monitor.hpp).
+  using DeviceState = DeviceMonitor::State;
+  static constexpr mono_ns_t kDeviceStallNs = DeviceMonitor::kStallNs;
 
   /// Runs until --duration elapses or SIGINT/SIGTERM. Returns the process exit code: 0, or
   /// kExitDeviceLost. Stopping never waits more than 2 s for the device.
@@ -113,10 +110,8 @@ class Node {
   std::unique_ptr<AudioBackend> backend_;
   std::unique_ptr<Mixer> mixer_;
   // Device health (loop thread): see check_device().
-  DeviceState device_state_ = DeviceState::running;
-  std::uint64_t device_callbacks_seen_ = 0;
-  mono_ns_t device_progress_ns_ = 0;  ///< when the callback count last moved
-  bool device_abandoned_ = false;     ///< shutdown timed out: the mixer must outlive us
+  DeviceMonitor device_;
+  bool device_abandoned_ = false;  ///< shutdown timed out: the mixer must outlive us
   DeviceClock clock_;
   frames_t lead_frames_ = 0;
 
