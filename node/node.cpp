@@ -398,36 +398,9 @@ void Node::write_json() {
 }
 
 void Node::report(bool final) {
-  const DevicePosition pos = mixer_->position();
-  stats_.callbacks = pos.callbacks;
-  stats_.xruns = mixer_->xruns();
   if (!cfg_.stats_json.empty()) write_json();
   if (cfg_.quiet && !final) return;
-  std::ostringstream line;
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "[%7.1fs] cb=%" PRIu64 " xruns=%" PRIu64 " sources=%zu",
-                static_cast<double>(now_ns() - started_ns_) * 1e-9, stats_.callbacks, stats_.xruns,
-                sources_->active().size());
-  line << buf;
-  std::uint64_t bad = 0;
-  for (std::size_t i = 0; i < kRtpParseStatusCount; ++i)
-    if (i != static_cast<std::size_t>(RtpParseStatus::rtcp)) bad += stats_.rejected[i];
-  if (bad || stats_.unknown_payload_type)
-    line << " malformed=" << bad << " unknown_pt=" << stats_.unknown_payload_type;
-  for (const Source* s : sources_->active()) {
-    const SourceStats st = s->stats();
-    std::snprintf(buf, sizeof buf,
-                  " | %08" PRIx32 " %s rx=%" PRIu64 " lost=%" PRId64 " late=%" PRIu64
-                  " dup=%" PRIu64 " conc=%.0fms under=%" PRIu64
-                  " jit=%.1fms jb=%.0f/%.0fms e2e=%.1fms drift=%+.1fppm",
-                  st.ssrc, st.payload.c_str(), st.packets_received, st.packets_lost,
-                  st.packets_late, st.packets_duplicate,
-                  static_cast<double>(st.frames_concealed) * 1000.0 / s->params().format.audio_rate,
-                  st.underruns, st.jitter_ms, st.playout_delay_ms, st.target_delay_ms,
-                  st.arrival_to_dac_ms, st.drift_ppm);
-    line << buf;
-  }
-  std::cerr << line.str() << (final ? " (final)" : "") << "\n";
+  std::cerr << stats_line(snapshot(), source_reports(false), final) << "\n";
 }
 
 void Node::event(const char* name, const nlohmann::json& fields) {

@@ -35,8 +35,6 @@ struct NodeStats {
   std::uint64_t datagrams = 0;  ///< UDP datagrams received on every listen socket
   std::array<std::uint64_t, kRtpParseStatusCount> rejected{};  ///< by RtpParseStatus (index)
   std::uint64_t unknown_payload_type = 0;   ///< valid RTP with a PT no --payload maps, dropped
-  std::uint64_t callbacks = 0;              ///< device callbacks so far
-  std::uint64_t xruns = 0;                  ///< device under/overflows reported to the callback
   std::uint64_t rtcp_packets = 0;           ///< valid RTCP compounds (RTCP port or muxed on RTP)
   std::uint64_t rtcp_malformed = 0;         ///< RTCP datagrams failing RFC 3550 A.2 checks
   std::uint64_t sender_reports = 0;         ///< SR packets received

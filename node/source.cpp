@@ -92,6 +92,7 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
   stats_.remote = p.remote;
   stats_.payload_type = p.raw ? 255 : p.payload_type;
   stats_.payload = p.format.describe();
+  stats_.audio_rate = p.format.audio_rate;
   stats_.adaptive = p.playout.adaptive;
 }
 

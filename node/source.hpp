@@ -38,11 +38,12 @@ namespace rtpnode {
 
 /// Per-source statistics (loop thread). Counters are monotonic; *_ms are gauges.
 struct SourceStats {
-  std::uint32_t ssrc = 0;               ///< RTP SSRC (0 for raw PCM sources)
-  std::uint16_t port = 0;               ///< local listen port
-  std::string remote;                   ///< sender address "ip:port"
-  std::uint8_t payload_type = 0;        ///< RTP payload type (raw: 255)
-  std::string payload;                  ///< "pcmu/8000/1" style
+  std::uint32_t ssrc = 0;         ///< RTP SSRC (0 for raw PCM sources)
+  std::uint16_t port = 0;         ///< local listen port
+  std::string remote;             ///< sender address "ip:port"
+  std::uint8_t payload_type = 0;  ///< RTP payload type (raw: 255)
+  std::string payload;            ///< "pcmu/8000/1" style
+  std::uint32_t audio_rate = 0;   ///< decoded frames per second (frames_concealed etc. count these)
   std::uint64_t packets_received = 0;   ///< unique packets of this stream (duplicates excluded),
                                         ///< late ones included (RFC 3550 A.3 "received")
   std::int64_t packets_lost = 0;        ///< RFC 3550 A.3 cumulative: expected - received, >= 0

@@ -363,4 +363,32 @@ json stats_json_schema() {
           {"additionalProperties", false}};
 }
 
+std::string stats_line(const NodeSnapshot& node, const std::vector<SourceReport>& sources,
+                       bool final) {
+  std::size_t active = 0;
+  for (const SourceReport& r : sources) active += r.state == "active" ? 1 : 0;
+  char buf[320];
+  std::snprintf(buf, sizeof buf, "[%7.1fs] cb=%" PRIu64 " xruns=%" PRIu64 " sources=%zu",
+                node.uptime_s, node.callbacks, node.xruns, active);
+  std::string line = buf;
+  if (node.packets_malformed || node.packets_unknown_payload_type)
+    line += " malformed=" + std::to_string(node.packets_malformed) +
+            " unknown_pt=" + std::to_string(node.packets_unknown_payload_type);
+  for (const SourceReport& r : sources) {
+    if (r.state != "active") continue;
+    const SourceStats& st = r.stats;
+    const double rate = st.audio_rate > 0 ? st.audio_rate : 1.0;
+    std::snprintf(
+        buf, sizeof buf,
+        " | %08" PRIx32 " %s rx=%" PRIu64 " lost=%" PRId64 " late=%" PRIu64 " dup=%" PRIu64
+        " conc=%.0fms under=%" PRIu64 " jit=%.1fms jb=%.0f/%.0fms e2e=%.1fms drift=%+.1fppm",
+        st.ssrc, st.payload.c_str(), st.packets_received, st.packets_lost, st.packets_late,
+        st.packets_duplicate, static_cast<double>(st.frames_concealed) * 1000.0 / rate,
+        st.underruns, st.jitter_ms, st.playout_delay_ms, st.target_delay_ms, st.arrival_to_dac_ms,
+        st.drift_ppm);
+    line += buf;
+  }
+  return final ? line + " (final)" : line;
+}
+
 }  // namespace rtpnode

@@ -81,6 +81,11 @@ struct SourceReport {
 /// exported (their series would otherwise never end).
 [[nodiscard]] std::string prometheus_text(const NodeSnapshot& node,
                                           const std::vector<SourceReport>& sources);
+/// The periodic stderr line: "[  12.0s] cb=… xruns=… sources=N" (malformed=… unknown_pt=… when
+/// any), then per active source "| SSRC payload rx= lost= late= dup= conc=ms under= jit=ms
+/// jb=playout/target ms e2e=ms drift=ppm"; " (final)" at exit. No newline.
+[[nodiscard]] std::string stats_line(const NodeSnapshot& node,
+                                     const std::vector<SourceReport>& sources, bool final);
 /// Markdown reference of every field (docs/STATS.md).
 [[nodiscard]] std::string stats_doc_markdown();
 /// JSON Schema (draft 2020-12) of the stats document (docs/stats.schema.json).

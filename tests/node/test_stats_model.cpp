@@ -133,3 +133,29 @@ TEST(StatsModel, DocsAreGeneratedFromTheFieldTables) {
   EXPECT_EQ(nlohmann::json::parse(slurp(RTPNODE_SOURCE_DIR "/docs/stats.schema.json")),
             stats_json_schema());
 }
+
+TEST(StatsModel, StatsLineSaysTheNodeAndEachActiveSource) {
+  NodeSnapshot n;
+  n.uptime_s = 12.04;
+  n.callbacks = 2250;
+  n.xruns = 1;
+  SourceReport a;
+  a.state = "active";
+  a.stats.ssrc = 0x1a2b3c4d;
+  a.stats.payload = "pcmu/8000/1";
+  a.stats.audio_rate = 8000;
+  a.stats.packets_received = 600;
+  a.stats.packets_lost = 3;
+  a.stats.frames_concealed = 480;  // 60 ms at 8 kHz
+  a.stats.drift_ppm = -12.34;
+  SourceReport gone = a;
+  gone.state = "departed";
+  EXPECT_EQ(
+      stats_line(n, {a, gone}, false),
+      "[   12.0s] cb=2250 xruns=1 sources=1 | 1a2b3c4d pcmu/8000/1 rx=600 lost=3 late=0 dup=0 "
+      "conc=60ms under=0 jit=0.0ms jb=0/0ms e2e=0.0ms drift=-12.3ppm");
+  n.packets_malformed = 4;
+  n.packets_unknown_payload_type = 2;
+  EXPECT_EQ(stats_line(n, {}, true),
+            "[   12.0s] cb=2250 xruns=1 sources=0 malformed=4 unknown_pt=2 (final)");
+}
