@@ -1,5 +1,7 @@
 #include "node/source.hpp"
 
+#include "jitter/playout_step.hpp"
+
 #include "node/resampler_ratio.hpp"
 
 #include <speex/speex_resampler.h>
@@ -474,9 +476,8 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
     base_seq_ = highest_seq_ = seq;
     have_seq_ = true;
   }
-  auto r =
-      jb_.insert(seq, ts, marker, payload, arrival,
-                 playout_.horizon_ts(jb_.cursor_ts(), ahead_ns(clock, arrival)), comfort_noise);
+  auto r = jb_.insert(seq, ts, marker, payload, arrival,
+                      playout_horizon(jb_, playout_, ahead_ns(clock, arrival)), comfort_noise);
   if (r == InsertResult::resync) {
     // Fold the finished run into the RFC 3550 counters, then start over from this packet.
     expected_prior_ += highest_seq_ - base_seq_ + 1;
@@ -581,9 +582,9 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     }
     const mono_ns_t ahead = ahead_ns(clock, now);
     const ext_ts_t ptime = jb_.ptime_ticks();
-    const mono_ns_t delay = playout_.delay_ns(now + ahead, jb_.cursor_ts());
-    const auto a =
-        jb_.next(playout_.horizon_ts(jb_.cursor_ts(), ahead), playout_.may_expand(delay, ptime));
+    const PlayoutStep step = next_playout_step(jb_, playout_, now, ahead);
+    const mono_ns_t delay = step.delay_ns;
+    const auto& a = step.action;
     if (a.kind == Kind::wait) return;
     if (a.kind == Kind::decode) {
       if (a.packet->comfort_noise) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "jitter/jitter_buffer.hpp"
+#include "jitter/playout_step.hpp"
 #include "rtp/rtp_header.hpp"
 #include "tools/fault_injector.hpp"
 
@@ -265,17 +266,18 @@ SimResult simulate(const Trace& trace, const SimOptions& opt) {
   std::vector<std::pair<mono_ns_t, mono_ns_t>> played;  // (play time, delay) per packet
   const std::uint8_t byte = 0;
 
-  // Same deadline rule as Source: the cursor's audio is needed at t0 + written.
-  auto horizon = [&](mono_ns_t now) {
-    const auto ahead = static_cast<mono_ns_t>(static_cast<double>(t0) + written) - now;
-    return pc.horizon_ts(jb.cursor_ts(), ahead);
+  // Source's playout step (jitter/playout_step.hpp): the cursor's audio is needed at t0 + written.
+  auto ahead_at = [&](mono_ns_t now) {
+    return static_cast<mono_ns_t>(static_cast<double>(t0) + written) - now;
   };
+  auto horizon = [&](mono_ns_t now) { return playout_horizon(jb, pc, ahead_at(now)); };
 
   auto render = [&](mono_ns_t now) {
     for (;;) {
       const auto needed_at = static_cast<mono_ns_t>(static_cast<double>(t0) + written);
-      const mono_ns_t d = pc.delay_ns(needed_at, jb.cursor_ts());
-      const auto a = jb.next(horizon(now), pc.may_expand(d, jb.ptime_ticks()));
+      const PlayoutStep step = next_playout_step(jb, pc, now, ahead_at(now));
+      const mono_ns_t d = step.delay_ns;
+      const auto& a = step.action;
       using K = JitterBuffer::Action::Kind;
       if (a.kind == K::wait) return;
       const mono_ns_t span = ts_ns(a.kind == K::decode ? trace.ptime_ticks : a.ticks);
@@ -455,7 +457,7 @@ DriftSimResult simulate_drift(const DriftSimOptions& opt) {
   const mono_ns_t t0 = kBaseDelayNs + pc.target_ns(kPtime);
   double written = 0;  // ns of device time produced
   auto needed_at = [&]() { return t0 + static_cast<mono_ns_t>(written / (1.0 + opt.device_skew)); };
-  auto horizon = [&](mono_ns_t now) { return pc.horizon_ts(jb.cursor_ts(), needed_at() - now); };
+  auto horizon = [&](mono_ns_t now) { return playout_horizon(jb, pc, needed_at() - now); };
 
   double win_sum = 0, err_sum = 0;
   long win_n = 0, err_n = 0;
@@ -482,8 +484,9 @@ DriftSimResult simulate_drift(const DriftSimOptions& opt) {
   auto render = [&](mono_ns_t now) {
     for (;;) {
       const mono_ns_t need = needed_at();
-      const mono_ns_t d = pc.delay_ns(need, jb.cursor_ts());
-      const auto a = jb.next(horizon(now), pc.may_expand(d, kPtime));
+      const PlayoutStep step = next_playout_step(jb, pc, now, need - now);  // Source's step
+      const mono_ns_t d = step.delay_ns;
+      const auto& a = step.action;
       using K = JitterBuffer::Action::Kind;
       if (a.kind == K::wait) return;
       if (a.kind == K::decode) {
