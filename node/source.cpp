@@ -464,7 +464,7 @@ void Source::ramp_resume(frames_t frames) noexcept {
 void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
                     mono_ns_t arrival, const DeviceClock& clock, bool comfort_noise) {
   last_arrival_ = arrival;
-  if (!have_seq_ || awaiting_anchor_) {
+  if (!rx_.started() || awaiting_anchor_) {
     // The first packet (or the first after a flush) anchors the ring; synchronised, on the NTP
     // timeline. A ring that has not played yet is simply replaced.
     const frames_t start = anchor_frame(ts, arrival, clock);
@@ -472,16 +472,12 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
       restart_stream(start, clock.frame_at(arrival), clock.frame_at(arrival));
     awaiting_anchor_ = false;
   }
-  if (!have_seq_) {
-    base_seq_ = highest_seq_ = seq;
-    have_seq_ = true;
-  }
+  if (!rx_.started()) rx_.start(seq);
   auto r = jb_.insert(seq, ts, marker, payload, arrival,
                       playout_horizon(jb_, playout_, ahead_ns(clock, arrival)), comfort_noise);
   if (r == InsertResult::resync) {
     // Fold the finished run into the RFC 3550 counters, then start over from this packet.
-    expected_prior_ += highest_seq_ - base_seq_ + 1;
-    base_seq_ = highest_seq_ = seq;
+    rx_.restart(seq);
     jb_.reset();
     playout_.rebase();
     ++stats_.resyncs;
@@ -489,9 +485,7 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
     r = jb_.insert(seq, ts, marker, payload, arrival, ts, comfort_noise);
   }
   if (r == InsertResult::duplicate) return;
-  ++stats_.packets_received;
-  if (seq < highest_seq_ && r == InsertResult::stored) ++stats_.packets_reordered;
-  highest_seq_ = std::max(highest_seq_, seq);
+  if (rx_.on_packet(seq) && r == InsertResult::stored) ++stats_.packets_reordered;
   if (r == InsertResult::too_large) {
     ++stats_.packets_malformed;
     return;
@@ -519,8 +513,7 @@ void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock
   if (h.payload_type != p_.payload_type) {
     // Same stream, another format: it counts for loss accounting but is not played.
     ++stats_.packets_other_pt;
-    ++stats_.packets_received;
-    highest_seq_ = std::max(highest_seq_, seq);
+    (void)rx_.on_packet(seq);
     return;
   }
   insert(seq, ts, h.marker, h.payload, arrival, clock);
@@ -695,34 +688,15 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
 }
 
 RtcpReportBlock Source::take_report_block() {
-  RtcpReportBlock b;
-  b.ssrc = p_.ssrc;
-  const std::int64_t expected = expected_prior_ + (highest_seq_ - base_seq_ + 1);
-  // RFC 3550 A.3 counts duplicates as received in RRs (so the cumulative loss may go negative);
-  // packets_lost in the statistics is the true loss, duplicates excluded.
-  const std::uint64_t received = stats_.packets_received + jb_.counters().duplicate;
-  const std::int64_t expected_interval = expected - rr_expected_prior_;
-  const std::int64_t received_interval = static_cast<std::int64_t>(received - rr_received_prior_);
-  const std::int64_t lost_interval = expected_interval - received_interval;
-  rr_expected_prior_ = expected;
-  rr_received_prior_ = received;
-  b.fraction_lost = expected_interval <= 0 || lost_interval <= 0
-                        ? 0
-                        : static_cast<std::uint8_t>(std::min<std::int64_t>(
-                              255, (lost_interval << 8) / expected_interval));
-  b.cumulative_lost = static_cast<std::int32_t>(std::clamp<std::int64_t>(
-      expected - static_cast<std::int64_t>(received), -0x800000, 0x7fffff));
-  b.highest_seq = static_cast<std::uint32_t>(highest_seq_);
-  b.jitter = static_cast<std::uint32_t>(
-      std::llround(playout_.estimator().jitter_ns() * p_.format.clock_rate / 1e9));
-  return b;
+  return rx_.take_report_block(p_.ssrc, jb_.counters().duplicate,
+                               static_cast<std::uint32_t>(std::llround(
+                                   playout_.estimator().jitter_ns() * p_.format.clock_rate / 1e9)));
 }
 
 SourceStats Source::stats() const {
   SourceStats s = stats_;
-  const std::int64_t expected = expected_prior_ + (highest_seq_ - base_seq_ + 1);
-  s.packets_lost =
-      std::max<std::int64_t>(0, expected - static_cast<std::int64_t>(s.packets_received));
+  s.packets_received = rx_.received();
+  s.packets_lost = rx_.lost();
   s.packets_late = jb_.counters().late;
   s.packets_duplicate = jb_.counters().duplicate;
   s.packets_overflow = jb_.counters().overflow;

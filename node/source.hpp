@@ -30,6 +30,7 @@
 #include "node/sync_timeline.hpp"
 #include "rtp/codec.hpp"
 #include "rtp/rtcp.hpp"
+#include "rtp/receive_stats.hpp"
 #include "rtp/rtp_header.hpp"
 
 struct SpeexResamplerState_;
@@ -223,7 +224,7 @@ class Source {
   /// received_prior).
   [[nodiscard]] RtcpReportBlock take_report_block();
   /// True once a sequence number was seen (an RR may report on it).
-  [[nodiscard]] bool has_sequence() const noexcept { return have_seq_; }
+  [[nodiscard]] bool has_sequence() const noexcept { return rx_.started(); }
 
   [[nodiscard]] PlayoutStream* stream() noexcept { return stream_.get(); }
   [[nodiscard]] SourceStats stats() const;
@@ -328,12 +329,7 @@ class Source {
   std::uint64_t noise_state_ = 0x9e3779b97f4a7c15ull;
 
   // RFC 3550 A.3 state.
-  ext_seq_t base_seq_ = 0;
-  ext_seq_t highest_seq_ = 0;
-  std::int64_t expected_prior_ = 0;  ///< expected packets before the last resync
-  bool have_seq_ = false;
-  std::int64_t rr_expected_prior_ = 0;   ///< A.3 expected_prior at the last RR
-  std::uint64_t rr_received_prior_ = 0;  ///< A.3 received_prior at the last RR
+  ReceiveStats rx_;        ///< RFC 3550 A.3 counters and the RR block
   bool fec_seen_ = false;  ///< a packet carried Opus FEC: the target keeps one more packet
 
   mono_ns_t last_arrival_ = 0;
