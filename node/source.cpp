@@ -59,7 +59,7 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
       jb_(jb_config(p.format)),
       playout_(playout_config(p)),
       dev_rate_(std::llround(p.device_rate)),
-      max_conceal_frames_(frames_t{p.format.audio_rate} * kMaxConcealMs / 1000) {
+      concealer_(p.format.audio_rate, p.format.channels) {
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
   const frames_t start = clock.frame_at(first_arrival + delay) + p.lead_frames;
   stream_ = std::make_unique<PlayoutStream>(p.id, p.format.channels, ring_frames(p), start);
@@ -355,8 +355,7 @@ void Source::flush(const DeviceClock& clock, mono_ns_t now) {
   ++stats_.flushes;
   jb_.reset();
   playout_.rebase();
-  concealing_ = false;
-  conceal_run_frames_ = 0;
+  concealer_.reset();
   // Fade out from the next block; a fresh ring waits for the next packet to anchor it.
   restart_stream(std::numeric_limits<frames_t>::max() / 4, clock.frame_at(now),
                  clock.frame_at(now));
@@ -427,40 +426,6 @@ void Source::set_speed(double speed) {
                                 static_cast<spx_uint32_t>(dev_rate_));
 }
 
-void Source::count_concealed(frames_t frames) {
-  stats_.frames_concealed += static_cast<std::uint64_t>(frames);
-  if (!concealing_) ++stats_.concealment_events;
-  concealing_ = true;
-  conceal_run_frames_ += frames;
-}
-
-void Source::fade_concealment(frames_t frames) noexcept {
-  const int ch = p_.format.channels;
-  const frames_t from = frames_t{p_.format.audio_rate} * kConcealFadeFromMs / 1000;
-  const auto span = static_cast<float>(std::max<frames_t>(1, max_conceal_frames_ - from));
-  for (frames_t i = 0; i < frames; ++i) {
-    const frames_t pos = conceal_run_frames_ + i;
-    const float g =
-        pos <= from ? 1.0f : std::max(0.0f, static_cast<float>(max_conceal_frames_ - pos) / span);
-    for (int c = 0; c < ch; ++c) decode_buf_[static_cast<std::size_t>(i * ch + c)] *= g;
-    out_gain_ = g;
-  }
-}
-
-void Source::ramp_resume(frames_t frames) noexcept {
-  if (out_gain_ >= 1.0f) return;
-  const int ch = p_.format.channels;
-  const frames_t len = std::max<frames_t>(1, frames_t{p_.format.audio_rate} * kResumeRampMs / 1000);
-  const float start = out_gain_;
-  for (frames_t i = 0; i < std::min(frames, len); ++i) {
-    const float g = start + (1.0f - start) * static_cast<float>(i + 1) / static_cast<float>(len);
-    for (int c = 0; c < ch; ++c) decode_buf_[static_cast<std::size_t>(i * ch + c)] *= g;
-  }
-  out_gain_ = frames >= len
-                  ? 1.0f
-                  : start + (1.0f - start) * static_cast<float>(frames) / static_cast<float>(len);
-}
-
 void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
                     mono_ns_t arrival, const DeviceClock& clock, bool comfort_noise) {
   last_arrival_ = arrival;
@@ -505,8 +470,7 @@ void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock
     // RFC 3389: the first payload octet is the noise level in -dBov. The silence it describes
     // lasts until the next packet: it plays as a gap, filled with noise at that level.
     ++stats_.packets_comfort_noise;
-    if (!h.payload.empty())
-      comfort_noise_rms_ = static_cast<float>(std::pow(10.0, -(h.payload[0] & 0x7f) / 20.0));
+    if (!h.payload.empty()) concealer_.set_comfort_noise(h.payload[0]);
     insert(seq, ts, h.marker, {}, arrival, clock, true);
     return;
   }
@@ -618,11 +582,9 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       const mono_ns_t loop_delay =
           placed_ && have_sr_ && p_.timeline ? playout_.target_ns(ptime) + sync_error : delay;
       set_speed(playout_.update_speed(now, loop_delay, ptime));
-      ramp_resume(n);
+      concealer_.decoded(decode_buf_.data(), n);
+      concealer_.clear_comfort_noise();
       push(n);
-      concealing_ = false;
-      conceal_run_frames_ = 0;
-      comfort_noise_rms_ = 0;
       jb_.played(a, static_cast<ext_ts_t>(std::llround(n / ticks_to_frames)));
       continue;
     }
@@ -644,13 +606,8 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
         if (p_.format.codec == Codec::opus) {
           decoder_->conceal(static_cast<int>(out),
                             decode_buf_);  // Opus DTX: the decoder's own fill
-        } else if (comfort_noise_rms_ > 0) {
-          const float amp = comfort_noise_rms_ * 1.7320508f;  // uniform noise: rms = amp / sqrt(3)
-          for (frames_t i = 0; i < out * ch; ++i) {
-            noise_state_ = noise_state_ * 6364136223846793005ull + 1442695040888963407ull;
-            decode_buf_[static_cast<std::size_t>(i)] =
-                amp * (static_cast<float>(noise_state_ >> 40) * 0x1.0p-23f - 1.0f);
-          }
+        } else if (concealer_.has_comfort_noise()) {
+          concealer_.comfort_noise(decode_buf_.data(), out);
         } else {
           std::fill_n(decode_buf_.data(), out * ch, 0.0f);
         }
@@ -670,17 +627,12 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
         decoder_->decode_fec(a.packet->payload(), static_cast<int>(frames), decode_buf_) ==
             frames) {
       ++stats_.fec_recovered;
-      ramp_resume(frames);
-      concealing_ = false;
-      conceal_run_frames_ = 0;
-    } else if (conceal_run_frames_ >= max_conceal_frames_) {
-      std::fill_n(decode_buf_.data(), frames * ch, 0.0f);
-      stats_.frames_silent += static_cast<std::uint64_t>(frames);
-      out_gain_ = 0.0f;
+      concealer_.decoded(decode_buf_.data(), frames);
+    } else if (concealer_.exhausted()) {
+      concealer_.silence(decode_buf_.data(), frames);
     } else {
       decoder_->conceal(static_cast<int>(frames), decode_buf_);
-      fade_concealment(frames);
-      count_concealed(frames);
+      concealer_.concealed(decode_buf_.data(), frames);
     }
     push(frames);
     jb_.played(a, ticks);
@@ -696,6 +648,9 @@ RtcpReportBlock Source::take_report_block() {
 SourceStats Source::stats() const {
   SourceStats s = stats_;
   s.packets_received = rx_.received();
+  s.frames_concealed = concealer_.frames_concealed();
+  s.concealment_events = concealer_.concealment_events();
+  s.frames_silent = concealer_.frames_silent();
   s.packets_lost = rx_.lost();
   s.packets_late = jb_.counters().late;
   s.packets_duplicate = jb_.counters().duplicate;

@@ -25,6 +25,7 @@
 
 #include "jitter/jitter_buffer.hpp"
 #include "jitter/playout.hpp"
+#include "node/concealer.hpp"
 #include "node/device_clock.hpp"
 #include "node/mixer.hpp"
 #include "node/sync_timeline.hpp"
@@ -109,16 +110,11 @@ struct SourceStats {
 
 class Source {
  public:
-  /// Longest run of concealment before the source plays silence instead (ms): longer
-  /// extrapolation only adds artefacts.
-  static constexpr int kMaxConcealMs = 100;
-  /// Whatever the codec's PLC does, concealment is faded linearly to zero between this point of a
-  /// run and kMaxConcealMs, so the switch to silence never clicks (spandsp's G.711 PLC and our
-  /// repetition PLC are already silent by then; Opus PLC need not be).
-  static constexpr int kConcealFadeFromMs = 60;
-  /// After concealment faded the output (or silence), real audio comes back through a linear
-  /// ramp this long from the gain the output had reached, instead of a step at any phase.
-  static constexpr int kResumeRampMs = 5;
+  /// Concealment shaping (node/concealer.hpp): silence after kMaxConcealMs of concealment, a
+  /// fade from kConcealFadeFromMs, a kResumeRampMs ramp back to real audio.
+  static constexpr int kMaxConcealMs = Concealer::kMaxConcealMs;
+  static constexpr int kConcealFadeFromMs = Concealer::kConcealFadeFromMs;
+  static constexpr int kResumeRampMs = Concealer::kResumeRampMs;
   /// Weight of each decoded packet in the exponential means arrival_to_dac_ms and
   /// capture_to_dac_ms (0.05: about the last 20 packets, 0.4 s at a 20 ms ptime).
   static constexpr double kDelayMeanWeight = 0.05;
@@ -266,12 +262,6 @@ class Source {
   [[nodiscard]] float linear_gain() const noexcept;
   [[nodiscard]] Route route() const;
   void collect_old_streams();
-  void count_concealed(frames_t frames);
-  /// Applies the concealment fade to `frames` frames of decode_buf_ concealing from run position
-  /// conceal_run_frames_.
-  void fade_concealment(frames_t frames) noexcept;
-  /// Ramps decoded audio back up from out_gain_ (no-op when it is 1).
-  void ramp_resume(frames_t frames) noexcept;
 
   Params p_;
   std::unique_ptr<Decoder> decoder_;
@@ -321,12 +311,7 @@ class Source {
   ext_ts_t raw_ts_ = 0;
 
   frames_t pending_silence_ = 0;  ///< zero frames to write before the next audio (after a resync)
-  bool concealing_ = false;
-  frames_t conceal_run_frames_ = 0;  ///< frames concealed since the last decoded packet
-  frames_t max_conceal_frames_;
-  float out_gain_ = 1.0f;        ///< gain of the last frame pushed (concealment fade)
-  float comfort_noise_rms_ = 0;  ///< level of the last RFC 3389 packet; 0 = none
-  std::uint64_t noise_state_ = 0x9e3779b97f4a7c15ull;
+  Concealer concealer_;           ///< PLC shaping, silence after kMaxConcealMs, comfort noise
 
   // RFC 3550 A.3 state.
   ReceiveStats rx_;        ///< RFC 3550 A.3 counters and the RR block
