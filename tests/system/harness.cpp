@@ -1,4 +1,6 @@
 #include "system/harness.hpp"
+
+#include "tools/rtpsend/audio_input.hpp"
 #include "support/tcp_client.hpp"
 
 #include <arpa/inet.h>
@@ -58,9 +60,14 @@ void write_wav16(const std::string& path, const Audio& a) {
 Audio load_recording(const std::string& path) {
   if (!std::filesystem::exists(path))
     throw std::runtime_error(path + " missing: run tools/setup.sh");
-  Audio a = read_wav(path);
-  // Snap to the 16-bit grid so that the file we hand to rtpsend holds exactly these values.
-  for (float& v : a.samples) v = static_cast<float>(std::lround(v * 32768.0f)) / 32768.0f;
+  // Read as rtpsend reads it (16-bit samples), so the file we hand to rtpsend holds exactly
+  // these values.
+  const rtpsend::Audio pcm = rtpsend::read_audio_file(path);
+  Audio a;
+  a.rate = pcm.rate;
+  a.channels = pcm.channels;
+  a.samples.reserve(pcm.samples.size());
+  for (std::int16_t v : pcm.samples) a.samples.push_back(static_cast<float>(v) / 32768.0f);
   return a;
 }
 
