@@ -25,15 +25,9 @@ mono_ns_t now_ns() {
   return static_cast<mono_ns_t>(uv_hrtime());
 }
 
-constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
-constexpr std::size_t kWarnRtcpForeign = kRtpParseStatusCount + 1;
-constexpr std::size_t kWarnNotAllowed = kRtpParseStatusCount + 2;
-constexpr std::size_t kWarnCount = kRtpParseStatusCount + 3;
-
 }  // namespace
 
-Node::Node(NodeConfig cfg)
-    : cfg_(std::move(cfg)), clock_(48000), warned_(kWarnCount, false), events_(cfg_.event_log) {
+Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.event_log) {
   // Sockets first: a port in use is reported without touching the audio device.
   uv_loop_init(&loop_);
   char host[256] = "localhost";
@@ -45,8 +39,9 @@ Node::Node(NodeConfig cfg)
   try {
     udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
     sources_ = std::make_unique<SourceTable>(
-        SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout},
+        SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout, cfg_.sync_rtcp},
         [this](const SourceTable::NewSource& n) { return make_source(n); }, events_, std::cerr);
+    demux_ = std::make_unique<Demux>(cfg_, *sources_, *rtcp_, std::cerr);
     if (cfg_.http) {
       HttpServer::Options o;
       o.address = cfg_.http->address;
@@ -109,13 +104,6 @@ void Node::check_device(mono_ns_t now) {
                         {"since_ms", change->since_ms}});
 }
 
-template <typename MakeText>
-void Node::warn_once(std::size_t kind, MakeText&& make_text) {
-  if (warned_[kind]) return;  // the text is only built when it is printed: floods cost nothing
-  warned_[kind] = true;
-  std::cerr << "rtpnode: warning: " << make_text() << " (counted; further ones are not logged)\n";
-}
-
 std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
   Source::Params p;
   p.id = next_id_++;
@@ -140,7 +128,7 @@ std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
   const SourceSettings set = cfg_.settings_for(n.port, n.ssrc, !n.raw);
   p.mixer = mixer_.get();
   p.ramp_frames = ramp_frames_;
-  p.timeline = cfg_.sync_rtcp && !n.raw ? &timeline_ : nullptr;
+  p.timeline = cfg_.sync_rtcp && !n.raw ? &sources_->timeline() : nullptr;
   p.offset_frames = ns_to_frames(set.offset.count(),
                                  static_cast<std::int64_t>(std::llround(backend_->sample_rate())));
   p.route = set.route;
@@ -154,135 +142,6 @@ std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
       rtcp_->forget(n.key);  // held from another host than the RTP: not this sender's
   }
   return s;
-}
-
-bool Node::allowed(const sockaddr* from) {
-  if (cfg_.allow.empty() || std::any_of(cfg_.allow.begin(), cfg_.allow.end(),
-                                        [&](const Cidr& c) { return c.contains(from); }))
-    return true;
-  ++stats_.not_allowed;
-  warn_once(kWarnNotAllowed, [&] {
-    return "datagrams from " + address_text(from) + " dropped: not in any --allow block";
-  });
-  return false;
-}
-
-void Node::on_datagram(const ListenSpec& spec, std::span<const std::uint8_t> data,
-                       const sockaddr* from, mono_ns_t now) {
-  ++stats_.datagrams;
-  if (!allowed(from)) return;
-  rtcp_->on_datagram(data.size(), now);
-  if (spec.raw) {
-    if (data.empty()) return;
-    const std::uint64_t key = raw_source_key(spec.port, from);
-    Source* s = sources_->find(key);
-    if (s == nullptr) s = sources_->raw_source(key, spec.port, from, *spec.raw, now);
-    if (s != nullptr) {
-      s->on_raw(data, now, clock_);
-      s->render(clock_, now);
-    }
-    return;
-  }
-  RtpHeaderView h;
-  const RtpParseStatus st = rtp_parse(data, h);
-  if (st == RtpParseStatus::rtcp) {
-    ++stats_.rejected[static_cast<std::size_t>(st)];
-    on_rtcp(spec, data, from, now);  // RFC 5761: RTCP muxed on the RTP port
-    return;
-  }
-  if (st != RtpParseStatus::ok) {
-    ++stats_.rejected[static_cast<std::size_t>(st)];
-    if (st != RtpParseStatus::rtcp)
-      warn_once(static_cast<std::size_t>(st), [&] {
-        return "dropped malformed RTP from " + address_text(from) + " on port " +
-               std::to_string(spec.port) + ": " + std::string(to_string(st));
-      });
-    return;
-  }
-  const std::uint64_t key = source_key(spec.port, h.ssrc);
-  if (Source* s = sources_->find(key)) {
-    s->on_rtp(h, now, clock_);
-    s->render(clock_, now);
-    return;
-  }
-  const PayloadFormat* fmt = cfg_.payloads.find(h.payload_type);
-  if (!fmt) {
-    ++stats_.unknown_payload_type;
-    warn_once(kWarnUnknownPt, [&] {
-      return "dropped RTP with unknown payload type " + std::to_string(h.payload_type) + " from " +
-             address_text(from) + " (map it with --payload " + std::to_string(h.payload_type) +
-             "=CODEC/RATE/CHANNELS)";
-    });
-    return;
-  }
-  if (auto admitted = sources_->on_candidate(key, spec.port, h, data, from, *fmt, now)) {
-    update_timeline();  // before its first packet anchors it
-    RtpHeaderView first;
-    if (rtp_parse(admitted->first, first) == RtpParseStatus::ok)
-      admitted->source->on_rtp(first, admitted->first_arrival, clock_);
-    admitted->source->on_rtp(h, now, clock_);
-    admitted->source->render(clock_, now);
-  }
-}
-
-void Node::update_timeline() {
-  if (!cfg_.sync_rtcp) return;
-  std::size_t with_sr = 0;
-  for (const Source* s : sources_->active()) with_sr += s->has_sender_report() ? 1 : 0;
-  if (with_sr < 2) {
-    timeline_.set = false;
-    return;
-  }
-  if (timeline_.set) return;
-  for (const Source* s : sources_->active())
-    if (s->define_timeline(timeline_)) {
-      std::cerr << "rtpnode: NTP timeline on (" << with_sr << " sources with RTCP SR), defined by "
-                << s->params().remote << "\n";
-      return;
-    }
-}
-
-void Node::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from,
-                   mono_ns_t now) {
-  if (!allowed(from)) return;
-  RtcpCompound c;
-  if (rtcp_parse(data, c) != RtcpParseStatus::ok) {
-    ++stats_.rtcp_malformed;
-    return;
-  }
-  ++stats_.rtcp_packets;
-  rtcp_->on_compound(data.size());
-  // RFC 3550 §8.2: RTCP about a source counts only from the host its RTP comes from; anything
-  // else (a spoofed BYE or SR from elsewhere) is counted as rtcp_foreign and ignored.
-  auto foreign = [&](const Source& s) {
-    if (same_host(from, reinterpret_cast<const sockaddr*>(&s.params().remote_addr))) return false;
-    ++stats_.rtcp_foreign;
-    warn_once(kWarnRtcpForeign, [&] {
-      return "RTCP about source " + s.params().remote + " from another host (" +
-             address_text(from) + "): ignored";
-    });
-    return true;
-  };
-  for (const RtcpSenderReport& sr : c.sender_reports) {
-    ++stats_.sender_reports;
-    const std::uint64_t key = source_key(spec.port, sr.ssrc);
-    Source* s = sources_->find(key);
-    if (s != nullptr && foreign(*s)) continue;
-    const HeldSenderReport& held = rtcp_->hold(key, sr, from, now);
-    if (s != nullptr) s->on_sender_report(held.ntp_ns, held.rtp_ts);
-  }
-  update_timeline();
-  for (std::uint32_t ssrc : c.byes) {
-    ++stats_.byes;
-    const std::uint64_t key = source_key(spec.port, ssrc);
-    Source* s = sources_->find(key);
-    if (s != nullptr && foreign(*s)) continue;
-    if (const HeldSenderReport* h = rtcp_->held(key);
-        h && same_host(from, reinterpret_cast<const sockaddr*>(&h->from)))
-      rtcp_->forget(key);
-    sources_->on_bye(key, from);
-    if (s != nullptr) s->on_bye();
-  }
 }
 
 void Node::tick() {
@@ -299,13 +158,7 @@ void Node::tick() {
               ? ns_to_frames(cfg_.render_lead.count(), static_cast<std::int64_t>(clock_.rate()))
               : period + ns_to_frames(10'000'000, static_cast<std::int64_t>(clock_.rate()));
     }
-    udp_->start([this](const ReceivedDatagram& d) {
-      const ListenSpec& spec = cfg_.listens[d.listen];
-      if (d.rtcp_port)
-        on_rtcp(spec, d.bytes, d.from, d.arrival);
-      else
-        on_datagram(spec, d.bytes, d.from, d.arrival);
-    });
+    udp_->start([this](const ReceivedDatagram& d) { demux_->on_datagram(d, clock_); });
     receiving_ = true;
   }
   const mono_ns_t now = now_ns();
@@ -328,33 +181,33 @@ void Node::expire_sources(mono_ns_t now) {
   while (mixer_->take_retired() != nullptr) {
     // Sources free their streams once Mixer::releasable(); the retire ring only needs draining.
   }
-  if (sources_->expire(now, clock_.frame_at(now)) > 0) update_timeline();
+  sources_->expire(now, clock_.frame_at(now));
 }
 
 NodeSnapshot Node::snapshot() const {
   NodeSnapshot n;
   const DevicePosition pos = mixer_->position();
   n.uptime_s = started_ns_ ? static_cast<double>(now_ns() - started_ns_) * 1e-9 : 0.0;
-  n.datagrams = stats_.datagrams;
+  n.datagrams = demux_->stats().datagrams;
   for (std::size_t i = 0; i < kRtpParseStatusCount; ++i) {
     if (i == static_cast<std::size_t>(RtpParseStatus::ok)) continue;
     n.packets_rejected.emplace_back(std::string(to_string(static_cast<RtpParseStatus>(i))),
-                                    stats_.rejected[i]);
+                                    demux_->stats().rejected[i]);
     if (i != static_cast<std::size_t>(RtpParseStatus::rtcp))
-      n.packets_malformed += stats_.rejected[i];
+      n.packets_malformed += demux_->stats().rejected[i];
   }
-  n.packets_unknown_payload_type = stats_.unknown_payload_type;
+  n.packets_unknown_payload_type = demux_->stats().unknown_payload_type;
   n.sources_refused = sources_->counters().sources_refused;
   n.sources_active = sources_->active().size();
   n.sources_on_probation = sources_->on_probation();
   n.probation_dropped = sources_->counters().probation_dropped;
-  n.rtcp_packets = stats_.rtcp_packets;
-  n.rtcp_malformed = stats_.rtcp_malformed;
-  n.sender_reports = stats_.sender_reports;
-  n.receiver_reports_sent = stats_.receiver_reports_sent;
-  n.rtcp_foreign = stats_.rtcp_foreign;
-  n.packets_not_allowed = stats_.not_allowed;
-  n.byes = stats_.byes;
+  n.rtcp_packets = demux_->stats().rtcp_packets;
+  n.rtcp_malformed = demux_->stats().rtcp_malformed;
+  n.sender_reports = demux_->stats().sender_reports;
+  n.receiver_reports_sent = receiver_reports_sent_;
+  n.rtcp_foreign = demux_->stats().rtcp_foreign;
+  n.packets_not_allowed = demux_->stats().not_allowed;
+  n.byes = demux_->stats().byes;
   n.callbacks = pos.callbacks;
   n.xruns = mixer_->xruns();
   n.mixer_refused = mixer_->refused();
@@ -430,7 +283,7 @@ void Node::send_receiver_reports() {
     for (const auto& pkt : out.packets)
       for (const sockaddr_storage& d : out.destinations)
         if (udp_->send_rtcp(li, pkt, reinterpret_cast<const sockaddr*>(&d))) {
-          ++stats_.receiver_reports_sent;
+          ++receiver_reports_sent_;
           rtcp_->on_sent(pkt.size());
         }
   }

@@ -126,6 +126,7 @@ Source* SourceTable::create(const NewSource& n, mono_ns_t now) {
   events_.watch(*raw_ptr);
   order_.push_back(raw_ptr);
   sources_.emplace(n.key, std::move(s));
+  update_timeline();  // before its first packet anchors it
   return raw_ptr;
 }
 
@@ -262,7 +263,25 @@ std::size_t SourceTable::expire(mono_ns_t now, frames_t now_frame) {
     it = sources_.erase(it);
     ++left;
   }
+  if (left > 0) update_timeline();
   return left;
+}
+
+void SourceTable::update_timeline() {
+  if (!limits_.sync_rtcp) return;
+  std::size_t with_sr = 0;
+  for (const Source* s : order_) with_sr += s->has_sender_report() ? 1 : 0;
+  if (with_sr < 2) {
+    timeline_.set = false;
+    return;
+  }
+  if (timeline_.set) return;
+  for (const Source* s : order_)
+    if (s->define_timeline(timeline_)) {
+      log_ << "rtpnode: NTP timeline on (" << with_sr << " sources with RTCP SR), defined by "
+           << s->params().remote << "\n";
+      return;
+    }
 }
 
 std::vector<SourceReport> SourceTable::reports(bool with_departed) const {

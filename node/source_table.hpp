@@ -58,7 +58,9 @@ class SourceTable {
   struct Limits {
     int max_sources = 64;                                    ///< --max-sources: active + draining
     std::chrono::nanoseconds source_timeout{5'000'000'000};  ///< 0: never
+    bool sync_rtcp = true;  ///< --sync rtcp: the NTP timeline is kept (update_timeline)
   };
+
   struct Counters {
     std::uint64_t sources_refused = 0;    ///< streams refused (--max-sources, factory error)
     std::uint64_t probation_dropped = 0;  ///< packets dropped: the probation table was full
@@ -97,6 +99,14 @@ class SourceTable {
   /// BYE to draining; `now_frame` is the device frame playing now. Returns how many sources
   /// stopped being active.
   std::size_t expire(mono_ns_t now, frames_t now_frame);
+
+  /// The node's NTP timeline (sync_timeline.hpp), for the factory to hand to RTP sources.
+  [[nodiscard]] SyncTimeline& timeline() noexcept { return timeline_; }
+  /// The timeline policy (--sync rtcp): on while at least two active sources have an SR (one
+  /// alone follows its own target delay), defined from where a source with an SR already plays,
+  /// so that it does not move when a second one arrives. Called after every admission and
+  /// departure here; the demux calls it after SRs.
+  void update_timeline();
 
   /// Active sources, in order of arrival.
   [[nodiscard]] const std::vector<Source*>& active() const noexcept { return order_; }
@@ -137,6 +147,7 @@ class SourceTable {
   mono_ns_t last_timeout_check_ = 0;
   Counters counters_;
   bool warned_refused_ = false;
+  SyncTimeline timeline_;
 };
 
 }  // namespace rtpnode

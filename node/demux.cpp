@@ -1,0 +1,149 @@
+#include "node/demux.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "node/net_address.hpp"
+#include "rtp/rtcp.hpp"
+
+namespace rtpnode {
+
+namespace {
+
+constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
+constexpr std::size_t kWarnRtcpForeign = kRtpParseStatusCount + 1;
+constexpr std::size_t kWarnNotAllowed = kRtpParseStatusCount + 2;
+constexpr std::size_t kWarnCount = kRtpParseStatusCount + 3;
+
+}  // namespace
+
+Demux::Demux(const NodeConfig& cfg, SourceTable& sources, RtcpSession& rtcp, std::ostream& log)
+    : cfg_(cfg), sources_(sources), rtcp_(rtcp), log_(log), warned_(kWarnCount, false) {}
+
+void Demux::on_datagram(const ReceivedDatagram& d, const DeviceClock& clock) {
+  const ListenSpec& spec = cfg_.listens[d.listen];
+  if (d.rtcp_port)
+    on_rtcp(spec, d.bytes, d.from, d.arrival);
+  else
+    on_rtp_port(spec, d.bytes, d.from, d.arrival, clock);
+}
+
+template <typename MakeText>
+void Demux::warn_once(std::size_t kind, MakeText&& make_text) {
+  if (warned_[kind]) return;  // the text is only built when it is printed: floods cost nothing
+  warned_[kind] = true;
+  log_ << "rtpnode: warning: " << make_text() << " (counted; further ones are not logged)\n";
+}
+
+bool Demux::allowed(const sockaddr* from) {
+  if (cfg_.allow.empty() || std::any_of(cfg_.allow.begin(), cfg_.allow.end(),
+                                        [&](const Cidr& c) { return c.contains(from); }))
+    return true;
+  ++stats_.not_allowed;
+  warn_once(kWarnNotAllowed, [&] {
+    return "datagrams from " + address_text(from) + " dropped: not in any --allow block";
+  });
+  return false;
+}
+
+void Demux::on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> data,
+                        const sockaddr* from, mono_ns_t now, const DeviceClock& clock) {
+  ++stats_.datagrams;
+  if (!allowed(from)) return;
+  rtcp_.on_datagram(data.size(), now);
+  if (spec.raw) {
+    if (data.empty()) return;
+    const std::uint64_t key = raw_source_key(spec.port, from);
+    Source* s = sources_.find(key);
+    if (s == nullptr) s = sources_.raw_source(key, spec.port, from, *spec.raw, now);
+    if (s != nullptr) {
+      s->on_raw(data, now, clock);
+      s->render(clock, now);
+    }
+    return;
+  }
+  RtpHeaderView h;
+  const RtpParseStatus st = rtp_parse(data, h);
+  if (st == RtpParseStatus::rtcp) {
+    ++stats_.rejected[static_cast<std::size_t>(st)];
+    on_rtcp(spec, data, from, now);  // RFC 5761: RTCP muxed on the RTP port
+    return;
+  }
+  if (st != RtpParseStatus::ok) {
+    ++stats_.rejected[static_cast<std::size_t>(st)];
+    if (st != RtpParseStatus::rtcp)
+      warn_once(static_cast<std::size_t>(st), [&] {
+        return "dropped malformed RTP from " + address_text(from) + " on port " +
+               std::to_string(spec.port) + ": " + std::string(to_string(st));
+      });
+    return;
+  }
+  const std::uint64_t key = source_key(spec.port, h.ssrc);
+  if (Source* s = sources_.find(key)) {
+    s->on_rtp(h, now, clock);
+    s->render(clock, now);
+    return;
+  }
+  const PayloadFormat* fmt = cfg_.payloads.find(h.payload_type);
+  if (!fmt) {
+    ++stats_.unknown_payload_type;
+    warn_once(kWarnUnknownPt, [&] {
+      return "dropped RTP with unknown payload type " + std::to_string(h.payload_type) + " from " +
+             address_text(from) + " (map it with --payload " + std::to_string(h.payload_type) +
+             "=CODEC/RATE/CHANNELS)";
+    });
+    return;
+  }
+  if (auto admitted = sources_.on_candidate(key, spec.port, h, data, from, *fmt, now)) {
+    RtpHeaderView first;
+    if (rtp_parse(admitted->first, first) == RtpParseStatus::ok)
+      admitted->source->on_rtp(first, admitted->first_arrival, clock);
+    admitted->source->on_rtp(h, now, clock);
+    admitted->source->render(clock, now);
+  }
+}
+
+void Demux::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data,
+                    const sockaddr* from, mono_ns_t now) {
+  if (!allowed(from)) return;
+  RtcpCompound c;
+  if (rtcp_parse(data, c) != RtcpParseStatus::ok) {
+    ++stats_.rtcp_malformed;
+    return;
+  }
+  ++stats_.rtcp_packets;
+  rtcp_.on_compound(data.size());
+  // RFC 3550 §8.2: RTCP about a source counts only from the host its RTP comes from; anything
+  // else (a spoofed BYE or SR from elsewhere) is counted as rtcp_foreign and ignored.
+  auto foreign = [&](const Source& s) {
+    if (same_host(from, reinterpret_cast<const sockaddr*>(&s.params().remote_addr))) return false;
+    ++stats_.rtcp_foreign;
+    warn_once(kWarnRtcpForeign, [&] {
+      return "RTCP about source " + s.params().remote + " from another host (" +
+             address_text(from) + "): ignored";
+    });
+    return true;
+  };
+  for (const RtcpSenderReport& sr : c.sender_reports) {
+    ++stats_.sender_reports;
+    const std::uint64_t key = source_key(spec.port, sr.ssrc);
+    Source* s = sources_.find(key);
+    if (s != nullptr && foreign(*s)) continue;
+    const HeldSenderReport& held = rtcp_.hold(key, sr, from, now);
+    if (s != nullptr) s->on_sender_report(held.ntp_ns, held.rtp_ts);
+  }
+  sources_.update_timeline();
+  for (std::uint32_t ssrc : c.byes) {
+    ++stats_.byes;
+    const std::uint64_t key = source_key(spec.port, ssrc);
+    Source* s = sources_.find(key);
+    if (s != nullptr && foreign(*s)) continue;
+    if (const HeldSenderReport* h = rtcp_.held(key);
+        h && same_host(from, reinterpret_cast<const sockaddr*>(&h->from)))
+      rtcp_.forget(key);
+    sources_.on_bye(key, from);
+    if (s != nullptr) s->on_bye();
+  }
+}
+
+}  // namespace rtpnode

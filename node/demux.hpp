@@ -1,0 +1,66 @@
+// The demultiplexer: every datagram from the packet input (udp_listener.hpp) goes through here
+// -- --allow, headerless PCM, RTP (RFC 3550 §5.1 checks, payload type map), RTCP on port + 1 or
+// muxed (RFC 5761) -- to its source (source_table.hpp admits new ones) or to the RTCP session
+// (rtcp_session.hpp). RTCP about a source counts only from the host its RTP comes from (RFC 3550
+// §8.2). Bad input is counted and dropped with one warning per kind.
+// Thread: loop only.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+#include <ostream>
+#include <span>
+#include <vector>
+
+#include "node/config.hpp"
+#include "node/device_clock.hpp"
+#include "node/rtcp_session.hpp"
+#include "node/source_table.hpp"
+#include "node/udp_listener.hpp"
+#include "rtp/rtp_header.hpp"
+
+namespace rtpnode {
+
+/// The demux's counters (loop thread).
+struct DemuxStats {
+  std::uint64_t datagrams = 0;  ///< UDP datagrams received on every listen socket
+  std::array<std::uint64_t, kRtpParseStatusCount> rejected{};  ///< by RtpParseStatus (index)
+  std::uint64_t unknown_payload_type = 0;  ///< valid RTP with a PT no --payload maps, dropped
+  std::uint64_t rtcp_packets = 0;          ///< valid RTCP compounds (RTCP port or muxed on RTP)
+  std::uint64_t rtcp_malformed = 0;        ///< RTCP datagrams failing RFC 3550 A.2 checks
+  std::uint64_t sender_reports = 0;        ///< SR packets received
+  std::uint64_t byes = 0;                  ///< BYE SSRCs received
+  std::uint64_t rtcp_foreign = 0;          ///< SR/BYE about a source from another host than its RTP
+  std::uint64_t not_allowed = 0;           ///< datagrams from outside every --allow block
+};
+
+class Demux {
+ public:
+  /// `cfg` (listens, payloads, allow) and the parts must outlive the demux; warnings go to `log`.
+  Demux(const NodeConfig& cfg, SourceTable& sources, RtcpSession& rtcp, std::ostream& log);
+  /// One datagram; sources it reaches decode and render on `clock`.
+  void on_datagram(const ReceivedDatagram& d, const DeviceClock& clock);
+  [[nodiscard]] const DemuxStats& stats() const noexcept { return stats_; }
+
+ private:
+  void on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from,
+                   mono_ns_t now, const DeviceClock& clock);
+  void on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from,
+               mono_ns_t now);
+  /// True when --allow admits `from` (or there is no --allow); else counts and warns once.
+  bool allowed(const sockaddr* from);
+  /// Prints make_text() once per kind; later calls of that kind cost a flag test.
+  template <typename MakeText>
+  void warn_once(std::size_t kind, MakeText&& make_text);
+
+  const NodeConfig& cfg_;
+  SourceTable& sources_;
+  RtcpSession& rtcp_;
+  std::ostream& log_;
+  DemuxStats stats_;
+  std::vector<bool> warned_;
+};
+
+}  // namespace rtpnode
