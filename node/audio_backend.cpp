@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "node/realtime.hpp"
+#include "node/stats_model.hpp"
 
 namespace rtpnode {
 
@@ -79,6 +80,14 @@ RTPNODE_REALTIME void CallbackTimes::record(std::uint64_t ns) noexcept {
   sum_ns.store(sum_ns.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
   if (ns > max_ns.load(std::memory_order_relaxed)) max_ns.store(ns, std::memory_order_relaxed);
   count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+}
+
+void add_callback_times(NodeSnapshot& n, const CallbackTimes& ct) {
+  for (std::size_t i = 0; i < n.callback_buckets.size(); ++i)
+    n.callback_buckets[i] = ct.buckets[i].load(std::memory_order_relaxed);
+  n.callback_count = ct.count.load(std::memory_order_acquire);
+  n.callback_sum_s = static_cast<double>(ct.sum_ns.load(std::memory_order_relaxed)) * 1e-9;
+  n.callback_max_ms = static_cast<double>(ct.max_ns.load(std::memory_order_relaxed)) * 1e-6;
 }
 
 RTPNODE_REALTIME void process_block(Mixer& mixer, CallbackTimes& times, float* out, frames_t frames,

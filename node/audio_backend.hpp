@@ -43,6 +43,10 @@ struct CallbackTimes {
   void record(std::uint64_t ns) noexcept;
 };
 
+struct NodeSnapshot;
+/// Copies the callback-duration figures into a snapshot (any thread).
+void add_callback_times(NodeSnapshot& n, const CallbackTimes& ct);
+
 /// The device callback's work: mixes one block into `out` and records how long that took.
 /// Audio thread; wait-free apart from Mixer::process's bounded work. The clock is read with
 /// clock_gettime(CLOCK_MONOTONIC), which Linux serves from the vDSO without a system call.

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "jitter/playout.hpp"
 #include "rtp/payload_format.hpp"
 
 namespace rtpnode {
@@ -117,6 +118,12 @@ struct NodeConfig {
   /// port; a --route channel beyond --channels; --http-token-file without --http; an --output
   /// whose extension or --output-format cannot be written. Any thread; pure.
   [[nodiscard]] std::string validate() const;
+  /// The playout settings every source gets (jitter/playout.hpp): adaptive or fixed delay, its
+  /// bounds, drift compensation, the profile's (or --jitter-quantile's) quantile and memory.
+  /// clock_rate is left for the source.
+  [[nodiscard]] PlayoutConfig playout() const;
+  /// "auto (speech, 0-1000 ms)" or "40 ms", for the startup line.
+  [[nodiscard]] std::string describe_latency() const;
 
   // Device.
   std::string host_api;  ///< --host-api: substring of a PortAudio host API name; "" = default

@@ -17,6 +17,16 @@ std::optional<DeviceMonitor::Change> DeviceMonitor::update(std::uint64_t callbac
   return Change{state, static_cast<double>(now - progress_ns_) / 1e6, callbacks};
 }
 
+std::string describe(const DeviceMonitor::Change& c) {
+  if (c.state == DeviceMonitor::State::running) return "audio device running again";
+  return std::string("audio device ") + to_string(c.state) + ": no callback for " +
+         std::to_string(static_cast<int>(c.since_ms)) + " ms (" +
+         (c.state == DeviceMonitor::State::stopped
+              ? "the backend stopped the stream; is the JACK server gone?"
+              : "the stream is active but silent") +
+         ")";
+}
+
 const char* to_string(DeviceMonitor::State s) noexcept {
   switch (s) {
     case DeviceMonitor::State::running:

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "rtp/units.hpp"
 
@@ -39,6 +40,9 @@ class DeviceMonitor {
   mono_ns_t progress_ns_ = 0;  ///< when the callback count last moved (0: no reading yet)
 };
 
+/// The stderr line of a change: "audio device running again", or "audio device stalled: no
+/// callback for 512 ms (the stream is active but silent)".
+std::string describe(const DeviceMonitor::Change& c);
 /// "running", "stalled", "stopped".
 const char* to_string(DeviceMonitor::State s) noexcept;
 

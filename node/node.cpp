@@ -1,31 +1,20 @@
 #include "node/node.hpp"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
-#include <cinttypes>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <stdexcept>
 
 #include "node/atomic_file.hpp"
 #include "node/control_api.hpp"
 #include "node/net_address.hpp"
-#include "rtp/rtcp.hpp"
 
 namespace rtpnode {
 
-namespace {
-
-mono_ns_t now_ns() {
+/// Thread: loop. The monotonic clock every part of the node reads (uv_hrtime, CLOCK_MONOTONIC).
+static mono_ns_t now_ns() {
   return static_cast<mono_ns_t>(uv_hrtime());
 }
-
-}  // namespace
 
 Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.event_log) {
   // Sockets first: a port in use is reported without touching the audio device.
@@ -88,20 +77,13 @@ Node::~Node() {
 void Node::check_device(mono_ns_t now) {
   const auto change = device_.update(mixer_->position().callbacks, backend_->stream_active(), now);
   if (!change) return;
-  if (change->state == DeviceState::running) {
-    std::cerr << "rtpnode: audio device running again\n";
+  std::cerr << "rtpnode: " << describe(*change) << "\n";
+  if (change->state == DeviceState::running)
     event("device_recovered", {{"callbacks", change->callbacks}});
-    return;
-  }
-  std::cerr << "rtpnode: audio device " << to_string(change->state) << ": no callback for "
-            << static_cast<int>(change->since_ms) << " ms ("
-            << (change->state == DeviceState::stopped
-                    ? "the backend stopped the stream; is the JACK server gone?"
-                    : "the stream is active but silent")
-            << ")\n";
-  event("device_lost", {{"state", to_string(change->state)},
-                        {"callbacks", change->callbacks},
-                        {"since_ms", change->since_ms}});
+  else
+    event("device_lost", {{"state", to_string(change->state)},
+                          {"callbacks", change->callbacks},
+                          {"since_ms", change->since_ms}});
 }
 
 std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
@@ -116,14 +98,7 @@ std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
   p.raw = n.raw;
   p.device_rate = backend_->sample_rate();
   p.lead_frames = lead_frames_;
-  p.playout.adaptive = cfg_.latency_auto;
-  p.playout.drift_compensation = cfg_.drift_compensation;
-  if (!cfg_.latency_auto) p.playout.start_delay_ns = cfg_.latency.count();
-  p.playout.min_delay_ns = cfg_.min_latency.count();
-  p.playout.max_delay_ns = cfg_.max_latency.count();
-  const PlayoutProfile& prof = cfg_.music ? kMusicProfile : kSpeechProfile;
-  p.playout.estimator.quantile = cfg_.jitter_quantile > 0 ? cfg_.jitter_quantile : prof.quantile;
-  p.playout.estimator.memory_ns = prof.memory_ns;
+  p.playout = cfg_.playout();
   p.resampler_quality = cfg_.resampler_quality;
   const SourceSettings set = cfg_.settings_for(n.port, n.ssrc, !n.raw);
   p.mixer = mixer_.get();
@@ -213,12 +188,7 @@ NodeSnapshot Node::snapshot() const {
   n.mixer_refused = mixer_->refused();
   n.mixer_commands_deferred = mixer_->commands_deferred();
   n.cpu_load = backend_->cpu_load();
-  const CallbackTimes& ct = backend_->callback_times();
-  for (std::size_t i = 0; i < n.callback_buckets.size(); ++i)
-    n.callback_buckets[i] = ct.buckets[i].load(std::memory_order_relaxed);
-  n.callback_count = ct.count.load(std::memory_order_acquire);
-  n.callback_sum_s = static_cast<double>(ct.sum_ns.load(std::memory_order_relaxed)) * 1e-9;
-  n.callback_max_ms = static_cast<double>(ct.max_ns.load(std::memory_order_relaxed)) * 1e-6;
+  add_callback_times(n, backend_->callback_times());
   n.http_requests = http_ ? http_->requests() : 0;
   n.http_refused = http_ ? http_->refused() : 0;
   n.http_forbidden = http_ ? http_->forbidden() : 0;
@@ -310,13 +280,8 @@ int Node::run() {
   backend_->start();
   started_ns_ = now_ns();
   events_.set_start(started_ns_);
-  std::cerr << "rtpnode: playing on " << backend_->describe() << ", latency ";
-  if (cfg_.latency_auto)
-    std::cerr << "auto (" << (cfg_.music ? "music" : "speech") << ", "
-              << std::chrono::duration<double, std::milli>(cfg_.min_latency).count() << "-"
-              << std::chrono::duration<double, std::milli>(cfg_.max_latency).count() << " ms)";
-  else
-    std::cerr << std::chrono::duration<double, std::milli>(cfg_.latency).count() << " ms";
+  std::cerr << "rtpnode: playing on " << backend_->describe() << ", latency "
+            << cfg_.describe_latency();
   std::cerr << "; listening on";
   for (const auto& l : cfg_.listens) std::cerr << " " << l.describe();
   std::cerr << "\n";

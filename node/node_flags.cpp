@@ -2,6 +2,7 @@
 // NodeConfig::validate (config.hpp).
 #include <cctype>
 #include <fstream>
+#include <sstream>
 
 #include "node/config.hpp"
 
@@ -192,6 +193,30 @@ std::string NodeConfig::validate() const {
       return "--output renders to a file: --host-api and --device do not apply";
   }
   return {};
+}
+
+PlayoutConfig NodeConfig::playout() const {
+  PlayoutConfig c;
+  c.adaptive = latency_auto;
+  c.drift_compensation = drift_compensation;
+  if (!latency_auto) c.start_delay_ns = latency.count();
+  c.min_delay_ns = min_latency.count();
+  c.max_delay_ns = max_latency.count();
+  const PlayoutProfile& prof = music ? kMusicProfile : kSpeechProfile;
+  c.estimator.quantile = jitter_quantile > 0 ? jitter_quantile : prof.quantile;
+  c.estimator.memory_ns = prof.memory_ns;
+  return c;
+}
+
+std::string NodeConfig::describe_latency() const {
+  auto ms = [](nanoseconds d) {
+    std::ostringstream o;
+    o << std::chrono::duration<double, std::milli>(d).count();
+    return o.str();
+  };
+  if (!latency_auto) return ms(latency) + " ms";
+  return std::string("auto (") + (music ? "music" : "speech") + ", " + ms(min_latency) + "-" +
+         ms(max_latency) + " ms)";
 }
 
 }  // namespace rtpnode
