@@ -2,10 +2,6 @@
 
 #include "jitter/playout_step.hpp"
 
-#include "node/resampler_ratio.hpp"
-
-#include <speex/speex_resampler.h>
-
 #include <algorithm>
 #include <bit>
 #include <ctime>
@@ -59,6 +55,12 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
       jb_(jb_config(p.format)),
       playout_(playout_config(p)),
       dev_rate_(std::llround(p.device_rate)),
+      // Adaptive playout and drift compensation trim the speed, so even equal rates go through
+      // the filter; fixed playout without drift compensation at equal rates passes through.
+      resampler_(
+          p.format.audio_rate, dev_rate_, p.format.channels, p.resampler_quality,
+          p.playout.adaptive || p.playout.drift_compensation,
+          static_cast<frames_t>(p.format.audio_rate * kMaxPtimeMs / 1000 * p.format.channels)),
       concealer_(p.format.audio_rate, p.format.channels) {
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
   const frames_t start = clock.frame_at(first_arrival + delay) + p.lead_frames;
@@ -66,26 +68,6 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
   const std::size_t max_in =
       std::size_t{p.format.audio_rate} * kMaxPtimeMs / 1000 * p.format.channels;
   decode_buf_.resize(max_in);
-  // Adaptive playout and drift compensation trim the speed through the resampler, so it is in
-  // the path even when the rates match; fixed playout without drift compensation at equal rates
-  // passes samples through untouched.
-  if (static_cast<std::int64_t>(p.format.audio_rate) != dev_rate_ || p.playout.adaptive ||
-      p.playout.drift_compensation) {
-    int err = 0;
-    resampler_ =
-        speex_resampler_init(p.format.channels, p.format.audio_rate,
-                             static_cast<spx_uint32_t>(dev_rate_), p.resampler_quality, &err);
-    if (!resampler_ || err != RESAMPLER_ERR_SUCCESS)
-      throw std::runtime_error(std::string("speex_resampler_init: ") +
-                               speex_resampler_strerror(err));
-    // Start without the filter's leading zeros, so output frame k matches input time k.
-    speex_resampler_skip_zeros(resampler_);
-    resampler_delay_ = speex_resampler_get_output_latency(resampler_);
-    // Room for the longest packet at the slowest speed.
-    resample_buf_.resize(static_cast<std::size_t>(
-                             device_frames_for(static_cast<frames_t>(max_in)) * 102 / 100 + 64) *
-                         p.format.channels);
-  }
   gain_db_ = p.gain_db;
   route_ = p.route;
   if (p.mixer) p.mixer->add(stream_.get(), route(), linear_gain());
@@ -108,7 +90,8 @@ float Source::linear_gain() const noexcept {
 }
 
 frames_t Source::next_ring_frame() const noexcept {
-  return stream_->written_frames() + pending_silence_ + (resampler_primed_ ? resampler_delay_ : 0);
+  return stream_->written_frames() + pending_silence_ +
+         (resampler_.primed() ? resampler_.delay() : 0);
 }
 
 std::int64_t Source::ntp_of(ext_ts_t ts) const noexcept {
@@ -149,11 +132,7 @@ void Source::restart_stream(frames_t start_frame, frames_t old_leave_at, frames_
   }
   stream_ =
       std::make_unique<PlayoutStream>(p_.id, p_.format.channels, ring_frames(p_), start_frame);
-  if (resampler_) {
-    speex_resampler_reset_mem(resampler_);
-    speex_resampler_skip_zeros(resampler_);
-  }
-  resampler_primed_ = false;
+  resampler_.reset();
   pending_silence_ = 0;
   ++stats_.placements;
   if (p_.mixer) p_.mixer->add(stream_.get(), route(), linear_gain());
@@ -193,7 +172,7 @@ bool Source::drained() const noexcept {
 double Source::queued_ms() const noexcept {
   const frames_t queued = stream_->written_frames() -
                           static_cast<frames_t>(stream_->ring.read_count()) / p_.format.channels +
-                          (resampler_primed_ ? resampler_delay_ : 0);
+                          (resampler_.primed() ? resampler_.delay() : 0);
   return static_cast<double>(std::max<frames_t>(0, queued)) * 1000.0 /
          static_cast<double>(dev_rate_);
 }
@@ -376,16 +355,14 @@ void Source::leave(frames_t now_frame) {
     stream_->detached.store(true);
 }
 
-Source::~Source() {
-  if (resampler_) speex_resampler_destroy(resampler_);
-}
+Source::~Source() = default;
 
 frames_t Source::device_frames_for(frames_t audio_frames) const noexcept {
   return rescale_floor(audio_frames, p_.format.audio_rate, dev_rate_) + 1;
 }
 
 mono_ns_t Source::ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexcept {
-  const frames_t queued = stream_->written_frames() + pending_silence_ + resampler_delay_;
+  const frames_t queued = stream_->written_frames() + pending_silence_ + resampler_.delay();
   const frames_t needed_from = clock.frame_at(now) + p_.lead_frames - stream_->start_frame;
   // Saturated at a day: a ring parked far ahead (a flush waits for its anchor at max/4) must not
   // overflow the conversion to ns.
@@ -398,32 +375,8 @@ void Source::anchor(mono_ns_t arrival, const DeviceClock& clock) {
   // once instead.
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
   const frames_t want_k = clock.frame_at(arrival + delay) + p_.lead_frames - stream_->start_frame;
-  const frames_t written = stream_->written_frames() + pending_silence_ + resampler_delay_;
+  const frames_t written = stream_->written_frames() + pending_silence_ + resampler_.delay();
   pending_silence_ += std::max<frames_t>(0, want_k - written);
-}
-
-void Source::set_speed(double speed) {
-  if (!resampler_) return;
-  // The ratio's numerator over a fixed prime denominator (node/resampler_ratio.hpp: larger
-  // denominators crash speexdsp). The filter is rebuilt only when the numerator changes.
-  // Speed exactly 1 (fixed playout without drift compensation) keeps the exact nominal ratio:
-  // the fixed denominator cannot express 8000/48000, and bit-exact resampling is expected there.
-  const double audio = p_.format.audio_rate, dev = static_cast<double>(dev_rate_);
-  const std::uint32_t num = speed == 1.0 ? kNominalRatio : speex_ratio_num(audio, dev, speed);
-  if (num == ratio_num_) return;
-  const bool first = ratio_num_ == 0;
-  ratio_num_ = num;
-  if (num == kNominalRatio) {
-    speed_ = 1.0;
-    if (!first)  // the resampler was created at the nominal ratio
-      speex_resampler_set_rate_frac(resampler_, p_.format.audio_rate,
-                                    static_cast<spx_uint32_t>(dev_rate_), p_.format.audio_rate,
-                                    static_cast<spx_uint32_t>(dev_rate_));
-    return;
-  }
-  speed_ = speex_ratio_speed(num, audio, dev);
-  speex_resampler_set_rate_frac(resampler_, num, kSpeexRatioDen, p_.format.audio_rate,
-                                static_cast<spx_uint32_t>(dev_rate_));
 }
 
 void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
@@ -497,17 +450,8 @@ void Source::on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival,
 }
 
 void Source::push(frames_t frames) {
-  const int ch = p_.format.channels;
-  if (!resampler_) {
-    stream_->ring.push(decode_buf_.data(), static_cast<std::size_t>(frames * ch));
-    return;
-  }
-  auto in_len = static_cast<spx_uint32_t>(frames);
-  auto out_len = static_cast<spx_uint32_t>(resample_buf_.size() / ch);
-  speex_resampler_process_interleaved_float(resampler_, decode_buf_.data(), &in_len,
-                                            resample_buf_.data(), &out_len);
-  stream_->ring.push(resample_buf_.data(), std::size_t{out_len} * ch);
-  resampler_primed_ = true;
+  const std::span<const float> out = resampler_.process(decode_buf_, frames);
+  stream_->ring.push(out.data(), out.size());
 }
 
 void Source::render(const DeviceClock& clock, mono_ns_t now) {
@@ -581,7 +525,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       // plays) instead of at its own target.
       const mono_ns_t loop_delay =
           placed_ && have_sr_ && p_.timeline ? playout_.target_ns(ptime) + sync_error : delay;
-      set_speed(playout_.update_speed(now, loop_delay, ptime));
+      resampler_.set_speed(playout_.update_speed(now, loop_delay, ptime));
       concealer_.decoded(decode_buf_.data(), n);
       concealer_.clear_comfort_noise();
       push(n);
@@ -670,7 +614,7 @@ SourceStats Source::stats() const {
   s.jitter_ms = playout_.estimator().jitter_ns() / 1e6;
   s.target_delay_ms = static_cast<double>(playout_.target_ns(jb_.ptime_ticks())) / 1e6;
   s.playout_delay_ms = static_cast<double>(last_delay_ns_) / 1e6;
-  s.speed = speed_;
+  s.speed = resampler_.speed();
   s.drift_ppm = playout_.measured_drift() * 1e6;
   s.drift_integral_ppm = playout_.integral() * 1e6;
   s.drift_at_limit = playout_.at_limit();

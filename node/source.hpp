@@ -27,14 +27,13 @@
 #include "jitter/playout.hpp"
 #include "node/concealer.hpp"
 #include "node/device_clock.hpp"
+#include "node/drift_resampler.hpp"
 #include "node/mixer.hpp"
 #include "node/sync_timeline.hpp"
 #include "rtp/codec.hpp"
 #include "rtp/rtcp.hpp"
 #include "rtp/receive_stats.hpp"
 #include "rtp/rtp_header.hpp"
-
-struct SpeexResamplerState_;
 
 namespace rtpnode {
 
@@ -237,7 +236,6 @@ class Source {
   void push(frames_t frames);
   /// Audio queued past the render point, ns (the playout controller's `ahead`).
   [[nodiscard]] mono_ns_t ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexcept;
-  void set_speed(double speed);
   /// Replaces the ring by a new one whose frame 0 plays at `start_frame` (the resampler starts
   /// clean); the old one fades out from `old_leave_at` and is freed once detached.
   /// `now_frame` is the device frame playing now: an old ring that starts after it is removed at
@@ -271,8 +269,7 @@ class Source {
   std::vector<std::unique_ptr<PlayoutStream>> old_streams_;  ///< leaving, not yet detached
   /// Counters of freed streams: underrun events/frames, frames played/skipped.
   std::uint64_t base_underruns_ = 0, base_underrun_frames_ = 0, base_played_ = 0, base_skipped_ = 0;
-  bool resampler_primed_ = false;  ///< the resampler holds earlier input (see next_ring_frame)
-  bool awaiting_anchor_ = false;   ///< flushed: the next packet anchors a new stream
+  bool awaiting_anchor_ = false;  ///< flushed: the next packet anchors a new stream
   bool leaving_ = false;
   bool bye_ = false;
   // Sync (RFC 3550 §6.4.1).
@@ -295,14 +292,9 @@ class Source {
   double gain_db_ = 0;
   bool muted_ = false;
   std::optional<std::vector<int>> route_;
-  SpeexResamplerState_* resampler_ = nullptr;
   std::vector<float> decode_buf_;
-  std::vector<float> resample_buf_;
   std::int64_t dev_rate_;
-  frames_t resampler_delay_ = 0;  ///< output frames the resampler holds back (filter delay)
-  double speed_ = 1.0;            ///< speed the resampler is set to
-  std::uint32_t ratio_num_ = 0;   ///< its ratio numerator over kSpeexRatioDen (0: never set)
-  static constexpr std::uint32_t kNominalRatio = 0xffffffffu;  ///< ratio_num_: audio/device rate
+  DriftResampler resampler_;  ///< to the device rate at the playout speed
   mono_ns_t last_delay_ns_ = 0;
 
   SeqUnwrapper seq_unwrap_;
