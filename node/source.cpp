@@ -61,7 +61,8 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
           p.format.audio_rate, dev_rate_, p.format.channels, p.resampler_quality,
           p.playout.adaptive || p.playout.drift_compensation,
           static_cast<frames_t>(p.format.audio_rate * kMaxPtimeMs / 1000 * p.format.channels)),
-      concealer_(p.format.audio_rate, p.format.channels) {
+      concealer_(p.format.audio_rate, p.format.channels),
+      sender_clock_(p.format.clock_rate) {
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
   const frames_t start = clock.frame_at(first_arrival + delay) + p.lead_frames;
   stream_ = std::make_unique<PlayoutStream>(p.id, p.format.channels, ring_frames(p), start);
@@ -94,17 +95,10 @@ frames_t Source::next_ring_frame() const noexcept {
          (resampler_.primed() ? resampler_.delay() : 0);
 }
 
-std::int64_t Source::ntp_of(ext_ts_t ts) const noexcept {
-  if (sr_ticks_per_ns_ > 0)
-    return sr_ntp_ns_ + std::llround(static_cast<double>(ts - sr_ts_) / sr_ticks_per_ns_);
-  return sr_ntp_ns_ +
-         (ts - sr_ts_) * 1'000'000'000 / static_cast<std::int64_t>(p_.format.clock_rate);
-}
-
 bool Source::define_timeline(SyncTimeline& tl) const {
-  if (!have_sr_ || !have_last_decode_) return false;
+  if (!sender_clock_.has_mapping() || !have_last_decode_) return false;
   tl.set = true;
-  tl.ntp0_ns = ntp_of(last_decoded_ts_);
+  tl.ntp0_ns = sender_clock_.ntp_of(last_decoded_ts_);
   tl.frame0 = static_cast<double>(last_decoded_frame_ - p_.offset_frames);
   return true;
 }
@@ -177,51 +171,11 @@ double Source::queued_ms() const noexcept {
          static_cast<double>(dev_rate_);
 }
 
-bool Source::sr_consistent(std::int64_t ntp_a, ext_ts_t ts_a, std::int64_t ntp_b,
-                           ext_ts_t ts_b) const noexcept {
-  // Where mapping a puts instant ntp_b, in ticks, against what mapping b says: a sender's RTP
-  // clock may run kSrMaxRateError off its NTP clock, plus kSrTolerance for how SRs are stamped.
-  const double rate = sr_ticks_per_ns_ > 0 ? sr_ticks_per_ns_ : p_.format.clock_rate * 1e-9;
-  const double elapsed = static_cast<double>(ntp_b - ntp_a);
-  const double predicted = static_cast<double>(ts_a) + elapsed * rate;
-  const double allowed =
-      (std::abs(elapsed) * kSrMaxRateError + static_cast<double>(kSrTolerance.count())) *
-      p_.format.clock_rate * 1e-9;
-  return std::abs(static_cast<double>(ts_b) - predicted) <= allowed;
-}
-
 void Source::on_sender_report(std::int64_t ntp_ns, rtp_ts_t rtp_ts) {
   ++stats_.sender_reports;
   if (!p_.timeline) return;
-  const ext_ts_t ts = ts_unwrap_.peek(rtp_ts);
-  if (have_sr_ && !sr_consistent(sr_ntp_ns_, sr_ts_, ntp_ns, ts)) {
-    // A mapping that jumps beyond what clock drift explains (a restarted sender, a stepped
-    // clock, or a forged SR) is taken only when the next SR confirms it.
-    if (!(have_candidate_sr_ && sr_consistent(candidate_ntp_ns_, candidate_ts_, ntp_ns, ts))) {
-      have_candidate_sr_ = true;
-      candidate_ntp_ns_ = ntp_ns;
-      candidate_ts_ = ts;
-      ++stats_.sender_reports_ignored;
-      return;
-    }
-    sr_ticks_per_ns_ = 0;  // a new mapping: its rate is measured afresh
-    sr_ntp_ns_ = ntp_ns;
-    sr_ts_ = ts;
-    have_candidate_sr_ = false;
-    return;
-  }
-  have_candidate_sr_ = false;
-  if (have_sr_ && ntp_ns - sr_ntp_ns_ >= 1'000'000'000) {
-    // The sender's RTP clock against its NTP clock from two SRs: a sender whose audio clock is
-    // off (rtpsend --skew-ppm) extrapolates right between reports. Beyond +-2000 ppm the
-    // reports are not trusted for a rate (a restart, a stepped clock): nominal then.
-    const double rate = static_cast<double>(ts - sr_ts_) / static_cast<double>(ntp_ns - sr_ntp_ns_);
-    const double nominal = p_.format.clock_rate * 1e-9;
-    sr_ticks_per_ns_ = std::abs(rate / nominal - 1.0) < 0.002 ? rate : 0.0;
-  }
-  sr_ntp_ns_ = ntp_ns;
-  sr_ts_ = ts;
-  have_sr_ = true;
+  if (!sender_clock_.on_sender_report(ntp_ns, ts_unwrap_.peek(rtp_ts)))
+    ++stats_.sender_reports_ignored;
 }
 
 frames_t Source::anchor_frame(ext_ts_t ts, mono_ns_t arrival, const DeviceClock& clock) {
@@ -229,9 +183,9 @@ frames_t Source::anchor_frame(ext_ts_t ts, mono_ns_t arrival, const DeviceClock&
   const frames_t by_arrival = clock.frame_at(arrival + delay) + p_.lead_frames;
   SyncTimeline* tl = p_.timeline;
   // The node turns the timeline on once two sources have SRs (Node::update_timeline).
-  if (!tl || !have_sr_ || !tl->set) return by_arrival + p_.offset_frames;
+  if (!tl || !sender_clock_.has_mapping() || !tl->set) return by_arrival + p_.offset_frames;
   const double fpns = frames_per_ns(clock);
-  frames_t want = std::llround(tl->frame_of(ntp_of(ts), fpns)) + p_.offset_frames;
+  frames_t want = std::llround(tl->frame_of(sender_clock_.ntp_of(ts), fpns)) + p_.offset_frames;
   // This source must keep at least half its delay; otherwise every synchronised source moves
   // later by what it lacks (they re-place themselves at their next packet).
   const frames_t earliest = clock.frame_at(arrival + delay / 2) + p_.lead_frames;
@@ -250,7 +204,7 @@ frames_t Source::anchor_frame(ext_ts_t ts, mono_ns_t arrival, const DeviceClock&
 mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns_t now) {
   SyncTimeline* tl = p_.timeline;
   const frames_t actual = stream_->start_frame + next_ring_frame();
-  if (pending_shift_ != 0 && !(tl && have_sr_)) {
+  if (pending_shift_ != 0 && !(tl && sender_clock_.has_mapping())) {
     // An offset change of an unsynchronised source: play from actual + shift.
     const frames_t want = actual + pending_shift_;
     pending_shift_ = 0;
@@ -263,12 +217,12 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
   last_decoded_ts_ = ts;
   last_decoded_frame_ = actual;
   have_last_decode_ = true;
-  if (!tl || !have_sr_ || !tl->set) {
+  if (!tl || !sender_clock_.has_mapping() || !tl->set) {
     placed_ = false;  // alone on the timeline (or none): its own target delay rules
     return 0;
   }
   const double fpns = frames_per_ns(clock);
-  const std::int64_t ntp = ntp_of(ts);
+  const std::int64_t ntp = sender_clock_.ntp_of(ts);
   // Keep the origin near the present so a changing device rate bends only the future.
   if (std::llabs(ntp - tl->ntp0_ns) > 10'000'000'000ll) tl->rebase(ntp, fpns);
   const double want = tl->frame_of(ntp, fpns) + static_cast<double>(p_.offset_frames);
@@ -508,11 +462,11 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       const mono_ns_t dac = clock.time_of(stream_->start_frame + k) +
                             frames_to_ns(clock.output_latency_frames(), dev_rate_);
       const auto measured = static_cast<double>(dac - a.packet->arrival_ns);
-      if (have_sr_ && p_.timeline) {
+      if (sender_clock_.has_mapping() && p_.timeline) {
         // Sender capture instant (NTP, wall clock) to DAC, with the receiver's wall clock.
         const double dac_ntp =
             static_cast<double>(dac) + static_cast<double>(ntp_minus_monotonic_ns());
-        const double c2d = dac_ntp - static_cast<double>(ntp_of(a.packet->ts));
+        const double c2d = dac_ntp - static_cast<double>(sender_clock_.ntp_of(a.packet->ts));
         capture_to_dac_ns_ =
             have_delay_ ? capture_to_dac_ns_ + kDelayMeanWeight * (c2d - capture_to_dac_ns_) : c2d;
       }
@@ -523,8 +477,9 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       last_delay_ns_ = delay;  // the delay this packet plays with
       // Synchronised: the speed loop holds the source on the timeline (error = how late it
       // plays) instead of at its own target.
-      const mono_ns_t loop_delay =
-          placed_ && have_sr_ && p_.timeline ? playout_.target_ns(ptime) + sync_error : delay;
+      const mono_ns_t loop_delay = placed_ && sender_clock_.has_mapping() && p_.timeline
+                                       ? playout_.target_ns(ptime) + sync_error
+                                       : delay;
       resampler_.set_speed(playout_.update_speed(now, loop_delay, ptime));
       concealer_.decoded(decode_buf_.data(), n);
       concealer_.clear_comfort_noise();
@@ -620,7 +575,7 @@ SourceStats Source::stats() const {
   s.drift_at_limit = playout_.at_limit();
   s.arrival_to_dac_ms = arrival_to_dac_ns_ / 1e6;
   s.queued_ms = queued_ms();
-  s.synced = placed_ && have_sr_ && p_.timeline != nullptr;
+  s.synced = placed_ && sender_clock_.has_mapping() && p_.timeline != nullptr;
   s.sync_error_ms = s.synced ? sync_error_frames_ * 1000.0 / static_cast<double>(dev_rate_) : 0.0;
   s.capture_to_dac_ms = s.synced ? capture_to_dac_ns_ / 1e6 : 0.0;
   s.offset_ms = static_cast<double>(p_.offset_frames) * 1000.0 / static_cast<double>(dev_rate_);

@@ -28,6 +28,7 @@
 #include "node/concealer.hpp"
 #include "node/device_clock.hpp"
 #include "node/drift_resampler.hpp"
+#include "node/sender_clock.hpp"
 #include "node/mixer.hpp"
 #include "node/sync_timeline.hpp"
 #include "rtp/codec.hpp"
@@ -125,8 +126,8 @@ class Source {
   static constexpr std::chrono::nanoseconds kMinReplaceInterval{500'000'000};
   /// SR sanity (on_sender_report): the largest RTP-vs-NTP clock rate error accepted between two
   /// SRs of one sender (2000 ppm, as for the SR rate estimate), and the slack for SR stamping.
-  static constexpr double kSrMaxRateError = 0.002;
-  static constexpr std::chrono::nanoseconds kSrTolerance{5'000'000};
+  static constexpr double kSrMaxRateError = SenderClock::kMaxRateError;
+  static constexpr std::chrono::nanoseconds kSrTolerance = SenderClock::kTolerance;
   /// RFC 3551 static payload type of comfort noise (RFC 3389).
   static constexpr std::uint8_t kComfortNoisePayloadType = 13;
 
@@ -199,7 +200,7 @@ class Source {
   void on_bye() noexcept { bye_ = true; }
   [[nodiscard]] bool bye() const noexcept { return bye_; }
   /// True once an SR mapped this source's timestamps to NTP.
-  [[nodiscard]] bool has_sender_report() const noexcept { return have_sr_; }
+  [[nodiscard]] bool has_sender_report() const noexcept { return sender_clock_.has_mapping(); }
   /// Thread: loop. Defines `tl` from where this source plays now (its last decoded packet), so
   /// that it does not move when a second synchronised source arrives. False when it has not
   /// decoded a packet since its SR.
@@ -245,10 +246,6 @@ class Source {
   [[nodiscard]] bool released(const PlayoutStream& s) const noexcept;
   /// Ring frame where the next decoded frame lands.
   [[nodiscard]] frames_t next_ring_frame() const noexcept;
-  [[nodiscard]] std::int64_t ntp_of(ext_ts_t ts) const noexcept;
-  /// True when SR mapping (ntp_b, ts_b) agrees with (ntp_a, ts_a) within the sanity bounds.
-  [[nodiscard]] bool sr_consistent(std::int64_t ntp_a, ext_ts_t ts_a, std::int64_t ntp_b,
-                                   ext_ts_t ts_b) const noexcept;
   [[nodiscard]] double frames_per_ns(const DeviceClock& clock) const noexcept;
   /// Where a stream anchored by a packet of timestamp `ts` arriving at `arrival` starts: on the
   /// NTP timeline when synced (moving the timeline later if this source cannot make it), else
@@ -273,17 +270,10 @@ class Source {
   bool leaving_ = false;
   bool bye_ = false;
   // Sync (RFC 3550 §6.4.1).
-  bool have_sr_ = false;
-  std::int64_t sr_ntp_ns_ = 0;
-  ext_ts_t sr_ts_ = 0;
-  bool have_candidate_sr_ = false;  ///< an SR that jumped, waiting for a second one to agree
-  std::int64_t candidate_ntp_ns_ = 0;
-  ext_ts_t candidate_ts_ = 0;
   bool placed_ = false;  ///< on the timeline (for placed_generation_)
   std::uint64_t placed_generation_ = 0;
   mono_ns_t last_replace_ns_ = std::numeric_limits<mono_ns_t>::min() / 2;  ///< last re-placement
   double sync_error_frames_ = 0;
-  double sr_ticks_per_ns_ = 0;  ///< sender RTP clock vs its NTP clock, from two SRs (0: nominal)
   bool have_last_decode_ = false;
   ext_ts_t last_decoded_ts_ = 0;     ///< timestamp of the last decoded packet ...
   frames_t last_decoded_frame_ = 0;  ///< ... and the device frame its first frame plays at
@@ -303,7 +293,9 @@ class Source {
   ext_ts_t raw_ts_ = 0;
 
   frames_t pending_silence_ = 0;  ///< zero frames to write before the next audio (after a resync)
-  Concealer concealer_;           ///< PLC shaping, silence after kMaxConcealMs, comfort noise
+  Concealer concealer_;
+  SenderClock sender_clock_;  ///< RTP timestamps to the sender's NTP clock, from its SRs ///< PLC
+                              ///< shaping, silence after kMaxConcealMs, comfort noise
 
   // RFC 3550 A.3 state.
   ReceiveStats rx_;        ///< RFC 3550 A.3 counters and the RR block
