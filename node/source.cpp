@@ -65,13 +65,13 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
       sender_clock_(p.format.clock_rate) {
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
   const frames_t start = clock.frame_at(first_arrival + delay) + p.lead_frames;
-  stream_ = std::make_unique<PlayoutStream>(p.id, p.format.channels, ring_frames(p), start);
+  rings_ = std::make_unique<SourceRings>(
+      SourceRings::Settings{p.id, p.format.channels, ring_frames(p), p.mixer, p.device_channels,
+                            p.gain_db, p.route},
+      start);
   const std::size_t max_in =
       std::size_t{p.format.audio_rate} * kMaxPtimeMs / 1000 * p.format.channels;
   decode_buf_.resize(max_in);
-  gain_db_ = p.gain_db;
-  route_ = p.route;
-  if (p.mixer) p.mixer->add(stream_.get(), route(), linear_gain());
   stats_.ssrc = p.ssrc;
   stats_.port = p.port;
   stats_.remote = p.remote;
@@ -81,17 +81,8 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
   stats_.adaptive = p.playout.adaptive;
 }
 
-Route Source::route() const {
-  return route_ ? Route::to_channels(p_.format.channels, *route_)
-                : Route::standard(p_.format.channels, p_.device_channels);
-}
-
-float Source::linear_gain() const noexcept {
-  return muted_ ? 0.0f : static_cast<float>(std::pow(10.0, gain_db_ / 20.0));
-}
-
 frames_t Source::next_ring_frame() const noexcept {
-  return stream_->written_frames() + pending_silence_ +
+  return rings_->current().written_frames() + pending_silence_ +
          (resampler_.primed() ? resampler_.delay() : 0);
 }
 
@@ -108,65 +99,20 @@ double Source::frames_per_ns(const DeviceClock& clock) const noexcept {
 }
 
 void Source::restart_stream(frames_t start_frame, frames_t old_leave_at, frames_t now_frame) {
-  if (stream_) {
-    // A ring that has not started playing has nothing to fade: it goes at once. Otherwise a
-    // ring placed far ahead (a bad SR mapping) would stay in the mixer until its leave point.
-    if (stream_->start_frame > now_frame) old_leave_at = 0;
-    if (old_streams_.size() + 1 >= kMaxStreams) {
-      // Bound what one source holds in the mixer: the oldest leaving ring goes at once.
-      PlayoutStream* oldest = old_streams_.front().get();
-      if (p_.mixer) p_.mixer->remove(oldest, 0);
-      ++stats_.placements_forced;
-    }
-    if (p_.mixer)
-      p_.mixer->remove(stream_.get(), old_leave_at);
-    else
-      stream_->detached.store(true);
-    old_streams_.push_back(std::move(stream_));
-  }
-  stream_ =
-      std::make_unique<PlayoutStream>(p_.id, p_.format.channels, ring_frames(p_), start_frame);
+  rings_->restart(start_frame, old_leave_at, now_frame);
   resampler_.reset();
   pending_silence_ = 0;
-  ++stats_.placements;
-  if (p_.mixer) p_.mixer->add(stream_.get(), route(), linear_gain());
-}
-
-bool Source::released(const PlayoutStream& s) const noexcept {
-  return p_.mixer ? p_.mixer->releasable(s) : s.detached.load(std::memory_order_acquire);
-}
-
-void Source::collect_old_streams() {
-  for (auto it = old_streams_.begin(); it != old_streams_.end();) {
-    PlayoutStream& o = **it;
-    if (!released(o)) {
-      ++it;
-      continue;
-    }
-    base_underruns_ += o.underrun_events.load(std::memory_order_relaxed);
-    base_underrun_frames_ += o.underrun_frames.load(std::memory_order_relaxed);
-    base_played_ += o.frames_played.load(std::memory_order_relaxed);
-    base_skipped_ += o.frames_skipped.load(std::memory_order_relaxed);
-    it = old_streams_.erase(it);
-  }
-  // The mixer refused the current ring (every slot taken): offer it again once it is back.
-  if (p_.mixer && !leaving_ && released(*stream_)) {
-    ++stats_.mixer_refusals;
-    p_.mixer->add(stream_.get(), route(), linear_gain());
-  }
 }
 
 bool Source::drained() const noexcept {
-  if (!released(*stream_)) return false;
-  for (const auto& o : old_streams_)
-    if (!released(*o)) return false;
-  return true;
+  return rings_->drained();
 }
 
 double Source::queued_ms() const noexcept {
-  const frames_t queued = stream_->written_frames() -
-                          static_cast<frames_t>(stream_->ring.read_count()) / p_.format.channels +
-                          (resampler_.primed() ? resampler_.delay() : 0);
+  const frames_t queued =
+      rings_->current().written_frames() -
+      static_cast<frames_t>(rings_->current().ring.read_count()) / p_.format.channels +
+      (resampler_.primed() ? resampler_.delay() : 0);
   return static_cast<double>(std::max<frames_t>(0, queued)) * 1000.0 /
          static_cast<double>(dev_rate_);
 }
@@ -203,7 +149,7 @@ frames_t Source::anchor_frame(ext_ts_t ts, mono_ns_t arrival, const DeviceClock&
 
 mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns_t now) {
   SyncTimeline* tl = p_.timeline;
-  const frames_t actual = stream_->start_frame + next_ring_frame();
+  const frames_t actual = rings_->current().start_frame + next_ring_frame();
   if (pending_shift_ != 0 && !(tl && sender_clock_.has_mapping())) {
     // An offset change of an unsynchronised source: play from actual + shift.
     const frames_t want = actual + pending_shift_;
@@ -258,24 +204,16 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
 }
 
 void Source::set_gain_db(double db, const DeviceClock& clock, mono_ns_t now) {
-  gain_db_ = db;
-  if (p_.mixer) p_.mixer->set_gain(stream_.get(), linear_gain(), clock.frame_at(now));
+  rings_->set_gain_db(db, clock.frame_at(now));
 }
 
 void Source::set_muted(bool muted, const DeviceClock& clock, mono_ns_t now) {
-  muted_ = muted;
-  if (p_.mixer) p_.mixer->set_gain(stream_.get(), linear_gain(), clock.frame_at(now));
+  rings_->set_muted(muted, clock.frame_at(now));
 }
 
 bool Source::set_route(std::optional<std::vector<int>> channels, const DeviceClock& clock,
                        mono_ns_t now) {
-  const auto old = route_;
-  route_ = std::move(channels);
-  if (p_.mixer && !p_.mixer->set_route(stream_.get(), route(), clock.frame_at(now))) {
-    route_ = old;
-    return false;
-  }
-  return true;
+  return rings_->set_route(std::move(channels), clock.frame_at(now));
 }
 
 void Source::set_offset(frames_t offset_frames) {
@@ -300,13 +238,10 @@ void Source::leave(frames_t now_frame) {
   leaving_ = true;
   // The sender's audio ends at `end`; the leave fade runs over what follows (silence), so the
   // audio itself plays untouched, and no underrun is counted past `end`.
-  frames_t end = stream_->start_frame + stream_->written_frames();
+  frames_t end = rings_->current().start_frame + rings_->current().written_frames();
   if (awaiting_anchor_ || end - now_frame > static_cast<frames_t>(ring_frames(p_)))
     end = 0;  // at once
-  if (p_.mixer)
-    p_.mixer->remove(stream_.get(), end);
-  else
-    stream_->detached.store(true);
+  rings_->leave(end);
 }
 
 Source::~Source() = default;
@@ -316,8 +251,9 @@ frames_t Source::device_frames_for(frames_t audio_frames) const noexcept {
 }
 
 mono_ns_t Source::ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexcept {
-  const frames_t queued = stream_->written_frames() + pending_silence_ + resampler_.delay();
-  const frames_t needed_from = clock.frame_at(now) + p_.lead_frames - stream_->start_frame;
+  const frames_t queued =
+      rings_->current().written_frames() + pending_silence_ + resampler_.delay();
+  const frames_t needed_from = clock.frame_at(now) + p_.lead_frames - rings_->current().start_frame;
   // Saturated at a day: a ring parked far ahead (a flush waits for its anchor at max/4) must not
   // overflow the conversion to ns.
   const frames_t day = dev_rate_ * 86400;
@@ -328,8 +264,10 @@ void Source::anchor(mono_ns_t arrival, const DeviceClock& clock) {
   // The ring cannot go back: a resync that wants an earlier frame than what is written plays at
   // once instead.
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
-  const frames_t want_k = clock.frame_at(arrival + delay) + p_.lead_frames - stream_->start_frame;
-  const frames_t written = stream_->written_frames() + pending_silence_ + resampler_.delay();
+  const frames_t want_k =
+      clock.frame_at(arrival + delay) + p_.lead_frames - rings_->current().start_frame;
+  const frames_t written =
+      rings_->current().written_frames() + pending_silence_ + resampler_.delay();
   pending_silence_ += std::max<frames_t>(0, want_k - written);
 }
 
@@ -340,7 +278,7 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
     // The first packet (or the first after a flush) anchors the ring; synchronised, on the NTP
     // timeline. A ring that has not played yet is simply replaced.
     const frames_t start = anchor_frame(ts, arrival, clock);
-    if (awaiting_anchor_ || start != stream_->start_frame)
+    if (awaiting_anchor_ || start != rings_->current().start_frame)
       restart_stream(start, clock.frame_at(arrival), clock.frame_at(arrival));
     awaiting_anchor_ = false;
   }
@@ -405,7 +343,7 @@ void Source::on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival,
 
 void Source::push(frames_t frames) {
   const std::span<const float> out = resampler_.process(decode_buf_, frames);
-  stream_->ring.push(out.data(), out.size());
+  rings_->current().ring.push(out.data(), out.size());
 }
 
 void Source::render(const DeviceClock& clock, mono_ns_t now) {
@@ -413,17 +351,17 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
   const int ch = p_.format.channels;
   const double ticks_to_frames = p_.format.frames_per_tick();
   const frames_t max_chunk = frames_t{p_.format.audio_rate} * kMaxPtimeMs / 1000;
-  collect_old_streams();
+  rings_->collect(leaving_);
   if (awaiting_anchor_ || leaving_) return;
 
   while (pending_silence_ > 0) {
-    const frames_t n = std::min(pending_silence_, stream_->free_frames());
+    const frames_t n = std::min(pending_silence_, rings_->current().free_frames());
     if (n <= 0) return;
     for (frames_t done = 0; done < n;) {
       const frames_t chunk =
           std::min<frames_t>(n - done, static_cast<frames_t>(decode_buf_.size()) / ch);
       std::fill_n(decode_buf_.data(), chunk * ch, 0.0f);
-      stream_->ring.push(decode_buf_.data(), static_cast<std::size_t>(chunk * ch));
+      rings_->current().ring.push(decode_buf_.data(), static_cast<std::size_t>(chunk * ch));
       done += chunk;
     }
     pending_silence_ -= n;
@@ -447,7 +385,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
         continue;
       }
       const int expect = decoder_->frames_in(a.packet->payload());
-      if (stream_->free_frames() <
+      if (rings_->current().free_frames() <
           device_frames_for(expect > 0 ? expect : max_chunk) * 102 / 100 + 2)
         return;
       const int n = decoder_->decode(a.packet->payload(), decode_buf_);
@@ -459,7 +397,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       const mono_ns_t sync_error = check_placement(a.packet->ts, clock, now);
       // Measured receiver delay: from arrival to the DAC time of the packet's first frame.
       const frames_t k = next_ring_frame();
-      const mono_ns_t dac = clock.time_of(stream_->start_frame + k) +
+      const mono_ns_t dac = clock.time_of(rings_->current().start_frame + k) +
                             frames_to_ns(clock.output_latency_frames(), dev_rate_);
       const auto measured = static_cast<double>(dac - a.packet->arrival_ns);
       if (sender_clock_.has_mapping() && p_.timeline) {
@@ -493,7 +431,8 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
         max_chunk);
     const ext_ts_t ticks =
         static_cast<ext_ts_t>(std::llround(static_cast<double>(frames) / ticks_to_frames));
-    if (frames <= 0 || stream_->free_frames() < device_frames_for(2 * frames) * 102 / 100 + 2)
+    if (frames <= 0 ||
+        rings_->current().free_frames() < device_frames_for(2 * frames) * 102 / 100 + 2)
       return;
     if (a.kind == Kind::gap) {
       // Silence from the sender: the place to close the gap between delay and target.
@@ -554,18 +493,14 @@ SourceStats Source::stats() const {
   s.packets_late = jb_.counters().late;
   s.packets_duplicate = jb_.counters().duplicate;
   s.packets_overflow = jb_.counters().overflow;
-  s.underruns = base_underruns_;
-  s.underrun_frames = base_underrun_frames_;
-  s.frames_played = base_played_;
-  s.frames_skipped = base_skipped_;
-  auto add = [&s](const PlayoutStream& x) {
-    s.underruns += x.underrun_events.load(std::memory_order_relaxed);
-    s.underrun_frames += x.underrun_frames.load(std::memory_order_relaxed);
-    s.frames_played += x.frames_played.load(std::memory_order_relaxed);
-    s.frames_skipped += x.frames_skipped.load(std::memory_order_relaxed);
-  };
-  add(*stream_);
-  for (const auto& o : old_streams_) add(*o);
+  const SourceRings::Totals t = rings_->totals();
+  s.underruns = t.underruns;
+  s.underrun_frames = t.underrun_frames;
+  s.frames_played = t.frames_played;
+  s.frames_skipped = t.frames_skipped;
+  s.placements = rings_->placements();
+  s.placements_forced = rings_->placements_forced();
+  s.mixer_refusals = rings_->mixer_refusals();
   s.jitter_ms = playout_.estimator().jitter_ns() / 1e6;
   s.target_delay_ms = static_cast<double>(playout_.target_ns(jb_.ptime_ticks())) / 1e6;
   s.playout_delay_ms = static_cast<double>(last_delay_ns_) / 1e6;
@@ -579,12 +514,9 @@ SourceStats Source::stats() const {
   s.sync_error_ms = s.synced ? sync_error_frames_ * 1000.0 / static_cast<double>(dev_rate_) : 0.0;
   s.capture_to_dac_ms = s.synced ? capture_to_dac_ns_ / 1e6 : 0.0;
   s.offset_ms = static_cast<double>(p_.offset_frames) * 1000.0 / static_cast<double>(dev_rate_);
-  s.gain_db = gain_db_;
-  s.muted = muted_;
-  s.route.clear();
-  if (route_)
-    for (std::size_t i = 0; i < route_->size(); ++i)
-      s.route += (i ? "," : "") + std::to_string((*route_)[i] + 1);
+  s.gain_db = rings_->gain_db();
+  s.muted = rings_->muted();
+  s.route = rings_->route_text();
   return s;
 }
 

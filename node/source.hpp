@@ -29,6 +29,7 @@
 #include "node/device_clock.hpp"
 #include "node/drift_resampler.hpp"
 #include "node/sender_clock.hpp"
+#include "node/source_rings.hpp"
 #include "node/mixer.hpp"
 #include "node/sync_timeline.hpp"
 #include "rtp/codec.hpp"
@@ -120,7 +121,7 @@ class Source {
   static constexpr double kDelayMeanWeight = 0.05;
   /// Rings one source may have in the mixer at once: the current one and those still fading
   /// out after re-placements. The node sizes the mixer with it (max_sources x kMaxStreams).
-  static constexpr std::size_t kMaxStreams = 3;
+  static constexpr std::size_t kMaxStreams = SourceRings::kMaxStreams;
   /// A placed source re-places itself on the timeline at most this often (a changed SR mapping,
   /// a moved timeline); a user's offset change or flush is not limited.
   static constexpr std::chrono::nanoseconds kMinReplaceInterval{500'000'000};
@@ -222,7 +223,7 @@ class Source {
   /// True once a sequence number was seen (an RR may report on it).
   [[nodiscard]] bool has_sequence() const noexcept { return rx_.started(); }
 
-  [[nodiscard]] PlayoutStream* stream() noexcept { return stream_.get(); }
+  [[nodiscard]] PlayoutStream* stream() noexcept { return &rings_->current(); }
   [[nodiscard]] SourceStats stats() const;
   [[nodiscard]] const Params& params() const noexcept { return p_; }
   [[nodiscard]] mono_ns_t last_arrival() const noexcept { return last_arrival_; }
@@ -242,8 +243,6 @@ class Source {
   /// `now_frame` is the device frame playing now: an old ring that starts after it is removed at
   /// once. At most kMaxStreams rings per source are in the mixer (current + leaving).
   void restart_stream(frames_t start_frame, frames_t old_leave_at, frames_t now_frame);
-  /// True when the mixer can no longer touch `s` (Mixer::releasable; without a mixer, detached).
-  [[nodiscard]] bool released(const PlayoutStream& s) const noexcept;
   /// Ring frame where the next decoded frame lands.
   [[nodiscard]] frames_t next_ring_frame() const noexcept;
   [[nodiscard]] double frames_per_ns(const DeviceClock& clock) const noexcept;
@@ -254,18 +253,12 @@ class Source {
   /// At each decoded packet: keeps the source on the timeline; returns the sync error in ns
   /// (actual - wanted play time) for the speed loop, 0 when not synced.
   mono_ns_t check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns_t now);
-  [[nodiscard]] float linear_gain() const noexcept;
-  [[nodiscard]] Route route() const;
-  void collect_old_streams();
 
   Params p_;
   std::unique_ptr<Decoder> decoder_;
+  std::unique_ptr<SourceRings> rings_;  ///< its rings in the mixer, gain, mute, route
   JitterBuffer jb_;
   PlayoutController playout_;
-  std::unique_ptr<PlayoutStream> stream_;
-  std::vector<std::unique_ptr<PlayoutStream>> old_streams_;  ///< leaving, not yet detached
-  /// Counters of freed streams: underrun events/frames, frames played/skipped.
-  std::uint64_t base_underruns_ = 0, base_underrun_frames_ = 0, base_played_ = 0, base_skipped_ = 0;
   bool awaiting_anchor_ = false;  ///< flushed: the next packet anchors a new stream
   bool leaving_ = false;
   bool bye_ = false;
@@ -279,9 +272,6 @@ class Source {
   frames_t last_decoded_frame_ = 0;  ///< ... and the device frame its first frame plays at
   double capture_to_dac_ns_ = 0;
   frames_t pending_shift_ = 0;  ///< offset change not applied yet (unsynced sources)
-  double gain_db_ = 0;
-  bool muted_ = false;
-  std::optional<std::vector<int>> route_;
   std::vector<float> decode_buf_;
   std::int64_t dev_rate_;
   DriftResampler resampler_;  ///< to the device rate at the playout speed
