@@ -144,6 +144,14 @@ JitterBuffer::Action JitterBuffer::next(ext_ts_t horizon_ts, bool allow_expand) 
       ++counters_.late;
       continue;
     }
+    if (low && low->pkt.ts == cursor_ts_ && low->pkt.seq != next_seq_) {
+      // The audio at the cursor is here, but the packets before it in sequence are not: their
+      // spans were concealed and they came late (rejected at insert) or never. Play it; a
+      // zero-length "concealment" of the gap would stall the caller's render loop (issue #13:
+      // found by comparing Source with the trace harness).
+      next_seq_ = low->pkt.seq;
+      contiguous_ = false;
+    }
     if (low && low->pkt.seq == next_seq_) {
       if (low->pkt.ts == cursor_ts_) {
         a.kind = Action::Kind::decode;

@@ -220,6 +220,8 @@ class Source {
   /// `dlsr` are left 0 for the caller. Advances the interval state (expected_prior,
   /// received_prior).
   [[nodiscard]] RtcpReportBlock take_report_block();
+  /// Packets waiting in the jitter buffer.
+  [[nodiscard]] std::size_t packets_buffered() const noexcept { return jb_.size(); }
   /// True once a sequence number was seen (an RR may report on it).
   [[nodiscard]] bool has_sequence() const noexcept { return rx_.started(); }
 

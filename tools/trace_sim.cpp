@@ -324,8 +324,19 @@ SimResult simulate(const Trace& trace, const SimOptions& opt) {
     // Packets arriving before the next render tick; each is rendered on arrival as Source does.
     while (i < arrivals.size() && arrivals[i]->arrival_ns <= next_render) {
       const TracePacket& p = *arrivals[i++];
-      const InsertResult res =
+      InsertResult res =
           jb.insert(p.seq, p.ts, false, {&byte, 1}, p.arrival_ns, horizon(p.arrival_ns));
+      if (res == InsertResult::resync) {
+        // As Source does: start over from this packet, played at its arrival + the target
+        // (silence up to there; the output cannot go back).
+        ++r.resyncs;
+        jb.reset();
+        pc.rebase();
+        const double want =
+            static_cast<double>(p.arrival_ns + pc.target_ns(trace.ptime_ticks) - t0);
+        written = std::max(written, want);
+        res = jb.insert(p.seq, p.ts, false, {&byte, 1}, p.arrival_ns, p.ts);
+      }
       if (res == InsertResult::stored || res == InsertResult::late)
         pc.on_packet(p.ts, p.arrival_ns, trace.ptime_ticks);
       render(p.arrival_ns);

@@ -73,6 +73,7 @@ struct SimResult {
   std::uint64_t packets = 0;       ///< packets in the trace
   std::uint64_t network_lost = 0;  ///< never arrived
   std::uint64_t late = 0;          ///< arrived after their deadline (late loss)
+  std::uint64_t resyncs = 0;       ///< re-anchors after a run of late packets (as Source does)
   double late_loss = 0;            ///< late / arrived
   double mean_delay_ms = 0;        ///< mean playout delay of played packets (from min transit)
   double p95_delay_ms = 0;

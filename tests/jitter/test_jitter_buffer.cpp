@@ -297,3 +297,23 @@ TEST(JitterBuffer, ComfortNoisePacketTurnsTheFollowingSpanIntoAGap) {
   ASSERT_EQ(a.kind, Kind::gap);
   EXPECT_EQ(a.ticks, 9 * kPtime);
 }
+
+// Issue #13: a packet whose span was concealed arrives late (rejected at insert); the next one,
+// already stored, is at the cursor. It must be decoded at once, not "concealed" for 0 ticks
+// (which made Source's render loop stop without producing audio at the deadline).
+TEST(JitterBuffer, ThePacketAtTheCursorPlaysAfterItsPredecessorCameLate) {
+  JitterBuffer jb(config());
+  ASSERT_EQ(put(jb, 0), InsertResult::stored);
+  auto a = jb.next(0);
+  ASSERT_EQ(a.kind, Kind::decode);
+  jb.played(a, kPtime);
+  ASSERT_EQ(put(jb, 2, kPtime), InsertResult::stored);  // 1 is missing
+  a = jb.next(2 * kPtime);                              // its deadline: conceal 1
+  ASSERT_EQ(a.kind, Kind::conceal);
+  EXPECT_EQ(a.ticks, kPtime);
+  jb.played(a, a.ticks);
+  EXPECT_EQ(put(jb, 1, 2 * kPtime), InsertResult::late);
+  a = jb.next(2 * kPtime + 1);
+  ASSERT_EQ(a.kind, Kind::decode);
+  EXPECT_EQ(a.packet->seq, 2u);
+}
