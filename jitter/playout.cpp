@@ -50,6 +50,14 @@ bool PlayoutController::at_limit() const noexcept {
 
 double PlayoutController::update_speed(mono_ns_t now_ns, mono_ns_t delay_ns,
                                        ext_ts_t ptime_ticks) noexcept {
+  return close_error(now_ns, delay_ns - target_ns(ptime_ticks), cfg_.speed_gain_per_s);
+}
+
+double PlayoutController::update_speed_on_timeline(mono_ns_t now_ns, mono_ns_t late_ns) noexcept {
+  return close_error(now_ns, late_ns, cfg_.sync_gain_per_s);
+}
+
+double PlayoutController::close_error(mono_ns_t now_ns, mono_ns_t error_ns, double gain) noexcept {
   double dt = 0;
   if (have_speed_time_)
     dt = std::clamp(static_cast<double>(now_ns - last_speed_ns_) * 1e-9, 0.0, 1.0);
@@ -57,9 +65,8 @@ double PlayoutController::update_speed(mono_ns_t now_ns, mono_ns_t delay_ns,
   last_speed_ns_ = now_ns;
   double want = 1.0;
   if (est_.valid() && (cfg_.adaptive || cfg_.drift_compensation)) {
-    const mono_ns_t error_ns = delay_ns - target_ns(ptime_ticks);
     const double e = static_cast<double>(error_ns) * 1e-9;
-    const double p = cfg_.speed_gain_per_s * e;
+    const double p = gain * e;
     if (cfg_.drift_compensation && std::abs(error_ns) < cfg_.integrate_band_ns &&
         std::fabs(p + integral_) < cfg_.max_speed_offset)
       integral_ = std::clamp(integral_ + cfg_.integral_gain_per_s2 * e * dt, -cfg_.max_integral,

@@ -81,7 +81,13 @@ struct PlayoutConfig {
   /// in late loss. 1 when the decoder recovers losses from the next packet (Opus in-band FEC
   /// needs packet n+1 at the deadline of n).
   int margin_packets = 0;
-  double speed_gain_per_s = 0.5;   ///< Kp: speed offset per second of delay error (1/s)
+  double speed_gain_per_s = 0.5;  ///< Kp: speed offset per second of delay error (1/s)
+  /// Kp of a source held on the NTP timeline (update_speed_on_timeline), 1/s. Its errors are
+  /// small (beyond 20 ms the source is placed again), so a stiffer loop costs no audible speed
+  /// change: 2/s closes an error with a 0.5 s time constant (issue #20; 1 ms of error is a
+  /// 0.2 % trim, 3.5 cents) and leaves skew / 2 of error for a drift estimate off by `skew`
+  /// (0.25 frame at 48 kHz for 10 ppm).
+  double sync_gain_per_s = 2.0;
   double max_speed_offset = 0.01;  ///< |Kp e + I| limit: 1 % = 10 ms of delay per second
   /// Clock drift compensation (--drift on|off): drift feed-forward and the integral term, in
   /// adaptive and fixed mode. Off: adaptive mode trims with Kp only; fixed mode plays at speed 1.
@@ -133,6 +139,10 @@ class PlayoutController {
   /// playout delay: updates the integral and returns the playback speed for audio decoded now
   /// (1 = real time; within 1 +- (max_drift + max_speed_offset)).
   double update_speed(mono_ns_t now_ns, mono_ns_t delay_ns, ext_ts_t ptime_ticks) noexcept;
+  /// Thread: owner. The speed loop of a source held on the NTP timeline: the same loop on the
+  /// placement error `late_ns` (how much later than the timeline says the source plays; > 0:
+  /// speed up) with Kp = sync_gain_per_s.
+  double update_speed_on_timeline(mono_ns_t now_ns, mono_ns_t late_ns) noexcept;
   /// The speed update_speed last returned (1 before the first call).
   [[nodiscard]] double speed() const noexcept { return speed_; }
   /// Thread: owner. The device clock's skew d against the monotonic clock (device rate /
@@ -164,6 +174,11 @@ class PlayoutController {
   }
 
   [[nodiscard]] const DelayEstimator& estimator() const noexcept { return est_; }
+
+ private:
+  double close_error(mono_ns_t now_ns, mono_ns_t error_ns, double gain) noexcept;
+
+ public:
   [[nodiscard]] const PlayoutCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] const PlayoutConfig& config() const noexcept { return cfg_; }
   [[nodiscard]] mono_ns_t ts_to_ns(ext_ts_t ts) const noexcept { return est_.ts_to_ns(ts); }

@@ -81,9 +81,13 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
   stats_.adaptive = p.playout.adaptive;
 }
 
+double Source::next_ring_position() const noexcept {
+  return static_cast<double>(rings_->current().written_frames() + pending_silence_) +
+         resampler_.landing();
+}
+
 frames_t Source::next_ring_frame() const noexcept {
-  return rings_->current().written_frames() + pending_silence_ +
-         (resampler_.primed() ? resampler_.delay() : 0);
+  return static_cast<frames_t>(std::llround(next_ring_position()));
 }
 
 void Source::restart_stream(frames_t start_frame, frames_t old_leave_at, frames_t now_frame) {
@@ -98,9 +102,8 @@ bool Source::drained() const noexcept {
 
 double Source::queued_ms() const noexcept {
   const frames_t queued =
-      rings_->current().written_frames() -
-      static_cast<frames_t>(rings_->current().ring.read_count()) / p_.format.channels +
-      (resampler_.primed() ? resampler_.delay() : 0);
+      next_ring_frame() -
+      static_cast<frames_t>(rings_->current().ring.read_count()) / p_.format.channels;
   return static_cast<double>(std::max<frames_t>(0, queued)) * 1000.0 /
          static_cast<double>(dev_rate_);
 }
@@ -147,8 +150,7 @@ frames_t Source::device_frames_for(frames_t audio_frames) const noexcept {
 }
 
 mono_ns_t Source::ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexcept {
-  const frames_t queued =
-      rings_->current().written_frames() + pending_silence_ + resampler_.delay();
+  const frames_t queued = next_ring_frame();
   const frames_t needed_from = clock.frame_at(now) + p_.lead_frames - rings_->current().start_frame;
   // Saturated at a day: a ring parked far ahead (a flush waits for its anchor at max/4) must not
   // overflow the conversion to ns.
@@ -162,9 +164,7 @@ void Source::anchor(mono_ns_t arrival, const DeviceClock& clock) {
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
   const frames_t want_k =
       clock.frame_at(arrival + delay) + p_.lead_frames - rings_->current().start_frame;
-  const frames_t written =
-      rings_->current().written_frames() + pending_silence_ + resampler_.delay();
-  pending_silence_ += std::max<frames_t>(0, want_k - written);
+  pending_silence_ += std::max<frames_t>(0, want_k - next_ring_frame());
 }
 
 void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
@@ -311,10 +311,9 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       last_delay_ns_ = delay;  // the delay this packet plays with
       // Synchronised: the speed loop holds the source on the timeline (error = how late it
       // plays) instead of at its own target.
-      const mono_ns_t loop_delay = placed_ && sender_clock_.has_mapping() && p_.timeline
-                                       ? playout_.target_ns(ptime) + sync_error
-                                       : delay;
-      resampler_.set_speed(playout_.update_speed(now, loop_delay, ptime));
+      resampler_.set_speed(placed_ && sender_clock_.has_mapping() && p_.timeline
+                               ? playout_.update_speed_on_timeline(now, sync_error)
+                               : playout_.update_speed(now, delay, ptime));
       concealer_.decoded(decode_buf_.data(), n);
       concealer_.clear_comfort_noise();
       push(n);

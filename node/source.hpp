@@ -245,7 +245,11 @@ class Source {
   /// `now_frame` is the device frame playing now: an old ring that starts after it is removed at
   /// once. At most kMaxStreams rings per source are in the mixer (current + leaving).
   void restart_stream(frames_t start_frame, frames_t old_leave_at, frames_t now_frame);
-  /// Ring frame where the next decoded frame lands.
+  /// Ring frame (fractional) at which the next decoded frame plays: what the ring holds, the
+  /// silence still to write, and where the resampler lands its next input (issue #20: exact,
+  /// including the resampler's phase).
+  [[nodiscard]] double next_ring_position() const noexcept;
+  /// next_ring_position() rounded.
   [[nodiscard]] frames_t next_ring_frame() const noexcept;
   [[nodiscard]] double frames_per_ns(const DeviceClock& clock) const noexcept;
   /// Where a stream anchored by a packet of timestamp `ts` arriving at `arrival` starts: on the

@@ -54,7 +54,9 @@ frames_t Source::anchor_frame(ext_ts_t ts, mono_ns_t arrival, const DeviceClock&
 
 mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns_t now) {
   SyncTimeline* tl = p_.timeline;
-  const frames_t actual = rings_->current().start_frame + next_ring_frame();
+  const double actual_position =
+      static_cast<double>(rings_->current().start_frame) + next_ring_position();
+  const auto actual = static_cast<frames_t>(std::llround(actual_position));
   if (pending_shift_ != 0 && !(tl && sender_clock_.has_mapping())) {
     // An offset change of an unsynchronised source: play from actual + shift.
     const frames_t want = actual + pending_shift_;
@@ -77,7 +79,7 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
   // Keep the origin near the present so a changing device rate bends only the future.
   if (std::llabs(ntp - tl->ntp0_ns) > 10'000'000'000ll) tl->rebase(ntp, fpns);
   const double want = tl->frame_of(ntp, fpns) + static_cast<double>(p_.offset_frames);
-  sync_error_frames_ = static_cast<double>(actual) - want;
+  sync_error_frames_ = actual_position - want;
   const double limit = static_cast<double>(dev_rate_) * 0.020;  // beyond 20 ms: place again
   if (placed_ && placed_generation_ == tl->generation && std::abs(sync_error_frames_) < limit)
     return static_cast<mono_ns_t>(sync_error_frames_ / fpns);

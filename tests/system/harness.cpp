@@ -183,6 +183,12 @@ void JackServer::kill_now() {
   jackd_->wait(std::chrono::seconds(3));
 }
 
+void JackServer::pause(std::chrono::milliseconds duration) {
+  jackd_->signal(SIGSTOP);
+  std::this_thread::sleep_for(duration);
+  jackd_->signal(SIGCONT);
+}
+
 bool JackServer::wait_for_port(const std::string& port) {
   for (int i = 0; i < 100; ++i) {
     FILE* p = popen("jack_lsp 2>/dev/null", "r");

@@ -68,6 +68,9 @@ class JackServer {
   /// Kills the server at once (SIGKILL), as a crash would, and reaps it. Its registry slot stays
   /// taken until a server of the same name starts: give such a server a fixed name.
   void kill_now();
+  /// Stops the server's process (SIGSTOP) for `duration`, then lets it go on (SIGCONT): a
+  /// device that stalls, as a loaded machine's audio thread does. Clients see an xrun.
+  void pause(std::chrono::milliseconds duration);
 
  private:
   std::string name_;

@@ -68,6 +68,11 @@ struct Scenario {
   /// Render to a WAV file through --output (the file backend) instead of a JACK device and
   /// capture: no JACK server is involved.
   bool file_output = false;
+  int period = kPeriod;  ///< the JACK dummy's period (frames), or --period with file_output
+  /// >= 0: the JACK server is stopped for freeze_device_ms this many seconds after rtpsend
+  /// started (a device stall: an xrun in every client).
+  double freeze_device_at_s = -1;
+  int freeze_device_ms = 50;
 };
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
@@ -108,7 +113,7 @@ Result run_once(const Scenario& s, int attempt) {
   const std::string dir = test_dir() + "/attempt" + std::to_string(attempt);
   std::filesystem::create_directories(dir);
   std::optional<JackServer> jack;
-  if (!s.file_output) jack.emplace(dir, kPeriod);
+  if (!s.file_output) jack.emplace(dir, s.period);
   const int port = free_udp_port();
   const std::string endpoint =
       (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" +
@@ -134,7 +139,7 @@ Result run_once(const Scenario& s, int attempt) {
                                 s.drift};
   if (s.file_output)
     node.insert(node.end(),
-                {"--output", dir + "/capture.wav", "--period", std::to_string(kPeriod)});
+                {"--output", dir + "/capture.wav", "--period", std::to_string(s.period)});
   else
     node.insert(node.end(), {"--host-api", "jack", "--client-name", "rtpn"});
   node.insert(node.end(), s.node_args.begin(), s.node_args.end());
@@ -159,6 +164,12 @@ Result run_once(const Scenario& s, int attempt) {
   Process rtpsend_p(in_netns(s.netns, send), dir + "/rtpsend.log");
   std::thread side;
   if (s.during) side = std::thread([&] { s.during(port); });
+  std::thread freezer;
+  if (jack && s.freeze_device_at_s >= 0)
+    freezer = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::duration<double>(s.freeze_device_at_s));
+      jack->pause(std::chrono::milliseconds(s.freeze_device_ms));
+    });
   std::thread side_http;
   if (s.during_http) side_http = std::thread([&] { s.during_http(http_port); });
   std::atomic<bool> sending{true};
@@ -180,6 +191,7 @@ Result run_once(const Scenario& s, int attempt) {
   sending = false;
   if (sampler.joinable()) sampler.join();
   if (side.joinable()) side.join();
+  if (freezer.joinable()) freezer.join();
   if (side_http.joinable()) side_http.join();
   EXPECT_EQ(send_rc, std::optional<int>(0)) << rtpsend_p.log();
   if (s.after_send) s.after_send(http_port);
@@ -1029,10 +1041,24 @@ double channel_lag(const Audio& a, std::size_t from, std::size_t len, int max_la
   return static_cast<double>(best) - max_lag + frac;
 }
 
-/// Issue #4 test 1: the same live feed from two senders sharing this machine's NTP clock, one
-/// L16 48 kHz (left), one PCMU 8 kHz started 2 s later (right); returns the measured lag of
-/// the right channel behind the left (frames) and the final stats.
-std::pair<double, json> two_senders_on_one_ntp_clock(const std::string& pcmu_offset) {
+/// Two senders of one live feed sharing this machine's NTP clock (issue #4 test 1, issue #20).
+struct TwoSenders {
+  std::string second_codec = "pcmu";  ///< "pcmu" (8 kHz) or "l16" (48 kHz, as the first)
+  double stagger_s = 2.0;             ///< the second sender starts this long after the first
+  std::string offset;                 ///< --offset of the second source ("" = none)
+  int period = kPeriod;
+  /// rtpnode's own defaults (adaptive latency, drift compensation): how a user runs it. False:
+  /// the fixed latency and drift off of the content tests.
+  bool node_defaults = false;
+  double freeze_device_at_s = -1;  ///< see Scenario
+};
+
+/// The first sender streams L16 48 kHz (routed left), the second `c.second_codec` (routed right);
+/// returns the measured lag of the right channel behind the left (frames) and the final stats.
+/// `mid_stats` (optional): the stats sampled about 7 s after the first sender started, while
+/// both play.
+std::pair<double, json> two_senders_on_one_ntp_clock(const TwoSenders& c,
+                                                     json* mid_stats = nullptr) {
   const Audio speech = speech_8k();
   Scenario s;
   // The 48 kHz copy must loop with the same period as the 8 kHz file: exactly 6 x its frames
@@ -1041,7 +1067,14 @@ std::pair<double, json> two_senders_on_one_ntp_clock(const std::string& pcmu_off
   padded.samples.resize(padded.samples.size() + 400, 0.0f);
   s.input = resample(padded, 48000, 10);
   s.input.samples.resize(speech.frames() * 6);
-  s.send_seconds = 8;
+  s.send_seconds = 9;
+  s.period = c.period;
+  s.freeze_device_at_s = c.freeze_device_at_s;
+  s.sample_stats = mid_stats != nullptr;
+  if (c.node_defaults) {
+    s.latency = "auto";
+    s.drift = "on";
+  }
   const double epoch =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() +
       0.5;
@@ -1049,34 +1082,62 @@ std::pair<double, json> two_senders_on_one_ntp_clock(const std::string& pcmu_off
   std::snprintf(epoch_text, sizeof epoch_text, "%.6f", epoch);
   int port2 = free_udp_port();
   const std::string dir = test_dir();
+  const std::string input48 = dir + "/input48.wav";
+  write_wav16(input48, s.input);
   s.node_args = {"--payload", "97=L16/48000/1", "--listen", "127.0.0.1:" + std::to_string(port2),
                  "--route",   "ssrc:0x1111=L",  "--route",  "port:" + std::to_string(port2) + "=R"};
-  if (!pcmu_offset.empty())
+  if (!c.offset.empty())
     s.node_args.insert(s.node_args.end(),
-                       {"--offset", "port:" + std::to_string(port2) + "=" + pcmu_offset});
+                       {"--offset", "port:" + std::to_string(port2) + "=" + c.offset});
   s.send_args = {"--codec",         "l16",  "--pt",         "97",
                  "--ssrc",          "4369", "--live-epoch", epoch_text,
                  "--rtcp-interval", "1s"};
   s.during = [&](int) {
-    std::this_thread::sleep_for(std::chrono::seconds(2));
-    Process second(
-        {RTPSEND_BIN, std::string(kAsteriskDir) + "agent-loggedoff.wav", "--dest",
-         "127.0.0.1:" + std::to_string(port2), "--codec", "pcmu", "--ssrc", "8738", "--live-epoch",
-         epoch_text, "--loop", "--duration", "5s", "--rtcp-interval", "1s"},
-        dir + "/rtpsend2.log");
-    EXPECT_EQ(second.wait(std::chrono::seconds(15)), std::optional<int>(0)) << second.log();
+    std::this_thread::sleep_for(std::chrono::duration<double>(c.stagger_s));
+    const bool l16 = c.second_codec == "l16";
+    char duration[32];
+    std::snprintf(duration, sizeof duration, "%.3fs", s.send_seconds - c.stagger_s - 0.5);
+    std::vector<std::string> argv{RTPSEND_BIN,
+                                  l16 ? input48 : std::string(kAsteriskDir) + "agent-loggedoff.wav",
+                                  "--dest",
+                                  "127.0.0.1:" + std::to_string(port2),
+                                  "--codec",
+                                  l16 ? "l16" : "pcmu",
+                                  "--ssrc",
+                                  "8738",
+                                  "--live-epoch",
+                                  epoch_text,
+                                  "--loop",
+                                  "--duration",
+                                  duration,
+                                  "--rtcp-interval",
+                                  "1s"};
+    if (l16) argv.insert(argv.end(), {"--pt", "97"});
+    Process second(argv, dir + "/rtpsend2.log");
+    EXPECT_EQ(second.wait(std::chrono::seconds(20)), std::optional<int>(0)) << second.log();
   };
   const Result r = run(s);
-  // Both play from about 3.7 s into the capture (0.7 s before rtpsend, 2 s, 0.3 s delay, 0.7 s
-  // of placement) to about 8.4 s: compare 2 s in the middle.
-  const double lag = channel_lag(r.capture, 4 * 48000 + 24000, 2 * 48000, 1500);
+  // The capture starts about 0.7 s before the first sender; the second plays from at most
+  // 0.7 + 2 + 0.3 (delay) s, placed; a device freeze comes at most 4.5 s after the start.
+  // Compare 2 s from 6 s into the capture (both play until about 9 s).
+  const double lag = channel_lag(r.capture, 6 * 48000, 2 * 48000, 1500);
+  if (mid_stats)
+    for (const auto& [t, j] : r.series) {
+      if (t <= 7.5) *mid_stats = j;
+      if (getenv("RTPNODE_SYNC_TRACE"))
+        for (const json& src : j["sources"])
+          std::printf("  t=%.1f ssrc %u err %.4f ms speed %.6f I %.1f ppm drift %.1f ppm\n", t,
+                      src.value("ssrc", 0u), src.value("sync_error_ms", 0.0),
+                      src.value("speed", 0.0), src.value("drift_integral_ppm", 0.0),
+                      src.value("drift_ppm", 0.0));
+    }
   return {lag, r.stats};
 }
 
 }  // namespace
 
 TEST(System, SendersSharingAnNtpClockPlayInSyncAcrossClockRates) {
-  const auto [lag, stats] = two_senders_on_one_ntp_clock("");
+  const auto [lag, stats] = two_senders_on_one_ntp_clock({});
   std::printf(
       "L16 48 kHz vs PCMU 8 kHz on one NTP clock: right channel %.2f frames behind the left\n",
       lag);
@@ -1089,10 +1150,74 @@ TEST(System, SendersSharingAnNtpClockPlayInSyncAcrossClockRates) {
 }
 
 TEST(System, OffsetOfTenMillisecondsIsExactly480Frames) {
-  const auto [lag, stats] = two_senders_on_one_ntp_clock("+10ms");
+  const auto [lag, stats] = two_senders_on_one_ntp_clock({.offset = "+10ms"});
   std::printf("with --offset port:N=+10ms: right channel %.2f frames behind the left\n", lag);
   EXPECT_NEAR(lag, 480.0, 1.0) << stats.dump(2);
 }
+
+// Issue #20: sync precision at 256- and 1024-frame periods, with the second sender started
+// together with the first, 0.137 s later (mid-packet, mid-period) or 2 s later, PCMU 8 kHz
+// (resampled) or L16 48 kHz; rtpnode with its default latency and drift settings. The right
+// channel must play exactly the 10 ms offset behind the left: 480 frames +-1.
+struct SyncCase {
+  int period;
+  double stagger_s;
+  const char* second_codec;
+  bool freeze = false;  ///< stop the JACK server for 50 ms in the middle (a device xrun)
+};
+
+class SyncPrecision : public ::testing::TestWithParam<SyncCase> {};
+
+TEST_P(SyncPrecision, TenMillisecondOffsetIs480FramesWithinOne) {
+  const SyncCase& c = GetParam();
+  TwoSenders t;
+  t.second_codec = c.second_codec;
+  t.stagger_s = c.stagger_s;
+  t.offset = "+10ms";
+  t.period = c.period;
+  t.node_defaults = true;
+  if (c.freeze) t.freeze_device_at_s = 4.5;
+  json mid;
+  const auto [lag, stats] = two_senders_on_one_ntp_clock(t, &mid);
+  double sync_error_ms[2] = {0, 0};
+  for (std::size_t i = 0; i < 2 && i < mid["sources"].size(); ++i)
+    sync_error_ms[i] = mid["sources"][i].value("sync_error_ms", 0.0);
+  std::printf(
+      "sync: period %d, %s started %.3f s later%s: lag %.2f frames (goal 480); sync_error_ms "
+      "%.4f / %.4f; xruns %llu\n",
+      c.period, c.second_codec, c.stagger_s, c.freeze ? ", device frozen 50 ms" : "", lag,
+      sync_error_ms[0], sync_error_ms[1],
+      static_cast<unsigned long long>(stats["node"].value("xruns", 0ull)));
+  ::testing::Test::RecordProperty("lag_frames", std::to_string(lag));
+  EXPECT_NEAR(lag, 480.0, 1.0) << stats.dump(2);
+  // While both play, both are on the timeline.
+  ASSERT_EQ(mid["sources"].size(), 2u) << mid.dump(2);
+  for (const json& src : mid["sources"]) EXPECT_TRUE(src.value("synced", false)) << src.dump(2);
+}
+
+void PrintTo(const SyncCase& c, std::ostream* os) {
+  *os << c.second_codec << " period " << c.period << " stagger " << c.stagger_s
+      << (c.freeze ? " xrun" : "");
+}
+
+std::string sync_case_name(const ::testing::TestParamInfo<SyncCase>& i) {
+  const SyncCase& c = i.param;
+  return std::string(c.second_codec) + "_period" + std::to_string(c.period) + "_stagger" +
+         std::to_string(static_cast<int>(std::lround(c.stagger_s * 1000))) + "ms" +
+         (c.freeze ? "_xrun" : "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Sync, SyncPrecision,
+                         ::testing::Values(SyncCase{1024, 0.0, "pcmu"},
+                                           SyncCase{1024, 0.137, "pcmu"},
+                                           SyncCase{1024, 2.0, "pcmu"}, SyncCase{1024, 0.0, "l16"},
+                                           SyncCase{1024, 0.137, "l16"}, SyncCase{1024, 2.0, "l16"},
+                                           SyncCase{256, 0.0, "pcmu"}, SyncCase{256, 0.137, "pcmu"},
+                                           SyncCase{256, 2.0, "pcmu"}, SyncCase{256, 0.0, "l16"},
+                                           SyncCase{256, 0.137, "l16"}, SyncCase{256, 2.0, "l16"},
+                                           SyncCase{1024, 0.137, "pcmu", true},
+                                           SyncCase{256, 0.137, "pcmu", true}),
+                         sync_case_name);
 
 namespace {
 
