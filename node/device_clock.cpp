@@ -18,8 +18,7 @@ void DeviceClock::update(const DevicePosition& pos, double stream_now_s,
     ref_frames_ = frame;
     fit_origin_ns_ = block_ns;
   } else {
-    const double predicted =
-        ref_frames_ + static_cast<double>(block_ns - ref_ns_) * 1e-9 * rate_ * (1.0 + skew_);
+    const double predicted = position(block_ns);
     if (std::fabs(frame - predicted) > rate_ * kJumpS) {
       // One reading far off is a stalled reader (the loop thread was descheduled between the two
       // clock reads): skipped. kJumpConfirm in a row is the device jumping (xrun, restart): the
@@ -32,6 +31,7 @@ void DeviceClock::update(const DevicePosition& pos, double stream_now_s,
       ref_ns_ = block_ns;
       ref_frames_ = frame;
       fit_.reset();
+      fitted_ = false;
       fit_origin_ns_ = block_ns;
     } else {
       // Move the reference to this reading, then average the reading in.
@@ -42,23 +42,36 @@ void DeviceClock::update(const DevicePosition& pos, double stream_now_s,
   }
   const double x = static_cast<double>(block_ns - fit_origin_ns_) * 1e-9;
   fit_.add(x, frame - x * rate_);
+  fitted_ = false;
   if (fit_.span() >= kRateMinSpanS && fit_.has_slope()) {
     const double skew = fit_.slope() / rate_;
-    if (std::fabs(skew) <= kMaxSkew) skew_ = skew;
+    if (std::fabs(skew) <= kMaxSkew) {
+      skew_ = skew;
+      fitted_ = true;
+    }
   }
   output_latency_frames_ =
       static_cast<frames_t>(std::llround((pos.dac_time - pos.current_time) * rate_));
   if (output_latency_frames_ < 0) output_latency_frames_ = 0;
 }
 
+double DeviceClock::position(mono_ns_t t) const noexcept {
+  if (fitted_) {
+    const double x = static_cast<double>(t - fit_origin_ns_) * 1e-9;
+    return x * rate_ + fit_.at(x);
+  }
+  return ref_frames_ + static_cast<double>(t - ref_ns_) * 1e-9 * rate_ * (1.0 + skew_);
+}
+
 frames_t DeviceClock::frame_at(mono_ns_t t) const noexcept {
-  return static_cast<frames_t>(
-      std::floor(ref_frames_ + static_cast<double>(t - ref_ns_) * 1e-9 * rate_ * (1.0 + skew_)));
+  return static_cast<frames_t>(std::floor(position(t)));
 }
 
 mono_ns_t DeviceClock::time_of(frames_t f) const noexcept {
-  return ref_ns_ + static_cast<mono_ns_t>(std::llround((static_cast<double>(f) - ref_frames_) /
-                                                       (rate_ * (1.0 + skew_)) * 1e9));
+  // The map is a straight line through (ref_ns_, position(ref_ns_)) at rate * (1 + skew).
+  return ref_ns_ +
+         static_cast<mono_ns_t>(std::llround((static_cast<double>(f) - position(ref_ns_)) /
+                                             (rate_ * (1.0 + skew_)) * 1e9));
 }
 
 }  // namespace rtpnode

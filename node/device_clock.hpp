@@ -3,17 +3,18 @@
 // The audio thread publishes, per block, F at block start and the block's PortAudio stream time
 // (current_time). The loop thread reads the stream time "now" (Pa_GetStreamTime) next to its
 // monotonic clock, so it knows the monotonic instant of that block start. Each update gives one
-// estimate of the device position at that instant; a single estimate jitters (JACK's
-// jack_frame_time: up to ~0.5 ms), so the position is smoothed with an exponential average and
-// extrapolated with the device's measured rate:  F(t) = F_ref + (t - t_ref) * rate * (1 + skew).
+// reading of the device position at that instant; a single reading jitters (JACK's
+// jack_frame_time: up to ~0.5 ms, 24 frames at 48 kHz).
 //
-// Device rate (issue #5). A sound card's crystal is off by tens of ppm from the system clock, so
-// the nominal rate would let the mapping drift (1 ppm = 86 ms a day) and NTP-placed audio (#4)
-// land late or early. Every reading also feeds a least-squares line of device frames against
-// monotonic time (LineFit, 60 s memory): its slope is the device's true rate. With readings every
-// few ms jittering by 0.5 ms the slope is within ~0.3 ppm after one memory; it is used (and
-// reported as skew()) once the fit spans 10 s. The origin t_ref moves to each reading, so a
-// refined rate never shifts past positions.
+// Every reading feeds a least-squares line of device frames against monotonic time (LineFit,
+// 60 s memory). Once the fit spans kRateMinSpanS, the line is the map: its slope is the device's
+// true rate (a crystal is off by tens of ppm: 1 ppm is 86 ms a day, so the nominal rate would let
+// NTP-placed audio, #4, drift), and its value at t is the position, averaged over thousands of
+// readings (issue #20: a reading-by-reading average kept ~8 frames of jitter; the line is
+// within one frame after kSettlingS, test: DeviceClock.MapErrorStaysUnderOneFrame...). Until
+// then, and for kRateMinSpanS after a device jump, the position is an exponential average of
+// the readings extrapolated at the last measured rate:
+//   F(t) = F_ref + (t - t_ref) * rate * (1 + skew).
 //
 // Thread: loop thread only. Pure logic (no PortAudio calls): the caller passes the readings.
 #pragma once
@@ -54,6 +55,9 @@ class DeviceClock {
   static constexpr double kSmoothing = 0.05;
   /// Forgetting distance of the rate fit, s.
   static constexpr double kRateMemoryS = 60.0;
+  /// Time after which frame_at() is within a frame of the device's position with readings that
+  /// jitter by +-0.5 ms at 1024-frame callbacks (issue #20's test), s.
+  static constexpr double kSettlingS = 60.0;
   /// Span of readings before the measured rate is used, s.
   static constexpr double kRateMinSpanS = 10.0;
   /// Skews beyond +-1 % are not a crystal: ignored.
@@ -64,8 +68,14 @@ class DeviceClock {
   static constexpr int kJumpConfirm = 3;
   /// Device jumps seen (xruns, restarts).
   [[nodiscard]] std::uint64_t jumps() const noexcept { return jumps_; }
+  /// True while the map is the fitted line (header); false while it is the running average.
+  [[nodiscard]] bool fitted() const noexcept { return fitted_; }
 
  private:
+  /// Device frame (fractional) at monotonic time t.
+  [[nodiscard]] double position(mono_ns_t t) const noexcept;
+
+  bool fitted_ = false;
   double rate_;
   bool valid_ = false;
   std::uint64_t last_callbacks_ = 0;
