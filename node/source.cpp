@@ -311,7 +311,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       last_delay_ns_ = delay;  // the delay this packet plays with
       // Synchronised: the speed loop holds the source on the timeline (error = how late it
       // plays) instead of at its own target.
-      resampler_.set_speed(placed_ && sender_clock_.has_mapping() && p_.timeline
+      resampler_.set_speed(placement_.placed() && on_timeline()
                                ? playout_.update_speed_on_timeline(now, sync_error)
                                : playout_.update_speed(now, delay, ptime));
       concealer_.decoded(decode_buf_.data(), n);
@@ -405,8 +405,10 @@ SourceStats Source::stats() const {
   s.drift_at_limit = playout_.at_limit();
   s.arrival_to_dac_ms = arrival_to_dac_ns_ / 1e6;
   s.queued_ms = queued_ms();
-  s.synced = placed_ && sender_clock_.has_mapping() && p_.timeline != nullptr;
-  s.sync_error_ms = s.synced ? sync_error_frames_ * 1000.0 / static_cast<double>(dev_rate_) : 0.0;
+  s.synced = placement_.placed() && on_timeline();
+  s.sync_error_ms =
+      s.synced ? placement_.error_frames() * 1000.0 / static_cast<double>(dev_rate_) : 0.0;
+  s.placements_deferred = placement_.deferred();
   s.capture_to_dac_ms = s.synced ? capture_to_dac_ns_ / 1e6 : 0.0;
   s.offset_ms = static_cast<double>(p_.offset_frames) * 1000.0 / static_cast<double>(dev_rate_);
   s.gain_db = rings_->gain_db();

@@ -124,7 +124,8 @@ class Source {
   static constexpr std::size_t kMaxStreams = SourceRings::kMaxStreams;
   /// A placed source re-places itself on the timeline at most this often (a changed SR mapping,
   /// a moved timeline); a user's offset change or flush is not limited.
-  static constexpr std::chrono::nanoseconds kMinReplaceInterval{500'000'000};
+  static constexpr std::chrono::nanoseconds kMinReplaceInterval =
+      TimelinePlacement::kMinReplaceInterval;
   /// SR sanity (on_sender_report): the largest RTP-vs-NTP clock rate error accepted between two
   /// SRs of one sender (2000 ppm, as for the SR rate estimate), and the slack for SR stamping.
   static constexpr double kSrMaxRateError = SenderClock::kMaxRateError;
@@ -252,6 +253,9 @@ class Source {
   /// next_ring_position() rounded.
   [[nodiscard]] frames_t next_ring_frame() const noexcept;
   [[nodiscard]] double frames_per_ns(const DeviceClock& clock) const noexcept;
+  /// True when this source plays on the NTP timeline: there is one, it is on, and this source's
+  /// sender sent an SR.
+  [[nodiscard]] bool on_timeline() const noexcept;
   /// Where a stream anchored by a packet of timestamp `ts` arriving at `arrival` starts: on the
   /// NTP timeline when synced (moving the timeline later if this source cannot make it), else
   /// at arrival + delay + render lead + offset.
@@ -269,13 +273,10 @@ class Source {
   bool leaving_ = false;
   bool bye_ = false;
   // Sync (RFC 3550 §6.4.1).
-  bool placed_ = false;  ///< on the timeline (for placed_generation_)
-  std::uint64_t placed_generation_ = 0;
-  mono_ns_t last_replace_ns_ = std::numeric_limits<mono_ns_t>::min() / 2;  ///< last re-placement
-  double sync_error_frames_ = 0;
+  TimelinePlacement placement_;  ///< its seat on the NTP timeline (node/sync_timeline.hpp)
   bool have_last_decode_ = false;
-  ext_ts_t last_decoded_ts_ = 0;     ///< timestamp of the last decoded packet ...
-  frames_t last_decoded_frame_ = 0;  ///< ... and the device frame its first frame plays at
+  ext_ts_t last_decoded_ts_ = 0;      ///< timestamp of the last decoded packet ...
+  double last_decoded_position_ = 0;  ///< ... and the device frame its first frame plays at
   double capture_to_dac_ns_ = 0;
   frames_t pending_shift_ = 0;  ///< offset change not applied yet (unsynced sources)
   std::vector<float> decode_buf_;

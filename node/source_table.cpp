@@ -272,10 +272,10 @@ void SourceTable::update_timeline() {
   std::size_t with_sr = 0;
   for (const Source* s : order_) with_sr += s->has_sender_report() ? 1 : 0;
   if (with_sr < 2) {
-    timeline_.set = false;
+    timeline_.turn_off();
     return;
   }
-  if (timeline_.set) return;
+  if (timeline_.on()) return;
   for (const Source* s : order_)
     if (s->define_timeline(timeline_)) {
       log_ << "rtpnode: NTP timeline on (" << with_sr << " sources with RTCP SR), defined by "

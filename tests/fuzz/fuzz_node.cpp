@@ -102,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (Source* s : {a.get(), b.get()}) {
       if (!s) continue;
       s->render(clock, now);
-      if (!timeline.set) (void)s->define_timeline(timeline);
+      if (!timeline.on()) (void)s->define_timeline(timeline);
     }
   }
   // Tear down as the node does: leave, let the audio thread detach, free only when releasable.

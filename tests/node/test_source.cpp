@@ -545,7 +545,7 @@ TEST(Source, SpoofedSenderReportsNeitherPileUpRingsNorStarveANewSource) {
       a->on_sender_report(ntp, static_cast<rtp_ts_t>(rng >> 32));
     }
     a->render(clock, now);
-    if (!timeline.set) (void)a->define_timeline(timeline);  // as Node does once SRs are in
+    if (!timeline.on()) (void)a->define_timeline(timeline);  // as Node does once SRs are in
     if (b) b->render(clock, now);
     mixer.flush_deferred();
     // The audio thread: one 240-frame block per 5 ms, exactly in step with the fake clock.
@@ -563,7 +563,7 @@ TEST(Source, SpoofedSenderReportsNeitherPileUpRingsNorStarveANewSource) {
   // The new source plays: 5 s of it, less its start delay, lead and what is still queued.
   EXPECT_GT(sb.frames_played, 48000u * 4);
   EXPECT_EQ(sb.underruns, 0u);
-  EXPECT_TRUE(timeline.set);
+  EXPECT_TRUE(timeline.on());
   EXPECT_EQ(device_frame, 480000);
 }
 
