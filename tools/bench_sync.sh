@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sync precision benchmark (issue #20): runs the system test matrix Sync/SyncPrecision.* (two
 # senders of one live feed on one NTP clock, the second 10 ms offset; 256/1024-frame periods,
-# start staggers 0/0.137/2 s, PCMU+L16 and L16+L16, and a 50 ms device freeze) RUNS times and
+# start staggers 0/0.137/2 s, PCMU+L16 and L16+L16, a 50 ms device freeze and a 150 ms loop
+# stall) RUNS times and
 # prints, per case, the distribution of the measured lag (goal 480 frames) and how many runs
 # were within +-1 frame.
 # Usage: tools/bench_sync.sh [RUNS] [BUILD_DIR]   (default 10 runs, build/; about 15 s per run
@@ -17,9 +18,10 @@ python3 - "$log" <<'PY'
 import re, statistics, sys
 cases = {}
 for line in open(sys.argv[1]):
-    m = re.match(r'sync: period (\d+), (\w+) started ([\d.]+) s later(, device frozen 50 ms)?: lag ([-\d.]+)', line)
+    m = re.match(r'sync: period (\d+), (\w+) started ([\d.]+) s later(, device frozen 50 ms|, loop stalled 150 ms)?: lag ([-\d.]+)', line)
     if m:
-        key = f"{m[2]:4s} period {int(m[1]):4d} stagger {float(m[3]):5.3f} s{' xrun' if m[4] else ''}"
+        extra = {None: '', ', device frozen 50 ms': ' xrun', ', loop stalled 150 ms': ' loop stall'}[m[4]]
+        key = f"{m[2]:4s} period {int(m[1]):4d} stagger {float(m[3]):5.3f} s{extra}"
         cases.setdefault(key, []).append(float(m[5]))
 print(f"{'case':40s} {'runs':>4s} {'min':>8s} {'median':>8s} {'max':>8s} {'|lag-480|<=1':>12s}")
 for key, lags in sorted(cases.items()):

@@ -73,6 +73,10 @@ struct Scenario {
   /// started (a device stall: an xrun in every client).
   double freeze_device_at_s = -1;
   int freeze_device_ms = 50;
+  /// >= 0: rtpnode's loop thread (its main thread) is stopped for freeze_loop_ms this many
+  /// seconds after rtpsend started (a loop stall: the callback plays on from the rings).
+  double freeze_loop_at_s = -1;
+  int freeze_loop_ms = 150;
 };
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
@@ -170,6 +174,13 @@ Result run_once(const Scenario& s, int attempt) {
       std::this_thread::sleep_for(std::chrono::duration<double>(s.freeze_device_at_s));
       jack->pause(std::chrono::milliseconds(s.freeze_device_ms));
     });
+  std::thread loop_freezer;
+  if (s.freeze_loop_at_s >= 0)
+    loop_freezer = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::duration<double>(s.freeze_loop_at_s));
+      EXPECT_TRUE(freeze_thread(rtpnode_p.pid(), std::chrono::milliseconds(s.freeze_loop_ms)))
+          << "ptrace";
+    });
   std::thread side_http;
   if (s.during_http) side_http = std::thread([&] { s.during_http(http_port); });
   std::atomic<bool> sending{true};
@@ -192,6 +203,7 @@ Result run_once(const Scenario& s, int attempt) {
   if (sampler.joinable()) sampler.join();
   if (side.joinable()) side.join();
   if (freezer.joinable()) freezer.join();
+  if (loop_freezer.joinable()) loop_freezer.join();
   if (side_http.joinable()) side_http.join();
   EXPECT_EQ(send_rc, std::optional<int>(0)) << rtpsend_p.log();
   if (s.after_send) s.after_send(http_port);
@@ -1051,6 +1063,7 @@ struct TwoSenders {
   /// the fixed latency and drift off of the content tests.
   bool node_defaults = false;
   double freeze_device_at_s = -1;  ///< see Scenario
+  double freeze_loop_at_s = -1;    ///< see Scenario
 };
 
 /// The first sender streams L16 48 kHz (routed left), the second `c.second_codec` (routed right);
@@ -1070,6 +1083,7 @@ std::pair<double, json> two_senders_on_one_ntp_clock(const TwoSenders& c,
   s.send_seconds = 9;
   s.period = c.period;
   s.freeze_device_at_s = c.freeze_device_at_s;
+  s.freeze_loop_at_s = c.freeze_loop_at_s;
   s.sample_stats = mid_stats != nullptr;
   if (c.node_defaults) {
     s.latency = "auto";
@@ -1163,7 +1177,8 @@ struct SyncCase {
   int period;
   double stagger_s;
   const char* second_codec;
-  bool freeze = false;  ///< stop the JACK server for 50 ms in the middle (a device xrun)
+  bool freeze = false;      ///< stop the JACK server for 50 ms in the middle (a device xrun)
+  bool stall_loop = false;  ///< stop rtpnode's loop thread for 150 ms in the middle
 };
 
 class SyncPrecision : public ::testing::TestWithParam<SyncCase> {};
@@ -1177,6 +1192,7 @@ TEST_P(SyncPrecision, TenMillisecondOffsetIs480FramesWithinOne) {
   t.period = c.period;
   t.node_defaults = true;
   if (c.freeze) t.freeze_device_at_s = 4.5;
+  if (c.stall_loop) t.freeze_loop_at_s = 4.5;
   json mid;
   const auto [lag, stats] = two_senders_on_one_ntp_clock(t, &mid);
   double sync_error_ms[2] = {0, 0};
@@ -1185,7 +1201,8 @@ TEST_P(SyncPrecision, TenMillisecondOffsetIs480FramesWithinOne) {
   std::printf(
       "sync: period %d, %s started %.3f s later%s: lag %.2f frames (goal 480); sync_error_ms "
       "%.4f / %.4f; xruns %llu\n",
-      c.period, c.second_codec, c.stagger_s, c.freeze ? ", device frozen 50 ms" : "", lag,
+      c.period, c.second_codec, c.stagger_s,
+      c.freeze ? ", device frozen 50 ms" : (c.stall_loop ? ", loop stalled 150 ms" : ""), lag,
       sync_error_ms[0], sync_error_ms[1],
       static_cast<unsigned long long>(stats["node"].value("xruns", 0ull)));
   ::testing::Test::RecordProperty("lag_frames", std::to_string(lag));
@@ -1197,14 +1214,14 @@ TEST_P(SyncPrecision, TenMillisecondOffsetIs480FramesWithinOne) {
 
 void PrintTo(const SyncCase& c, std::ostream* os) {
   *os << c.second_codec << " period " << c.period << " stagger " << c.stagger_s
-      << (c.freeze ? " xrun" : "");
+      << (c.freeze ? " xrun" : "") << (c.stall_loop ? " loop stall" : "");
 }
 
 std::string sync_case_name(const ::testing::TestParamInfo<SyncCase>& i) {
   const SyncCase& c = i.param;
   return std::string(c.second_codec) + "_period" + std::to_string(c.period) + "_stagger" +
          std::to_string(static_cast<int>(std::lround(c.stagger_s * 1000))) + "ms" +
-         (c.freeze ? "_xrun" : "");
+         (c.freeze ? "_xrun" : "") + (c.stall_loop ? "_loopstall" : "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Sync, SyncPrecision,
@@ -1216,7 +1233,8 @@ INSTANTIATE_TEST_SUITE_P(Sync, SyncPrecision,
                                            SyncCase{256, 2.0, "pcmu"}, SyncCase{256, 0.0, "l16"},
                                            SyncCase{256, 0.137, "l16"}, SyncCase{256, 2.0, "l16"},
                                            SyncCase{1024, 0.137, "pcmu", true},
-                                           SyncCase{256, 0.137, "pcmu", true}),
+                                           SyncCase{256, 0.137, "pcmu", true},
+                                           SyncCase{1024, 0.137, "pcmu", false, true}),
                          sync_case_name);
 
 namespace {
