@@ -49,6 +49,16 @@ Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.e
         backend_->channels(),
         (Source::kMaxStreams + 1) * static_cast<std::size_t>(cfg_.max_sources), ramp_frames_);
     backend_->open(*mixer_);
+    factory_ = SourceFactory{&cfg_,
+                             mixer_.get(),
+                             &clock_,
+                             rtcp_.get(),
+                             &sources_->timeline(),
+                             backend_->sample_rate(),
+                             backend_->channels(),
+                             0,
+                             ramp_frames_,
+                             1};
   } catch (...) {
     close_loop();
     throw;
@@ -87,36 +97,8 @@ void Node::check_device(mono_ns_t now) {
 }
 
 std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
-  Source::Params p;
-  p.id = next_id_++;
-  p.ssrc = n.ssrc;
-  p.port = n.port;
-  p.remote = address_text(n.from);
-  std::memcpy(&p.remote_addr, n.from, sockaddr_length(n.from));
-  p.payload_type = n.payload_type;
-  p.format = *n.format;
-  p.raw = n.raw;
-  p.device_rate = backend_->sample_rate();
-  p.lead_frames = lead_frames_;
-  p.playout = cfg_.playout();
-  p.resampler_quality = cfg_.resampler_quality;
-  const SourceSettings set = cfg_.settings_for(n.port, n.ssrc, !n.raw);
-  p.mixer = mixer_.get();
-  p.ramp_frames = ramp_frames_;
-  p.timeline = cfg_.sync_rtcp && !n.raw ? &sources_->timeline() : nullptr;
-  p.offset_frames = ns_to_frames(set.offset.count(),
-                                 static_cast<std::int64_t>(std::llround(backend_->sample_rate())));
-  p.route = set.route;
-  p.device_channels = backend_->channels();
-  p.gain_db = set.gain_db;
-  auto s = std::make_unique<Source>(p, n.first_arrival, clock_);
-  if (const HeldSenderReport* sr = rtcp_->held(n.key)) {
-    if (same_host(reinterpret_cast<const sockaddr*>(&sr->from), n.from))
-      s->on_sender_report(sr->ntp_ns, sr->rtp_ts);
-    else
-      rtcp_->forget(n.key);  // held from another host than the RTP: not this sender's
-  }
-  return s;
+  factory_.lead_frames = lead_frames_;  // known once the device runs (tick)
+  return factory_(n);
 }
 
 void Node::tick() {

@@ -24,6 +24,7 @@
 #include "node/mixer.hpp"
 #include "node/source.hpp"
 #include "node/rtcp_session.hpp"
+#include "node/source_factory.hpp"
 #include "node/source_table.hpp"
 #include "node/stats_model.hpp"
 #include "node/udp_listener.hpp"
@@ -54,8 +55,8 @@ class Node {
   [[nodiscard]] bool device_abandoned() const noexcept { return device_abandoned_; }
 
  private:
-  /// The factory of SourceTable: a source with this node's playout settings, mixer, clock and
-  /// timeline, and the SR already held for it. Throws when its codec cannot be created.
+  /// The factory of SourceTable (SourceFactory with the render lead known now). Throws when its
+  /// codec cannot be created.
   std::unique_ptr<Source> make_source(const SourceTable::NewSource& n);
   void tick();
   /// Drains the mixer's retire ring and lets the source table end and free sources.
@@ -96,7 +97,7 @@ class Node {
   std::unique_ptr<UdpListener> udp_;
   bool receiving_ = false;
 
-  std::uint32_t next_id_ = 1;
+  SourceFactory factory_;
   std::uint64_t receiver_reports_sent_ = 0;  ///< RTCP RR compounds sent
   frames_t ramp_frames_ = 0;
   bool stats_json_failing_ = false;  ///< the last --stats-json write failed (said once)

@@ -9,20 +9,14 @@
 
 #include "node/rtcp_session.hpp"
 
+#include "support/net.hpp"
+
 using namespace rtpnode;
+using rtpnode::test::v4;
 
 namespace {
 
 constexpr mono_ns_t kT0 = 5'000'000'000'000;
-
-sockaddr_storage v4(const char* ip, std::uint16_t port) {
-  sockaddr_storage ss{};
-  auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-  a->sin_family = AF_INET;
-  a->sin_port = htons(port);
-  inet_pton(AF_INET, ip, &a->sin_addr);
-  return ss;
-}
 
 std::uint16_t port_of(const sockaddr_storage& ss) {
   return ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);

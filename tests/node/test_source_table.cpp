@@ -12,24 +12,17 @@
 
 #include "node/file_backend.hpp"
 #include "node/source_table.hpp"
+#include "support/net.hpp"
 #include "support/packet_builder.hpp"
 
 using namespace rtpnode;
+using rtpnode::test::v4;
 
 namespace {
 
 constexpr mono_ns_t kT0 = 1'000'000'000'000;  // monotonic time of device frame 0
 constexpr mono_ns_t kPtime = 20'000'000;
 const PayloadFormat kPcmu{Codec::pcmu, 8000, 8000, 1};
-
-sockaddr_storage v4(const char* ip, std::uint16_t port) {
-  sockaddr_storage ss{};
-  auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-  a->sin_family = AF_INET;
-  a->sin_port = htons(port);
-  inet_pton(AF_INET, ip, &a->sin_addr);
-  return ss;
-}
 
 /// A node's worth of parts around one SourceTable: clock, mixer, manual device, event log off.
 struct TableHarness {

@@ -1,0 +1,43 @@
+#include "node/source_factory.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "node/net_address.hpp"
+
+namespace rtpnode {
+
+std::unique_ptr<Source> SourceFactory::operator()(const SourceTable::NewSource& n) {
+  Source::Params p;
+  p.id = next_id++;
+  p.ssrc = n.ssrc;
+  p.port = n.port;
+  p.remote = address_text(n.from);
+  std::memcpy(&p.remote_addr, n.from, sockaddr_length(n.from));
+  p.payload_type = n.payload_type;
+  p.format = *n.format;
+  p.raw = n.raw;
+  p.device_rate = device_rate;
+  p.lead_frames = lead_frames;
+  p.playout = cfg->playout();
+  p.resampler_quality = cfg->resampler_quality;
+  const SourceSettings set = cfg->settings_for(n.port, n.ssrc, !n.raw);
+  p.mixer = mixer;
+  p.ramp_frames = ramp_frames;
+  p.timeline = cfg->sync_rtcp && !n.raw ? timeline : nullptr;
+  p.offset_frames =
+      ns_to_frames(set.offset.count(), static_cast<std::int64_t>(std::llround(device_rate)));
+  p.route = set.route;
+  p.device_channels = device_channels;
+  p.gain_db = set.gain_db;
+  auto s = std::make_unique<Source>(p, n.first_arrival, *clock);
+  if (const HeldSenderReport* sr = rtcp->held(n.key)) {
+    if (same_host(reinterpret_cast<const sockaddr*>(&sr->from), n.from))
+      s->on_sender_report(sr->ntp_ns, sr->rtp_ts);
+    else
+      rtcp->forget(n.key);  // held from another host than the RTP: not this sender's
+  }
+  return s;
+}
+
+}  // namespace rtpnode

@@ -1,0 +1,226 @@
+// The receive pipeline without sockets or a device (issue #13): scripted datagrams through the
+// packet-input seam (FakePacketInput in place of UdpListener) into the node's Demux, SourceTable
+// (with the node's SourceFactory: selectors, timeline, held SRs) and RtcpSession, real Sources
+// feeding a real Mixer that a ManualBackend pulls in step with a fake clock. The configuration
+// comes from flags, as rtpnode's command line gives them.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "node/demux.hpp"
+#include "node/file_backend.hpp"
+#include "node/rtcp_session.hpp"
+#include "node/source_factory.hpp"
+#include "node/source_table.hpp"
+#include "rtp/rtcp.hpp"
+#include "support/fake_packet_input.hpp"
+#include "support/impulse_sender.hpp"
+#include "support/net.hpp"
+
+using namespace rtpnode;
+using test::kMs;
+
+namespace {
+
+constexpr mono_ns_t kT0 = 1'000'000'000'000;  // monotonic time of device frame 0
+constexpr std::int64_t kNtpMinusMono = 3'900'000'000'000'000'000;
+
+NodeConfig config(const NodeFlags& f) {
+  std::string err;
+  auto cfg = make_node_config(f, {}, err);
+  if (!cfg) throw std::runtime_error(err);
+  return *cfg;
+}
+
+/// A node's parts around the demux, wired as Node wires them.
+struct Pipeline {
+  NodeConfig cfg;
+  DeviceClock clock{48000};
+  Mixer mixer{2, 32, 240};
+  ManualBackend device{48000, 2, 256};
+  EventWatcher events{""};
+  std::ostringstream log;
+  RtcpSession rtcp{1, "rtpnode@test", 64};
+  SourceFactory factory;
+  SourceTable table;
+  Demux demux;
+  test::FakePacketInput input;
+  std::vector<float> out;  ///< everything the device played, interleaved stereo
+  mono_ns_t now = kT0;
+
+  explicit Pipeline(const NodeFlags& flags)
+      : cfg(config(flags)),
+        table(
+            {cfg.max_sources, cfg.source_timeout, cfg.sync_rtcp},
+            [this](const SourceTable::NewSource& n) { return factory(n); }, events, log),
+        demux(cfg, table, rtcp, log) {
+    factory =
+        SourceFactory{&cfg, &mixer, &clock, &rtcp, &table.timeline(), 48000, 2, 256 + 480, 240, 1};
+    device.open(mixer);
+    device.start();
+    device.set_stream_time(0.0);
+    input.start([this](const ReceivedDatagram& d) { demux.on_datagram(d, clock); });
+    step();  // one block: the clock is valid from here on
+  }
+  /// Advances the loop by 1 ms: the device plays every block whose start has come, the loop
+  /// reads its position, renders every source and expires what ended.
+  void step() {
+    while (kT0 + static_cast<mono_ns_t>(std::llround(device.stream_time() * 1e9)) <= now) {
+      const auto block = device.pull();
+      out.insert(out.end(), block.begin(), block.end());
+      mixer.flush_deferred();
+      while (mixer.take_retired() != nullptr) {
+      }
+    }
+    clock.update(mixer.position(), static_cast<double>(now - kT0) * 1e-9, now);
+    for (Source* s : table.active()) s->render(clock, now);
+    table.expire(now, clock.frame_at(now));
+    now += kMs;
+  }
+  /// Sends every packet of `s` (and an SR each second) that is due by now, from `from` on
+  /// listen `listen`.
+  void send_due(test::ImpulseSender& s, std::size_t listen, const sockaddr_storage& from,
+                const sockaddr_storage& rtcp_from, bool with_sr) {
+    while (s.capture(s.next + 1) + kMs <= now) {
+      const int i = s.next++;
+      if (with_sr && i % 50 == 0) {
+        RtcpSenderReport sr;
+        sr.ssrc = s.builder.ssrc;
+        const auto ntp_ns = static_cast<std::uint64_t>(s.capture(i) + kNtpMinusMono);
+        sr.ntp =
+            ((ntp_ns / 1'000'000'000) << 32) | (((ntp_ns % 1'000'000'000) << 32) / 1'000'000'000);
+        sr.rtp_ts = s.ts(i);
+        const auto pkt = rtcp_build_sender_report(sr, "sender");
+        input.rtcp(listen, rtcp_from, pkt, now);
+      }
+      const auto pkt = s.builder.build(static_cast<seq_t>(i), s.ts(i), s.payload(i));
+      input.rtp(listen, from, pkt, now);
+    }
+  }
+  [[nodiscard]] double energy(int channel, std::size_t from_frame) const {
+    double e = 0;
+    for (std::size_t i = from_frame; i < out.size() / 2; ++i)
+      e += static_cast<double>(out[i * 2 + static_cast<std::size_t>(channel)]) *
+           out[i * 2 + static_cast<std::size_t>(channel)];
+    return e;
+  }
+};
+
+NodeFlags two_ports() {
+  NodeFlags f;
+  f.listens = {"127.0.0.1:5004", "127.0.0.1:5006"};
+  f.payloads = {"97=L16/48000/1"};
+  return f;
+}
+
+}  // namespace
+
+TEST(Pipeline, ProbationSelectorsAndBadDatagramsThroughTheDemux) {
+  NodeFlags f = two_ports();
+  // Port 5006 plays right, but the ssrc rule (which beats a port rule) sends 0x3333 left.
+  f.routes = {"port:5006=R", "ssrc:0x3333=L"};
+  f.gains = {"ssrc:0x3333=-6dB"};
+  Pipeline p(f);
+  const auto from = test::v4("10.0.0.7", 40000);
+  test::ImpulseSender s({Codec::pcmu, 8000, 8000, 1}, p.now, 0, 0x3333, 0);
+  // Garbage, an RTP version 1 header and an unknown payload type are counted and dropped.
+  const std::vector<std::uint8_t> garbage{1, 2, 3};
+  p.input.rtp(1, from, garbage, p.now);
+  test::PacketBuilder other;
+  other.ssrc = 0x4444;
+  other.pt = 50;
+  p.input.rtp(1, from, other.build(1, 160, std::vector<std::uint8_t>(160, 0xff)), p.now);
+  for (int ms = 0; ms < 60; ++ms) {  // two packets: sent at 21 and 41 ms
+    p.send_due(s, 1, from, from, false);
+    p.step();
+  }
+  // Two packets in sequence (RFC 3550 A.1 probation): a source.
+  ASSERT_EQ(p.table.active().size(), 1u);
+  const Source& src = *p.table.active()[0];
+  EXPECT_EQ(src.params().ssrc, 0x3333u);
+  EXPECT_EQ(src.params().port, 5006);
+  EXPECT_NEAR(src.params().gain_db, -6.0, 1e-9);
+  EXPECT_EQ(p.demux.stats().unknown_payload_type, 1u);
+  std::uint64_t rejected = 0;
+  for (std::uint64_t r : p.demux.stats().rejected) rejected += r;
+  EXPECT_EQ(rejected, 1u);
+  for (int ms = 0; ms < 1000; ++ms) {
+    p.send_due(s, 1, from, from, false);
+    p.step();
+  }
+  // The impulses play left at -6 dB (0.5 full scale * 0.5), nothing right.
+  EXPECT_GT(p.energy(0, 0), 0.0);
+  EXPECT_EQ(p.energy(1, 0), 0.0);
+  const auto left = test::impulses(p.out, 0);
+  EXPECT_GE(left.size(), 8u);
+  EXPECT_EQ(src.stats().underruns, 0u);
+  EXPECT_EQ(src.stats().packets_received, static_cast<std::uint64_t>(s.next));
+}
+
+// Issue #13's "timeline placement of two sources", end to end: SRs arrive as RTCP datagrams on
+// each listen's RTCP port, the demux holds them and turns the timeline on, the factory gives
+// the second source its --offset, and the device plays each right impulse exactly 480 frames
+// after its left twin.
+TEST(Pipeline, TwoSendersWithSenderReportsPlayOnOneTimelineThroughTheDemux) {
+  NodeFlags f = two_ports();
+  f.routes = {"port:5004=L", "port:5006=R"};
+  f.offsets = {"port:5006=+10ms"};
+  Pipeline p(f);
+  const auto from_a = test::v4("10.0.0.1", 30000), rtcp_a = test::v4("10.0.0.1", 30001);
+  const auto from_b = test::v4("10.0.0.2", 30000), rtcp_b = test::v4("10.0.0.2", 30001);
+  test::ImpulseSender a({Codec::l16, 48000, 48000, 1}, p.now + 100 * kMs, 1000, 0x1111, 97);
+  test::ImpulseSender b({Codec::pcmu, 8000, 8000, 1}, p.now + 537 * kMs, 99999, 0x2222, 0);
+  for (int ms = 0; ms < 5500; ++ms) {
+    p.send_due(a, 0, from_a, rtcp_a, true);
+    if (p.now >= b.start) p.send_due(b, 1, from_b, rtcp_b, true);
+    p.step();
+  }
+  ASSERT_EQ(p.table.active().size(), 2u);
+  EXPECT_TRUE(p.table.timeline().on());
+  EXPECT_EQ(p.demux.stats().sender_reports, 11u);  // 6 from a, 5 from b
+  for (const Source* s : p.table.active()) {
+    const SourceStats st = s->stats();
+    EXPECT_TRUE(st.synced) << st.ssrc;
+    EXPECT_EQ(st.underruns, 0u) << st.ssrc;
+  }
+  // Judge the impulses of the last 2 s.
+  const auto left = test::impulses(p.out, 0), right = test::impulses(p.out, 1);
+  const double from_frame = static_cast<double>(p.out.size() / 2) - 2 * 48000.0;
+  int pairs = 0;
+  double worst = 0;
+  for (double r : right) {
+    if (r < from_frame) continue;
+    for (double l : left)
+      if (std::abs(r - l - 480) < 960) {
+        worst = std::max(worst, std::abs(r - l - 480));
+        ++pairs;
+      }
+  }
+  std::printf("pipeline: %d impulse pairs, worst |lag - 480| %.3f frames\n", pairs, worst);
+  EXPECT_GE(pairs, 15);
+  EXPECT_LE(worst, 1.0);
+}
+
+TEST(Pipeline, AnRtcpByeFromTheSenderDrainsTheSourceAndOneFromElsewhereDoesNot) {
+  Pipeline p(two_ports());
+  const auto from = test::v4("10.0.0.7", 40000), rtcp_from = test::v4("10.0.0.7", 40001);
+  test::ImpulseSender s({Codec::pcmu, 8000, 8000, 1}, p.now, 0, 0x5555, 0);
+  for (int ms = 0; ms < 500; ++ms) {
+    p.send_due(s, 0, from, rtcp_from, true);
+    p.step();
+  }
+  ASSERT_EQ(p.table.active().size(), 1u);
+  RtcpSenderReport sr;
+  sr.ssrc = 0x5555;
+  const auto bye = rtcp_build_sender_report(sr, "sender", true);
+  // From another host: ignored (its SR and its BYE are counted as foreign).
+  p.input.rtcp(0, test::v4("10.0.0.66", 40001), bye, p.now);
+  EXPECT_EQ(p.table.active().size(), 1u);
+  EXPECT_EQ(p.demux.stats().rtcp_foreign, 2u);
+  // From the sender: what it sent plays out, then the source departs.
+  p.input.rtcp(0, rtcp_from, bye, p.now);
+  for (int ms = 0; ms < 1000; ++ms) p.step();
+  EXPECT_TRUE(p.table.active().empty());
+  EXPECT_NE(p.log.str().find("drained after BYE"), std::string::npos) << p.log.str();
+}
