@@ -28,6 +28,7 @@ void DeviceClock::update(const DevicePosition& pos, double stream_now_s,
       if (++far_readings_ < kJumpConfirm) return;
       far_readings_ = 0;
       ++jumps_;
+      last_jump_frames_ = static_cast<frames_t>(std::llround(predicted - frame));
       ref_ns_ = block_ns;
       ref_frames_ = frame;
       fit_.reset();

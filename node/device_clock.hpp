@@ -68,6 +68,9 @@ class DeviceClock {
   static constexpr int kJumpConfirm = 3;
   /// Device jumps seen (xruns, restarts).
   [[nodiscard]] std::uint64_t jumps() const noexcept { return jumps_; }
+  /// The last jump: how many frames the device fell behind the mapping before it (> 0: a stall,
+  /// every frame now plays that much later in time; < 0: frames were skipped).
+  [[nodiscard]] frames_t last_jump_frames() const noexcept { return last_jump_frames_; }
   /// True while the map is the fitted line (header); false while it is the running average.
   [[nodiscard]] bool fitted() const noexcept { return fitted_; }
 
@@ -87,6 +90,7 @@ class DeviceClock {
   frames_t output_latency_frames_ = 0;
   int far_readings_ = 0;
   std::uint64_t jumps_ = 0;
+  frames_t last_jump_frames_ = 0;
 };
 
 }  // namespace rtpnode

@@ -105,6 +105,10 @@ void Node::tick() {
   check_device(now_ns());
   const DevicePosition pos = mixer_->position();
   clock_.update(pos, backend_->stream_time(), now_ns());
+  if (clock_.jumps() != device_jumps_seen_) {
+    device_jumps_seen_ = clock_.jumps();
+    sources_->on_device_jump(clock_.last_jump_frames());
+  }
   if (!clock_.valid()) return;
   if (!receiving_) {
     // Start receiving once the device runs: sources are anchored on its frame counter.

@@ -87,6 +87,7 @@ class Node {
   bool device_abandoned_ = false;  ///< shutdown timed out: the mixer must outlive us
   DeviceClock clock_;
   frames_t lead_frames_ = 0;
+  std::uint64_t device_jumps_seen_ = 0;  ///< DeviceClock::jumps() already handed to the sources
 
   uv_loop_t loop_{};
   uv_timer_t render_timer_{};

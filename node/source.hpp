@@ -188,6 +188,12 @@ class Source {
   /// Moves the source on the timeline: takes effect at the next decoded packet (a re-placement,
   /// faded out and in).
   void set_offset(frames_t offset_frames);
+  /// The device jumped (DeviceClock::last_jump_frames): its frames now play `behind` frames
+  /// later in time. The audio queued for those frames is now that much late: at the next decoded
+  /// packet the source drops it (a re-placement `behind` frames earlier, faded, never earlier
+  /// than the render lead allows) instead of trimming it away at 1 % speed (issue #15). A
+  /// synchronised source is placed again on the timeline, which SourceTable moved.
+  void on_device_jump(frames_t behind);
   /// Drops everything queued (jitter buffer and ring, faded out now); the next packet anchors
   /// the source afresh.
   void flush(const DeviceClock& clock, mono_ns_t now);

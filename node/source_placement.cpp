@@ -48,8 +48,9 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
   const double actual_position =
       static_cast<double>(rings_->current().start_frame) + next_ring_position();
   const auto actual = static_cast<frames_t>(std::llround(actual_position));
-  if (pending_shift_ != 0 && !(p_.timeline && sender_clock_.has_mapping())) {
-    // An offset change of an unsynchronised source: play from actual + shift.
+  if (on_timeline()) pending_shift_ = 0;  // its placement carries offsets and jumps
+  if (pending_shift_ != 0) {
+    // An offset change or a device jump of an unsynchronised source: play from actual + shift.
     const frames_t want = actual + pending_shift_;
     pending_shift_ = 0;
     const frames_t earliest = clock.frame_at(now) + p_.lead_frames * 3 / 4;
@@ -85,6 +86,11 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
       break;
   }
   return 0;
+}
+
+void Source::on_device_jump(frames_t behind) {
+  placement_.unplace();
+  if (!on_timeline()) pending_shift_ -= behind;
 }
 
 void Source::set_offset(frames_t offset_frames) {

@@ -267,6 +267,12 @@ std::size_t SourceTable::expire(mono_ns_t now, frames_t now_frame) {
   return left;
 }
 
+void SourceTable::on_device_jump(frames_t behind) {
+  if (behind == 0) return;
+  if (timeline_.on()) timeline_.on_device_jump(behind);
+  for (Source* s : order_) s->on_device_jump(behind);
+}
+
 void SourceTable::update_timeline() {
   if (!limits_.sync_rtcp) return;
   std::size_t with_sr = 0;

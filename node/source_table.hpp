@@ -107,6 +107,10 @@ class SourceTable {
   /// so that it does not move when a second one arrives. Called after every admission and
   /// departure here; the demux calls it after SRs.
   void update_timeline();
+  /// Thread: loop. The device jumped by `behind` frames (DeviceClock::last_jump_frames): the
+  /// timeline and every source move back to their delays (SyncTimeline::on_device_jump,
+  /// Source::on_device_jump).
+  void on_device_jump(frames_t behind);
 
   /// Active sources, in order of arrival.
   [[nodiscard]] const std::vector<Source*>& active() const noexcept { return order_; }

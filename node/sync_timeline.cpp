@@ -23,6 +23,11 @@ void SyncTimeline::delay_by(double frames) noexcept {
   ++generation_;
 }
 
+void SyncTimeline::on_device_jump(frames_t behind) noexcept {
+  frame0_ -= static_cast<double>(behind);
+  ++generation_;
+}
+
 void TimelinePlacement::seat(const SyncTimeline& tl) noexcept {
   placed_ = true;
   generation_ = tl.generation();

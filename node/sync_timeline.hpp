@@ -54,6 +54,11 @@ class SyncTimeline {
   void follow(std::int64_t ntp_ns, double frames_per_ns) noexcept;
   /// Every placement moves `frames` (> 0) later.
   void delay_by(double frames) noexcept;
+  /// The device jumped: its frames now play `behind` frames later in time (> 0, a stall) or
+  /// earlier (< 0). Every placement moves by -behind, so that each capture instant plays at the
+  /// same wall-clock delay as before (issue #15: after a stall, the delay comes back at once
+  /// instead of staying raised by the stall). The only move to earlier frames.
+  void on_device_jump(frames_t behind) noexcept;
 
   static constexpr std::int64_t kRebaseAfterNs = 10'000'000'000;
 

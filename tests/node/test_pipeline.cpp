@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "node/demux.hpp"
@@ -48,6 +49,7 @@ struct Pipeline {
   test::FakePacketInput input;
   std::vector<float> out;  ///< everything the device played, interleaved stereo
   mono_ns_t now = kT0;
+  std::uint64_t jumps_seen = 0;
 
   explicit Pipeline(const NodeFlags& flags)
       : cfg(config(flags)),
@@ -74,6 +76,10 @@ struct Pipeline {
       }
     }
     clock.update(mixer.position(), static_cast<double>(now - kT0) * 1e-9, now);
+    if (clock.jumps() != jumps_seen) {  // as Node::tick
+      jumps_seen = clock.jumps();
+      table.on_device_jump(clock.last_jump_frames());
+    }
     for (Source* s : table.active()) s->render(clock, now);
     table.expire(now, clock.frame_at(now));
     now += kMs;
@@ -97,6 +103,11 @@ struct Pipeline {
       const auto pkt = s.builder.build(static_cast<seq_t>(i), s.ts(i), s.payload(i));
       input.rtp(listen, from, pkt, now);
     }
+  }
+  /// The device stalls for `ms` (no callback), then runs on from where it stopped while its
+  /// stream time has moved on with the wall clock: every frame now plays `ms` later.
+  void stall_device(int ms) {
+    device.set_stream_time(static_cast<double>(now - kT0) * 1e-9 + ms * 1e-3);
   }
   [[nodiscard]] double energy(int channel, std::size_t from_frame) const {
     double e = 0;
@@ -200,6 +211,72 @@ TEST(Pipeline, TwoSendersWithSenderReportsPlayOnOneTimelineThroughTheDemux) {
   std::printf("pipeline: %d impulse pairs, worst |lag - 480| %.3f frames\n", pairs, worst);
   EXPECT_GE(pairs, 15);
   EXPECT_LE(worst, 1.0);
+}
+
+// Issue #15: a device stall of 60 ms leaves no lasting effect: 2 s later every source's delay is
+// within 2 ms of what the same run without the stall has -- the synced ones because the timeline
+// moves back, the unsynchronised one (adaptive latency, still converging) because it drops the
+// excess -- and the synced pair is still exactly 480 frames apart.
+TEST(Pipeline, ADeviceStallLeavesNoLastingDelayAndSyncHolds) {
+  struct Outcome {
+    std::map<std::uint32_t, double> delays;  ///< arrival -> DAC per SSRC, ms
+    double worst_lag_error = 0;
+    int pairs = 0;
+    std::uint64_t jumps = 0;
+  };
+  auto scenario = [](bool stall) {
+    NodeFlags f = two_ports();
+    f.listens.push_back("127.0.0.1:5008");
+    f.routes = {"port:5004=L", "port:5006=R", "port:5008=L"};
+    f.offsets = {"port:5006=+10ms"};
+    Pipeline p(f);
+    const auto from_a = test::v4("10.0.0.1", 30000), rtcp_a = test::v4("10.0.0.1", 30001);
+    const auto from_b = test::v4("10.0.0.2", 30000), rtcp_b = test::v4("10.0.0.2", 30001);
+    const auto from_c = test::v4("10.0.0.3", 30000);
+    test::ImpulseSender a({Codec::l16, 48000, 48000, 1}, p.now + 100 * kMs, 1000, 0x1111, 97);
+    test::ImpulseSender b({Codec::pcmu, 8000, 8000, 1}, p.now + 337 * kMs, 99999, 0x2222, 0);
+    // A third source without SRs: not on the timeline.
+    test::ImpulseSender c({Codec::pcmu, 8000, 8000, 1}, p.now + 200 * kMs, 5, 0x3333, 0);
+    auto run = [&](int ms) {
+      for (int i = 0; i < ms; ++i) {
+        p.send_due(a, 0, from_a, rtcp_a, true);
+        if (p.now >= b.start) p.send_due(b, 1, from_b, rtcp_b, true);
+        p.send_due(c, 2, from_c, from_c, false);
+        p.step();
+      }
+    };
+    run(4000);
+    if (stall) p.stall_device(60);
+    run(2000);
+    Outcome o;
+    o.jumps = p.clock.jumps();
+    for (const Source* s : p.table.active())
+      o.delays[s->params().ssrc] = s->stats().arrival_to_dac_ms;
+    // The synced pair after the stall (the last 1.5 s).
+    const auto left = test::impulses(p.out, 0), right = test::impulses(p.out, 1);
+    const double from_frame = static_cast<double>(p.out.size() / 2) - 1.5 * 48000.0;
+    for (double r : right) {
+      if (r < from_frame) continue;
+      for (double l : left)
+        if (std::abs(r - l - 480) < 960) {
+          o.worst_lag_error = std::max(o.worst_lag_error, std::abs(r - l - 480));
+          ++o.pairs;
+        }
+    }
+    return o;
+  };
+  const Outcome calm = scenario(false), stalled = scenario(true);
+  EXPECT_EQ(calm.jumps, 0u);
+  EXPECT_EQ(stalled.jumps, 1u);
+  ASSERT_EQ(calm.delays.size(), 3u);
+  ASSERT_EQ(stalled.delays.size(), 3u);
+  for (const auto& [ssrc, ms] : calm.delays) {
+    std::printf("ssrc %x: arrival -> DAC %.2f ms without a stall, %.2f ms 2 s after one\n", ssrc,
+                ms, stalled.delays.at(ssrc));
+    EXPECT_NEAR(stalled.delays.at(ssrc), ms, 2.0) << "ssrc " << ssrc;
+  }
+  EXPECT_GE(stalled.pairs, 10);
+  EXPECT_LE(stalled.worst_lag_error, 1.0);
 }
 
 TEST(Pipeline, AnRtcpByeFromTheSenderDrainsTheSourceAndOneFromElsewhereDoesNot) {

@@ -111,3 +111,22 @@ TEST(TimelinePlacement, TheDefiningSourceIsSeatedWhereItPlays) {
   ASSERT_EQ(moved.kind, Kind::place);
   EXPECT_EQ(moved.place_at, 12346 + 960 + 480);
 }
+
+TEST(SyncTimeline, ADeviceStallMovesEveryPlacementBackByTheStall) {
+  SyncTimeline tl;
+  tl.define(kNtp0, 48000.0);
+  TimelinePlacement a;
+  ASSERT_EQ(a.check(tl, kNtp0, kFpns, 0, 48000.0, 0, 96, 0).kind, Kind::hold);
+  // The device stalled 50 ms (2400 frames): the same capture instant now plays 2400 frames
+  // earlier in the device's count, i.e. at the same time as before the stall.
+  const std::uint64_t gen = tl.generation();
+  tl.on_device_jump(2400);
+  EXPECT_NE(tl.generation(), gen);
+  EXPECT_NEAR(tl.frame_of(kNtp0, kFpns), 45600.0, 1e-9);
+  // A placed source re-places at once (no 500 ms limit applies to a device jump: it was placed
+  // at 0 ns and checks again 20 ms later) exactly 2400 frames earlier.
+  a.unplace();  // as Source::on_device_jump
+  const auto d = a.check(tl, kNtp0 + 20'000'000, kFpns, 0, 48960.0, 0, 96, 20'000'000);
+  ASSERT_EQ(d.kind, Kind::place);
+  EXPECT_EQ(d.place_at, 48960 - 2400);
+}

@@ -1069,9 +1069,9 @@ struct TwoSenders {
 /// The first sender streams L16 48 kHz (routed left), the second `c.second_codec` (routed right);
 /// returns the measured lag of the right channel behind the left (frames) and the final stats.
 /// `mid_stats` (optional): the stats sampled about 7 s after the first sender started, while
-/// both play.
-std::pair<double, json> two_senders_on_one_ntp_clock(const TwoSenders& c,
-                                                     json* mid_stats = nullptr) {
+/// both play; `early_stats` (optional, with mid_stats): about 4 s after (before a freeze).
+std::pair<double, json> two_senders_on_one_ntp_clock(const TwoSenders& c, json* mid_stats = nullptr,
+                                                     json* early_stats = nullptr) {
   const Audio speech = speech_8k();
   Scenario s;
   // The 48 kHz copy must loop with the same period as the 8 kHz file: exactly 6 x its frames
@@ -1138,12 +1138,15 @@ std::pair<double, json> two_senders_on_one_ntp_clock(const TwoSenders& c,
   if (mid_stats)
     for (const auto& [t, j] : r.series) {
       if (t <= 7.5) *mid_stats = j;
+      if (early_stats && t <= 4.4) *early_stats = j;
       if (getenv("RTPNODE_SYNC_TRACE"))
         for (const json& src : j["sources"])
-          std::printf("  t=%.1f ssrc %u err %.4f ms speed %.6f I %.1f ppm drift %.1f ppm\n", t,
-                      src.value("ssrc", 0u), src.value("sync_error_ms", 0.0),
-                      src.value("speed", 0.0), src.value("drift_integral_ppm", 0.0),
-                      src.value("drift_ppm", 0.0));
+          std::printf(
+              "  t=%.1f ssrc %u err %.4f ms speed %.6f I %.1f ppm drift %.1f ppm c2d %.2f ms "
+              "a2d %.2f ms\n",
+              t, src.value("ssrc", 0u), src.value("sync_error_ms", 0.0), src.value("speed", 0.0),
+              src.value("drift_integral_ppm", 0.0), src.value("drift_ppm", 0.0),
+              src.value("capture_to_dac_ms", 0.0), src.value("arrival_to_dac_ms", 0.0));
     }
   return {lag, r.stats};
 }
@@ -1193,8 +1196,8 @@ TEST_P(SyncPrecision, TenMillisecondOffsetIs480FramesWithinOne) {
   t.node_defaults = true;
   if (c.freeze) t.freeze_device_at_s = 4.5;
   if (c.stall_loop) t.freeze_loop_at_s = 4.5;
-  json mid;
-  const auto [lag, stats] = two_senders_on_one_ntp_clock(t, &mid);
+  json mid, early;
+  const auto [lag, stats] = two_senders_on_one_ntp_clock(t, &mid, &early);
   double sync_error_ms[2] = {0, 0};
   for (std::size_t i = 0; i < 2 && i < mid["sources"].size(); ++i)
     sync_error_ms[i] = mid["sources"][i].value("sync_error_ms", 0.0);
@@ -1210,6 +1213,17 @@ TEST_P(SyncPrecision, TenMillisecondOffsetIs480FramesWithinOne) {
   // While both play, both are on the timeline.
   ASSERT_EQ(mid["sources"].size(), 2u) << mid.dump(2);
   for (const json& src : mid["sources"]) EXPECT_TRUE(src.value("synced", false)) << src.dump(2);
+  if (c.freeze || c.stall_loop) {
+    // Issue #15: 2.5 s after the stall, each source's capture -> DAC delay is back within 2 ms
+    // of what it was before (a device stall used to leave it raised by the stall for good).
+    ASSERT_EQ(early["sources"].size(), 2u) << early.dump(2);
+    for (std::size_t i = 0; i < 2; ++i) {
+      const double before = early["sources"][i].value("capture_to_dac_ms", 0.0);
+      const double after = mid["sources"][i].value("capture_to_dac_ms", 0.0);
+      std::printf("  source %zu: capture -> DAC %.2f ms before, %.2f ms after\n", i, before, after);
+      EXPECT_NEAR(after, before, 2.0) << mid.dump(2);
+    }
+  }
 }
 
 void PrintTo(const SyncCase& c, std::ostream* os) {
