@@ -7,9 +7,11 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "node/audio_backend.hpp"
 #include "node/config.hpp"
+#include "node/config_file.hpp"
 #include "node/node.hpp"
 #include "node/stats_model.hpp"
 #include "rtp/ortp_log.hpp"
@@ -30,6 +32,93 @@ std::vector<int> raw_owners(int argc, char** argv) {
     if (a == "--raw" || a.rfind("--raw=", 0) == 0) owners.push_back(listens - 1);
   }
   return owners;
+}
+
+/// Options that are actions or belong to the command line only, never config keys.
+bool command_line_only(const std::string& name) {
+  return name == "help" || name == "config" || name == "print-config" || name == "list-devices" ||
+         name == "stats-doc" || name == "stats-schema";
+}
+
+std::string toml_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+/// Fills every option the command line left unset from the config file's entries (the option's
+/// own conversion and checks run). `raw` in the file is parallel to `listen` ("" = RTP): its
+/// owners are returned in `file_raws`. Returns "" or one error line naming file, line and key.
+std::string apply_config_file(CLI::App& app, const std::string& path,
+                              std::vector<std::pair<int, std::string>>& file_raws,
+                              bool& raws_from_file) {
+  std::string err;
+  const auto entries = read_config_file(path, err);
+  if (!entries) return err;
+  for (const ConfigFileEntry& e : *entries) {
+    const std::string at = path + ":" + std::to_string(e.line) + ": " + e.key + ": ";
+    CLI::Option* opt = command_line_only(e.key) ? nullptr : app.get_option_no_throw("--" + e.key);
+    if (opt == nullptr)
+      return path + ":" + std::to_string(e.line) + ": unknown key '" + e.key +
+             "' (keys are rtpnode's flags without --, see --help)";
+    if (opt->count() > 0) continue;  // the command line overrides the file
+    if (e.key == "raw") {
+      raws_from_file = true;
+      for (std::size_t i = 0; i < e.values.size(); ++i)
+        if (!e.values[i].empty()) file_raws.emplace_back(static_cast<int>(i), e.values[i]);
+      continue;
+    }
+    if (e.values.size() > 1 && opt->get_expected_max() <= 1)
+      return at + "takes one value, not an array";
+    try {
+      for (const std::string& v : e.values) opt->add_result(v);
+      opt->run_callback();
+    } catch (const CLI::Error& ex) {
+      return at + ex.what();
+    }
+  }
+  return "";
+}
+
+/// The effective configuration as a --config file: every key that is set (on the command line
+/// or in a file), then every other key commented out with its default.
+void print_config(const CLI::App& app, const NodeFlags& flags) {
+  std::ostringstream set, unset;
+  for (const CLI::Option* opt : app.get_options()) {
+    const std::string name = opt->get_single_name();
+    if (name.empty() || command_line_only(name) || name == "raw") continue;
+    const bool repeatable = opt->get_expected_max() > 1;
+    if (opt->count() == 0) {
+      const std::string d = opt->get_default_str();
+      unset << "# " << name << " = " << (d.empty() ? "(none)" : toml_string(d)) << "\n";
+      continue;
+    }
+    const auto& results = opt->results();
+    set << name << " = ";
+    if (opt->get_type_size() == 0) {
+      set << (opt->as<bool>() ? "true" : "false") << "\n";
+      continue;
+    }
+    if (repeatable) set << "[";
+    for (std::size_t i = 0; i < results.size(); ++i)
+      set << (i ? ", " : "") << toml_string(results[i]);
+    set << (repeatable ? "]\n" : "\n");
+  }
+  if (!flags.raws.empty()) {
+    std::vector<std::string> raw(flags.listens.size());
+    for (const auto& [owner, text] : flags.raws)
+      if (owner >= 0 && static_cast<std::size_t>(owner) < raw.size())
+        raw[static_cast<std::size_t>(owner)] = text;
+    set << "raw = [";
+    for (std::size_t i = 0; i < raw.size(); ++i) set << (i ? ", " : "") << toml_string(raw[i]);
+    set << "]  # parallel to listen: \"\" = RTP\n";
+  }
+  std::cout << "# rtpnode --config file (TOML): keys are the flags without --; the command line\n"
+               "# overrides them.\n"
+            << set.str() << unset.str();
 }
 
 CLI::Validator duration_validator() {
@@ -193,6 +282,14 @@ int main(int argc, char** argv) {
                  "Minimum RTCP report interval (RFC 3550 6.2 Tmin)")
       ->check(duration_validator())
       ->capture_default_str();
+  std::string config_path;
+  bool print_config_and_exit = false;
+  app.add_option("--config", config_path,
+                 "Read flags from this TOML file: keys are the flag names without --, e.g. "
+                 "listen = [\"0.0.0.0:5004\"]; flags on the command line override it")
+      ->type_name("FILE");
+  app.add_flag("--print-config", print_config_and_exit,
+               "Print the effective configuration as a --config file and exit");
   app.add_flag("--stats-doc", stats_doc, "Print the statistics reference (Markdown) and exit");
   app.add_flag("--stats-schema", stats_schema,
                "Print the JSON Schema of /stats and --stats-json and exit");
@@ -215,9 +312,26 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  const auto owners = raw_owners(argc, argv);
-  for (std::size_t i = 0; i < raws.size(); ++i)
-    flags.raws.emplace_back(i < owners.size() ? owners[i] : -1, raws[i]);
+  std::vector<std::pair<int, std::string>> file_raws;
+  bool raws_from_file = false;
+  if (!config_path.empty()) {
+    const std::string err = apply_config_file(app, config_path, file_raws, raws_from_file);
+    if (!err.empty()) {
+      std::cerr << "rtpnode: " << err << "\n";
+      return 2;
+    }
+  }
+  if (raws_from_file) {
+    flags.raws = file_raws;
+  } else {
+    const auto owners = raw_owners(argc, argv);
+    for (std::size_t i = 0; i < raws.size(); ++i)
+      flags.raws.emplace_back(i < owners.size() ? owners[i] : -1, raws[i]);
+  }
+  if (print_config_and_exit) {
+    print_config(app, flags);
+    return 0;
+  }
   std::string err;
   auto built = make_node_config(flags, std::move(cfg), err);
   if (!built) {

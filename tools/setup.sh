@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   portaudio19-dev libasound2-dev libjack-jackd2-dev libuv1-dev libopus-dev libortp-dev
   libspeexdsp-dev libspandsp-dev libsndfile1-dev libcli11-dev nlohmann-json3-dev
+  libtomlplusplus-dev                      # --config FILE (TOML)
   libgtest-dev libgmock-dev libbenchmark-dev
   jackd2 jack-capture
   alsa-utils asterisk-core-sounds-en-wav   # real recordings for the demo and the tests

@@ -1487,6 +1487,109 @@ TEST(Cli, BadFlagsFailWithOneLineNamingTheFix) {
   }
 }
 
+// Issue #15: --config FILE. Every flag round-trips through the file (--print-config writes the
+// effective configuration as a config file; reading it back prints the same), the command line
+// overrides the file, and errors name the file, the line and the key.
+TEST(Cli, ConfigFileRoundTripsEveryFlagAndErrorsNameLineAndKey) {
+  const std::string dir = test_dir();
+  const std::vector<std::string> all{"--listen",
+                                     "127.0.0.1:5004",
+                                     "--listen",
+                                     "127.0.0.1:6000",
+                                     "--raw",
+                                     "s16le/8000/1",
+                                     "--payload",
+                                     "96=opus/48000/2",
+                                     "--latency",
+                                     "80ms",
+                                     "--min-latency",
+                                     "10ms",
+                                     "--max-latency",
+                                     "500ms",
+                                     "--profile",
+                                     "music",
+                                     "--render-lead",
+                                     "12ms",
+                                     "--drift",
+                                     "off",
+                                     "--resampler-quality",
+                                     "5",
+                                     "--source-timeout",
+                                     "7s",
+                                     "--sync",
+                                     "none",
+                                     "--offset",
+                                     "port:5004=+12.5ms",
+                                     "--route",
+                                     "port:6000=R",
+                                     "--gain",
+                                     "ssrc:0x1A2B3C4D=-6dB",
+                                     "--channels",
+                                     "2",
+                                     "--client-name",
+                                     "rn",
+                                     "--duration",
+                                     "1h",
+                                     "--stats-interval",
+                                     "2s",
+                                     "--stats-json",
+                                     dir + "/s.json",
+                                     "--quiet",
+                                     "--max-sources",
+                                     "8",
+                                     "--http",
+                                     "127.0.0.1:8080",
+                                     "--http-allow-remote",
+                                     "--allow",
+                                     "10.0.0.0/8",
+                                     "--event-log",
+                                     dir + "/e.log",
+                                     "--rtcp-rr",
+                                     "off",
+                                     "--rtcp-min-interval",
+                                     "3s"};
+  auto print = [&](std::vector<std::string> args) {
+    args.emplace_back("--print-config");
+    const auto [rc, out] = run_node_expecting_error(args);
+    EXPECT_EQ(rc, 0) << out;
+    return out;
+  };
+  const std::string first = print(all);
+  { std::ofstream(dir + "/a.toml") << first; }
+  const std::string second = print({"--config", dir + "/a.toml"});
+  EXPECT_EQ(second, first);
+  // Every flag given is a key of the file, set (not commented out).
+  for (const std::string& a : all) {
+    if (a.rfind("--", 0) != 0) continue;
+    EXPECT_NE(first.find("\n" + a.substr(2) + " = "), std::string::npos) << a;
+  }
+  // The command line overrides the file, a repeatable flag replacing the file's values.
+  const std::string over =
+      print({"--config", dir + "/a.toml", "--latency", "40ms", "--listen", "127.0.0.1:7000"});
+  EXPECT_NE(over.find("\nlatency = \"40ms\"\n"), std::string::npos) << over;
+  EXPECT_NE(over.find("\nlisten = [\"127.0.0.1:7000\"]\n"), std::string::npos) << over;
+  // Errors: one line naming file, line and key.
+  struct Case {
+    std::string file, says;
+  };
+  const std::vector<Case> cases{
+      {"listen = [\"127.0.0.1:5004\"]\nlatncy = \"auto\"\n", "b.toml:2: unknown key 'latncy'"},
+      {"listen = [\"127.0.0.1:5004\"]\n\nrtcp-rr = \"maybe\"\n", "b.toml:3: rtcp-rr:"},
+      {"listen = [\"127.0.0.1:5004\"]\nmin-latency = \"5 parsecs\"\n",
+       "b.toml:2: min-latency: --min-latency: duration '5 parsecs' needs a unit"},
+      {"listen = [\"127.0.0.1:5004\"\nx = 1\n", "b.toml:2:"},
+      {"listen = [\"127.0.0.1:5004\"]\nlatency = [\"auto\", \"80ms\"]\n",
+       "b.toml:2: latency: takes one value"},
+      {"listen = [\"127.0.0.1\"]\n", "expected ADDR:PORT"},
+  };
+  for (const auto& c : cases) {
+    std::ofstream(dir + "/b.toml") << c.file;
+    const auto [rc, log] = run_node_expecting_error({"--config", dir + "/b.toml"});
+    EXPECT_EQ(rc, 2) << log;
+    EXPECT_NE(log.find(c.says), std::string::npos) << "output: " << log;
+  }
+}
+
 TEST(Cli, PortInUseIsReportedBeforeTouchingTheDevice) {
   const LoopbackUdp holder;
   const auto [rc, log] =
