@@ -47,8 +47,8 @@ TEST(ConfigFile, ErrorsNameFileAndLine) {
   std::string err;
   EXPECT_FALSE(read_config_file(write_file("syntax.toml", "listen = [\"a\"\nx = 1\n"), err));
   EXPECT_NE(err.find("syntax.toml:2:"), std::string::npos) << err;
-  EXPECT_FALSE(read_config_file(write_file("table.toml", "listen = \"a\"\n[device]\nname = 1\n"),
-                                err));
+  EXPECT_FALSE(
+      read_config_file(write_file("table.toml", "listen = \"a\"\n[device]\nname = 1\n"), err));
   EXPECT_NE(err.find("table.toml:2: device:"), std::string::npos) << err;
   EXPECT_FALSE(read_config_file(write_file("nested.toml", "\n\nroute = [[\"a\"]]\n"), err));
   EXPECT_NE(err.find("nested.toml:3: route: an array element"), std::string::npos) << err;
