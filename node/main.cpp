@@ -7,11 +7,13 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "node/audio_backend.hpp"
 #include "node/config.hpp"
 #include "node/config_file.hpp"
+#include "node/journal_log.hpp"
 #include "node/node.hpp"
 #include "node/stats_model.hpp"
 #include "rtp/ortp_log.hpp"
@@ -133,6 +135,12 @@ CLI::Validator duration_validator() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Under systemd with stderr to the journal: a priority on every line.
+  static std::optional<JournalLineBuf> journal;
+  if (stderr_is_journal()) {
+    journal.emplace(std::cerr.rdbuf());
+    std::cerr.rdbuf(&*journal);
+  }
   rtpnode::ortp_log_route();  // oRTP parses RTCP from the network: its repeated warnings are
                               // counted
   CLI::App app{"rtpnode: RTP/UDP audio receiver and player (PortAudio)"};
@@ -328,15 +336,15 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < raws.size(); ++i)
       flags.raws.emplace_back(i < owners.size() ? owners[i] : -1, raws[i]);
   }
-  if (print_config_and_exit) {
-    print_config(app, flags);
-    return 0;
-  }
   std::string err;
   auto built = make_node_config(flags, std::move(cfg), err);
   if (!built) {
     std::cerr << "rtpnode: " << err << "\n";
     return 2;
+  }
+  if (print_config_and_exit) {  // a configuration that passed every check
+    print_config(app, flags);
+    return 0;
   }
 
   try {

@@ -104,6 +104,7 @@ std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
 void Node::tick() {
   check_device(now_ns());
   const DevicePosition pos = mixer_->position();
+  service_.tick(now_ns(), pos.callbacks);
   clock_.update(pos, backend_->stream_time(), now_ns());
   if (clock_.jumps() != device_jumps_seen_) {
     device_jumps_seen_ = clock_.jumps();
@@ -121,6 +122,9 @@ void Node::tick() {
     }
     udp_->start([this](const ReceivedDatagram& d) { demux_->on_datagram(d, clock_); });
     receiving_ = true;
+    std::string listening;
+    for (const auto& l : cfg_.listens) listening += " " + l.describe();
+    service_.ready("playing on " + backend_->describe() + "; listening on" + listening);
   }
   const mono_ns_t now = now_ns();
   // The loop's own lateness: ticks run every few ms; a long gap means this thread was blocked
@@ -259,6 +263,7 @@ HttpResponse Node::on_http(const HttpRequest& req) {
 }
 
 void Node::stop() {
+  service_.stopping();
   uv_stop(&loop_);
 }
 

@@ -24,6 +24,7 @@
 #include "node/mixer.hpp"
 #include "node/source.hpp"
 #include "node/rtcp_session.hpp"
+#include "node/service_notify.hpp"
 #include "node/source_factory.hpp"
 #include "node/source_table.hpp"
 #include "node/stats_model.hpp"
@@ -99,6 +100,7 @@ class Node {
   bool receiving_ = false;
 
   SourceFactory factory_;
+  ServiceNotifier service_;  ///< systemd: READY, STATUS, WATCHDOG while the callback runs
   std::uint64_t receiver_reports_sent_ = 0;  ///< RTCP RR compounds sent
   frames_t ramp_frames_ = 0;
   bool stats_json_failing_ = false;  ///< the last --stats-json write failed (said once)

@@ -8,6 +8,7 @@ PACKAGES=(
   portaudio19-dev libasound2-dev libjack-jackd2-dev libuv1-dev libopus-dev libortp-dev
   libspeexdsp-dev libspandsp-dev libsndfile1-dev libcli11-dev nlohmann-json3-dev
   libtomlplusplus-dev                      # --config FILE (TOML)
+  libsystemd-dev systemd help2man          # sd_notify; systemd-analyze verify; man pages
   libgtest-dev libgmock-dev libbenchmark-dev
   jackd2 jack-capture
   alsa-utils asterisk-core-sounds-en-wav   # real recordings for the demo and the tests

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -1451,6 +1452,74 @@ TEST(System, LostJackServerIsReportedAndSigtermStillExitsWithinTwoSeconds) {
     if (json::parse(line)["event"] == "device_lost") ++lost;
   EXPECT_EQ(lost, 1);
   sender.wait(std::chrono::seconds(10));
+}
+
+// Issue #15: under systemd (Type=notify, WatchdogSec=) rtpnode says READY=1 with a status once it
+// plays, and WATCHDOG=1 only while the audio callback runs: a 1.5 s stop of the JACK server (no
+// callbacks) stops the pings, and they resume with the callbacks. A datagram socket stands in for
+// systemd's NOTIFY_SOCKET.
+TEST(Service, NotifiesReadyAndPingsTheWatchdogOnlyWhileTheCallbackRuns) {
+  const std::string dir = test_dir();
+  JackServer jack(dir);
+  const std::string path = "/tmp/rtpnode-notify-" + std::to_string(getpid());
+  unlink(path.c_str());
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{0, 50'000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setenv("NOTIFY_SOCKET", path.c_str(), 1);
+  setenv("WATCHDOG_USEC", "300000", 1);  // WatchdogSec=300ms: a ping every 100 ms
+  Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
+                "127.0.0.1:" + std::to_string(free_udp_port()), "--quiet"},
+               dir + "/rtpnode.log");
+  unsetenv("NOTIFY_SOCKET");
+  unsetenv("WATCHDOG_USEC");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto since = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<std::pair<double, std::string>> got;
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    char buf[4096];
+    while (!done) {
+      const ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n > 0) got.emplace_back(since(), std::string(buf, static_cast<std::size_t>(n)));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  const double pause_from = since();
+  jack.pause(std::chrono::milliseconds(1500));
+  const double pause_to = since();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  node.signal(SIGTERM);
+  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(0)) << node.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  done = true;
+  reader.join();
+  close(fd);
+  unlink(path.c_str());
+  int ready = 0, before = 0, during = 0, after = 0, stopping = 0;
+  for (const auto& [t, m] : got) {
+    if (m.find("READY=1") != std::string::npos && m.find("STATUS=playing on") != std::string::npos)
+      ++ready;
+    if (m.find("STOPPING=1") != std::string::npos) ++stopping;
+    if (m != "WATCHDOG=1") continue;
+    if (t < pause_from) ++before;
+    if (t > pause_from + 0.25 && t < pause_to) ++during;
+    if (t > pause_to + 0.5) ++after;
+  }
+  std::printf("service: READY %d, watchdog pings %d before, %d while stopped, %d after\n", ready,
+              before, during, after);
+  EXPECT_EQ(ready, 1);
+  EXPECT_GE(before, 10);  // about 2 s at one per 100 ms
+  EXPECT_EQ(during, 0) << "pinged while the audio callback was stopped";
+  EXPECT_GE(after, 5);
+  EXPECT_EQ(stopping, 1);
 }
 
 /// Runs rtpnode with `args` (no audio device needed: these fail before or at device setup).

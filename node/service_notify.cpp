@@ -1,0 +1,33 @@
+#include "node/service_notify.hpp"
+
+#include <systemd/sd-daemon.h>
+
+namespace rtpnode {
+
+ServiceNotifier::ServiceNotifier() {
+  std::uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) > 0) interval_ns_ = static_cast<mono_ns_t>(usec) * 1000;
+}
+
+void ServiceNotifier::ready(const std::string& status) {
+  sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());
+}
+
+void ServiceNotifier::status(const std::string& status) {
+  sd_notify(0, ("STATUS=" + status).c_str());
+}
+
+void ServiceNotifier::stopping() {
+  sd_notify(0, "STOPPING=1");
+}
+
+void ServiceNotifier::tick(mono_ns_t now, std::uint64_t callbacks) {
+  if (interval_ns_ <= 0 || now < next_ns_) return;
+  next_ns_ = now + interval_ns_ / 3;
+  if (callbacks == last_callbacks_) return;  // the audio callback is not running: no ping
+  last_callbacks_ = callbacks;
+  sd_notify(0, "WATCHDOG=1");
+  ++pings_;
+}
+
+}  // namespace rtpnode
