@@ -164,6 +164,11 @@ class PlayoutController {
   /// Length to play for a gap of `gap_ns`: gap - error, within [0, 2 * gap]. Counts it.
   [[nodiscard]] mono_ns_t adjust_gap(mono_ns_t gap_ns, mono_ns_t delay_ns, ext_ts_t ptime_ticks);
   void count_expansion() noexcept { ++counters_.expansions; }
+  /// Thread: owner. New bounds of the target delay (--min-latency, --max-latency), ns.
+  void set_bounds(mono_ns_t min_ns, mono_ns_t max_ns) noexcept {
+    cfg_.min_delay_ns = min_ns;
+    cfg_.max_delay_ns = max_ns;
+  }
   /// Thread: owner. Changes the margin (e.g. once the stream turns out to carry Opus FEC).
   void set_margin_packets(int packets) noexcept { cfg_.margin_packets = packets; }
   /// Thread: owner. The sender's timeline jumped (restart): forget the floor, keep the

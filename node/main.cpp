@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -60,6 +61,7 @@ std::string apply_config_file(CLI::App& app, const std::string& path,
   std::string err;
   const auto entries = read_config_file(path, err);
   if (!entries) return err;
+  const bool listen_on_command_line = app.get_option("--listen")->count() > 0;
   for (const ConfigFileEntry& e : *entries) {
     const std::string at = path + ":" + std::to_string(e.line) + ": " + e.key + ": ";
     CLI::Option* opt = command_line_only(e.key) ? nullptr : app.get_option_no_throw("--" + e.key);
@@ -68,6 +70,8 @@ std::string apply_config_file(CLI::App& app, const std::string& path,
              "' (keys are rtpnode's flags without --, see --help)";
     if (opt->count() > 0) continue;  // the command line overrides the file
     if (e.key == "raw") {
+      // Parallel to the file's listen: dropped when the command line replaced listen.
+      if (listen_on_command_line) continue;
       raws_from_file = true;
       for (std::size_t i = 0; i < e.values.size(); ++i)
         if (!e.values[i].empty()) file_raws.emplace_back(static_cast<int>(i), e.values[i]);
@@ -85,42 +89,47 @@ std::string apply_config_file(CLI::App& app, const std::string& path,
   return "";
 }
 
-/// The effective configuration as a --config file: every key that is set (on the command line
-/// or in a file), then every other key commented out with its default.
-void print_config(const CLI::App& app, const NodeFlags& flags) {
-  std::ostringstream set, unset;
+/// The effective configuration, key by key, as a --config file has it: every key that is set
+/// (on the command line or in a file) with its TOML value, then every other key with its default
+/// (`set` false).
+struct EffectiveKey {
+  std::string key, toml;
+  bool set = false;
+};
+std::vector<EffectiveKey> effective_keys(const CLI::App& app, const NodeFlags& flags) {
+  std::vector<EffectiveKey> keys, unset;
   for (const CLI::Option* opt : app.get_options()) {
     const std::string name = opt->get_single_name();
     if (name.empty() || command_line_only(name) || name == "raw") continue;
     const bool repeatable = opt->get_expected_max() > 1;
     if (opt->count() == 0) {
       const std::string d = opt->get_default_str();
-      unset << "# " << name << " = " << (d.empty() ? "(none)" : toml_string(d)) << "\n";
+      unset.push_back({name, d.empty() ? "(none)" : toml_string(d), false});
       continue;
     }
     const auto& results = opt->results();
-    set << name << " = ";
-    if (opt->get_type_size() == 0) {
-      set << (opt->as<bool>() ? "true" : "false") << "\n";
-      continue;
-    }
-    if (repeatable) set << "[";
-    for (std::size_t i = 0; i < results.size(); ++i)
-      set << (i ? ", " : "") << toml_string(results[i]);
-    set << (repeatable ? "]\n" : "\n");
+    std::string v = repeatable ? "[" : "";
+    for (std::size_t i = 0; i < results.size(); ++i) v += (i ? ", " : "") + toml_string(results[i]);
+    keys.push_back({name, v + (repeatable ? "]" : ""), true});
   }
   if (!flags.raws.empty()) {
     std::vector<std::string> raw(flags.listens.size());
     for (const auto& [owner, text] : flags.raws)
       if (owner >= 0 && static_cast<std::size_t>(owner) < raw.size())
         raw[static_cast<std::size_t>(owner)] = text;
-    set << "raw = [";
-    for (std::size_t i = 0; i < raw.size(); ++i) set << (i ? ", " : "") << toml_string(raw[i]);
-    set << "]  # parallel to listen: \"\" = RTP\n";
+    std::string v = "[";
+    for (std::size_t i = 0; i < raw.size(); ++i) v += (i ? ", " : "") + toml_string(raw[i]);
+    keys.push_back({"raw", v + "]  # parallel to listen: \"\" = RTP", true});
   }
+  keys.insert(keys.end(), unset.begin(), unset.end());
+  return keys;
+}
+
+void print_config(const std::vector<EffectiveKey>& keys) {
   std::cout << "# rtpnode --config file (TOML): keys are the flags without --; the command line\n"
-               "# overrides them.\n"
-            << set.str() << unset.str();
+               "# overrides them.\n";
+  for (const EffectiveKey& k : keys)
+    std::cout << (k.set ? "" : "# ") << k.key << " = " << k.toml << "\n";
 }
 
 CLI::Validator duration_validator() {
@@ -132,17 +141,20 @@ CLI::Validator duration_validator() {
       "DURATION");
 }
 
-}  // namespace
+/// What the command line (and --config) give: a checked configuration with its keys, an error
+/// line, or (at startup) an exit code for the actions that end at once (--help, --list-devices,
+/// --stats-doc, --stats-schema).
+struct Loaded {
+  std::optional<NodeConfig> config;
+  std::vector<EffectiveKey> keys;
+  std::string error;
+  int exit_code = -1;
+  bool print_config = false;
+};
 
-int main(int argc, char** argv) {
-  // Under systemd with stderr to the journal: a priority on every line.
-  static std::optional<JournalLineBuf> journal;
-  if (stderr_is_journal()) {
-    journal.emplace(std::cerr.rdbuf());
-    std::cerr.rdbuf(&*journal);
-  }
-  rtpnode::ortp_log_route();  // oRTP parses RTCP from the network: its repeated warnings are
-                              // counted
+/// Parses argv (and the --config file) afresh. `startup` false (SIGHUP): errors are returned as
+/// text, actions are not run.
+Loaded load(int argc, char** argv, bool startup) {
   CLI::App app{"rtpnode: RTP/UDP audio receiver and player (PortAudio)"};
   NodeConfig cfg;  // fields bound directly; the rest is text in `flags` (defaults from NodeConfig)
   NodeFlags flags;
@@ -302,32 +314,38 @@ int main(int argc, char** argv) {
   app.add_flag("--stats-schema", stats_schema,
                "Print the JSON Schema of /stats and --stats-json and exit");
 
+  Loaded out;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;  // --help: 0; any usage error: 2
+    if (!startup) {
+      out.error = e.what();
+      return out;
+    }
+    out.exit_code = app.exit(e) == 0 ? 0 : 2;  // --help: 0; any usage error: 2
+    return out;
   }
-  if (list) {
+  if (startup && list) {
     PortAudioBackend::list_devices(std::cout);
-    return 0;
+    out.exit_code = 0;
+    return out;
   }
-  if (stats_doc) {
+  if (startup && stats_doc) {
     std::cout << stats_doc_markdown();
-    return 0;
+    out.exit_code = 0;
+    return out;
   }
-  if (stats_schema) {
+  if (startup && stats_schema) {
     std::cout << stats_json_schema().dump(2) << "\n";
-    return 0;
+    out.exit_code = 0;
+    return out;
   }
 
   std::vector<std::pair<int, std::string>> file_raws;
   bool raws_from_file = false;
   if (!config_path.empty()) {
-    const std::string err = apply_config_file(app, config_path, file_raws, raws_from_file);
-    if (!err.empty()) {
-      std::cerr << "rtpnode: " << err << "\n";
-      return 2;
-    }
+    out.error = apply_config_file(app, config_path, file_raws, raws_from_file);
+    if (!out.error.empty()) return out;
   }
   if (raws_from_file) {
     flags.raws = file_raws;
@@ -336,19 +354,53 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < raws.size(); ++i)
       flags.raws.emplace_back(i < owners.size() ? owners[i] : -1, raws[i]);
   }
-  std::string err;
-  auto built = make_node_config(flags, std::move(cfg), err);
-  if (!built) {
-    std::cerr << "rtpnode: " << err << "\n";
+  out.config = make_node_config(flags, std::move(cfg), out.error);
+  if (!out.config) return out;
+  out.keys = effective_keys(app, flags);
+  out.print_config = print_config_and_exit;
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Under systemd with stderr to the journal: a priority on every line.
+  static std::optional<JournalLineBuf> journal;
+  if (stderr_is_journal()) {
+    journal.emplace(std::cerr.rdbuf());
+    std::cerr.rdbuf(&*journal);
+  }
+  rtpnode::ortp_log_route();  // oRTP parses RTCP from the network: its repeated warnings are
+                              // counted
+  Loaded loaded = load(argc, argv, true);
+  if (loaded.exit_code >= 0) return loaded.exit_code;
+  if (!loaded.config) {
+    std::cerr << "rtpnode: " << loaded.error << "\n";
     return 2;
   }
-  if (print_config_and_exit) {  // a configuration that passed every check
-    print_config(app, flags);
+  if (loaded.print_config) {  // a configuration that passed every check
+    print_config(loaded.keys);
     return 0;
   }
-
   try {
-    Node node(std::move(*built));
+    Node node(std::move(*loaded.config));
+    // SIGHUP: the command line and --config again; Node applies what can change live.
+    std::vector<EffectiveKey> current = loaded.keys;
+    node.set_reloader([argc, argv, current](std::string& error) mutable {
+      Loaded again = load(argc, argv, false);
+      Node::Reload r;
+      if (!again.config) {
+        error = again.error;
+        return r;
+      }
+      std::map<std::string, std::string> before;
+      for (const EffectiveKey& k : current) before[k.key] = k.toml;
+      for (const EffectiveKey& k : again.keys)
+        if (before[k.key] != k.toml) r.changed.push_back(k.key);
+      current = again.keys;
+      r.config = std::move(again.config);
+      return r;
+    });
     const int rc = node.run();
     if (node.device_abandoned()) {
       // PortAudio is stuck on a dead device in another thread and may still hold the mixer:

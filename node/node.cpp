@@ -262,6 +262,45 @@ HttpResponse Node::on_http(const HttpRequest& req) {
   return handle_http(req, ctx);
 }
 
+void Node::reload() {
+  std::string error;
+  Reload r = reloader_(error);
+  if (!r.config) {
+    std::cerr << "rtpnode: SIGHUP: configuration not applied: " << error << "\n";
+    event("config_reload", {{"applied", false}, {"error", error}});
+    return;
+  }
+  std::vector<std::string> live, restart;
+  for (const std::string& key : r.changed)
+    (std::find(kLiveKeys.begin(), kLiveKeys.end(), key) != kLiveKeys.end() ? live : restart)
+        .push_back(key);
+  cfg_.gains = r.config->gains;
+  cfg_.offsets = r.config->offsets;
+  cfg_.routes = r.config->routes;
+  cfg_.min_latency = r.config->min_latency;
+  cfg_.max_latency = r.config->max_latency;
+  const mono_ns_t now = now_ns();
+  const auto rate = static_cast<std::int64_t>(std::llround(clock_.rate()));
+  for (Source* s : sources_->active()) {
+    const Source::Params& p = s->params();
+    const SourceSettings set = cfg_.settings_for(p.port, p.ssrc, !p.raw);
+    s->set_gain_db(set.gain_db, clock_, now);
+    if (ns_to_frames(set.offset.count(), rate) != p.offset_frames)
+      s->set_offset(ns_to_frames(set.offset.count(), rate));
+    (void)s->set_route(set.route, clock_, now);  // a route change under way: the next SIGHUP
+    s->set_latency_bounds(cfg_.min_latency.count(), cfg_.max_latency.count());
+  }
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& k : v) out += (out.empty() ? "" : ", ") + k;
+    return out.empty() ? std::string("nothing") : out;
+  };
+  std::cerr << "rtpnode: SIGHUP: configuration re-read; applied: " << join(live);
+  if (!restart.empty()) std::cerr << "; needs a restart (not applied): " << join(restart);
+  std::cerr << "\n";
+  event("config_reload", {{"applied", true}, {"live", live}, {"needs_restart", restart}});
+}
+
 void Node::stop() {
   service_.stopping();
   uv_stop(&loop_);
@@ -319,6 +358,12 @@ int Node::run() {
   auto on_signal = [](uv_signal_t* s, int) { static_cast<Node*>(s->data)->stop(); };
   uv_signal_start(&sigint_, on_signal, SIGINT);
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  if (reloader_) {
+    uv_signal_init(&loop_, &sighup_);
+    sighup_.data = this;
+    uv_signal_start(
+        &sighup_, [](uv_signal_t* s, int) { static_cast<Node*>(s->data)->reload(); }, SIGHUP);
+  }
 
   uv_run(&loop_, UV_RUN_DEFAULT);
   const bool lost = !device_.up();

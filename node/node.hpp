@@ -4,6 +4,8 @@
 
 #include <array>
 #include <deque>
+#include <functional>
+#include <optional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -52,6 +54,23 @@ class Node {
   /// Runs until --duration elapses or SIGINT/SIGTERM. Returns the process exit code: 0, or
   /// kExitDeviceLost. Stopping never waits more than 2 s for the device.
   int run();
+  /// A configuration re-read on SIGHUP (main.cpp: the command line and --config again): the
+  /// checked configuration, or none (the reloader's `error` says why), and the keys (flag names)
+  /// whose effective value changed.
+  struct Reload {
+    std::optional<NodeConfig> config;
+    std::vector<std::string> changed;
+  };
+  using Reloader = std::function<Reload(std::string& error)>;
+  /// Thread: main, before run(). With a reloader, SIGHUP re-reads the configuration and applies
+  /// what can change live -- --gain, --offset, --route (every source, ramped by the mixer) and
+  /// --min-latency/--max-latency -- and says on stderr (and in the event log) what needs a
+  /// restart.
+  void set_reloader(Reloader r) { reloader_ = std::move(r); }
+  /// Keys a SIGHUP applies live.
+  static constexpr std::array<const char*, 5> kLiveKeys{"gain", "offset", "route", "min-latency",
+                                                        "max-latency"};
+
   /// True when run() could not stop the device in time (the process should _Exit).
   [[nodiscard]] bool device_abandoned() const noexcept { return device_abandoned_; }
 
@@ -77,6 +96,8 @@ class Node {
   void send_receiver_reports();
   void schedule_receiver_reports();
   void stop();
+  /// SIGHUP: re-reads the configuration through reloader_ and applies the live keys.
+  void reload();
   /// Closes every handle and the loop (destructor and failed construction).
   void close_loop();
 
@@ -96,6 +117,8 @@ class Node {
   uv_timer_t stop_timer_{};
   uv_signal_t sigint_{};
   uv_signal_t sigterm_{};
+  uv_signal_t sighup_{};
+  Reloader reloader_;
   std::unique_ptr<UdpListener> udp_;
   bool receiving_ = false;
 

@@ -188,6 +188,10 @@ class Source {
   /// Moves the source on the timeline: takes effect at the next decoded packet (a re-placement,
   /// faded out and in).
   void set_offset(frames_t offset_frames);
+  /// New --min-latency/--max-latency (ns): the adaptive target's bounds from now on.
+  void set_latency_bounds(mono_ns_t min_ns, mono_ns_t max_ns) {
+    playout_.set_bounds(min_ns, max_ns);
+  }
   /// The device jumped (DeviceClock::last_jump_frames): its frames now play `behind` frames
   /// later in time. The audio queued for those frames is now that much late: at the next decoded
   /// packet the source drops it (a re-placement `behind` frames earlier, faded, never earlier

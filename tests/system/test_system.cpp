@@ -1454,6 +1454,71 @@ TEST(System, LostJackServerIsReportedAndSigtermStillExitsWithinTwoSeconds) {
   sender.wait(std::chrono::seconds(10));
 }
 
+// Issue #15: SIGHUP re-reads --config and applies what can change live: the gain of a playing
+// source falls by 6 dB, ramped (no sample step beyond the sine's own), the stats and the log say
+// so, a changed key that needs a restart is named and not applied, and a broken file is
+// refused with its line while the node plays on. Rendered to a file: no device needed.
+TEST(Service, SighupAppliesAGainChangeWithoutAClickAndNamesWhatNeedsARestart) {
+  const std::string dir = test_dir();
+  const int port = free_udp_port();
+  const std::string conf = dir + "/rtpnode.toml";
+  auto write_conf = [&](const std::string& extra) {
+    std::ofstream(conf) << "listen = [\"127.0.0.1:" << port
+                        << "\"]\npayload = [\"97=L16/48000/1\"]\nlatency = \"60ms\"\n"
+                        << extra;
+  };
+  write_conf("gain = [\"port:" + std::to_string(port) + "=0dB\"]\n");
+  Process node({RTPNODE_BIN, "--config", conf, "--output", dir + "/out.wav", "--duration", "6s",
+                "--stats-json", dir + "/stats.json", "--stats-interval", "200ms", "--quiet"},
+               dir + "/rtpnode.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "l16", "--pt", "97", "--duration", "5s",
+                  "--dest", "127.0.0.1:" + std::to_string(port)},
+                 dir + "/rtpsend.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  write_conf("gain = [\"port:" + std::to_string(port) + "=-6dB\"]\nrtcp-rr = \"off\"\n");
+  node.signal(SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  json mid;
+  std::ifstream(dir + "/stats.json") >> mid;
+  ASSERT_EQ(mid["sources"].size(), 1u) << mid.dump(2);
+  EXPECT_NEAR(mid["sources"][0].value("gain_db", 0.0), -6.0, 1e-9);
+  std::ofstream(conf) << "listen = [\"127.0.0.1:5004\"\n";  // broken: refused, plays on
+  node.signal(SIGHUP);
+  EXPECT_EQ(sender.wait(std::chrono::seconds(10)), std::optional<int>(0)) << sender.log();
+  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(0)) << node.log();
+  const std::string log = node.log();
+  EXPECT_NE(log.find("SIGHUP: configuration re-read; applied: gain; needs a restart (not "
+                     "applied): rtcp-rr"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("SIGHUP: configuration not applied: " + conf + ":1:"), std::string::npos)
+      << log;
+  // The rendered mix: -6 dB after the change, and no step bigger than the sine's own.
+  const Audio out = read_wav(dir + "/out.wav");
+  ASSERT_GT(out.frames(), 48000u * 5);
+  auto rms = [&](double from_s, double to_s) {
+    double sum = 0;
+    const auto a = static_cast<std::size_t>(from_s * 48000),
+               b = static_cast<std::size_t>(to_s * 48000);
+    for (std::size_t i = a; i < b; ++i)
+      sum += static_cast<double>(out.samples[i * 2]) * out.samples[i * 2];
+    return std::sqrt(sum / static_cast<double>(b - a));
+  };
+  const double before = rms(1.5, 2.5), after = rms(4.0, 5.0);
+  std::printf("SIGHUP gain: rms %.4f before, %.4f after (%.2f dB)\n", before, after,
+              20 * std::log10(after / before));
+  EXPECT_NEAR(20 * std::log10(after / before), -6.0, 0.2);
+  double peak = 0, max_step = 0;
+  for (std::size_t i = 48000; i + 1 < static_cast<std::size_t>(5.0 * 48000); ++i) {
+    peak = std::max(peak, static_cast<double>(std::abs(out.samples[i * 2])));
+    max_step = std::max(
+        max_step, static_cast<double>(std::abs(out.samples[(i + 1) * 2] - out.samples[i * 2])));
+  }
+  // A sine of amplitude A at 440 Hz moves at most 2 pi 440 / 48000 A per sample.
+  EXPECT_LE(max_step, 1.1 * 2 * M_PI * 440 / 48000 * peak) << "a click at the gain change";
+}
+
 // Issue #15: under systemd (Type=notify, WatchdogSec=) rtpnode says READY=1 with a status once it
 // plays, and WATCHDOG=1 only while the audio callback runs: a 1.5 s stop of the JACK server (no
 // callbacks) stops the pings, and they resume with the callbacks. A datagram socket stands in for
@@ -1634,9 +1699,11 @@ TEST(Cli, ConfigFileRoundTripsEveryFlagAndErrorsNameLineAndKey) {
   }
   // The command line overrides the file, a repeatable flag replacing the file's values.
   const std::string over =
-      print({"--config", dir + "/a.toml", "--latency", "40ms", "--listen", "127.0.0.1:7000"});
+      print({"--config", dir + "/a.toml", "--latency", "40ms", "--listen", "127.0.0.1:5004",
+             "--listen", "127.0.0.1:6000", "--raw", "s16le/16000/1"});
   EXPECT_NE(over.find("\nlatency = \"40ms\"\n"), std::string::npos) << over;
-  EXPECT_NE(over.find("\nlisten = [\"127.0.0.1:7000\"]\n"), std::string::npos) << over;
+  EXPECT_NE(over.find("\nraw = [\"\", \"s16le/16000/1\"]"), std::string::npos) << over;
+  EXPECT_NE(over.find("\nmax-sources = \"8\"\n"), std::string::npos) << over;  // from the file
   // Errors: one line naming file, line and key.
   struct Case {
     std::string file, says;
