@@ -3,6 +3,7 @@
 #include <alsa/asoundlib.h>
 #include <jack/jack.h>
 #include <pa_jack.h>
+#include <pa_linux_alsa.h>
 #include <portaudio.h>
 
 #include <algorithm>
@@ -98,7 +99,7 @@ RTPNODE_REALTIME void process_block(Mixer& mixer, CallbackTimes& times, float* o
 }
 
 PortAudioBackend::PortAudioBackend(const NodeConfig& cfg)
-    : channels_(cfg.channels), period_(cfg.period) {
+    : channels_(cfg.channels), period_(cfg.period), rt_priority_(cfg.rt_priority) {
   silence_library_chatter();
   if (!cfg.client_name.empty()) PaJack_SetClientName(cfg.client_name.c_str());
   check(Pa_Initialize(), "PortAudio initialisation failed");
@@ -124,6 +125,7 @@ PortAudioBackend::PortAudioBackend(const NodeConfig& cfg)
         "no audio host API available (no sound card? start a JACK server and use --host-api jack)");
   }
   host_api_name_ = api_info->name;
+  host_api_type_ = api_info->type;
 
   if (cfg.device.empty()) {
     device_ = api_info->defaultOutputDevice;
@@ -234,6 +236,8 @@ void PortAudioBackend::open(Mixer& mixer) {
                       " (check --rate, --channels, --period; a JACK server fixes its own rate)");
   }
   if (const PaStreamInfo* si = Pa_GetStreamInfo(stream_)) rate_ = si->sampleRate;
+  // --rt-priority on ALSA: PortAudio's callback thread at SCHED_FIFO (JACK: its own RT thread).
+  if (rt_priority_ > 0 && host_api_type_ == paALSA) PaAlsa_EnableRealtimeScheduling(stream_, 1);
 }
 
 void PortAudioBackend::start() {

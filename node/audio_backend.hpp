@@ -145,8 +145,10 @@ class PortAudioBackend final : public AudioBackend {
   double rate_ = 0;
   int channels_ = 2;
   int period_ = 0;
+  int rt_priority_ = 0;  ///< --rt-priority: > 0 asks ALSA for a real-time callback thread
   std::string device_name_;
   std::string host_api_name_;
+  int host_api_type_ = 0;  ///< PaHostApiTypeId
   PaStream* stream_ = nullptr;
   bool started_ = false;
   bool shut_down_ = false;  ///< shutdown() ran (PortAudio terminated or abandoned)

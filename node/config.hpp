@@ -131,6 +131,9 @@ struct NodeConfig {
   double rate = 0;       ///< --rate Hz; 0 = the device's default rate
   int channels = 2;      ///< --channels, 1..64
   int period = 0;        ///< --period frames per callback; 0 = let the host API choose
+  /// --rt-priority N, 1..99: lock memory, loop thread at SCHED_FIFO N - 10, real-time audio
+  /// thread on ALSA (node/rt_scheduling.hpp). 0 = off (default).
+  int rt_priority = 0;
   std::string client_name = "rtpnode";  ///< --client-name (JACK client name)
   /// --output FILE: render the mix to FILE instead of a device (node/file_backend.hpp). The
   /// extension picks the container: .wav (RIFF WAVE, at most 4 GB), .rf64 or .flac. Paced in real

@@ -216,6 +216,11 @@ Loaded load(int argc, char** argv, bool startup) {
                  "Clock drift compensation: on, or off when senders share the device's clock (PTP)")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  app.add_option("--rt-priority", cfg.rt_priority,
+                 "Real-time scheduling: lock memory, loop thread at SCHED_FIFO N-10, a real-time "
+                 "audio thread on ALSA (JACK has its own); 0 = off. Not permitted: a warning")
+      ->check(CLI::Range(0, 99))
+      ->capture_default_str();
   app.add_option("--resampler-quality", cfg.resampler_quality, "speexdsp resampler quality 0..10")
       ->check(CLI::Range(0, 10))
       ->capture_default_str();

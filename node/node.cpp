@@ -8,6 +8,7 @@
 #include "node/atomic_file.hpp"
 #include "node/control_api.hpp"
 #include "node/net_address.hpp"
+#include "node/rt_scheduling.hpp"
 
 namespace rtpnode {
 
@@ -307,6 +308,8 @@ void Node::stop() {
 }
 
 int Node::run() {
+  for (const std::string& w : enter_realtime(cfg_.rt_priority))
+    std::cerr << "rtpnode: warning: " << w << "\n";
   backend_->start();
   started_ns_ = now_ns();
   events_.set_start(started_ns_);

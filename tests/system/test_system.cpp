@@ -17,7 +17,9 @@
 #include <functional>
 #include <filesystem>
 #include <iostream>
+#include <iterator>
 #include <map>
+#include <sstream>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -1517,6 +1519,61 @@ TEST(Service, SighupAppliesAGainChangeWithoutAClickAndNamesWhatNeedsARestart) {
   }
   // A sine of amplitude A at 440 Hz moves at most 2 pi 440 / 48000 A per sample.
   EXPECT_LE(max_step, 1.1 * 2 * M_PI * 440 / 48000 * peak) << "a click at the gain change";
+}
+
+// Issue #15: --rt-priority. As root (the test machine): memory locked, the loop thread at
+// SCHED_FIFO N - 10, and it plays. As an unprivileged user: one warning per thing not
+// permitted, and it still plays (rendered to a file: no JACK access needed).
+TEST(Service, RtPriorityLocksMemoryAndSchedulesTheLoopOrWarns) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "memory locking is off in sanitizer builds";
+#endif
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (and setpriv for the unprivileged half)";
+  const std::string dir = test_dir();
+  JackServer jack(dir);
+  Process node(
+      {RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
+       "127.0.0.1:" + std::to_string(free_udp_port()), "--rt-priority", "30", "--duration", "3s"},
+      dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  std::string status;
+  {
+    std::ifstream in("/proc/" + std::to_string(node.pid()) + "/status");
+    status.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string stat;
+  {
+    std::ifstream in("/proc/" + std::to_string(node.pid()) + "/stat");
+    std::getline(in, stat);
+  }
+  // Fields after the command's closing parenthesis: 40 rt_priority and 41 policy are the 38th
+  // and 39th from there.
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::vector<std::string> f{std::istream_iterator<std::string>(fields), {}};
+  ASSERT_GT(f.size(), 39u) << stat;
+  EXPECT_EQ(f[37], "20") << "rt_priority of the loop thread: " << stat;
+  EXPECT_EQ(f[38], "1") << "policy (1 = SCHED_FIFO): " << stat;
+  const auto lck = status.find("VmLck:");
+  ASSERT_NE(lck, std::string::npos) << status;
+  EXPECT_GT(std::stol(status.substr(lck + 6)), 1000) << status.substr(lck, 40);
+  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(0)) << node.log();
+  EXPECT_EQ(node.log().find("warning"), std::string::npos) << node.log();
+
+  // Unprivileged: warnings, and it plays.
+  const std::string out_dir = "/tmp/rtpnode-rt-" + std::to_string(getpid());
+  std::filesystem::create_directories(out_dir);
+  std::filesystem::permissions(out_dir, std::filesystem::perms::all);
+  Process user({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                RTPNODE_BIN, "--listen", "127.0.0.1:" + std::to_string(free_udp_port()), "--output",
+                out_dir + "/out.wav", "--duration", "500ms", "--rt-priority", "30"},
+               dir + "/user.log");
+  EXPECT_EQ(user.wait(std::chrono::seconds(10)), std::optional<int>(0)) << user.log();
+  EXPECT_NE(user.log().find("warning: cannot run the loop thread at SCHED_FIFO 20"),
+            std::string::npos)
+      << user.log();
+  EXPECT_NE(user.log().find("playing on file"), std::string::npos) << user.log();
+  std::filesystem::remove_all(out_dir);
 }
 
 // Issue #15: under systemd (Type=notify, WatchdogSec=) rtpnode says READY=1 with a status once it

@@ -14,7 +14,7 @@ cmake --install "$build" --prefix "$tmp/inst/usr" > "$tmp/install.log"
 for f in "${files[@]}"; do
   [ -f "$tmp/inst/usr/$f" ] || { echo "cmake --install: missing $f"; exit 1; }
 done
-grep -qx "ExecStart=$tmp/inst/usr/bin/rtpnode --config /etc/rtpnode/rtpnode.toml --quiet" \
+grep -qx "ExecStart=$tmp/inst/usr/bin/rtpnode --config /etc/rtpnode/rtpnode.toml --quiet --rt-priority 70" \
   "$tmp/inst/usr/lib/systemd/system/rtpnode.service" || { echo "unit: wrong ExecStart"; exit 1; }
 MANPATH="$tmp/inst/usr/share/man" systemd-analyze verify "$tmp/inst/usr/lib/systemd/system/rtpnode.service"
 "$tmp/inst/usr/bin/rtpnode" --config "$tmp/inst/usr/share/doc/rtpnode/rtpnode.toml" --print-config \
@@ -27,7 +27,7 @@ for f in "${files[@]}"; do
   grep -qx "./usr/$f" "$tmp/contents" || { echo "deb: missing /usr/$f"; exit 1; }
 done
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/systemd/system/rtpnode.service |
-  grep -qx 'ExecStart=/usr/bin/rtpnode --config /etc/rtpnode/rtpnode.toml --quiet' ||
+  grep -qx 'ExecStart=/usr/bin/rtpnode --config /etc/rtpnode/rtpnode.toml --quiet --rt-priority 70' ||
   { echo "deb unit: wrong ExecStart"; exit 1; }
 dpkg-deb -e "$deb" "$tmp/control"
 [ -x "$tmp/control/postinst" ] || { echo "deb: no postinst"; exit 1; }
