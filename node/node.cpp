@@ -121,7 +121,10 @@ void Node::tick() {
               ? ns_to_frames(cfg_.render_lead.count(), static_cast<std::int64_t>(clock_.rate()))
               : period + ns_to_frames(10'000'000, static_cast<std::int64_t>(clock_.rate()));
     }
-    udp_->start([this](const ReceivedDatagram& d) { demux_->on_datagram(d, clock_); });
+    udp_->start([this](const ReceivedDatagram& d) {
+      demux_->on_datagram(d, clock_);
+      if (idle_ && !sources_->active().empty()) set_render_cadence(false);  // a source: render
+    });
     receiving_ = true;
     std::string listening;
     for (const auto& l : cfg_.listens) listening += " " + l.describe();
@@ -130,10 +133,11 @@ void Node::tick() {
   const mono_ns_t now = now_ns();
   // The loop's own lateness: ticks run every few ms; a long gap means this thread was blocked
   // or descheduled, and audio it should have rendered meanwhile may have run out.
-  if (last_tick_ != 0) max_tick_gap_ = std::max(max_tick_gap_, now - last_tick_);
+  if (!idle_ && last_tick_ != 0) max_tick_gap_ = std::max(max_tick_gap_, now - last_tick_);
   last_tick_ = now;
   for (Source* s : sources_->active()) s->render(clock_, now);
   expire_sources(now);
+  if (!idle_ && sources_->active().empty() && sources_->draining() == 0) set_render_cadence(true);
   if (now - last_watch_ >= 100'000'000) {
     last_watch_ = now;
     const double lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
@@ -263,6 +267,20 @@ HttpResponse Node::on_http(const HttpRequest& req) {
   return handle_http(req, ctx);
 }
 
+void Node::set_render_cadence(bool idle) {
+  idle_ = idle;
+  if (!idle) last_tick_ = 0;  // the idle gap is not the loop's lateness
+  std::uint64_t idle_every = kIdleTickMs;
+  if (service_.watchdog_enabled())  // the watchdog is pinged every third of its interval
+    idle_every = std::min<std::uint64_t>(
+        idle_every, std::max<std::uint64_t>(1, static_cast<std::uint64_t>(
+                                                   service_.watchdog_interval_ns() / 3'000'000)));
+  const std::uint64_t every = idle ? idle_every : render_every_ms_;
+  uv_timer_start(
+      &render_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->tick(); }, idle ? every : 0,
+      every);
+}
+
 void Node::reload() {
   std::string error;
   Reload r = reloader_(error);
@@ -325,9 +343,8 @@ int Node::run() {
   const int period_ms = backend_->period() > 0
                             ? static_cast<int>(backend_->period() * 1000 / backend_->sample_rate())
                             : 5;
-  const auto render_every = static_cast<std::uint64_t>(std::clamp(period_ms / 2, 1, 5));
-  uv_timer_start(
-      &render_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->tick(); }, 0, render_every);
+  render_every_ms_ = static_cast<std::uint64_t>(std::clamp(period_ms / 2, 1, 5));
+  set_render_cadence(false);
 
   if (cfg_.stats_interval.count() > 0) {
     uv_timer_init(&loop_, &stats_timer_);

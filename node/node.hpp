@@ -67,6 +67,9 @@ class Node {
   /// --min-latency/--max-latency -- and says on stderr (and in the event log) what needs a
   /// restart.
   void set_reloader(Reloader r) { reloader_ = std::move(r); }
+  /// The loop's tick with no source: device health (a stopped device is seen within a second),
+  /// clock readings and the watchdog (at most a third of its interval) only.
+  static constexpr std::uint64_t kIdleTickMs = 500;
   /// Keys a SIGHUP applies live.
   static constexpr std::array<const char*, 5> kLiveKeys{"gain", "offset", "route", "min-latency",
                                                         "max-latency"};
@@ -96,6 +99,10 @@ class Node {
   void send_receiver_reports();
   void schedule_receiver_reports();
   void stop();
+  /// The render timer: every render_every_ms_ while sources play (or the device is not yet
+  /// running), every kIdleTickMs with none (issue #15: an idle node sleeps; a datagram that
+  /// makes a source switches back at once).
+  void set_render_cadence(bool idle);
   /// SIGHUP: re-reads the configuration through reloader_ and applies the live keys.
   void reload();
   /// Closes every handle and the loop (destructor and failed construction).
@@ -113,6 +120,8 @@ class Node {
 
   uv_loop_t loop_{};
   uv_timer_t render_timer_{};
+  std::uint64_t render_every_ms_ = 5;  ///< the render cadence: half a device period, <= 5 ms
+  bool idle_ = false;                  ///< no source: the timer runs every kIdleTickMs
   uv_timer_t stats_timer_{};
   uv_timer_t stop_timer_{};
   uv_signal_t sigint_{};
