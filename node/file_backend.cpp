@@ -132,9 +132,11 @@ bool FileBackend::write_block(std::uint64_t index, bool xrun) {
 }
 
 bool FileBackend::write_silence(std::uint64_t blocks) {
-  std::vector<float> zeros(block_.size(), 0.0f);
+  // The device's own thread: the block buffer holds silence for this (no allocation per stall);
+  // the next write_block overwrites it.
+  std::fill(block_.begin(), block_.end(), 0.0f);
   for (std::uint64_t b = 0; b < blocks; ++b) {
-    if (sf_writef_float(file_, zeros.data(), o_.period) != o_.period) {
+    if (sf_writef_float(file_, block_.data(), o_.period) != o_.period) {
       failed_.store(true, std::memory_order_release);
       return false;
     }
