@@ -15,6 +15,7 @@
 #include "node/mixer.hpp"
 #include "node/source.hpp"
 #include "node/sync_timeline.hpp"
+#include "support/source_params.hpp"
 #include "rtp/ortp_log.hpp"
 #include "rtp/rtcp.hpp"
 #include "rtp/rtp_header.hpp"
@@ -28,19 +29,10 @@ constexpr std::uint32_t kSsrcA = 0xa, kSsrcB = 0xb;
 
 Source::Params params(std::uint32_t id, std::uint32_t ssrc, PayloadFormat f, std::uint8_t pt,
                       Mixer& m, SyncTimeline& tl) {
-  Source::Params p;
-  p.id = id;
-  p.ssrc = ssrc;
-  p.payload_type = pt;
-  p.format = f;
-  p.device_rate = 48000;
-  p.lead_frames = 256;
+  Source::Params p = test::source_params(id, ssrc, f, pt, &m, &tl);
   p.playout.adaptive = id == 1;  // one adaptive, one fixed
   p.playout.start_delay_ns = 40'000'000;
   p.playout.max_delay_ns = 500'000'000;
-  p.mixer = &m;
-  p.ramp_frames = 240;
-  p.timeline = &tl;
   return p;
 }
 

@@ -11,6 +11,7 @@
 #include "node/source.hpp"
 #include "rtp/codec.hpp"
 #include "support/packet_builder.hpp"
+#include "support/source_params.hpp"
 
 using namespace rtpnode;
 using namespace std::chrono_literals;
@@ -60,17 +61,10 @@ struct Harness {
 /// `timeline` when given.
 Source::Params pcmu_into_mixer(std::uint32_t id, std::uint32_t ssrc, Mixer& mixer,
                                SyncTimeline* timeline = nullptr) {
-  Source::Params p;
-  p.id = id;
-  p.ssrc = ssrc;
-  p.format = {Codec::pcmu, 8000, 8000, 1};
-  p.device_rate = 48000;
-  p.lead_frames = 256;
+  Source::Params p =
+      test::source_params(id, ssrc, {Codec::pcmu, 8000, 8000, 1}, 0, &mixer, timeline);
   p.playout.adaptive = false;
   p.playout.start_delay_ns = 40'000'000;
-  p.mixer = &mixer;
-  p.ramp_frames = 240;
-  p.timeline = timeline;
   return p;
 }
 

@@ -21,6 +21,7 @@
 #include "rtp/codec.hpp"
 #include "support/impulse_sender.hpp"
 #include "support/packet_builder.hpp"
+#include "support/source_params.hpp"
 
 using namespace rtpnode;
 
@@ -57,19 +58,11 @@ Outcome run(const Case& c) {
 
   auto params = [&](std::uint32_t id, std::uint32_t ssrc, PayloadFormat f, std::uint8_t pt,
                     int channel, frames_t offset) {
-    Source::Params p;
-    p.id = id;
-    p.ssrc = ssrc;
-    p.payload_type = pt;
-    p.format = f;
-    p.device_rate = 48000;
-    p.lead_frames = c.period + 480;  // as the node: one period + 10 ms
-    p.mixer = &mixer;
-    p.ramp_frames = 240;
-    p.timeline = &timeline;
+    // Lead as the node: one period + 10 ms; adaptive latency, drift compensation: the defaults.
+    Source::Params p = test::source_params(id, ssrc, f, pt, &mixer, &timeline, c.period + 480);
     p.offset_frames = offset;
     p.route = std::vector<int>{channel};
-    return p;  // adaptive latency, drift compensation: rtpnode's defaults
+    return p;
   };
   const PayloadFormat l16{Codec::l16, 48000, 48000, 1};
   const PayloadFormat pcmu{Codec::pcmu, 8000, 8000, 1};
