@@ -12,10 +12,15 @@
 
 namespace rtpnode {
 
-/// Thread: loop. The monotonic clock every part of the node reads (uv_hrtime, CLOCK_MONOTONIC).
-static mono_ns_t now_ns() {
+mono_ns_t node_now_ns() {
   return static_cast<mono_ns_t>(uv_hrtime());
 }
+
+namespace {
+mono_ns_t now_ns() {
+  return node_now_ns();
+}
+}  // namespace
 
 Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.event_log) {
   // Sockets first: a port in use is reported without touching the audio device.
@@ -152,119 +157,6 @@ void Node::expire_sources(mono_ns_t now) {
     // Sources free their streams once Mixer::releasable(); the retire ring only needs draining.
   }
   sources_->expire(now, clock_.frame_at(now));
-}
-
-NodeSnapshot Node::snapshot() const {
-  NodeSnapshot n;
-  const DevicePosition pos = mixer_->position();
-  n.uptime_s = started_ns_ ? static_cast<double>(now_ns() - started_ns_) * 1e-9 : 0.0;
-  n.datagrams = demux_->stats().datagrams;
-  for (std::size_t i = 0; i < kRtpParseStatusCount; ++i) {
-    if (i == static_cast<std::size_t>(RtpParseStatus::ok)) continue;
-    n.packets_rejected.emplace_back(std::string(to_string(static_cast<RtpParseStatus>(i))),
-                                    demux_->stats().rejected[i]);
-    if (i != static_cast<std::size_t>(RtpParseStatus::rtcp))
-      n.packets_malformed += demux_->stats().rejected[i];
-  }
-  n.packets_unknown_payload_type = demux_->stats().unknown_payload_type;
-  n.sources_refused = sources_->counters().sources_refused;
-  n.sources_active = sources_->active().size();
-  n.sources_on_probation = sources_->on_probation();
-  n.probation_dropped = sources_->counters().probation_dropped;
-  n.rtcp_packets = demux_->stats().rtcp_packets;
-  n.rtcp_malformed = demux_->stats().rtcp_malformed;
-  n.sender_reports = demux_->stats().sender_reports;
-  n.receiver_reports_sent = receiver_reports_sent_;
-  n.rtcp_foreign = demux_->stats().rtcp_foreign;
-  n.packets_not_allowed = demux_->stats().not_allowed;
-  n.byes = demux_->stats().byes;
-  n.callbacks = pos.callbacks;
-  n.xruns = mixer_->xruns();
-  n.mixer_refused = mixer_->refused();
-  n.mixer_commands_deferred = mixer_->commands_deferred();
-  n.cpu_load = backend_->cpu_load();
-  add_callback_times(n, backend_->callback_times());
-  n.http_requests = http_ ? http_->requests() : 0;
-  n.http_refused = http_ ? http_->refused() : 0;
-  n.http_forbidden = http_ ? http_->forbidden() : 0;
-  n.http_evicted = http_ ? http_->evicted() : 0;
-  n.events = events_.written();
-  n.sync = cfg_.sync_rtcp ? "rtcp" : "none";
-  n.sample_rate = clock_.rate();
-  n.device_skew_ppm = clock_.skew() * 1e6;  // device clock vs monotonic clock (DeviceClock)
-  n.device = backend_->describe();
-  n.device_state = to_string(device_.state());
-  n.device_up = device_.up();
-  n.output_latency_ms =
-      static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
-  n.pa_output_latency_ms = backend_->output_latency() * 1000.0;
-  n.render_lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
-  return n;
-}
-
-std::vector<SourceReport> Node::source_reports(bool with_departed) const {
-  return sources_->reports(with_departed);
-}
-
-void Node::write_json() {
-  const nlohmann::json j = stats_json(snapshot(), source_reports(true));
-  // Readers never see half a file; a failure is said once until a write succeeds again.
-  const std::string error = write_file_atomically(cfg_.stats_json, j.dump(2) + "\n");
-  if (!error.empty() && !stats_json_failing_)
-    std::cerr << "rtpnode: --stats-json: " << error << "\n";
-  stats_json_failing_ = !error.empty();
-}
-
-void Node::report(bool final) {
-  if (!cfg_.stats_json.empty()) write_json();
-  if (cfg_.quiet && !final) return;
-  std::cerr << stats_line(snapshot(), source_reports(false), final) << "\n";
-}
-
-void Node::event(const char* name, const nlohmann::json& fields) {
-  events_.event(name, fields, now_ns());
-}
-
-void Node::schedule_receiver_reports() {
-  std::size_t senders = 0;
-  for (const Source* s : sources_->active()) senders += s->params().raw ? 0 : 1;
-  const double interval = rtcp_->next_interval_s(senders, cfg_.rtcp_min_interval, now_ns());
-  uv_timer_start(
-      &rr_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->send_receiver_reports(); },
-      static_cast<std::uint64_t>(std::max(1.0, interval * 1000.0)), 0);
-}
-
-void Node::send_receiver_reports() {
-  const mono_ns_t now = now_ns();
-  for (std::size_t li = 0; li < cfg_.listens.size(); ++li) {
-    const ListenSpec& spec = cfg_.listens[li];
-    if (spec.raw) continue;
-    std::vector<ReportTarget> targets;
-    for (Source* s : sources_->active())
-      if (s->params().port == spec.port && !s->params().raw && s->has_sequence())
-        targets.push_back({s->take_report_block(), source_key(spec.port, s->params().ssrc),
-                           s->params().remote_addr});
-    const OutgoingReports out = rtcp_->build(targets, now);
-    for (const auto& pkt : out.packets)
-      for (const sockaddr_storage& d : out.destinations)
-        if (udp_->send_rtcp(li, pkt, reinterpret_cast<const sockaddr*>(&d))) {
-          ++receiver_reports_sent_;
-          rtcp_->on_sent(pkt.size());
-        }
-  }
-  rtcp_->on_reported(now);
-  schedule_receiver_reports();
-}
-
-HttpResponse Node::on_http(const HttpRequest& req) {
-  const ControlContext ctx{[this] { return snapshot(); },
-                           [this](bool d) { return source_reports(d); },
-                           sources_->active(),
-                           clock_,
-                           backend_->channels(),
-                           events_,
-                           now_ns()};
-  return handle_http(req, ctx);
 }
 
 void Node::set_render_cadence(bool idle) {

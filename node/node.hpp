@@ -35,6 +35,9 @@
 
 namespace rtpnode {
 
+/// Thread: loop. The monotonic clock every part of the node reads (uv_hrtime, CLOCK_MONOTONIC), ns.
+mono_ns_t node_now_ns();
+
 class Node {
  public:
   /// Thread: main. Throws DeviceError / std::runtime_error with an actionable message on setup
