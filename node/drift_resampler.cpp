@@ -49,7 +49,6 @@ DriftResampler::DriftResampler(std::uint32_t audio_rate, std::int64_t device_rat
   den_ = d;
   // Start without the filter's leading zeros, so output frame k matches input time k.
   speex_resampler_skip_zeros(state_);
-  delay_ = speex_resampler_get_output_latency(state_);
   // Room for the longest input at the slowest speed.
   const frames_t max_out = rescale_floor(max_in_frames, audio_rate, device_rate) + 1;
   out_.resize(static_cast<std::size_t>(max_out * 102 / 100 + 64) *

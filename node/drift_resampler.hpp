@@ -48,9 +48,6 @@ class DriftResampler {
 
   /// False: samples pass through untouched.
   [[nodiscard]] bool active() const noexcept { return state_ != nullptr; }
-  /// Output frames the filter holds back at the nominal ratio (speexdsp's output latency); 0 when
-  /// passing through. A constant for sizing; positions use landing().
-  [[nodiscard]] frames_t delay() const noexcept { return delay_; }
   /// Output frames, counted from the end of everything output since the last reset, at which
   /// the next input frame will play (fractional; >= 0), at the speed set now: a later
   /// set_speed() moves it by the held-back input times the change (0.2 frames for a 0.1 %
@@ -84,7 +81,6 @@ class DriftResampler {
   bool varies_;
   SpeexResamplerState_* state_ = nullptr;
   std::vector<float> out_;
-  frames_t delay_ = 0;
   bool primed_ = false;
   double speed_ = 1.0;
   std::uint32_t num_ = 1;  ///< the ratio in speexdsp now, num_ / den_ input frames per output
