@@ -71,8 +71,6 @@ class DeviceClock {
   /// The last jump: how many frames the device fell behind the mapping before it (> 0: a stall,
   /// every frame now plays that much later in time; < 0: frames were skipped).
   [[nodiscard]] frames_t last_jump_frames() const noexcept { return last_jump_frames_; }
-  /// True while the map is the fitted line (header); false while it is the running average.
-  [[nodiscard]] bool fitted() const noexcept { return fitted_; }
 
  private:
   /// Device frame (fractional) at monotonic time t.

@@ -13,10 +13,6 @@ void ServiceNotifier::ready(const std::string& status) {
   sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());
 }
 
-void ServiceNotifier::status(const std::string& status) {
-  sd_notify(0, ("STATUS=" + status).c_str());
-}
-
 void ServiceNotifier::stopping() {
   sd_notify(0, "STOPPING=1");
 }
@@ -27,7 +23,6 @@ void ServiceNotifier::tick(mono_ns_t now, std::uint64_t callbacks) {
   if (callbacks == last_callbacks_) return;  // the audio callback is not running: no ping
   last_callbacks_ = callbacks;
   sd_notify(0, "WATCHDOG=1");
-  ++pings_;
 }
 
 }  // namespace rtpnode

@@ -1,9 +1,9 @@
 // The service manager's side channel (issue #15): systemd's notify protocol through libsystemd's
 // sd_notify (sd_notify(3)). rtpnode runs as `Type=notify`: READY=1 once the device runs and the
-// sockets receive, STATUS= lines, STOPPING=1, and -- when the unit sets WatchdogSec= -- WATCHDOG=1
-// only while the audio callback makes progress, so that systemd restarts a node whose audio has
-// died even though its loop thread still runs. Without NOTIFY_SOCKET (not under systemd) every
-// call does nothing.
+// sockets receive (with a STATUS= line), STOPPING=1, and -- when the unit sets WatchdogSec= --
+// WATCHDOG=1 only while the audio callback makes progress, so that systemd restarts a node whose
+// audio has died even though its loop thread still runs. Without NOTIFY_SOCKET (not under systemd)
+// every call does nothing.
 //
 // Thread: loop only.
 #pragma once
@@ -22,8 +22,6 @@ class ServiceNotifier {
 
   /// READY=1 with a STATUS= line.
   void ready(const std::string& status);
-  /// STATUS= line (what `systemctl status` shows).
-  void status(const std::string& status);
   void stopping();
   /// Called often (every loop tick) with the audio callback's count: sends WATCHDOG=1 every third
   /// of the interval, but only when the count moved since the previous one.
@@ -31,14 +29,11 @@ class ServiceNotifier {
 
   [[nodiscard]] bool watchdog_enabled() const noexcept { return interval_ns_ > 0; }
   [[nodiscard]] mono_ns_t watchdog_interval_ns() const noexcept { return interval_ns_; }
-  /// WATCHDOG=1 messages sent.
-  [[nodiscard]] std::uint64_t pings() const noexcept { return pings_; }
 
  private:
   mono_ns_t interval_ns_ = 0;
   mono_ns_t next_ns_ = 0;
   std::uint64_t last_callbacks_ = 0;
-  std::uint64_t pings_ = 0;
 };
 
 }  // namespace rtpnode

@@ -26,19 +26,16 @@ class FakePacketInput {
             mono_ns_t arrival) {
     deliver(listen, from, bytes, arrival, true);
   }
-  [[nodiscard]] std::uint64_t delivered() const noexcept { return delivered_; }
 
  private:
   void deliver(std::size_t listen, const sockaddr_storage& from,
                std::span<const std::uint8_t> bytes, mono_ns_t arrival, bool rtcp_port) {
     if (!sink_) return;  // not started: dropped, as a socket nobody reads
-    ++delivered_;
     sink_(ReceivedDatagram{bytes, reinterpret_cast<const sockaddr*>(&from), listen, rtcp_port,
                            arrival});
   }
 
   DatagramSink sink_;
-  std::uint64_t delivered_ = 0;
 };
 
 }  // namespace rtpnode::test
