@@ -16,6 +16,8 @@
 #include <thread>
 #include <utility>
 
+#include "node/file_backend.hpp"
+#include "node/jack_backend.hpp"
 #include "node/realtime.hpp"
 #include "node/stats_model.hpp"
 
@@ -72,6 +74,16 @@ void check(PaError e, const std::string& what) {
 }
 
 }  // namespace
+
+std::unique_ptr<AudioBackend> make_audio_backend(const NodeConfig& cfg) {
+  if (!cfg.output.empty()) return std::make_unique<FileBackend>(FileBackend::options_from(cfg));
+  // JACK through libjack (jack_backend.hpp says why not PortAudio's JACK host API).
+  if (contains_ci(cfg.host_api, "jack")) {
+    silence_library_chatter();
+    return std::make_unique<JackBackend>(cfg);
+  }
+  return std::make_unique<PortAudioBackend>(cfg);
+}
 
 RTPNODE_REALTIME void CallbackTimes::record(std::uint64_t ns) noexcept {
   const double us = static_cast<double>(ns) / 1000.0;
@@ -188,6 +200,7 @@ bool PortAudioBackend::shutdown(std::chrono::milliseconds bound, bool device_gon
       done->set_value();
     }).detach();
     started_ = false;
+    stream_ = nullptr;  // the queries must not touch a stream being closed
     return finished.wait_for(bound) == std::future_status::ready;
   } catch (const std::exception&) {
     return false;  // no thread could be started: leave PortAudio to the process exit

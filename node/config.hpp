@@ -126,15 +126,21 @@ struct NodeConfig {
   [[nodiscard]] std::string describe_latency() const;
 
   // Device.
-  std::string host_api;  ///< --host-api: substring of a PortAudio host API name; "" = default
-  std::string device;    ///< --device: index or substring of a device name; "" = default output
-  double rate = 0;       ///< --rate Hz; 0 = the device's default rate
-  int channels = 2;      ///< --channels, 1..64
-  int period = 0;        ///< --period frames per callback; 0 = let the host API choose
+  /// --host-api: "jack" (any text containing it) is libjack (node/jack_backend.hpp); otherwise a
+  /// substring of a PortAudio host API name; "" = PortAudio's default.
+  std::string host_api;
+  std::string device;  ///< --device: index or substring of a device name; "" = default output
+  double rate = 0;     ///< --rate Hz; 0 = the device's default rate
+  int channels = 2;    ///< --channels, 1..64
+  int period = 0;      ///< --period frames per callback; 0 = let the host API choose
   /// --rt-priority N, 1..99: lock memory, loop thread at SCHED_FIFO N - 10, real-time audio
   /// thread on ALSA (node/rt_scheduling.hpp). 0 = off (default).
   int rt_priority = 0;
   std::string client_name = "rtpnode";  ///< --client-name (JACK client name)
+  /// --device-retry on|off: a lost device (JACK server gone, USB DAC unplugged, a stream that
+  /// stopped calling back) is reopened with backoff while sources keep receiving (on, default);
+  /// off: rtpnode exits with status 3 at once, for a service manager to restart it.
+  bool device_retry = true;
   /// --output FILE: render the mix to FILE instead of a device (node/file_backend.hpp). The
   /// extension picks the container: .wav (RIFF WAVE, at most 4 GB), .rf64 or .flac. Paced in real
   /// time by a virtual device clock at `rate` (default 48000 Hz) and `period` (default 256
@@ -184,6 +190,7 @@ struct NodeFlags {
   std::vector<std::pair<int, std::string>> raws;
   std::string latency, min_latency, max_latency, profile, render_lead, drift, source_timeout, sync;
   std::string duration, stats_interval, http, http_token_file, rtcp_rr, rtcp_min_interval;
+  std::string device_retry;
 };
 
 /// Builds a NodeConfig from `flags` on top of `base` (its fields CLI11 binds directly: numbers,

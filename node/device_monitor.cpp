@@ -1,5 +1,7 @@
 #include "node/device_monitor.hpp"
 
+#include <algorithm>
+
 namespace rtpnode {
 
 std::optional<DeviceMonitor::Change> DeviceMonitor::update(std::uint64_t callbacks,
@@ -11,10 +13,37 @@ std::optional<DeviceMonitor::Change> DeviceMonitor::update(std::uint64_t callbac
     progress_ns_ = now;
   } else if (now - progress_ns_ >= kStallNs) {
     state = stream_active ? State::stalled : State::stopped;
+    if (now < grace_until_ns_) state = state_;  // a reopened stream that has not called yet
   }
   if (state == state_) return std::nullopt;
   state_ = state;
+  if (state == State::running) {
+    attempts_ = 0;
+    backoff_ns_ = 0;
+    next_retry_ns_ = 0;
+    grace_until_ns_ = 0;
+  }
   return Change{state, static_cast<double>(now - progress_ns_) / 1e6, callbacks};
+}
+
+bool DeviceMonitor::reopen_due(mono_ns_t now) const noexcept {
+  if (state_ == State::running || now < grace_until_ns_ || now < next_retry_ns_) return false;
+  // Once an attempt was made, the outage is ours to end: only the backoff paces the next.
+  return state_ == State::stopped || attempts_ > 0 || now - progress_ns_ >= kReopenStalledNs;
+}
+
+void DeviceMonitor::reopen_failed(mono_ns_t now) noexcept {
+  ++attempts_;
+  backoff_ns_ = backoff_ns_ == 0 ? kRetryFirstNs : std::min(backoff_ns_ * 2, kRetryMaxNs);
+  next_retry_ns_ = now + backoff_ns_;
+}
+
+void DeviceMonitor::reopened(mono_ns_t now) noexcept {
+  ++attempts_;
+  grace_until_ns_ = now + kStallNs;
+  // If this stream never calls back, the next attempt follows the backoff as a failure would.
+  backoff_ns_ = backoff_ns_ == 0 ? kRetryFirstNs : std::min(backoff_ns_ * 2, kRetryMaxNs);
+  next_retry_ns_ = grace_until_ns_ + backoff_ns_;
 }
 
 std::string describe(const DeviceMonitor::Change& c) {

@@ -220,9 +220,4 @@ std::vector<float> ManualBackend::pull(frames_t frames, bool xrun) {
   return out;
 }
 
-std::unique_ptr<AudioBackend> make_audio_backend(const NodeConfig& cfg) {
-  if (!cfg.output.empty()) return std::make_unique<FileBackend>(FileBackend::options_from(cfg));
-  return std::make_unique<PortAudioBackend>(cfg);
-}
-
 }  // namespace rtpnode

@@ -221,6 +221,11 @@ Loaded load(int argc, char** argv, bool startup) {
                  "audio thread on ALSA (JACK has its own); 0 = off. Not permitted: a warning")
       ->check(CLI::Range(0, 99))
       ->capture_default_str();
+  app.add_option("--device-retry", flags.device_retry,
+                 "A lost device (JACK server gone, DAC unplugged) is reopened with backoff (on), "
+                 "or rtpnode exits with status 3 (off)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--resampler-quality", cfg.resampler_quality, "speexdsp resampler quality 0..10")
       ->check(CLI::Range(0, 10))
       ->capture_default_str();
@@ -248,10 +253,13 @@ Loaded load(int argc, char** argv, bool startup) {
   app.add_option("--gain", gains, "Gain of sources: SEL=-6dB (repeatable)")
       ->type_name("SEL=DB")
       ->allow_extra_args(false);
-  app.add_option("--host-api", cfg.host_api,
-                 "PortAudio host API (substring, e.g. JACK, ALSA); default: PortAudio's default");
+  app.add_option(
+      "--host-api", cfg.host_api,
+      "Audio host API: jack (libjack directly), or a PortAudio host API (substring, e.g. "
+      "ALSA); default: PortAudio's default");
   app.add_option("--device", cfg.device,
-                 "Output device: index or name substring (see --list-devices)");
+                 "Output device: index or name substring (see --list-devices); with JACK, the "
+                 "client whose inputs to connect to (default: the physical playback ports)");
   app.add_option("--rate", cfg.rate, "Device sample rate in Hz; default: the device's default")
       ->check(CLI::Range(8000.0, 384000.0));
   app.add_option("--channels", cfg.channels, "Device output channels")

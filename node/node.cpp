@@ -92,14 +92,67 @@ Node::~Node() {
 
 void Node::check_device(mono_ns_t now) {
   const auto change = device_.update(mixer_->position().callbacks, backend_->stream_active(), now);
-  if (!change) return;
-  std::cerr << "rtpnode: " << describe(*change) << "\n";
-  if (change->state == DeviceState::running)
-    event("device_recovered", {{"callbacks", change->callbacks}});
-  else
-    event("device_lost", {{"state", to_string(change->state)},
-                          {"callbacks", change->callbacks},
-                          {"since_ms", change->since_ms}});
+  if (change) {
+    std::cerr << "rtpnode: " << describe(*change) << "\n";
+    if (change->state == DeviceState::running)
+      event("device_recovered", {{"callbacks", change->callbacks}});
+    else
+      event("device_lost", {{"state", to_string(change->state)},
+                            {"callbacks", change->callbacks},
+                            {"since_ms", change->since_ms}});
+  }
+  if (device_.up()) return;
+  if (!cfg_.device_retry) {
+    std::cerr << "rtpnode: --device-retry off: exiting (status " << kExitDeviceLost << ")\n";
+    stop();
+    return;
+  }
+  if (device_.reopen_due(now)) reopen_device(now);
+}
+
+void Node::reopen_device(mono_ns_t now) {
+  if (!backend_released_) {
+    if (!backend_->shutdown(std::chrono::seconds(2), true)) {
+      std::cerr << "rtpnode: the lost audio device was not released within 2 s; exiting (status "
+                << kExitDeviceLost << ") for the service manager to restart rtpnode\n";
+      device_abandoned_ = true;
+      stop();
+      return;
+    }
+    backend_released_ = true;
+  }
+  const double outage_ms = static_cast<double>(now - device_.last_progress_ns()) / 1e6;
+  try {
+    std::unique_ptr<AudioBackend> next = make_audio_backend(cfg_);
+    if (next->sample_rate() != clock_.rate() || next->channels() != mixer_->device_channels())
+      throw DeviceError(
+          "the device is back at " + std::to_string(static_cast<int>(next->sample_rate())) +
+          " Hz, " + std::to_string(next->channels()) + " ch; this node plays at " +
+          std::to_string(static_cast<int>(clock_.rate())) + " Hz, " +
+          std::to_string(mixer_->device_channels()) + " ch (restart rtpnode to follow it)");
+    next->open(*mixer_);
+    next->start();
+    backend_ = std::move(next);
+  } catch (const std::exception& e) {
+    ++device_reopen_failures_;
+    device_.reopen_failed(now);
+    if (reopen_error_ != e.what()) {
+      reopen_error_ = e.what();
+      std::cerr << "rtpnode: cannot reopen the audio device yet (retrying, at most every 5 s): "
+                << reopen_error_ << "\n";
+    }
+    return;
+  }
+  backend_released_ = false;
+  reopen_error_.clear();
+  ++device_reopens_;
+  reopen_callbacks_ = mixer_->position().callbacks;
+  device_.reopened(now);
+  std::cerr << "rtpnode: audio device reopened after " << static_cast<int>(outage_ms)
+            << " ms: " << backend_->describe() << "\n";
+  event("device_reopened", {{"attempts", device_.attempts()},
+                            {"outage_ms", outage_ms},
+                            {"device", backend_->describe()}});
 }
 
 std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
@@ -111,10 +164,12 @@ void Node::tick() {
   check_device(now_ns());
   const DevicePosition pos = mixer_->position();
   service_.tick(now_ns(), pos.callbacks);
-  clock_.update(pos, backend_->stream_time(), now_ns());
+  // After a reopening, the published position is the old stream's until the new one calls back.
+  if (pos.callbacks > reopen_callbacks_ || device_reopens_ == 0)
+    clock_.update(pos, backend_->stream_time(), now_ns());
   if (clock_.jumps() != device_jumps_seen_) {
     device_jumps_seen_ = clock_.jumps();
-    sources_->on_device_jump(clock_.last_jump_frames());
+    sources_->on_device_jump(clock_.last_jump_frames(), clock_, now_ns());
   }
   if (!clock_.valid()) return;
   if (!receiving_) {
@@ -279,12 +334,12 @@ int Node::run() {
 
   uv_run(&loop_, UV_RUN_DEFAULT);
   const bool lost = !device_.up();
-  device_abandoned_ = !backend_->shutdown(std::chrono::milliseconds(1500), lost);
+  if (!backend_->shutdown(std::chrono::milliseconds(1500), lost)) device_abandoned_ = true;
   if (device_abandoned_)
     std::cerr
         << "rtpnode: the audio device did not stop within 1.5 s; leaving it to the process exit\n";
   report(true);
-  return lost || device_abandoned_ ? kExitDeviceLost : 0;
+  return device_abandoned_ || (lost && !cfg_.device_retry) ? kExitDeviceLost : 0;
 }
 
 }  // namespace rtpnode

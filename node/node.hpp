@@ -47,8 +47,8 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  /// Exit code of run() when the audio device was lost (stopped or stalled) at the end, or did
-  /// not stop within 2 s.
+  /// Exit code of run() when the audio device was lost and --device-retry is off, or when a
+  /// device could not be released within 2 s.
   static constexpr int kExitDeviceLost = 3;
   /// What the node knows of its audio device (device_monitor.hpp).
   using DeviceState = DeviceMonitor::State;
@@ -92,6 +92,12 @@ class Node {
   /// Loop thread, every tick: follows the callback count; no progress for kDeviceStallNs makes
   /// the device stalled or stopped (stderr line, device_lost event), progress running again.
   void check_device(mono_ns_t now);
+  /// Loop thread: releases the lost backend (at most 2 s; else the process exits) and opens,
+  /// with the same configuration, a new one feeding the same mixer. The mixer's frame counter
+  /// goes on; the clock sees the outage as a device jump, which re-places the sources
+  /// (DeviceClock, SourceTable::on_device_jump). Events device_reopened / a stderr line per new
+  /// error.
+  void reopen_device(mono_ns_t now);
   /// The figures of the node and of every source now (stats_model.hpp).
   [[nodiscard]] NodeSnapshot snapshot() const;
   [[nodiscard]] std::vector<SourceReport> source_reports(bool with_departed) const;
@@ -117,6 +123,13 @@ class Node {
   // Device health (loop thread): see check_device().
   DeviceMonitor device_;
   bool device_abandoned_ = false;  ///< shutdown timed out: the mixer must outlive us
+  bool backend_released_ = false;  ///< the lost backend was shut down; no new one runs yet
+  std::uint64_t device_reopens_ = 0;
+  std::uint64_t device_reopen_failures_ = 0;
+  std::string reopen_error_;  ///< the last reopening's error, said once until it changes
+  /// The callback count when the device was last reopened: the clock takes readings again only
+  /// once the new stream has published a block.
+  std::uint64_t reopen_callbacks_ = 0;
   DeviceClock clock_;
   frames_t lead_frames_ = 0;
   std::uint64_t device_jumps_seen_ = 0;  ///< DeviceClock::jumps() already handed to the sources

@@ -20,6 +20,7 @@ NodeFlags::NodeFlags() {
   sync = d.sync_rtcp ? "rtcp" : "none";
   stats_interval = format_duration(d.stats_interval);
   rtcp_rr = d.rtcp_rr ? "on" : "off";
+  device_retry = d.device_retry ? "on" : "off";
   rtcp_min_interval = format_duration(d.rtcp_min_interval);
 }
 
@@ -83,7 +84,9 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
   auto sync = on_off("--sync", f.sync, "rtcp", "none", err);
   auto rr = on_off("--rtcp-rr", f.rtcp_rr, "on", "off", err);
   auto music = on_off("--profile", f.profile, "music", "speech", err);
-  if (!drift || !sync || !rr || !music) return fail(err);
+  auto retry = on_off("--device-retry", f.device_retry, "on", "off", err);
+  if (!drift || !sync || !rr || !music || !retry) return fail(err);
+  cfg.device_retry = *retry;
   cfg.drift_compensation = *drift;
   cfg.sync_rtcp = *sync;
   cfg.rtcp_rr = *rr;

@@ -58,6 +58,8 @@ NodeSnapshot Node::snapshot() const {
   n.device = backend_->describe();
   n.device_state = to_string(device_.state());
   n.device_up = device_.up();
+  n.device_reopens = device_reopens_;
+  n.device_reopen_failures = device_reopen_failures_;
   n.output_latency_ms =
       static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
   n.pa_output_latency_ms = backend_->output_latency() * 1000.0;

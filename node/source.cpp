@@ -121,10 +121,10 @@ bool Source::set_route(std::optional<std::vector<int>> channels, const DeviceClo
   return rings_->set_route(std::move(channels), clock.frame_at(now));
 }
 
-void Source::flush(const DeviceClock& clock, mono_ns_t now) {
+void Source::flush(const DeviceClock& clock, mono_ns_t now, bool keep_estimates) {
   ++stats_.flushes;
   jb_.reset();
-  playout_.rebase();
+  if (!keep_estimates) playout_.rebase();
   concealer_.reset();
   // Fade out from the next block; a fresh ring waits for the next packet to anchor it.
   restart_stream(std::numeric_limits<frames_t>::max() / 4, clock.frame_at(now),

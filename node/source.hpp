@@ -197,10 +197,15 @@ class Source {
   /// packet the source drops it (a re-placement `behind` frames earlier, faded, never earlier
   /// than the render lead allows) instead of trimming it away at 1 % speed (issue #15). A
   /// synchronised source is placed again on the timeline, which SourceTable moved.
-  void on_device_jump(frames_t behind);
+  /// A jump beyond kFlushAfterJumpMs (a device lost and reopened) flushes the source instead:
+  /// what it queued is stale by that much; the next packet anchors it afresh.
+  void on_device_jump(frames_t behind, const DeviceClock& clock, mono_ns_t now);
+  static constexpr frames_t kFlushAfterJumpMs = 200;
   /// Drops everything queued (jitter buffer and ring, faded out now); the next packet anchors
   /// the source afresh.
-  void flush(const DeviceClock& clock, mono_ns_t now);
+  /// `keep_estimates`: the sender's timeline did not move (our device did): its delay floor and
+  /// drift estimates stay valid, and the source starts again at the target it had.
+  void flush(const DeviceClock& clock, mono_ns_t now, bool keep_estimates = false);
   /// Ends the source: its audio already queued plays out (RTCP BYE, timeout), the last ramp
   /// frames fading, then the mixer detaches it. See drained(). `now_frame` is the device frame
   /// playing now: a ring whose audio would end more than a ring's capacity after it (parked far

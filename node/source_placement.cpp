@@ -88,8 +88,16 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
   return 0;
 }
 
-void Source::on_device_jump(frames_t behind) {
+void Source::on_device_jump(frames_t behind, const DeviceClock& clock, mono_ns_t now) {
   placement_.unplace();
+  if (behind > dev_rate_ * kFlushAfterJumpMs / 1000 && !leaving_) {
+    // A device lost and reopened, or stalled for long: what waits in the jitter buffer and the
+    // ring is stale by the outage. Drop it; the next packet anchors the source at its delay
+    // (and on the timeline, which SourceTable moved first).
+    pending_shift_ = 0;
+    flush(clock, now, true);
+    return;
+  }
   if (!on_timeline()) pending_shift_ -= behind;
 }
 

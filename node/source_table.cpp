@@ -267,10 +267,10 @@ std::size_t SourceTable::expire(mono_ns_t now, frames_t now_frame) {
   return left;
 }
 
-void SourceTable::on_device_jump(frames_t behind) {
+void SourceTable::on_device_jump(frames_t behind, const DeviceClock& clock, mono_ns_t now) {
   if (behind == 0) return;
   if (timeline_.on()) timeline_.on_device_jump(behind);
-  for (Source* s : order_) s->on_device_jump(behind);
+  for (Source* s : order_) s->on_device_jump(behind, clock, now);
 }
 
 void SourceTable::update_timeline() {

@@ -110,7 +110,7 @@ class SourceTable {
   /// Thread: loop. The device jumped by `behind` frames (DeviceClock::last_jump_frames): the
   /// timeline and every source move back to their delays (SyncTimeline::on_device_jump,
   /// Source::on_device_jump).
-  void on_device_jump(frames_t behind);
+  void on_device_jump(frames_t behind, const DeviceClock& clock, mono_ns_t now);
 
   /// Active sources, in order of arrival.
   [[nodiscard]] const std::vector<Source*>& active() const noexcept { return order_; }

@@ -166,11 +166,30 @@ JackServer::JackServer(const std::string& dir, int period, int playback_channels
     argv.emplace_back("--no-realtime");
   argv.insert(argv.end(), {"-d", "dummy", "-r", "48000", "-p", std::to_string(period), "-C", "2",
                            "-P", std::to_string(playback_channels)});
-  jackd_ = std::make_unique<Process>(argv, dir + "/jackd.log");
-  Process waiter({"jack_wait", "-w", "-t", "10"}, dir + "/jack_wait.log");
+  argv_ = argv;
+  dir_ = dir;
+  start();
+}
+
+void JackServer::restart() {
+  start();
+}
+
+void JackServer::start() {
+  const std::string n = starts_ == 0 ? "" : std::to_string(starts_);
+  ++starts_;
+  jackd_ = std::make_unique<Process>(argv_, dir_ + "/jackd" + n + ".log");
+  Process waiter({"jack_wait", "-w", "-t", "10"}, dir_ + "/jack_wait" + n + ".log");
   const auto rc = waiter.wait(std::chrono::seconds(15));
   if (!rc || *rc != 0)
     throw std::runtime_error("JACK dummy server did not start: " + jackd_->log());
+}
+
+long rss_kb(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
 }
 
 JackServer::~JackServer() {

@@ -68,12 +68,19 @@ class JackServer {
   /// Kills the server at once (SIGKILL), as a crash would, and reaps it. Its registry slot stays
   /// taken until a server of the same name starts: give such a server a fixed name.
   void kill_now();
+  /// Starts the server again, same name and settings, after kill_now(); returns once clients
+  /// can connect (jack_wait). Throws if it does not start within 15 s.
+  void restart();
   /// Stops the server's process (SIGSTOP) for `duration`, then lets it go on (SIGCONT): a
   /// device that stalls, as a loaded machine's audio thread does. Clients see an xrun.
   void pause(std::chrono::milliseconds duration);
 
  private:
+  void start();
   std::string name_;
+  std::string dir_;
+  std::vector<std::string> argv_;
+  int starts_ = 0;
   std::unique_ptr<Process> jackd_;
 };
 
@@ -81,6 +88,9 @@ class JackServer {
 /// (ptrace PTRACE_SEIZE + PTRACE_INTERRUPT, then PTRACE_DETACH): a thread descheduled or
 /// blocked, as a loaded machine does to it. Returns false (and stops nothing) if ptrace fails.
 bool freeze_thread(pid_t tid, std::chrono::milliseconds duration);
+
+/// Resident set size of process `pid`, kB (VmRSS), or -1.
+long rss_kb(pid_t pid);
 
 /// Scratch directory unique to the running test.
 std::string test_dir();

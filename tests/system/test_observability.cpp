@@ -683,16 +683,6 @@ TEST(Sources, AllowAdmitsOnlyItsAddressBlocksAndCountsTheRest) {
   EXPECT_NE(node.log().find("not in any --allow block"), std::string::npos) << node.log();
 }
 
-namespace {
-/// Resident set size of process `pid`, kB (VmRSS), or -1.
-long rss_kb(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-}  // namespace
-
 TEST(Sources, FloodOfGarbageAndNewSsrcsLeavesAGoodStreamUntouched) {
   // Issue #16: 50 k datagrams/s for 4 s -- 190 k of garbage (not RTP) and 10 k valid RTP packets
   // of 10 k different SSRCs, each seen once (never admitted: RFC 3550 A.1 probation) -- from

@@ -31,6 +31,7 @@
 #include "support/prometheus_check.hpp"
 #include "support/tcp_client.hpp"
 #include "system/harness.hpp"
+#include "system/jack_probe.hpp"
 
 using namespace rtpnode;
 using namespace rtpnode::systest;
@@ -80,6 +81,11 @@ struct Scenario {
   /// seconds after rtpsend started (a loop stall: the callback plays on from the rings).
   double freeze_loop_at_s = -1;
   int freeze_loop_ms = 150;
+  /// >= 0: the whole rtpnode process is stopped (SIGSTOP, SIGCONT) for stop_process_ms this
+  /// many seconds after rtpsend started: its JACK thread too (JACK skips it: an xrun) and its
+  /// loop.
+  double stop_process_at_s = -1;
+  int stop_process_ms = 150;
 };
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
@@ -184,6 +190,14 @@ Result run_once(const Scenario& s, int attempt) {
       EXPECT_TRUE(freeze_thread(rtpnode_p.pid(), std::chrono::milliseconds(s.freeze_loop_ms)))
           << "ptrace";
     });
+  std::thread process_stopper;
+  if (s.stop_process_at_s >= 0)
+    process_stopper = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::duration<double>(s.stop_process_at_s));
+      rtpnode_p.signal(SIGSTOP);
+      std::this_thread::sleep_for(std::chrono::milliseconds(s.stop_process_ms));
+      rtpnode_p.signal(SIGCONT);
+    });
   std::thread side_http;
   if (s.during_http) side_http = std::thread([&] { s.during_http(http_port); });
   std::atomic<bool> sending{true};
@@ -207,6 +221,7 @@ Result run_once(const Scenario& s, int attempt) {
   if (side.joinable()) side.join();
   if (freezer.joinable()) freezer.join();
   if (loop_freezer.joinable()) loop_freezer.join();
+  if (process_stopper.joinable()) process_stopper.join();
   if (side_http.joinable()) side_http.join();
   EXPECT_EQ(send_rc, std::optional<int>(0)) << rtpsend_p.log();
   if (s.after_send) s.after_send(http_port);
@@ -1067,6 +1082,7 @@ struct TwoSenders {
   bool node_defaults = false;
   double freeze_device_at_s = -1;  ///< see Scenario
   double freeze_loop_at_s = -1;    ///< see Scenario
+  double stop_process_at_s = -1;   ///< see Scenario
 };
 
 /// The first sender streams L16 48 kHz (routed left), the second `c.second_codec` (routed right);
@@ -1087,6 +1103,7 @@ std::pair<double, json> two_senders_on_one_ntp_clock(const TwoSenders& c, json* 
   s.period = c.period;
   s.freeze_device_at_s = c.freeze_device_at_s;
   s.freeze_loop_at_s = c.freeze_loop_at_s;
+  s.stop_process_at_s = c.stop_process_at_s;
   s.sample_stats = mid_stats != nullptr;
   if (c.node_defaults) {
     s.latency = "auto";
@@ -1183,8 +1200,9 @@ struct SyncCase {
   int period;
   double stagger_s;
   const char* second_codec;
-  bool freeze = false;      ///< stop the JACK server for 50 ms in the middle (a device xrun)
-  bool stall_loop = false;  ///< stop rtpnode's loop thread for 150 ms in the middle
+  bool freeze = false;        ///< stop the JACK server for 50 ms in the middle (a device xrun)
+  bool stall_loop = false;    ///< stop rtpnode's loop thread for 150 ms in the middle
+  bool stop_process = false;  ///< SIGSTOP rtpnode for 150 ms in the middle, then SIGCONT
 };
 
 class SyncPrecision : public ::testing::TestWithParam<SyncCase> {};
@@ -1199,6 +1217,7 @@ TEST_P(SyncPrecision, TenMillisecondOffsetIs480FramesWithinOne) {
   t.node_defaults = true;
   if (c.freeze) t.freeze_device_at_s = 4.5;
   if (c.stall_loop) t.freeze_loop_at_s = 4.5;
+  if (c.stop_process) t.stop_process_at_s = 4.5;
   json mid, early;
   const auto [lag, stats] = two_senders_on_one_ntp_clock(t, &mid, &early);
   double sync_error_ms[2] = {0, 0};
@@ -1208,15 +1227,17 @@ TEST_P(SyncPrecision, TenMillisecondOffsetIs480FramesWithinOne) {
       "sync: period %d, %s started %.3f s later%s: lag %.2f frames (goal 480); sync_error_ms "
       "%.4f / %.4f; xruns %llu\n",
       c.period, c.second_codec, c.stagger_s,
-      c.freeze ? ", device frozen 50 ms" : (c.stall_loop ? ", loop stalled 150 ms" : ""), lag,
-      sync_error_ms[0], sync_error_ms[1],
+      c.freeze ? ", device frozen 50 ms"
+               : (c.stall_loop ? ", loop stalled 150 ms"
+                               : (c.stop_process ? ", process stopped 150 ms" : "")),
+      lag, sync_error_ms[0], sync_error_ms[1],
       static_cast<unsigned long long>(stats["node"].value("xruns", 0ull)));
   ::testing::Test::RecordProperty("lag_frames", std::to_string(lag));
   EXPECT_NEAR(lag, 480.0, 1.0) << stats.dump(2);
   // While both play, both are on the timeline.
   ASSERT_EQ(mid["sources"].size(), 2u) << mid.dump(2);
   for (const json& src : mid["sources"]) EXPECT_TRUE(src.value("synced", false)) << src.dump(2);
-  if (c.freeze || c.stall_loop) {
+  if (c.freeze || c.stall_loop || c.stop_process) {
     // Issue #15: 2.5 s after the stall, each source's capture -> DAC delay is back within 2 ms
     // of what it was before (a device stall used to leave it raised by the stall for good).
     ASSERT_EQ(early["sources"].size(), 2u) << early.dump(2);
@@ -1231,14 +1252,16 @@ TEST_P(SyncPrecision, TenMillisecondOffsetIs480FramesWithinOne) {
 
 void PrintTo(const SyncCase& c, std::ostream* os) {
   *os << c.second_codec << " period " << c.period << " stagger " << c.stagger_s
-      << (c.freeze ? " xrun" : "") << (c.stall_loop ? " loop stall" : "");
+      << (c.freeze ? " xrun" : "") << (c.stall_loop ? " loop stall" : "")
+      << (c.stop_process ? " process stopped" : "");
 }
 
 std::string sync_case_name(const ::testing::TestParamInfo<SyncCase>& i) {
   const SyncCase& c = i.param;
   return std::string(c.second_codec) + "_period" + std::to_string(c.period) + "_stagger" +
          std::to_string(static_cast<int>(std::lround(c.stagger_s * 1000))) + "ms" +
-         (c.freeze ? "_xrun" : "") + (c.stall_loop ? "_loopstall" : "");
+         (c.freeze ? "_xrun" : "") + (c.stall_loop ? "_loopstall" : "") +
+         (c.stop_process ? "_sigstop" : "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Sync, SyncPrecision,
@@ -1251,7 +1274,8 @@ INSTANTIATE_TEST_SUITE_P(Sync, SyncPrecision,
                                            SyncCase{256, 0.137, "l16"}, SyncCase{256, 2.0, "l16"},
                                            SyncCase{1024, 0.137, "pcmu", true},
                                            SyncCase{256, 0.137, "pcmu", true},
-                                           SyncCase{1024, 0.137, "pcmu", false, true}),
+                                           SyncCase{1024, 0.137, "pcmu", false, true},
+                                           SyncCase{1024, 0.137, "pcmu", false, false, true}),
                          sync_case_name);
 
 namespace {
@@ -1440,10 +1464,11 @@ TEST(System, LostJackServerIsReportedAndSigtermStillExitsWithinTwoSeconds) {
   std::ifstream(dir + "/stats.json") >> after;
   EXPECT_EQ(after["node"]["device_state"], "stopped") << after.dump(2);
   EXPECT_EQ(after["node"]["device_up"], false);
+  EXPECT_GE(after["node"]["device_reopen_failures"], 1);  // --device-retry on: it keeps trying
   const auto t0 = std::chrono::steady_clock::now();
   node.signal(SIGTERM);
-  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(3))
-      << node.log();  // kExitDeviceLost
+  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(0))
+      << node.log();  // a stop that was asked for; --device-retry off exits 3 (below)
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
   EXPECT_NE(node.log().find("audio device stopped"), std::string::npos) << node.log();
   EXPECT_NE(node.log().find("(final)"), std::string::npos)
@@ -1454,6 +1479,112 @@ TEST(System, LostJackServerIsReportedAndSigtermStillExitsWithinTwoSeconds) {
     if (json::parse(line)["event"] == "device_lost") ++lost;
   EXPECT_EQ(lost, 1);
   sender.wait(std::chrono::seconds(10));
+}
+
+// Issue #15: with --device-retry off a lost device ends the process at once with status 3, for a
+// service manager (Restart=on-failure) to start it again.
+TEST(System, DeviceRetryOffExitsWithStatusThreeWhenTheServerDies) {
+  const std::string dir = test_dir();
+  JackServer jack(dir, kPeriod, 2, "rtpnode-test-killed");
+  Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
+                "127.0.0.1:" + std::to_string(free_udp_port()), "--device-retry", "off"},
+               dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto t0 = std::chrono::steady_clock::now();
+  jack.kill_now();
+  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(3)) << node.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));  // 500 ms to notice
+  EXPECT_NE(node.log().find("--device-retry off: exiting"), std::string::npos) << node.log();
+  jack.restart();  // JACK2 frees the dead server's registry slot when its name starts again
+}
+
+// Issue #15: the JACK server is killed under a playing node and started again, three times. Each
+// time the node reopens it (backoff from 100 ms), audio is back within 2 s of the server, the
+// source goes on (same SSRC, its counters continue), its arrival -> DAC delay is back within
+// 2 ms of what it was, events and metrics count every loss and reopening, and the resident set
+// does not grow with the cycles.
+TEST(System, KilledJackServerStartedAgainPlaysWithinTwoSecondsEveryTime) {
+  const std::string dir = test_dir();
+  JackServer jack(dir, kPeriod, 2, "rtpnode-test-restarted");
+  const int port = free_udp_port();
+  Process node(
+      {RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
+       "127.0.0.1:" + std::to_string(port), "--latency", "60ms", "--stats-json",
+       dir + "/stats.json", "--stats-interval", "100ms", "--event-log", dir + "/events.jsonl"},
+      dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "40s", "--dest",
+                  "127.0.0.1:" + std::to_string(port)},
+                 dir + "/rtpsend.log");
+  auto stats = [&] {
+    json j;
+    std::ifstream(dir + "/stats.json") >> j;
+    return j;
+  };
+  auto mono_ns = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  };
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  json before = stats();
+  ASSERT_EQ(before["sources"].size(), 1u) << before.dump(2);
+  const auto ssrc = before["sources"][0]["ssrc"];
+  const double delay_before = before["sources"][0]["arrival_to_dac_ms"];
+  long rss_first = 0;
+  for (int cycle = 1; cycle <= 3; ++cycle) {
+    const auto received_before = stats()["sources"][0]["packets_received"].get<long>();
+    jack.kill_now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    jack.restart();
+    const std::int64_t back_ns = mono_ns();
+    ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
+    JackProbe probe("rtpn:out_0", 4.0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    probe.stop();
+    // The first loud frame (the tone peaks near 0.5 after PCMU; silence is exactly 0).
+    std::size_t first = probe.frames();
+    for (std::size_t i = 0; i < probe.frames(); ++i)
+      if (std::fabs(probe.samples()[i]) > 0.1f) {
+        first = i;
+        break;
+      }
+    ASSERT_LT(first, probe.frames()) << "no audio after restart " << cycle << "\n" << node.log();
+    const double resumed_ms = static_cast<double>(probe.dac_ns(first) - back_ns) / 1e6;
+    std::printf("cycle %d: audio at the DAC %.0f ms after the server was back\n", cycle,
+                resumed_ms);
+    EXPECT_LT(resumed_ms, 2000.0) << "cycle " << cycle;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    const json now = stats();
+    EXPECT_EQ(now["node"]["device_state"], "running") << now.dump(2);
+    EXPECT_EQ(now["node"]["device_reopens"], cycle);
+    ASSERT_EQ(now["sources"].size(), 1u) << now.dump(2);
+    EXPECT_EQ(now["sources"][0]["ssrc"], ssrc);
+    EXPECT_GT(now["sources"][0]["packets_received"].get<long>(), received_before + 100);
+    const double delay_after = now["sources"][0]["arrival_to_dac_ms"];
+    std::printf("cycle %d: arrival -> DAC %.2f ms (before the first loss %.2f ms)\n", cycle,
+                delay_after, delay_before);
+    EXPECT_NEAR(delay_after, delay_before, 2.0) << "cycle " << cycle;
+    if (cycle == 1) rss_first = rss_kb(node.pid());
+  }
+  const long rss_last = rss_kb(node.pid());
+  std::printf("RSS after the first reopening %ld kB, after the third %ld kB\n", rss_first,
+              rss_last);
+  EXPECT_LT(rss_last - rss_first, 2048);
+  node.signal(SIGTERM);
+  EXPECT_EQ(node.wait(std::chrono::seconds(5)), std::optional<int>(0)) << node.log();
+  std::ifstream ev(dir + "/events.jsonl");
+  int lost = 0, reopened = 0;
+  for (std::string line; std::getline(ev, line);) {
+    const json e = json::parse(line);
+    lost += e["event"] == "device_lost" ? 1 : 0;
+    reopened += e["event"] == "device_reopened" ? 1 : 0;
+  }
+  EXPECT_EQ(lost, 3);
+  EXPECT_EQ(reopened, 3);
+  sender.signal(SIGTERM);
+  sender.wait(std::chrono::seconds(5));
 }
 
 // Issue #15: SIGHUP re-reads --config and applies what can change live: the gain of a playing
