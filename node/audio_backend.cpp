@@ -2,19 +2,21 @@
 
 #include <alsa/asoundlib.h>
 #include <jack/jack.h>
-#include <pa_jack.h>
 #include <pa_linux_alsa.h>
 #include <portaudio.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <iomanip>
 #include <ctime>
 #include <future>
 #include <memory>
 #include <thread>
 #include <utility>
+
+#include <unistd.h>
 
 #include "node/file_backend.hpp"
 #include "node/jack_backend.hpp"
@@ -110,11 +112,29 @@ RTPNODE_REALTIME void process_block(Mixer& mixer, CallbackTimes& times, float* o
   times.record(monotonic_ns() - t0);
 }
 
+/// Pa_Initialize with PortAudio's JACK host API kept from the JACK server: rtpnode plays to JACK
+/// through libjack (jack_backend.hpp), and once a server PortAudio's JACK host API joined dies,
+/// Pa_Terminate aborts the process (pa_jack.c Terminate asserts that jack_deactivate on the dead
+/// client succeeds), so a node on ALSA could neither reopen its device nor exit cleanly. The
+/// server is hidden by naming one that does not run while PortAudio initialises. Loop/main
+/// thread, while no other thread of ours reads the environment.
+static PaError initialize_portaudio_without_jack() {
+  const char* server = std::getenv("JACK_DEFAULT_SERVER");
+  const std::string saved = server ? server : "";
+  setenv("JACK_DEFAULT_SERVER",
+         ("rtpnode-hides-jack-from-portaudio-" + std::to_string(getpid())).c_str(), 1);
+  const PaError e = Pa_Initialize();
+  if (server)
+    setenv("JACK_DEFAULT_SERVER", saved.c_str(), 1);
+  else
+    unsetenv("JACK_DEFAULT_SERVER");
+  return e;
+}
+
 PortAudioBackend::PortAudioBackend(const NodeConfig& cfg)
     : channels_(cfg.channels), period_(cfg.period), rt_priority_(cfg.rt_priority) {
   silence_library_chatter();
-  if (!cfg.client_name.empty()) PaJack_SetClientName(cfg.client_name.c_str());
-  check(Pa_Initialize(), "PortAudio initialisation failed");
+  check(initialize_portaudio_without_jack(), "PortAudio initialisation failed");
 
   int api = Pa_GetDefaultHostApi();
   if (!cfg.host_api.empty()) {
@@ -157,6 +177,14 @@ PortAudioBackend::PortAudioBackend(const NodeConfig& cfg)
       }
     }
     device_ = index;
+    // ALSA: any PCM name (hw:1,0, plughw:CARD=DAC, default, jack, one from ~/.asoundrc) opens
+    // directly, listed or not (a device that appears later, a PCM PortAudio did not probe).
+    if (device_ < 0 && host_api_type_ == paALSA) {
+      alsa_pcm_ = cfg.device;
+      device_name_ = cfg.device;
+      rate_ = cfg.rate > 0 ? cfg.rate : 48000.0;
+      return;
+    }
   }
   if (device_ < 0 || Pa_GetDeviceInfo(device_)->maxOutputChannels <= 0) {
     Pa_Terminate();
@@ -236,7 +264,16 @@ void PortAudioBackend::open(Mixer& mixer) {
   out.device = device_;
   out.channelCount = channels_;
   out.sampleFormat = paFloat32;
-  out.suggestedLatency = Pa_GetDeviceInfo(device_)->defaultLowOutputLatency;
+  PaAlsaStreamInfo alsa{};
+  if (!alsa_pcm_.empty()) {
+    PaAlsa_InitializeStreamInfo(&alsa);
+    alsa.deviceString = alsa_pcm_.c_str();
+    out.device = paUseHostApiSpecificDeviceSpecification;
+    out.hostApiSpecificStreamInfo = &alsa;
+    out.suggestedLatency = 0.02;  // ALSA's period and buffer then follow --period
+  } else {
+    out.suggestedLatency = Pa_GetDeviceInfo(device_)->defaultLowOutputLatency;
+  }
   const PaError e = Pa_OpenStream(
       &stream_, nullptr, &out, rate_,
       period_ > 0 ? static_cast<unsigned long>(period_) : paFramesPerBufferUnspecified,

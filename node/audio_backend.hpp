@@ -147,6 +147,7 @@ class PortAudioBackend final : public AudioBackend {
   int period_ = 0;
   int rt_priority_ = 0;  ///< --rt-priority: > 0 asks ALSA for a real-time callback thread
   std::string device_name_;
+  std::string alsa_pcm_;  ///< ALSA: --device opened by PCM name (not in PortAudio's list)
   std::string host_api_name_;
   int host_api_type_ = 0;  ///< PaHostApiTypeId
   PaStream* stream_ = nullptr;

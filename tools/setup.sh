@@ -11,6 +11,7 @@ PACKAGES=(
   libsystemd-dev systemd help2man          # sd_notify; systemd-analyze verify; man pages
   libgtest-dev libgmock-dev libbenchmark-dev
   jackd2 jack-capture
+  libasound2-plugins                       # ALSA's jack PCM: the ALSA path tested on JACK dummy
   alsa-utils asterisk-core-sounds-en-wav   # real recordings for the demo and the tests
   ffmpeg                                   # independent G.722 decoder for a reference test
   iproute2                                 # network namespaces for the multicast test
