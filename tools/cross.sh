@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Cross-builds rtpnode for arm64 (a Raspberry Pi with a 64-bit OS) on a Debian 12 amd64 machine
 # and runs the unit tests under qemu's user-mode emulator:
-#   tools/cross.sh arm64 [--no-install] [--build-only]
+#   tools/cross.sh arm64 [--no-install] [--build-only] [--if-installable]
+# --if-installable: when the arm64 packages cannot be installed (no arm64 index on the mirror),
+# say so and exit 0 (tools/test.sh, as CI runs it); a build or test failure still fails.
 # Installs crossbuild-essential-arm64, qemu-user-static and the :arm64 -dev packages (multiarch;
 # apt may upgrade some amd64 libraries to keep versions equal). Build tree: build-arm64/.
 # The system tests (JACK server, capture) are not run: jackd2:arm64 cannot be installed next to
@@ -11,15 +13,16 @@ cd "$(dirname "$0")/.."
 
 arch=${1:-}
 if [ "$arch" != arm64 ]; then
-  echo "usage: tools/cross.sh arm64 [--no-install] [--build-only]" >&2
+  echo "usage: tools/cross.sh arm64 [--no-install] [--build-only] [--if-installable]" >&2
   exit 2
 fi
 shift
-install=1 run_tests=1
+install=1 run_tests=1 optional=0
 for a in "$@"; do
   case "$a" in
     --no-install) install=0 ;;
     --build-only) run_tests=0 ;;
+    --if-installable) optional=1 ;;
     *) echo "cross.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -31,23 +34,29 @@ for p in portaudio19-dev libuv1-dev libopus-dev libortp-dev libspeexdsp-dev libs
   PACKAGES+=("$p:arm64")
 done
 
-if [ "$install" = 1 ]; then
-  as_root=()
+install_packages() {
+  local as_root=()
   if [ "$(id -u)" -ne 0 ]; then as_root=(sudo -E); fi
   export DEBIAN_FRONTEND=noninteractive
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    "${as_root[@]}" dpkg --add-architecture arm64
-    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" dpkg --add-architecture arm64 || return 1
   fi
-  missing=()
+  local missing=() p
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
   done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "cross: installing ${missing[*]}" >&2
-    "${as_root[@]}" apt-get update -qq
-    "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "cross: installing ${missing[*]}" >&2
+  "${as_root[@]}" apt-get update -qq || return 1
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+if [ "$install" = 1 ] && ! install_packages; then
+  if [ "$optional" = 1 ]; then
+    echo "cross: the arm64 packages are not installable here; arm64 build skipped" >&2
+    exit 0
   fi
+  echo "cross: installing the arm64 packages failed" >&2
+  exit 1
 fi
 
 build=build-arm64
@@ -57,11 +66,12 @@ cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=tools/cmake/aarch64-linux-gnu.cmak
   { cat "$build/configure.log"; exit 1; }
 cmake --build "$build" -j"$(nproc)" --target rtpnode rtpsend rtp_tests jitter_tests node_tests \
   tools_tests realtime_safety_test
-file "$build/node/rtpnode" | grep -q "ARM aarch64" || { echo "cross: rtpnode is not arm64" >&2; exit 1; }
+machine=$(readelf -h "$build/node/rtpnode" | sed -n 's/^ *Machine: *//p')
+[ "$machine" = AArch64 ] || { echo "cross: rtpnode is built for '$machine', not AArch64" >&2; exit 1; }
 # The binary runs: qemu executes it (no binfmt registration needed).
 /usr/bin/qemu-aarch64-static "$build/node/rtpnode" --help >"$build/rtpnode-help.txt"
 head -1 "$build/rtpnode-help.txt"
 [ "$run_tests" = 1 ] || exit 0
 # The unit tests only: system tests need a JACK server, Setup/Install run host tools.
 cd "$build"
-ctest -j"$(nproc)" --output-on-failure -LE system -E '^(Setup|Install)\.' --timeout 600
+ctest -j"$(nproc)" --output-on-failure -LE system -E '^(Setup|Install)\.|_NOT_BUILT' --timeout 600

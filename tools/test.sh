@@ -5,8 +5,10 @@
 #  2. the same unit and system tests under ASan+UBSan, the threaded ones under TSan
 #     (tools/sanitize.sh);
 #  3. every fuzz target for FUZZ_SECONDS each (default 30) from seed corpora of real senders
-#     (tools/fuzz.sh).
-# `tools/test.sh --quick` runs stage 1 only (for a fast local check; CI runs all three).
+#     (tools/fuzz.sh);
+#  4. the arm64 cross build and its unit tests under qemu (tools/cross.sh), when the arm64
+#     packages can be installed.
+# `tools/test.sh --quick` runs stage 1 only (for a fast local check; CI runs all four).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
@@ -22,3 +24,4 @@ tools/build.sh -DRTPNODE_WERROR=ON
 if [ "${1:-}" = "--quick" ]; then exit 0; fi
 tools/sanitize.sh
 tools/fuzz.sh "${FUZZ_SECONDS:-30}"
+tools/cross.sh arm64 --if-installable
