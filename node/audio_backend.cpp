@@ -211,27 +211,36 @@ PortAudioBackend::~PortAudioBackend() {
 bool PortAudioBackend::shutdown(std::chrono::milliseconds bound, bool device_gone) noexcept {
   if (shut_down_) return true;
   shut_down_ = true;
+  const bool done = run_within(
+      [stream = stream_, started = started_, device_gone] {
+        if (stream != nullptr) {
+          if (started) {
+            if (device_gone)
+              Pa_AbortStream(stream);
+            else
+              Pa_StopStream(stream);
+          }
+          Pa_CloseStream(stream);
+        }
+        Pa_Terminate();
+      },
+      bound);
+  started_ = false;
+  stream_ = nullptr;  // the queries must not touch a stream being closed
+  return done;
+}
+
+bool run_within(std::function<void()> work, std::chrono::milliseconds bound) noexcept {
   try {
     auto done = std::make_shared<std::promise<void>>();
     std::future<void> finished = done->get_future();
-    std::thread([stream = stream_, started = started_, device_gone, done] {
-      if (stream != nullptr) {
-        if (started) {
-          if (device_gone)
-            Pa_AbortStream(stream);
-          else
-            Pa_StopStream(stream);
-        }
-        Pa_CloseStream(stream);
-      }
-      Pa_Terminate();
+    std::thread([work = std::move(work), done] {
+      work();
       done->set_value();
     }).detach();
-    started_ = false;
-    stream_ = nullptr;  // the queries must not touch a stream being closed
     return finished.wait_for(bound) == std::future_status::ready;
   } catch (const std::exception&) {
-    return false;  // no thread could be started: leave PortAudio to the process exit
+    return false;  // no thread could be started: leave the device to the process exit
   }
 }
 

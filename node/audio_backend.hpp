@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <utility>
 
 #include <memory>
@@ -91,6 +92,12 @@ class AudioBackend {
   /// One line for the user: "JACK Audio Connection Kit: system (48000 Hz, 2 ch)".
   [[nodiscard]] virtual std::string describe() const = 0;
 };
+
+/// Runs `work` on a detached thread and waits for it at most `bound`: true when it finished in
+/// time; false when it did not (it goes on alone; what it uses must outlive it) or no thread
+/// could be started. For releasing devices whose close can block (a JACK server gone or
+/// stopped). Thread: loop.
+bool run_within(std::function<void()> work, std::chrono::milliseconds bound) noexcept;
 
 /// Creates the backend NodeConfig asks for: FileBackend when cfg.output is set, else
 /// PortAudioBackend. Thread: loop. Throws DeviceError.

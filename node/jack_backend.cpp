@@ -4,9 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <future>
 #include <iostream>
-#include <thread>
 
 #include "node/realtime.hpp"
 
@@ -166,20 +164,16 @@ bool JackBackend::shutdown(std::chrono::milliseconds bound, bool) noexcept {
   if (shut_down_) return true;
   shut_down_ = true;
   if (shared_->client == nullptr) return true;
-  try {
-    auto done = std::make_shared<std::promise<void>>();
-    std::future<void> finished = done->get_future();
-    std::thread([shared = shared_, active = active_, done] {
-      // After the server is gone the client is a zombie: deactivating it would talk to no one.
-      if (active && !shared->lost.load(std::memory_order_acquire)) jack_deactivate(shared->client);
-      jack_client_close(shared->client);
-      done->set_value();
-    }).detach();
-    active_ = false;
-    return finished.wait_for(bound) == std::future_status::ready;
-  } catch (const std::exception&) {
-    return false;
-  }
+  const bool done = run_within(
+      [shared = shared_, active = active_] {
+        // After the server is gone the client is a zombie: deactivating it would talk to no one.
+        if (active && !shared->lost.load(std::memory_order_acquire))
+          jack_deactivate(shared->client);
+        jack_client_close(shared->client);
+      },
+      bound);
+  active_ = false;
+  return done;
 }
 
 bool JackBackend::stream_active() const noexcept {
