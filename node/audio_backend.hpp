@@ -54,10 +54,10 @@ void add_callback_times(NodeSnapshot& n, const CallbackTimes& ct);
 RTPNODE_REALTIME void process_block(Mixer& mixer, CallbackTimes& times, float* out, frames_t frames,
                                     const BlockTiming& timing) noexcept;
 
-/// The audio output seam: where the mix goes and what paces it. Three implementations:
-/// PortAudioBackend (a device; its callback paces), FileBackend (file_backend.hpp: a WAV/FLAC
-/// file paced by a virtual device clock) and ManualBackend (manual_backend.hpp: a test pulls
-/// blocks). Each calls process_block() for every block, so the mixing code is the same in all.
+/// The audio output seam: where the mix goes and what paces it. Four implementations:
+/// PortAudioBackend (a device; its callback paces), JackBackend (jack_backend.hpp: a JACK
+/// client; JACK's cycle paces), FileBackend (file_backend.hpp: a WAV/FLAC file paced by a virtual
+/// device clock) and ManualBackend (file_backend.hpp: a test pulls blocks). Each calls process_block() for every block, so the mixing code is the same in all.
 /// Thread: construct, open, start, shut down and destroy on the loop thread; the queries are
 /// for the loop thread unless they say otherwise.
 class AudioBackend {
@@ -99,16 +99,18 @@ class AudioBackend {
 /// stopped). Thread: loop.
 bool run_within(std::function<void()> work, std::chrono::milliseconds bound) noexcept;
 
-/// Creates the backend NodeConfig asks for: FileBackend when cfg.output is set, else
-/// PortAudioBackend. Thread: loop. Throws DeviceError.
+/// Creates the backend NodeConfig asks for: FileBackend when cfg.output is set, JackBackend when
+/// cfg.host_api names JACK, else PortAudioBackend. Thread: loop. Throws DeviceError.
 std::unique_ptr<AudioBackend> make_audio_backend(const NodeConfig& cfg);
 
 /// Owns PortAudio's initialisation and one output stream.
 /// Thread: construct, open, start, stop and destroy on the loop thread.
 class PortAudioBackend final : public AudioBackend {
  public:
-  /// Initialises PortAudio (JACK client name set from cfg.client_name) and resolves the host API
-  /// and device from cfg. Throws DeviceError when none matches.
+  /// Initialises PortAudio (its JACK host API kept from any JACK server: JACK goes through
+  /// JackBackend) and resolves the host API and device from cfg: a device index, a name
+  /// substring, or on ALSA any PCM name (hw:1,0, plughw:CARD=DAC, default), opened by name.
+  /// Throws DeviceError when none matches.
   explicit PortAudioBackend(const NodeConfig& cfg);
   ~PortAudioBackend() override;
   PortAudioBackend(const PortAudioBackend&) = delete;

@@ -2,7 +2,7 @@
 
 #include <jack/jack.h>
 
-#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 

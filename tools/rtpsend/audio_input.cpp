@@ -39,15 +39,15 @@ Audio read_raw_file(const std::string& path, const PayloadFormat& f) {
   return a;
 }
 
-Audio make_signal(const std::string& kind, double value) {
-  Audio a{std::vector<std::int16_t>(48000, 0), 48000, 1};
+Audio make_signal(const std::string& kind, double value, int rate) {
+  Audio a{std::vector<std::int16_t>(static_cast<std::size_t>(rate), 0), rate, 1};
   if (kind == "tone") {
-    for (int i = 0; i < 48000; ++i)
+    for (int i = 0; i < rate; ++i)
       a.samples[static_cast<std::size_t>(i)] = static_cast<std::int16_t>(
-          std::lround(16384.0 * std::sin(2 * M_PI * value * i / 48000.0)));
+          std::lround(16384.0 * std::sin(2 * M_PI * value * i / static_cast<double>(rate))));
   } else if (kind == "clicks") {
-    const int every = static_cast<int>(48000 / value);
-    for (int i = 0; i < 48000; i += every)
+    const int every = std::max(1, static_cast<int>(rate / value));
+    for (int i = 0; i < rate; i += every)
       a.samples[static_cast<std::size_t>(i)] = 29491;  // -1 dBFS impulse
   }
   return a;

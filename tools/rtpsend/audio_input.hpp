@@ -27,9 +27,11 @@ struct Audio {
 Audio read_audio_file(const std::string& path);
 /// A headerless PCM file in the --raw-format layout (s16le/RATE/CHANNELS). Throws likewise.
 Audio read_raw_file(const std::string& path, const PayloadFormat& f);
-/// One second of a test signal at 48 kHz mono that loops seamlessly: "tone" (`value` Hz, a whole
-/// number, -6 dBFS), "clicks" (`value` impulses per second, -1 dBFS) or "silence".
-Audio make_signal(const std::string& kind, double value);
+/// One second of a test signal at `rate` Hz mono that loops seamlessly: "tone" (`value` Hz, a
+/// whole number, -6 dBFS), "clicks" (`value` impulses per second, -1 dBFS) or "silence". Made at
+/// the rate it is sent at: resampled, the one-second loop would lose the resampler's latency at
+/// its end (a 16 ms dip once a second at 8 kHz).
+Audio make_signal(const std::string& kind, double value, int rate = 48000);
 /// Mono to many channels (copied) or many to mono (averaged); channels beyond the input's repeat
 /// its last one.
 Audio to_channels(const Audio& in, int channels);

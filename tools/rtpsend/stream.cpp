@@ -176,6 +176,8 @@ std::vector<std::unique_ptr<Stream>> make_streams(const Options& o, const Plan& 
   for (std::size_t k = 0; k < p.streams; ++k) {
     auto s = std::make_unique<Stream>();
     Audio audio;
+    std::string signal;  ///< tone, clicks or silence: made again at the sending rate below
+    double signal_value = 0;
     if (p.signals) {
       if (!o.tone.empty()) {
         std::string t = o.tone;
@@ -191,7 +193,8 @@ std::vector<std::unique_ptr<Stream>> make_streams(const Options& o, const Plan& 
             std::fmod(hz * scale, 1.0) != 0)
           throw std::runtime_error("--tone " + o.tone +
                                    ": a whole number of Hz below 24 kHz, e.g. 1kHz or 440");
-        audio = make_signal("tone", hz * scale);
+        signal = "tone";
+        signal_value = hz * scale;
         s->name = "tone " + o.tone;
       } else if (!o.clicks.empty()) {
         double per_s = 0;
@@ -199,12 +202,14 @@ std::vector<std::unique_ptr<Stream>> make_streams(const Options& o, const Plan& 
         auto r = std::from_chars(c.data(), c.data() + c.size(), per_s);
         if (r.ec != std::errc{} || per_s <= 0 || per_s > 1000)
           throw std::runtime_error("--clicks " + o.clicks + ": e.g. 1/s (up to 1000/s)");
-        audio = make_signal("clicks", per_s);
+        signal = "clicks";
+        signal_value = per_s;
         s->name = "clicks " + o.clicks;
       } else {
-        audio = make_signal("silence", 0);
+        signal = "silence";
         s->name = "silence";
       }
+      audio = make_signal(signal, signal_value);
     } else if (!o.raw_format.empty()) {
       auto rf = parse_raw_format(o.raw_format, err);
       if (!rf) throw std::runtime_error("--raw-format: " + err);
@@ -235,7 +240,10 @@ std::vector<std::unique_ptr<Stream>> make_streams(const Options& o, const Plan& 
       f = PayloadFormat{c, 8000, c == Codec::g722 ? 16000u : 8000u, 1};
     }
     s->fmt = f;
-    s->audio = resample(to_channels(audio, f.channels), static_cast<int>(f.audio_rate));
+    s->audio = signal.empty()
+                   ? resample(to_channels(audio, f.channels), static_cast<int>(f.audio_rate))
+                   : to_channels(make_signal(signal, signal_value, static_cast<int>(f.audio_rate)),
+                                 f.channels);
     s->frames_per_packet = static_cast<int>(ns_to_frames(p.ptime.count(), f.audio_rate));
     if (s->frames_per_packet <= 0 || ptime_ms > kMaxPtimeMs)
       throw std::runtime_error("--ptime " + o.ptime + " is out of range (up to 120ms)");
