@@ -57,9 +57,10 @@ RTPNODE_REALTIME void process_block(Mixer& mixer, CallbackTimes& times, float* o
 /// The audio output seam: where the mix goes and what paces it. Four implementations:
 /// PortAudioBackend (a device; its callback paces), JackBackend (jack_backend.hpp: a JACK
 /// client; JACK's cycle paces), FileBackend (file_backend.hpp: a WAV/FLAC file paced by a virtual
-/// device clock) and ManualBackend (file_backend.hpp: a test pulls blocks). Each calls process_block() for every block, so the mixing code is the same in all.
-/// Thread: construct, open, start, shut down and destroy on the loop thread; the queries are
-/// for the loop thread unless they say otherwise.
+/// device clock) and ManualBackend (file_backend.hpp: a test pulls blocks). Each calls
+/// process_block() for every block, so the mixing code is the same in all. Thread: construct, open,
+/// start, shut down and destroy on the loop thread; the queries are for the loop thread unless they
+/// say otherwise.
 class AudioBackend {
  public:
   virtual ~AudioBackend() = default;

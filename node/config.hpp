@@ -141,6 +141,11 @@ struct NodeConfig {
   /// stopped calling back) is reopened with backoff while sources keep receiving (on, default);
   /// off: rtpnode exits with status 3 at once, for a service manager to restart it.
   bool device_retry = true;
+  /// --idle-suspend DUR: after DUR without a source, release the device (JACK: the client leaves
+  /// the graph; ALSA: the PCM is closed) and open it again at the first packet of a new source.
+  /// An idle node then costs no audio thread. 0 = never (default: JACK connections made by hand
+  /// to rtpnode's ports would not survive it). 0..1 day.
+  nanoseconds idle_suspend{0};
   /// --output FILE: render the mix to FILE instead of a device (node/file_backend.hpp). The
   /// extension picks the container: .wav (RIFF WAVE, at most 4 GB), .rf64 or .flac. Paced in real
   /// time by a virtual device clock at `rate` (default 48000 Hz) and `period` (default 256
@@ -190,7 +195,7 @@ struct NodeFlags {
   std::vector<std::pair<int, std::string>> raws;
   std::string latency, min_latency, max_latency, profile, render_lead, drift, source_timeout, sync;
   std::string duration, stats_interval, http, http_token_file, rtcp_rr, rtcp_min_interval;
-  std::string device_retry;
+  std::string device_retry, idle_suspend;
 };
 
 /// Builds a NodeConfig from `flags` on top of `base` (its fields CLI11 binds directly: numbers,

@@ -49,6 +49,9 @@ class DeviceMonitor {
   /// A new stream was started at `now`: it has kStallNs to deliver a callback before it counts
   /// as stalled; the state turns running when the count moves.
   void reopened(mono_ns_t now) noexcept;
+  /// A device resumed at `now` after a deliberate suspension (no reading was taken meanwhile):
+  /// it has kStallNs to call back before it counts as stalled.
+  void watch_from(mono_ns_t now) noexcept { progress_ns_ = now; }
   /// Attempts since the device was lost (0 while running).
   [[nodiscard]] int attempts() const noexcept { return attempts_; }
   /// When the callbacks last moved (the outage's start while the device is lost), ns.

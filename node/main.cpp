@@ -226,6 +226,11 @@ Loaded load(int argc, char** argv, bool startup) {
                  "or rtpnode exits with status 3 (off)")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  app.add_option("--idle-suspend", flags.idle_suspend,
+                 "Release the device after this long without a source and reopen it at the next "
+                 "source's first packet; 0s = never")
+      ->check(duration_validator())
+      ->capture_default_str();
   app.add_option("--resampler-quality", cfg.resampler_quality, "speexdsp resampler quality 0..10")
       ->check(CLI::Range(0, 10))
       ->capture_default_str();

@@ -201,6 +201,15 @@ class Mixer {
   /// and publishes the position. No allocation, lock, system call or exception.
   RTPNODE_REALTIME void process(float* out, frames_t n, const BlockTiming& t) noexcept;
 
+  /// Moves the device frame counter F to `f` (>= F) while no audio thread runs: between one
+  /// backend's shutdown and the next one's start (a suspended device resumed: F goes on as if
+  /// the device had played meanwhile, so that what sources placed on the extrapolated clock
+  /// stays placed). Thread: loop, with no block being processed; the next backend's thread
+  /// starts after it (its creation orders the write).
+  void skip_to(frames_t f) noexcept {
+    if (f > frame_) frame_ = f;
+  }
+
   /// Any thread; lock-free (retries while the audio thread writes). The last published position.
   [[nodiscard]] DevicePosition position() const noexcept;
 

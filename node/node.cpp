@@ -91,6 +91,7 @@ Node::~Node() {
 }
 
 void Node::check_device(mono_ns_t now) {
+  if (suspended_) return;  // released on purpose: no callback is expected
   const auto change = device_.update(mixer_->position().callbacks, backend_->stream_active(), now);
   if (change) {
     std::cerr << "rtpnode: " << describe(*change) << "\n";
@@ -108,6 +109,55 @@ void Node::check_device(mono_ns_t now) {
     return;
   }
   if (device_.reopen_due(now)) reopen_device(now);
+}
+
+void Node::suspend_device(mono_ns_t now) {
+  if (!backend_->shutdown(std::chrono::seconds(2), false)) {
+    std::cerr << "rtpnode: the idle audio device was not released within 2 s; exiting (status "
+              << kExitDeviceLost << ")\n";
+    device_abandoned_ = true;
+    stop();
+    return;
+  }
+  backend_released_ = true;
+  suspended_ = true;
+  suspended_at_ = now;
+  ++suspensions_;
+  std::cerr << "rtpnode: no source for " << format_duration(cfg_.idle_suspend)
+            << ": audio device released until the next source (--idle-suspend)\n";
+  event("device_suspended", {{"idle_ms", static_cast<double>(now - idle_since_) / 1e6}});
+}
+
+void Node::resume_device(mono_ns_t now) {
+  suspended_ = false;
+  device_.watch_from(now);
+  try {
+    std::unique_ptr<AudioBackend> next = make_audio_backend(cfg_);
+    if (next->sample_rate() != clock_.rate() || next->channels() != mixer_->device_channels())
+      throw DeviceError("the device is back at " +
+                        std::to_string(static_cast<int>(next->sample_rate())) + " Hz, " +
+                        std::to_string(next->channels()) + " ch; this node plays at " +
+                        std::to_string(static_cast<int>(clock_.rate())) + " Hz, " +
+                        std::to_string(mixer_->device_channels()) + " ch");
+    next->open(*mixer_);
+    // The frame counter goes on as if the device had played meanwhile: the new source was
+    // placed on the clock's extrapolation.
+    mixer_->skip_to(clock_.frame_at(now_ns()));
+    next->start();
+    backend_ = std::move(next);
+  } catch (const std::exception& e) {
+    // Left to the device-loss path: no callback comes, the monitor says stopped, and the
+    // reopening retries with backoff.
+    std::cerr << "rtpnode: cannot open the audio device again after the idle suspension: "
+              << e.what() << "\n";
+    return;
+  }
+  backend_released_ = false;
+  reopen_callbacks_ = mixer_->position().callbacks;
+  const double suspended_ms = static_cast<double>(now - suspended_at_) / 1e6;
+  std::cerr << "rtpnode: audio device opened again for a new source after "
+            << static_cast<int>(suspended_ms) << " ms: " << backend_->describe() << "\n";
+  event("device_resumed", {{"suspended_ms", suspended_ms}, {"device", backend_->describe()}});
 }
 
 void Node::reopen_device(mono_ns_t now) {
@@ -163,10 +213,10 @@ std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
 void Node::tick() {
   check_device(now_ns());
   const DevicePosition pos = mixer_->position();
-  service_.tick(now_ns(), pos.callbacks);
-  // After a reopening, the published position is the old stream's until the new one calls back.
-  if (pos.callbacks > reopen_callbacks_ || device_reopens_ == 0)
-    clock_.update(pos, backend_->stream_time(), now_ns());
+  service_.tick(now_ns(), pos.callbacks, suspended_);
+  // After a reopening or a resumption, the published position is the old stream's until the
+  // new one calls back.
+  if (pos.callbacks > reopen_callbacks_) clock_.update(pos, backend_->stream_time(), now_ns());
   if (clock_.jumps() != device_jumps_seen_) {
     device_jumps_seen_ = clock_.jumps();
     sources_->on_device_jump(clock_.last_jump_frames(), clock_, now_ns());
@@ -183,7 +233,10 @@ void Node::tick() {
     }
     udp_->start([this](const ReceivedDatagram& d) {
       demux_->on_datagram(d, clock_);
-      if (idle_ && !sources_->active().empty()) set_render_cadence(false);  // a source: render
+      if (idle_ && !sources_->active().empty()) {
+        set_render_cadence(false);  // a source: render
+        if (suspended_) resume_device(now_ns());
+      }
     });
     receiving_ = true;
     std::string listening;
@@ -197,7 +250,13 @@ void Node::tick() {
   last_tick_ = now;
   for (Source* s : sources_->active()) s->render(clock_, now);
   expire_sources(now);
-  if (!idle_ && sources_->active().empty() && sources_->draining() == 0) set_render_cadence(true);
+  if (!idle_ && sources_->active().empty() && sources_->draining() == 0) {
+    set_render_cadence(true);
+    idle_since_ = now;
+  }
+  if (idle_ && !suspended_ && cfg_.idle_suspend.count() > 0 && device_.up() &&
+      now - idle_since_ >= cfg_.idle_suspend.count())
+    suspend_device(now);
   if (now - last_watch_ >= 100'000'000) {
     last_watch_ = now;
     const double lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();

@@ -98,6 +98,11 @@ class Node {
   /// (DeviceClock, SourceTable::on_device_jump). Events device_reopened / a stderr line per new
   /// error.
   void reopen_device(mono_ns_t now);
+  /// --idle-suspend: releases the device after that long without a source (event
+  /// device_suspended); resume_device() opens it again at a new source's first packet, with
+  /// the mixer's frame counter moved to where the clock says the device would be.
+  void suspend_device(mono_ns_t now);
+  void resume_device(mono_ns_t now);
   /// The figures of the node and of every source now (stats_model.hpp).
   [[nodiscard]] NodeSnapshot snapshot() const;
   [[nodiscard]] std::vector<SourceReport> source_reports(bool with_departed) const;
@@ -127,6 +132,10 @@ class Node {
   std::uint64_t device_reopens_ = 0;
   std::uint64_t device_reopen_failures_ = 0;
   std::string reopen_error_;  ///< the last reopening's error, said once until it changes
+  bool suspended_ = false;    ///< --idle-suspend released the device (no source)
+  mono_ns_t idle_since_ = 0;  ///< when the last source ended (0: sources play)
+  mono_ns_t suspended_at_ = 0;
+  std::uint64_t suspensions_ = 0;
   /// The callback count when the device was last reopened: the clock takes readings again only
   /// once the new stream has published a block.
   std::uint64_t reopen_callbacks_ = 0;

@@ -21,6 +21,7 @@ NodeFlags::NodeFlags() {
   stats_interval = format_duration(d.stats_interval);
   rtcp_rr = d.rtcp_rr ? "on" : "off";
   device_retry = d.device_retry ? "on" : "off";
+  idle_suspend = format_duration(d.idle_suspend);
   rtcp_min_interval = format_duration(d.rtcp_min_interval);
 }
 
@@ -108,7 +109,8 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
         DurationField{"--render-lead", f.render_lead, cfg.render_lead},
         DurationField{"--stats-interval", f.stats_interval, cfg.stats_interval},
         DurationField{"--source-timeout", f.source_timeout, cfg.source_timeout},
-        DurationField{"--rtcp-min-interval", f.rtcp_min_interval, cfg.rtcp_min_interval}}) {
+        DurationField{"--rtcp-min-interval", f.rtcp_min_interval, cfg.rtcp_min_interval},
+        DurationField{"--idle-suspend", f.idle_suspend, cfg.idle_suspend}}) {
     auto v = duration_flag(d.flag, d.text, err);
     if (!v) return fail(err);
     d.out = *v;
@@ -157,6 +159,8 @@ std::string NodeConfig::validate() const {
            format_duration(max_latency);
   if (render_lead > seconds(1))
     return "--render-lead " + format_duration(render_lead) + " is above the 1 s maximum";
+  if (idle_suspend > seconds(86400))
+    return "--idle-suspend " + format_duration(idle_suspend) + " is above the 1 day maximum";
   if (rtcp_min_interval < milliseconds(100) || rtcp_min_interval > seconds(60))
     return "--rtcp-min-interval " + format_duration(rtcp_min_interval) + " is outside 100ms..60s";
   if (channels < 1 || channels > 64)

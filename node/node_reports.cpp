@@ -56,8 +56,9 @@ NodeSnapshot Node::snapshot() const {
   n.sample_rate = clock_.rate();
   n.device_skew_ppm = clock_.skew() * 1e6;  // device clock vs monotonic clock (DeviceClock)
   n.device = backend_->describe();
-  n.device_state = to_string(device_.state());
-  n.device_up = device_.up();
+  n.device_state = suspended_ ? "suspended" : to_string(device_.state());
+  n.device_up = device_.up();  // a suspended device is not lost
+  n.device_suspensions = suspensions_;
   n.device_reopens = device_reopens_;
   n.device_reopen_failures = device_reopen_failures_;
   n.output_latency_ms =

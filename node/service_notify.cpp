@@ -17,10 +17,11 @@ void ServiceNotifier::stopping() {
   sd_notify(0, "STOPPING=1");
 }
 
-void ServiceNotifier::tick(mono_ns_t now, std::uint64_t callbacks) {
+void ServiceNotifier::tick(mono_ns_t now, std::uint64_t callbacks, bool device_suspended) {
   if (interval_ns_ <= 0 || now < next_ns_) return;
   next_ns_ = now + interval_ns_ / 3;
-  if (callbacks == last_callbacks_) return;  // the audio callback is not running: no ping
+  // The audio callback is not running (and should be): no ping.
+  if (callbacks == last_callbacks_ && !device_suspended) return;
   last_callbacks_ = callbacks;
   sd_notify(0, "WATCHDOG=1");
 }

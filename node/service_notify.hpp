@@ -25,7 +25,9 @@ class ServiceNotifier {
   void stopping();
   /// Called often (every loop tick) with the audio callback's count: sends WATCHDOG=1 every third
   /// of the interval, but only when the count moved since the previous one.
-  void tick(mono_ns_t now, std::uint64_t callbacks);
+  /// `device_suspended`: the device was released on purpose (--idle-suspend): the loop is what
+  /// must be alive, and it is (it is calling).
+  void tick(mono_ns_t now, std::uint64_t callbacks, bool device_suspended = false);
 
   [[nodiscard]] bool watchdog_enabled() const noexcept { return interval_ns_ > 0; }
   [[nodiscard]] mono_ns_t watchdog_interval_ns() const noexcept { return interval_ns_; }

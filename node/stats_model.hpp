@@ -60,6 +60,7 @@ struct NodeSnapshot {
   std::string device_state;  ///< Node::DeviceState: running, stalled, stopped
   bool device_up = true;
   std::uint64_t device_reopens = 0;
+  std::uint64_t device_suspensions = 0;
   std::uint64_t device_reopen_failures = 0;
   double output_latency_ms = 0;
   double pa_output_latency_ms = 0;

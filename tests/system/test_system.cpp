@@ -1831,6 +1831,116 @@ TEST(Service, RtPriorityLocksMemoryAndSchedulesTheLoopOrWarns) {
 // plays, and WATCHDOG=1 only while the audio callback runs: a 1.5 s stop of the JACK server (no
 // callbacks) stops the pings, and they resume with the callbacks. A datagram socket stands in for
 // systemd's NOTIFY_SOCKET.
+// Issue #15 (idle cost): --idle-suspend 1s. With no source the JACK client leaves the graph
+// (its ports are gone, device_state "suspended", device_up still 1) and the watchdog goes on
+// being pinged (the loop is alive; the device is closed on purpose). The first packets of a
+// source bring it back: the tone plays, at the delay a node that never slept plays it (60 ms
+// fixed: arrival -> DAC 60 + lead + device latency), without a flush or concealment; when the
+// source has gone, the device is released again.
+TEST(Service, IdleSuspendLeavesTheGraphAndReturnsForTheFirstSource) {
+  const std::string dir = test_dir();
+  JackServer jack(dir, kPeriod);
+  const std::string path = "/tmp/rtpnode-notify-idle-" + std::to_string(getpid());
+  unlink(path.c_str());
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{0, 50'000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setenv("NOTIFY_SOCKET", path.c_str(), 1);
+  setenv("WATCHDOG_USEC", "300000", 1);
+  const int port = free_udp_port();
+  Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
+                "127.0.0.1:" + std::to_string(port), "--idle-suspend", "1s", "--source-timeout",
+                "1s", "--latency", "60ms", "--stats-json", dir + "/stats.json", "--stats-interval",
+                "100ms", "--event-log", dir + "/events.jsonl"},
+               dir + "/rtpnode.log");
+  unsetenv("NOTIFY_SOCKET");
+  unsetenv("WATCHDOG_USEC");
+  std::atomic<int> pings{0};
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    char buf[4096];
+    while (!done) {
+      const ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n > 0 && std::string(buf, static_cast<std::size_t>(n)) == "WATCHDOG=1") ++pings;
+    }
+  });
+  auto stats = [&] {
+    std::ifstream in(dir + "/stats.json");
+    return json::parse(in, nullptr, false);
+  };
+  auto has_port = [] {
+    FILE* p = popen("jack_lsp 2>/dev/null", "r");
+    std::string out;
+    char buf[512];
+    while (p && fgets(buf, sizeof buf, p)) out += buf;
+    if (p) pclose(p);
+    return out.find("rtpn:out_0") != std::string::npos;
+  };
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  // Suspended: no ports, the state says so, the watchdog still pinged (one per 100 ms).
+  EXPECT_FALSE(has_port()) << node.log();
+  json s = stats();
+  EXPECT_EQ(s["node"]["device_state"], "suspended") << s.dump(2);
+  EXPECT_EQ(s["node"]["device_up"], true);
+  EXPECT_EQ(s["node"]["device_suspensions"], 1);
+  const int pings_before = pings.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const int pings_suspended = pings.load() - pings_before;
+  EXPECT_GE(pings_suspended, 7) << "the watchdog must be pinged while suspended";
+
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "4s", "--dest",
+                  "127.0.0.1:" + std::to_string(port)},
+                 dir + "/rtpsend.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_0")) << node.log();
+  JackProbe probe("rtpn:out_0", 3.0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  probe.stop();
+  double energy = 0;
+  for (std::size_t i = 0; i < probe.frames(); ++i)
+    energy += static_cast<double>(probe.samples()[i]) * probe.samples()[i];
+  const double rms = probe.frames() ? std::sqrt(energy / static_cast<double>(probe.frames())) : 0;
+  s = stats();
+  ASSERT_EQ(s["sources"].size(), 1u) << s.dump(2);
+  const json& src = s["sources"][0];
+  std::printf(
+      "resumed: tone RMS %.3f over %zu frames; arrival -> DAC %.2f ms; flushes %d, "
+      "concealed %d frames, underruns %d\n",
+      rms, probe.frames(), src.value("arrival_to_dac_ms", 0.0), src.value("flushes", -1),
+      src.value("frames_concealed", -1), src.value("underruns", -1));
+  EXPECT_EQ(s["node"]["device_state"], "running");
+  EXPECT_GT(rms, 0.3);  // the tone (0.354) plays from the probe's start on
+  EXPECT_NEAR(src.value("arrival_to_dac_ms", 0.0), 60 + 1024.0 * 3 / 48 + 10, 2.0)
+      << "60 ms + lead (1024 frames + 10 ms) + 2 periods of JACK latency";
+  EXPECT_EQ(src.value("flushes", -1), 0);
+  EXPECT_EQ(src.value("frames_concealed", -1), 0);
+  EXPECT_EQ(src.value("underruns", -1), 0);
+  sender.wait(std::chrono::seconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // BYE, drain, 1 s idle
+  EXPECT_FALSE(has_port()) << node.log();
+  EXPECT_EQ(stats()["node"]["device_suspensions"], 2);
+  node.signal(SIGTERM);
+  EXPECT_EQ(node.wait(std::chrono::seconds(5)), std::optional<int>(0)) << node.log();
+  done = true;
+  reader.join();
+  close(fd);
+  unlink(path.c_str());
+  std::ifstream ev(dir + "/events.jsonl");
+  int suspended = 0, resumed = 0;
+  for (std::string line; std::getline(ev, line);) {
+    const json e = json::parse(line);
+    suspended += e["event"] == "device_suspended" ? 1 : 0;
+    resumed += e["event"] == "device_resumed" ? 1 : 0;
+  }
+  EXPECT_EQ(suspended, 2);
+  EXPECT_EQ(resumed, 1);
+}
+
 TEST(Service, NotifiesReadyAndPingsTheWatchdogOnlyWhileTheCallbackRuns) {
   const std::string dir = test_dir();
   JackServer jack(dir);
