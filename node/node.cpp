@@ -111,6 +111,22 @@ void Node::check_device(mono_ns_t now) {
   if (device_.reopen_due(now)) reopen_device(now);
 }
 
+void Node::start_new_backend(bool continue_clock) {
+  std::unique_ptr<AudioBackend> next = make_audio_backend(cfg_);
+  if (next->sample_rate() != clock_.rate() || next->channels() != mixer_->device_channels())
+    throw DeviceError(
+        "the device is back at " + std::to_string(static_cast<int>(next->sample_rate())) + " Hz, " +
+        std::to_string(next->channels()) + " ch; this node plays at " +
+        std::to_string(static_cast<int>(clock_.rate())) + " Hz, " +
+        std::to_string(mixer_->device_channels()) + " ch (restart rtpnode to follow it)");
+  next->open(*mixer_);
+  if (continue_clock) mixer_->skip_to(clock_.frame_at(now_ns()));
+  next->start();
+  backend_ = std::move(next);
+  backend_released_ = false;
+  reopen_callbacks_ = mixer_->position().callbacks;
+}
+
 void Node::suspend_device(mono_ns_t now) {
   if (!backend_->shutdown(std::chrono::seconds(2), false)) {
     std::cerr << "rtpnode: the idle audio device was not released within 2 s; exiting (status "
@@ -132,19 +148,9 @@ void Node::resume_device(mono_ns_t now) {
   suspended_ = false;
   device_.watch_from(now);
   try {
-    std::unique_ptr<AudioBackend> next = make_audio_backend(cfg_);
-    if (next->sample_rate() != clock_.rate() || next->channels() != mixer_->device_channels())
-      throw DeviceError("the device is back at " +
-                        std::to_string(static_cast<int>(next->sample_rate())) + " Hz, " +
-                        std::to_string(next->channels()) + " ch; this node plays at " +
-                        std::to_string(static_cast<int>(clock_.rate())) + " Hz, " +
-                        std::to_string(mixer_->device_channels()) + " ch");
-    next->open(*mixer_);
     // The frame counter goes on as if the device had played meanwhile: the new source was
     // placed on the clock's extrapolation.
-    mixer_->skip_to(clock_.frame_at(now_ns()));
-    next->start();
-    backend_ = std::move(next);
+    start_new_backend(true);
   } catch (const std::exception& e) {
     // Left to the device-loss path: no callback comes, the monitor says stopped, and the
     // reopening retries with backoff.
@@ -152,8 +158,6 @@ void Node::resume_device(mono_ns_t now) {
               << e.what() << "\n";
     return;
   }
-  backend_released_ = false;
-  reopen_callbacks_ = mixer_->position().callbacks;
   const double suspended_ms = static_cast<double>(now - suspended_at_) / 1e6;
   std::cerr << "rtpnode: audio device opened again for a new source after "
             << static_cast<int>(suspended_ms) << " ms: " << backend_->describe() << "\n";
@@ -173,16 +177,9 @@ void Node::reopen_device(mono_ns_t now) {
   }
   const double outage_ms = static_cast<double>(now - device_.last_progress_ns()) / 1e6;
   try {
-    std::unique_ptr<AudioBackend> next = make_audio_backend(cfg_);
-    if (next->sample_rate() != clock_.rate() || next->channels() != mixer_->device_channels())
-      throw DeviceError(
-          "the device is back at " + std::to_string(static_cast<int>(next->sample_rate())) +
-          " Hz, " + std::to_string(next->channels()) + " ch; this node plays at " +
-          std::to_string(static_cast<int>(clock_.rate())) + " Hz, " +
-          std::to_string(mixer_->device_channels()) + " ch (restart rtpnode to follow it)");
-    next->open(*mixer_);
-    next->start();
-    backend_ = std::move(next);
+    // The frame counter goes on from where the device stopped: the clock sees the outage as a
+    // jump, and the sources drop what it made stale (Source::on_device_jump).
+    start_new_backend(false);
   } catch (const std::exception& e) {
     ++device_reopen_failures_;
     device_.reopen_failed(now);
@@ -193,10 +190,8 @@ void Node::reopen_device(mono_ns_t now) {
     }
     return;
   }
-  backend_released_ = false;
   reopen_error_.clear();
   ++device_reopens_;
-  reopen_callbacks_ = mixer_->position().callbacks;
   device_.reopened(now);
   std::cerr << "rtpnode: audio device reopened after " << static_cast<int>(outage_ms)
             << " ms: " << backend_->describe() << "\n";

@@ -102,6 +102,12 @@ class Node {
   /// device_suspended); resume_device() opens it again at a new source's first packet, with
   /// the mixer's frame counter moved to where the clock says the device would be.
   void suspend_device(mono_ns_t now);
+  /// Opens and starts a backend as configured, on the same mixer, in place of the released one
+  /// (throws DeviceError, or what the backend throws, when it cannot, or when it comes back at
+  /// another rate or channel count). `continue_clock`: the mixer's frame counter first moves to
+  /// where the clock says the device is now (a resumption; a reopening lets the clock see the
+  /// outage as a jump instead).
+  void start_new_backend(bool continue_clock);
   void resume_device(mono_ns_t now);
   /// The figures of the node and of every source now (stats_model.hpp).
   [[nodiscard]] NodeSnapshot snapshot() const;
