@@ -20,6 +20,7 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -1831,6 +1832,77 @@ TEST(Service, RtPriorityLocksMemoryAndSchedulesTheLoopOrWarns) {
 // plays, and WATCHDOG=1 only while the audio callback runs: a 1.5 s stop of the JACK server (no
 // callbacks) stops the pings, and they resume with the callbacks. A datagram socket stands in for
 // systemd's NOTIFY_SOCKET.
+namespace {
+
+/// A NOTIFY_SOCKET for the next rtpnode started: binds a datagram socket, sets NOTIFY_SOCKET and
+/// WATCHDOG_USEC=300000 (WatchdogSec=300ms: a ping every 100 ms) until unset_env(), and records
+/// every message with its time (s since construction) on a reader thread until destruction.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& name)
+      : path_("/tmp/rtpnode-notify-" + name + "-" + std::to_string(getpid())),
+        t0_(std::chrono::steady_clock::now()) {
+    unlink(path_.c_str());
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
+    ok_ = fd_ >= 0 && bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    timeval tv{0, 50'000};
+    if (ok_) setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setenv("NOTIFY_SOCKET", path_.c_str(), 1);
+    setenv("WATCHDOG_USEC", "300000", 1);
+    reader_ = std::thread([this] {
+      char buf[4096];
+      while (ok_ && !done_) {
+        const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+        if (n <= 0) continue;
+        const std::lock_guard<std::mutex> lock(mu_);
+        got_.emplace_back(since(), std::string(buf, static_cast<std::size_t>(n)));
+      }
+    });
+  }
+  ~NotifySocket() {
+    done_ = true;
+    reader_.join();
+    if (fd_ >= 0) close(fd_);
+    unlink(path_.c_str());
+  }
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+  [[nodiscard]] bool ok() const { return ok_; }
+  /// Once the process is started: later ones must not inherit the socket.
+  static void unset_env() {
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+  }
+  [[nodiscard]] double since() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+  [[nodiscard]] std::vector<std::pair<double, std::string>> messages() {
+    const std::lock_guard<std::mutex> lock(mu_);
+    return got_;
+  }
+  /// Messages equal to `m` received in (from, to) s.
+  [[nodiscard]] int count(const std::string& m, double from, double to) {
+    int n = 0;
+    for (const auto& [t, text] : messages()) n += text == m && t > from && t < to ? 1 : 0;
+    return n;
+  }
+
+ private:
+  std::string path_;
+  std::chrono::steady_clock::time_point t0_;
+  int fd_ = -1;
+  bool ok_ = false;
+  std::atomic<bool> done_{false};
+  std::mutex mu_;
+  std::vector<std::pair<double, std::string>> got_;
+  std::thread reader_;
+};
+
+}  // namespace
+
 // Issue #15 (idle cost): --idle-suspend 1s. With no source the JACK client leaves the graph
 // (its ports are gone, device_state "suspended", device_up still 1) and the watchdog goes on
 // being pinged (the loop is alive; the device is closed on purpose). The first packets of a
@@ -1840,35 +1912,15 @@ TEST(Service, RtPriorityLocksMemoryAndSchedulesTheLoopOrWarns) {
 TEST(Service, IdleSuspendLeavesTheGraphAndReturnsForTheFirstSource) {
   const std::string dir = test_dir();
   JackServer jack(dir, kPeriod);
-  const std::string path = "/tmp/rtpnode-notify-idle-" + std::to_string(getpid());
-  unlink(path.c_str());
-  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  ASSERT_EQ(bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
-  timeval tv{0, 50'000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setenv("NOTIFY_SOCKET", path.c_str(), 1);
-  setenv("WATCHDOG_USEC", "300000", 1);
+  NotifySocket notify("idle");
+  ASSERT_TRUE(notify.ok());
   const int port = free_udp_port();
   Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
                 "127.0.0.1:" + std::to_string(port), "--idle-suspend", "1s", "--source-timeout",
                 "1s", "--latency", "60ms", "--stats-json", dir + "/stats.json", "--stats-interval",
                 "100ms", "--event-log", dir + "/events.jsonl"},
                dir + "/rtpnode.log");
-  unsetenv("NOTIFY_SOCKET");
-  unsetenv("WATCHDOG_USEC");
-  std::atomic<int> pings{0};
-  std::atomic<bool> done{false};
-  std::thread reader([&] {
-    char buf[4096];
-    while (!done) {
-      const ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n > 0 && std::string(buf, static_cast<std::size_t>(n)) == "WATCHDOG=1") ++pings;
-    }
-  });
+  NotifySocket::unset_env();
   auto stats = [&] {
     std::ifstream in(dir + "/stats.json");
     return json::parse(in, nullptr, false);
@@ -1889,9 +1941,9 @@ TEST(Service, IdleSuspendLeavesTheGraphAndReturnsForTheFirstSource) {
   EXPECT_EQ(s["node"]["device_state"], "suspended") << s.dump(2);
   EXPECT_EQ(s["node"]["device_up"], true);
   EXPECT_EQ(s["node"]["device_suspensions"], 1);
-  const int pings_before = pings.load();
+  const double quiet_from = notify.since();
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-  const int pings_suspended = pings.load() - pings_before;
+  const int pings_suspended = notify.count("WATCHDOG=1", quiet_from, notify.since());
   EXPECT_GE(pings_suspended, 7) << "the watchdog must be pinged while suspended";
 
   Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "4s", "--dest",
@@ -1926,10 +1978,6 @@ TEST(Service, IdleSuspendLeavesTheGraphAndReturnsForTheFirstSource) {
   EXPECT_EQ(stats()["node"]["device_suspensions"], 2);
   node.signal(SIGTERM);
   EXPECT_EQ(node.wait(std::chrono::seconds(5)), std::optional<int>(0)) << node.log();
-  done = true;
-  reader.join();
-  close(fd);
-  unlink(path.c_str());
   std::ifstream ev(dir + "/events.jsonl");
   int suspended = 0, resumed = 0;
   for (std::string line; std::getline(ev, line);) {
@@ -1944,50 +1992,22 @@ TEST(Service, IdleSuspendLeavesTheGraphAndReturnsForTheFirstSource) {
 TEST(Service, NotifiesReadyAndPingsTheWatchdogOnlyWhileTheCallbackRuns) {
   const std::string dir = test_dir();
   JackServer jack(dir);
-  const std::string path = "/tmp/rtpnode-notify-" + std::to_string(getpid());
-  unlink(path.c_str());
-  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  ASSERT_EQ(bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
-  timeval tv{0, 50'000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setenv("NOTIFY_SOCKET", path.c_str(), 1);
-  setenv("WATCHDOG_USEC", "300000", 1);  // WatchdogSec=300ms: a ping every 100 ms
+  NotifySocket notify("service");
+  ASSERT_TRUE(notify.ok());
   Process node({RTPNODE_BIN, "--host-api", "jack", "--client-name", "rtpn", "--listen",
                 "127.0.0.1:" + std::to_string(free_udp_port()), "--quiet"},
                dir + "/rtpnode.log");
-  unsetenv("NOTIFY_SOCKET");
-  unsetenv("WATCHDOG_USEC");
-  const auto t0 = std::chrono::steady_clock::now();
-  auto since = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  std::vector<std::pair<double, std::string>> got;
-  std::atomic<bool> done{false};
-  std::thread reader([&] {
-    char buf[4096];
-    while (!done) {
-      const ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n > 0) got.emplace_back(since(), std::string(buf, static_cast<std::size_t>(n)));
-    }
-  });
+  NotifySocket::unset_env();
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  const double pause_from = since();
+  const double pause_from = notify.since();
   jack.pause(std::chrono::milliseconds(1500));
-  const double pause_to = since();
+  const double pause_to = notify.since();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   node.signal(SIGTERM);
   EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(0)) << node.log();
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  done = true;
-  reader.join();
-  close(fd);
-  unlink(path.c_str());
   int ready = 0, before = 0, during = 0, after = 0, stopping = 0;
-  for (const auto& [t, m] : got) {
+  for (const auto& [t, m] : notify.messages()) {
     if (m.find("READY=1") != std::string::npos && m.find("STATUS=playing on") != std::string::npos)
       ++ready;
     if (m.find("STOPPING=1") != std::string::npos) ++stopping;
