@@ -108,6 +108,10 @@ void JackBackend::open(Mixer& mixer) {
       &s);
 }
 
+void JackBackend::set_thread_init(void (*fn)(void*), void* arg) noexcept {
+  if (shared_->client != nullptr) jack_set_thread_init_callback(shared_->client, fn, arg);
+}
+
 void JackBackend::start() {
   Shared& s = *shared_;
   if (jack_activate(s.client) != 0) throw DeviceError("cannot activate the JACK client");

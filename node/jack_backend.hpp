@@ -43,6 +43,10 @@ class JackBackend final : public AudioBackend {
 
   /// Registers out_0..out_{N-1} and the callbacks. Throws DeviceError.
   void open(Mixer& mixer) override;
+  /// Before start(): `fn(arg)` runs first on the real-time thread libjack creates for this
+  /// client (jack_set_thread_init_callback), before any cycle: to pin or name the thread, or,
+  /// in the real-time safety test, to mark it so that its allocations and locks are counted.
+  void set_thread_init(void (*fn)(void*), void* arg) noexcept;
   /// Activates the client and connects its ports (see the file comment). Throws DeviceError when
   /// activation fails; a port that cannot be connected is a warning on stderr, not an error.
   void start() override;

@@ -72,6 +72,9 @@ machine=$(readelf -h "$build/node/rtpnode" | sed -n 's/^ *Machine: *//p')
 /usr/bin/qemu-aarch64-static "$build/node/rtpnode" --help >"$build/rtpnode-help.txt"
 head -1 "$build/rtpnode-help.txt"
 [ "$run_tests" = 1 ] || exit 0
-# The unit tests only: system tests need a JACK server, Setup/Install run host tools.
+# The unit tests only: system tests need a JACK server, Setup/Install run host tools, and the
+# JACK case of the real-time safety test would have an arm64 libjack talk to the host's amd64
+# jackd.
 cd "$build"
-ctest -j"$(nproc)" --output-on-failure -LE system -E '^(Setup|Install)\.|_NOT_BUILT' --timeout 600
+ctest -j"$(nproc)" --output-on-failure -LE system \
+  -E '^(Setup|Install)\.|_NOT_BUILT|JackProcessCallback' --timeout 600

@@ -6,9 +6,15 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <string>
 #include <memory>
 #include <new>
 #include <thread>
@@ -17,6 +23,8 @@
 #include "jitter/jitter_buffer.hpp"
 #include "jitter/playout.hpp"
 #include "node/audio_backend.hpp"
+#include "node/config.hpp"
+#include "node/jack_backend.hpp"
 #include "node/mixer.hpp"
 
 extern "C" {
@@ -213,6 +221,79 @@ TEST(RealtimeSafety, LoadedMixerMakesNoAllocationOrLockCall) {
   std::uint64_t played = 0;
   for (auto& s : streams) played += s->frames_played.load();
   EXPECT_GT(played, 0u);  // the streams were really mixed
+}
+
+extern char** environ;
+
+// The JACK backend's process callback (issue #15): JACK's real-time thread, marked from its
+// first instant (jack_set_thread_init_callback), runs JackBackend::process -- cycle time, the
+// mix, deinterleaving into the port buffers -- for a second of 256-frame cycles on a JACK dummy
+// server while the test thread feeds a stream and adds and removes another. Every allocation
+// or mutex call on that thread is counted, libjack's own between cycles included.
+TEST(RealtimeSafety, JackProcessCallbackMakesNoAllocationOrLockCall) {
+  const std::string server = "rtpnode-rt-safety-" + std::to_string(getpid());
+  setenv("JACK_DEFAULT_SERVER", server.c_str(), 1);
+  setenv("JACK_NO_START_SERVER", "1", 1);
+  setenv("JACK_NO_AUDIO_RESERVATION", "1", 1);
+  std::vector<std::string> args{"jackd", "-n", server};
+  if (geteuid() == 0)
+    args.insert(args.end(), {"-R", "-P", "70"});
+  else
+    args.emplace_back("--no-realtime");
+  args.insert(args.end(), {"-d", "dummy", "-r", "48000", "-p", "256", "-C", "2", "-P", "2"});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t jackd = -1;
+  ASSERT_EQ(posix_spawnp(&jackd, "jackd", nullptr, nullptr, argv.data(), environ), 0);
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  } reap{jackd};
+  ASSERT_EQ(std::system("jack_wait -w -t 10 >/dev/null 2>&1"), 0) << "no JACK dummy server";
+
+  NodeConfig cfg;
+  cfg.host_api = "jack";
+  cfg.client_name = "rt-safety";
+  Mixer mixer(2, 8, 240);
+  PlayoutStream fed(1, 2, 48000, 0), extra(2, 1, 4096, 0);
+  const std::vector<float> chunk(256 * 2, 0.25f);
+  for (int i = 0; i < 20; ++i) fed.ring.push(chunk.data(), chunk.size());
+  mixer.add(&fed);
+  JackBackend jack(cfg);
+  jack.open(mixer);
+  static std::atomic<int> marked{0};
+  jack.set_thread_init(
+      [](void*) {
+        t_audio_thread = true;
+        ++marked;
+      },
+      nullptr);
+  g_forbidden = 0;
+  jack.start();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  bool extra_in = false;
+  for (int i = 0; std::chrono::steady_clock::now() < until; ++i) {
+    fed.ring.push(chunk.data(), chunk.size());
+    if (i % 20 == 0) {
+      if (extra_in)
+        mixer.remove(&extra, mixer.position().frame + 300);
+      else if (i == 0 || mixer.take_retired() == &extra)
+        mixer.add(&extra);
+      extra_in = !extra_in;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const std::uint64_t cycles = mixer.position().callbacks;
+  const long forbidden = g_forbidden.load();
+  EXPECT_TRUE(jack.shutdown(std::chrono::seconds(2), false));
+  EXPECT_EQ(forbidden, 0) << "allocation or mutex call on JACK's real-time thread";
+  EXPECT_GE(marked.load(), 1) << "JACK's thread was never marked: the check saw nothing";
+  EXPECT_GE(cycles, 100u) << "the JACK cycles ran (187 a second at 256 frames)";
+  EXPECT_GT(fed.frames_played.load(), 0u);
 }
 
 TEST(RealtimeSafety, JitterBufferAndPlayoutAllocateNothingAfterConstruction) {
