@@ -1,6 +1,7 @@
 #include "node/jack_backend.hpp"
 
 #include <jack/jack.h>
+#include <pthread.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -109,7 +110,19 @@ void JackBackend::open(Mixer& mixer) {
 }
 
 void JackBackend::set_thread_init(void (*fn)(void*), void* arg) noexcept {
-  if (shared_->client != nullptr) jack_set_thread_init_callback(shared_->client, fn, arg);
+  Shared& s = *shared_;
+  s.thread_init = fn;
+  s.thread_init_arg = arg;
+  if (s.client != nullptr)
+    jack_set_thread_init_callback(s.client, &JackBackend::on_thread_init, &s);
+}
+
+void JackBackend::on_thread_init(void* shared) noexcept {
+  // pthread_create stores the new thread's id before the thread runs, so the process thread
+  // already compares equal here; jack2's message-buffer thread never does.
+  auto& s = *static_cast<Shared*>(shared);
+  if (s.thread_init != nullptr && pthread_equal(pthread_self(), jack_client_thread_id(s.client)))
+    s.thread_init(s.thread_init_arg);
 }
 
 void JackBackend::start() {

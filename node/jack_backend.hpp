@@ -46,6 +46,9 @@ class JackBackend final : public AudioBackend {
   /// Before start(): `fn(arg)` runs first on the real-time thread libjack creates for this
   /// client (jack_set_thread_init_callback), before any cycle: to pin or name the thread, or,
   /// in the real-time safety test, to mark it so that its allocations and locks are counted.
+  /// Only there: jack2 also runs a thread-init callback on its message-buffer thread (when the
+  /// server is real time), which takes a mutex for every message it prints; `fn` is skipped on
+  /// any thread other than jack_client_thread_id().
   void set_thread_init(void (*fn)(void*), void* arg) noexcept;
   /// Activates the client and connects its ports (see the file comment). Throws DeviceError when
   /// activation fails; a port that cannot be connected is a warning on stderr, not an error.
@@ -89,7 +92,11 @@ class JackBackend final : public AudioBackend {
     std::atomic<std::uint32_t> xruns{0};           ///< JACK's xrun notifications not yet reported
     std::atomic<std::uint32_t> latency_frames{0};  ///< playback latency of the connected ports
     CallbackTimes times;
+    void (*thread_init)(void*) = nullptr;  ///< set_thread_init's fn and arg
+    void* thread_init_arg = nullptr;
   };
+  /// jack_set_thread_init_callback's target: runs thread_init on the process thread only.
+  static void on_thread_init(void* shared) noexcept;
   /// JACK real-time thread; wait-free apart from Mixer::process's bounded work.
   static int process(std::uint32_t frames, void* shared) noexcept;
   /// JACK's notification thread, or the loop thread before activation.
