@@ -153,6 +153,11 @@ struct NodeConfig {
   std::string output;
   /// --output-format s16|s24|f32: sample format of --output (f32: WAV only). Default s16.
   std::string output_format = "s16";
+  /// --pcap FILE: take the datagrams of a pcap or pcapng capture ("-" = standard input) instead
+  /// of binding the --listen ports, replayed at their capture times (node/capture_replay.hpp);
+  /// --listen says which destination ports (and addresses) play. rtpnode stops once the capture
+  /// is replayed and the sources have played out. No RTCP is sent. "" = live sockets.
+  std::string pcap;
 
   // Run control and reporting.
   std::optional<nanoseconds>

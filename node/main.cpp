@@ -279,6 +279,10 @@ Loaded load(int argc, char** argv, bool startup) {
          "Render the mix to FILE.wav, .rf64 or .flac instead of a device, paced in real time "
          "(--rate default 48000, --period default 256)")
       ->type_name("FILE");
+  app.add_option("--pcap", cfg.pcap,
+                 "Play the datagrams of a pcap/pcapng capture (- = stdin) sent to the --listen "
+                 "ports, at their capture times, instead of receiving; stops at its end")
+      ->type_name("FILE");
   app.add_option("--output-format", cfg.output_format,
                  "Sample format of --output: s16, s24 or f32 (f32: not .flac)")
       ->check(CLI::IsMember({"s16", "s24", "f32"}))

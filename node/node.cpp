@@ -32,7 +32,10 @@ Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.e
       uv_hrtime() ^ (static_cast<std::uint64_t>(uv_os_getpid()) << 32),
       std::string("rtpnode@") + host, 8 * static_cast<std::size_t>(cfg_.max_sources) + 65);
   try {
-    udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
+    if (cfg_.pcap.empty())
+      udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
+    else
+      replay_ = std::make_unique<CaptureReplay>(&loop_, cfg_.pcap, cfg_.listens);
     sources_ = std::make_unique<SourceTable>(
         SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout, cfg_.sync_rtcp},
         [this](const SourceTable::NewSource& n) { return make_source(n); }, events_, std::cerr);
@@ -226,17 +229,22 @@ void Node::tick() {
               ? ns_to_frames(cfg_.render_lead.count(), static_cast<std::int64_t>(clock_.rate()))
               : period + ns_to_frames(10'000'000, static_cast<std::int64_t>(clock_.rate()));
     }
-    udp_->start([this](const ReceivedDatagram& d) {
+    DatagramSink sink = [this](const ReceivedDatagram& d) {
       demux_->on_datagram(d, clock_);
       if (idle_ && !sources_->active().empty()) {
         set_render_cadence(false);  // a source: render
         if (suspended_) resume_device(now_ns());
       }
-    });
+    };
+    if (replay_)
+      replay_->start(std::move(sink), [this] { on_capture_end(); });
+    else
+      udp_->start(std::move(sink));
     receiving_ = true;
     std::string listening;
     for (const auto& l : cfg_.listens) listening += " " + l.describe();
-    service_.ready("playing on " + backend_->describe() + "; listening on" + listening);
+    service_.ready("playing on " + backend_->describe() +
+                   (replay_ ? "; replaying " + cfg_.pcap + " for" : "; listening on") + listening);
   }
   const mono_ns_t now = now_ns();
   // The loop's own lateness: ticks run every few ms; a long gap means this thread was blocked
@@ -321,6 +329,40 @@ void Node::reload() {
   event("config_reload", {{"applied", true}, {"live", live}, {"needs_restart", restart}});
 }
 
+void Node::on_capture_end() {
+  const CaptureStats& c = replay_->capture_stats();
+  const CaptureReplayStats& r = replay_->stats();
+  const double seconds =
+      static_cast<double>(replay_->last_time_ns() - replay_->first_time_ns()) / 1e9;
+  std::cerr << "rtpnode: " << cfg_.pcap << ": replayed " << seconds << " s of capture, "
+            << r.delivered << " datagrams played of " << c.udp << " UDP in " << c.frames
+            << " records (not to a --listen port " << r.not_listened << ", not IP " << c.not_ip
+            << ", not UDP " << c.not_udp << ", cut by the snap length " << c.truncated
+            << ", malformed " << c.malformed << ", fragments reassembled " << c.reassembled
+            << ", fragments dropped " << c.fragments_dropped << ")"
+            << (replay_->error().empty() ? "" : "; the file ended early: " + replay_->error())
+            << "\n";
+  event("capture_ended", {{"file", cfg_.pcap},
+                          {"capture_seconds", seconds},
+                          {"datagrams_played", r.delivered},
+                          {"datagrams_not_listened", r.not_listened},
+                          {"records", c.frames},
+                          {"truncated", c.truncated},
+                          {"malformed", c.malformed},
+                          {"error", replay_->error()}});
+  // What is buffered plays out within the playout delay (at most --max-latency, or the fixed
+  // --latency) plus the render lead; then the node stops as at the end of --duration.
+  const auto delay = cfg_.latency_auto ? cfg_.max_latency : cfg_.latency;
+  const auto drain_ms = static_cast<std::uint64_t>(
+      (delay.count() + frames_to_ns(lead_frames_, static_cast<std::int64_t>(clock_.rate()))) /
+          1'000'000 +
+      200);
+  uv_timer_init(&loop_, &capture_end_timer_);
+  capture_end_timer_.data = this;
+  uv_timer_start(
+      &capture_end_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->stop(); }, drain_ms, 0);
+}
+
 void Node::stop() {
   service_.stopping();
   uv_stop(&loop_);
@@ -334,7 +376,7 @@ int Node::run() {
   events_.set_start(started_ns_);
   std::cerr << "rtpnode: playing on " << backend_->describe() << ", latency "
             << cfg_.describe_latency();
-  std::cerr << "; listening on";
+  std::cerr << (replay_ ? "; replaying " + cfg_.pcap + " for" : std::string("; listening on"));
   for (const auto& l : cfg_.listens) std::cerr << " " << l.describe();
   std::cerr << "\n";
 
@@ -363,7 +405,7 @@ int Node::run() {
         &stop_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->stop(); },
         static_cast<std::uint64_t>(cfg_.duration->count() / 1'000'000), 0);
   }
-  if (cfg_.rtcp_rr) {
+  if (cfg_.rtcp_rr && udp_) {  // a capture replay is a passive tap: nothing is sent
     uv_timer_init(&loop_, &rr_timer_);
     rr_timer_.data = this;
     schedule_receiver_reports();

@@ -17,6 +17,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "node/audio_backend.hpp"
+#include "node/capture_replay.hpp"
 #include "node/config.hpp"
 #include "node/demux.hpp"
 #include "node/device_clock.hpp"
@@ -159,7 +160,11 @@ class Node {
   uv_signal_t sigterm_{};
   uv_signal_t sighup_{};
   Reloader reloader_;
-  std::unique_ptr<UdpListener> udp_;
+  std::unique_ptr<UdpListener> udp_;       ///< live input (no --pcap)
+  std::unique_ptr<CaptureReplay> replay_;  ///< --pcap input
+  uv_timer_t capture_end_timer_{};         ///< stops the node once a capture has played out
+  /// --pcap: the capture is replayed; stop once what is buffered has played.
+  void on_capture_end();
   bool receiving_ = false;
 
   SourceFactory factory_;

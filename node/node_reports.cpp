@@ -102,6 +102,7 @@ void Node::schedule_receiver_reports() {
 
 void Node::send_receiver_reports() {
   const mono_ns_t now = now_ns();
+  if (!udp_) return;
   for (std::size_t li = 0; li < cfg_.listens.size(); ++li) {
     const ListenSpec& spec = cfg_.listens[li];
     if (spec.raw) continue;

@@ -385,6 +385,119 @@ TEST(FileOutput, L16StereoRendersBitExactToWavWithoutADevice) {
   EXPECT_EQ(r.stats["node"]["xruns"], 0);
 }
 
+/// Streams `input` with rtpsend (`send_args` after FILE --dest) to 127.0.0.1:`port`, where
+/// nobody listens, while tcpdump writes what crosses the loopback to that port and port + 1 into
+/// `pcap` (`iface` "any": Linux cooked v2 frames; "lo": Ethernet). Returns rtpsend's summary.
+/// --immediate-mode: without it, packets wait in the kernel's TPACKET_V3 block for up to a
+/// second, and the block pending at SIGINT is never written (the capture loses its end).
+json capture_stream(const std::string& dir, const std::string& pcap, const std::string& iface,
+                    int port, const Audio& input, std::vector<std::string> send_args) {
+  write_wav16(dir + "/input.wav", input);
+  const std::string filter = "udp and (dst port " + std::to_string(port) + " or dst port " +
+                             std::to_string(port + 1) + ")";
+  Process tcpdump(
+      {"tcpdump", "-i", iface, "--immediate-mode", "-Z", "root", "-U", "-n", "-w", pcap, filter},
+      dir + "/tcpdump.log");
+  for (int i = 0; i < 100 && tcpdump.log().find("listening on") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::vector<std::string> send{RTPSEND_BIN,    dir + "/input.wav",
+                                "--dest",       "127.0.0.1:" + std::to_string(port),
+                                "--stats-json", dir + "/sent.json"};
+  send.insert(send.end(), send_args.begin(), send_args.end());
+  Process rtpsend_p(send, dir + "/rtpsend.log");
+  EXPECT_EQ(rtpsend_p.wait(std::chrono::seconds(30)), std::optional<int>(0)) << rtpsend_p.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the last datagrams written
+  tcpdump.signal(SIGINT);
+  EXPECT_EQ(tcpdump.wait(std::chrono::seconds(5)), std::optional<int>(0)) << tcpdump.log();
+  json sent;
+  std::ifstream(dir + "/sent.json") >> sent;
+  return sent;
+}
+
+/// rtpnode --pcap FILE --output OUT (`args` added): waits for it to end by itself.
+Result replay_capture(const std::string& pcap, const std::string& out,
+                      std::vector<std::string> args) {
+  std::vector<std::string> node{RTPNODE_BIN,
+                                "--pcap",
+                                pcap,
+                                "--output",
+                                out,
+                                "--period",
+                                std::to_string(kPeriod),
+                                "--stats-json",
+                                out + ".json",
+                                "--stats-interval",
+                                "1s"};
+  node.insert(node.end(), args.begin(), args.end());
+  Process p(node, out + ".log");
+  EXPECT_EQ(p.wait(std::chrono::seconds(60)), std::optional<int>(0)) << p.log();
+  Result r;
+  r.node_log = p.log();
+  r.capture = read_wav(out);
+  std::ifstream(out + ".json") >> r.stats;
+  return r;
+}
+
+/// tshark's RTP stream analysis of `pcap` (`-z rtp,streams`, RTP decoded on `port`): per SSRC,
+/// packets and lost as tshark counts them.
+std::map<std::uint32_t, std::pair<long, long>> tshark_streams(const std::string& pcap, int port) {
+  const auto [rc, out] =
+      run_command("tshark -r " + pcap + " -q -d udp.port==" + std::to_string(port) +
+                  ",rtp -z rtp,streams 2>/dev/null");
+  EXPECT_EQ(rc, 0) << out;
+  std::map<std::uint32_t, std::pair<long, long>> streams;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    std::vector<std::string> w{std::istream_iterator<std::string>(f), {}};
+    // start end src sport dst dport SSRC payload pkts lost (pct) ...
+    if (w.size() < 11 || w[6].rfind("0x", 0) != 0) continue;
+    streams[static_cast<std::uint32_t>(std::stoul(w[6], nullptr, 16))] = {std::stol(w[8]),
+                                                                          std::stol(w[9])};
+  }
+  return streams;
+}
+
+// Issue #14: a capture made by tcpdump (Linux cooked v2, `-i any`) of an L16 stream with jitter,
+// reordering and duplicates replays through --pcap into a file bit-exact, counted as tshark
+// counts it; the same capture converted to pcapng by editcap plays the same, counted the same.
+TEST(Capture, TcpdumpCaptureReplaysBitExactAndPcapngRendersTheSame) {
+  const std::string dir = test_dir();
+  const int port = free_udp_port();
+  const Audio input = stereo_recording();
+  const std::string pcap = dir + "/stream.pcap";
+  const json sent = capture_stream(dir, pcap, "any", port, input,
+                                   {"--codec", "l16", "--pt", "97", "--jitter", "uniform:0-20ms",
+                                    "--reorder", "3%", "--duplicate", "3%", "--seed", "7"});
+  const std::vector<std::string> args{"--listen",  "0.0.0.0:" + std::to_string(port),
+                                      "--payload", "97=L16/48000/2",
+                                      "--latency", kTestLatency,
+                                      "--drift",   "off"};
+  const Result r = replay_capture(pcap, dir + "/out.wav", args);
+  EXPECT_NE(r.node_log.find("replaying " + pcap), std::string::npos) << r.node_log;
+  expect_exact(r, input, 0.0f, true);
+  const json& src = only_source(r);
+  const auto streams = tshark_streams(pcap, port);
+  ASSERT_EQ(streams.size(), 1u) << "tshark found no RTP stream";
+  const auto [tshark_packets, tshark_lost] = streams.begin()->second;
+  EXPECT_EQ(streams.begin()->first, src.value("ssrc", 0u));
+  // tshark counts every packet (duplicates too) and lost = expected - received, as RFC 3550
+  // A.3 does: duplicates make it negative.
+  EXPECT_EQ(src.value("packets_received", -1) + src.value("packets_duplicate", -1), tshark_packets);
+  EXPECT_EQ(src.value("packets_lost", -1), std::max(0L, tshark_lost));
+  EXPECT_EQ(src.value("packets_received", -1), sent["packets"].get<int>());
+  EXPECT_GT(src.value("packets_duplicate", 0), 0) << "rtpsend duplicated none: a weak test";
+  EXPECT_EQ(src.value("packets_late", -1), 0);
+
+  const std::string pcapng = dir + "/stream.pcapng";
+  ASSERT_EQ(run_command("editcap -F pcapng " + pcap + " " + pcapng).first, 0);
+  const Result r2 = replay_capture(pcapng, dir + "/out2.wav", args);
+  expect_exact(r2, input, 0.0f, true);
+  for (const char* k :
+       {"packets_received", "packets_lost", "packets_duplicate", "packets_reordered"})
+    EXPECT_EQ(only_source(r2).value(k, -1), src.value(k, -2)) << k;
+}
+
 TEST(System, PcmuMatchesReferenceDecode) {
   Scenario s;
   s.input = speech_8k();

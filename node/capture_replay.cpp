@@ -1,0 +1,118 @@
+#include "node/capture_replay.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace rtpnode {
+namespace {
+
+std::uint16_t port_of(const sockaddr_storage& ss) {
+  return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in&>(ss).sin_port
+                                       : reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+}
+
+/// True when the --listen address `spec` takes datagrams sent to `dst` (a wildcard takes all).
+bool address_matches(const std::string& spec, const sockaddr_storage& dst) {
+  in6_addr a6{};
+  in_addr a4{};
+  if (inet_pton(AF_INET, spec.c_str(), &a4) == 1) {
+    if (a4.s_addr == INADDR_ANY) return true;
+    return dst.ss_family == AF_INET &&
+           reinterpret_cast<const sockaddr_in&>(dst).sin_addr.s_addr == a4.s_addr;
+  }
+  if (inet_pton(AF_INET6, spec.c_str(), &a6) == 1) {
+    if (IN6_IS_ADDR_UNSPECIFIED(&a6)) return true;
+    return dst.ss_family == AF_INET6 &&
+           std::memcmp(&reinterpret_cast<const sockaddr_in6&>(dst).sin6_addr, &a6, 16) == 0;
+  }
+  return false;
+}
+
+}  // namespace
+
+CaptureReplay::CaptureReplay(uv_loop_t* loop, const std::string& path,
+                             const std::vector<ListenSpec>& listens)
+    : reader_(path), listens_(listens) {
+  uv_timer_init(loop, &timer_);
+  timer_.data = this;
+}
+
+std::optional<std::pair<std::size_t, bool>> CaptureReplay::route(
+    const std::vector<ListenSpec>& listens, const CapturedDatagram& d) {
+  const std::uint16_t port = port_of(d.destination);
+  for (std::size_t i = 0; i < listens.size(); ++i) {
+    const ListenSpec& l = listens[i];
+    if (!address_matches(l.address, d.destination)) continue;
+    if (l.port == port) return std::pair{i, false};
+    if (!l.raw && l.port != 65535 && l.port + 1 == port) return std::pair{i, true};
+  }
+  return std::nullopt;
+}
+
+void CaptureReplay::start(DatagramSink sink, std::function<void()> on_end) {
+  if (started_) return;
+  started_ = true;
+  sink_ = std::move(sink);
+  on_end_ = std::move(on_end);
+  start_ns_ = static_cast<mono_ns_t>(uv_hrtime());
+  pump();
+}
+
+bool CaptureReplay::read_next() {
+  auto d = reader_.next();
+  if (!d) return false;
+  pending_ = *d;
+  pending_bytes_.assign(d->payload.begin(), d->payload.end());
+  pending_.payload = pending_bytes_;
+  if (!have_t0_) {
+    have_t0_ = true;
+    t0_ = last_t_ = pending_.time_ns;
+  }
+  if (pending_.time_ns < last_t_) {
+    ++stats_.time_steps_back;
+    pending_.time_ns = last_t_;  // no going back in time
+  }
+  last_t_ = pending_.time_ns;
+  return true;
+}
+
+void CaptureReplay::pump() {
+  const auto now = static_cast<mono_ns_t>(uv_hrtime());
+  for (;;) {
+    if (!have_pending_) {
+      have_pending_ = read_next();
+      if (!have_pending_) {
+        stats_.ended = true;
+        uv_timer_stop(&timer_);
+        if (on_end_) {
+          auto done = std::move(on_end_);
+          on_end_ = nullptr;
+          done();
+        }
+        return;
+      }
+    }
+    const mono_ns_t due = start_ns_ + static_cast<mono_ns_t>(pending_.time_ns - t0_);
+    if (due > now) {
+      // Wake at the millisecond the next datagram is due (libuv timers have 1 ms resolution;
+      // the arrival time handed on is `due` itself, not the wake-up).
+      const auto wait_ms = static_cast<std::uint64_t>((due - now + 999'999) / 1'000'000);
+      uv_timer_start(
+          &timer_, [](uv_timer_t* t) { static_cast<CaptureReplay*>(t->data)->pump(); }, wait_ms, 0);
+      return;
+    }
+    have_pending_ = false;
+    const auto where = route(listens_, pending_);
+    if (!where) {
+      ++stats_.not_listened;
+      continue;
+    }
+    ++stats_.delivered;
+    sink_(ReceivedDatagram{pending_.payload, reinterpret_cast<const sockaddr*>(&pending_.source),
+                           where->first, where->second, due});
+  }
+}
+
+}  // namespace rtpnode

@@ -1,0 +1,88 @@
+// The second packet input (issue #14, after UdpListener): the UDP datagrams of a capture file
+// (capture_file.hpp) handed to the demux at their capture times, as if a socket bound to each
+// --listen port had received them. The capture's first datagram arrives when start() is called;
+// each later one (capture time t) arrives at start + (t - t0) on the node's monotonic clock,
+// and that is the arrival time the jitter buffers see -- the capture's inter-arrival times,
+// jitter included, not the replay's scheduling. A capture whose times step backwards (files
+// merged out of order) is replayed without going back: such a datagram arrives at once.
+//
+// Which datagrams play: those whose destination port is a --listen port (RTP) or that port + 1
+// (its RTCP), and whose destination address is the --listen address unless that is a wildcard
+// (0.0.0.0, ::). The rest are counted (not_listened) and skipped. Nothing is ever sent: a tap
+// is passive.
+//
+// Thread: the loop thread of `loop`, for everything.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/capture_file.hpp"
+#include "node/config.hpp"
+#include "node/udp_listener.hpp"
+
+namespace rtpnode {
+
+/// What a replay did (loop thread).
+struct CaptureReplayStats {
+  std::uint64_t delivered = 0;        ///< datagrams handed to the sink
+  std::uint64_t not_listened = 0;     ///< UDP datagrams to no --listen port (or its RTCP port)
+  std::uint64_t time_steps_back = 0;  ///< datagrams captured before the one they follow
+  bool ended = false;                 ///< the whole file was replayed (or it ended early)
+};
+
+class CaptureReplay {
+ public:
+  /// Opens `path` (CaptureFileReader: throws std::runtime_error with the reason). The timer
+  /// belongs to `loop`: the owner closes every handle of the loop before destroying this.
+  CaptureReplay(uv_loop_t* loop, const std::string& path, const std::vector<ListenSpec>& listens);
+  CaptureReplay(const CaptureReplay&) = delete;
+  CaptureReplay& operator=(const CaptureReplay&) = delete;
+
+  /// Starts the replay now: datagrams go to `sink` at their times; `on_end` runs once after the
+  /// last one (or when the file ends early: error() says why). Idempotent.
+  void start(DatagramSink sink, std::function<void()> on_end);
+  [[nodiscard]] bool started() const noexcept { return started_; }
+  [[nodiscard]] const CaptureReplayStats& stats() const noexcept { return stats_; }
+  [[nodiscard]] const CaptureStats& capture_stats() const noexcept { return reader_.stats(); }
+  [[nodiscard]] const std::string& error() const noexcept { return reader_.error(); }
+  /// Capture time of the first datagram and of the last one replayed so far (ns since the
+  /// epoch; 0 before the first).
+  [[nodiscard]] std::int64_t first_time_ns() const noexcept { return t0_; }
+  [[nodiscard]] std::int64_t last_time_ns() const noexcept { return last_t_; }
+
+  /// Where `d` goes: the listen index and whether it is that listen's RTCP port, or none.
+  /// Any thread; pure.
+  [[nodiscard]] static std::optional<std::pair<std::size_t, bool>> route(
+      const std::vector<ListenSpec>& listens, const CapturedDatagram& d);
+
+ private:
+  /// Reads the next datagram into pending_; false at the end.
+  bool read_next();
+  /// Delivers every datagram due by now and arms the timer for the next one.
+  void pump();
+
+  CaptureFileReader reader_;
+  const std::vector<ListenSpec>& listens_;
+  uv_timer_t timer_{};
+  DatagramSink sink_;
+  std::function<void()> on_end_;
+  bool started_ = false;
+  mono_ns_t start_ns_ = 0;
+  bool have_t0_ = false;
+  std::int64_t t0_ = 0;
+  std::int64_t last_t_ = 0;
+  // The datagram read but not yet due (its payload copied: the reader's is valid until next()).
+  bool have_pending_ = false;
+  CapturedDatagram pending_;
+  std::vector<std::uint8_t> pending_bytes_;
+  CaptureReplayStats stats_;
+};
+
+}  // namespace rtpnode
