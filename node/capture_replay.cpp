@@ -33,8 +33,13 @@ bool address_matches(const std::string& spec, const sockaddr_storage& dst) {
 }  // namespace
 
 CaptureReplay::CaptureReplay(uv_loop_t* loop, const std::string& path,
-                             const std::vector<ListenSpec>& listens)
-    : reader_(path), listens_(listens) {
+                             std::vector<ListenSpec>& listens, bool discover, int channels,
+                             EndpointAdded added)
+    : reader_(path),
+      listens_(listens),
+      discovery_(discover ? std::make_unique<CallDiscovery>(true) : nullptr),
+      channels_(channels),
+      added_(std::move(added)) {
   uv_timer_init(loop, &timer_);
   timer_.data = this;
 }
@@ -104,15 +109,55 @@ void CaptureReplay::pump() {
       return;
     }
     have_pending_ = false;
-    const auto where = route(listens_, pending_);
-    if (!where) {
-      ++stats_.not_listened;
-      continue;
+    if (discovery_) {
+      auto found = discovery_->on_datagram(pending_, route(listens_, pending_).has_value());
+      for (const MediaEndpoint& e : found.new_endpoints) add_endpoint(e);
+      if (found.sip) {
+        ++stats_.sip;
+        continue;
+      }
+      for (const auto& [t, bytes] : found.held) {
+        CapturedDatagram held = pending_;
+        held.time_ns = std::max(t, t0_);
+        held.payload = bytes;
+        deliver(held, start_ns_ + static_cast<mono_ns_t>(held.time_ns - t0_));
+      }
     }
-    ++stats_.delivered;
-    sink_(ReceivedDatagram{pending_.payload, reinterpret_cast<const sockaddr*>(&pending_.source),
-                           where->first, where->second, due});
+    deliver(pending_, due);
   }
+}
+
+void CaptureReplay::deliver(const CapturedDatagram& d, mono_ns_t arrival) {
+  const auto where = route(listens_, d);
+  if (!where) {
+    ++stats_.not_listened;
+    return;
+  }
+  ++stats_.delivered;
+  sink_(ReceivedDatagram{d.payload, reinterpret_cast<const sockaddr*>(&d.source), where->first,
+                         where->second, arrival});
+}
+
+void CaptureReplay::add_endpoint(const MediaEndpoint& e) {
+  ListenSpec l;
+  char host[INET6_ADDRSTRLEN] = {};
+  if (e.address.ss_family == AF_INET) {
+    const auto& sin = reinterpret_cast<const sockaddr_in&>(e.address);
+    inet_ntop(AF_INET, &sin.sin_addr, host, sizeof host);
+    l.port = ntohs(sin.sin_port);
+  } else {
+    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(e.address);
+    inet_ntop(AF_INET6, &sin6.sin6_addr, host, sizeof host);
+    l.port = ntohs(sin6.sin6_port);
+  }
+  l.address = host;
+  l.payloads = e.payloads;
+  if (channels_ >= 2) l.route = std::vector<int>{e.side};
+  // A re-INVITE repeating an endpoint: the listen it has already (same address and port) stays.
+  for (const ListenSpec& have : listens_)
+    if (have.address == l.address && have.port == l.port) return;
+  listens_.push_back(std::move(l));
+  if (added_) added_(e, listens_.size() - 1);
 }
 
 }  // namespace rtpnode

@@ -11,6 +11,12 @@
 // (0.0.0.0, ::). The rest are counted (not_listened) and skipped. Nothing is ever sent: a tap
 // is passive.
 //
+// With discovery (rtpnode --pcap without --listen), call discovery (call_discovery.hpp) looks at
+// every datagram first: SIP messages are consumed, and each media endpoint it finds (from SDP,
+// or a flow the RTP heuristic confirmed) becomes a listen of its own -- that address and port,
+// the call's payload map, and the call side's channel (caller left, callee right) when the
+// device has two or more. The packets the heuristic held while deciding play first.
+//
 // Thread: the loop thread of `loop`, for everything.
 #pragma once
 
@@ -23,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "node/call_discovery.hpp"
 #include "node/capture_file.hpp"
 #include "node/config.hpp"
 #include "node/udp_listener.hpp"
@@ -34,14 +41,20 @@ struct CaptureReplayStats {
   std::uint64_t delivered = 0;        ///< datagrams handed to the sink
   std::uint64_t not_listened = 0;     ///< UDP datagrams to no --listen port (or its RTCP port)
   std::uint64_t time_steps_back = 0;  ///< datagrams captured before the one they follow
+  std::uint64_t sip = 0;              ///< SIP messages (discovery)
   bool ended = false;                 ///< the whole file was replayed (or it ended early)
 };
 
 class CaptureReplay {
  public:
+  /// A media endpoint discovery added as listen `listen` (its index in `listens`).
+  using EndpointAdded = std::function<void(const MediaEndpoint& e, std::size_t listen)>;
   /// Opens `path` (CaptureFileReader: throws std::runtime_error with the reason). The timer
   /// belongs to `loop`: the owner closes every handle of the loop before destroying this.
-  CaptureReplay(uv_loop_t* loop, const std::string& path, const std::vector<ListenSpec>& listens);
+  /// `discover`: run call discovery, appending to `listens` (see the file comment) and calling
+  /// `added`; `channels`: the device's, for the sides' routes.
+  CaptureReplay(uv_loop_t* loop, const std::string& path, std::vector<ListenSpec>& listens,
+                bool discover = false, int channels = 2, EndpointAdded added = nullptr);
   CaptureReplay(const CaptureReplay&) = delete;
   CaptureReplay& operator=(const CaptureReplay&) = delete;
 
@@ -52,6 +65,8 @@ class CaptureReplay {
   [[nodiscard]] const CaptureReplayStats& stats() const noexcept { return stats_; }
   [[nodiscard]] const CaptureStats& capture_stats() const noexcept { return reader_.stats(); }
   [[nodiscard]] const std::string& error() const noexcept { return reader_.error(); }
+  /// Call discovery's findings, or null without discovery.
+  [[nodiscard]] const CallDiscovery* discovery() const noexcept { return discovery_.get(); }
   /// Capture time of the first datagram and of the last one replayed so far (ns since the
   /// epoch; 0 before the first).
   [[nodiscard]] std::int64_t first_time_ns() const noexcept { return t0_; }
@@ -67,9 +82,15 @@ class CaptureReplay {
   bool read_next();
   /// Delivers every datagram due by now and arms the timer for the next one.
   void pump();
+  /// Hands `d` to the sink as arrived at `arrival` if a listen takes it; else counts it.
+  void deliver(const CapturedDatagram& d, mono_ns_t arrival);
+  void add_endpoint(const MediaEndpoint& e);
 
   CaptureFileReader reader_;
-  const std::vector<ListenSpec>& listens_;
+  std::vector<ListenSpec>& listens_;
+  std::unique_ptr<CallDiscovery> discovery_;
+  int channels_ = 2;
+  EndpointAdded added_;
   uv_timer_t timer_{};
   DatagramSink sink_;
   std::function<void()> on_end_;

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,11 @@ struct ListenSpec {
   std::string address;               ///< IPv4 or IPv6 literal; a multicast group joins the group
   std::uint16_t port = 0;            ///< 1..65535
   std::optional<PayloadFormat> raw;  ///< set: headerless PCM (no RTP header) in this format
+  /// Set by call discovery (--pcap, node/call_discovery.hpp), never by flags: the payload types
+  /// the call's SDP maps (over the static ones) instead of --payload's, and the device channels
+  /// this side of the call plays on when no --route rule names its sources.
+  std::shared_ptr<const PayloadMap> payloads;
+  std::optional<std::vector<int>> route;
   [[nodiscard]] std::string describe() const;
 };
 
@@ -155,8 +161,10 @@ struct NodeConfig {
   std::string output_format = "s16";
   /// --pcap FILE: take the datagrams of a pcap or pcapng capture ("-" = standard input) instead
   /// of binding the --listen ports, replayed at their capture times (node/capture_replay.hpp);
-  /// --listen says which destination ports (and addresses) play. rtpnode stops once the capture
-  /// is replayed and the sources have played out. No RTCP is sent. "" = live sockets.
+  /// --listen says which destination ports (and addresses) play; without --listen, calls are
+  /// discovered (SIP/SDP, else RTP heuristics: node/call_discovery.hpp), the caller's voice
+  /// left, the callee's right. rtpnode stops once the capture is replayed and the sources have
+  /// played out. No RTCP is sent. "" = live sockets.
   std::string pcap;
 
   // Run control and reporting.

@@ -55,7 +55,7 @@ void Demux::on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> da
     if (data.empty()) return;
     const std::uint64_t key = raw_source_key(spec.port, from);
     Source* s = sources_.find(key);
-    if (s == nullptr) s = sources_.raw_source(key, spec.port, from, *spec.raw, now);
+    if (s == nullptr) s = sources_.raw_source(key, spec.port, from, *spec.raw, now, &spec);
     if (s != nullptr) {
       s->on_raw(data, now, clock);
       s->render(clock, now);
@@ -84,7 +84,8 @@ void Demux::on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> da
     s->render(clock, now);
     return;
   }
-  const PayloadFormat* fmt = cfg_.payloads.find(h.payload_type);
+  const PayloadFormat* fmt =
+      spec.payloads ? spec.payloads->find(h.payload_type) : cfg_.payloads.find(h.payload_type);
   if (!fmt) {
     ++stats_.unknown_payload_type;
     warn_once(kWarnUnknownPt, [&] {
@@ -94,7 +95,7 @@ void Demux::on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> da
     });
     return;
   }
-  if (auto admitted = sources_.on_candidate(key, spec.port, h, data, from, *fmt, now)) {
+  if (auto admitted = sources_.on_candidate(key, spec.port, h, data, from, *fmt, now, &spec)) {
     RtpHeaderView first;
     if (rtp_parse(admitted->first, first) == RtpParseStatus::ok)
       admitted->source->on_rtp(first, admitted->first_arrival, clock);

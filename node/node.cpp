@@ -35,7 +35,9 @@ Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.e
     if (cfg_.pcap.empty())
       udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
     else
-      replay_ = std::make_unique<CaptureReplay>(&loop_, cfg_.pcap, cfg_.listens);
+      replay_ = std::make_unique<CaptureReplay>(
+          &loop_, cfg_.pcap, cfg_.listens, cfg_.listens.empty(), cfg_.channels,
+          [this](const MediaEndpoint& e, std::size_t) { on_call_endpoint(e); });
     sources_ = std::make_unique<SourceTable>(
         SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout, cfg_.sync_rtcp},
         [this](const SourceTable::NewSource& n) { return make_source(n); }, events_, std::cerr);
@@ -244,7 +246,8 @@ void Node::tick() {
     std::string listening;
     for (const auto& l : cfg_.listens) listening += " " + l.describe();
     service_.ready("playing on " + backend_->describe() +
-                   (replay_ ? "; replaying " + cfg_.pcap + " for" : "; listening on") + listening);
+                   (replay_ ? "; replaying " + cfg_.pcap + " for" : "; listening on") +
+                   (listening.empty() ? " the calls it holds" : listening));
   }
   const mono_ns_t now = now_ns();
   // The loop's own lateness: ticks run every few ms; a long gap means this thread was blocked
@@ -329,6 +332,22 @@ void Node::reload() {
   event("config_reload", {{"applied", true}, {"live", live}, {"needs_restart", restart}});
 }
 
+void Node::on_call_endpoint(const MediaEndpoint& e) {
+  const DiscoveredCall& call = replay_->discovery()->calls()[e.call];
+  const char* side = e.side == 0 ? "caller" : "callee";
+  const char* channel = cfg_.channels < 2 ? "" : e.side == 0 ? ", left" : ", right";
+  std::cerr << "rtpnode: call " << call.id << ": the " << side << "'s voice to "
+            << endpoint_text(e.address) << (e.codecs.empty() ? "" : " (" + e.codecs + ")")
+            << channel << (call.sip ? "" : " (found by RTP heuristics)") << "\n";
+  event("call_stream", {{"call", call.id},
+                        {"from", call.from},
+                        {"to", call.to},
+                        {"side", side},
+                        {"destination", endpoint_text(e.address)},
+                        {"codecs", e.codecs},
+                        {"sip", call.sip}});
+}
+
 void Node::on_capture_end() {
   const CaptureStats& c = replay_->capture_stats();
   const CaptureReplayStats& r = replay_->stats();
@@ -336,20 +355,23 @@ void Node::on_capture_end() {
       static_cast<double>(replay_->last_time_ns() - replay_->first_time_ns()) / 1e9;
   std::cerr << "rtpnode: " << cfg_.pcap << ": replayed " << seconds << " s of capture, "
             << r.delivered << " datagrams played of " << c.udp << " UDP in " << c.frames
-            << " records (not to a --listen port " << r.not_listened << ", not IP " << c.not_ip
-            << ", not UDP " << c.not_udp << ", cut by the snap length " << c.truncated
-            << ", malformed " << c.malformed << ", fragments reassembled " << c.reassembled
-            << ", fragments dropped " << c.fragments_dropped << ")"
+            << " records (SIP " << r.sip << ", to no --listen port or call " << r.not_listened
+            << ", not IP " << c.not_ip << ", not UDP " << c.not_udp << ", cut by the snap length "
+            << c.truncated << ", malformed " << c.malformed << ", fragments reassembled "
+            << c.reassembled << ", fragments dropped " << c.fragments_dropped << ")"
             << (replay_->error().empty() ? "" : "; the file ended early: " + replay_->error())
             << "\n";
-  event("capture_ended", {{"file", cfg_.pcap},
-                          {"capture_seconds", seconds},
-                          {"datagrams_played", r.delivered},
-                          {"datagrams_not_listened", r.not_listened},
-                          {"records", c.frames},
-                          {"truncated", c.truncated},
-                          {"malformed", c.malformed},
-                          {"error", replay_->error()}});
+  event("capture_ended",
+        {{"file", cfg_.pcap},
+         {"capture_seconds", seconds},
+         {"datagrams_played", r.delivered},
+         {"datagrams_not_listened", r.not_listened},
+         {"records", c.frames},
+         {"sip_messages", r.sip},
+         {"calls", replay_->discovery() ? replay_->discovery()->calls().size() : 0},
+         {"truncated", c.truncated},
+         {"malformed", c.malformed},
+         {"error", replay_->error()}});
   // What is buffered plays out within the playout delay (at most --max-latency, or the fixed
   // --latency) plus the render lead; then the node stops as at the end of --duration.
   const auto delay = cfg_.latency_auto ? cfg_.max_latency : cfg_.latency;
@@ -378,6 +400,7 @@ int Node::run() {
             << cfg_.describe_latency();
   std::cerr << (replay_ ? "; replaying " + cfg_.pcap + " for" : std::string("; listening on"));
   for (const auto& l : cfg_.listens) std::cerr << " " << l.describe();
+  if (cfg_.listens.empty()) std::cerr << " the calls it holds (SIP/SDP, else RTP heuristics)";
   std::cerr << "\n";
 
   uv_timer_init(&loop_, &render_timer_);

@@ -165,6 +165,9 @@ class Node {
   uv_timer_t capture_end_timer_{};         ///< stops the node once a capture has played out
   /// --pcap: the capture is replayed; stop once what is buffered has played.
   void on_capture_end();
+  /// --pcap without --listen: call discovery found where one side of a call is heard (a line on
+  /// stderr, event call_stream).
+  void on_call_endpoint(const MediaEndpoint& e);
   bool receiving_ = false;
 
   SourceFactory factory_;

@@ -148,12 +148,8 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
 std::string NodeConfig::validate() const {
   using std::chrono::milliseconds;
   using std::chrono::seconds;
-  if (listens.empty())
-    return pcap.empty()
-               ? "nothing to receive: give at least one --listen ADDR:PORT (e.g. --listen "
-                 "0.0.0.0:5004)"
-               : "--pcap plays the datagrams sent to the --listen ports: give at least one "
-                 "--listen ADDR:PORT (0.0.0.0:PORT takes that port on every address)";
+  if (listens.empty() && pcap.empty())
+    return "nothing to receive: give at least one --listen ADDR:PORT (e.g. --listen 0.0.0.0:5004)";
   if (!latency_auto && latency > seconds(10))
     return "--latency " + format_duration(latency) + " is above the 10 s maximum";
   if (max_latency > seconds(10))

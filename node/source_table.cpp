@@ -138,14 +138,15 @@ SourceTable::ProbationMap::iterator SourceTable::erase_probation(ProbationMap::i
 }
 
 Source* SourceTable::raw_source(std::uint64_t key, std::uint16_t port, const sockaddr* from,
-                                const PayloadFormat& format, mono_ns_t now) {
-  return create(NewSource{key, port, from, 0, 255, &format, true, now}, now);
+                                const PayloadFormat& format, mono_ns_t now,
+                                const ListenSpec* listen) {
+  return create(NewSource{key, port, from, 0, 255, &format, true, now, listen}, now);
 }
 
 std::optional<SourceTable::Admitted> SourceTable::on_candidate(
     std::uint64_t key, std::uint16_t port, const RtpHeaderView& h,
     std::span<const std::uint8_t> data, const sockaddr* from, const PayloadFormat& format,
-    mono_ns_t now) {
+    mono_ns_t now, const ListenSpec* listen) {
   // A stream refused at --max-sources stays refused while every slot is taken; once one frees,
   // it is admitted like a new one.
   if (auto r = refused_.find(key); r != refused_.end()) {
@@ -199,7 +200,8 @@ std::optional<SourceTable::Admitted> SourceTable::on_candidate(
   a.first_arrival = pr.first_arrival;
   erase_probation(it);
   a.source = create(
-      NewSource{key, port, from, h.ssrc, h.payload_type, &format, false, a.first_arrival}, now);
+      NewSource{key, port, from, h.ssrc, h.payload_type, &format, false, a.first_arrival, listen},
+      now);
   if (a.source == nullptr) return std::nullopt;
   return a;
 }

@@ -51,6 +51,7 @@ class SourceTable {
     const PayloadFormat* format = nullptr;
     bool raw = false;
     mono_ns_t first_arrival = 0;
+    const ListenSpec* listen = nullptr;  ///< what it arrived on; valid during the factory call
   };
   /// Makes a source; may throw std::exception (a codec that cannot be created): the stream is
   /// then refused and counted.
@@ -87,11 +88,12 @@ class SourceTable {
   std::optional<Admitted> on_candidate(std::uint64_t key, std::uint16_t port,
                                        const RtpHeaderView& h, std::span<const std::uint8_t> data,
                                        const sockaddr* from, const PayloadFormat& format,
-                                       mono_ns_t now);
+                                       mono_ns_t now, const ListenSpec* listen = nullptr);
   /// A headerless PCM datagram: its source, created at once (no sequence numbers to check), or
   /// null when refused.
   Source* raw_source(std::uint64_t key, std::uint16_t port, const sockaddr* from,
-                     const PayloadFormat& format, mono_ns_t now);
+                     const PayloadFormat& format, mono_ns_t now,
+                     const ListenSpec* listen = nullptr);
   /// An RTCP BYE for `key` from `from`: ends its probation if that came from the same host.
   void on_bye(std::uint64_t key, const sockaddr* from);
   /// Frees draining sources whose audio has played (their statistics become departed), and at
