@@ -328,6 +328,7 @@ void CallDiscovery::on_rtp_candidate(const CapturedDatagram& d, Result& out) {
   ++c.count;
   if (c.count < kConfirmPackets) {
     c.packets.emplace_back(d.time_ns, std::vector<std::uint8_t>(p.begin(), p.end()));
+    out.candidate = true;
     return;
   }
   // Confirmed: an endpoint of a heuristic call, paired with its reverse flow if that is known.

@@ -91,7 +91,8 @@ class CallDiscovery {
 
   /// What one datagram told discovery.
   struct Result {
-    bool sip = false;  ///< it was a SIP message (not media)
+    bool sip = false;        ///< it was a SIP message (not media)
+    bool candidate = false;  ///< held by the RTP heuristic (handed back in `held` if confirmed)
     /// Endpoints found by this datagram (SIP SDP, or a confirmed heuristic flow).
     std::vector<MediaEndpoint> new_endpoints;
     /// A heuristic flow was confirmed by this datagram: its earlier packets, oldest first

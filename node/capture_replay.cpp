@@ -116,6 +116,10 @@ void CaptureReplay::pump() {
         ++stats_.sip;
         continue;
       }
+      if (found.candidate) {
+        ++stats_.heuristic_held;
+        continue;
+      }
       for (const auto& [t, bytes] : found.held) {
         CapturedDatagram held = pending_;
         held.time_ns = std::max(t, t0_);

@@ -40,6 +40,9 @@ namespace rtpnode {
 struct CaptureReplayStats {
   std::uint64_t delivered = 0;        ///< datagrams handed to the sink
   std::uint64_t not_listened = 0;     ///< UDP datagrams to no --listen port (or its RTCP port)
+  /// Datagrams the RTP heuristic held while deciding (those of confirmed flows are delivered
+  /// too, and counted there).
+  std::uint64_t heuristic_held = 0;
   std::uint64_t time_steps_back = 0;  ///< datagrams captured before the one they follow
   std::uint64_t sip = 0;              ///< SIP messages (discovery)
   bool ended = false;                 ///< the whole file was replayed (or it ended early)

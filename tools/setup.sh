@@ -18,6 +18,7 @@ PACKAGES=(
   libmicrohttpd-dev                        # HTTP for /metrics, /stats and control
   libpcap-dev tcpdump                      # --pcap capture files (VoIP tap); test captures
   tshark                                   # independent RTP stream figures for --pcap tests
+  sip-tester                               # SIPp: real SIP calls for the VoIP tap tests
   curl python3-jsonschema python3-prometheus-client  # independent checks of the HTTP endpoint
   clang libclang-rt-14-dev                 # libFuzzer targets (tools/fuzz.sh)
   clang-format                             # the committed .clang-format, checked by tools/test.sh

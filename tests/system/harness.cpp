@@ -394,4 +394,56 @@ double best_correlation(const Audio& capture, const Audio& expected, long search
   return best;
 }
 
+namespace {
+/// Normalized cross-correlation of expected frames [e0, e1) with the capture shifted by `lag`
+/// (channel 0 of each), visiting every `step`-th frame.
+double correlation_at(const Audio& capture, const Audio& expected, long lag, long e0, long e1,
+                      long step) {
+  double xy = 0, xx = 0, yy = 0;
+  for (long e = e0; e < e1; e += step) {
+    const long c = e + lag;
+    if (c < 0 || c >= static_cast<long>(capture.frames())) continue;
+    const double x = capture.samples[static_cast<std::size_t>(c * capture.channels)];
+    const double y = expected.samples[static_cast<std::size_t>(e * expected.channels)];
+    xy += x * y;
+    xx += x * x;
+    yy += y * y;
+  }
+  return xx > 0 && yy > 0 ? xy / std::sqrt(xx * yy) : 0.0;
+}
+}  // namespace
+
+double min_window_correlation(const Audio& capture, const Audio& expected, long search, long window,
+                              long local) {
+  const long c0 = first_sound(capture, 1e-3f);
+  const long e0 = first_sound(expected, 1e-3f);
+  if (c0 < 0 || e0 < 0) return 0;
+  const long n = static_cast<long>(expected.frames());
+  // The whole clip's alignment, first on every 4th frame, then refined around it.
+  long best_lag = c0 - e0;
+  double best = -2;
+  for (long lag = c0 - e0 - search; lag <= c0 - e0 + search; ++lag)
+    if (const double r = correlation_at(capture, expected, lag, 0, n, 4); r > best) {
+      best = r;
+      best_lag = lag;
+    }
+  double lowest = 1.0;
+  bool any = false;
+  for (long w0 = 0; w0 < n; w0 += window) {
+    const long w1 = std::min(n, w0 + window);
+    double energy = 0;
+    for (long e = w0; e < w1; ++e) {
+      const double y = expected.samples[static_cast<std::size_t>(e * expected.channels)];
+      energy += y * y;
+    }
+    if (energy / static_cast<double>(w1 - w0) < 1e-6) continue;  // below -60 dBFS: no content
+    double window_best = -2;
+    for (long lag = best_lag - local; lag <= best_lag + local; ++lag)
+      window_best = std::max(window_best, correlation_at(capture, expected, lag, w0, w1, 1));
+    lowest = std::min(lowest, window_best);
+    any = true;
+  }
+  return any ? lowest : 0.0;
+}
+
 }  // namespace rtpnode::systest

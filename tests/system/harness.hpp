@@ -137,4 +137,12 @@ ExactMatch match_exact(const Audio& capture, const Audio& expected, int period,
 /// alignments found from the first non-silent frames (+- search frames).
 double best_correlation(const Audio& capture, const Audio& expected, long search);
 
+/// Content check that tolerates slow sub-millisecond slewing (drift compensation trimming the
+/// delay): channel 0 of `expected` is cut into `window` frames; each window with sound is
+/// aligned on its own within +- `local` frames of the best whole-clip alignment (searched
+/// +- `search` frames around the first sounds), and its normalized cross-correlation taken.
+/// Returns the lowest over the windows (0 when nothing aligns).
+double min_window_correlation(const Audio& capture, const Audio& expected, long search, long window,
+                              long local);
+
 }  // namespace rtpnode::systest

@@ -498,6 +498,170 @@ TEST(Capture, TcpdumpCaptureReplaysBitExactAndPcapngRendersTheSame) {
     EXPECT_EQ(only_source(r2).value(k, -1), src.value(k, -2)) << k;
 }
 
+/// SIPp's UAS answering with PCMU on [media_port] and, once the ACK is in, playing `pcap` (an
+/// RTP capture) to the caller's media address: the callee's voice.
+std::string sipp_uas_scenario(const std::string& pcap) {
+  return R"(<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="UAS answering with media">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=callee 1 1 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+]]></send>
+  <recv request="ACK" crlf="true"/>
+  <nop><action><exec play_pcap_audio=")" +
+         pcap + R"("/></action></nop>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+]]></send>
+</scenario>
+)";
+}
+
+/// One channel of `a` as mono audio.
+Audio channel_of(const Audio& a, int c) {
+  Audio m;
+  m.rate = a.rate;
+  m.channels = 1;
+  for (std::size_t i = 0; i < a.frames(); ++i)
+    m.samples.push_back(a.samples[i * static_cast<std::size_t>(a.channels) + c]);
+  return m;
+}
+
+/// The audio of the G.711 RTP in `pcap` as tshark extracts it and ffmpeg decodes it
+/// (`format` alaw or mulaw), at 48 kHz: what rtpnode should play, from tools independent of it.
+Audio independent_g711_decode(const std::string& dir, const std::string& pcap,
+                              const std::string& format) {
+  const std::string raw = dir + "/" + format + ".raw", wav = dir + "/" + format + ".wav";
+  const auto [rc, hex] =
+      run_command("tshark -r " + pcap + " -o rtp.heuristic_rtp:TRUE -Y 'rtp.p_type == " +
+                  (format == "alaw" ? "8" : "0") + "' -T fields -e rtp.payload 2>/dev/null");
+  EXPECT_EQ(rc, 0);
+  std::ofstream out(raw, std::ios::binary);
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    if (!std::isxdigit(static_cast<unsigned char>(hex[i]))) {
+      --i;
+      continue;
+    }
+    out.put(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  out.close();
+  EXPECT_EQ(run_command("ffmpeg -v error -y -f " + format + " -ar 8000 -ac 1 -i " + raw + " " + wav)
+                .first,
+            0);
+  return resample(read_wav(wav), 48000, 4);
+}
+
+// Issue #14, held to independent tools: SIPp places a call on the loopback (UAC: SIPp's own
+// uac_pcap scenario, PCMA from its g711a.pcap and an RFC 2833 digit; UAS: answers PCMU and plays
+// an rtpsend capture of a real recording), tcpdump records it, and `rtpnode --pcap` without
+// --listen finds the call by its SIP/SDP and plays the caller on the left, the callee on the
+// right. With the SIP filtered out, the RTP heuristic finds the same two streams as one call.
+TEST(Capture, SippCallIsFoundBySipAndPlayedCallerLeftCalleeRight) {
+  const std::string dir = test_dir();
+  // The callee's voice: PCMU of a real recording, captured as SIPp's play_pcap_audio reads it.
+  const std::string callee_pcap = dir + "/callee.pcap";
+  const int scratch = free_udp_port();
+  capture_stream(dir, callee_pcap, "lo", scratch, speech_8k(), {"--codec", "pcmu", "--no-bye"});
+  std::ofstream(dir + "/uas.xml") << sipp_uas_scenario(callee_pcap);
+  std::filesystem::create_directories(dir + "/uac");
+  std::filesystem::create_symlink("/usr/share/sip-tester", dir + "/uac/pcap");  // uac_pcap's path
+
+  const int uas_port = free_udp_port(), uac_port = free_udp_port();
+  const int uas_media = free_udp_port() & ~1, uac_media = (free_udp_port() & ~1) + 2;
+  const std::string call_pcap = dir + "/call.pcap";
+  Process tcpdump(
+      {"tcpdump", "-i", "lo", "--immediate-mode", "-Z", "root", "-U", "-n", "-w", call_pcap, "udp"},
+      dir + "/tcpdump.log");
+  for (int i = 0; i < 100 && tcpdump.log().find("listening on") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  Process uas({"sipp", "-sf", dir + "/uas.xml", "-i", "127.0.0.1", "-p", std::to_string(uas_port),
+               "-mp", std::to_string(uas_media), "-m", "1", "-nostdin", "-timeout", "40s"},
+              dir + "/uas.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir + "/uac");
+  Process uac({"sipp", "-sn", "uac_pcap", "127.0.0.1:" + std::to_string(uas_port), "-i",
+               "127.0.0.1", "-p", std::to_string(uac_port), "-mp", std::to_string(uac_media), "-m",
+               "1", "-nostdin", "-timeout", "40s"},
+              dir + "/uac.log");
+  std::filesystem::current_path(cwd);
+  EXPECT_EQ(uac.wait(std::chrono::seconds(45)), std::optional<int>(0)) << uac.log();
+  EXPECT_EQ(uas.wait(std::chrono::seconds(5)), std::optional<int>(0)) << uas.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  tcpdump.signal(SIGINT);
+  EXPECT_EQ(tcpdump.wait(std::chrono::seconds(5)), std::optional<int>(0)) << tcpdump.log();
+
+  const Audio caller = independent_g711_decode(dir, "/usr/share/sip-tester/g711a.pcap", "alaw");
+  const Audio callee = independent_g711_decode(dir, callee_pcap, "mulaw");
+  const std::vector<std::string> args{"--latency", "200ms"};
+  const Result r = replay_capture(call_pcap, dir + "/out.wav", args);
+  EXPECT_NE(r.node_log.find(": the caller's voice to 127.0.0.1:" + std::to_string(uas_media) +
+                            " (PCMU/8000), left"),
+            std::string::npos)
+      << r.node_log;
+  EXPECT_NE(r.node_log.find(": the callee's voice to 127.0.0.1:" + std::to_string(uac_media) +
+                            " (PCMA/8000 telephone-event/8000), right"),
+            std::string::npos)
+      << r.node_log;
+  EXPECT_EQ(r.stats["sources"].size(), 2u) << r.stats.dump(2);
+  // Each second aligned on its own within 2 ms: the drift loop trims the first packet's
+  // sub-millisecond excess delay by slewing (at most ~300 ppm here), which a whole-clip
+  // correlation of 8 kHz speech reads as a mismatch.
+  const Audio left = channel_of(r.capture, 0), right = channel_of(r.capture, 1);
+  const double left_caller = min_window_correlation(left, caller, 2400, 48000, 96);
+  const double right_callee = min_window_correlation(right, callee, 2400, 48000, 96);
+  EXPECT_GE(left_caller, 0.99);
+  EXPECT_GE(right_callee, 0.99);
+  EXPECT_LT(best_correlation(left, callee, 2400), 0.5);
+  EXPECT_LT(best_correlation(right, caller, 2400), 0.5);
+  RecordProperty("left_caller_correlation", std::to_string(left_caller));
+  RecordProperty("right_callee_correlation", std::to_string(right_callee));
+
+  // Without SIP: the heuristic finds both flows and pairs them into one call.
+  const std::string rtp_only = dir + "/rtp_only.pcap";
+  ASSERT_EQ(run_command("tcpdump -r " + call_pcap + " -w " + rtp_only + " 'not port " +
+                        std::to_string(uas_port) + " and not port " + std::to_string(uac_port) +
+                        "' 2>/dev/null")
+                .first,
+            0);
+  const Result h = replay_capture(rtp_only, dir + "/out_rtp.wav", args);
+  EXPECT_NE(h.node_log.find("(SIP 0, "), std::string::npos) << h.node_log;
+  EXPECT_NE(h.node_log.find("(found by RTP heuristics)"), std::string::npos) << h.node_log;
+  const Audio hl = channel_of(h.capture, 0), hr = channel_of(h.capture, 1);
+  // Which flow is confirmed first decides the sides; each channel holds one voice.
+  auto window = [](const Audio& c, const Audio& e) {
+    return min_window_correlation(c, e, 2400, 48000, 96);
+  };
+  const double straight = std::min(window(hl, caller), window(hr, callee));
+  const double swapped = std::min(window(hl, callee), window(hr, caller));
+  EXPECT_GE(std::max(straight, swapped), 0.99)
+      << "straight " << straight << ", swapped " << swapped << "\n"
+      << h.node_log;
+}
+
 TEST(System, PcmuMatchesReferenceDecode) {
   Scenario s;
   s.input = speech_8k();
