@@ -38,8 +38,8 @@ namespace rtpnode {
 
 /// What a replay did (loop thread).
 struct CaptureReplayStats {
-  std::uint64_t delivered = 0;        ///< datagrams handed to the sink
-  std::uint64_t not_listened = 0;     ///< UDP datagrams to no --listen port (or its RTCP port)
+  std::uint64_t delivered = 0;     ///< datagrams handed to the sink
+  std::uint64_t not_listened = 0;  ///< UDP datagrams to no --listen port (or its RTCP port)
   /// Datagrams the RTP heuristic held while deciding (those of confirmed flows are delivered
   /// too, and counted there).
   std::uint64_t heuristic_held = 0;

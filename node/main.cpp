@@ -279,10 +279,11 @@ Loaded load(int argc, char** argv, bool startup) {
          "Render the mix to FILE.wav, .rf64 or .flac instead of a device, paced in real time "
          "(--rate default 48000, --period default 256)")
       ->type_name("FILE");
-  app.add_option("--pcap", cfg.pcap,
-                 "Play a pcap/pcapng capture (- = stdin) at its capture times instead of receiving: "
-                 "the datagrams to the --listen ports, or without --listen the calls found by "
-                 "SIP/SDP or RTP heuristics (caller left, callee right); stops at its end")
+  app.add_option(
+         "--pcap", cfg.pcap,
+         "Play a pcap/pcapng capture (- = stdin) at its capture times instead of receiving: "
+         "the datagrams to the --listen ports, or without --listen the calls found by "
+         "SIP/SDP or RTP heuristics (caller left, callee right); stops at its end")
       ->type_name("FILE");
   app.add_option("--output-format", cfg.output_format,
                  "Sample format of --output: s16, s24 or f32 (f32: not .flac)")
