@@ -284,15 +284,28 @@ void CallDiscovery::on_sip(const SipMessage& m, const CapturedDatagram& d, Resul
   // The caller's SDP names where the caller receives: the callee's voice arrives there.
   const bool from_caller = address_key(d.source) == address_key(call.caller_signalling);
   e.side = from_caller ? 1 : 0;
-  auto map = std::make_shared<PayloadMap>();
+  // The endpoint's own mappings first (RFC 3264 §5.1: what its SDP says it receives), then the
+  // call's other SDPs fill the payload types it leaves unmapped: endpoints commonly send what
+  // the peer offered although their answer left it out (SIPp's RFC 2833 digits, for one).
+  std::vector<std::pair<std::uint8_t, PayloadFormat>> own;
   for (int pt : sdp->payload_types) {
     auto it = sdp->rtpmap.find(pt);
     if (it == sdp->rtpmap.end()) continue;  // a static type without rtpmap: RFC 3551's
     e.codecs += (e.codecs.empty() ? "" : " ") + it->second;
     std::string error;
     if (auto f = parse_payload_format(it->second, error))
-      map->set(static_cast<std::uint8_t>(pt), *f);
+      own.emplace_back(static_cast<std::uint8_t>(pt), *f);
   }
+  auto map = std::make_shared<PayloadMap>();
+  for (const auto& [pt, f] : own) map->set(pt, f);
+  CallMaps& maps = call_maps_[ci];
+  for (const auto& [pt, f] : maps.mappings)
+    if (map->find(pt) == nullptr) map->set(pt, f);
+  for (const auto& other : maps.endpoints)
+    for (const auto& [pt, f] : own)
+      if (other->find(pt) == nullptr) other->set(pt, f);
+  maps.mappings.insert(maps.mappings.end(), own.begin(), own.end());
+  maps.endpoints.push_back(map);
   e.payloads = std::move(map);
   out.new_endpoints.push_back(std::move(e));
 }

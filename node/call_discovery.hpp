@@ -68,7 +68,8 @@ struct MediaEndpoint {
   sockaddr_storage address{};  ///< destination IP and UDP port of the RTP
   std::size_t call = 0;        ///< index in CallDiscovery::calls()
   int side = 0;                ///< 0: the caller's voice (left), 1: the callee's (right)
-  /// Payload types as the SDP maps them, over RFC 3551's static ones; unset: static only.
+  /// Payload types as the SDP maps them, over RFC 3551's static ones, then those the call's
+  /// other SDPs map (filled in as they come); unset: static only.
   std::shared_ptr<const PayloadMap> payloads;
   std::string codecs;  ///< "PCMA/8000 telephone-event/8000" (SDP's names), for reports
 };
@@ -123,8 +124,15 @@ class CallDiscovery {
   void on_rtp_candidate(const CapturedDatagram& d, Result& out);
   std::size_t call_for(const std::string& id, std::int64_t time_ns);
 
+  /// Per SIP call: every mapping its SDPs made, and the maps of its endpoints (shared with the
+  /// listens, filled in as later SDPs map more).
+  struct CallMaps {
+    std::vector<std::pair<std::uint8_t, PayloadFormat>> mappings;
+    std::vector<std::shared_ptr<PayloadMap>> endpoints;
+  };
   bool heuristic_;
   std::vector<DiscoveredCall> calls_;
+  std::map<std::size_t, CallMaps> call_maps_;
   std::map<std::string, std::size_t> call_index_;
   std::deque<Candidate> candidates_;
   /// Confirmed heuristic flows: "dst->src" key of each, to pair a reverse flow with its call.

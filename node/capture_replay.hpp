@@ -74,6 +74,10 @@ class CaptureReplay {
   /// epoch; 0 before the first).
   [[nodiscard]] std::int64_t first_time_ns() const noexcept { return t0_; }
   [[nodiscard]] std::int64_t last_time_ns() const noexcept { return last_t_; }
+  /// The capture time (ns since the epoch) of a datagram this replay delivered at `arrival`.
+  [[nodiscard]] std::int64_t capture_time_ns(mono_ns_t arrival) const noexcept {
+    return t0_ + static_cast<std::int64_t>(arrival - start_ns_);
+  }
 
   /// Where `d` goes: the listen index and whether it is that listen's RTCP port, or none.
   /// Any thread; pure.

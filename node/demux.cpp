@@ -1,6 +1,7 @@
 #include "node/demux.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "node/net_address.hpp"
@@ -79,13 +80,20 @@ void Demux::on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> da
     return;
   }
   const std::uint64_t key = source_key(spec.port, h.ssrc);
+  const PayloadFormat* fmt =
+      spec.payloads ? spec.payloads->find(h.payload_type) : cfg_.payloads.find(h.payload_type);
+  if (fmt != nullptr && fmt->codec == Codec::telephone_event) {
+    on_telephone_event(spec, h, from, fmt->clock_rate, now);
+    // Under the audio's SSRC the events share its sequence numbers (RFC 4733 §2.1): the
+    // source counts them (packets_other_payload_type), so that they are not taken for loss.
+    if (Source* s = sources_.find(key)) s->on_rtp(h, now, clock);
+    return;
+  }
   if (Source* s = sources_.find(key)) {
     s->on_rtp(h, now, clock);
     s->render(clock, now);
     return;
   }
-  const PayloadFormat* fmt =
-      spec.payloads ? spec.payloads->find(h.payload_type) : cfg_.payloads.find(h.payload_type);
   if (!fmt) {
     ++stats_.unknown_payload_type;
     warn_once(kWarnUnknownPt, [&] {
@@ -102,6 +110,37 @@ void Demux::on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> da
     admitted->source->on_rtp(h, now, clock);
     admitted->source->render(clock, now);
   }
+}
+
+void Demux::on_telephone_event(const ListenSpec& spec, const RtpHeaderView& h, const sockaddr* from,
+                               std::uint32_t clock_rate, mono_ns_t now) {
+  ++stats_.telephone_event_packets;
+  const std::uint64_t key = source_key(spec.port, h.ssrc);
+  auto it = event_streams_.find(key);
+  if (it == event_streams_.end()) {
+    if (event_streams_.size() >= 4 * static_cast<std::size_t>(cfg_.max_sources) + 16) return;
+    it = event_streams_.emplace(key, EventStream{}).first;
+    it->second.listen = static_cast<std::size_t>(&spec - cfg_.listens.data());
+    std::memcpy(&it->second.from, from, sockaddr_length(from));
+    it->second.clock_rate = clock_rate;
+  }
+  const auto done = it->second.receiver.on_packet(h.timestamp, h.payload, now);
+  for (int i = 0; i < done.count; ++i) {
+    ++stats_.telephone_events;
+    if (event_sink_)
+      event_sink_(done.events[static_cast<std::size_t>(i)], it->second.listen,
+                  reinterpret_cast<const sockaddr*>(&it->second.from), h.ssrc, clock_rate);
+  }
+}
+
+void Demux::flush_events() {
+  for (auto& [key, s] : event_streams_)
+    if (auto e = s.receiver.flush()) {
+      ++stats_.telephone_events;
+      if (event_sink_)
+        event_sink_(*e, s.listen, reinterpret_cast<const sockaddr*>(&s.from),
+                    static_cast<std::uint32_t>(key), s.clock_rate);
+    }
 }
 
 void Demux::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data,

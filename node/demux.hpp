@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <functional>
+#include <unordered_map>
 #include <cstdint>
 #include <ostream>
 #include <span>
@@ -20,6 +22,7 @@
 #include "node/source_table.hpp"
 #include "node/udp_listener.hpp"
 #include "rtp/rtp_header.hpp"
+#include "rtp/telephone_event.hpp"
 
 namespace rtpnode {
 
@@ -34,6 +37,8 @@ struct DemuxStats {
   std::uint64_t byes = 0;                  ///< BYE SSRCs received
   std::uint64_t rtcp_foreign = 0;          ///< SR/BYE about a source from another host than its RTP
   std::uint64_t not_allowed = 0;           ///< datagrams from outside every --allow block
+  std::uint64_t telephone_event_packets = 0;  ///< RFC 4733 packets (PT mapped to telephone-event)
+  std::uint64_t telephone_events = 0;         ///< events reported (DTMF digits and others)
 };
 
 class Demux {
@@ -42,6 +47,17 @@ class Demux {
   Demux(const NodeConfig& cfg, SourceTable& sources, RtcpSession& rtcp, std::ostream& log);
   /// One datagram; sources it reaches decode and render on `clock`.
   void on_datagram(const ReceivedDatagram& d, const DeviceClock& clock);
+  /// An RFC 4733 event completed on listen `listen` by SSRC `ssrc` from `from`; `clock_rate`:
+  /// its payload type's (durations are in its ticks).
+  using EventSink =
+      std::function<void(const TelephoneEventReceiver::Event& e, std::size_t listen,
+                         const sockaddr* from, std::uint32_t ssrc, std::uint32_t clock_rate)>;
+  /// Where telephone-events go (RTP whose payload type maps to telephone-event: --payload
+  /// 101=telephone-event/8000, or an SDP's rtpmap). Unset: they are counted only.
+  void set_event_sink(EventSink sink) { event_sink_ = std::move(sink); }
+  /// Reports the events still in progress (their end packets not seen): at the end of a
+  /// capture or at exit.
+  void flush_events();
   [[nodiscard]] const DemuxStats& stats() const noexcept { return stats_; }
 
  private:
@@ -49,6 +65,8 @@ class Demux {
                    mono_ns_t now, const DeviceClock& clock);
   void on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from,
                mono_ns_t now);
+  void on_telephone_event(const ListenSpec& spec, const RtpHeaderView& h, const sockaddr* from,
+                          std::uint32_t clock_rate, mono_ns_t now);
   /// True when --allow admits `from` (or there is no --allow); else counts and warns once.
   bool allowed(const sockaddr* from);
   /// Prints make_text() once per kind; later calls of that kind cost a flag test.
@@ -61,6 +79,15 @@ class Demux {
   std::ostream& log_;
   DemuxStats stats_;
   std::vector<bool> warned_;
+  struct EventStream {
+    TelephoneEventReceiver receiver;
+    std::size_t listen = 0;
+    std::uint32_t clock_rate = 8000;
+    sockaddr_storage from{};
+  };
+  /// Per (port, SSRC): at most 4 x --max-sources + 16; a new SSRC beyond is counted only.
+  std::unordered_map<std::uint64_t, EventStream> event_streams_;
+  EventSink event_sink_;
 };
 
 }  // namespace rtpnode

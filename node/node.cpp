@@ -37,11 +37,16 @@ Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.e
     else
       replay_ = std::make_unique<CaptureReplay>(
           &loop_, cfg_.pcap, cfg_.listens, cfg_.listens.empty(), cfg_.channels,
-          [this](const MediaEndpoint& e, std::size_t) { on_call_endpoint(e); });
+          [this](const MediaEndpoint& e, std::size_t listen) { on_call_endpoint(e, listen); });
     sources_ = std::make_unique<SourceTable>(
         SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout, cfg_.sync_rtcp},
         [this](const SourceTable::NewSource& n) { return make_source(n); }, events_, std::cerr);
     demux_ = std::make_unique<Demux>(cfg_, *sources_, *rtcp_, std::cerr);
+    demux_->set_event_sink([this](const TelephoneEventReceiver::Event& e, std::size_t listen,
+                                  const sockaddr* from, std::uint32_t ssrc,
+                                  std::uint32_t clock_rate) {
+      on_telephone_event(e, listen, from, ssrc, clock_rate);
+    });
     if (cfg_.http) {
       HttpServer::Options o;
       o.address = cfg_.http->address;
@@ -332,7 +337,8 @@ void Node::reload() {
   event("config_reload", {{"applied", true}, {"live", live}, {"needs_restart", restart}});
 }
 
-void Node::on_call_endpoint(const MediaEndpoint& e) {
+void Node::on_call_endpoint(const MediaEndpoint& e, std::size_t listen) {
+  listen_calls_[listen] = {e.call, e.side};
   const DiscoveredCall& call = replay_->discovery()->calls()[e.call];
   const char* side = e.side == 0 ? "caller" : "callee";
   const char* channel = cfg_.channels < 2 ? "" : e.side == 0 ? ", left" : ", right";
@@ -348,7 +354,33 @@ void Node::on_call_endpoint(const MediaEndpoint& e) {
                         {"sip", call.sip}});
 }
 
+void Node::on_telephone_event(const TelephoneEventReceiver::Event& e, std::size_t listen,
+                              const sockaddr* from, std::uint32_t ssrc, std::uint32_t clock_rate) {
+  const double duration_ms = 1000.0 * e.duration_ticks / std::max<std::uint32_t>(1, clock_rate);
+  nlohmann::json f{{"digit", std::string(1, e.digit)}, {"event_code", e.event},
+                   {"duration_ms", duration_ms},       {"volume_dbm0", -static_cast<int>(e.volume)},
+                   {"end_seen", e.end_seen},           {"ssrc", ssrc},
+                   {"from", address_text(from)}};
+  std::string where;
+  if (replay_) {
+    const double t = static_cast<double>(replay_->capture_time_ns(e.first_arrival)) / 1e9;
+    f["capture_time"] = t;
+  }
+  if (auto it = listen_calls_.find(listen); it != listen_calls_.end()) {
+    const DiscoveredCall& call = replay_->discovery()->calls()[it->second.first];
+    f["call"] = call.id;
+    f["side"] = it->second.second == 0 ? "caller" : "callee";
+    call_digits_[it->second.first] += e.digit;
+    where = " in call " + call.id + " (" + (it->second.second == 0 ? "caller" : "callee") + ")";
+  }
+  std::cerr << "rtpnode: DTMF " << e.digit << " (event " << static_cast<int>(e.event) << ", "
+            << duration_ms << " ms" << (e.end_seen ? "" : ", end not seen") << ") from "
+            << address_text(from) << where << "\n";
+  event("dtmf", f);
+}
+
 void Node::on_capture_end() {
+  demux_->flush_events();
   const CaptureStats& c = replay_->capture_stats();
   const CaptureReplayStats& r = replay_->stats();
   const double seconds =

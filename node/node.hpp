@@ -167,7 +167,14 @@ class Node {
   void on_capture_end();
   /// --pcap without --listen: call discovery found where one side of a call is heard (a line on
   /// stderr, event call_stream).
-  void on_call_endpoint(const MediaEndpoint& e);
+  void on_call_endpoint(const MediaEndpoint& e, std::size_t listen);
+  /// An RFC 4733 event (a DTMF digit): a line on stderr, event `dtmf`, and the call's digits.
+  void on_telephone_event(const TelephoneEventReceiver::Event& e, std::size_t listen,
+                          const sockaddr* from, std::uint32_t ssrc, std::uint32_t clock_rate);
+  /// Discovered listens: the call (index in the discovery's calls) and side each belongs to.
+  std::unordered_map<std::size_t, std::pair<std::size_t, int>> listen_calls_;
+  /// Per call (index): the DTMF digits it carried, in order.
+  std::unordered_map<std::size_t, std::string> call_digits_;
   bool receiving_ = false;
 
   SourceFactory factory_;

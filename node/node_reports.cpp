@@ -40,6 +40,8 @@ NodeSnapshot Node::snapshot() const {
   n.receiver_reports_sent = receiver_reports_sent_;
   n.rtcp_foreign = demux_->stats().rtcp_foreign;
   n.packets_not_allowed = demux_->stats().not_allowed;
+  n.telephone_event_packets = demux_->stats().telephone_event_packets;
+  n.telephone_events = demux_->stats().telephone_events;
   n.byes = demux_->stats().byes;
   n.callbacks = pos.callbacks;
   n.xruns = mixer_->xruns();

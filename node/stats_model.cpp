@@ -115,6 +115,8 @@ const NodeField kNodeFields[] = {
   NODE("datagrams", integer, counter, "datagrams_total", 1, "datagrams", "UDP datagrams received on every listen socket (RTP ports)", n.datagrams),
   NODE("packets_malformed", integer, counter, "packets_malformed_total", 1, "packets", "datagrams on RTP ports that are not valid RTP (RFC 3550 §5.1, A.1 checks), RTCP excluded; see packets_rejected", n.packets_malformed),
   NODE("packets_not_allowed", integer, counter, "packets_not_allowed_total", 1, "datagrams", "RTP, RTCP and raw datagrams from addresses outside every --allow block; dropped before parsing", n.packets_not_allowed),
+  NODE("telephone_event_packets", integer, counter, "telephone_event_packets_total", 1, "packets", "RTP packets of a payload type mapped to telephone-event (RFC 4733): reported as events, not played", n.telephone_event_packets),
+  NODE("telephone_events", integer, counter, "telephone_events_total", 1, "events", "RFC 4733 events (DTMF digits) reported: event dtmf in the event log", n.telephone_events),
   NODE("packets_unknown_payload_type", integer, counter, "packets_unknown_payload_type_total", 1, "packets", "valid RTP of a new SSRC with a payload type no --payload maps; dropped", n.packets_unknown_payload_type),
   NODE("sources_active", integer, gauge, "sources_active", 1, "sources", "sources playing (state active)", n.sources_active),
   NODE("sources_refused", integer, counter, "sources_refused_total", 1, "sources", "new streams refused: --max-sources reached (each stream once while it stays refused) or codec error", n.sources_refused),

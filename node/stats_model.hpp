@@ -37,6 +37,8 @@ struct NodeSnapshot {
   std::uint64_t receiver_reports_sent = 0;
   std::uint64_t rtcp_foreign = 0;
   std::uint64_t packets_not_allowed = 0;
+  std::uint64_t telephone_event_packets = 0;
+  std::uint64_t telephone_events = 0;
   std::uint64_t byes = 0;
   std::uint64_t callbacks = 0;
   std::uint64_t xruns = 0;

@@ -416,8 +416,10 @@ std::unique_ptr<Decoder> make_decoder(const PayloadFormat& f) {
       return std::make_unique<PcmDecoder>(f);
     case Codec::opus:
       return std::make_unique<OpusDecoderImpl>(f);
+    case Codec::telephone_event:
+      break;
   }
-  throw std::runtime_error("no decoder for codec");
+  throw std::runtime_error("no decoder for codec " + std::string(to_string(f.codec)));
 }
 
 std::unique_ptr<Encoder> make_encoder(const PayloadFormat& f, const EncoderOptions& opt) {
@@ -432,8 +434,10 @@ std::unique_ptr<Encoder> make_encoder(const PayloadFormat& f, const EncoderOptio
       return std::make_unique<PcmEncoder>(f);
     case Codec::opus:
       return std::make_unique<OpusEncoderImpl>(f, opt);
+    case Codec::telephone_event:
+      break;
   }
-  throw std::runtime_error("no encoder for codec");
+  throw std::runtime_error("no encoder for codec " + std::string(to_string(f.codec)));
 }
 
 }  // namespace rtpnode

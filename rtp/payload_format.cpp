@@ -21,6 +21,8 @@ std::string_view to_string(Codec c) noexcept {
       return "opus";
     case Codec::raw_s16le:
       return "s16le";
+    case Codec::telephone_event:
+      return "telephone-event";
   }
   return "unknown";
 }
@@ -38,6 +40,8 @@ std::size_t PayloadFormat::max_payload_bytes(std::uint32_t max_ptime_ms) const n
       return frames * channels * 2;
     case Codec::opus:
       return 1275 * 6 + 7;  // RFC 6716 §3.2.1/§3.2.5 code-3 bound
+    case Codec::telephone_event:
+      return 4 * 16;  // RFC 4733 §2.5.1.5: a few 4-byte events per packet
   }
   return 1500;
 }
@@ -95,8 +99,11 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
     f.codec = Codec::l16;
   else if (name == "opus")
     f.codec = Codec::opus;
+  else if (name == "telephone-event")
+    f.codec = Codec::telephone_event;
   else {
-    error = "unknown codec '" + std::string(parts[0]) + "' (use pcmu, pcma, g722, l16 or opus)";
+    error = "unknown codec '" + std::string(parts[0]) +
+            "' (use pcmu, pcma, g722, l16, opus or telephone-event)";
     return std::nullopt;
   }
   if (!parse_uint(parts[1], f.clock_rate) || f.clock_rate < 1000 || f.clock_rate > 384000) {

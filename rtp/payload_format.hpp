@@ -11,7 +11,9 @@
 
 namespace rtpnode {
 
-enum class Codec : std::uint8_t { pcmu, pcma, g722, l16, opus, raw_s16le };
+/// telephone_event: RFC 4733 named events (DTMF digits), not audio: no decoder; the node
+/// reports them (rtp/telephone_event.hpp).
+enum class Codec : std::uint8_t { pcmu, pcma, g722, l16, opus, raw_s16le, telephone_event };
 
 /// Lower-case codec name as used on the command line and in JSON ("pcmu", "opus", ...).
 std::string_view to_string(Codec c) noexcept;
@@ -34,7 +36,8 @@ struct PayloadFormat {
   [[nodiscard]] std::string describe() const;
 };
 
-/// Parses "CODEC/CLOCK[/CHANNELS]" (case-insensitive codec: pcmu, pcma, g722, l16, opus).
+/// Parses "CODEC/CLOCK[/CHANNELS]" (case-insensitive codec: pcmu, pcma, g722, l16, opus,
+/// telephone-event).
 /// Errors: returns std::nullopt and sets `error` to a message naming the offending part.
 std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::string& error);
 

@@ -124,17 +124,28 @@ TEST(CallDiscovery, OfferAndAnswerGiveBothSidesWithTheirPayloadMaps) {
   ASSERT_TRUE(callee_voice.payloads);
   ASSERT_NE(callee_voice.payloads->find(96), nullptr);
   EXPECT_EQ(callee_voice.payloads->find(96)->codec, Codec::opus);
-  EXPECT_EQ(callee_voice.payloads->find(101), nullptr);  // telephone-event is not audio to decode
-  EXPECT_NE(callee_voice.payloads->find(0), nullptr);    // RFC 3551 static types stay
+  ASSERT_NE(callee_voice.payloads->find(101), nullptr);
+  EXPECT_EQ(callee_voice.payloads->find(101)->codec, Codec::telephone_event);
+  EXPECT_NE(callee_voice.payloads->find(0), nullptr);  // RFC 3551 static types stay
   EXPECT_EQ(callee_voice.codecs, "opus/48000/2 telephone-event/8000");
 
-  const Bytes answer = bytes(sip("SIP/2.0 200 OK", "c1", "1 INVITE",
-                                 sdp("10.0.0.2", 50000, "0", "a=rtpmap:0 PCMU/8000\r\n")));
+  const Bytes answer = bytes(
+      sip("SIP/2.0 200 OK", "c1", "1 INVITE",
+          sdp("10.0.0.2", 50000, "0 97", "a=rtpmap:0 PCMU/8000\r\na=rtpmap:97 L16/16000\r\n")));
   r = cd.on_datagram(datagram(2000, bob, alice, answer), false);
   ASSERT_EQ(r.new_endpoints.size(), 1u);
   EXPECT_EQ(endpoint_text(r.new_endpoints[0].address), "10.0.0.2:50000");
   EXPECT_EQ(r.new_endpoints[0].side, 0);  // the callee receives the caller's voice: left
   EXPECT_EQ(r.new_endpoints[0].call, callee_voice.call);
+  // Each side's map is its own SDP's, filled in with what the call's other SDP maps: the
+  // answer's endpoint decodes the offer's opus and digits, the offer's now knows 97.
+  const auto& answer_map = *r.new_endpoints[0].payloads;
+  ASSERT_NE(answer_map.find(96), nullptr);
+  EXPECT_EQ(answer_map.find(96)->codec, Codec::opus);
+  ASSERT_NE(answer_map.find(97), nullptr);
+  EXPECT_EQ(answer_map.find(97)->clock_rate, 16000u);
+  ASSERT_NE(callee_voice.payloads->find(97), nullptr);
+  EXPECT_EQ(callee_voice.payloads->find(97)->codec, Codec::l16);
 
   // A re-INVITE from the callee moving its media: still the callee's endpoint.
   r = cd.on_datagram(datagram(3000, bob, alice,

@@ -350,3 +350,57 @@ TEST(Pipeline, AnRtcpByeFromTheSenderDrainsTheSourceAndOneFromElsewhereDoesNot) 
   EXPECT_TRUE(p.table.active().empty());
   EXPECT_NE(p.log.str().find("drained after BYE"), std::string::npos) << p.log.str();
 }
+
+// Issue #14: RTP whose payload type maps to telephone-event is reported as events, not played
+// -- even under the SSRC and in the sequence of the audio it accompanies (RFC 4733 §2.1),
+// whose source counts those packets apart and loses nothing.
+TEST(Pipeline, TelephoneEventsAreReportedNotPlayed) {
+  NodeFlags f = two_ports();
+  f.payloads.push_back("101=telephone-event/8000");
+  Pipeline p(f);
+  std::vector<std::pair<char, std::uint32_t>> digits;
+  p.demux.set_event_sink([&](const TelephoneEventReceiver::Event& e, std::size_t listen,
+                             const sockaddr*, std::uint32_t ssrc, std::uint32_t clock_rate) {
+    EXPECT_EQ(listen, 0u);
+    EXPECT_EQ(ssrc, 0x5555u);
+    EXPECT_EQ(clock_rate, 8000u);
+    digits.emplace_back(e.digit, e.duration_ticks);
+  });
+  const auto from = test::v4("10.0.0.7", 40000);
+  test::ImpulseSender s({Codec::pcmu, 8000, 8000, 1}, p.now, 0, 0x5555, 0);
+  test::PacketBuilder dtmf = s.builder;
+  dtmf.pt = 101;
+  seq_t seq = 0;  // one sequence for the audio and the events
+  int audio_packets = 0;
+  for (int ms = 0; ms < 1000; ++ms) {
+    while (s.capture(s.next + 1) + kMs <= p.now) {
+      const int i = s.next++;
+      p.input.rtp(0, from, s.builder.build(seq++, s.ts(i), s.payload(i)), p.now);
+      ++audio_packets;
+    }
+    // Digit 9 from 300 ms, 100 ms long: a packet every 20 ms, the end three times.
+    if (ms >= 300 && ms <= 400 && ms % 20 == 0) {
+      const auto d = static_cast<std::uint16_t>((ms - 300) * 8 + 160);
+      const bool end = ms == 400;
+      for (int copies = end ? 3 : 1; copies > 0; --copies)
+        p.input.rtp(0, from,
+                    dtmf.build(seq++, 2400,
+                               {9, static_cast<std::uint8_t>(end ? 0x8a : 0x0a),
+                                static_cast<std::uint8_t>(d >> 8), static_cast<std::uint8_t>(d)}),
+                    p.now);
+    }
+    p.step();
+  }
+  ASSERT_EQ(digits.size(), 1u);
+  EXPECT_EQ(digits[0].first, '9');
+  EXPECT_EQ(digits[0].second, 960u);
+  EXPECT_EQ(p.demux.stats().telephone_event_packets, 8u);
+  EXPECT_EQ(p.demux.stats().telephone_events, 1u);
+  ASSERT_EQ(p.table.active().size(), 1u);
+  const SourceStats st = p.table.active()[0]->stats();
+  EXPECT_EQ(st.packets_received, static_cast<std::uint64_t>(audio_packets) + 8);  // RFC 3550: all
+  EXPECT_EQ(st.packets_other_pt, 8u);
+  EXPECT_EQ(st.packets_lost, 0u);
+  EXPECT_EQ(st.underruns, 0u);
+  EXPECT_GT(p.energy(0, 0), 0.0);  // the audio played
+}

@@ -627,6 +627,19 @@ TEST(Capture, SippCallIsFoundBySipAndPlayedCallerLeftCalleeRight) {
             std::string::npos)
       << r.node_log;
   EXPECT_EQ(r.stats["sources"].size(), 2u) << r.stats.dump(2);
+  // The caller's RFC 2833 digit (SIPp's dtmf_2833_1.pcap, PT 101 as the offer maps it, though
+  // the answer left it out): one event, its duration as tshark reads the last packet.
+  const auto [dtmf_rc, durations] = run_command(
+      "tshark -r /usr/share/sip-tester/dtmf_2833_1.pcap -o rtp.heuristic_rtp:TRUE -T fields -e "
+      "rtpevent.duration 2>/dev/null | sort -n | tail -1");
+  ASSERT_EQ(dtmf_rc, 0);
+  const double dtmf_ms = std::stod(durations) / 8.0;
+  std::ostringstream dtmf_line;
+  dtmf_line << "DTMF 1 (event 1, " << dtmf_ms << " ms) from 127.0.0.1:" << uac_media << " in call ";
+  EXPECT_NE(r.node_log.find(dtmf_line.str()), std::string::npos) << dtmf_line.str() << "\n"
+                                                                 << r.node_log;
+  EXPECT_NE(r.node_log.find("(caller)"), std::string::npos);
+  EXPECT_EQ(r.stats["node"]["telephone_events"], 1);
   // Each second aligned on its own within 2 ms: the drift loop trims the first packet's
   // sub-millisecond excess delay by slewing (at most ~300 ppm here), which a whole-clip
   // correlation of 8 kHz speech reads as a mismatch.

@@ -1,0 +1,71 @@
+#include "rtp/telephone_event.hpp"
+
+#include <algorithm>
+
+namespace rtpnode {
+
+std::optional<TelephoneEventBlock> parse_telephone_event(std::span<const std::uint8_t> payload) {
+  if (payload.size() < 4) return std::nullopt;
+  TelephoneEventBlock b;
+  b.event = payload[0];
+  b.end = (payload[1] & 0x80) != 0;
+  b.volume = payload[1] & 0x3f;
+  b.duration = static_cast<std::uint16_t>(payload[2] << 8 | payload[3]);
+  return b;
+}
+
+char dtmf_char(std::uint8_t event) noexcept {
+  if (event <= 9) return static_cast<char>('0' + event);
+  switch (event) {
+    case 10:
+      return '*';
+    case 11:
+      return '#';
+    case 12:
+    case 13:
+    case 14:
+    case 15:
+      return static_cast<char>('A' + (event - 12));
+    case 16:
+      return '!';
+    default:
+      return '?';
+  }
+}
+
+TelephoneEventReceiver::Completed TelephoneEventReceiver::on_packet(
+    std::uint32_t rtp_timestamp, std::span<const std::uint8_t> payload, mono_ns_t arrival) {
+  Completed done;
+  const auto b = parse_telephone_event(payload);
+  if (!b) return done;
+  const bool same = (active_ || reported_) && rtp_timestamp == current_.rtp_timestamp;
+  if (!same) {
+    if (active_) done.events[done.count++] = current_;  // it lost its end packets
+    current_ = Event{};
+    current_.event = b->event;
+    current_.digit = dtmf_char(b->event);
+    current_.rtp_timestamp = rtp_timestamp;
+    current_.first_arrival = arrival;
+    active_ = true;
+    reported_ = false;
+  }
+  if (reported_) return done;  // a retransmitted end, or a late packet of a reported event
+  current_.duration_ticks = std::max<std::uint32_t>(current_.duration_ticks, b->duration);
+  current_.volume = b->volume;
+  if (b->end) {
+    current_.end_seen = true;
+    active_ = false;
+    reported_ = true;
+    done.events[done.count++] = current_;
+  }
+  return done;
+}
+
+std::optional<TelephoneEventReceiver::Event> TelephoneEventReceiver::flush() {
+  if (!active_) return std::nullopt;
+  active_ = false;
+  reported_ = true;
+  return current_;
+}
+
+}  // namespace rtpnode
