@@ -166,6 +166,10 @@ struct NodeConfig {
   /// left, the callee's right. rtpnode stops once the capture is replayed and the sources have
   /// played out. No RTCP is sent. "" = live sockets.
   std::string pcap;
+  /// --report FILE: at exit, a JSON report per call (and per stream outside calls): Call-ID,
+  /// From/To, times, digits; per direction packets, loss, late, duplicates, jitter (max, mean),
+  /// the longest gap, and an E-model R and MOS (node/e_model.hpp). "" = none.
+  std::string report;
 
   // Run control and reporting.
   std::optional<nanoseconds>

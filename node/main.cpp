@@ -285,6 +285,10 @@ Loaded load(int argc, char** argv, bool startup) {
          "the datagrams to the --listen ports, or without --listen the calls found by "
          "SIP/SDP or RTP heuristics (caller left, callee right); stops at its end")
       ->type_name("FILE");
+  app.add_option("--report", cfg.report,
+                 "At exit, write a JSON quality report per call and stream: loss, late, "
+                 "duplicates, jitter, gaps, DTMF digits, E-model R and MOS")
+      ->type_name("FILE");
   app.add_option("--output-format", cfg.output_format,
                  "Sample format of --output: s16, s24 or f32 (f32: not .flac)")
       ->check(CLI::IsMember({"s16", "s24", "f32"}))

@@ -490,6 +490,7 @@ int Node::run() {
     std::cerr
         << "rtpnode: the audio device did not stop within 1.5 s; leaving it to the process exit\n";
   report(true);
+  if (!cfg_.report.empty()) write_report();
   return device_abandoned_ || (lost && !cfg_.device_retry) ? kExitDeviceLost : 0;
 }
 

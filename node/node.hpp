@@ -89,6 +89,8 @@ class Node {
   /// Drains the mixer's retire ring and lets the source table end and free sources.
   void expire_sources(mono_ns_t now);
   void report(bool final);
+  /// --report: the per-call quality report (node_reports.cpp), written atomically at exit.
+  void write_report();
   void write_json();
   /// Loop thread, every tick: follows the callback count; no progress for kDeviceStallNs makes
   /// the device stalled or stopped (stderr line, device_lost event), progress running again.

@@ -2,11 +2,14 @@
 // node's figures, the --stats-json file and the stats line, events, RTCP Receiver Reports and the
 // HTTP answers. Construction, wiring, the loop's tick and run() are in node.cpp.
 #include <algorithm>
+#include <cstdio>
+#include <map>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "node/atomic_file.hpp"
 #include "node/control_api.hpp"
+#include "node/e_model.hpp"
 #include "node/node.hpp"
 
 namespace rtpnode {
@@ -81,6 +84,98 @@ void Node::write_json() {
   if (!error.empty() && !stats_json_failing_)
     std::cerr << "rtpnode: --stats-json: " << error << "\n";
   stats_json_failing_ = !error.empty();
+}
+
+void Node::write_report() {
+  // One stream's figures and quality. Loss for the E-model: lost and discarded-late packets
+  // over those expected.
+  auto stream_json = [](const SourceReport& r) {
+    const SourceStats& s = r.stats;
+    const double expected = static_cast<double>(s.packets_received) +
+                            static_cast<double>(std::max<std::int64_t>(0, s.packets_lost));
+    const double loss_pct =
+        expected > 0 ? 100.0 *
+                           (static_cast<double>(std::max<std::int64_t>(0, s.packets_lost)) +
+                            static_cast<double>(s.packets_late)) /
+                           expected
+                     : 0.0;
+    std::string error;
+    const auto format = parse_payload_format(s.payload, error);
+    const CodecImpairment codec =
+        format ? codec_impairment(*format) : CodecImpairment{0, 25.1, "unknown codec"};
+    const EModelResult q = e_model(codec, loss_pct, 1.0, s.arrival_to_dac_ms);
+    char ssrc[11];
+    std::snprintf(ssrc, sizeof ssrc, "0x%08x", s.ssrc);
+    return nlohmann::json{
+        {"ssrc", ssrc},
+        {"source", s.remote},
+        {"port", s.port},
+        {"payload", s.payload},
+        {"state", r.state},
+        {"packets", s.packets_received},
+        {"lost", s.packets_lost},
+        {"late", s.packets_late},
+        {"duplicates", s.packets_duplicate},
+        {"reordered", s.packets_reordered},
+        {"loss_percent", loss_pct},
+        {"jitter_max_ms", s.jitter_max_ms},
+        {"jitter_mean_ms", s.jitter_mean_ms},
+        {"max_gap_ms", s.max_gap_ms},
+        {"concealed_ms",
+         s.audio_rate ? 1000.0 * static_cast<double>(s.frames_concealed) / s.audio_rate : 0.0},
+        {"receiver_delay_ms", s.arrival_to_dac_ms},
+        {"r_factor", q.r},
+        {"mos", q.mos},
+        {"ie_eff", q.ie_eff},
+        {"impairment_source", codec.source}};
+  };
+  nlohmann::json calls = nlohmann::json::array(), loose = nlohmann::json::array();
+  std::map<std::size_t, nlohmann::json> by_call;
+  const CallDiscovery* discovery = replay_ ? replay_->discovery() : nullptr;
+  auto capture_s = [&](std::int64_t ns) { return ns ? static_cast<double>(ns) / 1e9 : 0.0; };
+  if (discovery)
+    for (std::size_t i = 0; i < discovery->calls().size(); ++i) {
+      const DiscoveredCall& c = discovery->calls()[i];
+      auto digits = call_digits_.find(i);
+      by_call[i] = {{"call_id", c.id},
+                    {"sip", c.sip},
+                    {"from", c.from},
+                    {"to", c.to},
+                    {"start", capture_s(c.start_ns)},
+                    {"end", capture_s(c.end_ns)},
+                    {"digits", digits == call_digits_.end() ? "" : digits->second},
+                    {"caller", nlohmann::json::array()},
+                    {"callee", nlohmann::json::array()}};
+    }
+  for (const SourceReport& r : source_reports(true)) {
+    const nlohmann::json j = stream_json(r);
+    bool placed = false;
+    for (const auto& [listen, call_side] : listen_calls_)
+      if (cfg_.listens[listen].port == r.stats.port) {
+        by_call[call_side.first][call_side.second == 0 ? "caller" : "callee"].push_back(j);
+        placed = true;
+        break;
+      }
+    if (!placed) loose.push_back(j);
+  }
+  for (auto& [i, c] : by_call) calls.push_back(std::move(c));
+  nlohmann::json doc{{"calls", calls},
+                     {"streams", loose},
+                     {"e_model",
+                      "ITU-T G.107 with G.113 App. I impairments; delay = receiver_delay_ms "
+                      "(network delay unknown to a receiver); random loss (BurstR 1)"}};
+  if (replay_) {
+    const CaptureStats& c = replay_->capture_stats();
+    doc["capture"] = {{"file", cfg_.pcap},
+                      {"records", c.frames},
+                      {"udp", c.udp},
+                      {"sip_messages", replay_->stats().sip},
+                      {"truncated", c.truncated},
+                      {"malformed", c.malformed},
+                      {"error", replay_->error()}};
+  }
+  const std::string error = write_file_atomically(cfg_.report, doc.dump(2) + "\n");
+  if (!error.empty()) std::cerr << "rtpnode: --report: " << error << "\n";
 }
 
 void Node::report(bool final) {

@@ -169,6 +169,8 @@ void Source::anchor(mono_ns_t arrival, const DeviceClock& clock) {
 
 void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
                     mono_ns_t arrival, const DeviceClock& clock, bool comfort_noise) {
+  if (last_arrival_ != 0 && arrival > last_arrival_)
+    max_gap_ns_ = std::max(max_gap_ns_, arrival - last_arrival_);
   last_arrival_ = arrival;
   if (!rx_.started() || awaiting_anchor_) {
     // The first packet (or the first after a flush) anchors the ring; synchronised, on the NTP
@@ -202,6 +204,13 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
     playout_.set_margin_packets(playout_.config().margin_packets + 1);
   }
   playout_.on_packet(ts, arrival, jb_.ptime_ticks());
+  // The RFC 3550 jitter after each packet but the first: its maximum and mean (as Wireshark's
+  // RTP stream analysis reports them, over the differences).
+  if (jitter_packets_++ > 0) {
+    const double j = static_cast<double>(playout_.estimator().jitter_ns());
+    jitter_max_ns_ = std::max(jitter_max_ns_, j);
+    jitter_sum_ns_ += j;
+  }
 }
 
 void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock& clock) {
@@ -397,6 +406,10 @@ SourceStats Source::stats() const {
   s.placements_forced = rings_->placements_forced();
   s.mixer_refusals = rings_->mixer_refusals();
   s.jitter_ms = playout_.estimator().jitter_ns() / 1e6;
+  s.jitter_max_ms = jitter_max_ns_ / 1e6;
+  s.jitter_mean_ms =
+      jitter_packets_ > 1 ? jitter_sum_ns_ / static_cast<double>(jitter_packets_ - 1) / 1e6 : 0.0;
+  s.max_gap_ms = static_cast<double>(max_gap_ns_) / 1e6;
   s.target_delay_ms = static_cast<double>(playout_.target_ns(jb_.ptime_ticks())) / 1e6;
   s.playout_delay_ms = static_cast<double>(last_delay_ns_) / 1e6;
   s.speed = resampler_.speed();

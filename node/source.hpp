@@ -70,6 +70,9 @@ struct SourceStats {
   std::uint64_t frames_played = 0;    ///< device frames mixed
   std::uint64_t frames_skipped = 0;   ///< device frames that reached the ring too late
   double jitter_ms = 0;               ///< RFC 3550 §6.4.1 interarrival jitter, in ms
+  double jitter_max_ms = 0;           ///< its maximum over the stream
+  double jitter_mean_ms = 0;          ///< its mean over the packets after the first
+  double max_gap_ms = 0;              ///< longest time between two packets' arrivals
   bool adaptive = true;               ///< --latency auto
   double target_delay_ms = 0;         ///< jitter-buffer target delay (jitter/playout.hpp)
   double playout_delay_ms = 0;        ///< jitter-buffer delay over the fastest packet that the
@@ -314,6 +317,10 @@ class Source {
   bool fec_seen_ = false;  ///< a packet carried Opus FEC: the target keeps one more packet
 
   mono_ns_t last_arrival_ = 0;
+  mono_ns_t max_gap_ns_ = 0;          ///< longest time between two packets' arrivals
+  std::uint64_t jitter_packets_ = 0;  ///< packets that updated the jitter
+  double jitter_max_ns_ = 0;
+  double jitter_sum_ns_ = 0;
   double arrival_to_dac_ns_ = 0;
   bool have_delay_ = false;
   SourceStats stats_;

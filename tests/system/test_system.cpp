@@ -498,6 +498,53 @@ TEST(Capture, TcpdumpCaptureReplaysBitExactAndPcapngRendersTheSame) {
     EXPECT_EQ(only_source(r2).value(k, -1), src.value(k, -2)) << k;
 }
 
+// Issue #14: the --report figures of a stream equal tshark's RTP stream analysis of the same
+// capture: packets, lost, the longest inter-arrival gap (Max Delta) and the RFC 3550 jitter's
+// maximum and mean (0.1 ms). No --listen: the RTP heuristic finds the stream; its first packets,
+// held while it decided, count with their capture times.
+TEST(Capture, ReportFiguresEqualTsharksStreamAnalysis) {
+  const std::string dir = test_dir();
+  const int port = free_udp_port();
+  const std::string pcap = dir + "/stream.pcap";
+  capture_stream(dir, pcap, "lo", port, speech_8k(),
+                 {"--codec", "pcmu", "--jitter", "uniform:0-15ms", "--loss", "4%", "--seed", "11",
+                  "--loop", "--duration", "6s", "--no-bye"});
+  const std::string report = dir + "/report.json";
+  const Result r = replay_capture(pcap, dir + "/out.wav", {"--report", report});
+  json rep;
+  std::ifstream(report) >> rep;
+  ASSERT_EQ(rep["calls"].size(), 1u) << rep.dump(2) << r.node_log;
+  ASSERT_EQ(rep["calls"][0]["caller"].size(), 1u) << rep.dump(2);
+  const json& st = rep["calls"][0]["caller"][0];
+  const auto [rc, out] =
+      run_command("tshark -r " + pcap + " -q -d udp.port==" + std::to_string(port) +
+                  ",rtp -z rtp,streams 2>/dev/null");
+  ASSERT_EQ(rc, 0);
+  std::vector<std::string> w;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("0x") != std::string::npos) {
+      std::istringstream f(line);
+      w.assign(std::istream_iterator<std::string>(f), {});
+    }
+  // start end src sport dst dport SSRC payload pkts lost (pct) min/mean/max delta, min/mean/max
+  // jitter
+  ASSERT_GE(w.size(), 17u) << out;
+  EXPECT_EQ(st["packets"].get<long>(), std::stol(w[8]));
+  EXPECT_EQ(st["lost"].get<long>(), std::stol(w[9]));
+  EXPECT_GT(st["lost"].get<long>(), 0) << "rtpsend lost nothing: a weak test";
+  EXPECT_NEAR(st["max_gap_ms"].get<double>(), std::stod(w[13]), 0.01);
+  EXPECT_NEAR(st["jitter_mean_ms"].get<double>(), std::stod(w[15]), 0.1);
+  EXPECT_NEAR(st["jitter_max_ms"].get<double>(), std::stod(w[16]), 0.1);
+  EXPECT_GT(st["jitter_max_ms"].get<double>(), 1.0) << "no jitter: a weak test";
+  // G.711 with 4 % loss: R and MOS as G.107 gives them (a loss that low keeps MOS above 3.5).
+  EXPECT_GT(st["mos"].get<double>(), 3.5);
+  EXPECT_LT(st["mos"].get<double>(), 4.4);
+  EXPECT_EQ(st["impairment_source"], "G.113 App. I: G.711 with PLC");
+  RecordProperty("tshark", w[8] + " packets, lost " + w[9] + ", max delta " + w[13] +
+                               " ms, jitter mean " + w[15] + " max " + w[16] + " ms");
+}
+
 /// SIPp's UAS answering with PCMU on [media_port] and, once the ACK is in, playing `pcap` (an
 /// RTP capture) to the caller's media address: the callee's voice.
 std::string sipp_uas_scenario(const std::string& pcap) {
