@@ -289,6 +289,10 @@ Loaded load(int argc, char** argv, bool startup) {
                  "At exit, write a JSON quality report per call and stream: loss, late, "
                  "duplicates, jitter, gaps, DTMF digits, E-model R and MOS")
       ->type_name("FILE");
+  app.add_option("--record", cfg.record,
+                 "Write one stereo WAV per call found in --pcap (caller left, callee right) into "
+                 "this directory")
+      ->type_name("DIR");
   app.add_option("--output-format", cfg.output_format,
                  "Sample format of --output: s16, s24 or f32 (f32: not .flac)")
       ->check(CLI::IsMember({"s16", "s24", "f32"}))

@@ -212,7 +212,31 @@ void Node::reopen_device(mono_ns_t now) {
 
 std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
   factory_.lead_frames = lead_frames_;  // known once the device runs (tick)
-  return factory_(n);
+  auto s = factory_(n);
+  if (!cfg_.record.empty() && n.listen != nullptr) {
+    const auto listen = static_cast<std::size_t>(n.listen - cfg_.listens.data());
+    if (auto it = listen_calls_.find(listen); it != listen_calls_.end()) {
+      const auto [call, side] = it->second;
+      auto& rec = recorders_[call];
+      if (!rec) {
+        const DiscoveredCall& c = replay_->discovery()->calls()[call];
+        const std::string path = cfg_.record + "/" + call_recording_name(c.start_ns, c.id);
+        try {
+          rec = std::make_unique<CallRecorder>(path, static_cast<int>(std::lround(clock_.rate())));
+          std::cerr << "rtpnode: recording call " << c.id << " to " << path << "\n";
+        } catch (const std::exception& e) {
+          std::cerr << "rtpnode: " << e.what() << "\n";
+          recorders_.erase(call);
+          return s;
+        }
+      }
+      CallRecorder* r = rec.get();
+      s->set_tap([r, side](frames_t frame, const float* samples, frames_t frames, int channels) {
+        r->add(side, frame, samples, frames, channels);
+      });
+    }
+  }
+  return s;
 }
 
 void Node::tick() {
@@ -227,6 +251,8 @@ void Node::tick() {
     sources_->on_device_jump(clock_.last_jump_frames(), clock_, now_ns());
   }
   if (!clock_.valid()) return;
+  // Frames before the one playing now are final: --record writes them out.
+  for (auto& [call, rec] : recorders_) rec->flush_before(clock_.frame_at(now_ns()));
   if (!receiving_) {
     // Start receiving once the device runs: sources are anchored on its frame counter.
     if (lead_frames_ == 0) {
@@ -490,6 +516,11 @@ int Node::run() {
     std::cerr
         << "rtpnode: the audio device did not stop within 1.5 s; leaving it to the process exit\n";
   report(true);
+  for (auto& [call, rec] : recorders_) {
+    rec->close();
+    std::cerr << "rtpnode: wrote " << rec->path() << " ("
+              << static_cast<double>(rec->frames_written()) / clock_.rate() << " s)\n";
+  }
   if (!cfg_.report.empty()) write_report();
   return device_abandoned_ || (lost && !cfg_.device_retry) ? kExitDeviceLost : 0;
 }

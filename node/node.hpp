@@ -17,6 +17,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "node/audio_backend.hpp"
+#include "node/call_recorder.hpp"
 #include "node/capture_replay.hpp"
 #include "node/config.hpp"
 #include "node/demux.hpp"
@@ -177,6 +178,8 @@ class Node {
   std::unordered_map<std::size_t, std::pair<std::size_t, int>> listen_calls_;
   /// Per call (index): the DTMF digits it carried, in order.
   std::unordered_map<std::size_t, std::string> call_digits_;
+  /// --record: per call (index), its WAV; created at its first source.
+  std::unordered_map<std::size_t, std::unique_ptr<CallRecorder>> recorders_;
   bool receiving_ = false;
 
   SourceFactory factory_;

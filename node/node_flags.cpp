@@ -186,6 +186,8 @@ std::string NodeConfig::validate() const {
                " but --channels is " + std::to_string(channels);
   }
   if (!http_token.empty() && !http) return "--http-token-file needs --http";
+  if (!record.empty() && (pcap.empty() || !listens.empty()))
+    return "--record DIR writes the calls that --pcap finds: give --pcap FILE without --listen";
   if (!output.empty()) {
     const auto dot = output.rfind('.');
     std::string ext = dot == std::string::npos ? "" : output.substr(dot + 1);

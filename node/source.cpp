@@ -248,6 +248,12 @@ void Source::on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival,
 
 void Source::push(frames_t frames) {
   const std::span<const float> out = resampler_.process(decode_buf_, frames);
+  if (tap_) {
+    const int ch = p_.format.channels;
+    const PlayoutStream& s = rings_->current();
+    tap_(s.start_frame + s.written_frames(), out.data(), static_cast<frames_t>(out.size()) / ch,
+         ch);
+  }
   rings_->current().ring.push(out.data(), out.size());
 }
 

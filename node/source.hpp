@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -248,6 +249,12 @@ class Source {
   [[nodiscard]] SourceStats stats() const;
   [[nodiscard]] const Params& params() const noexcept { return p_; }
   [[nodiscard]] mono_ns_t last_arrival() const noexcept { return last_arrival_; }
+  /// Sees every frame this source hands to the mixer: `frames` frames of `channels` interleaved
+  /// samples (the source's channels, at the device rate) that play from device frame
+  /// `device_frame` on. Called on the loop thread as the frames are rendered (--record).
+  using Tap = std::function<void(frames_t device_frame, const float* samples, frames_t frames,
+                                 int channels)>;
+  void set_tap(Tap tap) { tap_ = std::move(tap); }
 
  private:
   void insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
@@ -317,6 +324,7 @@ class Source {
   bool fec_seen_ = false;  ///< a packet carried Opus FEC: the target keeps one more packet
 
   mono_ns_t last_arrival_ = 0;
+  Tap tap_;
   mono_ns_t max_gap_ns_ = 0;          ///< longest time between two packets' arrivals
   std::uint64_t jitter_packets_ = 0;  ///< packets that updated the jitter
   double jitter_max_ns_ = 0;

@@ -664,7 +664,11 @@ TEST(Capture, SippCallIsFoundBySipAndPlayedCallerLeftCalleeRight) {
   const Audio caller = independent_g711_decode(dir, "/usr/share/sip-tester/g711a.pcap", "alaw");
   const Audio callee = independent_g711_decode(dir, callee_pcap, "mulaw");
   const std::vector<std::string> args{"--latency", "200ms"};
-  const Result r = replay_capture(call_pcap, dir + "/out.wav", args);
+  std::filesystem::create_directories(dir + "/calls");
+  std::vector<std::string> record_args = args;
+  record_args.insert(record_args.end(),
+                     {"--record", dir + "/calls", "--report", dir + "/report.json"});
+  const Result r = replay_capture(call_pcap, dir + "/out.wav", record_args);
   EXPECT_NE(r.node_log.find(": the caller's voice to 127.0.0.1:" + std::to_string(uas_media) +
                             " (PCMU/8000), left"),
             std::string::npos)
@@ -699,6 +703,28 @@ TEST(Capture, SippCallIsFoundBySipAndPlayedCallerLeftCalleeRight) {
   EXPECT_LT(best_correlation(right, caller, 2400), 0.5);
   RecordProperty("left_caller_correlation", std::to_string(left_caller));
   RecordProperty("right_callee_correlation", std::to_string(right_callee));
+  // --record: one stereo WAV for the call, named by its start and Call-ID, with the same
+  // voices on the same sides; --report names the call, its digit and both directions.
+  std::vector<std::filesystem::path> recordings;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/calls"))
+    recordings.push_back(e.path());
+  ASSERT_EQ(recordings.size(), 1u);
+  json report;
+  std::ifstream(dir + "/report.json") >> report;
+  ASSERT_EQ(report["calls"].size(), 1u) << report.dump(2);
+  const std::string call_id = report["calls"][0]["call_id"];
+  EXPECT_NE(recordings[0].filename().string().find(call_id.substr(0, call_id.find('@'))),
+            std::string::npos)
+      << recordings[0];
+  EXPECT_EQ(report["calls"][0]["digits"], "1");
+  EXPECT_EQ(report["calls"][0]["caller"][0]["payload"], "pcma/8000/1");
+  EXPECT_EQ(report["calls"][0]["callee"][0]["payload"], "pcmu/8000/1");
+  const Audio rec = read_wav(recordings[0].string());
+  EXPECT_EQ(rec.channels, 2);
+  EXPECT_EQ(rec.rate, 48000);
+  EXPECT_GE(min_window_correlation(channel_of(rec, 0), caller, 2400, 48000, 96), 0.99);
+  EXPECT_GE(min_window_correlation(channel_of(rec, 1), callee, 2400, 48000, 96), 0.99);
+  EXPECT_LT(best_correlation(channel_of(rec, 0), callee, 2400), 0.5);
 
   // Without SIP: the heuristic finds both flows and pairs them into one call.
   const std::string rtp_only = dir + "/rtp_only.pcap";
