@@ -216,7 +216,8 @@ std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
   if (!cfg_.record.empty() && n.listen != nullptr) {
     const auto listen = static_cast<std::size_t>(n.listen - cfg_.listens.data());
     if (auto it = listen_calls_.find(listen); it != listen_calls_.end()) {
-      const auto [call, side] = it->second;
+      const std::size_t call = it->second.first;
+      const int side = it->second.second;
       auto& rec = recorders_[call];
       if (!rec) {
         const DiscoveredCall& c = replay_->discovery()->calls()[call];

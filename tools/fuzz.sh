@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
-targets=(fuzz_rtp_header fuzz_rtcp fuzz_decoders fuzz_config fuzz_node fuzz_http)
+targets=(fuzz_rtp_header fuzz_rtcp fuzz_decoders fuzz_config fuzz_node fuzz_http fuzz_capture)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRTPNODE_FUZZ=ON \
   -DBUILD_TESTING=OFF -DRTPNODE_WERROR=ON >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}" rtpsend
