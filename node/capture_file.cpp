@@ -341,4 +341,74 @@ std::optional<CapturedDatagram> CaptureFileReader::next() {
   return std::nullopt;
 }
 
+LiveCapture::LiveCapture(const std::string& iface, const std::string& filter) {
+  char errbuf[PCAP_ERRBUF_SIZE] = {};
+  pcap_ = pcap_create(iface.c_str(), errbuf);
+  if (pcap_ == nullptr) throw std::runtime_error("--capture " + iface + ": " + errbuf);
+  pcap_set_snaplen(pcap_, 65535);
+  pcap_set_promisc(pcap_, 1);
+  pcap_set_immediate_mode(pcap_, 1);
+  pcap_set_buffer_size(pcap_, 8 << 20);
+  pcap_set_tstamp_precision(pcap_, PCAP_TSTAMP_PRECISION_NANO);
+  const int rc = pcap_activate(pcap_);
+  auto fail = [&](const std::string& why) {
+    pcap_close(pcap_);
+    pcap_ = nullptr;
+    throw std::runtime_error("--capture " + iface + ": " + why);
+  };
+  if (rc == PCAP_ERROR_PERM_DENIED || rc == PCAP_ERROR_PROMISC_PERM_DENIED)
+    fail(
+        "not permitted: capturing needs CAP_NET_RAW (run as root, or give the binary the "
+        "capability: setcap cap_net_raw,cap_net_admin+ep " +
+        std::string("$(command -v rtpnode)") + ")");
+  if (rc == PCAP_ERROR_NO_SUCH_DEVICE)
+    fail("no such interface (see `ip link`; \"any\" captures on all of them)");
+  if (rc < 0) fail(pcap_geterr(pcap_));
+  link_type_ = pcap_datalink(pcap_);
+  if (!PacketDecoder::supported(link_type_)) {
+    const char* name = pcap_datalink_val_to_name(link_type_);
+    fail(std::string("link type ") + (name ? name : "unknown") + " is not supported");
+  }
+  if (!filter.empty()) {
+    bpf_program prog{};
+    if (pcap_compile(pcap_, &prog, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+      fail("--capture-filter '" + filter + "': " + pcap_geterr(pcap_));
+    const int set = pcap_setfilter(pcap_, &prog);
+    pcap_freecode(&prog);
+    if (set != 0) fail("--capture-filter '" + filter + "': " + pcap_geterr(pcap_));
+  }
+  if (pcap_setnonblock(pcap_, 1, errbuf) != 0) fail(errbuf);
+  fd_ = pcap_get_selectable_fd(pcap_);
+  if (fd_ < 0) fail("no selectable descriptor");
+}
+
+LiveCapture::~LiveCapture() {
+  if (pcap_ != nullptr) pcap_close(pcap_);
+}
+
+std::optional<CapturedDatagram> LiveCapture::next() {
+  while (pcap_ != nullptr) {
+    pcap_pkthdr* header = nullptr;
+    const u_char* data = nullptr;
+    const int rc = pcap_next_ex(pcap_, &header, &data);
+    if (rc == 0) return std::nullopt;  // nothing waiting
+    if (rc != 1) {
+      error_ = pcap_geterr(pcap_);
+      return std::nullopt;
+    }
+    const std::int64_t t = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 +
+                           static_cast<std::int64_t>(header->ts.tv_usec);
+    auto d = decoder_.decode(link_type_, t, std::span<const std::uint8_t>(data, header->caplen),
+                             header->len);
+    if (d) return d;
+  }
+  return std::nullopt;
+}
+
+std::uint64_t LiveCapture::kernel_drops() const noexcept {
+  pcap_stat st{};
+  if (pcap_ == nullptr || pcap_stats(pcap_, &st) != 0) return 0;
+  return st.ps_drop;
+}
+
 }  // namespace rtpnode

@@ -128,4 +128,35 @@ class CaptureFileReader {
   PacketDecoder decoder_;
 };
 
+/// A live capture of an interface (--capture IFACE): promiscuous, immediate delivery (no
+/// kernel buffering delay), nanosecond kernel timestamps, an optional BPF filter. Read without
+/// blocking when its descriptor is readable. Thread: one at a time (the loop).
+class LiveCapture {
+ public:
+  /// Opens `iface` ("any" = every interface). Throws std::runtime_error naming the interface
+  /// and the fix: a missing CAP_NET_RAW (run as root, or `setcap cap_net_raw,cap_net_admin+ep`
+  /// on the binary), an unknown interface, a filter that does not compile (libpcap's message),
+  /// or an unsupported link type.
+  LiveCapture(const std::string& iface, const std::string& filter);
+  ~LiveCapture();
+  LiveCapture(const LiveCapture&) = delete;
+  LiveCapture& operator=(const LiveCapture&) = delete;
+  /// A descriptor that polls readable when packets wait.
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  /// The next UDP datagram already captured, or none (nothing waiting, or an error: error()).
+  /// `time_ns` is the kernel's capture time on CLOCK_REALTIME.
+  std::optional<CapturedDatagram> next();
+  [[nodiscard]] const std::string& error() const noexcept { return error_; }
+  [[nodiscard]] const CaptureStats& stats() const noexcept { return decoder_.stats(); }
+  /// Packets the kernel dropped for want of buffer (pcap_stats), since the start.
+  [[nodiscard]] std::uint64_t kernel_drops() const noexcept;
+
+ private:
+  pcap_t* pcap_ = nullptr;
+  int fd_ = -1;
+  int link_type_ = 0;
+  std::string error_;
+  PacketDecoder decoder_;
+};
+
 }  // namespace rtpnode

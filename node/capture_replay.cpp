@@ -35,13 +35,27 @@ bool address_matches(const std::string& spec, const sockaddr_storage& dst) {
 CaptureReplay::CaptureReplay(uv_loop_t* loop, const std::string& path,
                              std::vector<ListenSpec>& listens, bool discover, int channels,
                              EndpointAdded added)
-    : reader_(path),
+    : reader_(std::make_unique<CaptureFileReader>(path)),
       listens_(listens),
       discovery_(discover ? std::make_unique<CallDiscovery>(true) : nullptr),
       channels_(channels),
       added_(std::move(added)) {
   uv_timer_init(loop, &timer_);
   timer_.data = this;
+}
+
+CaptureReplay::CaptureReplay(uv_loop_t* loop, const LiveSource& live,
+                             std::vector<ListenSpec>& listens, bool discover, int channels,
+                             EndpointAdded added)
+    : live_(std::make_unique<LiveCapture>(live.iface, live.filter)),
+      listens_(listens),
+      discovery_(discover ? std::make_unique<CallDiscovery>(true) : nullptr),
+      channels_(channels),
+      added_(std::move(added)) {
+  uv_timer_init(loop, &timer_);
+  timer_.data = this;
+  uv_poll_init(loop, &poll_, live_->fd());
+  poll_.data = this;
 }
 
 std::optional<std::pair<std::size_t, bool>> CaptureReplay::route(
@@ -62,11 +76,17 @@ void CaptureReplay::start(DatagramSink sink, std::function<void()> on_end) {
   sink_ = std::move(sink);
   on_end_ = std::move(on_end);
   start_ns_ = static_cast<mono_ns_t>(uv_hrtime());
+  if (live_) {
+    uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* p, int, int) {
+      static_cast<CaptureReplay*>(p->data)->on_readable();
+    });
+    return;
+  }
   pump();
 }
 
 bool CaptureReplay::read_next() {
-  auto d = reader_.next();
+  auto d = reader_->next();
   if (!d) return false;
   pending_ = *d;
   pending_bytes_.assign(d->payload.begin(), d->payload.end());
@@ -109,25 +129,59 @@ void CaptureReplay::pump() {
       return;
     }
     have_pending_ = false;
-    if (discovery_) {
-      auto found = discovery_->on_datagram(pending_, route(listens_, pending_).has_value());
-      for (const MediaEndpoint& e : found.new_endpoints) add_endpoint(e);
-      if (found.sip) {
-        ++stats_.sip;
-        continue;
-      }
-      if (found.candidate) {
-        ++stats_.heuristic_held;
-        continue;
-      }
-      for (const auto& [t, bytes] : found.held) {
-        CapturedDatagram held = pending_;
-        held.time_ns = std::max(t, t0_);
-        held.payload = bytes;
-        deliver(held, start_ns_ + static_cast<mono_ns_t>(held.time_ns - t0_));
-      }
+    handle(pending_, due);
+  }
+}
+
+mono_ns_t CaptureReplay::arrival_of(std::int64_t capture_ns) const noexcept {
+  if (live_) return static_cast<mono_ns_t>(capture_ns + live_offset_ns_);
+  return start_ns_ + static_cast<mono_ns_t>(std::max(capture_ns, t0_) - t0_);
+}
+
+std::int64_t CaptureReplay::capture_time_ns(mono_ns_t arrival) const noexcept {
+  if (live_) return static_cast<std::int64_t>(arrival) - live_offset_ns_;
+  return t0_ + static_cast<std::int64_t>(arrival - start_ns_);
+}
+
+void CaptureReplay::handle(const CapturedDatagram& d, mono_ns_t arrival) {
+  if (discovery_) {
+    auto found = discovery_->on_datagram(d, route(listens_, d).has_value());
+    for (const MediaEndpoint& e : found.new_endpoints) add_endpoint(e);
+    if (found.sip) {
+      ++stats_.sip;
+      return;
     }
-    deliver(pending_, due);
+    if (found.candidate) {
+      ++stats_.heuristic_held;
+      return;
+    }
+    for (const auto& [t, bytes] : found.held) {
+      CapturedDatagram held = d;
+      held.time_ns = t;
+      held.payload = bytes;
+      deliver(held, arrival_of(t));
+    }
+  }
+  deliver(d, arrival);
+}
+
+void CaptureReplay::on_readable() {
+  // Kernel capture times are on CLOCK_REALTIME; the node's clock is monotonic: their offset,
+  // read now, maps one onto the other (a wall-clock step moves it, which is what it should do).
+  timespec rt{};
+  clock_gettime(CLOCK_REALTIME, &rt);
+  const auto mono = static_cast<std::int64_t>(uv_hrtime());
+  live_offset_ns_ = mono - (static_cast<std::int64_t>(rt.tv_sec) * 1'000'000'000 + rt.tv_nsec);
+  // At most a few hundred datagrams per wake-up: the loop's other work goes on under a flood.
+  for (int i = 0; i < 512; ++i) {
+    auto d = live_->next();
+    if (!d) break;
+    if (!have_t0_) {
+      have_t0_ = true;
+      t0_ = d->time_ns;
+    }
+    last_t_ = d->time_ns;
+    handle(*d, arrival_of(d->time_ns));
   }
 }
 

@@ -58,6 +58,15 @@ class CaptureReplay {
   /// `added`; `channels`: the device's, for the sides' routes.
   CaptureReplay(uv_loop_t* loop, const std::string& path, std::vector<ListenSpec>& listens,
                 bool discover = false, int channels = 2, EndpointAdded added = nullptr);
+  /// --capture IFACE [--capture-filter BPF]: a live tap of an interface instead of a file.
+  struct LiveSource {
+    std::string iface, filter;
+  };
+  /// Taps `live` (LiveCapture: throws std::runtime_error with the reason, e.g. CAP_NET_RAW).
+  /// Datagrams are handled as they are captured, their kernel capture time mapped onto the
+  /// monotonic clock as the arrival; there is no end.
+  CaptureReplay(uv_loop_t* loop, const LiveSource& live, std::vector<ListenSpec>& listens,
+                bool discover, int channels, EndpointAdded added);
   CaptureReplay(const CaptureReplay&) = delete;
   CaptureReplay& operator=(const CaptureReplay&) = delete;
 
@@ -66,8 +75,17 @@ class CaptureReplay {
   void start(DatagramSink sink, std::function<void()> on_end);
   [[nodiscard]] bool started() const noexcept { return started_; }
   [[nodiscard]] const CaptureReplayStats& stats() const noexcept { return stats_; }
-  [[nodiscard]] const CaptureStats& capture_stats() const noexcept { return reader_.stats(); }
-  [[nodiscard]] const std::string& error() const noexcept { return reader_.error(); }
+  [[nodiscard]] const CaptureStats& capture_stats() const noexcept {
+    return live_ ? live_->stats() : reader_->stats();
+  }
+  [[nodiscard]] const std::string& error() const noexcept {
+    return live_ ? live_->error() : reader_->error();
+  }
+  [[nodiscard]] bool live() const noexcept { return live_ != nullptr; }
+  /// Live: packets the kernel dropped (its capture buffer full).
+  [[nodiscard]] std::uint64_t kernel_drops() const noexcept {
+    return live_ ? live_->kernel_drops() : 0;
+  }
   /// Call discovery's findings, or null without discovery.
   [[nodiscard]] const CallDiscovery* discovery() const noexcept { return discovery_.get(); }
   /// Capture time of the first datagram and of the last one replayed so far (ns since the
@@ -75,9 +93,7 @@ class CaptureReplay {
   [[nodiscard]] std::int64_t first_time_ns() const noexcept { return t0_; }
   [[nodiscard]] std::int64_t last_time_ns() const noexcept { return last_t_; }
   /// The capture time (ns since the epoch) of a datagram this replay delivered at `arrival`.
-  [[nodiscard]] std::int64_t capture_time_ns(mono_ns_t arrival) const noexcept {
-    return t0_ + static_cast<std::int64_t>(arrival - start_ns_);
-  }
+  [[nodiscard]] std::int64_t capture_time_ns(mono_ns_t arrival) const noexcept;
 
   /// Where `d` goes: the listen index and whether it is that listen's RTCP port, or none.
   /// Any thread; pure.
@@ -91,9 +107,18 @@ class CaptureReplay {
   void pump();
   /// Hands `d` to the sink as arrived at `arrival` if a listen takes it; else counts it.
   void deliver(const CapturedDatagram& d, mono_ns_t arrival);
+  /// Discovery (when on), then deliver(): one captured datagram that arrived at `arrival`.
+  void handle(const CapturedDatagram& d, mono_ns_t arrival);
+  /// The node-clock arrival of a datagram captured at `capture_ns`.
+  [[nodiscard]] mono_ns_t arrival_of(std::int64_t capture_ns) const noexcept;
+  /// Live: reads what the kernel has captured.
+  void on_readable();
   void add_endpoint(const MediaEndpoint& e);
 
-  CaptureFileReader reader_;
+  std::unique_ptr<CaptureFileReader> reader_;
+  std::unique_ptr<LiveCapture> live_;
+  uv_poll_t poll_{};
+  std::int64_t live_offset_ns_ = 0;  ///< monotonic - realtime, read at each wake-up
   std::vector<ListenSpec>& listens_;
   std::unique_ptr<CallDiscovery> discovery_;
   int channels_ = 2;

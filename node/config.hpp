@@ -170,6 +170,10 @@ struct NodeConfig {
   /// From/To, times, digits; per direction packets, loss, late, duplicates, jitter (max, mean),
   /// the longest gap, and an E-model R and MOS (node/e_model.hpp). "" = none.
   std::string report;
+  /// --capture IFACE: tap an interface live (libpcap; promiscuous; needs CAP_NET_RAW) instead
+  /// of binding the --listen ports; as --pcap otherwise (discovery without --listen), with no
+  /// end. --capture-filter BPF narrows what is captured (tcpdump's syntax). "" = none.
+  std::string capture, capture_filter;
   /// --record DIR: one stereo WAV per discovered call (--pcap without --listen), caller left,
   /// callee right, at the device rate, named by start time and Call-ID
   /// (node/call_recorder.hpp). "" = none.

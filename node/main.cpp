@@ -285,6 +285,13 @@ Loaded load(int argc, char** argv, bool startup) {
          "the datagrams to the --listen ports, or without --listen the calls found by "
          "SIP/SDP or RTP heuristics (caller left, callee right); stops at its end")
       ->type_name("FILE");
+  app.add_option("--capture", cfg.capture,
+                 "Tap this interface live (needs CAP_NET_RAW) instead of receiving: the datagrams "
+                 "to the --listen ports, or without --listen the calls found (as --pcap)")
+      ->type_name("IFACE");
+  app.add_option("--capture-filter", cfg.capture_filter,
+                 "BPF filter for --capture (tcpdump syntax), e.g. \"udp\"")
+      ->type_name("BPF");
   app.add_option("--report", cfg.report,
                  "At exit, write a JSON quality report per call and stream: loss, late, "
                  "duplicates, jitter, gaps, DTMF digits, E-model R and MOS")

@@ -32,12 +32,18 @@ Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.e
       uv_hrtime() ^ (static_cast<std::uint64_t>(uv_os_getpid()) << 32),
       std::string("rtpnode@") + host, 8 * static_cast<std::size_t>(cfg_.max_sources) + 65);
   try {
-    if (cfg_.pcap.empty())
-      udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
-    else
+    auto on_endpoint = [this](const MediaEndpoint& e, std::size_t listen) {
+      on_call_endpoint(e, listen);
+    };
+    if (!cfg_.pcap.empty())
+      replay_ = std::make_unique<CaptureReplay>(&loop_, cfg_.pcap, cfg_.listens,
+                                                cfg_.listens.empty(), cfg_.channels, on_endpoint);
+    else if (!cfg_.capture.empty())
       replay_ = std::make_unique<CaptureReplay>(
-          &loop_, cfg_.pcap, cfg_.listens, cfg_.listens.empty(), cfg_.channels,
-          [this](const MediaEndpoint& e, std::size_t listen) { on_call_endpoint(e, listen); });
+          &loop_, CaptureReplay::LiveSource{cfg_.capture, cfg_.capture_filter}, cfg_.listens,
+          cfg_.listens.empty(), cfg_.channels, on_endpoint);
+    else
+      udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
     sources_ = std::make_unique<SourceTable>(
         SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout, cfg_.sync_rtcp},
         [this](const SourceTable::NewSource& n) { return make_source(n); }, events_, std::cerr);
@@ -278,7 +284,7 @@ void Node::tick() {
     std::string listening;
     for (const auto& l : cfg_.listens) listening += " " + l.describe();
     service_.ready("playing on " + backend_->describe() +
-                   (replay_ ? "; replaying " + cfg_.pcap + " for" : "; listening on") +
+                   (replay_ ? "; " + input_text() + " for" : "; listening on") +
                    (listening.empty() ? " the calls it holds" : listening));
   }
   const mono_ns_t now = now_ns();
@@ -362,6 +368,13 @@ void Node::reload() {
   if (!restart.empty()) std::cerr << "; needs a restart (not applied): " << join(restart);
   std::cerr << "\n";
   event("config_reload", {{"applied", true}, {"live", live}, {"needs_restart", restart}});
+}
+
+std::string Node::input_text() const {
+  return cfg_.pcap.empty()
+             ? "tapping " + cfg_.capture +
+                   (cfg_.capture_filter.empty() ? "" : " (" + cfg_.capture_filter + ")")
+             : "replaying " + cfg_.pcap;
 }
 
 void Node::on_call_endpoint(const MediaEndpoint& e, std::size_t listen) {
@@ -457,7 +470,7 @@ int Node::run() {
   events_.set_start(started_ns_);
   std::cerr << "rtpnode: playing on " << backend_->describe() << ", latency "
             << cfg_.describe_latency();
-  std::cerr << (replay_ ? "; replaying " + cfg_.pcap + " for" : std::string("; listening on"));
+  std::cerr << (replay_ ? "; " + input_text() + " for" : std::string("; listening on"));
   for (const auto& l : cfg_.listens) std::cerr << " " << l.describe();
   if (cfg_.listens.empty()) std::cerr << " the calls it holds (SIP/SDP, else RTP heuristics)";
   std::cerr << "\n";

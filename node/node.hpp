@@ -168,6 +168,8 @@ class Node {
   uv_timer_t capture_end_timer_{};         ///< stops the node once a capture has played out
   /// --pcap: the capture is replayed; stop once what is buffered has played.
   void on_capture_end();
+  /// "replaying FILE" (--pcap) or "tapping IFACE (FILTER)" (--capture).
+  [[nodiscard]] std::string input_text() const;
   /// --pcap without --listen: call discovery found where one side of a call is heard (a line on
   /// stderr, event call_stream).
   void on_call_endpoint(const MediaEndpoint& e, std::size_t listen);

@@ -148,7 +148,9 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
 std::string NodeConfig::validate() const {
   using std::chrono::milliseconds;
   using std::chrono::seconds;
-  if (listens.empty() && pcap.empty())
+  if (!pcap.empty() && !capture.empty()) return "--pcap and --capture exclude each other";
+  if (!capture_filter.empty() && capture.empty()) return "--capture-filter needs --capture IFACE";
+  if (listens.empty() && pcap.empty() && capture.empty())
     return "nothing to receive: give at least one --listen ADDR:PORT (e.g. --listen 0.0.0.0:5004)";
   if (!latency_auto && latency > seconds(10))
     return "--latency " + format_duration(latency) + " is above the 10 s maximum";
@@ -186,8 +188,9 @@ std::string NodeConfig::validate() const {
                " but --channels is " + std::to_string(channels);
   }
   if (!http_token.empty() && !http) return "--http-token-file needs --http";
-  if (!record.empty() && (pcap.empty() || !listens.empty()))
-    return "--record DIR writes the calls that --pcap finds: give --pcap FILE without --listen";
+  if (!record.empty() && ((pcap.empty() && capture.empty()) || !listens.empty()))
+    return "--record DIR writes the calls that --pcap or --capture finds: give --pcap FILE or "
+           "--capture IFACE without --listen";
   if (!output.empty()) {
     const auto dot = output.rfind('.');
     std::string ext = dot == std::string::npos ? "" : output.substr(dot + 1);

@@ -167,6 +167,8 @@ void Node::write_report() {
   if (replay_) {
     const CaptureStats& c = replay_->capture_stats();
     doc["capture"] = {{"file", cfg_.pcap},
+                      {"interface", cfg_.capture},
+                      {"kernel_drops", replay_->kernel_drops()},
                       {"records", c.frames},
                       {"udp", c.udp},
                       {"sip_messages", replay_->stats().sip},

@@ -545,6 +545,63 @@ TEST(Capture, ReportFiguresEqualTsharksStreamAnalysis) {
                                " ms, jitter mean " + w[15] + " max " + w[16] + " ms");
 }
 
+// Issue #14: --capture taps an interface live instead of binding the ports (here the loopback,
+// where nobody listens on the port): an L16 stream plays bit-exact, each packet's arrival being
+// its kernel capture time. Without CAP_NET_RAW the error names the capability.
+TEST(Capture, LiveTapOfTheLoopbackPlaysBitExactAndNamesAMissingCapability) {
+  if (geteuid() != 0) GTEST_SKIP() << "capturing needs root (CAP_NET_RAW) here";
+  const std::string dir = test_dir();
+  const int port = free_udp_port();
+  const Audio input = stereo_recording();
+  write_wav16(dir + "/input.wav", input);
+  const std::string p = std::to_string(port), p1 = std::to_string(port + 1);
+  Process node({RTPNODE_BIN,
+                "--capture",
+                "lo",
+                "--capture-filter",
+                "udp and (dst port " + p + " or dst port " + p1 + ")",
+                "--listen",
+                "0.0.0.0:" + p,
+                "--payload",
+                "97=L16/48000/2",
+                "--latency",
+                kTestLatency,
+                "--drift",
+                "off",
+                "--output",
+                dir + "/capture.wav",
+                "--period",
+                std::to_string(kPeriod),
+                "--duration",
+                "6s",
+                "--stats-json",
+                dir + "/stats.json"},
+               dir + "/rtpnode.log");
+  for (int i = 0; i < 100 && node.log().find("tapping lo") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Process send({RTPSEND_BIN, dir + "/input.wav", "--dest", "127.0.0.1:" + p, "--codec", "l16",
+                "--pt", "97", "--stats-json", dir + "/sent.json"},
+               dir + "/rtpsend.log");
+  EXPECT_EQ(send.wait(std::chrono::seconds(20)), std::optional<int>(0)) << send.log();
+  EXPECT_EQ(node.wait(std::chrono::seconds(20)), std::optional<int>(0)) << node.log();
+  Result r;
+  r.node_log = node.log();
+  r.capture = read_wav(dir + "/capture.wav");
+  std::ifstream(dir + "/stats.json") >> r.stats;
+  std::ifstream(dir + "/sent.json") >> r.sent;
+  EXPECT_NE(r.node_log.find("tapping lo"), std::string::npos) << r.node_log;
+  expect_exact(r, input, 0.0f, true);
+  expect_clean_stats(r);
+
+  const auto [rc, out] =
+      run_command("setpriv --reuid=65534 --regid=65534 --clear-groups " + std::string(RTPNODE_BIN) +
+                  " --capture lo --output " + dir + "/x.wav --duration 1s 2>&1");
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("--capture lo: not permitted: capturing needs CAP_NET_RAW"), std::string::npos)
+      << out;
+}
+
 /// SIPp's UAS answering with PCMU on [media_port] and, once the ACK is in, playing `pcap` (an
 /// RTP capture) to the caller's media address: the callee's voice.
 std::string sipp_uas_scenario(const std::string& pcap) {
