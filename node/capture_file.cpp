@@ -36,6 +36,29 @@ sockaddr_storage v6_address(const std::uint8_t* addr, std::uint16_t port) {
   return ss;
 }
 
+/// The next UDP datagram of `pcap`'s records (decoded by `decoder`), or none: the end of a file,
+/// nothing waiting (a live capture), or an error (`error` set to libpcap's text).
+std::optional<CapturedDatagram> next_datagram(pcap_t* pcap, int link_type, PacketDecoder& decoder,
+                                              std::string& error) {
+  while (pcap != nullptr) {
+    pcap_pkthdr* header = nullptr;
+    const u_char* data = nullptr;
+    const int rc = pcap_next_ex(pcap, &header, &data);
+    if (rc == 0 || rc == PCAP_ERROR_BREAK) return std::nullopt;
+    if (rc != 1) {
+      error = pcap_geterr(pcap);
+      return std::nullopt;
+    }
+    // Nanoseconds: both readers ask libpcap for nanosecond precision.
+    const std::int64_t t = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 +
+                           static_cast<std::int64_t>(header->ts.tv_usec);
+    auto d = decoder.decode(link_type, t, std::span<const std::uint8_t>(data, header->caplen),
+                            header->len);
+    if (d) return d;
+  }
+  return std::nullopt;
+}
+
 void set_port(sockaddr_storage& ss, std::uint16_t port) {
   if (ss.ss_family == AF_INET)
     reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(port);
@@ -323,22 +346,7 @@ CaptureFileReader::~CaptureFileReader() {
 }
 
 std::optional<CapturedDatagram> CaptureFileReader::next() {
-  while (pcap_ != nullptr) {
-    pcap_pkthdr* header = nullptr;
-    const u_char* data = nullptr;
-    const int rc = pcap_next_ex(pcap_, &header, &data);
-    if (rc == PCAP_ERROR_BREAK) return std::nullopt;  // the end of the file
-    if (rc != 1) {
-      error_ = pcap_geterr(pcap_);
-      return std::nullopt;
-    }
-    const std::int64_t t = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 +
-                           static_cast<std::int64_t>(header->ts.tv_usec);  // ns: nano precision
-    auto d = decoder_.decode(link_type_, t, std::span<const std::uint8_t>(data, header->caplen),
-                             header->len);
-    if (d) return d;
-  }
-  return std::nullopt;
+  return next_datagram(pcap_, link_type_, decoder_, error_);
 }
 
 LiveCapture::LiveCapture(const std::string& iface, const std::string& filter) {
@@ -387,22 +395,7 @@ LiveCapture::~LiveCapture() {
 }
 
 std::optional<CapturedDatagram> LiveCapture::next() {
-  while (pcap_ != nullptr) {
-    pcap_pkthdr* header = nullptr;
-    const u_char* data = nullptr;
-    const int rc = pcap_next_ex(pcap_, &header, &data);
-    if (rc == 0) return std::nullopt;  // nothing waiting
-    if (rc != 1) {
-      error_ = pcap_geterr(pcap_);
-      return std::nullopt;
-    }
-    const std::int64_t t = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 +
-                           static_cast<std::int64_t>(header->ts.tv_usec);
-    auto d = decoder_.decode(link_type_, t, std::span<const std::uint8_t>(data, header->caplen),
-                             header->len);
-    if (d) return d;
-  }
-  return std::nullopt;
+  return next_datagram(pcap_, link_type_, decoder_, error_);
 }
 
 std::uint64_t LiveCapture::kernel_drops() const noexcept {

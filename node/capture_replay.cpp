@@ -32,31 +32,34 @@ bool address_matches(const std::string& spec, const sockaddr_storage& dst) {
 
 }  // namespace
 
-CaptureReplay::CaptureReplay(uv_loop_t* loop, const std::string& path,
-                             std::vector<ListenSpec>& listens, bool discover, int channels,
-                             EndpointAdded added)
-    : reader_(std::make_unique<CaptureFileReader>(path)),
+CaptureReplay::CaptureReplay(uv_loop_t* loop, std::unique_ptr<CaptureFileReader> reader,
+                             std::unique_ptr<LiveCapture> live, std::vector<ListenSpec>& listens,
+                             bool discover, int channels, EndpointAdded added)
+    : reader_(std::move(reader)),
+      live_(std::move(live)),
       listens_(listens),
       discovery_(discover ? std::make_unique<CallDiscovery>(true) : nullptr),
       channels_(channels),
       added_(std::move(added)) {
   uv_timer_init(loop, &timer_);
   timer_.data = this;
+  if (live_) {
+    uv_poll_init(loop, &poll_, live_->fd());
+    poll_.data = this;
+  }
 }
+
+CaptureReplay::CaptureReplay(uv_loop_t* loop, const std::string& path,
+                             std::vector<ListenSpec>& listens, bool discover, int channels,
+                             EndpointAdded added)
+    : CaptureReplay(loop, std::make_unique<CaptureFileReader>(path), nullptr, listens, discover,
+                    channels, std::move(added)) {}
 
 CaptureReplay::CaptureReplay(uv_loop_t* loop, const LiveSource& live,
                              std::vector<ListenSpec>& listens, bool discover, int channels,
                              EndpointAdded added)
-    : live_(std::make_unique<LiveCapture>(live.iface, live.filter)),
-      listens_(listens),
-      discovery_(discover ? std::make_unique<CallDiscovery>(true) : nullptr),
-      channels_(channels),
-      added_(std::move(added)) {
-  uv_timer_init(loop, &timer_);
-  timer_.data = this;
-  uv_poll_init(loop, &poll_, live_->fd());
-  poll_.data = this;
-}
+    : CaptureReplay(loop, nullptr, std::make_unique<LiveCapture>(live.iface, live.filter), listens,
+                    discover, channels, std::move(added)) {}
 
 std::optional<std::pair<std::size_t, bool>> CaptureReplay::route(
     const std::vector<ListenSpec>& listens, const CapturedDatagram& d) {

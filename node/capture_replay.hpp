@@ -101,6 +101,10 @@ class CaptureReplay {
       const std::vector<ListenSpec>& listens, const CapturedDatagram& d);
 
  private:
+  /// What both public constructors do, given the file or the live capture.
+  CaptureReplay(uv_loop_t* loop, std::unique_ptr<CaptureFileReader> reader,
+                std::unique_ptr<LiveCapture> live, std::vector<ListenSpec>& listens, bool discover,
+                int channels, EndpointAdded added);
   /// Reads the next datagram into pending_; false at the end.
   bool read_next();
   /// Delivers every datagram due by now and arms the timer for the next one.
