@@ -373,27 +373,6 @@ ExactMatch match_exact(const Audio& capture, const Audio& expected, int period, 
   return m;
 }
 
-double best_correlation(const Audio& capture, const Audio& expected, long search) {
-  const long c0 = first_sound(capture, 1e-3f);
-  const long e0 = first_sound(expected, 1e-3f);
-  if (c0 < 0 || e0 < 0) return 0;
-  double best = -1;
-  for (long lag = c0 - e0 - search; lag <= c0 - e0 + search; ++lag) {
-    double xy = 0, xx = 0, yy = 0;
-    for (long e = 0; e < static_cast<long>(expected.frames()); ++e) {
-      const long c = e + lag;
-      if (c < 0 || c >= static_cast<long>(capture.frames())) continue;
-      const double x = capture.samples[static_cast<std::size_t>(c * capture.channels)];
-      const double y = expected.samples[static_cast<std::size_t>(e * expected.channels)];
-      xy += x * y;
-      xx += x * x;
-      yy += y * y;
-    }
-    if (xx > 0 && yy > 0) best = std::max(best, xy / std::sqrt(xx * yy));
-  }
-  return best;
-}
-
 namespace {
 /// Normalized cross-correlation of expected frames [e0, e1) with the capture shifted by `lag`
 /// (channel 0 of each), visiting every `step`-th frame.
@@ -412,6 +391,17 @@ double correlation_at(const Audio& capture, const Audio& expected, long lag, lon
   return xx > 0 && yy > 0 ? xy / std::sqrt(xx * yy) : 0.0;
 }
 }  // namespace
+
+double best_correlation(const Audio& capture, const Audio& expected, long search) {
+  const long c0 = first_sound(capture, 1e-3f);
+  const long e0 = first_sound(expected, 1e-3f);
+  if (c0 < 0 || e0 < 0) return 0;
+  double best = -1;
+  for (long lag = c0 - e0 - search; lag <= c0 - e0 + search; ++lag)
+    best = std::max(
+        best, correlation_at(capture, expected, lag, 0, static_cast<long>(expected.frames()), 1));
+  return best;
+}
 
 double min_window_correlation(const Audio& capture, const Audio& expected, long search, long window,
                               long local) {
