@@ -306,6 +306,15 @@ void Node::tick() {
     const double lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
     events_.check(now, sources_->active(), mixer_->xruns(), max_tick_gap_, lead_ms);
     max_tick_gap_ = 0;
+    for (Source* s : sources_->active()) warn_format(*s);
+  }
+}
+
+void Node::warn_format(Source& s) const {
+  for (std::string w = s.take_format_warning(); !w.empty(); w = s.take_format_warning()) {
+    const Source::Params& p = s.params();
+    std::cerr << "rtpnode: warning: source " << hex32(p.ssrc) << " from " << p.remote << " on port "
+              << p.port << ": " << w << "\n";
   }
 }
 

@@ -87,6 +87,9 @@ class Node {
   /// codec cannot be created.
   std::unique_ptr<Source> make_source(const SourceTable::NewSource& n);
   void tick();
+  /// Writes the source's one-time format warnings to stderr (Source::take_format_warning).
+  /// Thread: loop.
+  void warn_format(Source& s) const;
   /// Drains the mixer's retire ring and lets the source table end and free sources.
   void expire_sources(mono_ns_t now);
   void report(bool final);

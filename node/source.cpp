@@ -230,7 +230,59 @@ void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock
     (void)rx_.on_packet(seq);
     return;
   }
+  check_length(seq, ts, h.payload);
   insert(seq, ts, h.marker, h.payload, arrival, clock);
+}
+
+namespace {
+/// Consecutive packet pairs with the same disagreement before it counts (one pair is a
+/// talkspurt, a DTX gap or a sender's timestamp jump; a run is the mapping).
+constexpr int kLengthMismatchRun = 4;
+}  // namespace
+
+void Source::check_length(ext_seq_t seq, ext_ts_t ts, std::span<const std::uint8_t> payload) {
+  const int frames = decoder_->frames_in(payload);
+  const bool follows = len_frames_ > 0 && seq == len_seq_ + 1 && ts > len_ts_;
+  if (follows) {
+    const double advanced = static_cast<double>(ts - len_ts_) * p_.format.frames_per_tick();
+    // A packet holding more audio than the time to the next one is impossible for any codec.
+    // Less is normal for Opus DTX and silence suppression, but a steady ratio for a codec whose
+    // length follows from its size (everything but Opus) is the mapping.
+    const double diff = len_frames_ - advanced;
+    const bool mismatch = diff > 0.5 || (diff < -0.5 && p_.format.codec != Codec::opus);
+    if (mismatch && (len_run_ == 0 || advanced == len_advanced_)) {
+      if (++len_run_ >= kLengthMismatchRun)
+        stats_.packets_length_mismatch += len_run_ == kLengthMismatchRun ? kLengthMismatchRun : 1;
+    } else {
+      len_run_ = mismatch ? 1 : 0;
+    }
+    len_advanced_ = advanced;
+  }
+  len_seq_ = seq;
+  len_ts_ = ts;
+  len_frames_ = frames;
+}
+
+std::string Source::take_format_warning() {
+  const std::string pt = std::to_string(static_cast<int>(p_.payload_type));
+  if (stats_.packets_malformed > 0 && !warned_undecodable_) {
+    warned_undecodable_ = true;
+    return "its payload does not decode as " + p_.format.describe() +
+           " (a partial frame or corrupt data; counted as packets_malformed): is payload type " +
+           pt + " mapped to the sender's codec, sample size (L16 or L24) and channel count?";
+  }
+  if (stats_.packets_length_mismatch > 0 && !warned_length_) {
+    warned_length_ = true;
+    char ratio[32];
+    std::snprintf(ratio, sizeof ratio, "%.3g", len_frames_ / std::max(len_advanced_, 1.0));
+    return std::string("its packets hold ") + ratio + "x the audio their RTP timestamps advance (" +
+           std::to_string(len_frames_) + " frames per " +
+           std::to_string(static_cast<long>(len_advanced_ / p_.format.frames_per_tick())) +
+           " ticks) when decoded as " + p_.format.describe() +
+           " (counted as packets_length_mismatch): is payload type " + pt +
+           " mapped to the sender's sample size (L16 or L24), channel count and clock rate?";
+  }
+  return {};
 }
 
 void Source::on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival,

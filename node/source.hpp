@@ -54,6 +54,10 @@ struct SourceStats {
   std::uint64_t packets_late = 0;       ///< arrived after their playout deadline, dropped
   std::uint64_t packets_duplicate = 0;  ///< sequence number already received, dropped
   std::uint64_t packets_malformed = 0;  ///< payload the decoder refused (corrupt, partial frame)
+  /// packets whose payload decodes to another frame count than their RTP timestamp advances to
+  /// the next packet, in runs of kLengthMismatchRun or more (a mapping with the wrong sample
+  /// size, channel count or codec)
+  std::uint64_t packets_length_mismatch = 0;
   std::uint64_t packets_other_pt = 0;   ///< valid packets of this SSRC with another payload type
   std::uint64_t packets_overflow = 0;   ///< dropped because the jitter buffer was full
   std::uint64_t packets_reordered = 0;  ///< arrived after a higher sequence number, in time
@@ -249,6 +253,11 @@ class Source {
   [[nodiscard]] SourceStats stats() const;
   [[nodiscard]] const Params& params() const noexcept { return p_; }
   [[nodiscard]] mono_ns_t last_arrival() const noexcept { return last_arrival_; }
+  /// Thread: loop. A one-time warning about this source's payload format, "" when there is none
+  /// (yet): the first time the decoder refused a payload (packets_malformed), and the first time
+  /// its packets' lengths disagreed with their RTP timestamps (packets_length_mismatch). Each
+  /// kind is returned once per source, so that the node warns once, not per packet.
+  [[nodiscard]] std::string take_format_warning();
   /// Sees every frame this source hands to the mixer: `frames` frames of `channels` interleaved
   /// samples (the source's channels, at the device rate) that play from device frame
   /// `device_frame` on. Called on the loop thread as the frames are rendered (--record).
@@ -257,6 +266,9 @@ class Source {
   void set_tap(Tap tap) { tap_ = std::move(tap); }
 
  private:
+  /// Compares the frames of the packet before (seq - 1) with how far the timestamp advanced
+  /// to this one. Thread: loop.
+  void check_length(ext_seq_t seq, ext_ts_t ts, std::span<const std::uint8_t> payload);
   void insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
               mono_ns_t arrival, const DeviceClock& clock, bool comfort_noise = false);
   /// After a resync: silence up to the frame where a packet arriving at `arrival` plays.
@@ -324,6 +336,14 @@ class Source {
   bool fec_seen_ = false;  ///< a packet carried Opus FEC: the target keeps one more packet
 
   mono_ns_t last_arrival_ = 0;
+  bool warned_undecodable_ = false;
+  bool warned_length_ = false;
+  /// Packet-length check (check_length): the previous packet and the current mismatch run.
+  ext_seq_t len_seq_ = 0;
+  ext_ts_t len_ts_ = 0;
+  int len_frames_ = -1;
+  double len_advanced_ = 0;
+  int len_run_ = 0;
   Tap tap_;
   mono_ns_t max_gap_ns_ = 0;          ///< longest time between two packets' arrivals
   std::uint64_t jitter_packets_ = 0;  ///< packets that updated the jitter

@@ -70,6 +70,7 @@ const SourceField kSourceFields[] = {
   SRC("packets_duplicate", integer, counter, "packets_duplicate_total", 1, "packets", "sequence number already received; dropped", s.packets_duplicate),
   SRC("packets_reordered", integer, counter, "packets_reordered_total", 1, "packets", "arrived after a higher sequence number, still in time", s.packets_reordered),
   SRC("packets_malformed", integer, counter, "packets_malformed_total", 1, "packets", "payloads the decoder refused (corrupt, partial frame, too large)", s.packets_malformed),
+  SRC("packets_length_mismatch", integer, counter, "packets_length_mismatch_total", 1, "packets", "packets whose payload decodes to another number of frames than their RTP timestamp advances to the next packet, in runs of 4 or more: the payload type is mapped with the wrong sample size (L16/L24), channel count or codec; warned once on stderr", s.packets_length_mismatch),
   SRC("packets_other_payload_type", integer, counter, "packets_other_payload_type_total", 1, "packets", "packets of this SSRC with another payload type: counted for loss, not played", s.packets_other_pt),
   SRC("packets_overflow", integer, counter, "packets_overflow_total", 1, "packets", "dropped because the jitter buffer was full", s.packets_overflow),
   SRC("packets_comfort_noise", integer, counter, "packets_comfort_noise_total", 1, "packets", "RFC 3389 comfort-noise packets (PT 13)", s.packets_comfort_noise),
@@ -395,6 +396,9 @@ std::string stats_line(const NodeSnapshot& node, const std::vector<SourceReport>
         st.underruns, st.jitter_ms, st.playout_delay_ms, st.target_delay_ms, st.arrival_to_dac_ms,
         st.drift_ppm);
     line += buf;
+    if (st.packets_malformed > 0) line += " undecodable=" + std::to_string(st.packets_malformed);
+    if (st.packets_length_mismatch > 0)
+      line += " length_mismatch=" + std::to_string(st.packets_length_mismatch);
   }
   return final ? line + " (final)" : line;
 }

@@ -23,6 +23,7 @@ namespace rtpnode {
 namespace {
 
 constexpr float kS16ToFloat = 1.0f / 32768.0f;
+constexpr float kS24ToFloat = 1.0f / 8388608.0f;
 
 void s16_to_float(const std::int16_t* in, std::size_t n, float* out) noexcept {
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]) * kS16ToFloat;
@@ -207,20 +208,37 @@ class G722Decoder final : public Decoder {
   RepetitionPlc plc_{16000, 1};
 };
 
-// ---- L16 / s16le ---------------------------------------------------------------------------
+// ---- L16 / L24 / s16le ---------------------------------------------------------------------
+// L16: RFC 3551 §4.5.11, big-endian signed 16-bit; L24: RFC 3190 §4, big-endian signed 24-bit;
+// s16le: headerless little-endian 16-bit. Samples interleaved, one per channel per frame.
 class PcmDecoder final : public Decoder {
  public:
   explicit PcmDecoder(const PayloadFormat& f)
-      : Decoder(f), plc_(static_cast<int>(f.audio_rate), static_cast<int>(f.channels)) {}
+      : Decoder(f),
+        bytes_(f.codec == Codec::l24 ? 3 : 2),
+        plc_(static_cast<int>(f.audio_rate), static_cast<int>(f.channels)) {}
   int decode(std::span<const std::uint8_t> p, std::span<float> out) noexcept override {
     const std::size_t ch = format().channels;
-    if (p.size() % (2 * ch) != 0 || p.size() / 2 > out.size()) return -1;
-    const bool big_endian = format().codec == Codec::l16;  // RFC 3551 §4.5.11: network order
-    const std::size_t n = p.size() / 2;
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint8_t hi = big_endian ? p[2 * i] : p[2 * i + 1];
-      const std::uint8_t lo = big_endian ? p[2 * i + 1] : p[2 * i];
-      out[i] = static_cast<float>(static_cast<std::int16_t>(hi << 8 | lo)) * kS16ToFloat;
+    if (p.size() % (bytes_ * ch) != 0 || p.size() / bytes_ > out.size()) return -1;
+    const std::size_t n = p.size() / bytes_;
+    const std::uint8_t* b = p.data();
+    switch (format().codec) {
+      case Codec::l24:
+        for (std::size_t i = 0; i < n; ++i, b += 3) {
+          // Sign-extend through the top of a 32-bit word: exact in float (24-bit mantissa).
+          const auto v = static_cast<std::int32_t>(
+              std::uint32_t{b[0]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[2]} << 8);
+          out[i] = static_cast<float>(v >> 8) * kS24ToFloat;
+        }
+        break;
+      case Codec::l16:
+        for (std::size_t i = 0; i < n; ++i, b += 2)
+          out[i] = static_cast<float>(static_cast<std::int16_t>(b[0] << 8 | b[1])) * kS16ToFloat;
+        break;
+      default:  // s16le
+        for (std::size_t i = 0; i < n; ++i, b += 2)
+          out[i] = static_cast<float>(static_cast<std::int16_t>(b[1] << 8 | b[0])) * kS16ToFloat;
+        break;
     }
     plc_.record(out.data(), static_cast<int>(n / ch));
     return static_cast<int>(n / ch);
@@ -232,10 +250,11 @@ class PcmDecoder final : public Decoder {
     return frames;
   }
   int frames_in(std::span<const std::uint8_t> p) const noexcept override {
-    return static_cast<int>(p.size() / (2 * format().channels));
+    return static_cast<int>(p.size() / (bytes_ * format().channels));
   }
 
  private:
+  std::size_t bytes_;  ///< per sample: 2 or 3
   RepetitionPlc plc_;
 };
 
@@ -356,17 +375,21 @@ class G722Encoder final : public Encoder {
 class PcmEncoder final : public Encoder {
  public:
   explicit PcmEncoder(const PayloadFormat& f) : Encoder(f) {}
+  /// L24 carries each 16-bit sample in its top 16 bits (the low byte 0): exact, 16-bit sources.
   int encode(std::span<const std::int16_t> pcm, int frames,
              std::span<std::uint8_t> out) noexcept override {
     const std::size_t n = static_cast<std::size_t>(frames) * format().channels;
-    if (n > pcm.size() || 2 * n > out.size()) return -1;
-    const bool big_endian = format().codec == Codec::l16;
-    for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t bytes = format().codec == Codec::l24 ? 3 : 2;
+    if (n > pcm.size() || bytes * n > out.size()) return -1;
+    const bool big_endian = format().codec != Codec::raw_s16le;
+    std::uint8_t* o = out.data();
+    for (std::size_t i = 0; i < n; ++i, o += bytes) {
       const auto v = static_cast<std::uint16_t>(pcm[i]);
-      out[2 * i] = static_cast<std::uint8_t>(big_endian ? v >> 8 : v);
-      out[2 * i + 1] = static_cast<std::uint8_t>(big_endian ? v : v >> 8);
+      o[0] = static_cast<std::uint8_t>(big_endian ? v >> 8 : v);
+      o[1] = static_cast<std::uint8_t>(big_endian ? v : v >> 8);
+      if (bytes == 3) o[2] = 0;
     }
-    return static_cast<int>(2 * n);
+    return static_cast<int>(bytes * n);
   }
 };
 
@@ -412,6 +435,7 @@ std::unique_ptr<Decoder> make_decoder(const PayloadFormat& f) {
     case Codec::g722:
       return std::make_unique<G722Decoder>(f);
     case Codec::l16:
+    case Codec::l24:
     case Codec::raw_s16le:
       return std::make_unique<PcmDecoder>(f);
     case Codec::opus:
@@ -430,6 +454,7 @@ std::unique_ptr<Encoder> make_encoder(const PayloadFormat& f, const EncoderOptio
     case Codec::g722:
       return std::make_unique<G722Encoder>(f);
     case Codec::l16:
+    case Codec::l24:
     case Codec::raw_s16le:
       return std::make_unique<PcmEncoder>(f);
     case Codec::opus:

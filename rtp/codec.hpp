@@ -1,7 +1,7 @@
 // Audio payload decoders and encoders: G.711 µ-law/A-law (ITU-T G.711, via spandsp, with
 // spandsp's G.711 Appendix I style PLC), G.722 at 64 kbit/s (ITU-T G.722, via spandsp),
-// L16 (RFC 3551 §4.5.11: big-endian signed 16-bit), headerless s16le PCM, and Opus (RFC 6716,
-// RFC 7587, via libopus, with its PLC).
+// L16 (RFC 3551 §4.5.11: big-endian signed 16-bit), L24 (RFC 3190 §4: big-endian signed 24-bit),
+// headerless s16le PCM, and Opus (RFC 6716, RFC 7587, via libopus, with its PLC).
 //
 // Thread: a decoder/encoder belongs to one thread at a time (the loop thread in rtpnode).
 // decode()/conceal() never allocate: scratch space is allocated by the factory.

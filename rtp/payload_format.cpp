@@ -17,6 +17,8 @@ std::string_view to_string(Codec c) noexcept {
       return "g722";
     case Codec::l16:
       return "l16";
+    case Codec::l24:
+      return "l24";
     case Codec::opus:
       return "opus";
     case Codec::raw_s16le:
@@ -38,6 +40,8 @@ std::size_t PayloadFormat::max_payload_bytes(std::uint32_t max_ptime_ms) const n
     case Codec::l16:
     case Codec::raw_s16le:
       return frames * channels * 2;
+    case Codec::l24:
+      return frames * channels * 3;
     case Codec::opus:
       return 1275 * 6 + 7;  // RFC 6716 §3.2.1/§3.2.5 code-3 bound
     case Codec::telephone_event:
@@ -97,13 +101,15 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
     f.codec = Codec::g722;
   else if (name == "l16")
     f.codec = Codec::l16;
+  else if (name == "l24")
+    f.codec = Codec::l24;
   else if (name == "opus")
     f.codec = Codec::opus;
   else if (name == "telephone-event")
     f.codec = Codec::telephone_event;
   else {
     error = "unknown codec '" + std::string(parts[0]) +
-            "' (use pcmu, pcma, g722, l16, opus or telephone-event)";
+            "' (use pcmu, pcma, g722, l16, l24, opus or telephone-event)";
     return std::nullopt;
   }
   if (!parse_uint(parts[1], f.clock_rate) || f.clock_rate < 1000 || f.clock_rate > 384000) {

@@ -13,7 +13,7 @@ namespace rtpnode {
 
 /// telephone_event: RFC 4733 named events (DTMF digits), not audio: no decoder; the node
 /// reports them (rtp/telephone_event.hpp).
-enum class Codec : std::uint8_t { pcmu, pcma, g722, l16, opus, raw_s16le, telephone_event };
+enum class Codec : std::uint8_t { pcmu, pcma, g722, l16, l24, opus, raw_s16le, telephone_event };
 
 /// Lower-case codec name as used on the command line and in JSON ("pcmu", "opus", ...).
 std::string_view to_string(Codec c) noexcept;
@@ -36,8 +36,8 @@ struct PayloadFormat {
   [[nodiscard]] std::string describe() const;
 };
 
-/// Parses "CODEC/CLOCK[/CHANNELS]" (case-insensitive codec: pcmu, pcma, g722, l16, opus,
-/// telephone-event).
+/// Parses "CODEC/CLOCK[/CHANNELS]" (case-insensitive codec: pcmu, pcma, g722, l16, l24, opus,
+/// telephone-event). L24 is RFC 3190 §4: big-endian signed 24-bit, any clock rate.
 /// Errors: returns std::nullopt and sets `error` to a message naming the offending part.
 std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::string& error);
 

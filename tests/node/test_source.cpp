@@ -116,6 +116,60 @@ TEST(Source, L16PassesThroughBitExact) {
   EXPECT_EQ(st.frames_concealed, 0u);
 }
 
+// Issue #17: a payload type mapped with the wrong sample size or channel count decodes to
+// noise of the wrong length; the packets' lengths disagree with their RTP timestamps, which is
+// counted and warned about once, with the ratio. Single disagreements (a talkspurt after
+// silence suppression, Opus DTX) are not the mapping and are not counted.
+TEST(Source, PacketLengthsThatDisagreeWithTimestampsAreCountedAndWarnedOnce) {
+  struct Case {
+    const char* name;
+    PayloadFormat mapped;
+    std::size_t payload_bytes;  ///< what the sender puts in each packet
+    rtp_ts_t ticks;             ///< its timestamp advance per packet
+    bool silence_gaps;          ///< every 10th packet follows a 400 ms timestamp jump
+    std::uint64_t expected;
+    const char* ratio;  ///< in the warning, "" for none
+  };
+  const Case cases[] = {
+      // PipeWire's L24/48000/2 with 1 ms packets (288 bytes) mapped as L16/48000/2.
+      {"l24 as l16", {Codec::l16, 48000, 48000, 2}, 288, 48, false, 49, "1.5x"},
+      // A stereo L16 sender mapped as mono: twice the frames.
+      {"stereo as mono", {Codec::l16, 48000, 48000, 1}, 3840, 960, false, 49, "2x"},
+      // A mono L16 sender mapped as stereo: half the frames, steadily.
+      {"mono as stereo", {Codec::l16, 48000, 48000, 2}, 1920, 960, false, 49, "0.5x"},
+      // Correct mapping: nothing.
+      {"l16 right", {Codec::l16, 48000, 48000, 2}, 3840, 960, false, 0, ""},
+      {"l24 right", {Codec::l24, 48000, 48000, 2}, 288, 48, false, 0, ""},
+      // G.711 with silence suppression: a timestamp jump now and then is not a mismatch.
+      {"pcmu vad", {Codec::pcmu, 8000, 8000, 1}, 160, 160, true, 0, ""},
+  };
+  for (const Case& c : cases) {
+    Harness h;
+    h.builder.pt = 97;
+    Source::Params p = h.params(c.mapped, 97);
+    p.playout.start_delay_ns = 200'000'000;
+    h.source = std::make_unique<Source>(p, kT0, h.clock);
+    const std::vector<std::uint8_t> payload(c.payload_bytes, 0x10);
+    rtp_ts_t ts = 1000;
+    for (int i = 0; i < 50; ++i) {
+      if (c.silence_gaps && i % 10 == 9) ts += 3200;
+      h.feed(static_cast<seq_t>(100 + i), ts, payload, kT0 + i * 1'000'000);
+      ts += c.ticks;
+      (void)h.drain();
+    }
+    // 49 consecutive pairs; once a run reaches 4, all of it counts: 49 packets.
+    EXPECT_EQ(h.source->stats().packets_length_mismatch, c.expected) << c.name;
+    const std::string w = h.source->take_format_warning();
+    if (c.expected == 0) {
+      EXPECT_EQ(w, "") << c.name;
+    } else {
+      EXPECT_NE(w.find(std::string(c.ratio) + " the audio"), std::string::npos) << c.name << w;
+      EXPECT_NE(w.find("L16 or L24"), std::string::npos) << w;
+      EXPECT_EQ(h.source->take_format_warning(), "") << c.name << ": warned twice";
+    }
+  }
+}
+
 TEST(Source, ResamplesPcmuToDeviceRate) {
   Harness h;
   const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};

@@ -229,6 +229,40 @@ TEST(L16Decoder, RejectsPartialFrames) {
   EXPECT_EQ(dec->decode(std::vector<std::uint8_t>{1, 2, 3}, out), -1);
 }
 
+// RFC 3190 §4: L24 is big-endian two's-complement 24-bit; every 24-bit value is exact in float.
+TEST(L24Decoder, ReadsNetworkByteOrderSignExtendedAndExact) {
+  auto dec = make_decoder(PayloadFormat{Codec::l24, 48000, 48000, 2});
+  const std::vector<std::uint8_t> p{0x12, 0x34, 0x56, 0xff, 0xff, 0xfe,
+                                    0x80, 0x00, 0x00, 0x7f, 0xff, 0xff};
+  std::vector<float> out(4);
+  ASSERT_EQ(dec->frames_in(p), 2);
+  ASSERT_EQ(dec->decode(p, out), 2);
+  EXPECT_EQ(out[0], 0x123456 / 8388608.0f);
+  EXPECT_EQ(out[1], -2 / 8388608.0f);
+  EXPECT_EQ(out[2], -1.0f);
+  EXPECT_EQ(out[3], 8388607 / 8388608.0f);
+  // A partial sample or frame is refused: 3-byte samples, 6-byte frames.
+  EXPECT_EQ(dec->decode(std::vector<std::uint8_t>{1, 2, 3, 4}, out), -1);
+  EXPECT_EQ(dec->decode(std::vector<std::uint8_t>{1, 2, 3}, out), -1);
+  // An L16 reading of the same bytes would differ: the decoder is chosen by the codec.
+  auto l16 = make_decoder(PayloadFormat{Codec::l16, 48000, 48000, 2});
+  EXPECT_EQ(l16->decode(std::span(p.data(), 8), out), 2);
+  EXPECT_NE(out[1], -2 / 8388608.0f);
+}
+
+TEST(L24Decoder, EncoderCarriesSixteenBitSamplesExactly) {
+  const std::vector<std::int16_t> pcm{0x1234, -2, -32768, 32767};
+  std::vector<std::uint8_t> bits(12);
+  auto enc = make_encoder(PayloadFormat{Codec::l24, 96000, 96000, 1});
+  ASSERT_EQ(enc->encode(pcm, 4, bits), 12);
+  EXPECT_EQ(bits,
+            (std::vector<std::uint8_t>{0x12, 0x34, 0, 0xff, 0xfe, 0, 0x80, 0, 0, 0x7f, 0xff, 0}));
+  auto dec = make_decoder(PayloadFormat{Codec::l24, 96000, 96000, 1});
+  std::vector<float> out(4);
+  ASSERT_EQ(dec->decode(bits, out), 4);
+  for (std::size_t i = 0; i < pcm.size(); ++i) EXPECT_EQ(out[i], pcm[i] / 32768.0f) << i;
+}
+
 TEST(RawDecoder, ReadsLittleEndian) {
   auto dec = make_decoder(PayloadFormat{Codec::raw_s16le, 8000, 8000, 1});
   std::vector<float> out(2);

@@ -30,6 +30,13 @@ TEST(PayloadMap, AppliesDynamicMapping) {
   EXPECT_EQ(m.find(97)->codec, Codec::l16);
   EXPECT_EQ(m.find(97)->clock_rate, 48000u);
   EXPECT_EQ(m.find(97)->describe(), "l16/48000/2");
+  // PipeWire's and AES67's L24 (RFC 3190): any rate, 3 bytes per sample.
+  ASSERT_TRUE(m.apply("127=L24/48000/2", err)) << err;
+  EXPECT_EQ(m.find(127)->codec, Codec::l24);
+  EXPECT_EQ(m.find(127)->describe(), "l24/48000/2");
+  EXPECT_EQ(m.find(127)->max_payload_bytes(1), 48u * 2 * 3);
+  ASSERT_TRUE(m.apply("98=l24/96000/8", err)) << err;
+  EXPECT_EQ(m.find(98)->audio_rate, 96000u);
 }
 
 TEST(PayloadMap, RejectsBadSpecsWithAReason) {

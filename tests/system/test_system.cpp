@@ -385,6 +385,91 @@ TEST(FileOutput, L16StereoRendersBitExactToWavWithoutADevice) {
   EXPECT_EQ(r.stats["node"]["xruns"], 0);
 }
 
+// Issue #17: L24 (RFC 3190) from a sender nobody here wrote: GStreamer's rtpL24pay with 1 ms
+// packets (AES67's packet time, 1000 packets a second) renders bit-exact: GStreamer widens the
+// 16-bit input to 24 bits exactly, and --output writes it back as 16 bits.
+TEST(Interop, GstreamerL24AtOneMillisecondPacketsRendersBitExact) {
+  if (std::system("gst-inspect-1.0 rtpL24pay > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "GStreamer's rtpL24pay is not installed";
+  const Audio input = stereo_recording();
+  // GStreamer streams `input` as L24 to rtpnode mapping PT 97 as `mapping`, rendered to a file.
+  auto play = [&](const std::string& mapping, const std::string& name) {
+    const std::string dir = test_dir() + "/" + name;
+    std::filesystem::create_directories(dir);
+    write_wav16(dir + "/input.wav", input);
+    const int port = free_udp_port();
+    const double seconds = static_cast<double>(input.frames()) / input.rate;
+    const int node_secs = static_cast<int>(std::ceil(seconds)) + 3;
+    Process node({RTPNODE_BIN, "--listen", "127.0.0.1:" + std::to_string(port), "--payload",
+                  "97=" + mapping, "--output", dir + "/capture.wav", "--period",
+                  std::to_string(kPeriod), "--duration", std::to_string(node_secs) + "s",
+                  "--latency", kTestLatency, "--drift", "off", "--stats-json", dir + "/stats.json"},
+                 dir + "/rtpnode.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    Process gst({"gst-launch-1.0",
+                 "-q",
+                 "filesrc",
+                 "location=" + dir + "/input.wav",
+                 "!",
+                 "wavparse",
+                 "!",
+                 "audioconvert",
+                 "!",
+                 "audio/x-raw,format=S24BE,rate=48000,channels=2",
+                 "!",
+                 "rtpL24pay",
+                 "pt=97",
+                 "min-ptime=1000000",
+                 "max-ptime=1000000",
+                 "!",
+                 "udpsink",
+                 "host=127.0.0.1",
+                 "port=" + std::to_string(port),
+                 "sync=true"},
+                dir + "/gst.log");
+    EXPECT_EQ(gst.wait(std::chrono::seconds(node_secs + 5)), std::optional<int>(0)) << gst.log();
+    EXPECT_EQ(node.wait(std::chrono::seconds(node_secs + 5)), std::optional<int>(0)) << node.log();
+    Result r;
+    r.node_log = node.log();
+    r.capture = read_wav(dir + "/capture.wav");
+    std::ifstream(dir + "/stats.json") >> r.stats;
+    return r;
+  };
+  const double packets = static_cast<double>(input.frames()) / 48.0;  // one per millisecond
+  const Result r = play("L24/48000/2", "l24");
+  const json& src = only_source(r);
+  EXPECT_EQ(src.value("payload", ""), "l24/48000/2") << src.dump(2);
+  EXPECT_NEAR(src.value("packets_received", 0), packets, 2) << src.dump(2);
+  EXPECT_EQ(src.value("packets_lost", -1), 0);
+  EXPECT_EQ(src.value("packets_length_mismatch", -1), 0);
+  EXPECT_EQ(r.stats["node"]["packets_malformed"], 0);
+  expect_exact(r, input, 0.0f, true);
+  // The same stream mapped as L16, the mistake the issue describes: the stderr says so once,
+  // with the ratio, and the stats count it.
+  const Result wrong = play("L16/48000/2", "l24_as_l16");
+  const json& w = only_source(wrong);
+  EXPECT_GE(w.value("packets_length_mismatch", 0), packets - 10) << w.dump(2);
+  EXPECT_NE(wrong.node_log.find("its packets hold 1.5x the audio their RTP timestamps advance"),
+            std::string::npos)
+      << wrong.node_log;
+  EXPECT_NE(wrong.node_log.find("length_mismatch="), std::string::npos) << wrong.node_log;
+}
+
+// Issue #17: L24 at the shortest packet time RFC 3190 streams allow in practice (125 us: six
+// frames at 48 kHz, 8000 packets a second) renders bit-exact.
+TEST(FileOutput, L24At125MicrosecondPacketsRendersBitExact) {
+  Scenario s;
+  s.input = stereo_recording();
+  s.file_output = true;
+  s.node_args = {"--payload", "97=L24/48000/2"};
+  s.send_args = {"--codec", "l24", "--pt", "97", "--ptime", "125us"};
+  const Result r = run(s);
+  EXPECT_EQ(only_source(r).value("packets_received", 0),
+            static_cast<int>((s.input.frames() + 5) / 6));
+  expect_exact(r, s.input, 0.0f, true);
+  expect_clean_stats(r);
+}
+
 /// Streams `input` with rtpsend (`send_args` after FILE --dest) to 127.0.0.1:`port`, where
 /// nobody listens, while tcpdump writes what crosses the loopback to that port and port + 1 into
 /// `pcap` (`iface` "any": Linux cooked v2 frames; "lo": Ethernet). Returns rtpsend's summary.
@@ -2812,6 +2897,7 @@ TEST(Interop, FfmpegDecodesRtpsendStreamsFromTheSdp) {
       {"opus", speech48, {"--codec", "opus", "--channels", "2", "--bitrate", "96000"}},
       {"pcmu", speech_8k(), {"--codec", "pcmu"}},
       {"l16", stereo_recording(), {"--codec", "l16", "--pt", "97"}},
+      {"l24", stereo_recording(), {"--codec", "l24", "--pt", "98", "--ptime", "1ms"}},
   };
   for (const auto& c : cases) {
     const Audio out = ffmpeg_receive(c.input, c.args);

@@ -32,8 +32,10 @@ void add_options(CLI::App& app, Options& o) {
                  "or one per FILE")
       ->required()
       ->allow_extra_args(false);
-  app.add_option("--codec", o.codec, "l16 | pcmu | pcma | g722 | opus")
-      ->check(CLI::IsMember({"l16", "pcmu", "pcma", "g722", "opus"}))
+  app.add_option(
+         "--codec", o.codec,
+         "l16 | l24 | pcmu | pcma | g722 | opus (l24 carries the 16-bit input exactly, RFC 3190)")
+      ->check(CLI::IsMember({"l16", "l24", "pcmu", "pcma", "g722", "opus"}))
       ->capture_default_str();
   app.add_option("--ptime", o.ptime, "Packet duration (Opus: 2.5, 5, 10, 20, 40 or 60 ms)")
       ->capture_default_str();

@@ -26,6 +26,8 @@ std::string encoding_name(Codec c) {
       return "G722";
     case Codec::l16:
       return "L16";
+    case Codec::l24:
+      return "L24";
     case Codec::opus:
       return "opus";
     default:
@@ -223,8 +225,9 @@ std::vector<std::unique_ptr<Stream>> make_streams(const Options& o, const Plan& 
     if (o.raw) {
       f = PayloadFormat{Codec::raw_s16le, 8000, 8000,
                         static_cast<std::uint16_t>(o.channels ? o.channels : 1)};
-    } else if (o.codec == "l16") {
-      f = PayloadFormat{Codec::l16, static_cast<std::uint32_t>(audio.rate),
+    } else if (o.codec == "l16" || o.codec == "l24") {
+      f = PayloadFormat{o.codec == "l16" ? Codec::l16 : Codec::l24,
+                        static_cast<std::uint32_t>(audio.rate),
                         static_cast<std::uint32_t>(audio.rate),
                         static_cast<std::uint16_t>(o.channels ? o.channels : audio.channels)};
     } else if (o.codec == "opus") {
