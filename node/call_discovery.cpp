@@ -114,58 +114,12 @@ std::string endpoint_text(const sockaddr_storage& ss) {
 }
 
 std::optional<SdpAudio> parse_sdp_audio(std::string_view body) {
-  std::string session_address, media_address;
-  std::optional<SdpAudio> audio;
-  bool in_audio = false;  // inside the chosen m=audio section
-  bool done = false;      // an audio section was chosen and ended
-  for (std::string_view line : lines_of(body)) {
-    if (line.size() < 2 || line[1] != '=') continue;
-    const char type = line[0];
-    const std::string_view value = line.substr(2);
-    if (type == 'm') {
-      if (in_audio) done = true;
-      in_audio = false;
-      if (done) continue;
-      const auto w = words(value);
-      int port = 0;
-      if (w.size() < 4 || w[0] != "audio") continue;
-      if (!parse_int(w[1].substr(0, w[1].find('/')), port) || port <= 0 || port > 65535)
-        continue;  // port 0: a declined stream
-      audio.emplace();
-      audio->port = static_cast<std::uint16_t>(port);
-      audio->protocol = std::string(w[2]);
-      for (std::size_t i = 3; i < w.size(); ++i) {
-        int pt = 0;
-        if (parse_int(w[i], pt) && pt < 128) audio->payload_types.push_back(pt);
-      }
-      in_audio = true;
-      continue;
-    }
-    if (type == 'c') {
-      const auto w = words(value);  // IN IP4 ADDRESS[/TTL[/N]]
-      if (w.size() < 3 || w[0] != "IN") continue;
-      const std::string addr(w[2].substr(0, w[2].find('/')));
-      if (in_audio)
-        media_address = addr;
-      else if (!audio)
-        session_address = addr;
-      continue;
-    }
-    if (type == 'a' && in_audio) {
-      if (value.rfind("rtpmap:", 0) == 0) {
-        const auto w = words(value.substr(7));
-        int pt = 0;
-        if (w.size() >= 2 && parse_int(w[0], pt) && pt < 128) audio->rtpmap[pt] = std::string(w[1]);
-      } else if (value.rfind("ptime:", 0) == 0) {
-        int ms = 0;
-        if (parse_int(trim(value.substr(6)), ms)) audio->ptime_ms = ms;
-      }
-    }
-  }
-  if (!audio) return std::nullopt;
-  audio->address = media_address.empty() ? session_address : media_address;
-  if (audio->address.empty() || !make_address(audio->address, audio->port)) return std::nullopt;
-  return audio;
+  std::string error;
+  auto sd = parse_sdp(body, error);
+  if (!sd) return std::nullopt;
+  for (SdpMedia& m : sd->audio)
+    if (m.port != 0) return std::move(m);
+  return std::nullopt;
 }
 
 std::optional<SipMessage> parse_sip(std::span<const std::uint8_t> datagram) {

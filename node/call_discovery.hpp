@@ -33,19 +33,14 @@
 
 #include "node/capture_file.hpp"
 #include "rtp/payload_format.hpp"
+#include "rtp/sdp.hpp"
 
 namespace rtpnode {
 
 /// The audio stream an SDP describes (the first m=audio with a non-zero port).
-struct SdpAudio {
-  std::string address;  ///< c= connection address (IPv4 or IPv6 literal, TTL suffix dropped)
-  std::uint16_t port = 0;
-  std::string protocol;               ///< RTP/AVP, RTP/AVPF, RTP/SAVP ...
-  std::vector<int> payload_types;     ///< the m= line's formats, in order
-  std::map<int, std::string> rtpmap;  ///< PT -> "encoding/clock[/channels]" as written
-  int ptime_ms = 0;                   ///< a=ptime, 0 = not given
-};
-/// Parses an SDP body; none when it has no usable audio stream (no m=audio, port 0, no c=).
+using SdpAudio = SdpMedia;
+/// The first audio stream of an SDP body that is not declined (port 0), through parse_sdp (the
+/// one SDP parser: rtp/sdp.hpp); none when there is no such stream or the body does not parse.
 /// Any thread; pure.
 std::optional<SdpAudio> parse_sdp_audio(std::string_view body);
 

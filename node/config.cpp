@@ -4,7 +4,14 @@
 
 #include <cctype>
 #include <charconv>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "rtp/sdp.hpp"
 
 namespace rtpnode {
 
@@ -317,6 +324,89 @@ std::string format_duration(nanoseconds d) {
   if (ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
   if (ns % 1'000 == 0) return std::to_string(ns / 1'000) + "us";
   return std::to_string(ns) + "ns";
+}
+
+}  // namespace rtpnode
+
+namespace rtpnode {
+
+namespace {
+bool multicast_literal(const std::string& addr) {
+  in_addr a4{};
+  in6_addr a6{};
+  if (inet_pton(AF_INET, addr.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 28) == 0xe;
+  if (inet_pton(AF_INET6, addr.c_str(), &a6) == 1) return a6.s6_addr[0] == 0xff;
+  return false;
+}
+
+std::string format_ms(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", ms);
+  return buf;
+}
+}  // namespace
+
+std::optional<std::vector<ListenSpec>> listens_from_sdp(
+    const std::string& path, const std::vector<std::string>& payload_flags, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = path + ": cannot open: " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.size() > (1u << 20)) {
+    error = path + ": larger than 1 MiB: not a session description";
+    return std::nullopt;
+  }
+  std::string err;
+  const auto sd = parse_sdp(text, err);
+  if (!sd) {
+    error = path + ": " + err;
+    return std::nullopt;
+  }
+  std::vector<ListenSpec> out;
+  for (const SdpMedia& m : sd->audio) {
+    if (m.port == 0) continue;  // declined (RFC 3264 §6)
+    if (m.protocol != "RTP/AVP" && m.protocol != "RTP/AVPF") {
+      error = path + ": m=audio " + std::to_string(m.port) + " uses " + m.protocol +
+              (m.protocol.find("SAVP") != std::string::npos ? " (SRTP: encrypted, not supported)"
+                                                            : " (only RTP/AVP and RTP/AVPF)");
+      return std::nullopt;
+    }
+    ListenSpec l;
+    const bool v6 = m.address.find(':') != std::string::npos;
+    l.address = multicast_literal(m.address) ? m.address : (v6 ? "::" : "0.0.0.0");
+    l.port = m.port;
+    std::vector<std::string> skipped;
+    auto map = std::make_shared<PayloadMap>(m.payloads(&skipped));
+    for (const auto& p : payload_flags)
+      if (!map->apply(p, err)) {
+        error = "--payload: " + err;
+        return std::nullopt;
+      }
+    l.payloads = std::move(map);
+    if (m.rtcp_port && *m.rtcp_port != m.port + 1 && *m.rtcp_port != m.port)
+      l.rtcp_port = m.rtcp_port;
+    if (multicast_literal(m.address)) l.source_addresses = m.source_addresses;
+    std::string summary = path + ": " + (m.label.empty() ? "" : "'" + m.label + "' ") + m.codecs();
+    if (m.ptime_ms > 0) summary += ", ptime " + format_ms(m.ptime_ms) + " ms";
+    if (!l.source_addresses.empty()) {
+      summary += ", senders";
+      for (const auto& a : l.source_addresses) summary += " " + a;
+    }
+    if (l.rtcp_port) summary += ", RTCP on port " + std::to_string(*l.rtcp_port);
+    if (!m.ts_refclk.empty()) summary += ", ts-refclk " + m.ts_refclk;
+    if (!m.mediaclk.empty()) summary += ", mediaclk " + m.mediaclk;
+    for (const auto& s : skipped) summary += "; not decoded: PT " + s;
+    for (const auto& u : sd->unsupported) summary += "; not followed: " + u;
+    l.sdp_summary = std::move(summary);
+    out.push_back(std::move(l));
+  }
+  if (out.empty()) {
+    error = path + ": every m=audio stream is declined (port 0)";
+    return std::nullopt;
+  }
+  return out;
 }
 
 }  // namespace rtpnode

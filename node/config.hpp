@@ -31,8 +31,26 @@ struct ListenSpec {
   /// this side of the call plays on when no --route rule names its sources.
   std::shared_ptr<const PayloadMap> payloads;
   std::optional<std::vector<int>> route;
+  /// Set by --sdp: RTCP's port when the SDP's a=rtcp moves it off port + 1 (RFC 3605).
+  std::optional<std::uint16_t> rtcp_port;
+  /// Set by --sdp (a=source-filter incl, RFC 4570): the only senders; a multicast group is then
+  /// joined source-specifically (SSM, RFC 4607) for each.
+  std::vector<std::string> source_addresses;
+  /// Set by --sdp: "FILE: 'session name' L24/48000/2 (PT 97), ptime 1 ms, ..." for the start-up
+  /// line; "" for --listen.
+  std::string sdp_summary;
   [[nodiscard]] std::string describe() const;
 };
+
+/// The listen specs an SDP file's audio streams describe (RFC 8866 via parse_sdp): one per
+/// m=audio with a non-zero port; a multicast connection address is joined (with its
+/// source-filter), a unicast one is received on the wildcard address of its family at the
+/// media port. Each gets the stream's payload map (rtpmap/fmtp over the static types) with
+/// `payload_flags` (--payload, which override the SDP) applied on top.
+/// Errors: nullopt with `error` naming the file and the problem (unreadable, not SDP, no audio,
+/// SRTP, a --payload that does not parse). Thread: setup.
+std::optional<std::vector<ListenSpec>> listens_from_sdp(
+    const std::string& path, const std::vector<std::string>& payload_flags, std::string& error);
 
 /// An address block, "10.0.0.0/8", "2001:db8::/32", or one address (its full length). --allow.
 struct Cidr {
@@ -216,6 +234,7 @@ struct NodeConfig {
 struct NodeFlags {
   NodeFlags();
   std::vector<std::string> listens, payloads, offsets, routes, gains, allows;
+  std::vector<std::string> sdps;  ///< --sdp FILE (repeatable)
   /// --raw FORMAT, each with the index in `listens` of the --listen before it (-1: none).
   std::vector<std::pair<int, std::string>> raws;
   std::string latency, min_latency, max_latency, profile, render_lead, drift, source_timeout, sync;

@@ -188,6 +188,12 @@ Loaded load(int argc, char** argv, bool startup) {
                  "(codecs: pcmu pcma g722 l16 l24 opus; static PTs 0 8 9 10 11 are preset)")
       ->type_name("PT=FMT")
       ->allow_extra_args(false);
+  app.add_option("--sdp", flags.sdps,
+                 "Receive the audio streams an SDP file describes (repeatable; RFC 8866): its "
+                 "connection address and port (multicast joined, source-filter followed), rtpmap "
+                 "and fmtp; --payload overrides its mappings")
+      ->type_name("FILE")
+      ->allow_extra_args(false);
   app.add_option(
          "--raw", raws,
          "The preceding --listen carries headerless PCM: s16le/RATE/CHANNELS, e.g. s16le/8000/1")

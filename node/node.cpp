@@ -483,6 +483,8 @@ int Node::run() {
   for (const auto& l : cfg_.listens) std::cerr << " " << l.describe();
   if (cfg_.listens.empty()) std::cerr << " the calls it holds (SIP/SDP, else RTP heuristics)";
   std::cerr << "\n";
+  for (const auto& l : cfg_.listens)
+    if (!l.sdp_summary.empty()) std::cerr << "rtpnode: --sdp " << l.sdp_summary << "\n";
 
   uv_timer_init(&loop_, &render_timer_);
   render_timer_.data = this;

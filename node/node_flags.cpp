@@ -66,6 +66,11 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
   }
   for (const auto& p : f.payloads)
     if (!cfg.payloads.apply(p, err)) return fail("--payload: " + err);
+  for (const auto& path : f.sdps) {
+    auto specs = listens_from_sdp(path, f.payloads, err);
+    if (!specs) return fail("--sdp " + err);
+    cfg.listens.insert(cfg.listens.end(), specs->begin(), specs->end());
+  }
   for (const auto& o : f.offsets) {
     auto r = parse_offset_rule(o, err);
     if (!r) return fail("--offset: " + err);

@@ -34,6 +34,19 @@ mono_ns_t arrival_ns(uv_udp_t* h) {
   return uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0 ? receive_time_ns(fd, now) : now;
 }
 
+/// Thread: setup. Joins `spec`'s multicast group on `h`: for each of its source addresses
+/// (source-specific, RFC 4607), or for any sender when it has none. Returns a libuv status.
+int join(uv_udp_t* h, const ListenSpec& spec) {
+  if (spec.source_addresses.empty())
+    return uv_udp_set_membership(h, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
+  for (const std::string& source : spec.source_addresses) {
+    const int rc = uv_udp_set_source_membership(h, spec.address.c_str(), nullptr, source.c_str(),
+                                                UV_JOIN_GROUP);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
 }  // namespace
 
 UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) {
@@ -67,7 +80,7 @@ UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) 
           (rc == UV_EADDRINUSE ? " (another program uses this port; pick another)" : ""));
     }
     if (mcast) {
-      rc = uv_udp_set_membership(&l->handle, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
+      rc = join(&l->handle, spec);
       if (rc != 0)
         throw std::runtime_error("--listen " + spec.describe() +
                                  ": cannot join group: " + uv_strerror(rc));
@@ -77,14 +90,16 @@ UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) 
     timestamp_datagrams(&l->handle);
     // RTCP on the next port (RFC 3550 §11). Without it, sync and BYE need RTCP muxed on the
     // RTP port (RFC 5761), which is read there too.
-    if (!spec.raw && spec.port < 65535) {
+    // An SDP's a=rtcp (RFC 3605) may move it.
+    const int rtcp_port = spec.rtcp_port ? *spec.rtcp_port : spec.port + 1;
+    if (!spec.raw && rtcp_port <= 65535) {
       sockaddr_storage rs = ss;
       if (v6)
         reinterpret_cast<sockaddr_in6*>(&rs)->sin6_port =
-            htons(static_cast<std::uint16_t>(spec.port + 1));
+            htons(static_cast<std::uint16_t>(rtcp_port));
       else
         reinterpret_cast<sockaddr_in*>(&rs)->sin_port =
-            htons(static_cast<std::uint16_t>(spec.port + 1));
+            htons(static_cast<std::uint16_t>(rtcp_port));
       sockets_.push_back(std::make_unique<Socket>());
       Socket* r = sockets_.back().get();
       r->owner = this;
@@ -95,15 +110,14 @@ UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) 
       if (r2 == 0)
         r2 = uv_udp_bind(&r->handle, reinterpret_cast<const sockaddr*>(&rs),
                          mcast ? UV_UDP_REUSEADDR : 0);
-      if (r2 == 0 && mcast)
-        r2 = uv_udp_set_membership(&r->handle, spec.address.c_str(), nullptr, UV_JOIN_GROUP);
+      if (r2 == 0 && mcast) r2 = join(&r->handle, spec);
       if (r2 == 0) {
         rtcp_of_[i] = r;
         timestamp_datagrams(&r->handle);
       } else {
         r->listen = SIZE_MAX;  // closed with the loop, never started
         std::cerr << "rtpnode: warning: --listen " << spec.describe() << ": no RTCP on port "
-                  << spec.port + 1 << ": " << uv_strerror(r2)
+                  << rtcp_port << ": " << uv_strerror(r2)
                   << " (sync and BYE only with RTCP muxed on the RTP port)\n";
       }
     }

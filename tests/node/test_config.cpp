@@ -299,3 +299,58 @@ TEST(Config, RawAndTokenFlagsApplyWhereTheySay) {
   f.http.clear();
   EXPECT_NE(config_error(f).find("--http-token-file needs --http"), std::string::npos);
 }
+
+// Issue #17: --sdp FILE becomes listen specs: a multicast group is joined with its
+// source-filter, a unicast address is received on the wildcard address; the payload map is the
+// SDP's with --payload on top; a=rtcp moves RTCP; errors name the file.
+TEST(Config, SdpFilesBecomeListensWithTheirPayloadMaps) {
+  const std::string dir = ::testing::TempDir();
+  std::ofstream(dir + "/aes67.sdp")
+      << "v=0\r\no=- 1 1 IN IP4 169.254.1.2\r\ns=Stage\r\nc=IN IP4 239.69.1.2/32\r\nt=0 0\r\n"
+         "m=audio 5004 RTP/AVP 97\r\na=rtpmap:97 L24/48000/2\r\na=ptime:1\r\n"
+         "a=ts-refclk:ptp=IEEE1588-2008:00-11-22-FF-FE-33-44-55:0\r\na=mediaclk:direct=0\r\n"
+         "a=source-filter: incl IN IP4 239.69.1.2 169.254.1.2\r\n"
+         "m=audio 5010 RTP/AVP 96\r\nc=IN IP4 192.0.2.7\r\na=rtpmap:96 opus/48000/2\r\n"
+         "a=rtcp:5020\r\n";
+  NodeFlags f;
+  f.sdps = {dir + "/aes67.sdp"};
+  f.payloads = {"98=pcma/8000"};
+  std::string err;
+  const auto cfg = make_node_config(f, {}, err);
+  ASSERT_TRUE(cfg) << err;
+  ASSERT_EQ(cfg->listens.size(), 2u);
+  const ListenSpec& mc = cfg->listens[0];
+  EXPECT_EQ(mc.address, "239.69.1.2");
+  EXPECT_EQ(mc.port, 5004);
+  EXPECT_EQ(mc.source_addresses, (std::vector<std::string>{"169.254.1.2"}));
+  ASSERT_TRUE(mc.payloads);
+  EXPECT_EQ(mc.payloads->find(97)->codec, Codec::l24);
+  EXPECT_EQ(mc.payloads->find(98)->codec, Codec::pcma);  // --payload applies too
+  EXPECT_EQ(mc.payloads->find(0)->codec, Codec::pcmu);   // static types stay
+  EXPECT_FALSE(mc.rtcp_port);
+  EXPECT_NE(mc.sdp_summary.find("'Stage' L24/48000/2 (PT 97), ptime 1 ms, senders 169.254.1.2"),
+            std::string::npos)
+      << mc.sdp_summary;
+  EXPECT_NE(mc.sdp_summary.find("ts-refclk ptp=IEEE1588-2008"), std::string::npos);
+  const ListenSpec& uc = cfg->listens[1];
+  EXPECT_EQ(uc.address, "0.0.0.0");  // the stream is sent to this host: any local address
+  EXPECT_EQ(uc.port, 5010);
+  EXPECT_EQ(uc.rtcp_port, std::optional<std::uint16_t>(5020));
+  EXPECT_TRUE(uc.source_addresses.empty());
+  // A --payload that overrides the SDP's own mapping wins.
+  f.payloads = {"97=l16/48000/2"};
+  const auto over = make_node_config(f, {}, err);
+  ASSERT_TRUE(over) << err;
+  EXPECT_EQ(over->listens[0].payloads->find(97)->codec, Codec::l16);
+
+  std::ofstream(dir + "/srtp.sdp") << "v=0\nc=IN IP4 10.0.0.1\nm=audio 5004 RTP/SAVP 0\n";
+  f.sdps = {dir + "/srtp.sdp"};
+  EXPECT_NE(config_error(f).find("srtp.sdp: m=audio 5004 uses RTP/SAVP (SRTP"), std::string::npos)
+      << config_error(f);
+  f.sdps = {dir + "/missing.sdp"};
+  EXPECT_NE(config_error(f).find("--sdp " + dir + "/missing.sdp: cannot open"), std::string::npos)
+      << config_error(f);
+  std::ofstream(dir + "/video.sdp") << "v=0\nc=IN IP4 10.0.0.1\nm=video 5004 RTP/AVP 96\n";
+  f.sdps = {dir + "/video.sdp"};
+  EXPECT_NE(config_error(f).find("video.sdp: no m=audio section"), std::string::npos);
+}

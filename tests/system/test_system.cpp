@@ -88,16 +88,20 @@ struct Scenario {
   /// loop.
   double stop_process_at_s = -1;
   int stop_process_ms = 150;
+  /// Set: rtpnode reads this SDP (given the port) through --sdp instead of --listen.
+  std::function<std::string(int port)> sdp;
 };
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
-/// multicast never leaves the machine. Removed on destruction.
+/// multicast never leaves the machine. Its multicast leaves from 127.0.0.1 (without `src`, the
+/// kernel sends it from 0.0.0.0, which no source-specific join matches). Removed on destruction.
 class LoopbackNamespace {
  public:
   LoopbackNamespace() : name_("rtpnode-mc-" + std::to_string(getpid())) {
     ok_ = std::system(("ip netns add " + name_ + " 2>/dev/null").c_str()) == 0 &&
           std::system(("ip netns exec " + name_ + " ip link set lo up").c_str()) == 0 &&
-          std::system(("ip netns exec " + name_ + " ip route add 224.0.0.0/4 dev lo").c_str()) == 0;
+          std::system(("ip netns exec " + name_ + " ip route add 224.0.0.0/4 dev lo src 127.0.0.1")
+                          .c_str()) == 0;
   }
   ~LoopbackNamespace() {
     if (std::system(("ip netns del " + name_ + " 2>/dev/null").c_str()) != 0) {
@@ -139,9 +143,14 @@ Result run_once(const Scenario& s, int attempt) {
       s.send_seconds > 0 ? s.send_seconds : static_cast<double>(s.input.frames()) / s.input.rate;
   const int node_secs = static_cast<int>(std::ceil(seconds)) + 4;
 
+  std::vector<std::string> where{"--listen", endpoint};
+  if (s.sdp) {
+    std::ofstream(dir + "/stream.sdp") << s.sdp(port);
+    where = {"--sdp", dir + "/stream.sdp"};
+  }
   std::vector<std::string> node{RTPNODE_BIN,
-                                "--listen",
-                                endpoint,
+                                where[0],
+                                where[1],
                                 "--duration",
                                 std::to_string(node_secs) + "s",
                                 "--stats-json",
@@ -468,6 +477,52 @@ TEST(FileOutput, L24At125MicrosecondPacketsRendersBitExact) {
             static_cast<int>((s.input.frames() + 5) / 6));
   expect_exact(r, s.input, 0.0f, true);
   expect_clean_stats(r);
+}
+
+// Issue #17: --sdp FILE with the SDP ffmpeg itself writes (-sdp_file) for an L24 stream: no
+// --listen, no --payload, and the stream renders bit-exact.
+TEST(Interop, FfmpegL24StreamPlaysBitExactFromItsOwnSdpFile) {
+  if (std::system("command -v ffmpeg > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "ffmpeg not installed";
+  const std::string dir = test_dir();
+  const Audio input = stereo_recording();
+  write_wav16(dir + "/input.wav", input);
+  const int port = free_udp_port() & ~1;
+  const std::string url = "rtp://127.0.0.1:" + std::to_string(port);
+  auto ffmpeg = [&](const std::vector<std::string>& limit, const std::string& log) {
+    std::vector<std::string> argv{"ffmpeg", "-v", "error", "-y", "-re", "-i", dir + "/input.wav"};
+    argv.insert(argv.end(), limit.begin(), limit.end());
+    argv.insert(argv.end(),
+                {"-c:a", "pcm_s24be", "-f", "rtp", "-sdp_file", dir + "/stream.sdp", url});
+    return Process(argv, dir + "/" + log);
+  };
+  // The description first (ffmpeg writes it as it starts; a 50 ms run is enough), then rtpnode
+  // reads it, then the stream.
+  Process first = ffmpeg({"-t", "0.05"}, "ffmpeg_sdp.log");
+  ASSERT_EQ(first.wait(std::chrono::seconds(10)), std::optional<int>(0)) << first.log();
+  const double seconds = static_cast<double>(input.frames()) / input.rate;
+  const int node_secs = static_cast<int>(std::ceil(seconds)) + 3;
+  Process node({RTPNODE_BIN, "--sdp", dir + "/stream.sdp", "--output", dir + "/capture.wav",
+                "--period", std::to_string(kPeriod), "--duration", std::to_string(node_secs) + "s",
+                "--latency", kTestLatency, "--drift", "off", "--stats-json", dir + "/stats.json"},
+               dir + "/rtpnode.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  Process stream = ffmpeg({}, "ffmpeg.log");
+  EXPECT_EQ(stream.wait(std::chrono::seconds(node_secs + 5)), std::optional<int>(0))
+      << stream.log();
+  EXPECT_EQ(node.wait(std::chrono::seconds(node_secs + 5)), std::optional<int>(0)) << node.log();
+  Result r;
+  r.node_log = node.log();
+  r.capture = read_wav(dir + "/capture.wav");
+  std::ifstream(dir + "/stats.json") >> r.stats;
+  EXPECT_NE(r.node_log.find("--sdp " + dir + "/stream.sdp: 'No Name' L24/48000/2 (PT 97)"),
+            std::string::npos)
+      << r.node_log;
+  const json& src = only_source(r);
+  EXPECT_EQ(src.value("payload", ""), "l24/48000/2") << src.dump(2);
+  EXPECT_EQ(src.value("packets_lost", -1), 0);
+  EXPECT_EQ(src.value("packets_length_mismatch", -1), 0);
+  expect_exact(r, input, 0.0f, true);
 }
 
 /// Streams `input` with rtpsend (`send_args` after FILE --dest) to 127.0.0.1:`port`, where
@@ -1924,6 +1979,36 @@ TEST(System, MulticastGroupIsJoined) {
   const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
   expect_exact(r, resample(reference_decode(s.input, f, 160), 48000, 4), 1e-6f);
   expect_clean_stats(r);
+}
+
+// Issue #17: an SDP's a=source-filter (RFC 4570) joins the group source-specifically
+// (RFC 4607): the named sender plays sample for sample; a filter naming another sender keeps
+// the same stream out entirely.
+TEST(System, SdpSourceFilterJoinsTheGroupOnlyForItsSender) {
+  LoopbackNamespace ns;
+  if (!ns.ok()) GTEST_SKIP() << "cannot create a network namespace here (needs root)";
+  for (const std::string sender : {"127.0.0.1", "127.0.0.2"}) {
+    Scenario s;
+    s.input = speech_8k();
+    s.host = "239.255.12.35";
+    s.netns = ns.name();
+    s.send_args = {"--codec", "pcmu", "--iface", "lo", "--ttl", "0"};
+    s.sdp = [&](int port) {
+      return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=ssm\r\nc=IN IP4 239.255.12.35/0\r\n"
+             "t=0 0\r\nm=audio " +
+             std::to_string(port) + " RTP/AVP 0\r\na=source-filter: incl IN IP4 239.255.12.35 " +
+             sender + "\r\n";
+    };
+    const Result r = run(s);
+    EXPECT_NE(r.node_log.find("senders " + sender), std::string::npos) << r.node_log;
+    if (sender == "127.0.0.1") {
+      const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+      expect_exact(r, resample(reference_decode(s.input, f, 160), 48000, 4), 1e-6f);
+      expect_clean_stats(r);
+    } else {
+      EXPECT_EQ(r.stats["sources"].size(), 0u) << r.stats.dump(2);
+    }
+  }
 }
 
 TEST(System, SigtermStopsCleanlyAndWritesFinalStats) {
