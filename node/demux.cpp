@@ -1,9 +1,12 @@
 #include "node/demux.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
 
+#include "node/event_watcher.hpp"
 #include "node/net_address.hpp"
 #include "rtp/rtcp.hpp"
 
@@ -14,7 +17,8 @@ namespace {
 constexpr std::size_t kWarnUnknownPt = kRtpParseStatusCount;
 constexpr std::size_t kWarnRtcpForeign = kRtpParseStatusCount + 1;
 constexpr std::size_t kWarnNotAllowed = kRtpParseStatusCount + 2;
-constexpr std::size_t kWarnCount = kRtpParseStatusCount + 3;
+constexpr std::size_t kWarnSsrcCollision = kRtpParseStatusCount + 3;
+constexpr std::size_t kWarnCount = kRtpParseStatusCount + 4;
 
 }  // namespace
 
@@ -79,7 +83,15 @@ void Demux::on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> da
       });
     return;
   }
-  const std::uint64_t key = source_key(spec.port, h.ssrc);
+  std::uint64_t key = source_key(spec.port, h.ssrc);
+  bool collision = false;
+  if (const Source* first = sources_.find(key);
+      first != nullptr &&
+      !same_transport(from, reinterpret_cast<const sockaddr*>(&first->params().remote_addr))) {
+    // Another sender already plays under this SSRC: this one is a source of its own.
+    key = collision_key(key, from);
+    collision = true;
+  }
   const PayloadFormat* fmt =
       spec.payloads ? spec.payloads->find(h.payload_type) : cfg_.payloads.find(h.payload_type);
   if (fmt != nullptr && fmt->codec == Codec::telephone_event) {
@@ -104,6 +116,16 @@ void Demux::on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> da
     return;
   }
   if (auto admitted = sources_.on_candidate(key, spec.port, h, data, from, *fmt, now, &spec)) {
+    if (collision) {
+      ++stats_.ssrc_collisions;
+      warn_once(kWarnSsrcCollision, [&] {
+        const Source* first = sources_.find(source_key(spec.port, h.ssrc));
+        return "SSRC " + hex32(h.ssrc) + " on port " + std::to_string(spec.port) +
+               " is used by two senders (" + (first ? first->params().remote : "?") + " and " +
+               address_text(from) +
+               "): each plays as a source of its own (RFC 3550 §8.2; counted as ssrc_collisions)";
+      });
+    }
     RtpHeaderView first;
     if (rtp_parse(admitted->first, first) == RtpParseStatus::ok)
       admitted->source->on_rtp(first, admitted->first_arrival, clock);
@@ -143,6 +165,31 @@ void Demux::flush_events() {
     }
 }
 
+std::uint64_t Demux::rtcp_key(std::uint16_t port, std::uint32_t ssrc, const sockaddr* from) const {
+  const std::uint64_t key = source_key(port, ssrc);
+  if (stats_.ssrc_collisions == 0) return key;
+  // With colliding senders, RTCP belongs to the one whose RTP port it comes from (muxed) or
+  // whose RTP port is one below it (RFC 3550 §11); otherwise to the first.
+  sockaddr_storage rtp{};
+  std::memcpy(&rtp, from, sockaddr_length(from));
+  auto* p4 = reinterpret_cast<sockaddr_in*>(&rtp);
+  auto* p6 = reinterpret_cast<sockaddr_in6*>(&rtp);
+  for (int back = 0; back <= 1; ++back) {
+    if (back == 1) {
+      if (rtp.ss_family == AF_INET)
+        p4->sin_port = htons(static_cast<std::uint16_t>(ntohs(p4->sin_port) - 1));
+      else
+        p6->sin6_port = htons(static_cast<std::uint16_t>(ntohs(p6->sin6_port) - 1));
+    }
+    const auto* a = reinterpret_cast<const sockaddr*>(&rtp);
+    if (const Source* s = sources_.find(key);
+        s && same_transport(a, reinterpret_cast<const sockaddr*>(&s->params().remote_addr)))
+      return key;
+    if (const std::uint64_t alt = collision_key(key, a); sources_.find(alt) != nullptr) return alt;
+  }
+  return key;
+}
+
 void Demux::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data,
                     const sockaddr* from, mono_ns_t now) {
   if (!allowed(from)) return;
@@ -166,7 +213,7 @@ void Demux::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data,
   };
   for (const RtcpSenderReport& sr : c.sender_reports) {
     ++stats_.sender_reports;
-    const std::uint64_t key = source_key(spec.port, sr.ssrc);
+    const std::uint64_t key = rtcp_key(spec.port, sr.ssrc, from);
     Source* s = sources_.find(key);
     if (s != nullptr && foreign(*s)) continue;
     const HeldSenderReport& held = rtcp_.hold(key, sr, from, now);
@@ -175,7 +222,7 @@ void Demux::on_rtcp(const ListenSpec& spec, std::span<const std::uint8_t> data,
   sources_.update_timeline();
   for (std::uint32_t ssrc : c.byes) {
     ++stats_.byes;
-    const std::uint64_t key = source_key(spec.port, ssrc);
+    const std::uint64_t key = rtcp_key(spec.port, ssrc, from);
     Source* s = sources_.find(key);
     if (s != nullptr && foreign(*s)) continue;
     if (const HeldSenderReport* h = rtcp_.held(key);

@@ -39,6 +39,9 @@ struct DemuxStats {
   std::uint64_t not_allowed = 0;           ///< datagrams from outside every --allow block
   std::uint64_t telephone_event_packets = 0;  ///< RFC 4733 packets (PT mapped to telephone-event)
   std::uint64_t telephone_events = 0;         ///< events reported (DTMF digits and others)
+  /// senders admitted as sources of their own because another sender on the same port already
+  /// used their SSRC (RFC 3550 §8.2 collision; collision_key)
+  std::uint64_t ssrc_collisions = 0;
 };
 
 class Demux {
@@ -72,6 +75,10 @@ class Demux {
   /// Prints make_text() once per kind; later calls of that kind cost a flag test.
   template <typename MakeText>
   void warn_once(std::size_t kind, MakeText&& make_text);
+  /// The source key RTCP about `ssrc` on `port` from `from` is for: the first sender's, or a
+  /// colliding sender's (collision_key) whose RTP transport address matches. Thread: loop.
+  [[nodiscard]] std::uint64_t rtcp_key(std::uint16_t port, std::uint32_t ssrc,
+                                       const sockaddr* from) const;
 
   const NodeConfig& cfg_;
   SourceTable& sources_;

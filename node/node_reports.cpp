@@ -42,6 +42,7 @@ NodeSnapshot Node::snapshot() const {
   n.sender_reports = demux_->stats().sender_reports;
   n.receiver_reports_sent = receiver_reports_sent_;
   n.rtcp_foreign = demux_->stats().rtcp_foreign;
+  n.ssrc_collisions = demux_->stats().ssrc_collisions;
   n.packets_not_allowed = demux_->stats().not_allowed;
   n.telephone_event_packets = demux_->stats().telephone_event_packets;
   n.telephone_events = demux_->stats().telephone_events;

@@ -35,6 +35,24 @@ std::uint64_t host_key(const sockaddr* sa) {
 
 }  // namespace
 
+std::uint64_t collision_key(std::uint64_t key, const sockaddr* from) noexcept {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the whole address, port included
+  const auto* p = reinterpret_cast<const std::uint8_t*>(from);
+  const std::size_t n = sockaddr_length(from);
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  const std::uint64_t tag = ((h ^ (h >> 15) ^ (h >> 30)) & 0x7fff) | 1;
+  return (key & 0xffffffffffffull) | (tag << 48);
+}
+
+bool same_transport(const sockaddr* a, const sockaddr* b) noexcept {
+  if (!same_host(a, b)) return false;
+  if (a->sa_family == AF_INET)
+    return reinterpret_cast<const sockaddr_in*>(a)->sin_port ==
+           reinterpret_cast<const sockaddr_in*>(b)->sin_port;
+  return reinterpret_cast<const sockaddr_in6*>(a)->sin6_port ==
+         reinterpret_cast<const sockaddr_in6*>(b)->sin6_port;
+}
+
 std::uint64_t raw_source_key(std::uint16_t port, const sockaddr* from) noexcept {
   std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the whole address
   const auto* p = reinterpret_cast<const std::uint8_t*>(from);

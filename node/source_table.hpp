@@ -34,6 +34,14 @@ namespace rtpnode {
 constexpr std::uint64_t source_key(std::uint16_t port, std::uint32_t ssrc) noexcept {
   return (std::uint64_t{port} << 32) | ssrc;
 }
+/// The key of a second (third, ...) sender using the SSRC of `key`'s source from another
+/// transport address `from` (IP and port): an SSRC collision (RFC 3550 §8.2), e.g. two PipeWire
+/// 0.3.65 senders, whose unseeded rand() gives both SSRC 0x66334873. The sender is played as a
+/// source of its own: bits 48..62 hold a non-zero 15-bit hash of `from` (the low 48 bits stay
+/// port and SSRC). Any thread; pure.
+std::uint64_t collision_key(std::uint64_t key, const sockaddr* from) noexcept;
+/// True when `a` and `b` are the same transport address (family, IP address and port).
+bool same_transport(const sockaddr* a, const sockaddr* b) noexcept;
 /// The key of a headerless PCM source: listen port and a 48-bit hash of the sender's address.
 std::uint64_t raw_source_key(std::uint16_t port, const sockaddr* from) noexcept;
 /// "10.0.0.1:5004" / "[::1]:5004".

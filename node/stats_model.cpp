@@ -128,6 +128,7 @@ const NodeField kNodeFields[] = {
   NODE("probation_dropped", integer, counter, "probation_dropped_total", 1, "packets", "packets dropped because the probation table was full (a flood of SSRCs)", n.probation_dropped),
   NODE("rtcp_packets", integer, counter, "rtcp_packets_total", 1, "compounds", "valid RTCP compounds received (RTCP port or muxed, RFC 5761)", n.rtcp_packets),
   NODE("rtcp_malformed", integer, counter, "rtcp_malformed_total", 1, "datagrams", "RTCP failing the RFC 3550 A.2 checks; dropped", n.rtcp_malformed),
+  NODE("ssrc_collisions", integer, counter, "ssrc_collisions_total", 1, "senders", "senders that used an SSRC another sender on the same port already used (RFC 3550 §8.2): each plays as a source of its own, told apart by transport address", n.ssrc_collisions),
   NODE("rtcp_foreign", integer, counter, "rtcp_foreign_total", 1, "packets", "RTCP SR and BYE about a source that came from another host than its RTP (RFC 3550 §8.2); ignored", n.rtcp_foreign),
   NODE("sender_reports", integer, counter, "sender_reports_total", 1, "packets", "RTCP SR packets received", n.sender_reports),
   NODE("receiver_reports_sent", integer, counter, "receiver_reports_sent_total", 1, "compounds", "RTCP RR compounds sent to senders (RFC 3550 §6.4.2)", n.receiver_reports_sent),

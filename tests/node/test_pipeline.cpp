@@ -223,6 +223,51 @@ TEST(Pipeline, TwoSendersWithSenderReportsPlayOnOneTimelineThroughTheDemux) {
   EXPECT_LE(worst, 1.0);
 }
 
+// Issue #17: two senders on one port with the same SSRC and the same first sequence number (two
+// PipeWire 0.3.65 senders on one host: unseeded rand()) are two sources, told apart by their
+// transport address; neither is taken for the other's duplicates, and each one's RTCP SR (from
+// its RTP port + 1) reaches it alone.
+TEST(Pipeline, TwoSendersSharingAnSsrcOnOnePortAreTwoSources) {
+  NodeFlags f;
+  f.listens = {"127.0.0.1:5004"};
+  f.payloads = {"97=L16/48000/1"};
+  Pipeline p(f);
+  const auto from_a = test::v4("10.0.0.1", 30000), rtcp_a = test::v4("10.0.0.1", 30001);
+  const auto from_b = test::v4("10.0.0.1", 30002), rtcp_b = test::v4("10.0.0.1", 30003);
+  test::ImpulseSender a({Codec::l16, 48000, 48000, 1}, p.now + 100 * kMs, 1000, 0x66334873, 97);
+  test::ImpulseSender b({Codec::l16, 48000, 48000, 1}, p.now + 350 * kMs, 1000, 0x66334873, 97);
+  for (int ms = 0; ms < 3000; ++ms) {
+    p.send_due(a, 0, from_a, rtcp_a, true);
+    if (p.now >= b.start) p.send_due(b, 0, from_b, rtcp_b, true);
+    p.step();
+  }
+  ASSERT_EQ(p.table.active().size(), 2u) << p.log.str();
+  EXPECT_EQ(p.demux.stats().ssrc_collisions, 1u);
+  EXPECT_EQ(p.demux.stats().rtcp_foreign, 0u);
+  std::set<std::string> remotes;
+  for (const Source* s : p.table.active()) {
+    const SourceStats st = s->stats();
+    remotes.insert(st.remote);
+    EXPECT_EQ(st.ssrc, 0x66334873u);
+    EXPECT_EQ(st.packets_duplicate, 0u) << st.remote;
+    EXPECT_EQ(st.packets_lost, 0) << st.remote;
+    EXPECT_GE(st.packets_received, 125u) << st.remote;  // 2.5 s or more of 20 ms packets
+    EXPECT_EQ(st.resyncs, 0u) << st.remote;
+    // Its own SRs (one a second), except that the second sender's first SR came before its
+    // first RTP packet, when nothing told the two apart yet: the first sender counted it, and
+    // held it as a jump (sender_reports_ignored) instead of taking its mapping.
+    EXPECT_EQ(st.sender_reports, st.remote == "10.0.0.1:30000" ? 4u : 2u) << st.remote;
+    EXPECT_EQ(st.sender_reports_ignored, st.remote == "10.0.0.1:30000" ? 1u : 0u) << st.remote;
+  }
+  EXPECT_EQ(remotes, (std::set<std::string>{"10.0.0.1:30000", "10.0.0.1:30002"}));
+  EXPECT_NE(p.log.str().find("SSRC 0x66334873 on port 5004 is used by two senders "
+                             "(10.0.0.1:30000 and 10.0.0.1:30002)"),
+            std::string::npos)
+      << p.log.str();
+  // Both play: each sender's impulses (one a second) are in the output, 250 ms apart.
+  EXPECT_GE(test::impulses(p.out, 0).size(), 4u);
+}
+
 namespace {
 
 struct StallOutcome {
