@@ -183,9 +183,10 @@ Loaded load(int argc, char** argv, bool startup) {
                  "ADDR:PORT to receive on (repeatable; IPv4, [IPv6]; a multicast group is joined)")
       ->type_name("ADDR:PORT")
       ->allow_extra_args(false);
-  app.add_option("--payload", payloads,
-                 "Map a payload type: PT=CODEC/CLOCK_RATE[/CHANNELS], e.g. 96=opus/48000/2 "
-                 "(codecs: pcmu pcma g722 l16 l24 opus; static PTs 0 8 9 10 11 are preset)")
+  app.add_option(
+         "--payload", payloads,
+         "Map a payload type: PT=CODEC/CLOCK_RATE[/CHANNELS][/ts=RTP_CLOCK], e.g. 96=opus/48000/2 "
+         "(codecs: pcmu pcma g722 l16 l24 opus; static PTs 0 8 9 10 11 are preset)")
       ->type_name("PT=FMT")
       ->allow_extra_args(false);
   app.add_option("--sdp", flags.sdps,

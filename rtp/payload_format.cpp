@@ -51,9 +51,12 @@ std::size_t PayloadFormat::max_payload_bytes(std::uint32_t max_ptime_ms) const n
 }
 
 std::string PayloadFormat::describe() const {
-  const std::uint32_t rate = codec == Codec::g722 ? clock_rate : audio_rate;
-  return std::string(to_string(codec)) + "/" + std::to_string(rate) + "/" +
-         std::to_string(channels);
+  const std::uint32_t rate = codec == Codec::g722 ? 8000 : audio_rate;
+  const std::uint32_t nominal_clock = codec == Codec::g722 ? 8000 : audio_rate;
+  std::string d =
+      std::string(to_string(codec)) + "/" + std::to_string(rate) + "/" + std::to_string(channels);
+  if (clock_rate != nominal_clock) d += "/ts=" + std::to_string(clock_rate);
+  return d;
 }
 
 namespace {
@@ -86,9 +89,20 @@ std::string lower(std::string_view s) {
 }  // namespace
 
 std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::string& error) {
-  const auto parts = split(spec, '/');
+  auto parts = split(spec, '/');
+  // A trailing "ts=RATE": the sender's RTP clock, when it breaks its codec's rule (trx-tx).
+  std::optional<std::uint32_t> ts_rate;
+  if (parts.size() >= 3 && lower(parts.back()).rfind("ts=", 0) == 0) {
+    std::uint32_t r = 0;
+    if (!parse_uint(parts.back().substr(3), r) || r < 1000 || r > 384000) {
+      error = "bad RTP clock override '" + std::string(parts.back()) + "' (ts=1000..384000)";
+      return std::nullopt;
+    }
+    ts_rate = r;
+    parts.pop_back();
+  }
   if (parts.size() < 2 || parts.size() > 3) {
-    error = "expected CODEC/CLOCK_RATE[/CHANNELS], got '" + std::string(spec) + "'";
+    error = "expected CODEC/CLOCK_RATE[/CHANNELS][/ts=RTP_CLOCK], got '" + std::string(spec) + "'";
     return std::nullopt;
   }
   PayloadFormat f;
@@ -150,6 +164,14 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
       break;
     default:
       break;
+  }
+  if (ts_rate) {
+    if (f.codec == Codec::telephone_event) {
+      error = "telephone-event has no audio to override the RTP clock of";
+      return std::nullopt;
+    }
+    // The codec still decodes at its audio rate; RTP timestamps count `ts_rate` ticks a second.
+    f.clock_rate = *ts_rate;
   }
   return f;
 }

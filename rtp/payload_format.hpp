@@ -32,12 +32,16 @@ struct PayloadFormat {
   }
   /// Largest payload in bytes this format can need for `max_ptime_ms` of audio (for buffer sizing).
   [[nodiscard]] std::size_t max_payload_bytes(std::uint32_t max_ptime_ms = 120) const noexcept;
-  /// "opus/48000/2" style description.
+  /// "opus/48000/2" style description; "/ts=RATE" added when the RTP clock is overridden.
   [[nodiscard]] std::string describe() const;
 };
 
-/// Parses "CODEC/CLOCK[/CHANNELS]" (case-insensitive codec: pcmu, pcma, g722, l16, l24, opus,
-/// telephone-event). L24 is RFC 3190 §4: big-endian signed 24-bit, any clock rate.
+/// Parses "CODEC/CLOCK[/CHANNELS][/ts=RTP_CLOCK]" (case-insensitive codec: pcmu, pcma, g722, l16,
+/// l24, opus, telephone-event). L24 is RFC 3190 §4: big-endian signed 24-bit, any clock rate.
+/// "/ts=RTP_CLOCK" (1000..384000) is for senders that break their codec's RTP clock rule: the
+/// codec decodes as CODEC/CLOCK says while RTP timestamps are read at RTP_CLOCK ticks a second;
+/// e.g. trx-tx's Opus, whose timestamps advance 160 per 20 ms: `opus/48000/2/ts=8000`
+/// (RFC 7587 §4.1 says 48000).
 /// Errors: returns std::nullopt and sets `error` to a message naming the offending part.
 std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::string& error);
 

@@ -268,6 +268,34 @@ TEST(Pipeline, TwoSendersSharingAnSsrcOnOnePortAreTwoSources) {
   EXPECT_GE(test::impulses(p.out, 0).size(), 4u);
 }
 
+// Issue #17: trx-tx sends Opus on PT 0 with timestamps at 8 kHz (160 per 20 ms), sequence
+// number and timestamp from 0, against RFC 7587's 48 kHz. With the RTP clock override
+// `0=opus/48000/2/ts=8000` it plays: every 100 ms impulse, 4800 frames apart, nothing late,
+// no resync.
+TEST(Pipeline, AnOpusSenderWithAnEightKilohertzRtpClockPlaysWithTheOverride) {
+  NodeFlags f;
+  f.listens = {"127.0.0.1:5004"};
+  f.payloads = {"0=opus/48000/2/ts=8000"};
+  f.latency = "80ms";  // fixed: auto trims its start-up delay by playing 1 % fast
+  Pipeline p(f);
+  const auto from = test::v4("10.0.0.9", 40000);
+  test::ImpulseSender trx({Codec::opus, 8000, 48000, 1}, p.now + 100 * kMs, 0, 0x7a7a7a7a, 0);
+  ASSERT_EQ(trx.ts(1), 160u);
+  for (int ms = 0; ms < 2500; ++ms) {
+    p.send_due(trx, 0, from, from, false);
+    p.step();
+  }
+  ASSERT_EQ(p.table.active().size(), 1u) << p.log.str();
+  const SourceStats st = p.table.active()[0]->stats();
+  EXPECT_EQ(st.payload, "opus/48000/2/ts=8000");
+  EXPECT_EQ(st.packets_late, 0u);
+  EXPECT_EQ(st.resyncs, 0u);
+  EXPECT_EQ(st.packets_length_mismatch, 0u);
+  const auto at = test::impulses(p.out, 0);
+  ASSERT_GE(at.size(), 15u);
+  for (std::size_t i = 1; i < at.size(); ++i) EXPECT_NEAR(at[i] - at[i - 1], 4800.0, 2.0) << i;
+}
+
 namespace {
 
 struct StallOutcome {

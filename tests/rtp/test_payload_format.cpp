@@ -39,6 +39,25 @@ TEST(PayloadMap, AppliesDynamicMapping) {
   EXPECT_EQ(m.find(98)->audio_rate, 96000u);
 }
 
+// trx-tx's Opus: RTP timestamps at 8 kHz (RFC 7587 says 48 kHz); decoded at 48 kHz.
+TEST(PayloadMap, RtpClockOverrideForSendersThatBreakTheRule) {
+  PayloadMap m;
+  std::string err;
+  ASSERT_TRUE(m.apply("0=opus/48000/2/ts=8000", err)) << err;
+  const PayloadFormat* f = m.find(0);
+  EXPECT_EQ(f->codec, Codec::opus);
+  EXPECT_EQ(f->clock_rate, 8000u);
+  EXPECT_EQ(f->audio_rate, 48000u);
+  EXPECT_EQ(f->frames_per_tick(), 6.0);
+  EXPECT_EQ(f->describe(), "opus/48000/2/ts=8000");
+  EXPECT_FALSE(m.apply("0=opus/8000/2", err));  // without the override: refused, RFC 7587
+  EXPECT_NE(err.find("RFC 7587"), std::string::npos);
+  EXPECT_FALSE(m.apply("0=opus/48000/2/ts=8", err));
+  EXPECT_NE(err.find("ts=1000..384000"), std::string::npos) << err;
+  EXPECT_FALSE(m.apply("0=opus/48000/ts=8000/2", err));
+  EXPECT_EQ(m.find(9)->describe(), "g722/8000/1");  // G.722's 8 kHz clock is not an override
+}
+
 TEST(PayloadMap, RejectsBadSpecsWithAReason) {
   PayloadMap m;
   std::string err;

@@ -31,8 +31,9 @@ struct ImpulseSender {
   }
   [[nodiscard]] int frames() const { return static_cast<int>(format.audio_rate / 50); }
   [[nodiscard]] mono_ns_t capture(int packet) const { return start + packet * 20 * kMs; }
+  /// RTP timestamp of packet `packet`: 20 ms of the format's RTP clock each.
   [[nodiscard]] rtp_ts_t ts(int packet) const {
-    return ts0 + static_cast<rtp_ts_t>(packet * frames());
+    return ts0 + static_cast<rtp_ts_t>(packet * static_cast<int>(format.clock_rate / 50));
   }
   std::vector<std::uint8_t> payload(int packet) {
     std::vector<std::int16_t> pcm(static_cast<std::size_t>(frames()), 0);
