@@ -231,7 +231,52 @@ void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock
     return;
   }
   check_length(seq, ts, h.payload);
+  check_clock_rate(ts, arrival);
   insert(seq, ts, h.marker, h.payload, arrival, clock);
+}
+
+void Source::check_clock_rate(ext_ts_t ts, mono_ns_t arrival) {
+  constexpr mono_ns_t kWindow = 2'000'000'000;
+  constexpr mono_ns_t kQuickWindow = 500'000'000;
+  constexpr mono_ns_t kPause = 500'000'000;  // a pause or restart begins a new window
+  const double nominal = p_.format.clock_rate;
+  const bool fresh = rate_t0_ == 0;
+  bool restart = fresh || arrival - rate_t_last_ > kPause || ts <= rate_ts_last_;
+  if (!restart) {
+    // A step of RTP time 250 ms away from its arrival gap (a sender restart or pause, a DTX
+    // gap the sender did not timestamp, a stall) is not a rate either. A wrong mapping moves
+    // far less per packet: 8 kHz read as 48 kHz, 17 ms per 20 ms packet; 48 kHz read as 8 kHz,
+    // 100 ms.
+    const double ts_ns = static_cast<double>(ts - rate_ts_last_) * 1e9 / nominal;
+    restart = std::abs(ts_ns - static_cast<double>(arrival - rate_t_last_)) > 250e6;
+  }
+  if (restart) {
+    rate_ts0_ = rate_ts_last_ = ts;
+    rate_t0_ = rate_t_last_ = arrival;
+    return;
+  }
+  rate_ts_last_ = ts;
+  rate_t_last_ = arrival;
+  const mono_ns_t span = arrival - rate_t0_;
+  if (span < kQuickWindow) return;
+  const double rate = static_cast<double>(ts - rate_ts0_) * 1e9 / static_cast<double>(span);
+  const double off = std::abs(rate / nominal - 1.0);
+  // A factor of 1.8 or more shows within half a second (neither jitter nor a pause short of
+  // the 250 ms restart can fake it over that span); a few percent needs the whole window, and
+  // more than 5 % by what four times the jitter at both ends could fake.
+  if (span < kWindow && off <= 0.8) return;
+  stats_.measured_clock_rate = rate;
+  rate_ts0_ = ts;
+  rate_t0_ = arrival;
+  const double jitter = static_cast<double>(playout_.estimator().jitter_ns());
+  if (off <= 0.05 + 4.0 * jitter / static_cast<double>(span)) return;
+  if (stats_.clock_rate_mismatches++ == 0) {
+    // Stop chasing: the delay estimate of a stream whose RTP time runs at the wrong rate
+    // grows to --max-latency within a second or two (the issue measured a 1000 ms target and
+    // 8.6 s of concealment in 11 s). The target goes back to the start delay and stays there.
+    const mono_ns_t start = playout_.config().start_delay_ns;
+    playout_.set_bounds(start, start);
+  }
 }
 
 namespace {
@@ -270,6 +315,27 @@ std::string Source::take_format_warning() {
     return "its payload does not decode as " + p_.format.describe() +
            " (a partial frame or corrupt data; counted as packets_malformed): is payload type " +
            pt + " mapped to the sender's codec, sample size (L16 or L24) and channel count?";
+  }
+  if (stats_.clock_rate_mismatches > 0 && !warned_clock_) {
+    warned_clock_ = true;
+    // The nearest common audio rate is the likely mapping.
+    static constexpr double kRates[] = {8000,  11025, 12000, 16000, 22050, 24000,
+                                        32000, 44100, 48000, 88200, 96000, 192000};
+    const double rate = stats_.measured_clock_rate;
+    double likely = kRates[0];
+    for (double r : kRates)
+      if (std::abs(std::log(r / rate)) < std::abs(std::log(likely / rate))) likely = r;
+    char text[64];
+    std::snprintf(text, sizeof text, "%.0f", rate);
+    const std::string l = std::to_string(static_cast<long>(likely));
+    return std::string("its RTP timestamps advance ") + text + " ticks a second, not " +
+           std::to_string(p_.format.clock_rate) + " as " + p_.format.describe() +
+           " says (counted as clock_rate_mismatches; its target delay is held at the start "
+           "delay): the sender's "
+           "clock is likely " +
+           l + " Hz: map payload type " + pt + " as " + std::string(to_string(p_.format.codec)) +
+           "/" + l + "/" + std::to_string(p_.format.channels) +
+           ", or keep the codec's rate and add /ts=" + l;
   }
   if (stats_.packets_length_mismatch > 0 && !warned_length_) {
     warned_length_ = true;

@@ -58,6 +58,10 @@ struct SourceStats {
   /// the next packet, in runs of kLengthMismatchRun or more (a mapping with the wrong sample
   /// size, channel count or codec)
   std::uint64_t packets_length_mismatch = 0;
+  /// times the RTP clock was measured more than 5 % off the mapping's over 2 s of arrivals
+  /// (check_clock_rate); the first holds the target delay at the start delay
+  std::uint64_t clock_rate_mismatches = 0;
+  double measured_clock_rate = 0;       ///< RTP ticks per second of arrival time, last 2 s window
   std::uint64_t packets_other_pt = 0;   ///< valid packets of this SSRC with another payload type
   std::uint64_t packets_overflow = 0;   ///< dropped because the jitter buffer was full
   std::uint64_t packets_reordered = 0;  ///< arrived after a higher sequence number, in time
@@ -269,6 +273,13 @@ class Source {
   /// Compares the frames of the packet before (seq - 1) with how far the timestamp advanced
   /// to this one. Thread: loop.
   void check_length(ext_seq_t seq, ext_ts_t ts, std::span<const std::uint8_t> payload);
+  /// Measures how fast RTP time advances against arrival time over windows of >= 2 s of
+  /// steady packets (0.5 s when it is off by a factor of 1.8 or more); a rate > 5 % (plus what
+  /// the jitter could fake) off the mapping's
+  /// clock is counted, warned once (with the likely mapping) and holds the target delay at the
+  /// start delay, so that the buffer stops chasing it.
+  /// Thread: loop.
+  void check_clock_rate(ext_ts_t ts, mono_ns_t arrival);
   void insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std::uint8_t> payload,
               mono_ns_t arrival, const DeviceClock& clock, bool comfort_noise = false);
   /// After a resync: silence up to the frame where a packet arriving at `arrival` plays.
@@ -338,6 +349,10 @@ class Source {
   mono_ns_t last_arrival_ = 0;
   bool warned_undecodable_ = false;
   bool warned_length_ = false;
+  bool warned_clock_ = false;
+  /// check_clock_rate's window: its first packet, and the last one.
+  ext_ts_t rate_ts0_ = 0, rate_ts_last_ = 0;
+  mono_ns_t rate_t0_ = 0, rate_t_last_ = 0;
   /// Packet-length check (check_length): the previous packet and the current mismatch run.
   ext_seq_t len_seq_ = 0;
   ext_ts_t len_ts_ = 0;

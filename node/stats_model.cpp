@@ -71,6 +71,8 @@ const SourceField kSourceFields[] = {
   SRC("packets_reordered", integer, counter, "packets_reordered_total", 1, "packets", "arrived after a higher sequence number, still in time", s.packets_reordered),
   SRC("packets_malformed", integer, counter, "packets_malformed_total", 1, "packets", "payloads the decoder refused (corrupt, partial frame, too large)", s.packets_malformed),
   SRC("packets_length_mismatch", integer, counter, "packets_length_mismatch_total", 1, "packets", "packets whose payload decodes to another number of frames than their RTP timestamp advances to the next packet, in runs of 4 or more: the payload type is mapped with the wrong sample size (L16/L24), channel count or codec; warned once on stderr", s.packets_length_mismatch),
+  SRC("clock_rate_mismatches", integer, counter, "clock_rate_mismatches_total", 1, "windows", "windows of steady packets (2 s, or 0.5 s when off by a factor of 1.8 or more) in which RTP time advanced more than 5 % off the mapping's clock rate (a wrong --payload rate); the first holds the target delay at the start delay and is warned once on stderr with the likely rate", s.clock_rate_mismatches),
+  SRC("measured_clock_rate", number, gauge, "measured_clock_rate_hz", 1, "Hz", "RTP ticks per second of arrival time over the last window of steady packets (2 s; 0.5 s when off by a factor of 1.8 or more; 0 until one was measured)", s.measured_clock_rate),
   SRC("packets_other_payload_type", integer, counter, "packets_other_payload_type_total", 1, "packets", "packets of this SSRC with another payload type: counted for loss, not played", s.packets_other_pt),
   SRC("packets_overflow", integer, counter, "packets_overflow_total", 1, "packets", "dropped because the jitter buffer was full", s.packets_overflow),
   SRC("packets_comfort_noise", integer, counter, "packets_comfort_noise_total", 1, "packets", "RFC 3389 comfort-noise packets (PT 13)", s.packets_comfort_noise),
@@ -400,6 +402,8 @@ std::string stats_line(const NodeSnapshot& node, const std::vector<SourceReport>
     if (st.packets_malformed > 0) line += " undecodable=" + std::to_string(st.packets_malformed);
     if (st.packets_length_mismatch > 0)
       line += " length_mismatch=" + std::to_string(st.packets_length_mismatch);
+    if (st.clock_rate_mismatches > 0)
+      line += " clock_rate=" + std::to_string(static_cast<long>(st.measured_clock_rate)) + "Hz?";
   }
   return final ? line + " (final)" : line;
 }

@@ -296,6 +296,43 @@ TEST(Pipeline, AnOpusSenderWithAnEightKilohertzRtpClockPlaysWithTheOverride) {
   for (std::size_t i = 1; i < at.size(); ++i) EXPECT_NEAR(at[i] - at[i - 1], 4800.0, 2.0) << i;
 }
 
+// Issue #17: an 8 kHz L16 sender mapped 97=L16/48000/1 advances RTP time 6x slower than the
+// mapping says. Within half a second it is counted, the warning names the measured rate and the
+// likely mapping, and the target delay is held at its start. A right mapping with a pause (RTP time
+// jumping with the arrival gap) is never counted.
+TEST(Pipeline, AWrongClockRateInAMappingIsMeasuredNamedAndNotChased) {
+  for (const bool wrong : {true, false}) {
+    NodeFlags f;
+    f.listens = {"127.0.0.1:5004"};
+    f.payloads = {wrong ? "97=L16/48000/1" : "97=L16/8000/1"};
+    Pipeline p(f);
+    const auto from = test::v4("10.0.0.9", 40000);
+    test::ImpulseSender s({Codec::l16, 8000, 8000, 1}, p.now + 100 * kMs, 5000, 0x0c0c0c0c, 97);
+    for (int ms = 0; ms < 6000; ++ms) {
+      if (!wrong && ms == 2500) s.next += 40;  // an 800 ms pause: packets skipped, time runs on
+      p.send_due(s, 0, from, from, false);
+      p.step();
+    }
+    ASSERT_EQ(p.table.active().size(), 1u) << p.log.str();
+    Source* src = p.table.active()[0];
+    const SourceStats st = src->stats();
+    if (wrong) {
+      EXPECT_GE(st.clock_rate_mismatches, 2u);
+      EXPECT_NEAR(st.measured_clock_rate, 8000.0, 40.0);
+      const std::string w = src->take_format_warning();
+      EXPECT_NE(w.find("not 48000 as l16/48000/1 says"), std::string::npos) << w;
+      EXPECT_NE(w.find("likely 8000 Hz: map payload type 97 as l16/8000/1"), std::string::npos)
+          << w;
+      // Held at the 60 ms start delay: unchecked it reaches --max-latency (1000 ms) in 1.5 s.
+      EXPECT_EQ(st.target_delay_ms, 60.0) << "the target kept chasing";
+    } else {
+      EXPECT_EQ(st.clock_rate_mismatches, 0u);
+      EXPECT_NEAR(st.measured_clock_rate, 8000.0, 40.0);
+      EXPECT_EQ(src->take_format_warning(), "");
+    }
+  }
+}
+
 namespace {
 
 struct StallOutcome {
