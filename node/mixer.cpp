@@ -285,6 +285,16 @@ void Mixer::process(float* out, frames_t n, const BlockTiming& t) noexcept {
     }
     ++i;
   }
+  // Headroom: a hot or misdecoded mix is clipped at full scale (a sample beyond it would wrap
+  // around in an integer device format, and a float device passes it on to the speakers).
+  std::uint64_t clipped = 0;
+  for (float* x = out; x != out + n * channels_; ++x) {
+    const float v = *x;
+    if (v >= -1.0f && v <= 1.0f) continue;  // false for NaN too
+    *x = v > 1.0f ? 1.0f : (v < -1.0f ? -1.0f : 0.0f);
+    ++clipped;
+  }
+  if (clipped > 0) clipped_.fetch_add(clipped, std::memory_order_relaxed);
   if (t.xrun) xruns_.fetch_add(1, std::memory_order_relaxed);
   ++callbacks_;
   publish({frame_, n, t.current_time, t.dac_time, callbacks_});

@@ -218,6 +218,12 @@ class Mixer {
   [[nodiscard]] std::uint64_t xruns() const noexcept {
     return xruns_.load(std::memory_order_relaxed);
   }
+  /// Output samples that were beyond full scale (|x| > 1, or NaN) and were clipped to ±1 (0 for
+  /// NaN) before they reached the device: the node's headroom guard (#17). Any thread;
+  /// wait-free.
+  [[nodiscard]] std::uint64_t samples_clipped() const noexcept {
+    return clipped_.load(std::memory_order_relaxed);
+  }
   /// Streams refused because every slot was taken. Any thread; wait-free.
   [[nodiscard]] std::uint64_t refused() const noexcept {
     return refused_.load(std::memory_order_relaxed);
@@ -267,6 +273,7 @@ class Mixer {
   std::uint64_t callbacks_ = 0;
 
   std::atomic<std::uint64_t> xruns_{0};
+  std::atomic<std::uint64_t> clipped_{0};
   std::atomic<std::uint64_t> refused_{0};
   // Seqlock for DevicePosition: odd while being written.
   std::atomic<std::uint32_t> pos_seq_{0};

@@ -49,6 +49,7 @@ NodeSnapshot Node::snapshot() const {
   n.byes = demux_->stats().byes;
   n.callbacks = pos.callbacks;
   n.xruns = mixer_->xruns();
+  n.samples_clipped = mixer_->samples_clipped();
   n.mixer_refused = mixer_->refused();
   n.mixer_commands_deferred = mixer_->commands_deferred();
   n.cpu_load = backend_->cpu_load();

@@ -136,6 +136,7 @@ const NodeField kNodeFields[] = {
   NODE("receiver_reports_sent", integer, counter, "receiver_reports_sent_total", 1, "compounds", "RTCP RR compounds sent to senders (RFC 3550 §6.4.2)", n.receiver_reports_sent),
   NODE("byes", integer, counter, "byes_total", 1, "SSRCs", "SSRCs in RTCP BYE packets received", n.byes),
   NODE("callbacks", integer, counter, "callbacks_total", 1, "callbacks", "device callbacks so far", n.callbacks),
+  NODE("samples_clipped", integer, counter, "samples_clipped_total", 1, "samples", "output samples beyond full scale (|x| > 1; NaN) clipped to ±1 (NaN to 0) before the device: a hot or misdecoded mix never wraps around", n.samples_clipped),
   NODE("xruns", integer, counter, "xruns_total", 1, "events", "device under/overflows flagged by PortAudio (paOutputUnderflow/Overflow)", n.xruns),
   NODE("mixer_refused", integer, counter, "mixer_refused_total", 1, "streams", "rings the audio thread refused because every mixer slot was taken (offered again by their source); 0 unless something is wrong", n.mixer_refused),
   NODE("mixer_commands_deferred", integer, counter, "mixer_commands_deferred_total", 1, "commands", "mixer commands that found the command ring full and waited on the loop side (never dropped)", n.mixer_commands_deferred),
@@ -383,6 +384,7 @@ std::string stats_line(const NodeSnapshot& node, const std::vector<SourceReport>
   std::snprintf(buf, sizeof buf, "[%7.1fs] cb=%" PRIu64 " xruns=%" PRIu64 " sources=%zu",
                 node.uptime_s, node.callbacks, node.xruns, active);
   std::string line = buf;
+  if (node.samples_clipped) line += " clipped=" + std::to_string(node.samples_clipped);
   if (node.packets_malformed || node.packets_unknown_payload_type)
     line += " malformed=" + std::to_string(node.packets_malformed) +
             " unknown_pt=" + std::to_string(node.packets_unknown_payload_type);

@@ -37,6 +37,7 @@ struct NodeSnapshot {
   std::uint64_t receiver_reports_sent = 0;
   std::uint64_t rtcp_foreign = 0;
   std::uint64_t ssrc_collisions = 0;
+  std::uint64_t samples_clipped = 0;
   std::uint64_t packets_not_allowed = 0;
   std::uint64_t telephone_event_packets = 0;
   std::uint64_t telephone_events = 0;

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -71,6 +72,23 @@ TEST(Mixer, SumsStreamsAndMapsStereo) {
   EXPECT_FLOAT_EQ(out[0], 2e-4f);
   EXPECT_FLOAT_EQ(out[1], 4e-4f);  // right channel carries the stream's second channel
   EXPECT_FLOAT_EQ(out[2 * 99], 200e-4f);
+}
+
+// Issue #17: two hot streams summed beyond full scale (and a NaN from a broken decoder) reach
+// the device clipped to [-1, 1], counted; in-range samples pass untouched.
+TEST(Mixer, ClipsAndCountsSamplesBeyondFullScale) {
+  Mixer m(1, 4);
+  auto a = std::make_unique<PlayoutStream>(1, 1, 1024, 0);
+  auto b = std::make_unique<PlayoutStream>(2, 1, 1024, 0);
+  const std::vector<float> va{0.25f, 0.75f, -0.75f, 0.9f, std::nanf(""), 0.5f};
+  const std::vector<float> vb{0.25f, 0.75f, -0.75f, -0.9f, 0.0f, 0.5f};
+  a->ring.push(va.data(), va.size());
+  b->ring.push(vb.data(), vb.size());
+  m.add(a.get());
+  m.add(b.get());
+  const auto out = run(m, 6, 6);
+  EXPECT_EQ(out, (std::vector<float>{0.5f, 1.0f, -1.0f, 0.0f, 0.0f, 1.0f}));
+  EXPECT_EQ(m.samples_clipped(), 3u);  // 1.5, -1.5, NaN; exactly 1.0 is full scale, not clipped
 }
 
 TEST(Mixer, CountsUnderrunOncePerRunAndZeroFills) {
