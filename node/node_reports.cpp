@@ -50,6 +50,15 @@ NodeSnapshot Node::snapshot() const {
   n.callbacks = pos.callbacks;
   n.xruns = mixer_->xruns();
   n.samples_clipped = mixer_->samples_clipped();
+  const SourceTable::Totals t = sources_->totals();
+  n.sources_total = t.sources;
+  n.packets_received = t.packets_received;
+  n.packets_lost = t.packets_lost;
+  n.packets_late = t.packets_late;
+  n.packets_duplicate = t.packets_duplicate;
+  n.underruns = t.underruns;
+  n.underrun_frames = t.underrun_frames;
+  n.concealed_s = t.concealed_s;
   n.mixer_refused = mixer_->refused();
   n.mixer_commands_deferred = mixer_->commands_deferred();
   n.cpu_load = backend_->cpu_load();

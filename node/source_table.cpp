@@ -35,6 +35,20 @@ std::uint64_t host_key(const sockaddr* sa) {
 
 }  // namespace
 
+namespace {
+void add_to(SourceTable::Totals& t, const SourceStats& st) {
+  ++t.sources;
+  t.packets_received += st.packets_received;
+  t.packets_lost += static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.packets_lost));
+  t.packets_late += st.packets_late;
+  t.packets_duplicate += st.packets_duplicate;
+  t.underruns += st.underruns;
+  t.underrun_frames += st.underrun_frames;
+  if (st.audio_rate > 0)
+    t.concealed_s += static_cast<double>(st.frames_concealed) / static_cast<double>(st.audio_rate);
+}
+}  // namespace
+
 std::uint64_t collision_key(std::uint64_t key, const sockaddr* from) noexcept {
   std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the whole address, port included
   const auto* p = reinterpret_cast<const std::uint8_t*>(from);
@@ -240,6 +254,7 @@ std::size_t SourceTable::expire(mono_ns_t now, frames_t now_frame) {
     if ((*it)->bye())
       log_ << "rtpnode: source " << (*it)->params().remote << " drained after BYE\n";
     departed_.push_back((*it)->stats());  // final: its last audio has played
+    add_to(departed_totals_, departed_.back());
     if (events_.enabled()) {
       nlohmann::json f = source_id(departed_.back());
       f["after"] = (*it)->bye() ? "bye" : "leave";
@@ -308,6 +323,22 @@ void SourceTable::update_timeline() {
            << s->params().remote << "\n";
       return;
     }
+}
+
+SourceTable::Totals SourceTable::totals() const {
+  Totals t = departed_totals_;
+  for (const auto& [key, s] : sources_) add_to(t, s->stats());
+  for (const auto& s : retiring_) add_to(t, s->stats());
+  auto hold = [](std::uint64_t& now, std::uint64_t& high) { now = high = std::max(now, high); };
+  hold(t.sources, high_water_.sources);
+  hold(t.packets_received, high_water_.packets_received);
+  hold(t.packets_lost, high_water_.packets_lost);
+  hold(t.packets_late, high_water_.packets_late);
+  hold(t.packets_duplicate, high_water_.packets_duplicate);
+  hold(t.underruns, high_water_.underruns);
+  hold(t.underrun_frames, high_water_.underrun_frames);
+  t.concealed_s = high_water_.concealed_s = std::max(t.concealed_s, high_water_.concealed_s);
+  return t;
 }
 
 std::vector<SourceReport> SourceTable::reports(bool with_departed) const {

@@ -38,6 +38,10 @@ struct NodeSnapshot {
   std::uint64_t rtcp_foreign = 0;
   std::uint64_t ssrc_collisions = 0;
   std::uint64_t samples_clipped = 0;
+  /// Over every source the node has had, departed ones included (SourceTable::totals).
+  std::uint64_t sources_total = 0, packets_received = 0, packets_lost = 0, packets_late = 0,
+                packets_duplicate = 0, underruns = 0, underrun_frames = 0;
+  double concealed_s = 0;
   std::uint64_t packets_not_allowed = 0;
   std::uint64_t telephone_event_packets = 0;
   std::uint64_t telephone_events = 0;

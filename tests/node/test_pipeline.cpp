@@ -333,6 +333,38 @@ TEST(Pipeline, AWrongClockRateInAMappingIsMeasuredNamedAndNotChased) {
   }
 }
 
+// Issue #17: node totals keep what departed sources counted: a 1 s stream that lost two
+// packets and went away still shows in them after it left, and a second one adds to them.
+TEST(Pipeline, NodeTotalsKeepDepartedSources) {
+  NodeFlags f;
+  f.listens = {"127.0.0.1:5004"};
+  f.payloads = {"97=L16/48000/1"};
+  f.source_timeout = "300ms";
+  Pipeline p(f);
+  const auto from = test::v4("10.0.0.9", 40000);
+  for (std::uint32_t ssrc : {0x1111u, 0x2222u}) {
+    test::ImpulseSender s({Codec::l16, 48000, 48000, 1}, p.now + 20 * kMs, 100, ssrc, 97);
+    const mono_ns_t end = p.now + 1000 * kMs;
+    while (p.now < end) {
+      while (s.capture(s.next + 1) + kMs <= p.now && s.capture(s.next + 1) <= end) {
+        const int i = s.next++;
+        if (i == 10 || i == 20) continue;  // lost
+        p.input.rtp(0, from, s.builder.build(static_cast<seq_t>(i), s.ts(i), s.payload(i)), p.now);
+      }
+      p.step();
+    }
+    for (int ms = 0; ms < 1500; ++ms) p.step();  // it times out and drains
+    EXPECT_TRUE(p.table.active().empty());
+  }
+  const SourceTable::Totals t = p.table.totals();
+  EXPECT_EQ(t.sources, 2u);
+  EXPECT_EQ(t.packets_lost, 4u);
+  EXPECT_GE(t.packets_received, 2u * 45u);
+  EXPECT_GT(t.concealed_s, 0.0);
+  // Reading them again changes nothing: high-water marks, not re-sums.
+  EXPECT_EQ(p.table.totals().packets_received, t.packets_received);
+}
+
 namespace {
 
 struct StallOutcome {
