@@ -101,7 +101,8 @@ struct NodeConfig {
   bool latency_auto = true;
   nanoseconds latency = std::chrono::milliseconds(40);  ///< fixed delay (latency_auto false)
   nanoseconds min_latency{0};                           ///< --min-latency, 0..10 s
-  nanoseconds max_latency = std::chrono::seconds(1);    ///< --max-latency, > min, <= 10 s
+  nanoseconds max_latency = std::chrono::seconds(
+      1);  ///< --max-latency, > min, <= 10 s (60 s with a --raw listen: its byte-stream backlog)
   /// --profile speech|music: late-loss budget 1 % or 0.1 % (jitter/playout.hpp kSpeechProfile,
   /// kMusicProfile). Default speech.
   bool music = false;

@@ -1,5 +1,6 @@
 // The command line's text to a checked NodeConfig: NodeFlags, make_node_config and
 // NodeConfig::validate (config.hpp).
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <sstream>
@@ -159,8 +160,12 @@ std::string NodeConfig::validate() const {
     return "nothing to receive: give at least one --listen ADDR:PORT (e.g. --listen 0.0.0.0:5004)";
   if (!latency_auto && latency > seconds(10))
     return "--latency " + format_duration(latency) + " is above the 10 s maximum";
-  if (max_latency > seconds(10))
-    return "--max-latency " + format_duration(max_latency) + " is above the 10 s maximum";
+  const bool any_raw =
+      std::any_of(listens.begin(), listens.end(), [](const ListenSpec& l) { return l.raw; });
+  if (max_latency > seconds(any_raw ? 60 : 10))
+    return "--max-latency " + format_duration(max_latency) + " is above the " +
+           (any_raw ? "60 s maximum"
+                    : "10 s maximum (60 s when a --raw listen takes a byte stream)");
   if (min_latency > max_latency)
     return "--min-latency " + format_duration(min_latency) + " is above --max-latency " +
            format_duration(max_latency);
@@ -218,7 +223,8 @@ PlayoutConfig NodeConfig::playout() const {
   c.drift_compensation = drift_compensation;
   if (!latency_auto) c.start_delay_ns = latency.count();
   c.min_delay_ns = min_latency.count();
-  c.max_delay_ns = max_latency.count();
+  // Beyond 10 s, --max-latency only bounds what raw sources hold ahead (Source::on_raw).
+  c.max_delay_ns = std::min<std::int64_t>(max_latency.count(), 10'000'000'000);
   const PlayoutProfile& prof = music ? kMusicProfile : kSpeechProfile;
   c.estimator.quantile = jitter_quantile > 0 ? jitter_quantile : prof.quantile;
   c.estimator.memory_ns = prof.memory_ns;

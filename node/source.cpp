@@ -337,6 +337,14 @@ std::string Source::take_format_warning() {
            "/" + l + "/" + std::to_string(p_.format.channels) +
            ", or keep the codec's rate and add /ts=" + l;
   }
+  if (raw_overflow_ > 0 && !warned_raw_overflow_) {
+    warned_raw_overflow_ = true;
+    return "its sender runs ahead of real time by more than the " +
+           std::to_string(p_.raw_backlog_ns / 1'000'000) +
+           " ms this node holds (--max-latency): datagrams beyond it are dropped (counted as "
+           "packets_overflow); raise --max-latency (up to 60 s for --raw listens) to play them "
+           "all";
+  }
   if (stats_.packets_length_mismatch > 0 && !warned_length_) {
     warned_length_ = true;
     char ratio[32];
@@ -358,10 +366,34 @@ void Source::on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival,
     ++stats_.packets_malformed;
     return;
   }
-  const ext_seq_t seq = raw_seq_++;
-  const ext_ts_t ts = raw_ts_;
-  raw_ts_ += frames;
-  insert(seq, ts, false, payload, arrival, clock);
+  const mono_ns_t duration = frames_to_ns(frames, static_cast<std::int64_t>(p_.format.audio_rate));
+  if (raw_queued_ns_ + duration > p_.raw_backlog_ns) {
+    // The sender is further ahead of real time than the node may hold.
+    ++raw_overflow_;
+    return;
+  }
+  const mono_ns_t due = std::max(arrival, raw_next_due_);
+  raw_next_due_ = due + duration;
+  raw_queue_.push_back(RawDatagram{{payload.begin(), payload.end()}, due, duration});
+  raw_queued_ns_ += duration;
+  feed_raw(arrival, clock);
+}
+
+void Source::feed_raw(mono_ns_t now, const DeviceClock& clock) {
+  while (!raw_queue_.empty() && raw_queue_.front().due <= now) {
+    RawDatagram& d = raw_queue_.front();
+    const int frames = decoder_->frames_in(d.payload);
+    const ext_seq_t seq = raw_seq_++;
+    const ext_ts_t ts = raw_ts_;
+    raw_ts_ += frames;
+    insert(seq, ts, false, d.payload, d.due, clock);
+    raw_queued_ns_ -= d.duration;
+    raw_queue_.pop_front();
+  }
+}
+
+double Source::raw_backlog_ms() const noexcept {
+  return static_cast<double>(raw_queued_ns_) / 1e6;
 }
 
 void Source::push(frames_t frames) {
@@ -376,6 +408,7 @@ void Source::push(frames_t frames) {
 }
 
 void Source::render(const DeviceClock& clock, mono_ns_t now) {
+  if (p_.raw) feed_raw(now, clock);
   using Kind = JitterBuffer::Action::Kind;
   const int ch = p_.format.channels;
   const double ticks_to_frames = p_.format.frames_per_tick();
@@ -520,7 +553,8 @@ SourceStats Source::stats() const {
   s.packets_lost = rx_.lost();
   s.packets_late = jb_.counters().late;
   s.packets_duplicate = jb_.counters().duplicate;
-  s.packets_overflow = jb_.counters().overflow;
+  s.packets_overflow = jb_.counters().overflow + raw_overflow_;
+  s.raw_backlog_ms = raw_backlog_ms();
   const SourceRings::Totals t = rings_->totals();
   s.underruns = t.underruns;
   s.underrun_frames = t.underrun_frames;

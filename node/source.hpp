@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,10 +62,11 @@ struct SourceStats {
   /// times the RTP clock was measured more than 5 % off the mapping's over 2 s of arrivals
   /// (check_clock_rate); the first holds the target delay at the start delay
   std::uint64_t clock_rate_mismatches = 0;
-  double measured_clock_rate = 0;       ///< RTP ticks per second of arrival time, last 2 s window
-  std::uint64_t packets_other_pt = 0;   ///< valid packets of this SSRC with another payload type
-  std::uint64_t packets_overflow = 0;   ///< dropped because the jitter buffer was full
-  std::uint64_t packets_reordered = 0;  ///< arrived after a higher sequence number, in time
+  double measured_clock_rate = 0;      ///< RTP ticks per second of arrival time, last 2 s window
+  std::uint64_t packets_other_pt = 0;  ///< valid packets of this SSRC with another payload type
+  std::uint64_t packets_overflow = 0;  ///< dropped: the jitter buffer (or a raw backlog) was full
+  double raw_backlog_ms = 0;           ///< raw: audio held while its sender runs ahead of real time
+  std::uint64_t packets_reordered = 0;      ///< arrived after a higher sequence number, in time
   std::uint64_t packets_comfort_noise = 0;  ///< RFC 3389 comfort-noise packets (PT 13)
   std::uint64_t frames_concealed = 0;       ///< frames synthesised for missing audio (audio rate),
                                             ///< loss and delay-spike expansion alike
@@ -154,6 +156,9 @@ class Source {
     std::uint8_t payload_type = 0;
     PayloadFormat format;
     bool raw = false;  ///< headerless PCM: sequence and timestamps are synthesised
+    /// Raw only: the most audio (ns) held for a sender faster than real time (--max-latency,
+    /// up to 60 s) before its datagrams are dropped as overflow.
+    mono_ns_t raw_backlog_ns = 1'000'000'000;
     double device_rate = 48000;
     frames_t lead_frames = 0;
     PlayoutConfig playout;  ///< clock_rate is set from `format`
@@ -181,6 +186,9 @@ class Source {
   void on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock& clock);
   /// Thread: loop. Takes one headerless PCM datagram.
   void on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival, const DeviceClock& clock);
+  /// Thread: loop. Audio of a raw source held back because its sender runs ahead of real
+  /// time, ms.
+  [[nodiscard]] double raw_backlog_ms() const noexcept;
   /// Thread: loop. Decodes/conceals everything due before the render horizon into the ring.
   void render(const DeviceClock& clock, mono_ns_t now);
 
@@ -336,6 +344,21 @@ class Source {
   TsUnwrapper ts_unwrap_;
   ext_seq_t raw_seq_ = 0;
   ext_ts_t raw_ts_ = 0;
+  /// Raw PCM is a byte stream (#17): every datagram plays once, in arrival order. A datagram's
+  /// virtual arrival is max(its arrival, the previous one's + its duration): a sender faster
+  /// than real time is paced to real time here, its excess held, so the jitter buffer sees a
+  /// steady stream; feed_raw() hands datagrams on at their virtual arrival.
+  struct RawDatagram {
+    std::vector<std::uint8_t> payload;
+    mono_ns_t due = 0;
+    mono_ns_t duration = 0;
+  };
+  std::deque<RawDatagram> raw_queue_;
+  mono_ns_t raw_next_due_ = 0;   ///< virtual arrival of the next datagram (0: none yet)
+  mono_ns_t raw_queued_ns_ = 0;  ///< audio in raw_queue_
+  bool warned_raw_overflow_ = false;
+  std::uint64_t raw_overflow_ = 0;  ///< datagrams beyond raw_backlog_ns, dropped
+  void feed_raw(mono_ns_t now, const DeviceClock& clock);
 
   frames_t pending_silence_ = 0;  ///< zero frames to write before the next audio (after a resync)
   Concealer concealer_;

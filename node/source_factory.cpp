@@ -17,6 +17,7 @@ std::unique_ptr<Source> SourceFactory::operator()(const SourceTable::NewSource& 
   p.payload_type = n.payload_type;
   p.format = *n.format;
   p.raw = n.raw;
+  p.raw_backlog_ns = cfg->max_latency.count();
   p.device_rate = device_rate;
   p.lead_frames = lead_frames;
   p.playout = cfg->playout();

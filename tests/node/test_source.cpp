@@ -2,6 +2,7 @@
 // scripted packets: no device, no sockets, deterministic.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <speex/speex_resampler.h>
 
@@ -168,6 +169,104 @@ TEST(Source, PacketLengthsThatDisagreeWithTimestampsAreCountedAndWarnedOnce) {
       EXPECT_EQ(h.source->take_format_warning(), "") << c.name << ": warned twice";
     }
   }
+}
+
+// Issue #17: headerless PCM is a byte stream. The seed sender sends 20 ms datagrams every
+// ~11.7 ms (1.7x real time); every sample plays once, in order, none concealed or dropped,
+// while the backlog grows and then drains. With a backlog limit below what it runs ahead, the
+// excess is dropped, counted and warned once.
+TEST(Source, RawSenderFasterThanRealTimePlaysEverySampleOnceInOrder) {
+  for (const mono_ns_t backlog : {mono_ns_t{10'000'000'000}, mono_ns_t{300'000'000}}) {
+    Harness h;
+    const PayloadFormat f{Codec::raw_s16le, 48000, 48000, 1};
+    Source::Params p = h.params(f, 0);
+    p.raw = true;
+    p.raw_backlog_ns = backlog;
+    p.playout.drift_compensation = false;  // fixed delay, equal rates: samples pass untouched
+    h.source = std::make_unique<Source>(p, kT0, h.clock);
+    // 13 s of audio sent in 7.6 s: 5.4 s (270 datagrams) wait at the end, more than the
+    // jitter buffer's 256 slots.
+    constexpr int kDatagrams = 650;
+    const auto pcm = noise(960 * kDatagrams, 11);
+    auto enc = make_encoder(f);
+    std::vector<std::uint8_t> payload(1920);
+    std::vector<float> out;
+    double max_backlog_ms = 0;
+    int sent = 0;
+    for (mono_ns_t now = kT0; now < kT0 + 14'000'000'000; now += 1'000'000) {
+      while (sent < kDatagrams && kT0 + mono_ns_t{sent} * 11'700'000 <= now) {
+        std::vector<std::int16_t> chunk(pcm.begin() + sent * 960, pcm.begin() + (sent + 1) * 960);
+        ASSERT_EQ(enc->encode(chunk, 960, payload), 1920);
+        h.source->on_raw(payload, now, h.clock);
+        ++sent;
+      }
+      h.source->render(h.clock, now);
+      max_backlog_ms = std::max(max_backlog_ms, h.source->raw_backlog_ms());
+      const auto got = h.drain();
+      out.insert(out.end(), got.begin(), got.end());
+    }
+    const SourceStats st = h.source->stats();
+    const auto first = std::find_if(out.begin(), out.end(), [](float v) { return v != 0.0f; });
+    ASSERT_NE(first, out.end());
+    const auto start = static_cast<std::size_t>(first - out.begin());
+    if (backlog > 1'000'000'000) {
+      EXPECT_GT(max_backlog_ms, 5000.0);
+      EXPECT_EQ(st.packets_overflow, 0u);
+      // Concealment only after the last datagram: the 100 ms fade-out of a stream that ended
+      // (every sample before it is checked below).
+      EXPECT_LE(st.frames_concealed, 4800u);
+      ASSERT_GE(out.size() - start, pcm.size());
+      for (std::size_t i = 0; i < pcm.size(); ++i)
+        ASSERT_EQ(out[start + i], pcm[i] / 32768.0f) << "sample " << i;
+      EXPECT_EQ(h.source->take_format_warning(), "");
+    } else {
+      EXPECT_LE(max_backlog_ms, 300.0);
+      EXPECT_GT(st.packets_overflow, 200u);
+      EXPECT_NE(h.source->take_format_warning().find("runs ahead of real time"), std::string::npos);
+    }
+  }
+}
+
+// The same sender with rtpnode's defaults (adaptive delay, drift compensation): nothing is
+// late, dropped, resynchronised or concealed before the end, and the stream plays for its
+// full duration at speed 1 (a drift loop chasing the sender would play it fast).
+TEST(Source, RawSenderFasterThanRealTimeWithDefaultPlayoutIsNotChased) {
+  Harness h;
+  const PayloadFormat f{Codec::raw_s16le, 48000, 48000, 1};
+  Source::Params p = h.params(f, 0);
+  p.raw = true;
+  p.raw_backlog_ns = 10'000'000'000;
+  p.playout = PlayoutConfig{};  // auto latency, drift compensation on
+  h.source = std::make_unique<Source>(p, kT0, h.clock);
+  constexpr int kDatagrams = 650;
+  const auto pcm = noise(960 * kDatagrams, 12);
+  auto enc = make_encoder(f);
+  std::vector<std::uint8_t> payload(1920);
+  std::vector<float> out;
+  int sent = 0;
+  for (mono_ns_t now = kT0; now < kT0 + 14'000'000'000; now += 1'000'000) {
+    while (sent < kDatagrams && kT0 + mono_ns_t{sent} * 11'700'000 <= now) {
+      std::vector<std::int16_t> chunk(pcm.begin() + sent * 960, pcm.begin() + (sent + 1) * 960);
+      ASSERT_EQ(enc->encode(chunk, 960, payload), 1920);
+      h.source->on_raw(payload, now, h.clock);
+      ++sent;
+    }
+    h.source->render(h.clock, now);
+    const auto got = h.drain();
+    out.insert(out.end(), got.begin(), got.end());
+  }
+  const SourceStats st = h.source->stats();
+  EXPECT_EQ(st.packets_late, 0u);
+  EXPECT_EQ(st.packets_overflow, 0u);
+  EXPECT_EQ(st.resyncs, 0u);
+  EXPECT_LE(st.frames_concealed, 4800u);  // the fade-out after the end
+  // From the first sample to the last one of the stream (the concealed fade-out excluded).
+  const auto first = std::find_if(out.begin(), out.end(), [](float v) { return v != 0.0f; });
+  const auto last =
+      std::find_if(out.rbegin(), out.rend(), [](float v) { return std::abs(v) > 0.05f; });
+  ASSERT_NE(first, out.end());
+  const auto span = static_cast<double>((out.rend() - last) - (first - out.begin()));
+  EXPECT_NEAR(span, 650.0 * 960, 0.002 * 650 * 960);
 }
 
 TEST(Source, ResamplesPcmuToDeviceRate) {
