@@ -197,6 +197,9 @@ struct NodeConfig {
   /// callee right, at the device rate, named by start time and Call-ID
   /// (node/call_recorder.hpp). "" = none.
   std::string record;
+  /// --select CALL-ID|all: which discovered calls play to the device; the others are still
+  /// decoded, recorded (--record) and reported, muted. "all" (default) plays every call.
+  std::string select = "all";
 
   // Run control and reporting.
   std::optional<nanoseconds>

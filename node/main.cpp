@@ -307,6 +307,12 @@ Loaded load(int argc, char** argv, bool startup) {
                  "Write one stereo WAV per call found in --pcap (caller left, callee right) into "
                  "this directory")
       ->type_name("DIR");
+  app.add_option("--select", cfg.select,
+                 "With --pcap or --capture: play only this call (its Call-ID, or rtp:... for a "
+                 "call found by RTP heuristics) to the device; the others are still recorded and "
+                 "reported. all: every call")
+      ->type_name("CALL-ID|all")
+      ->capture_default_str();
   app.add_option("--output-format", cfg.output_format,
                  "Sample format of --output: s16, s24 or f32 (f32: not .flac)")
       ->check(CLI::IsMember({"s16", "s24", "f32"}))

@@ -219,6 +219,9 @@ void Node::reopen_device(mono_ns_t now) {
 std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
   factory_.lead_frames = lead_frames_;  // known once the device runs (tick)
   auto s = factory_(n);
+  if (n.listen != nullptr &&
+      muted_listens_.contains(static_cast<std::size_t>(n.listen - cfg_.listens.data())))
+    s->set_muted(true, clock_, now_ns());
   if (!cfg_.record.empty() && n.listen != nullptr) {
     const auto listen = static_cast<std::size_t>(n.listen - cfg_.listens.data());
     if (auto it = listen_calls_.find(listen); it != listen_calls_.end()) {
@@ -391,9 +394,13 @@ void Node::on_call_endpoint(const MediaEndpoint& e, std::size_t listen) {
   const DiscoveredCall& call = replay_->discovery()->calls()[e.call];
   const char* side = e.side == 0 ? "caller" : "callee";
   const char* channel = cfg_.channels < 2 ? "" : e.side == 0 ? ", left" : ", right";
+  // --select: the other calls' sources are muted from their first frame (still recorded).
+  const bool selected = cfg_.select == "all" || cfg_.select == call.id;
+  if (!selected) muted_listens_.insert(listen);
   std::cerr << "rtpnode: call " << call.id << ": the " << side << "'s voice to "
             << endpoint_text(e.address) << (e.codecs.empty() ? "" : " (" + e.codecs + ")")
-            << channel << (call.sip ? "" : " (found by RTP heuristics)") << "\n";
+            << channel << (call.sip ? "" : " (found by RTP heuristics)")
+            << (selected ? "" : " (not --select: muted)") << "\n";
   event("call_stream", {{"call", call.id},
                         {"from", call.from},
                         {"to", call.to},

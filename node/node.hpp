@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <uv.h>
@@ -181,6 +182,8 @@ class Node {
                           const sockaddr* from, std::uint32_t ssrc, std::uint32_t clock_rate);
   /// Discovered listens: the call (index in the discovery's calls) and side each belongs to.
   std::unordered_map<std::size_t, std::pair<std::size_t, int>> listen_calls_;
+  /// Discovered listens of calls --select leaves out: their sources start muted.
+  std::unordered_set<std::size_t> muted_listens_;
   /// Per call (index): the DTMF digits it carried, in order.
   std::unordered_map<std::size_t, std::string> call_digits_;
   /// --record: per call (index), its WAV; created at its first source.

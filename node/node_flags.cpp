@@ -198,6 +198,10 @@ std::string NodeConfig::validate() const {
                " but --channels is " + std::to_string(channels);
   }
   if (!http_token.empty() && !http) return "--http-token-file needs --http";
+  if (select != "all" && ((pcap.empty() && capture.empty()) || !listens.empty()))
+    return "--select chooses among the calls that --pcap or --capture finds: give --pcap FILE or "
+           "--capture IFACE without --listen";
+  if (select.empty()) return "--select: give a Call-ID, or all";
   if (!record.empty() && ((pcap.empty() && capture.empty()) || !listens.empty()))
     return "--record DIR writes the calls that --pcap or --capture finds: give --pcap FILE or "
            "--capture IFACE without --listen";

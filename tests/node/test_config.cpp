@@ -354,3 +354,16 @@ TEST(Config, SdpFilesBecomeListensWithTheirPayloadMaps) {
   f.sdps = {dir + "/video.sdp"};
   EXPECT_NE(config_error(f).find("video.sdp: no m=audio section"), std::string::npos);
 }
+
+// Issue #14: --select chooses among discovered calls only.
+TEST(Config, SelectNeedsACaptureWithoutListen) {
+  NodeFlags f = one_listen();
+  NodeConfig base;
+  base.select = "abc@host";
+  EXPECT_NE(config_error(f, base).find("--select chooses among the calls"), std::string::npos);
+  f.listens.clear();
+  base.pcap = "x.pcap";
+  EXPECT_EQ(config_error(f, base), "");
+  base.select = "";
+  EXPECT_NE(config_error(f, base).find("--select: give a Call-ID"), std::string::npos);
+}

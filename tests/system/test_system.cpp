@@ -944,6 +944,23 @@ TEST(Capture, SippCallIsFoundBySipAndPlayedCallerLeftCalleeRight) {
   EXPECT_GE(std::max(straight, swapped), 0.99)
       << "straight " << straight << ", swapped " << swapped << "\n"
       << h.node_log;
+
+  // --select another call: this one is muted on the device, and still recorded.
+  std::filesystem::create_directories(dir + "/calls_selected");
+  const Result sel = replay_capture(
+      call_pcap, dir + "/out_sel.wav",
+      {"--latency", "200ms", "--select", "another-call", "--record", dir + "/calls_selected"});
+  EXPECT_NE(sel.node_log.find("(not --select: muted)"), std::string::npos) << sel.node_log;
+  float peak = 0;
+  for (float v : sel.capture.samples) peak = std::max(peak, std::abs(v));
+  EXPECT_EQ(peak, 0.0f) << "a call --select left out reached the device";
+  int selected_recordings = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/calls_selected")) {
+    ++selected_recordings;
+    const Audio muted_rec = read_wav(e.path().string());
+    EXPECT_GE(min_window_correlation(channel_of(muted_rec, 0), caller, 2400, 48000, 96), 0.99);
+  }
+  EXPECT_EQ(selected_recordings, 1);
 }
 
 TEST(System, PcmuMatchesReferenceDecode) {
@@ -998,8 +1015,8 @@ TEST(System, RawPcmFromSeedSenderPlays) {
 
 // Issue #17: the seed sender's pacing. It sends 320-byte datagrams of 8 kHz s16le mono and
 // sleeps 10 ms after each (20 ms of audio): 1.7x real time in the issue, 2x here, on purpose;
-// its own receiver buffers everything. 20 s of speech sent that way play intact, in order, with a backlog that
-// grows to seconds and drains (--max-latency 20s allows it).
+// its own receiver buffers everything. 20 s of speech sent that way play intact, in order, with a
+// backlog that grows to seconds and drains (--max-latency 20s allows it).
 TEST(System, RawSenderAheadOfRealTimeLikeTheSeedSenderPlaysEverySampleInOrder) {
   const std::string dir = test_dir();
   Audio input;
