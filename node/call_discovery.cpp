@@ -1,5 +1,7 @@
 #include "node/call_discovery.hpp"
 
+#include "rtp/text_fields.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -16,10 +18,7 @@ std::string lower(std::string_view s) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
+  return trim_blanks(s);
 }
 
 /// Splits `text` into lines at LF, dropping a CR before it.
@@ -37,16 +36,7 @@ std::vector<std::string_view> lines_of(std::string_view text) {
 }
 
 std::vector<std::string_view> words(std::string_view s) {
-  std::vector<std::string_view> out;
-  while (true) {
-    s = trim(s);
-    if (s.empty()) break;
-    const auto sp = s.find_first_of(" \t");
-    out.push_back(s.substr(0, sp));
-    if (sp == std::string_view::npos) break;
-    s.remove_prefix(sp);
-  }
-  return out;
+  return blank_separated_words(s);
 }
 
 bool parse_int(std::string_view s, int& out) {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "node/net_address.hpp"
 #include "rtp/sdp.hpp"
 
 namespace rtpnode {
@@ -331,14 +332,6 @@ std::string format_duration(nanoseconds d) {
 namespace rtpnode {
 
 namespace {
-bool multicast_literal(const std::string& addr) {
-  in_addr a4{};
-  in6_addr a6{};
-  if (inet_pton(AF_INET, addr.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 28) == 0xe;
-  if (inet_pton(AF_INET6, addr.c_str(), &a6) == 1) return a6.s6_addr[0] == 0xff;
-  return false;
-}
-
 std::string format_ms(double ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", ms);
@@ -375,7 +368,7 @@ std::optional<std::vector<ListenSpec>> listens_from_sdp(
     }
     ListenSpec l;
     const bool v6 = m.address.find(':') != std::string::npos;
-    l.address = multicast_literal(m.address) ? m.address : (v6 ? "::" : "0.0.0.0");
+    l.address = is_multicast_literal(m.address) ? m.address : (v6 ? "::" : "0.0.0.0");
     l.port = m.port;
     std::vector<std::string> skipped;
     auto map = std::make_shared<PayloadMap>(m.payloads(&skipped));
@@ -387,7 +380,7 @@ std::optional<std::vector<ListenSpec>> listens_from_sdp(
     l.payloads = std::move(map);
     if (m.rtcp_port && *m.rtcp_port != m.port + 1 && *m.rtcp_port != m.port)
       l.rtcp_port = m.rtcp_port;
-    if (multicast_literal(m.address)) l.source_addresses = m.source_addresses;
+    if (is_multicast_literal(m.address)) l.source_addresses = m.source_addresses;
     std::string summary = path + ": " + (m.label.empty() ? "" : "'" + m.label + "' ") + m.codecs();
     if (m.ptime_ms > 0) summary += ", ptime " + format_ms(m.ptime_ms) + " ms";
     if (!l.source_addresses.empty()) {
@@ -407,6 +400,14 @@ std::optional<std::vector<ListenSpec>> listens_from_sdp(
     return std::nullopt;
   }
   return out;
+}
+
+bool is_multicast_literal(const std::string& addr) noexcept {
+  in_addr a4{};
+  in6_addr a6{};
+  if (inet_pton(AF_INET, addr.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 28) == 0xe;
+  if (inet_pton(AF_INET6, addr.c_str(), &a6) == 1) return a6.s6_addr[0] == 0xff;
+  return false;
 }
 
 }  // namespace rtpnode

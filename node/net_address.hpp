@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <string>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -29,5 +30,8 @@ namespace rtpnode {
                        &reinterpret_cast<const sockaddr_in6*>(b)->sin6_addr, sizeof(in6_addr)) == 0;
   return false;
 }
+
+/// True when `addr` is an IPv4 (224.0.0.0/4) or IPv6 (ff00::/8) multicast literal. Any thread.
+[[nodiscard]] bool is_multicast_literal(const std::string& addr) noexcept;
 
 }  // namespace rtpnode

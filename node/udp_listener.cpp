@@ -6,19 +6,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "node/net_address.hpp"
 #include "node/receive_time.hpp"
 
 namespace rtpnode {
 
 namespace {
-
-bool is_multicast(const std::string& addr) {
-  in_addr a4{};
-  in6_addr a6{};
-  if (inet_pton(AF_INET, addr.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 28) == 0xe;
-  if (inet_pton(AF_INET6, addr.c_str(), &a6) == 1) return a6.s6_addr[0] == 0xff;
-  return false;
-}
 
 /// Thread: loop. See receive_time.hpp.
 void timestamp_datagrams(uv_udp_t* h) {
@@ -60,7 +53,7 @@ UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) 
     l->listen = i;
     rtcp_of_.push_back(l);
     const bool v6 = spec.address.find(':') != std::string::npos;
-    const bool mcast = is_multicast(spec.address);
+    const bool mcast = is_multicast_literal(spec.address);
     sockaddr_storage ss{};
     int rc = 0;
     // A multicast group is joined on a socket bound to the wildcard address of its family.

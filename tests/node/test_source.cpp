@@ -171,6 +171,41 @@ TEST(Source, PacketLengthsThatDisagreeWithTimestampsAreCountedAndWarnedOnce) {
   }
 }
 
+namespace {
+
+/// A seed-like raw sender into `h.source` (48 kHz s16le mono): 650 datagrams of 20 ms (13 s of
+/// audio) one every 11.7 ms (7.6 s: 1.7x real time), while the loop renders every millisecond
+/// for 14 s and the device drains the ring. Returns what played.
+struct RawRun {
+  std::vector<std::int16_t> pcm;  ///< what was sent
+  std::vector<float> out;         ///< what the ring held, in order
+  double max_backlog_ms = 0;
+};
+RawRun send_raw_ahead_of_real_time(Harness& h, unsigned seed) {
+  constexpr int kDatagrams = 650;
+  RawRun r;
+  r.pcm = noise(960 * kDatagrams, seed);
+  auto enc = make_encoder(h.source->params().format);
+  std::vector<std::uint8_t> payload(1920);
+  int sent = 0;
+  for (mono_ns_t now = kT0; now < kT0 + 14'000'000'000; now += 1'000'000) {
+    while (sent < kDatagrams && kT0 + mono_ns_t{sent} * 11'700'000 <= now) {
+      const std::vector<std::int16_t> chunk(r.pcm.begin() + sent * 960,
+                                            r.pcm.begin() + (sent + 1) * 960);
+      if (enc->encode(chunk, 960, payload) != 1920) ADD_FAILURE() << "encode";
+      h.source->on_raw(payload, now, h.clock);
+      ++sent;
+    }
+    h.source->render(h.clock, now);
+    r.max_backlog_ms = std::max(r.max_backlog_ms, h.source->raw_backlog_ms());
+    const auto got = h.drain();
+    r.out.insert(r.out.end(), got.begin(), got.end());
+  }
+  return r;
+}
+
+}  // namespace
+
 // Issue #17: headerless PCM is a byte stream. The seed sender sends 20 ms datagrams every
 // ~11.7 ms (1.7x real time); every sample plays once, in order, none concealed or dropped,
 // while the backlog grows and then drains. With a backlog limit below what it runs ahead, the
@@ -186,25 +221,10 @@ TEST(Source, RawSenderFasterThanRealTimePlaysEverySampleOnceInOrder) {
     h.source = std::make_unique<Source>(p, kT0, h.clock);
     // 13 s of audio sent in 7.6 s: 5.4 s (270 datagrams) wait at the end, more than the
     // jitter buffer's 256 slots.
-    constexpr int kDatagrams = 650;
-    const auto pcm = noise(960 * kDatagrams, 11);
-    auto enc = make_encoder(f);
-    std::vector<std::uint8_t> payload(1920);
-    std::vector<float> out;
-    double max_backlog_ms = 0;
-    int sent = 0;
-    for (mono_ns_t now = kT0; now < kT0 + 14'000'000'000; now += 1'000'000) {
-      while (sent < kDatagrams && kT0 + mono_ns_t{sent} * 11'700'000 <= now) {
-        std::vector<std::int16_t> chunk(pcm.begin() + sent * 960, pcm.begin() + (sent + 1) * 960);
-        ASSERT_EQ(enc->encode(chunk, 960, payload), 1920);
-        h.source->on_raw(payload, now, h.clock);
-        ++sent;
-      }
-      h.source->render(h.clock, now);
-      max_backlog_ms = std::max(max_backlog_ms, h.source->raw_backlog_ms());
-      const auto got = h.drain();
-      out.insert(out.end(), got.begin(), got.end());
-    }
+    const RawRun run = send_raw_ahead_of_real_time(h, 11);
+    const auto& pcm = run.pcm;
+    const auto& out = run.out;
+    const double max_backlog_ms = run.max_backlog_ms;
     const SourceStats st = h.source->stats();
     const auto first = std::find_if(out.begin(), out.end(), [](float v) { return v != 0.0f; });
     ASSERT_NE(first, out.end());
@@ -238,23 +258,7 @@ TEST(Source, RawSenderFasterThanRealTimeWithDefaultPlayoutIsNotChased) {
   p.raw_backlog_ns = 10'000'000'000;
   p.playout = PlayoutConfig{};  // auto latency, drift compensation on
   h.source = std::make_unique<Source>(p, kT0, h.clock);
-  constexpr int kDatagrams = 650;
-  const auto pcm = noise(960 * kDatagrams, 12);
-  auto enc = make_encoder(f);
-  std::vector<std::uint8_t> payload(1920);
-  std::vector<float> out;
-  int sent = 0;
-  for (mono_ns_t now = kT0; now < kT0 + 14'000'000'000; now += 1'000'000) {
-    while (sent < kDatagrams && kT0 + mono_ns_t{sent} * 11'700'000 <= now) {
-      std::vector<std::int16_t> chunk(pcm.begin() + sent * 960, pcm.begin() + (sent + 1) * 960);
-      ASSERT_EQ(enc->encode(chunk, 960, payload), 1920);
-      h.source->on_raw(payload, now, h.clock);
-      ++sent;
-    }
-    h.source->render(h.clock, now);
-    const auto got = h.drain();
-    out.insert(out.end(), got.begin(), got.end());
-  }
+  const std::vector<float> out = send_raw_ahead_of_real_time(h, 12).out;
   const SourceStats st = h.source->stats();
   EXPECT_EQ(st.packets_late, 0u);
   EXPECT_EQ(st.packets_overflow, 0u);
