@@ -111,6 +111,17 @@ struct Pipeline {
       input.rtp(listen, from, pkt, now);
     }
   }
+  /// Runs `ms` milliseconds of two senders with SRs: `a` on listen `la` from the start, `b` on
+  /// listen `lb` from its start.
+  void run_two(test::ImpulseSender& a, std::size_t la, const sockaddr_storage& from_a,
+               const sockaddr_storage& rtcp_a, test::ImpulseSender& b, std::size_t lb,
+               const sockaddr_storage& from_b, const sockaddr_storage& rtcp_b, int ms) {
+    for (int i = 0; i < ms; ++i) {
+      send_due(a, la, from_a, rtcp_a, true);
+      if (now >= b.start) send_due(b, lb, from_b, rtcp_b, true);
+      step();
+    }
+  }
   /// The device stalls for `ms` (no callback), then runs on from where it stopped while its
   /// stream time has moved on with the wall clock: every frame now plays `ms` later.
   void stall_device(int ms) {
@@ -192,11 +203,7 @@ TEST(Pipeline, TwoSendersWithSenderReportsPlayOnOneTimelineThroughTheDemux) {
   const auto from_b = test::v4("10.0.0.2", 30000), rtcp_b = test::v4("10.0.0.2", 30001);
   test::ImpulseSender a({Codec::l16, 48000, 48000, 1}, p.now + 100 * kMs, 1000, 0x1111, 97);
   test::ImpulseSender b({Codec::pcmu, 8000, 8000, 1}, p.now + 537 * kMs, 99999, 0x2222, 0);
-  for (int ms = 0; ms < 5500; ++ms) {
-    p.send_due(a, 0, from_a, rtcp_a, true);
-    if (p.now >= b.start) p.send_due(b, 1, from_b, rtcp_b, true);
-    p.step();
-  }
+  p.run_two(a, 0, from_a, rtcp_a, b, 1, from_b, rtcp_b, 5500);
   ASSERT_EQ(p.table.active().size(), 2u);
   EXPECT_TRUE(p.table.timeline().on());
   EXPECT_EQ(p.demux.stats().sender_reports, 11u);  // 6 from a, 5 from b
@@ -236,11 +243,7 @@ TEST(Pipeline, TwoSendersSharingAnSsrcOnOnePortAreTwoSources) {
   const auto from_b = test::v4("10.0.0.1", 30002), rtcp_b = test::v4("10.0.0.1", 30003);
   test::ImpulseSender a({Codec::l16, 48000, 48000, 1}, p.now + 100 * kMs, 1000, 0x66334873, 97);
   test::ImpulseSender b({Codec::l16, 48000, 48000, 1}, p.now + 350 * kMs, 1000, 0x66334873, 97);
-  for (int ms = 0; ms < 3000; ++ms) {
-    p.send_due(a, 0, from_a, rtcp_a, true);
-    if (p.now >= b.start) p.send_due(b, 0, from_b, rtcp_b, true);
-    p.step();
-  }
+  p.run_two(a, 0, from_a, rtcp_a, b, 0, from_b, rtcp_b, 3000);
   ASSERT_EQ(p.table.active().size(), 2u) << p.log.str();
   EXPECT_EQ(p.demux.stats().ssrc_collisions, 1u);
   EXPECT_EQ(p.demux.stats().rtcp_foreign, 0u);
