@@ -227,12 +227,13 @@ std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
     if (auto it = listen_calls_.find(listen); it != listen_calls_.end()) {
       const std::size_t call = it->second.first;
       const int side = it->second.second;
+      if (recordings_closed_.contains(call)) return s;  // over and written: not reopened
       auto& rec = recorders_[call];
       if (!rec) {
         const DiscoveredCall& c = replay_->discovery()->calls()[call];
         const std::string path = cfg_.record + "/" + call_recording_name(c.start_ns, c.id);
         try {
-          rec = std::make_unique<CallRecorder>(path, static_cast<int>(std::lround(clock_.rate())));
+          rec = std::make_shared<CallRecorder>(path, static_cast<int>(std::lround(clock_.rate())));
           std::cerr << "rtpnode: recording call " << c.id << " to " << path << "\n";
         } catch (const std::exception& e) {
           std::cerr << "rtpnode: " << e.what() << "\n";
@@ -240,7 +241,7 @@ std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
           return s;
         }
       }
-      CallRecorder* r = rec.get();
+      std::shared_ptr<CallRecorder> r = rec;  // the source keeps the recording open
       s->set_tap([r, side](frames_t frame, const float* samples, frames_t frames, int channels) {
         r->add(side, frame, samples, frames, channels);
       });
@@ -263,6 +264,7 @@ void Node::tick() {
   if (!clock_.valid()) return;
   // Frames before the one playing now are final: --record writes them out.
   for (auto& [call, rec] : recorders_) rec->flush_before(clock_.frame_at(now_ns()));
+  close_finished_recordings(now_ns());
   if (!receiving_) {
     // Start receiving once the device runs: sources are anchored on its frame counter.
     if (lead_frames_ == 0) {
@@ -389,6 +391,39 @@ std::string Node::input_text() const {
              : "replaying " + cfg_.pcap;
 }
 
+void Node::close_finished_recordings(mono_ns_t now) {
+  for (auto it = recorders_.begin(); it != recorders_.end();) {
+    const std::size_t call = it->first;
+    if (it->second.use_count() > 1) {  // a source still taps it
+      recorder_idle_since_.erase(call);
+      ++it;
+      continue;
+    }
+    const mono_ns_t idle = recorder_idle_since_.try_emplace(call, now).first->second;
+    const bool ended = replay_ && replay_->discovery() != nullptr &&
+                       replay_->discovery()->calls()[call].end_ns != 0;
+    if (!ended && now - idle < kRecordingIdle) {
+      ++it;
+      continue;
+    }
+    close_recording(call, *it->second);
+    recordings_closed_.insert(call);
+    recorder_idle_since_.erase(call);
+    it = recorders_.erase(it);
+  }
+}
+
+void Node::close_recording(std::size_t call, CallRecorder& rec) {
+  rec.close();
+  std::cerr << "rtpnode: wrote " << rec.path() << " ("
+            << static_cast<double>(rec.frames_written()) / clock_.rate() << " s)\n";
+  if (replay_ && replay_->discovery() != nullptr)
+    event("recording_closed",
+          {{"call", replay_->discovery()->calls()[call].id},
+           {"path", rec.path()},
+           {"seconds", static_cast<double>(rec.frames_written()) / clock_.rate()}});
+}
+
 void Node::on_call_endpoint(const MediaEndpoint& e, std::size_t listen) {
   listen_calls_[listen] = {e.call, e.side};
   const DiscoveredCall& call = replay_->discovery()->calls()[e.call];
@@ -437,6 +472,9 @@ void Node::on_telephone_event(const TelephoneEventReceiver::Event& e, std::size_
 
 void Node::on_capture_end() {
   demux_->flush_events();
+  // Calls that ended with the capture's last datagrams close now, not at the next idle tick
+  // (which may come after the drain below).
+  close_finished_recordings(now_ns());
   const CaptureStats& c = replay_->capture_stats();
   const CaptureReplayStats& r = replay_->stats();
   const double seconds =
@@ -548,11 +586,7 @@ int Node::run() {
     std::cerr
         << "rtpnode: the audio device did not stop within 1.5 s; leaving it to the process exit\n";
   report(true);
-  for (auto& [call, rec] : recorders_) {
-    rec->close();
-    std::cerr << "rtpnode: wrote " << rec->path() << " ("
-              << static_cast<double>(rec->frames_written()) / clock_.rate() << " s)\n";
-  }
+  for (auto& [call, rec] : recorders_) close_recording(call, *rec);
   if (!cfg_.report.empty()) write_report();
   return device_abandoned_ || (lost && !cfg_.device_retry) ? kExitDeviceLost : 0;
 }

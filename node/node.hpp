@@ -186,8 +186,18 @@ class Node {
   std::unordered_set<std::size_t> muted_listens_;
   /// Per call (index): the DTMF digits it carried, in order.
   std::unordered_map<std::size_t, std::string> call_digits_;
-  /// --record: per call (index), its WAV; created at its first source.
-  std::unordered_map<std::size_t, std::unique_ptr<CallRecorder>> recorders_;
+  /// --record: per call (index), its WAV; created at its first source. Each source of the call
+  /// holds it too (its tap), so a recorder whose count is 1 has no source left: it is closed
+  /// once its call ended (SIP BYE) or after kRecordingIdle without a source
+  /// (close_finished_recordings), and its call is not recorded again.
+  std::unordered_map<std::size_t, std::shared_ptr<CallRecorder>> recorders_;
+  std::unordered_map<std::size_t, mono_ns_t> recorder_idle_since_;
+  std::unordered_set<std::size_t> recordings_closed_;
+  static constexpr mono_ns_t kRecordingIdle = 60'000'000'000;
+  /// Thread: loop. Closes the recordings of calls that are over (see recorders_).
+  void close_finished_recordings(mono_ns_t now);
+  /// Thread: loop. Writes out and closes one call's recording, with its stderr line.
+  void close_recording(std::size_t call, CallRecorder& rec);
   bool receiving_ = false;
 
   SourceFactory factory_;

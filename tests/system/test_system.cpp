@@ -945,12 +945,18 @@ TEST(Capture, SippCallIsFoundBySipAndPlayedCallerLeftCalleeRight) {
       << "straight " << straight << ", swapped " << swapped << "\n"
       << h.node_log;
 
-  // --select another call: this one is muted on the device, and still recorded.
+  // --select another call: this one is muted on the device, and still recorded. With a short
+  // --source-timeout its sources leave soon after its last packet, and the recording is closed
+  // then (the call ended with its BYE), not at exit: its "wrote" line comes before the final
+  // stats line.
   std::filesystem::create_directories(dir + "/calls_selected");
-  const Result sel = replay_capture(
-      call_pcap, dir + "/out_sel.wav",
-      {"--latency", "200ms", "--select", "another-call", "--record", dir + "/calls_selected"});
+  const Result sel = replay_capture(call_pcap, dir + "/out_sel.wav",
+                                    {"--latency", "200ms", "--select", "another-call", "--record",
+                                     dir + "/calls_selected", "--source-timeout", "300ms"});
   EXPECT_NE(sel.node_log.find("(not --select: muted)"), std::string::npos) << sel.node_log;
+  const auto wrote_at = sel.node_log.find("rtpnode: wrote " + dir + "/calls_selected/");
+  EXPECT_NE(wrote_at, std::string::npos) << sel.node_log;
+  EXPECT_LT(wrote_at, sel.node_log.find("(final)")) << sel.node_log;
   float peak = 0;
   for (float v : sel.capture.samples) peak = std::max(peak, std::abs(v));
   EXPECT_EQ(peak, 0.0f) << "a call --select left out reached the device";
