@@ -309,6 +309,12 @@ void Source::check_length(ext_seq_t seq, ext_ts_t ts, std::span<const std::uint8
 }
 
 std::string Source::take_format_warning() {
+  // Called every 100 ms per source: nothing is built unless there is a warning to give.
+  if ((stats_.packets_malformed == 0 || warned_undecodable_) &&
+      (stats_.clock_rate_mismatches == 0 || warned_clock_) &&
+      (raw_overflow_ == 0 || warned_raw_overflow_) &&
+      (stats_.packets_length_mismatch == 0 || warned_length_))
+    return {};
   const std::string pt = std::to_string(static_cast<int>(p_.payload_type));
   if (stats_.packets_malformed > 0 && !warned_undecodable_) {
     warned_undecodable_ = true;
