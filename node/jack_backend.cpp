@@ -5,7 +5,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <iostream>
+#include <system_error>
 
 #include "node/realtime.hpp"
 
@@ -127,13 +129,30 @@ void JackBackend::on_thread_init(void* shared) noexcept {
 
 void JackBackend::start() {
   Shared& s = *shared_;
+  // The target ports' latency is theirs (the driver's), readable before we connect to them.
+  refresh_latency(s);
   if (jack_activate(s.client) != 0) throw DeviceError("cannot activate the JACK client");
   active_ = true;
-  for (std::size_t i = 0; i < targets_.size(); ++i) {
-    const int e = jack_connect(s.client, jack_port_name(s.ports[i]), targets_[i].c_str());
+  // The cycles run from here on, and the loop must render for them: connecting waits for the
+  // server's next graph change (26 ms with 1024-frame periods here) and recomputing the
+  // latencies for another cycle (24 ms), measured; blocking the loop for both made the first
+  // source after an idle suspension underrun. They run on their own thread, which shutdown()
+  // waits for before closing the client.
+  try {
+    s.connected = std::async(std::launch::async, [&s, targets = targets_] {
+                    connect_ports(s, targets);
+                  }).share();
+  } catch (const std::system_error&) {
+    connect_ports(s, targets_);  // no thread to be had: connect here
+  }
+}
+
+void JackBackend::connect_ports(Shared& s, const std::vector<std::string>& targets) noexcept {
+  for (std::size_t i = 0; i < targets.size() && i < s.ports.size(); ++i) {
+    const int e = jack_connect(s.client, jack_port_name(s.ports[i]), targets[i].c_str());
     if (e != 0 && e != EEXIST)
       std::cerr << "rtpnode: warning: cannot connect " << jack_port_name(s.ports[i]) << " to "
-                << targets_[i] << "\n";
+                << targets[i] << "\n";
   }
   jack_recompute_total_latencies(s.client);
   refresh_latency(s);
@@ -184,6 +203,7 @@ bool JackBackend::shutdown(std::chrono::milliseconds bound, bool) noexcept {
   const bool done = run_within(
       [shared = shared_, active = active_] {
         // After the server is gone the client is a zombie: deactivating it would talk to no one.
+        if (shared->connected.valid()) shared->connected.wait();
         if (active && !shared->lost.load(std::memory_order_acquire))
           jack_deactivate(shared->client);
         jack_client_close(shared->client);

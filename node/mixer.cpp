@@ -1,6 +1,7 @@
 #include "node/mixer.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace rtpnode {
 
@@ -274,6 +275,12 @@ void Mixer::detach(std::size_t index) noexcept {
 }
 
 void Mixer::process(float* out, frames_t n, const BlockTiming& t) noexcept {
+  if (resume_pending_) {
+    const double elapsed_s = resume_rate_ > 0 ? std::max(0.0, t.current_time - resume_time_s_) : 0;
+    frame_ = std::max(
+        frame_, resume_frame_ + static_cast<frames_t>(std::llround(elapsed_s * resume_rate_)));
+    resume_pending_ = false;
+  }
   apply_commands();
   std::fill_n(out, n * channels_, 0.0f);
   for (std::size_t i = 0; i < n_active_;) {

@@ -201,13 +201,20 @@ class Mixer {
   /// and publishes the position. No allocation, lock, system call or exception.
   RTPNODE_REALTIME void process(float* out, frames_t n, const BlockTiming& t) noexcept;
 
-  /// Moves the device frame counter F to `f` (>= F) while no audio thread runs: between one
-  /// backend's shutdown and the next one's start (a suspended device resumed: F goes on as if
-  /// the device had played meanwhile, so that what sources placed on the extrapolated clock
-  /// stays placed). Thread: loop, with no block being processed; the next backend's thread
-  /// starts after it (its creation orders the write).
-  void skip_to(frames_t f) noexcept {
-    if (f > frame_) frame_ = f;
+  /// Resumes the device frame counter F on a clock that went on while no audio thread ran
+  /// (a suspended device opened again): the next block, whatever its BlockTiming::current_time
+  /// `t`, plays frame max(F, f + round((t - stream_time_s) * rate)), so F goes on as if the
+  /// device had played meanwhile and sources placed on the extrapolated clock stay placed,
+  /// however long the new device took to start its first cycle (JACK's activation: 10-20 ms
+  /// here, measured). `stream_time_s` is the new device's stream time (the BlockTiming time
+  /// base) read together with `f`; `rate` in Hz (> 0). Thread: loop, while no audio thread runs
+  /// (between one backend's shutdown and the next one's start; the start creates the audio
+  /// thread, which orders these writes before its first block).
+  void resume_at(frames_t f, double stream_time_s, double rate) noexcept {
+    resume_frame_ = f;
+    resume_time_s_ = stream_time_s;
+    resume_rate_ = rate;
+    resume_pending_ = true;
   }
 
   /// Any thread; lock-free (retries while the audio thread writes). The last published position.
@@ -270,6 +277,10 @@ class Mixer {
   std::size_t n_active_ = 0;
   std::vector<float> scratch_;  ///< one chunk of a stream's samples; audio thread only
   frames_t frame_ = 0;          ///< F; audio thread only
+  frames_t resume_frame_ = 0;   ///< resume_at(): applied by the next block
+  double resume_time_s_ = 0;
+  double resume_rate_ = 0;
+  bool resume_pending_ = false;
   std::uint64_t callbacks_ = 0;
 
   std::atomic<std::uint64_t> xruns_{0};

@@ -136,7 +136,14 @@ void Node::start_new_backend(bool continue_clock) {
         std::to_string(static_cast<int>(clock_.rate())) + " Hz, " +
         std::to_string(mixer_->device_channels()) + " ch (restart rtpnode to follow it)");
   next->open(*mixer_);
-  if (continue_clock) mixer_->skip_to(clock_.frame_at(now_ns()));
+  if (continue_clock) {
+    const double stream_now = next->stream_time();
+    mixer_->resume_at(clock_.frame_at(now_ns()), stream_now, stream_now > 0 ? clock_.rate() : 0);
+    // The first cycles may run before start() returns (JACK's activation blocks this thread for
+    // 10-20 ms): what the sources placed while the device slept is in their rings by then.
+    // Audio whose frame went by while the device opened (about 70 ms here) is skipped.
+    for (Source* s : sources_->active()) s->render(clock_, now_ns());
+  }
   next->start();
   backend_ = std::move(next);
   backend_released_ = false;
@@ -175,9 +182,12 @@ void Node::resume_device(mono_ns_t now) {
     return;
   }
   const double suspended_ms = static_cast<double>(now - suspended_at_) / 1e6;
+  const double wake_ms = static_cast<double>(now_ns() - now) / 1e6;
   std::cerr << "rtpnode: audio device opened again for a new source after "
-            << static_cast<int>(suspended_ms) << " ms: " << backend_->describe() << "\n";
-  event("device_resumed", {{"suspended_ms", suspended_ms}, {"device", backend_->describe()}});
+            << static_cast<int>(suspended_ms) << " ms (in " << static_cast<int>(wake_ms)
+            << " ms): " << backend_->describe() << "\n";
+  event("device_resumed",
+        {{"suspended_ms", suspended_ms}, {"wake_ms", wake_ms}, {"device", backend_->describe()}});
 }
 
 void Node::reopen_device(mono_ns_t now) {

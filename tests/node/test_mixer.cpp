@@ -114,6 +114,32 @@ TEST(Mixer, SkipsFramesThatArriveAfterTheirDeviceFrame) {
   EXPECT_FLOAT_EQ(out[0], 129e-4f);
 }
 
+TEST(Mixer, ResumesItsFrameCounterWhereTheDeviceWouldBeAtItsFirstBlock) {
+  // A device opened again: the loop resumed the counter at frame 10000 at stream time 5.0 s; the
+  // new device's first block comes 20 ms later (its activation) and plays frame 10960 at 48 kHz,
+  // not 10000 (which would put every placed source 20 ms late).
+  Mixer m(1, 4);
+  auto s = std::make_unique<PlayoutStream>(1, 1, 4096, 10960);
+  fill_ramp(*s, 2048);
+  m.add(s.get());
+  run(m, 64, 64);
+  m.resume_at(10000, 5.0, 48000);
+  std::vector<float> out(64);
+  m.process(out.data(), 64, {5.020, 5.040, false});
+  EXPECT_EQ(m.position().frame, 10960);
+  EXPECT_FLOAT_EQ(out[0], 1e-4f) << "the stream's first frame plays at its start frame";
+  EXPECT_EQ(s->frames_skipped.load(), 0u);
+  m.process(out.data(), 64, {5.0213, 5.0413, false});
+  EXPECT_EQ(m.position().frame, 11024) << "applied once; then blocks follow one another";
+  // Without a stream time the counter only moves to the frame given; never backwards.
+  m.resume_at(5000, 0.0, 0.0);
+  m.process(out.data(), 64, {9.0, 9.02, false});
+  EXPECT_EQ(m.position().frame, 11088);
+  m.resume_at(20000, 0.0, 0.0);
+  m.process(out.data(), 64, {9.0, 9.02, false});
+  EXPECT_EQ(m.position().frame, 20000);
+}
+
 TEST(Mixer, RetiresRemovedStreamsThroughTheRetireRing) {
   Mixer m(2, 2);
   auto a = std::make_unique<PlayoutStream>(1, 1, 64, 0);
