@@ -347,6 +347,12 @@ std::optional<std::vector<ListenSpec>> listens_from_sdp(
     return std::nullopt;
   }
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return listens_from_sdp_text(text, path, payload_flags, error);
+}
+
+std::optional<std::vector<ListenSpec>> listens_from_sdp_text(
+    std::string_view text, const std::string& path, const std::vector<std::string>& payload_flags,
+    std::string& error) {
   if (text.size() > (1u << 20)) {
     error = path + ": larger than 1 MiB: not a session description";
     return std::nullopt;
@@ -393,6 +399,7 @@ std::optional<std::vector<ListenSpec>> listens_from_sdp(
     for (const auto& s : skipped) summary += "; not decoded: PT " + s;
     for (const auto& u : sd->unsupported) summary += "; not followed: " + u;
     l.sdp_summary = std::move(summary);
+    l.session = sd->name;
     out.push_back(std::move(l));
   }
   if (out.empty()) {

@@ -39,6 +39,8 @@ struct ListenSpec {
   /// Set by --sdp: "FILE: 'session name' L24/48000/2 (PT 97), ptime 1 ms, ..." for the start-up
   /// line; "" for --listen.
   std::string sdp_summary;
+  /// Set by --sdp and --sap: the session's name (SDP s=), reported with its sources.
+  std::string session;
   [[nodiscard]] std::string describe() const;
 };
 
@@ -51,6 +53,11 @@ struct ListenSpec {
 /// SRTP, a --payload that does not parse). Thread: setup.
 std::optional<std::vector<ListenSpec>> listens_from_sdp(
     const std::string& path, const std::vector<std::string>& payload_flags, std::string& error);
+/// The same for a description already read: `text` (at most 1 MiB), named `origin` in the
+/// summaries and errors ("SAP from 10.0.0.5", a file name). Thread: any.
+std::optional<std::vector<ListenSpec>> listens_from_sdp_text(
+    std::string_view text, const std::string& origin, const std::vector<std::string>& payload_flags,
+    std::string& error);
 
 /// An address block, "10.0.0.0/8", "2001:db8::/32", or one address (its full length). --allow.
 struct Cidr {
@@ -90,8 +97,15 @@ struct SourceSettings {
 };
 
 struct NodeConfig {
-  std::vector<ListenSpec> listens;  ///< --listen, at least one
+  std::vector<ListenSpec> listens;  ///< --listen, --sdp; at least one unless --sap or a capture
   PayloadMap payloads;              ///< static PTs (RFC 3551) plus --payload PT=CODEC/RATE/CH
+  std::vector<std::string> payload_flags;  ///< --payload as given (applied over SAP's SDPs)
+  /// --sap [ADDR:PORT] (repeatable): where SAP announcements (RFC 2974) are heard; without an
+  /// address the groups of rtp/sap.hpp's kSapGroups on port 9875. Each announced session's audio
+  /// streams are received as --sdp would, until its deletion or its timeout.
+  std::vector<ListenSpec> sap;
+  /// --sap-filter GLOB: only sessions whose name (s=) matches (fnmatch(3)); "" = all.
+  std::string sap_filter;
 
   /// --latency auto (default): adaptive playout (jitter/playout.hpp): the target delay follows
   /// the measured jitter within [min_latency, max_latency]. --latency DURATION: fixed playout
@@ -239,6 +253,7 @@ struct NodeFlags {
   NodeFlags();
   std::vector<std::string> listens, payloads, offsets, routes, gains, allows;
   std::vector<std::string> sdps;  ///< --sdp FILE (repeatable)
+  std::vector<std::string> saps;  ///< --sap [ADDR:PORT] (repeatable; "default" = the groups)
   /// --raw FORMAT, each with the index in `listens` of the --listen before it (-1: none).
   std::vector<std::pair<int, std::string>> raws;
   std::string latency, min_latency, max_latency, profile, render_lead, drift, source_timeout, sync;

@@ -62,6 +62,9 @@ class Demux {
   /// capture or at exit.
   void flush_events();
   [[nodiscard]] const DemuxStats& stats() const noexcept { return stats_; }
+  /// True when --allow admits `from` (or there is no --allow); else counts (not_allowed) and
+  /// warns once. Also asked for SAP announcements. Thread: loop.
+  bool allowed(const sockaddr* from);
 
  private:
   void on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> data, const sockaddr* from,
@@ -70,8 +73,6 @@ class Demux {
                mono_ns_t now);
   void on_telephone_event(const ListenSpec& spec, const RtpHeaderView& h, const sockaddr* from,
                           std::uint32_t clock_rate, mono_ns_t now);
-  /// True when --allow admits `from` (or there is no --allow); else counts and warns once.
-  bool allowed(const sockaddr* from);
   /// Prints make_text() once per kind; later calls of that kind cost a flag test.
   template <typename MakeText>
   void warn_once(std::size_t kind, MakeText&& make_text);

@@ -195,6 +195,19 @@ Loaded load(int argc, char** argv, bool startup) {
                  "and fmtp; --payload overrides its mappings")
       ->type_name("FILE")
       ->allow_extra_args(false);
+  app.add_option("--sap", flags.saps,
+                 "Receive the sessions SAP announces (RFC 2974; repeatable): on ADDR:PORT, or "
+                 "without one on 224.2.127.254, 224.0.0.56 and 239.255.255.255 port 9875; each "
+                 "session's streams as --sdp would, until deleted or silent for 10 announcement "
+                 "intervals")
+      ->type_name("[ADDR:PORT]")
+      ->expected(0, 1)
+      ->default_str("default")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  app.add_option("--sap-filter", cfg.sap_filter,
+                 "With --sap: only sessions whose name (SDP s=) matches this glob, e.g. 'Studio*'")
+      ->type_name("GLOB");
   app.add_option(
          "--raw", raws,
          "The preceding --listen carries headerless PCM: s16le/RATE/CHANNELS, e.g. s16le/8000/1")

@@ -48,6 +48,15 @@ Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.e
         SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout, cfg_.sync_rtcp},
         [this](const SourceTable::NewSource& n) { return make_source(n); }, events_, std::cerr);
     demux_ = std::make_unique<Demux>(cfg_, *sources_, *rtcp_, std::cerr);
+    if (!cfg_.sap.empty()) {
+      sap_dir_ = std::make_unique<SapDirectory>(cfg_.sap_filter,
+                                                static_cast<std::size_t>(cfg_.max_sources));
+      sap_rx_ = std::make_unique<SapReceiver>(
+          &loop_, cfg_.sap,
+          [this](std::span<const std::uint8_t> b, const sockaddr* from, mono_ns_t arrival) {
+            on_sap(b, from, arrival);
+          });
+    }
     demux_->set_event_sink([this](const TelephoneEventReceiver::Event& e, std::size_t listen,
                                   const sockaddr* from, std::uint32_t ssrc,
                                   std::uint32_t clock_rate) {
@@ -298,6 +307,7 @@ void Node::tick() {
     receiving_ = true;
     std::string listening;
     for (const auto& l : cfg_.listens) listening += " " + l.describe();
+    if (!cfg_.sap.empty()) listening += " SAP announcements";
     service_.ready("playing on " + backend_->describe() +
                    (replay_ ? "; " + input_text() + " for" : "; listening on") +
                    (listening.empty() ? " the calls it holds" : listening));
@@ -308,6 +318,7 @@ void Node::tick() {
   if (!idle_ && last_tick_ != 0) max_tick_gap_ = std::max(max_tick_gap_, now - last_tick_);
   last_tick_ = now;
   for (Source* s : sources_->active()) s->render(clock_, now);
+  expire_sap_sessions(now);
   expire_sources(now);
   if (!idle_ && sources_->active().empty() && sources_->draining() == 0) {
     set_render_cadence(true);
@@ -536,7 +547,13 @@ int Node::run() {
             << cfg_.describe_latency();
   std::cerr << (replay_ ? "; " + input_text() + " for" : std::string("; listening on"));
   for (const auto& l : cfg_.listens) std::cerr << " " << l.describe();
-  if (cfg_.listens.empty()) std::cerr << " the calls it holds (SIP/SDP, else RTP heuristics)";
+  if (cfg_.listens.empty() && replay_)
+    std::cerr << " the calls it holds (SIP/SDP, else RTP heuristics)";
+  if (!cfg_.sap.empty()) {
+    std::cerr << (cfg_.listens.empty() ? "" : ";") << " SAP announcements on";
+    for (const auto& a : cfg_.sap) std::cerr << " " << a.describe();
+    if (!cfg_.sap_filter.empty()) std::cerr << " (sessions named " << cfg_.sap_filter << ")";
+  }
   std::cerr << "\n";
   for (const auto& l : cfg_.listens)
     if (!l.sdp_summary.empty()) std::cerr << "rtpnode: --sdp " << l.sdp_summary << "\n";

@@ -4,6 +4,8 @@
 
 #include <array>
 #include <deque>
+#include <map>
+#include <span>
 #include <functional>
 #include <optional>
 #include <cstdint>
@@ -27,6 +29,7 @@
 #include "node/event_watcher.hpp"
 #include "node/http_server.hpp"
 #include "node/mixer.hpp"
+#include "node/sap_directory.hpp"
 #include "node/source.hpp"
 #include "node/rtcp_session.hpp"
 #include "node/service_notify.hpp"
@@ -167,7 +170,24 @@ class Node {
   uv_signal_t sigterm_{};
   uv_signal_t sighup_{};
   Reloader reloader_;
-  std::unique_ptr<UdpListener> udp_;       ///< live input (no --pcap)
+  std::unique_ptr<UdpListener> udp_;  ///< live input (no --pcap)
+  // --sap (node_sap.cpp).
+  std::unique_ptr<SapReceiver> sap_rx_;
+  std::unique_ptr<SapDirectory> sap_dir_;
+  /// Per announced session (SapSession::key): the listens (indices in cfg_.listens) it opened.
+  std::map<std::string, std::vector<std::size_t>> sap_listens_;
+  /// Listens whose sockets are closed (a session deleted or timed out); indices stay.
+  std::unordered_set<std::size_t> closed_listens_;
+  std::unordered_set<std::string> sap_warned_;  ///< one warning per announcer and kind
+  std::uint64_t sap_packets_ = 0, sap_invalid_ = 0;
+  mono_ns_t next_sap_expiry_ = 0;
+  /// Thread: loop. One SAP datagram: checked against --allow, parsed (RFC 2974), applied to the
+  /// directory; sessions added, changed and deleted open and close their listens.
+  void on_sap(std::span<const std::uint8_t> bytes, const sockaddr* from, mono_ns_t arrival);
+  /// Thread: loop, each tick: closes the sessions whose announcements stopped.
+  void expire_sap_sessions(mono_ns_t now);
+  void open_sap_session(const SapSession& s);
+  void close_sap_session(const SapSession& s, const char* why);
   std::unique_ptr<CaptureReplay> replay_;  ///< --pcap input
   uv_timer_t capture_end_timer_{};         ///< stops the node once a capture has played out
   /// --pcap: the capture is replayed; stop once what is buffered has played.

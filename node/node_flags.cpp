@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "node/config.hpp"
+#include "rtp/sap.hpp"
 
 namespace rtpnode {
 
@@ -67,6 +68,22 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
   }
   for (const auto& p : f.payloads)
     if (!cfg.payloads.apply(p, err)) return fail("--payload: " + err);
+  cfg.payload_flags = f.payloads;
+  cfg.sap.clear();
+  for (const auto& a : f.saps) {
+    if (a == "default" || a.empty()) {
+      for (const char* g : kSapGroups) {
+        ListenSpec group;
+        group.address = g;
+        group.port = kSapPort;
+        cfg.sap.push_back(std::move(group));
+      }
+      continue;
+    }
+    auto spec = parse_listen(a, err);
+    if (!spec) return fail("--sap: " + err);
+    cfg.sap.push_back(*spec);
+  }
   for (const auto& path : f.sdps) {
     auto specs = listens_from_sdp(path, f.payloads, err);
     if (!specs) return fail("--sdp " + err);
@@ -156,8 +173,12 @@ std::string NodeConfig::validate() const {
   using std::chrono::seconds;
   if (!pcap.empty() && !capture.empty()) return "--pcap and --capture exclude each other";
   if (!capture_filter.empty() && capture.empty()) return "--capture-filter needs --capture IFACE";
-  if (listens.empty() && pcap.empty() && capture.empty())
-    return "nothing to receive: give at least one --listen ADDR:PORT (e.g. --listen 0.0.0.0:5004)";
+  if (listens.empty() && pcap.empty() && capture.empty() && sap.empty())
+    return "nothing to receive: give at least one --listen ADDR:PORT (e.g. --listen 0.0.0.0:5004), "
+           "--sdp FILE or --sap";
+  if (!sap.empty() && (!pcap.empty() || !capture.empty()))
+    return "--sap receives live announcements: not with --pcap or --capture";
+  if (!sap_filter.empty() && sap.empty()) return "--sap-filter needs --sap";
   if (!latency_auto && latency > seconds(10))
     return "--latency " + format_duration(latency) + " is above the 10 s maximum";
   const bool any_raw =

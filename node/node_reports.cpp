@@ -43,6 +43,9 @@ NodeSnapshot Node::snapshot() const {
   n.receiver_reports_sent = receiver_reports_sent_;
   n.rtcp_foreign = demux_->stats().rtcp_foreign;
   n.ssrc_collisions = demux_->stats().ssrc_collisions;
+  n.sap_sessions = sap_dir_ ? sap_dir_->sessions().size() : 0;
+  n.sap_packets = sap_packets_;
+  n.sap_invalid = sap_invalid_;
   n.packets_not_allowed = demux_->stats().not_allowed;
   n.telephone_event_packets = demux_->stats().telephone_event_packets;
   n.telephone_events = demux_->stats().telephone_events;

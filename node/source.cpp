@@ -75,6 +75,7 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
   stats_.ssrc = p.ssrc;
   stats_.port = p.port;
   stats_.remote = p.remote;
+  stats_.session = p.session;
   stats_.payload_type = p.raw ? 255 : p.payload_type;
   stats_.payload = p.format.describe();
   stats_.audio_rate = p.format.audio_rate;

@@ -46,6 +46,7 @@ struct SourceStats {
   std::uint32_t ssrc = 0;         ///< RTP SSRC (0 for raw PCM sources)
   std::uint16_t port = 0;         ///< local listen port
   std::string remote;             ///< sender address "ip:port"
+  std::string session;            ///< SDP session name (--sdp, --sap), "" = none
   std::uint8_t payload_type = 0;  ///< RTP payload type (raw: 255)
   std::string payload;            ///< "pcmu/8000/1" style
   std::uint32_t audio_rate = 0;   ///< decoded frames per second (frames_concealed etc. count these)
@@ -152,6 +153,7 @@ class Source {
     std::uint32_t ssrc = 0;
     std::uint16_t port = 0;
     std::string remote;
+    std::string session;  ///< the SDP session (--sdp, --sap) its listen came from; "" = none
     sockaddr_storage remote_addr{};  ///< where its RTP comes from (RTCP RR: port + 1 without SR)
     std::uint8_t payload_type = 0;
     PayloadFormat format;

@@ -30,6 +30,7 @@ std::unique_ptr<Source> SourceFactory::operator()(const SourceTable::NewSource& 
       ns_to_frames(set.offset.count(), static_cast<std::int64_t>(std::llround(device_rate)));
   p.route = set.route;
   if (!p.route && n.listen != nullptr && n.listen->route) p.route = n.listen->route;
+  if (n.listen != nullptr) p.session = n.listen->session;
   p.device_channels = device_channels;
   p.gain_db = set.gain_db;
   auto s = std::make_unique<Source>(p, n.first_arrival, *clock);

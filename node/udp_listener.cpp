@@ -1,6 +1,8 @@
 #include "node/udp_listener.hpp"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <iostream>
 #include <stdexcept>
@@ -40,18 +42,39 @@ int join(uv_udp_t* h, const ListenSpec& spec) {
   return 0;
 }
 
+/// Thread: setup. Linux delivers a multicast datagram to every socket bound to its port that
+/// any socket of the host joined the group for (IP_MULTICAST_ALL); two listens on one port in
+/// two groups (two SAP sessions) would each get both streams. Off: a socket gets its own groups.
+void only_joined_groups(uv_udp_t* h, bool v6) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) != 0) return;
+  const int off = 0;
+  if (!v6) {
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &off, sizeof off);
+  } else {
+#ifdef IPV6_MULTICAST_ALL
+    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &off, sizeof off);
+#endif
+  }
+}
+
 }  // namespace
 
-UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) {
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    const ListenSpec& spec = specs[i];
+UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) : loop_(loop) {
+  for (std::size_t i = 0; i < specs.size(); ++i) open_listen(specs[i], i);
+}
+
+void UdpListener::open_listen(const ListenSpec& spec, std::size_t i) {
+  uv_loop_t* loop = loop_;
+  if (rtcp_of_.size() <= i) rtcp_of_.resize(i + 1, nullptr);
+  {
     // Owned by sockets_ from the start: a failed bind throws, and the loop's owner then still
     // finds the handle it closes alive.
     sockets_.push_back(std::make_unique<Socket>());
     Socket* l = sockets_.back().get();
     l->owner = this;
     l->listen = i;
-    rtcp_of_.push_back(l);
+    rtcp_of_[i] = l;
     const bool v6 = spec.address.find(':') != std::string::npos;
     const bool mcast = is_multicast_literal(spec.address);
     sockaddr_storage ss{};
@@ -73,6 +96,7 @@ UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) 
           (rc == UV_EADDRINUSE ? " (another program uses this port; pick another)" : ""));
     }
     if (mcast) {
+      only_joined_groups(&l->handle, v6);
       rc = join(&l->handle, spec);
       if (rc != 0)
         throw std::runtime_error("--listen " + spec.describe() +
@@ -103,7 +127,10 @@ UdpListener::UdpListener(uv_loop_t* loop, const std::vector<ListenSpec>& specs) 
       if (r2 == 0)
         r2 = uv_udp_bind(&r->handle, reinterpret_cast<const sockaddr*>(&rs),
                          mcast ? UV_UDP_REUSEADDR : 0);
-      if (r2 == 0 && mcast) r2 = join(&r->handle, spec);
+      if (r2 == 0 && mcast) {
+        only_joined_groups(&r->handle, v6);
+        r2 = join(&r->handle, spec);
+      }
       if (r2 == 0) {
         rtcp_of_[i] = r;
         timestamp_datagrams(&r->handle);
@@ -121,23 +148,55 @@ void UdpListener::start(DatagramSink sink) {
   if (started_) return;
   started_ = true;
   sink_ = std::move(sink);
-  for (auto& s : sockets_) {
-    if (s->listen == SIZE_MAX) continue;
-    uv_udp_recv_start(
-        &s->handle,
-        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-          auto* sock = static_cast<Socket*>(h->data);
-          *buf = uv_buf_init(sock->buf.data(), static_cast<unsigned>(sock->buf.size()));
-        },
-        [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
-          if (nread < 0 || addr == nullptr) return;
-          auto* sock = static_cast<Socket*>(h->data);
-          sock->owner->deliver(
-              *sock,
-              {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)},
-              addr);
-        });
+  for (auto& s : sockets_) receive(*s);
+}
+
+void UdpListener::receive(Socket& s) {
+  if (s.listen == SIZE_MAX || s.receiving) return;
+  s.receiving = true;
+  uv_udp_recv_start(
+      &s.handle,
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* sock = static_cast<Socket*>(h->data);
+        *buf = uv_buf_init(sock->buf.data(), static_cast<unsigned>(sock->buf.size()));
+      },
+      [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
+        if (nread < 0 || addr == nullptr) return;
+        auto* sock = static_cast<Socket*>(h->data);
+        if (sock->listen == SIZE_MAX) return;  // removed; its close is pending
+        sock->owner->deliver(
+            *sock,
+            {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)},
+            addr);
+      });
+}
+
+void UdpListener::add(const ListenSpec& spec, std::size_t listen) {
+  const std::size_t before = sockets_.size();
+  try {
+    open_listen(spec, listen);
+  } catch (...) {
+    remove(listen);  // what was opened before the failure
+    throw;
   }
+  if (started_)
+    for (std::size_t i = before; i < sockets_.size(); ++i) receive(*sockets_[i]);
+}
+
+void UdpListener::remove(std::size_t listen) {
+  for (auto& s : sockets_) {
+    if (s->listen != listen || s->closing) continue;
+    s->listen = SIZE_MAX;
+    s->closing = true;
+    if (s->handle.loop == nullptr) continue;  // never initialised (a failed add): nothing to close
+    if (s->receiving) uv_udp_recv_stop(&s->handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->handle), [](uv_handle_t* h) {
+      auto* sock = static_cast<Socket*>(h->data);
+      auto& all = sock->owner->sockets_;
+      std::erase_if(all, [sock](const std::unique_ptr<Socket>& p) { return p.get() == sock; });
+    });
+  }
+  if (listen < rtcp_of_.size()) rtcp_of_[listen] = nullptr;
 }
 
 void UdpListener::deliver(Socket& s, std::span<const std::uint8_t> bytes, const sockaddr* from) {
@@ -147,10 +206,63 @@ void UdpListener::deliver(Socket& s, std::span<const std::uint8_t> bytes, const 
 
 bool UdpListener::send_rtcp(std::size_t listen, std::span<const std::uint8_t> bytes,
                             const sockaddr* dest) {
-  if (listen >= rtcp_of_.size()) return false;
+  if (listen >= rtcp_of_.size() || rtcp_of_[listen] == nullptr) return false;
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(const_cast<std::uint8_t*>(bytes.data())),
                              static_cast<unsigned>(bytes.size()));
   return uv_udp_try_send(&rtcp_of_[listen]->handle, &buf, 1, dest) >= 0;
+}
+
+SapReceiver::SapReceiver(uv_loop_t* loop, const std::vector<ListenSpec>& addresses, Sink sink)
+    : sink_(std::move(sink)) {
+  std::string last_error;
+  for (const ListenSpec& a : addresses) {
+    const bool v6 = a.address.find(':') != std::string::npos;
+    const bool mcast = is_multicast_literal(a.address);
+    const std::string bind_addr = mcast ? (v6 ? "::" : "0.0.0.0") : a.address;
+    sockaddr_storage ss{};
+    int rc = v6 ? uv_ip6_addr(bind_addr.c_str(), a.port, reinterpret_cast<sockaddr_in6*>(&ss))
+                : uv_ip4_addr(bind_addr.c_str(), a.port, reinterpret_cast<sockaddr_in*>(&ss));
+    if (rc != 0) throw std::runtime_error("--sap " + a.describe() + ": " + uv_strerror(rc));
+    sockets_.push_back(std::make_unique<Socket>());
+    Socket* s = sockets_.back().get();
+    s->owner = this;
+    rc = uv_udp_init_ex(loop, &s->handle, v6 ? AF_INET6 : AF_INET);
+    if (rc != 0) throw std::runtime_error("--sap " + a.describe() + ": " + uv_strerror(rc));
+    s->handle.data = s;
+    rc = uv_udp_bind(&s->handle, reinterpret_cast<const sockaddr*>(&ss),
+                     mcast ? UV_UDP_REUSEADDR : 0);
+    if (rc == 0 && mcast) {
+      only_joined_groups(&s->handle, v6);
+      rc = uv_udp_set_membership(&s->handle, a.address.c_str(), nullptr, UV_JOIN_GROUP);
+      if (rc != 0) {
+        std::cerr << "rtpnode: warning: --sap " << a.describe()
+                  << ": cannot join the group: " << uv_strerror(rc)
+                  << " (no multicast route? announcements to it are not heard)\n";
+        last_error = a.describe() + ": " + uv_strerror(rc);
+        continue;  // closed with the loop
+      }
+    }
+    if (rc != 0)
+      throw std::runtime_error("--sap " + a.describe() + ": cannot bind: " + uv_strerror(rc));
+    timestamp_datagrams(&s->handle);
+    uv_udp_recv_start(
+        &s->handle,
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+          auto* sock = static_cast<Socket*>(h->data);
+          *buf = uv_buf_init(sock->buf.data(), static_cast<unsigned>(sock->buf.size()));
+        },
+        [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
+          if (nread <= 0 || addr == nullptr) return;
+          auto* sock = static_cast<Socket*>(h->data);
+          sock->owner->sink_(
+              {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)},
+              addr, arrival_ns(h));
+        });
+    last_error.clear();
+    receiving_any_ = true;
+  }
+  if (!receiving_any_)
+    throw std::runtime_error("--sap: no announcement address can be received (" + last_error + ")");
 }
 
 }  // namespace rtpnode

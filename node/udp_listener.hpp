@@ -43,6 +43,13 @@ class UdpListener {
 
   /// Starts receiving on every socket into `sink`. Idempotent (the first sink stays).
   void start(DatagramSink sink);
+  /// Opens listen `listen` (an index into the node's listens, new, e.g. from a SAP
+  /// announcement) and, once started, receives on it. Throws std::runtime_error as the
+  /// constructor does, leaving nothing of it open.
+  void add(const ListenSpec& spec, std::size_t listen);
+  /// Closes listen `listen`'s sockets (a deleted SAP session): no datagram of it is delivered
+  /// after this call; the handles are freed by their close callbacks. Idempotent.
+  void remove(std::size_t listen);
   [[nodiscard]] bool started() const noexcept { return started_; }
   /// Sends `bytes` to `dest` from listen `listen`'s RTCP socket (its RTP socket when it has no
   /// RTCP socket), without blocking. False when the kernel did not take it.
@@ -53,15 +60,48 @@ class UdpListener {
     UdpListener* owner = nullptr;
     std::size_t listen = 0;
     bool rtcp_port = false;
+    bool receiving = false;
+    bool closing = false;
     uv_udp_t handle{};
     std::array<char, 65536> buf{};
   };
   void deliver(Socket& s, std::span<const std::uint8_t> bytes, const sockaddr* from);
+  /// Binds listen `i`'s RTP socket (and RTCP's); throws std::runtime_error.
+  void open_listen(const ListenSpec& spec, std::size_t i);
+  void receive(Socket& s);
+
+  uv_loop_t* loop_;
 
   std::vector<std::unique_ptr<Socket>> sockets_;
   std::vector<Socket*> rtcp_of_;  ///< per listen: its RTCP socket, else its RTP socket
   DatagramSink sink_;
   bool started_ = false;
+};
+
+/// The sockets `--sap` listens on for announcements (RFC 2974). Thread: loop.
+class SapReceiver {
+ public:
+  /// `bytes` is valid during the call only; `arrival` on the uv_hrtime scale.
+  using Sink = std::function<void(std::span<const std::uint8_t> bytes, const sockaddr* from,
+                                  mono_ns_t arrival)>;
+  /// Binds each address and receives into `sink` at once. A multicast group is joined on a
+  /// wildcard socket of its port (shared with other programs, SO_REUSEADDR) that gets only its
+  /// own groups. A group that cannot be joined (no multicast route) is a warning on stderr;
+  /// throws std::runtime_error naming the address when none can be received, or when a unicast
+  /// address cannot be bound. The handles belong to `loop` as UdpListener's do.
+  SapReceiver(uv_loop_t* loop, const std::vector<ListenSpec>& addresses, Sink sink);
+  SapReceiver(const SapReceiver&) = delete;
+  SapReceiver& operator=(const SapReceiver&) = delete;
+
+ private:
+  struct Socket {
+    SapReceiver* owner = nullptr;
+    uv_udp_t handle{};
+    std::array<char, 65536> buf{};
+  };
+  std::vector<std::unique_ptr<Socket>> sockets_;
+  Sink sink_;
+  bool receiving_any_ = false;
 };
 
 }  // namespace rtpnode

@@ -367,3 +367,32 @@ TEST(Config, SelectNeedsACaptureWithoutListen) {
   base.select = "";
   EXPECT_NE(config_error(f, base).find("--select: give a Call-ID"), std::string::npos);
 }
+
+TEST(Config, SapFlagsNameTheGroupsAndAreCheckedAgainstTheOtherInputs) {
+  NodeFlags f;
+  f.saps = {"default", "127.0.0.1:19875"};
+  f.payloads = {"127=l24/48000/2"};
+  std::string err;
+  auto cfg = make_node_config(f, {}, err);
+  ASSERT_TRUE(cfg) << err << " (--sap alone is something to receive)";
+  ASSERT_EQ(cfg->sap.size(), 4u);
+  EXPECT_EQ(cfg->sap[0].describe(), "224.2.127.254:9875");
+  EXPECT_EQ(cfg->sap[1].describe(), "224.0.0.56:9875");
+  EXPECT_EQ(cfg->sap[2].describe(), "239.255.255.255:9875");
+  EXPECT_EQ(cfg->sap[3].describe(), "127.0.0.1:19875");
+  EXPECT_EQ(cfg->payload_flags, f.payloads) << "kept for the SDPs SAP announces later";
+  f.saps = {"nowhere"};
+  EXPECT_FALSE(make_node_config(f, {}, err));
+  EXPECT_NE(err.find("--sap"), std::string::npos) << err;
+  f.saps = {};
+  NodeConfig base;
+  base.sap_filter = "Studio*";
+  f.listens = {"127.0.0.1:5004"};
+  EXPECT_FALSE(make_node_config(f, base, err));
+  EXPECT_EQ(err, "--sap-filter needs --sap");
+  f.saps = {"default"};
+  base.pcap = "x.pcap";
+  f.listens = {};
+  EXPECT_FALSE(make_node_config(f, base, err));
+  EXPECT_NE(err.find("not with --pcap"), std::string::npos) << err;
+}

@@ -31,6 +31,7 @@
 
 #include "rtp/codec.hpp"
 #include "rtp/rtp_header.hpp"
+#include "rtp/sap.hpp"
 #include "support/prometheus_check.hpp"
 #include "support/tcp_client.hpp"
 #include "system/harness.hpp"
@@ -91,7 +92,22 @@ struct Scenario {
   int stop_process_ms = 150;
   /// Set: rtpnode reads this SDP (given the port) through --sdp instead of --listen.
   std::function<std::string(int port)> sdp;
+  /// With `sdp`: rtpnode hears it in a SAP announcement (--sap on a loopback port) instead of a
+  /// file, sent once before rtpsend starts. Not with `netns`.
+  bool sdp_by_sap = false;
 };
+
+/// Sends one datagram to 127.0.0.1:`port`.
+void send_udp(int port, const std::string& bytes) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a),
+            static_cast<ssize_t>(bytes.size()));
+  close(fd);
+}
 
 /// A network namespace with only a loopback interface and a multicast route on it, so that
 /// multicast never leaves the machine. Its multicast leaves from 127.0.0.1 (without `src`, the
@@ -145,7 +161,10 @@ Result run_once(const Scenario& s, int attempt) {
   const int node_secs = static_cast<int>(std::ceil(seconds)) + 4;
 
   std::vector<std::string> where{"--listen", endpoint};
-  if (s.sdp) {
+  const int sap_port = s.sdp_by_sap ? free_udp_port() : 0;
+  if (s.sdp && s.sdp_by_sap) {
+    where = {"--sap", "127.0.0.1:" + std::to_string(sap_port)};
+  } else if (s.sdp) {
     std::ofstream(dir + "/stream.sdp") << s.sdp(port);
     where = {"--sdp", dir + "/stream.sdp"};
   }
@@ -180,6 +199,10 @@ Result run_once(const Scenario& s, int attempt) {
         dir + "/capture.log");
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(700));  // let the capture connect
+  if (s.sdp_by_sap) {
+    send_udp(sap_port, build_sap(false, 0x5a5a, "127.0.0.1", s.sdp(port)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // its listen opens
+  }
 
   std::vector<std::string> send{RTPSEND_BIN, input,          "--dest",
                                 endpoint,    "--stats-json", dir + "/sent.json"};
@@ -478,6 +501,90 @@ TEST(FileOutput, L24At125MicrosecondPacketsRendersBitExact) {
             static_cast<int>((s.input.frames() + 5) / 6));
   expect_exact(r, s.input, 0.0f, true);
   expect_clean_stats(r);
+}
+
+// Issue #17: --sap: the stream a SAP announcement describes (PipeWire's form: L16 stereo on PT
+// 127, 5 ms packets) is received without --listen or --payload and renders bit-exact.
+TEST(FileOutput, SapAnnouncedStreamRendersBitExact) {
+  Scenario s;
+  s.input = stereo_recording();
+  s.file_output = true;
+  s.sdp_by_sap = true;
+  s.sdp = [](int port) {
+    return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=Studio A\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           "m=audio " +
+           std::to_string(port) + " RTP/AVP 127\r\na=rtpmap:127 L16/48000/2\r\na=ptime:5\r\n";
+  };
+  s.send_args = {"--codec", "l16", "--pt", "127", "--ptime", "5ms"};
+  const Result r = run(s);
+  EXPECT_NE(r.node_log.find("SAP: receiving 0.0.0.0:"), std::string::npos) << r.node_log;
+  EXPECT_EQ(only_source(r).value("session", ""), "Studio A");
+  EXPECT_EQ(r.stats["node"].value("sap_sessions", 0), 1);
+  expect_exact(r, s.input, 0.0f, true);
+  expect_clean_stats(r);
+}
+
+// Issue #17: --sap-filter leaves a session out; a deletion closes its port (a stream sent there
+// afterwards makes no source); a second announcer's session is its own.
+TEST(System, SapFilterAndDeletionDecideWhatIsReceived) {
+  const std::string dir = test_dir();
+  const int sap_port = free_udp_port();
+  const int studio = free_udp_port();
+  const int kitchen = free_udp_port();
+  Process node({RTPNODE_BIN, "--sap", "127.0.0.1:" + std::to_string(sap_port), "--sap-filter",
+                "Studio*", "--output", dir + "/out.wav", "--stats-json", dir + "/stats.json",
+                "--stats-interval", "100ms", "--event-log", dir + "/events.jsonl",
+                "--source-timeout", "300ms", "--duration", "8s"},
+               dir + "/rtpnode.log");
+  auto sdp = [](const std::string& name, int port) {
+    return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=" + name +
+           "\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio " + std::to_string(port) + " RTP/AVP 0\r\n";
+  };
+  auto stats = [&] {
+    std::ifstream in(dir + "/stats.json");
+    return json::parse(in, nullptr, false);
+  };
+  auto send_tone = [&](int port, const char* seconds) {
+    Process p({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", seconds, "--dest",
+               "127.0.0.1:" + std::to_string(port)},
+              dir + "/rtpsend" + std::to_string(port) + ".log");
+    EXPECT_EQ(p.wait(std::chrono::seconds(10)), std::optional<int>(0)) << p.log();
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  send_udp(sap_port, build_sap(false, 1, "127.0.0.1", sdp("Studio A", studio)));
+  send_udp(sap_port, build_sap(false, 2, "127.0.0.1", sdp("Kitchen", kitchen)));
+  send_udp(sap_port, std::string("\x40garbage"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::thread kitchen_sender([&] { send_tone(kitchen, "1s"); });
+  send_tone(studio, "1s");
+  kitchen_sender.join();
+  json s = stats();
+  ASSERT_EQ(s["sources"].size(), 1u) << s.dump(2) << node.log();
+  EXPECT_EQ(s["sources"][0].value("session", ""), "Studio A");
+  EXPECT_EQ(s["sources"][0].value("port", 0), studio);
+  EXPECT_EQ(s["node"].value("sap_sessions", 0), 1);
+  EXPECT_EQ(s["node"].value("sap_invalid", 0), 1);
+  EXPECT_EQ(s["node"].value("sap_packets", 0), 3);
+  // Deleted: its port is closed; a stream to it afterwards makes no source.
+  send_udp(sap_port, build_sap(true, 1, "127.0.0.1", "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // the source times out too
+  send_tone(studio, "1s");
+  s = stats();
+  EXPECT_EQ(s["node"].value("sap_sessions", -1), 0) << s.dump(2);
+  EXPECT_EQ(s["node"].value("sources_total", 0), 1) << "nothing new after the deletion";
+  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(0)) << node.log();
+  const std::string log = node.log();
+  EXPECT_NE(log.find("session 'Kitchen' from 127.0.0.1 left out by --sap-filter Studio*"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("SAP version 2"), std::string::npos) << log;
+  std::ifstream ev(dir + "/events.jsonl");
+  std::vector<std::string> actions;
+  for (std::string line; std::getline(ev, line);) {
+    const json e = json::parse(line);
+    if (e["event"] == "sap_session") actions.push_back(e["action"].get<std::string>());
+  }
+  EXPECT_EQ(actions, (std::vector<std::string>{"announced", "deleted"}));
 }
 
 // Issue #17: --sdp FILE with the SDP ffmpeg itself writes (-sdp_file) for an L24 stream: no
