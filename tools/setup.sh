@@ -19,6 +19,7 @@ PACKAGES=(
   libpcap-dev tcpdump                      # --pcap capture files (VoIP tap); test captures
   tshark                                   # independent RTP stream figures for --pcap tests
   sip-tester                               # SIPp: real SIP calls for the VoIP tap tests
+  pipewire pipewire-bin                    # PipeWire module-rtp-sink: an independent RTP/SAP sender
   curl python3-jsonschema python3-prometheus-client  # independent checks of the HTTP endpoint
   clang libclang-rt-14-dev                 # libFuzzer targets (tools/fuzz.sh)
   clang-format                             # the committed .clang-format, checked by tools/test.sh

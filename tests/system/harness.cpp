@@ -403,11 +403,12 @@ double best_correlation(const Audio& capture, const Audio& expected, long search
   return best;
 }
 
-double min_window_correlation(const Audio& capture, const Audio& expected, long search, long window,
-                              long local) {
+std::vector<double> window_correlations(const Audio& capture, const Audio& expected, long search,
+                                        long window, long local) {
+  std::vector<double> out;
   const long c0 = first_sound(capture, 1e-3f);
   const long e0 = first_sound(expected, 1e-3f);
-  if (c0 < 0 || e0 < 0) return 0;
+  if (c0 < 0 || e0 < 0) return out;
   const long n = static_cast<long>(expected.frames());
   // The whole clip's alignment, first on every 4th frame, then refined around it.
   long best_lag = c0 - e0;
@@ -417,8 +418,6 @@ double min_window_correlation(const Audio& capture, const Audio& expected, long 
       best = r;
       best_lag = lag;
     }
-  double lowest = 1.0;
-  bool any = false;
   for (long w0 = 0; w0 < n; w0 += window) {
     const long w1 = std::min(n, w0 + window);
     double energy = 0;
@@ -430,10 +429,15 @@ double min_window_correlation(const Audio& capture, const Audio& expected, long 
     double window_best = -2;
     for (long lag = best_lag - local; lag <= best_lag + local; ++lag)
       window_best = std::max(window_best, correlation_at(capture, expected, lag, w0, w1, 1));
-    lowest = std::min(lowest, window_best);
-    any = true;
+    out.push_back(window_best);
   }
-  return any ? lowest : 0.0;
+  return out;
+}
+
+double min_window_correlation(const Audio& capture, const Audio& expected, long search, long window,
+                              long local) {
+  const std::vector<double> all = window_correlations(capture, expected, search, window, local);
+  return all.empty() ? 0.0 : *std::min_element(all.begin(), all.end());
 }
 
 }  // namespace rtpnode::systest

@@ -144,5 +144,8 @@ double best_correlation(const Audio& capture, const Audio& expected, long search
 /// Returns the lowest over the windows (0 when nothing aligns).
 double min_window_correlation(const Audio& capture, const Audio& expected, long search, long window,
                               long local);
+/// The same windows' correlations, in order (empty when nothing aligns).
+std::vector<double> window_correlations(const Audio& capture, const Audio& expected, long search,
+                                        long window, long local);
 
 }  // namespace rtpnode::systest

@@ -524,6 +524,96 @@ TEST(FileOutput, SapAnnouncedStreamRendersBitExact) {
   expect_clean_stats(r);
 }
 
+// Issue #17: PipeWire 0.3's module-rtp-sink, an independent sender: L16, L24 or PCMU on PT 127
+// in 1 ms packets, announced by SAP (every 5 s, a deletion at exit). rtpnode with --sap and no
+// other input flag finds it, maps it and plays it at its level; the announced deletion closes it.
+// The input starts with 10 s of silence: PipeWire's first announcement can come 5-10 s after it
+// starts streaming.
+struct PipeWireFormat {
+  const char* format;
+  int rate;
+  int channels;
+  const char* payload;
+};
+class PipeWireSap : public ::testing::TestWithParam<PipeWireFormat> {};
+
+TEST_P(PipeWireSap, AnnouncedStreamPlaysWithNoFlagsBeyondTheAnnouncementAddress) {
+  if (std::system("command -v pipewire pw-cat > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "PipeWire not installed (tools/setup.sh installs pipewire pipewire-bin)";
+  const PipeWireFormat f = GetParam();
+  const std::string dir = test_dir();
+  const Audio speech = f.channels == 2 ? stereo_recording() : speech_8k();
+  Audio input = speech;
+  input.samples.assign(static_cast<std::size_t>(10 * speech.rate * speech.channels), 0.0f);
+  input.samples.insert(input.samples.end(), speech.samples.begin(), speech.samples.end());
+  write_wav16(dir + "/input.wav", input);
+  const int rtp_port = free_udp_port();
+  const int sap_port = free_udp_port();
+  const int seconds = static_cast<int>(input.frames() / static_cast<std::size_t>(input.rate)) + 4;
+  // A fixed playout delay: --latency auto trims its start-up delay at up to 1 % speed, which
+  // moves the output against the input by tens of frames within a second (issue #18).
+  Process node(
+      {RTPNODE_BIN, "--sap", "127.0.0.1:" + std::to_string(sap_port), "--latency", "20ms",
+       "--output", dir + "/out.wav", "--stats-json", dir + "/stats.json", "--stats-interval", "1s",
+       "--event-log", dir + "/events.jsonl", "--duration", std::to_string(seconds) + "s"},
+      dir + "/rtpnode.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Process sender({"bash", RTPNODE_SOURCE_DIR "/tests/system/pipewire_rtp_sink.sh", dir, f.format,
+                  std::to_string(f.rate), std::to_string(f.channels), std::to_string(rtp_port),
+                  std::to_string(sap_port), dir + "/input.wav"},
+                 dir + "/sender.log");
+  EXPECT_EQ(sender.wait(std::chrono::seconds(seconds + 10)), std::optional<int>(0)) << sender.log();
+  EXPECT_EQ(node.wait(std::chrono::seconds(seconds + 10)), std::optional<int>(0)) << node.log();
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2) << node.log();
+  const json& src = stats["sources"][0];
+  EXPECT_EQ(src.value("session", ""), std::string("PipeWire ") + f.format);
+  EXPECT_EQ(src.value("payload", ""), f.payload);
+  EXPECT_EQ(src.value("packets_lost", -1), 0);
+  const Audio out = read_wav(dir + "/out.wav");
+  const Audio expected = speech.rate == out.rate ? speech : resample(speech, out.rate, 4);
+  // Content fidelity is NOT established against this sender (left open, see the #17 note): the
+  // output steps against the input by multiples of 32 frames (0.67 ms) a few times per second
+  // (32 and 64 frames within the first second, measured with --drift off and a fixed delay, no
+  // packet lost, late or concealed), and the drift estimate reads -300..-2500 ppm for a sender
+  // on this machine's own clock. What is checked: the speech is there at its level (the RMS over
+  // it within 1 dB of the input's); the correlations are printed.
+  const double ncc = best_correlation(out, expected, out.rate / 50);
+  const std::vector<double> windows =
+      window_correlations(out, expected, out.rate / 50, out.rate / 20, out.rate / 100);
+  const auto good =
+      std::count_if(windows.begin(), windows.end(), [](double c) { return c >= 0.99; });
+  auto rms = [](const Audio& a) {
+    double e = 0;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < a.frames(); ++i) {
+      const double x = a.samples[i * static_cast<std::size_t>(a.channels)];
+      e += x * x;
+      n += std::abs(x) > 1e-3 ? 1 : 0;
+    }
+    return n > 0 ? std::sqrt(e / static_cast<double>(n)) : 0.0;
+  };
+  const double level_db = 20 * std::log10(rms(out) / rms(expected));
+  std::printf(
+      "PipeWire %s: level %+.2f dB, %zu of %zu 50 ms windows correlate >= 0.99 (whole clip "
+      "%.4f), %d packets, drift %.1f ppm, concealed %d frames\n",
+      f.format, level_db, static_cast<std::size_t>(good), windows.size(), ncc,
+      src.value("packets_received", 0), src.value("drift_ppm", 0.0),
+      src.value("frames_concealed", -1));
+  EXPECT_NEAR(level_db, 0.0, 1.0);
+  const std::string log = node.log();
+  EXPECT_NE(log.find("session 'PipeWire " + std::string(f.format) + "' from 0.0.0.0 deleted"),
+            std::string::npos)
+      << log;
+}
+
+INSTANTIATE_TEST_SUITE_P(Interop, PipeWireSap,
+                         ::testing::Values(PipeWireFormat{"S16BE", 48000, 2, "l16/48000/2"},
+                                           PipeWireFormat{"S24BE", 48000, 2, "l24/48000/2"},
+                                           PipeWireFormat{"ULAW", 8000, 1, "pcmu/8000/1"}),
+                         [](const auto& info) { return std::string(info.param.format); });
+
 // Issue #17: --sap-filter leaves a session out; a deletion closes its port (a stream sent there
 // afterwards makes no source); a second announcer's session is its own.
 TEST(System, SapFilterAndDeletionDecideWhatIsReceived) {
