@@ -14,6 +14,12 @@ mono_ns_t SapSession::timeout_ns() const noexcept {
   return 10 * interval;
 }
 
+void SapDirectory::heard_again(SapSession& s, mono_ns_t now) noexcept {
+  s.interval_ns = now - s.last_heard;
+  s.last_heard = now;
+  ++s.announcements;
+}
+
 SapDirectory::SapDirectory(std::string name_glob, std::size_t max_sessions)
     : glob_(std::move(name_glob)), max_(std::max<std::size_t>(1, max_sessions)) {}
 
@@ -30,12 +36,9 @@ SapDirectory::Change SapDirectory::on_message(const SapMessage& m, mono_ns_t now
     return c;
   }
   if (it != sessions_.end() && it->second.sdp == m.sdp) {
-    SapSession& s = it->second;
-    s.interval_ns = now - s.last_heard;
-    s.last_heard = now;
-    ++s.announcements;
+    heard_again(it->second, now);
     c.outcome = Outcome::refreshed;
-    c.session = s;
+    c.session = it->second;
     return c;
   }
   std::string err;
@@ -75,9 +78,7 @@ SapDirectory::Change SapDirectory::on_message(const SapMessage& m, mono_ns_t now
   SapSession& s = it->second;
   s.name = sd->name;
   s.sdp = m.sdp;
-  s.interval_ns = now - s.last_heard;
-  s.last_heard = now;
-  ++s.announcements;
+  heard_again(s, now);
   c.outcome = Outcome::changed;
   c.session = s;
   return c;

@@ -31,7 +31,7 @@ struct SapSession {
   /// PipeWire announces every 5 s, so 50 s here), the interval clamped to [kMinInterval,
   /// kDefaultInterval] and kDefaultInterval while only one was heard.
   [[nodiscard]] mono_ns_t timeout_ns() const noexcept;
-  static constexpr mono_ns_t kMinInterval = 1'000'000'000;       ///< 1 s
+  static constexpr mono_ns_t kMinInterval = 1'000'000'000;        ///< 1 s
   static constexpr mono_ns_t kDefaultInterval = 300'000'000'000;  ///< 300 s, RFC 2974's floor
 };
 
@@ -68,6 +68,9 @@ class SapDirectory {
   [[nodiscard]] std::uint64_t filtered() const noexcept { return filtered_keys_.size(); }
 
  private:
+  /// Another announcement of a known session at `now`: its interval, last time and count.
+  static void heard_again(SapSession& s, mono_ns_t now) noexcept;
+
   std::string glob_;
   std::size_t max_;
   std::map<std::string, SapSession> sessions_;

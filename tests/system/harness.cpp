@@ -229,6 +229,15 @@ std::string test_dir() {
   return dir;
 }
 
+bool send_loopback(int fd, int port, std::span<const std::uint8_t> bytes) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a) ==
+         static_cast<ssize_t>(bytes.size());
+}
+
 LoopbackUdp::LoopbackUdp(std::chrono::milliseconds recv_timeout) {
   fd = socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in a{};

@@ -8,6 +8,7 @@
 #include <memory>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,8 @@ long rss_kb(pid_t pid);
 
 /// Scratch directory unique to the running test.
 std::string test_dir();
+/// Sends `bytes` from socket `fd` to 127.0.0.1:`port`; true when the kernel took all of it.
+bool send_loopback(int fd, int port, std::span<const std::uint8_t> bytes);
 /// A UDP socket bound to 127.0.0.1 on a free port, with a receive timeout; closed on destruction.
 struct LoopbackUdp {
   explicit LoopbackUdp(std::chrono::milliseconds recv_timeout = std::chrono::milliseconds(100));

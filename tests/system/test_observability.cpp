@@ -74,12 +74,7 @@ struct SenderPorts {
 };
 
 void send_to(int fd, int port, const std::vector<std::uint8_t>& data) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(sendto(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a),
-            static_cast<ssize_t>(data.size()));
+  ASSERT_TRUE(send_loopback(fd, port, data));
 }
 
 /// A UDP socket bound to IPv4 address `host` (host byte order, e.g. 0x7f000002), any port; -1

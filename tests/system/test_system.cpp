@@ -100,12 +100,8 @@ struct Scenario {
 /// Sends one datagram to 127.0.0.1:`port`.
 void send_udp(int port, const std::string& bytes) {
   const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a),
-            static_cast<ssize_t>(bytes.size()));
+  EXPECT_TRUE(
+      send_loopback(fd, port, {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()}));
   close(fd);
 }
 
