@@ -66,10 +66,8 @@ void Node::open_sap_session(const SapSession& s) {
   std::vector<std::size_t>& opened = sap_listens_[s.key];
   if (!specs) {
     std::cerr << "rtpnode: warning: " << err << "\n";
-    event("sap_session", {{"action", "refused"},
-                          {"name", s.name},
-                          {"origin", s.origin},
-                          {"error", err}});
+    event("sap_session",
+          {{"action", "refused"}, {"name", s.name}, {"origin", s.origin}, {"error", err}});
     return;
   }
   for (ListenSpec& spec : *specs) {
@@ -96,10 +94,8 @@ void Node::open_sap_session(const SapSession& s) {
     std::cerr << "rtpnode: SAP: receiving " << spec.describe() << ": " << spec.sdp_summary << "\n";
     streams.push_back({{"listen", spec.describe()}, {"summary", spec.sdp_summary}});
   }
-  event("sap_session", {{"action", "announced"},
-                        {"name", s.name},
-                        {"origin", s.origin},
-                        {"streams", streams}});
+  event("sap_session",
+        {{"action", "announced"}, {"name", s.name}, {"origin", s.origin}, {"streams", streams}});
 }
 
 void Node::close_sap_session(const SapSession& s, const char* why) {
@@ -111,8 +107,8 @@ void Node::close_sap_session(const SapSession& s, const char* why) {
     udp_->remove(index);
     closed_listens_.insert(index);
   }
-  std::cerr << "rtpnode: SAP: session '" << s.name << "' from " << s.origin << " " << why
-            << ": " << it->second.size() << " listen(s) closed\n";
+  std::cerr << "rtpnode: SAP: session '" << s.name << "' from " << s.origin << " " << why << ": "
+            << it->second.size() << " listen(s) closed\n";
   event("sap_session", {{"action", why}, {"name", s.name}, {"origin", s.origin}});
   sap_listens_.erase(it);
 }

@@ -19,11 +19,11 @@ inline constexpr std::uint16_t kSapPort = 9875;
 
 /// One SAP packet (RFC 2974 §3).
 struct SapMessage {
-  bool deletion = false;       ///< T bit: 1 = session deletion, 0 = announcement
+  bool deletion = false;          ///< T bit: 1 = session deletion, 0 = announcement
   std::uint16_t msg_id_hash = 0;  ///< with `origin`, identifies the announcement
-  std::string origin;          ///< originating source, IPv4 or IPv6 text form
-  std::string payload_type;    ///< MIME type as sent ("application/sdp"), "" when absent
-  std::string sdp;             ///< the payload: a session description
+  std::string origin;             ///< originating source, IPv4 or IPv6 text form
+  std::string payload_type;       ///< MIME type as sent ("application/sdp"), "" when absent
+  std::string sdp;                ///< the payload: a session description
 };
 
 /// Parses one SAP datagram: version 1, IPv4 or IPv6 originating source, authentication data
