@@ -225,6 +225,14 @@ std::string test_dir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   const std::string dir = ::testing::TempDir() + "rtpnode-" + std::to_string(getpid()) + "-" +
                           info->test_suite_name() + "-" + info->name();
+  // Fresh for each test: a directory left by an earlier run whose process had the same pid
+  // would otherwise hand its files over (an appended --event-log counted that run's events too;
+  // seen in CI). Cleared once per test: a test may ask for its directory more than once.
+  static std::string cleared;
+  if (cleared != dir) {
+    std::filesystem::remove_all(dir);
+    cleared = dir;
+  }
   std::filesystem::create_directories(dir);
   return dir;
 }

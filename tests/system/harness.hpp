@@ -93,7 +93,8 @@ bool freeze_thread(pid_t tid, std::chrono::milliseconds duration);
 /// Resident set size of process `pid`, kB (VmRSS), or -1.
 long rss_kb(pid_t pid);
 
-/// Scratch directory unique to the running test.
+/// Scratch directory unique to the running test, emptied at its first use in the test. Thread:
+/// the test's own.
 std::string test_dir();
 /// Sends `bytes` from socket `fd` to 127.0.0.1:`port`; true when the kernel took all of it.
 bool send_loopback(int fd, int port, std::span<const std::uint8_t> bytes);
