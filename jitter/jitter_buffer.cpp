@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
 
 namespace rtpnode {
 
@@ -13,16 +12,31 @@ constexpr std::size_t kSeenWindow = 1024;  // sequence numbers remembered for du
 JitterBuffer::JitterBuffer(const JitterBufferConfig& cfg) : cfg_(cfg) {
   const std::size_t cap = std::bit_ceil(std::max<std::size_t>(cfg.capacity_packets, 2));
   cfg_.capacity_packets = cap;
+  cfg_.max_capacity_packets = std::bit_ceil(std::max(cfg.max_capacity_packets, cap));
   mask_ = cap - 1;
   if (cfg_.max_wait_ticks <= 0) cfg_.max_wait_ticks = ext_ts_t{cfg.clock_rate} * 10;
+  if (cfg_.grow_ticks <= 0) cfg_.grow_ticks = cfg_.max_wait_ticks;
   if (cfg_.default_ptime_ticks <= 0) cfg_.default_ptime_ticks = cfg.clock_rate / 50;
   if (cfg_.stall_ticks <= 0) cfg_.stall_ticks = cfg.clock_rate / 5;
   ptime_ticks_ = cfg_.default_ptime_ticks;
   slots_.resize(cap);
-  storage_.resize(cap * cfg_.max_payload_bytes);
-  for (std::size_t i = 0; i < cap; ++i)
-    slots_[i].pkt.data = storage_.data() + i * cfg_.max_payload_bytes;
   seen_.assign(kSeenWindow, -1);
+}
+
+void JitterBuffer::grow(std::size_t needed) {
+  const std::size_t cap = std::min(std::bit_ceil(needed), cfg_.max_capacity_packets);
+  std::vector<Slot> next(cap);
+  bytes_ = 0;
+  for (Slot& s : slots_) {
+    if (!s.used) continue;  // its buffer is freed with the old slots
+    Slot& d = next[static_cast<std::size_t>(s.pkt.seq) & (cap - 1)];
+    d = std::move(s);
+    d.pkt.data = d.bytes.data();
+    bytes_ += d.bytes.capacity();
+  }
+  slots_ = std::move(next);
+  mask_ = cap - 1;
+  ++counters_.grown;
 }
 
 bool JitterBuffer::seen(ext_seq_t seq) const {
@@ -85,6 +99,9 @@ InsertResult JitterBuffer::insert(ext_seq_t seq, ext_ts_t ts, bool marker,
       return InsertResult::late;
     }
     if (ts - std::max(horizon_ts, cursor_ts_) > cfg_.max_wait_ticks) return InsertResult::resync;
+    if (seq - next_seq_ >= static_cast<ext_seq_t>(slots_.size()) &&
+        slots_.size() < cfg_.max_capacity_packets && ts - cursor_ts_ <= cfg_.grow_ticks)
+      grow(static_cast<std::size_t>(seq - next_seq_) + 1);
     const auto cap = static_cast<ext_seq_t>(slots_.size());
     if (seq - next_seq_ >= cap) {
       // Rule 4: slide the window so that `seq` fits, evicting what falls out of it.
@@ -100,9 +117,24 @@ InsertResult JitterBuffer::insert(ext_seq_t seq, ext_ts_t ts, bool marker,
       contiguous_ = false;
     }
   }
+  Slot& s = slot(seq);
+  if (payload.size() > s.bytes.capacity()) {
+    const std::size_t more = payload.size() - s.bytes.capacity();
+    if (cfg_.max_stored_bytes > 0 && bytes_ + more > cfg_.max_stored_bytes) {
+      // Free the buffers of the slots that hold nothing now, then try again.
+      for (Slot& o : slots_) {
+        if (o.used || &o == &s) continue;
+        bytes_ -= o.bytes.capacity();
+        std::vector<std::uint8_t>().swap(o.bytes);
+      }
+      if (bytes_ + more > cfg_.max_stored_bytes) {
+        ++counters_.overflow;
+        return InsertResult::full;
+      }
+    }
+  }
   late_run_ = 0;
   have_probe_ = false;
-  Slot& s = slot(seq);
   if (s.used) release(s);  // cannot hold another seq after rule 4, kept for safety
   s.used = true;
   ++stored_;
@@ -112,8 +144,11 @@ InsertResult JitterBuffer::insert(ext_seq_t seq, ext_ts_t ts, bool marker,
   s.pkt.comfort_noise = comfort_noise;
   s.pkt.arrival_ns = arrival_ns;
   s.pkt.size = static_cast<std::uint32_t>(payload.size());
-  if (!payload.empty())
-    std::memcpy(const_cast<std::uint8_t*>(s.pkt.data), payload.data(), payload.size());
+  // assign() keeps the buffer's capacity: it allocates only for a larger payload than before.
+  const std::size_t had = s.bytes.capacity();
+  s.bytes.assign(payload.begin(), payload.end());
+  bytes_ += s.bytes.capacity() - had;
+  s.pkt.data = s.bytes.data();
   highest_seq_ = std::max(highest_seq_, seq);
   mark_seen(seq);
   return InsertResult::stored;

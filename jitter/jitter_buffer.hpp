@@ -23,10 +23,18 @@
 //     within the target delay plus one packet.
 //  3. A packet more than `max_wait_ticks` ahead of the horizon reports `resync` too (a timestamp
 //     jump: the sender restarted).
-//  4. A packet `capacity` or more sequence numbers ahead of the next one evicts the oldest
-//     stored packets (counted as overflow) so that the window slides.
+//  4. A packet `capacity` or more sequence numbers ahead of the next one grows the buffer (up to
+//     `max_capacity_packets`) when its timestamp is within `grow_ticks` of the cursor: audio
+//     that is due within the playout delay is held, whatever the packet time. Otherwise, or at
+//     the ceiling, it evicts the oldest stored packets (counted as overflow) so that the
+//     window slides.
 //
-// Thread: one owner (the loop thread in rtpnode). No allocation after construction.
+// Memory (issue #16 finding 4): a slot's payload buffer is allocated when it first holds a
+// payload larger than before, so a source holds what its packets need (20 ms Opus at 128 kbit/s:
+// 320 B per slot), not capacity x the codec's largest packet.
+//
+// Thread: one owner (the loop thread in rtpnode). Allocates only in insert(), when a slot's
+// payload or the slot count grows; next(), played(), discard() and reset() never allocate.
 #pragma once
 
 #include <cstdint>
@@ -38,8 +46,17 @@
 namespace rtpnode {
 
 struct JitterBufferConfig {
-  std::uint32_t clock_rate = 8000;       ///< RTP ticks per second, > 0
-  std::size_t capacity_packets = 256;    ///< slots; rounded up to a power of two, >= 2
+  std::uint32_t clock_rate = 8000;     ///< RTP ticks per second, > 0
+  std::size_t capacity_packets = 256;  ///< initial slots; rounded up to a power of two, >= 2
+  /// Rule 4's ceiling on growth, slots (rounded up to a power of two); 0 = capacity_packets
+  /// (the buffer never grows).
+  std::size_t max_capacity_packets = 0;
+  /// Rule 4: a packet this far or less ahead of the cursor grows the buffer instead of evicting;
+  /// RTP ticks. 0 = max_wait_ticks.
+  ext_ts_t grow_ticks = 0;
+  /// Ceiling on the payload bytes all slots hold (their buffers' capacities); a payload that
+  /// would pass it is dropped as `full` and counted as overflow. 0 = no ceiling.
+  std::size_t max_stored_bytes = 0;
   std::size_t max_payload_bytes = 2048;  ///< larger payloads are refused (`too_large`)
   int resync_after_late = 3;             ///< consecutive late packets that trigger a resync
   ext_ts_t max_wait_ticks = 0;           ///< rule 3; 0 = 10 s worth of ticks
@@ -53,7 +70,8 @@ struct JitterBufferConfig {
                              ///< than ordinary burst loss, shorter than a pause
 };
 
-enum class InsertResult : std::uint8_t { stored, duplicate, late, too_large, resync };
+/// `full`: the payload would pass max_stored_bytes; dropped and counted as overflow.
+enum class InsertResult : std::uint8_t { stored, duplicate, late, too_large, resync, full };
 
 struct StoredPacket {
   ext_seq_t seq = 0;
@@ -68,11 +86,12 @@ struct StoredPacket {
 
 /// Counters, monotonic, written by the owner thread.
 struct JitterBufferCounters {
-  std::uint64_t duplicate = 0;         ///< packets dropped by rule 1
-  std::uint64_t late = 0;              ///< packets dropped by rule 2 (arrived after their deadline)
-  std::uint64_t overflow = 0;          ///< stored packets evicted by rule 4
-  std::uint64_t too_large = 0;         ///< payloads over max_payload_bytes
-  std::uint64_t resyncs = 0;           ///< times reset() was called after a resync report
+  std::uint64_t duplicate = 0;  ///< packets dropped by rule 1
+  std::uint64_t late = 0;       ///< packets dropped by rule 2 (arrived after their deadline)
+  std::uint64_t overflow = 0;   ///< stored packets evicted by rule 4, and payloads refused as full
+  std::uint64_t too_large = 0;  ///< payloads over max_payload_bytes
+  std::uint64_t grown = 0;      ///< times rule 4 doubled (or more) the slot count
+  std::uint64_t resyncs = 0;    ///< times reset() was called after a resync report
   ext_ts_t expand_credited_ticks = 0;  ///< expanded ticks that turned out to cover lost packets
 };
 
@@ -127,6 +146,10 @@ class JitterBuffer {
   [[nodiscard]] ext_ts_t cursor_ts() const noexcept { return cursor_ts_; }
   [[nodiscard]] ext_seq_t next_seq() const noexcept { return next_seq_; }
   [[nodiscard]] std::size_t size() const noexcept { return stored_; }
+  /// Current slot count (a power of two; grows by rule 4 up to max_capacity_packets).
+  [[nodiscard]] std::size_t capacity() const noexcept { return slots_.size(); }
+  /// Payload bytes the slots' buffers hold (allocated, used or not), <= max_stored_bytes.
+  [[nodiscard]] std::size_t stored_bytes() const noexcept { return bytes_; }
   [[nodiscard]] ext_ts_t ptime_ticks() const noexcept { return ptime_ticks_; }
   /// Highest extended sequence number stored or played since the last reset.
   [[nodiscard]] ext_seq_t highest_seq() const noexcept { return highest_seq_; }
@@ -135,10 +158,13 @@ class JitterBuffer {
  private:
   struct Slot {
     StoredPacket pkt;
+    std::vector<std::uint8_t> bytes;  ///< pkt.data points here while used
     bool used = false;
   };
   Slot& slot(ext_seq_t seq) { return slots_[static_cast<std::size_t>(seq) & mask_]; }
   void release(Slot& s);
+  /// Rule 4's growth: at least `needed` slots (a power of two), used slots moved by sequence.
+  void grow(std::size_t needed);
   [[nodiscard]] bool seen(ext_seq_t seq) const;
   void mark_seen(ext_seq_t seq);
   /// Lowest stored sequence number, or -1 when empty. O(capacity) worst case.
@@ -147,9 +173,9 @@ class JitterBuffer {
   JitterBufferConfig cfg_;
   std::size_t mask_;
   std::vector<Slot> slots_;
-  std::vector<std::uint8_t> storage_;
   std::vector<ext_seq_t> seen_;  ///< ring of recently received sequence numbers (rule 1)
   std::size_t stored_ = 0;
+  std::size_t bytes_ = 0;  ///< sum of the slots' buffer capacities
   bool started_ = false;
   ext_seq_t next_seq_ = 0;
   ext_seq_t highest_seq_ = 0;

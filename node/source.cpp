@@ -14,13 +14,35 @@ namespace rtpnode {
 
 namespace {
 
-JitterBufferConfig jb_config(const PayloadFormat& f) {
+/// Jitter-buffer bounds (issue #16 finding 4), from the codec and the delays: the packets the
+/// ring has no room for wait here, compressed, up to their deadline; that is the largest playout
+/// delay plus the source's offset plus a second. The payload ceiling is that span at the
+/// format's largest bit rate (Opus: 510 kbit/s; PCM: its sample rate), at least 64 kB; the
+/// slot count starts at 32 and doubles as needed up to 16384 (a 1 ms sender 16 s ahead).
+JitterBufferConfig jb_config(const Source::Params& p) {
+  const PayloadFormat& f = p.format;
   JitterBufferConfig c;
   c.clock_rate = f.clock_rate;
-  c.capacity_packets = 256;
+  c.capacity_packets = 32;
+  c.max_capacity_packets = 16384;
   c.max_payload_bytes = std::max<std::size_t>(f.max_payload_bytes(kMaxPtimeMs), 1500);
   c.expand_ticks = std::max<ext_ts_t>(1, f.clock_rate / 200);  // 5 ms: one render tick
+  const mono_ns_t delay = std::max(p.playout.max_delay_ns, p.playout.start_delay_ns);
+  const double held_s = static_cast<double>(delay) * 1e-9 +
+                        std::abs(static_cast<double>(p.offset_frames)) / p.device_rate + 1.0;
+  const double bytes_per_s =
+      static_cast<double>(f.max_payload_bytes(kMaxPtimeMs)) * 1000.0 / kMaxPtimeMs;
+  c.max_stored_bytes =
+      std::max<std::size_t>(64 * 1024, static_cast<std::size_t>(held_s * bytes_per_s));
   return c;
+}
+
+/// The rendering thread's scratch buffer of at least `samples` floats (Source::decode_buf_).
+/// Thread: any; each thread has its own. Allocates only when a larger size is first asked for.
+std::span<float> render_scratch(std::size_t samples) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < samples) buf.resize(samples);
+  return {buf.data(), samples};
 }
 
 /// This machine's NTP time (wall clock, ns since 1900) minus its monotonic time.
@@ -38,11 +60,14 @@ PlayoutConfig playout_config(const Source::Params& p) {
   return c;
 }
 
-/// Ring capacity: the largest delay, the render lead, two of the longest packets and 200 ms of
-/// slack for a late loop thread, at the device rate.
+/// Ring capacity: the render lead, the longest packet (120 ms) and 30 ms, at the device rate,
+/// rounded up to a power of two (8192 frames, 171 ms, at 48 kHz with a 15 ms lead). The ring
+/// holds decoded audio only up to that: audio further ahead (a playout delay or an offset
+/// longer than the ring) waits compressed in the jitter buffer and is decoded as the ring
+/// drains (issue #16 finding 4: 64 kB for stereo, where holding the whole delay took 1 MB).
+/// A delay below about 150 ms is held in the ring whole, as before.
 std::size_t ring_frames(const Source::Params& p) {
-  const mono_ns_t delay = p.playout.adaptive ? p.playout.max_delay_ns : p.playout.start_delay_ns;
-  const double seconds = static_cast<double>(delay) * 1e-9 + 2.0 * kMaxPtimeMs / 1000.0 + 0.2;
+  const double seconds = kMaxPtimeMs / 1000.0 + 0.03;
   return std::bit_ceil(static_cast<std::size_t>(seconds * p.device_rate) +
                        static_cast<std::size_t>(p.lead_frames));
 }
@@ -52,15 +77,14 @@ std::size_t ring_frames(const Source::Params& p) {
 Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& clock)
     : p_(p),
       decoder_(make_decoder(p.format)),
-      jb_(jb_config(p.format)),
+      jb_(jb_config(p)),
       playout_(playout_config(p)),
       dev_rate_(std::llround(p.device_rate)),
       // Adaptive playout and drift compensation trim the speed, so even equal rates go through
       // the filter; fixed playout without drift compensation at equal rates passes through.
-      resampler_(
-          p.format.audio_rate, dev_rate_, p.format.channels, p.resampler_quality,
-          p.playout.adaptive || p.playout.drift_compensation,
-          static_cast<frames_t>(p.format.audio_rate * kMaxPtimeMs / 1000 * p.format.channels)),
+      resampler_(p.format.audio_rate, dev_rate_, p.format.channels, p.resampler_quality,
+                 p.playout.adaptive || p.playout.drift_compensation,
+                 static_cast<frames_t>(p.format.audio_rate * kMaxPtimeMs / 1000)),
       concealer_(p.format.audio_rate, p.format.channels),
       sender_clock_(p.format.clock_rate) {
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
@@ -71,7 +95,7 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
       start);
   const std::size_t max_in =
       std::size_t{p.format.audio_rate} * kMaxPtimeMs / 1000 * p.format.channels;
-  decode_buf_.resize(max_in);
+  decode_samples_ = max_in;
   stats_.ssrc = p.ssrc;
   stats_.port = p.port;
   stats_.remote = p.remote;
@@ -146,6 +170,12 @@ void Source::leave(frames_t now_frame) {
 
 Source::~Source() = default;
 
+mono_ns_t Source::max_ahead_ns() const noexcept {
+  const mono_ns_t delay = std::max(p_.playout.max_delay_ns, p_.playout.start_delay_ns);
+  return delay + frames_to_ns(std::abs(p_.offset_frames) + static_cast<frames_t>(ring_frames(p_)),
+                              dev_rate_);
+}
+
 frames_t Source::device_frames_for(frames_t audio_frames) const noexcept {
   return rescale_floor(audio_frames, p_.format.audio_rate, dev_rate_) + 1;
 }
@@ -195,6 +225,7 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
   }
   if (r == InsertResult::duplicate) return;
   if (rx_.on_packet(seq) && r == InsertResult::stored) ++stats_.packets_reordered;
+  if (r == InsertResult::full) return;  // counted as overflow by the jitter buffer
   if (r == InsertResult::too_large) {
     ++stats_.packets_malformed;
     return;
@@ -420,6 +451,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
   const int ch = p_.format.channels;
   const double ticks_to_frames = p_.format.frames_per_tick();
   const frames_t max_chunk = frames_t{p_.format.audio_rate} * kMaxPtimeMs / 1000;
+  decode_buf_ = render_scratch(decode_samples_);
   rings_->collect(leaving_);
   if (awaiting_anchor_ || leaving_) return;
 
@@ -455,8 +487,16 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       }
       const int expect = decoder_->frames_in(a.packet->payload());
       if (rings_->current().free_frames() <
-          device_frames_for(expect > 0 ? expect : max_chunk) * 102 / 100 + 2)
+          device_frames_for(expect > 0 ? expect : max_chunk) * 102 / 100 + 2) {
+        // The ring is full. A synchronised source whose audio lies further ahead than any delay
+        // it may play with was placed by a wrong mapping (forged SRs): check its placement now,
+        // since the decode that would check it waits for as long as that placement says.
+        PlayoutStream* const was = &rings_->current();
+        if (on_timeline() && ahead > max_ahead_ns())
+          (void)check_placement(a.packet->ts, clock, now);
+        if (&rings_->current() != was) continue;
         return;
+      }
       const int n = decoder_->decode(a.packet->payload(), decode_buf_);
       if (n < 0) {
         ++stats_.packets_malformed;
@@ -493,14 +533,16 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       jb_.played(a, static_cast<ext_ts_t>(std::llround(n / ticks_to_frames)));
       continue;
     }
-    // Concealment, expansion or gap: at most one packet-length chunk at a time.
+    // Concealment, expansion or gap: at most one packet-length chunk at a time, and only what
+    // the ring has room for (it holds about 170 ms; a long gap is filled as it drains).
     const frames_t frames = std::min<frames_t>(
         static_cast<frames_t>(std::llround(static_cast<double>(a.ticks) * ticks_to_frames)),
         max_chunk);
     const ext_ts_t ticks =
         static_cast<ext_ts_t>(std::llround(static_cast<double>(frames) / ticks_to_frames));
-    if (frames <= 0 ||
-        rings_->current().free_frames() < device_frames_for(2 * frames) * 102 / 100 + 2)
+    // A gap may be stretched to twice its span to grow the delay (adjust_gap).
+    const frames_t room = a.kind == Kind::gap ? std::min(2 * frames, max_chunk) : frames;
+    if (frames <= 0 || rings_->current().free_frames() < device_frames_for(room) * 102 / 100 + 2)
       return;
     if (a.kind == Kind::gap) {
       // Silence from the sender: the place to close the gap between delay and target.

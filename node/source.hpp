@@ -20,6 +20,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -295,6 +296,9 @@ class Source {
   /// After a resync: silence up to the frame where a packet arriving at `arrival` plays.
   void anchor(mono_ns_t arrival, const DeviceClock& clock);
   [[nodiscard]] frames_t device_frames_for(frames_t audio_frames) const noexcept;
+  /// The most audio, ns, this source may hold past the point where new audio is needed: its
+  /// largest playout delay, its offset and its ring. Beyond it, its placement is wrong.
+  [[nodiscard]] mono_ns_t max_ahead_ns() const noexcept;
   /// Resamples (if needed) and pushes `frames` decoded frames from decode_buf_ into the ring.
   void push(frames_t frames);
   /// Audio queued past the render point, ns (the playout controller's `ahead`).
@@ -337,7 +341,11 @@ class Source {
   double last_decoded_position_ = 0;  ///< ... and the device frame its first frame plays at
   double capture_to_dac_ns_ = 0;
   frames_t pending_shift_ = 0;  ///< offset change not applied yet (unsynced sources)
-  std::vector<float> decode_buf_;
+  /// One packet's decoded audio (120 ms at the source's rate and channels), valid within a
+  /// render() call: a view of the rendering thread's scratch buffer, which every source on that
+  /// thread shares (they render one at a time; issue #16 finding 4, 46 kB per stereo source).
+  std::span<float> decode_buf_;
+  std::size_t decode_samples_ = 0;  ///< decode_buf_'s size
   std::int64_t dev_rate_;
   DriftResampler resampler_;  ///< to the device rate at the playout speed
   mono_ns_t last_delay_ns_ = 0;

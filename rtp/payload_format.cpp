@@ -200,8 +200,13 @@ PayloadMap::PayloadMap() {
   table_[0] = PayloadFormat{Codec::pcmu, 8000, 8000, 1};
   table_[8] = PayloadFormat{Codec::pcma, 8000, 8000, 1};
   table_[9] = PayloadFormat{Codec::g722, 8000, 16000, 1};
-  table_[10] = PayloadFormat{Codec::l16, 44100, 44100, 2};
-  table_[11] = PayloadFormat{Codec::l16, 44100, 44100, 1};
+}
+
+PayloadMap PayloadMap::rfc3551() {
+  PayloadMap m;
+  m.set(10, PayloadFormat{Codec::l16, 44100, 44100, 2});
+  m.set(11, PayloadFormat{Codec::l16, 44100, 44100, 1});
+  return m;
 }
 
 bool PayloadMap::apply(std::string_view spec, std::string& error) {

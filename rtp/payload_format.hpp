@@ -48,11 +48,17 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
 /// Parses the raw (headerless) PCM spec "s16le/RATE/CHANNELS", e.g. "s16le/8000/1".
 std::optional<PayloadFormat> parse_raw_format(std::string_view spec, std::string& error);
 
-/// Payload type → format table. Starts with RFC 3551's static audio types that rtpnode decodes:
-/// 0 PCMU/8000/1, 8 PCMA/8000/1, 9 G722/8000/1 (16 kHz audio), 10 L16/44100/2, 11 L16/44100/1.
+/// Payload type → format table. Starts with the RFC 3551 static audio types that telephony
+/// senders use and rtpnode decodes: 0 PCMU/8000/1, 8 PCMA/8000/1, 9 G722/8000/1 (16 kHz audio).
+/// RFC 3551's 10 L16/44100/2 and 11 L16/44100/1 are left out (issue #16 finding 4: a stray
+/// datagram with PT 10 would otherwise open a 44.1 kHz stereo source nobody asked for); a
+/// `--payload 10=L16/44100/2` or an SDP that lists them turns them on.
 class PayloadMap {
  public:
   PayloadMap();
+  /// Every RFC 3551 static audio type rtpnode decodes: the above plus 10 and 11. For SDP, where
+  /// an m= line that lists them without a=rtpmap means them.
+  static PayloadMap rfc3551();
   /// Sets or replaces the format of `pt` (0..127). Thread: setup only.
   void set(std::uint8_t pt, const PayloadFormat& f) { table_[pt & 0x7f] = f; }
   /// The format of `pt`, or nullptr when unknown. Thread: any (read-only after setup).

@@ -191,7 +191,7 @@ std::optional<SessionDescription> parse_sdp(std::string_view text, std::string& 
 }
 
 PayloadMap SdpMedia::payloads(std::vector<std::string>* skipped) const {
-  PayloadMap map;
+  PayloadMap map = PayloadMap::rfc3551();
   for (int pt : payload_types) {
     const auto it = rtpmap.find(pt);
     if (it == rtpmap.end()) {
@@ -220,7 +220,7 @@ PayloadMap SdpMedia::payloads(std::vector<std::string>* skipped) const {
 
 std::string SdpMedia::codecs() const {
   std::string out;
-  const PayloadMap statics;
+  const PayloadMap statics = PayloadMap::rfc3551();
   for (int pt : payload_types) {
     const auto it = rtpmap.find(pt);
     const PayloadFormat* s = statics.find(static_cast<std::uint8_t>(pt));

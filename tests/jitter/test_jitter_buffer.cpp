@@ -208,6 +208,69 @@ TEST(JitterBuffer, OverflowEvictsTheOldestPackets) {
   EXPECT_EQ(played[2], 3);
 }
 
+// Issue #16 finding 4: the buffer starts small and grows to hold what is due within the playout
+// delay, so a 1 ms sender behind a lost packet keeps every packet; a packet beyond grow_ticks
+// still slides the window (rule 4 as before), and growth stops at its ceiling.
+TEST(JitterBuffer, GrowsForPacketsDueWithinTheDelayAndEvictsBeyondIt) {
+  JitterBufferConfig c = config(8);
+  c.max_capacity_packets = 64;
+  c.grow_ticks = 40 * kPtime;
+  JitterBuffer jb(c);
+  put(jb, 0);
+  play(jb, 0);  // next = 1, which never arrives
+  for (int s = 2; s <= 40; ++s) ASSERT_EQ(put(jb, s), InsertResult::stored) << s;
+  EXPECT_EQ(jb.counters().overflow, 0u);
+  EXPECT_EQ(jb.capacity(), 64u);
+  EXPECT_EQ(jb.counters().grown, 3u);  // 8 -> 16 -> 32 -> 64
+  EXPECT_EQ(jb.size(), 39u);
+  // Everything plays in order once packet 1's deadline passes.
+  const auto played = play(jb, 2 * kPtime + 1);
+  ASSERT_EQ(played.size(), 40u);
+  EXPECT_EQ(played[0], -kPtime);
+  for (int i = 1; i < 40; ++i) EXPECT_EQ(played[static_cast<std::size_t>(i)], i + 1);
+  // At the ceiling, or beyond grow_ticks, rule 4 evicts as before.
+  ASSERT_EQ(put(jb, 41 + 64), InsertResult::stored);
+  EXPECT_EQ(jb.capacity(), 64u);
+  EXPECT_EQ(jb.size(), 1u);
+}
+
+TEST(JitterBuffer, APacketFarAheadDoesNotGrowTheBuffer) {
+  JitterBufferConfig c = config(8);
+  c.max_capacity_packets = 1024;
+  c.grow_ticks = 10 * kPtime;
+  JitterBuffer jb(c);
+  put(jb, 0);
+  play(jb, 0);
+  ASSERT_EQ(put(jb, 2), InsertResult::stored);
+  ASSERT_EQ(put(jb, 20), InsertResult::stored);  // 20 packets ahead: beyond grow_ticks
+  EXPECT_EQ(jb.capacity(), 8u);
+  EXPECT_EQ(jb.counters().overflow, 1u);  // packet 2 fell out of the window
+}
+
+// Payload memory is what the packets need, within max_stored_bytes: a payload past it is
+// refused as `full` (counted as overflow), and buffers of slots that hold nothing are given
+// back before refusing (a buffer grown during an outage must not block later packets).
+TEST(JitterBuffer, PayloadMemoryIsBoundedAndReclaimed) {
+  JitterBufferConfig c = config(8);
+  c.max_stored_bytes = 4 * 160;
+  JitterBuffer jb(c);
+  put(jb, 0);
+  play(jb, 0);  // packet 0's slot keeps a 160-byte buffer
+  EXPECT_EQ(jb.stored_bytes(), 160u);
+  for (int s = 2; s <= 4; ++s) ASSERT_EQ(put(jb, s), InsertResult::stored);
+  EXPECT_EQ(jb.stored_bytes(), 4u * 160);
+  // A fifth buffer passes the ceiling: slot 0's idle buffer is given back first.
+  ASSERT_EQ(put(jb, 5), InsertResult::stored);
+  EXPECT_EQ(jb.stored_bytes(), 4u * 160);
+  EXPECT_EQ(put(jb, 6), InsertResult::full);
+  EXPECT_EQ(jb.counters().overflow, 1u);
+  EXPECT_EQ(jb.size(), 4u);
+  // Played out, the slots' buffers serve the next packets without growing.
+  play(jb, 7 * kPtime);
+  for (int s = 9; s <= 12; ++s) EXPECT_EQ(put(jb, s), InsertResult::stored) << s;
+  EXPECT_LE(jb.stored_bytes(), 4u * 160);
+}
+
 TEST(JitterBuffer, RefusesOversizedPayload) {
   JitterBuffer jb(config());
   EXPECT_EQ(jb.insert(0, 0, false, std::vector<std::uint8_t>(161), 0, 0), InsertResult::too_large);

@@ -280,7 +280,12 @@ TEST(Source, ResamplesPcmuToDeviceRate) {
   std::vector<std::uint8_t> payload(160, 0x55);
   for (int i = 0; i < 10; ++i)
     h.feed(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload, kT0 + i * 20'000'000);
-  const auto out = h.drain();
+  // The ring holds 170 ms; the rest waits in the jitter buffer until the device has read some.
+  auto out = h.drain();
+  EXPECT_LT(out.size(), 9400u);
+  h.source->render(h.clock, kT0 + 200'000'000);
+  const auto rest = h.drain();
+  out.insert(out.end(), rest.begin(), rest.end());
   // 1600 frames at 8 kHz = 9600 at 48 kHz, less the resampler's filter delay still held back.
   EXPECT_GT(out.size(), 9400u);
   EXPECT_LE(out.size(), 9600u);
@@ -780,4 +785,49 @@ TEST(Source, LeavingAfterAFlushDrainsAtOnce) {
   }
   EXPECT_TRUE(s.drained());
   EXPECT_LT(blocks, 10);
+}
+
+// Issue #16 finding 4: the ring holds about 170 ms of decoded audio; a playout delay longer than
+// that waits compressed in the jitter buffer and is decoded as the ring drains. A fixed 600 ms
+// delay plays its 3 s whole, starting on time, with no gap, underrun or drop.
+TEST(Source, APlayoutDelayLongerThanTheRingWaitsInTheJitterBufferAndPlaysWhole) {
+  Mixer mixer(2, 8, 240);
+  DeviceClock clock{48000};
+  clock.update(DevicePosition{0, 256, 0.0, 0.0107, 1}, 0.0, kT0);
+  test::PacketBuilder b;
+  Source::Params p = pcmu_into_mixer(1, b.ssrc, mixer);
+  p.playout.start_delay_ns = 600'000'000;
+  Source s(p, kT0, clock);
+  const std::vector<std::uint8_t> payload(160, 0x55);
+  std::vector<float> block(2 * 240), out;
+  double max_queued_ms = 0;
+  for (int tick = 0; tick < 800; ++tick) {  // 4 s in 5 ms steps; packets for the first 3 s
+    const mono_ns_t now = kT0 + tick * 5'000'000ll;
+    if (tick % 4 == 0 && tick < 600) {
+      const int i = tick / 4;
+      auto pkt = b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 160), payload);
+      RtpHeaderView h;
+      ASSERT_EQ(rtp_parse(pkt, h), RtpParseStatus::ok);
+      s.on_rtp(h, now, clock);
+    }
+    s.render(clock, now);
+    max_queued_ms = std::max(max_queued_ms, s.stats().queued_ms);
+    mixer.process(block.data(), 240, {});
+    mixer.flush_deferred();
+    out.insert(out.end(), block.begin(), block.end());
+  }
+  std::size_t first = 0;
+  while (first < out.size() / 2 && out[first * 2] == 0.0f) ++first;
+  // Packet 0 arrives at frame 0 and plays 600 ms plus the 256-frame lead later.
+  EXPECT_NEAR(static_cast<double>(first), 28800.0 + 256.0, 64.0);
+  std::size_t silent = 0;
+  for (std::size_t f = first; f < first + 144000 - 480 && f < out.size() / 2; ++f)
+    silent += out[f * 2] == 0.0f ? 1 : 0;
+  EXPECT_EQ(silent, 0u);
+  const SourceStats st = s.stats();
+  EXPECT_EQ(st.underruns, 0u);
+  EXPECT_EQ(st.packets_overflow, 0u);
+  EXPECT_EQ(st.packets_late, 0u);
+  EXPECT_LT(max_queued_ms, 180.0);  // the ring never held the whole delay ...
+  EXPECT_GT(max_queued_ms, 150.0);  // ... but was kept full
 }

@@ -172,9 +172,13 @@ TEST(SourceTable, ByeDrainsQueuedAudioBeforeTheSourceDeparts) {
   for (std::uint16_t seq = 0; seq < 10; ++seq) s = h.send(0xC, seq, a, t + seq * kPtime);
   ASSERT_NE(s, nullptr);
   s->on_bye();
-  // Its 200 ms are queued behind a 40 ms playout delay: after BYE it leaves the active list at
-  // once, stays "leaving" while the mixer plays it out, then departs with every frame played.
+  // Its 200 ms are queued behind a 40 ms playout delay. After BYE it stays active while what
+  // its ring has no room for (the ring holds 170 ms) waits in the jitter buffer, leaves the
+  // active list once everything is in the ring, stays "leaving" while the mixer plays it out,
+  // then departs with every frame played.
   h.play(20, t);
+  EXPECT_EQ(h.table.active().size(), 1u);
+  h.play(80, t);
   EXPECT_TRUE(h.table.active().empty());
   ASSERT_EQ(h.table.draining(), 1u);
   h.play(400, t);

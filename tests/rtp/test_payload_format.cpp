@@ -13,9 +13,14 @@ TEST(PayloadMap, KnowsRfc3551StaticTypes) {
   ASSERT_NE(g722, nullptr);
   EXPECT_EQ(g722->clock_rate, 8000u);   // RFC 3551 §4.5.2: 8000 Hz RTP clock...
   EXPECT_EQ(g722->audio_rate, 16000u);  // ...for 16 kHz audio
-  EXPECT_EQ(m.find(10)->channels, 2);
-  EXPECT_EQ(m.find(10)->clock_rate, 44100u);
-  EXPECT_EQ(m.find(11)->channels, 1);
+  // 10 and 11 (L16/44100) only on request (issue #16): a stray PT 10 opens nothing.
+  EXPECT_EQ(m.find(10), nullptr);
+  EXPECT_EQ(m.find(11), nullptr);
+  const PayloadMap all = PayloadMap::rfc3551();
+  EXPECT_EQ(all.find(10)->channels, 2);
+  EXPECT_EQ(all.find(10)->clock_rate, 44100u);
+  EXPECT_EQ(all.find(11)->channels, 1);
+  EXPECT_EQ(all.find(0)->codec, Codec::pcmu);
   EXPECT_EQ(m.find(96), nullptr);
   EXPECT_EQ(m.find(3), nullptr);  // GSM is not decoded
 }

@@ -81,7 +81,7 @@ TEST(Sdp, SeveralStreamsMediaLevelConnectionRtcpAndOpusFmtp) {
       "a=fmtp:96 minptime=10; useinbandfec=1; sprop-stereo=0\r\na=rtcp:6000\r\n"
       "m=video 5006 RTP/AVP 98\r\nc=IN IP4 bogus\r\n"
       "m=audio 0 RTP/AVP 0\r\n"
-      "m=audio 5008 RTP/AVP 0 8 3\r\nc=IN IP4 10.1.2.3\r\na=rtcp-mux\r\n",
+      "m=audio 5008 RTP/AVP 0 8 3 10\r\nc=IN IP4 10.1.2.3\r\na=rtcp-mux\r\n",
       err);
   ASSERT_TRUE(sd) << err;
   ASSERT_EQ(sd->audio.size(), 3u);
@@ -99,6 +99,9 @@ TEST(Sdp, SeveralStreamsMediaLevelConnectionRtcpAndOpusFmtp) {
   const PayloadMap map = pcm.payloads(&skipped);
   EXPECT_NE(map.find(0), nullptr);
   EXPECT_NE(map.find(8), nullptr);
+  // RFC 3551's L16/44100/2, off by default in --listen's map, is what an m= line listing 10 means.
+  ASSERT_NE(map.find(10), nullptr);
+  EXPECT_EQ(map.find(10)->clock_rate, 44100u);
   ASSERT_EQ(skipped.size(), 1u);  // GSM (PT 3) is not decoded
   EXPECT_EQ(skipped[0].rfind("3:", 0), 0u) << skipped[0];
 }
