@@ -176,8 +176,16 @@ class Node {
   std::unique_ptr<SapDirectory> sap_dir_;
   /// Per announced session (SapSession::key): the listens (indices in cfg_.listens) it opened.
   std::map<std::string, std::vector<std::size_t>> sap_listens_;
-  /// Listens whose sockets are closed (a session deleted or timed out); indices stay.
+  /// Listens whose sockets are closed (a session deleted or timed out, a failed open): their
+  /// indices are reused by the next announced stream, so a session that keeps changing does
+  /// not grow cfg_.listens.
   std::unordered_set<std::size_t> closed_listens_;
+  std::uint64_t sap_streams_refused_ = 0;  ///< announced streams beyond the caps below
+  /// At most this many streams of one announced session are received (issue #17: one 64 kB SDP
+  /// holds ~2000 m= lines, each an RTP and an RTCP socket) ...
+  static constexpr std::size_t kMaxSapStreamsPerSession = 16;
+  /// ... and at most max(16, 4 x --max-sources) announced streams in all.
+  [[nodiscard]] std::size_t sap_stream_budget() const noexcept;
   std::unordered_set<std::string> sap_warned_;  ///< one warning per announcer and kind
   std::uint64_t sap_packets_ = 0, sap_invalid_ = 0;
   mono_ns_t next_sap_expiry_ = 0;

@@ -37,6 +37,7 @@ NodeSnapshot Node::snapshot() const {
   n.sources_active = sources_->active().size();
   n.sources_on_probation = sources_->on_probation();
   n.probation_dropped = sources_->counters().probation_dropped;
+  n.probation_evicted = sources_->counters().probation_evicted;
   n.rtcp_packets = demux_->stats().rtcp_packets;
   n.rtcp_malformed = demux_->stats().rtcp_malformed;
   n.sender_reports = demux_->stats().sender_reports;
@@ -46,6 +47,7 @@ NodeSnapshot Node::snapshot() const {
   n.sap_sessions = sap_dir_ ? sap_dir_->sessions().size() : 0;
   n.sap_packets = sap_packets_;
   n.sap_invalid = sap_invalid_;
+  n.sap_streams_refused = sap_streams_refused_;
   n.packets_not_allowed = demux_->stats().not_allowed;
   n.telephone_event_packets = demux_->stats().telephone_event_packets;
   n.telephone_events = demux_->stats().telephone_events;

@@ -1,5 +1,6 @@
 // Node's SAP discovery (--sap, issue #17): announced sessions open listens as --sdp files do,
 // and deletions and timeouts close them.
+#include <algorithm>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -58,6 +59,10 @@ void Node::on_sap(std::span<const std::uint8_t> bytes, const sockaddr* from, mon
   }
 }
 
+std::size_t Node::sap_stream_budget() const noexcept {
+  return std::max<std::size_t>(16, 4 * static_cast<std::size_t>(cfg_.max_sources));
+}
+
 void Node::open_sap_session(const SapSession& s) {
   const std::string label = "SAP from " + s.origin;
   std::string err;
@@ -70,7 +75,14 @@ void Node::open_sap_session(const SapSession& s) {
           {{"action", "refused"}, {"name", s.name}, {"origin", s.origin}, {"error", err}});
     return;
   }
+  std::size_t open_in_all = 0;
+  for (const auto& [key, listens] : sap_listens_) open_in_all += listens.size();
+  std::size_t refused = 0;
   for (ListenSpec& spec : *specs) {
+    if (opened.size() >= kMaxSapStreamsPerSession || open_in_all >= sap_stream_budget()) {
+      ++refused;
+      continue;
+    }
     bool open_already = false;
     for (std::size_t i = 0; i < cfg_.listens.size(); ++i)
       if (!closed_listens_.contains(i) && cfg_.listens[i].address == spec.address &&
@@ -81,8 +93,14 @@ void Node::open_sap_session(const SapSession& s) {
                 << " is received already\n";
       continue;
     }
-    cfg_.listens.push_back(spec);
-    const std::size_t index = cfg_.listens.size() - 1;
+    std::size_t index = cfg_.listens.size();
+    if (!closed_listens_.empty()) {
+      index = *closed_listens_.begin();
+      closed_listens_.erase(closed_listens_.begin());
+      cfg_.listens[index] = spec;
+    } else {
+      cfg_.listens.push_back(spec);
+    }
     try {
       udp_->add(cfg_.listens[index], index);
     } catch (const std::exception& e) {
@@ -91,11 +109,24 @@ void Node::open_sap_session(const SapSession& s) {
       continue;
     }
     opened.push_back(index);
+    ++open_in_all;
     std::cerr << "rtpnode: SAP: receiving " << spec.describe() << ": " << spec.sdp_summary << "\n";
     streams.push_back({{"listen", spec.describe()}, {"summary", spec.sdp_summary}});
   }
-  event("sap_session",
-        {{"action", "announced"}, {"name", s.name}, {"origin", s.origin}, {"streams", streams}});
+  if (refused > 0) {
+    sap_streams_refused_ += refused;
+    if (sap_warned_.insert(s.origin + " streams").second)
+      std::cerr << "rtpnode: warning: SAP: session '" << s.name << "' from " << s.origin << ": "
+                << refused << " of its " << specs->size() << " streams not received: at most "
+                << kMaxSapStreamsPerSession << " per session and " << sap_stream_budget()
+                << " announced streams in all (4 x --max-sources); counted as "
+                   "sap_streams_refused, further ones are not logged\n";
+  }
+  event("sap_session", {{"action", "announced"},
+                        {"name", s.name},
+                        {"origin", s.origin},
+                        {"streams", streams},
+                        {"streams_refused", refused}});
 }
 
 void Node::close_sap_session(const SapSession& s, const char* why) {

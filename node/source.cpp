@@ -163,8 +163,9 @@ void Source::leave(frames_t now_frame) {
   // The sender's audio ends at `end`; the leave fade runs over what follows (silence), so the
   // audio itself plays untouched, and no underrun is counted past `end`.
   frames_t end = rings_->current().start_frame + rings_->current().written_frames();
-  if (awaiting_anchor_ || end - now_frame > static_cast<frames_t>(ring_frames(p_)))
-    end = 0;  // at once
+  // A ring parked far ahead (a flush waits for its anchor at max/4; a wrong placement) ends at
+  // once; one that holds what a delay and offset allow plays out.
+  if (awaiting_anchor_ || end - now_frame > ns_to_frames(max_ahead_ns(), dev_rate_)) end = 0;
   rings_->leave(end);
 }
 

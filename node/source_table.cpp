@@ -162,6 +162,28 @@ Source* SourceTable::create(const NewSource& n, mono_ns_t now) {
   return raw_ptr;
 }
 
+bool SourceTable::evict_oldest_probation() {
+  while (!probation_order_.empty()) {
+    const auto [key, at] = probation_order_.front();
+    probation_order_.pop_front();
+    const auto it = probation_.find(key);
+    if (it != probation_.end() && it->second.first_arrival == at) {
+      erase_probation(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+void SourceTable::note_probation_start(std::uint64_t key, mono_ns_t at) {
+  probation_order_.emplace_back(key, at);
+  if (probation_order_.size() <= 2 * probation_.size() + 64) return;
+  std::erase_if(probation_order_, [this](const std::pair<std::uint64_t, mono_ns_t>& e) {
+    const auto it = probation_.find(e.first);
+    return it == probation_.end() || it->second.first_arrival != e.second;
+  });
+}
+
 SourceTable::ProbationMap::iterator SourceTable::erase_probation(ProbationMap::iterator it) {
   const auto h =
       probation_hosts_.find(host_key(reinterpret_cast<const sockaddr*>(&it->second.from)));
@@ -205,9 +227,20 @@ std::optional<SourceTable::Admitted> SourceTable::on_candidate(
       // Forget candidates that never followed up.
       for (auto p = probation_.begin(); p != probation_.end();)
         p = now - p->second.first_arrival > kProbationForgetNs ? erase_probation(p) : std::next(p);
-      if (probation_.size() >= limit || held_by_host() >= per_host) {
+      if (held_by_host() >= per_host) {
         ++counters_.probation_dropped;
         return std::nullopt;
+      }
+      // Full with other hosts' candidates: the oldest one makes room. A stream's second
+      // packet follows within its packet time, a flood's never does; so a flood from many
+      // addresses must refill the whole table within a packet time (7 200 new addresses a
+      // second at 20 ms and the default 32 sources) to keep a new stream out.
+      if (probation_.size() >= limit) {
+        if (!evict_oldest_probation()) {
+          ++counters_.probation_dropped;
+          return std::nullopt;
+        }
+        ++counters_.probation_evicted;
       }
     }
     Probation& added = probation_[key];
@@ -215,6 +248,7 @@ std::optional<SourceTable::Admitted> SourceTable::on_candidate(
         Probation{std::vector<std::uint8_t>(data.begin(), data.end()), now, h.sequence_number, {}};
     std::memcpy(&added.from, from, sockaddr_length(from));
     ++probation_hosts_[host];
+    note_probation_start(key, now);
     return std::nullopt;
   }
   Probation& pr = it->second;
@@ -225,6 +259,7 @@ std::optional<SourceTable::Admitted> SourceTable::on_candidate(
     pr.first_arrival = now;
     pr.last_seq = h.sequence_number;
     std::memcpy(&pr.from, from, sockaddr_length(from));
+    note_probation_start(key, now);
     return std::nullopt;
   }
   Admitted a;

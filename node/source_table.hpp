@@ -72,7 +72,12 @@ class SourceTable {
 
   struct Counters {
     std::uint64_t sources_refused = 0;    ///< streams refused (--max-sources, factory error)
-    std::uint64_t probation_dropped = 0;  ///< packets dropped: the probation table was full
+    std::uint64_t probation_dropped = 0;  ///< packets dropped: their host's share of the
+                                          ///< probation table was full
+    /// Candidates pushed out of a full probation table by a newer one (oldest first): a flood
+    /// from many addresses cannot keep a new stream out unless it turns the table over faster
+    /// than the stream's packet time.
+    std::uint64_t probation_evicted = 0;
   };
   /// Final statistics kept of departed sources.
   static constexpr std::size_t kMaxDeparted = 64;
@@ -156,6 +161,11 @@ class SourceTable {
   Source* create(const NewSource& n, mono_ns_t now);
   void refuse(std::uint64_t key, mono_ns_t now, const std::string& why);
   ProbationMap::iterator erase_probation(ProbationMap::iterator it);
+  /// Removes the candidate that started probation first; false when there is none.
+  bool evict_oldest_probation();
+  /// Records that `key` (re)started probation at `at`; drops stale order entries when they
+  /// outnumber the candidates.
+  void note_probation_start(std::uint64_t key, mono_ns_t at);
 
   Limits limits_;
   Factory factory_;
@@ -169,6 +179,9 @@ class SourceTable {
   Totals departed_totals_;     ///< every departed source's final figures
   mutable Totals high_water_;  ///< what totals() last returned
   ProbationMap probation_;
+  /// Candidates in the order they (re)started probation: (key, first_arrival); an entry whose
+  /// candidate is gone or restarted since is stale and skipped.
+  std::deque<std::pair<std::uint64_t, mono_ns_t>> probation_order_;
   std::unordered_map<std::uint64_t, std::size_t> probation_hosts_;  ///< entries per sending host
   /// Streams refused at --max-sources (key -> their last packet), so each is refused and counted
   /// once, and its packets skip probation until a slot frees or it goes quiet.

@@ -31,13 +31,14 @@ struct NodeSnapshot {
   std::uint64_t sources_active = 0;
   std::uint64_t sources_on_probation = 0;
   std::uint64_t probation_dropped = 0;
+  std::uint64_t probation_evicted = 0;
   std::uint64_t rtcp_packets = 0;
   std::uint64_t rtcp_malformed = 0;
   std::uint64_t sender_reports = 0;
   std::uint64_t receiver_reports_sent = 0;
   std::uint64_t rtcp_foreign = 0;
   std::uint64_t ssrc_collisions = 0;
-  std::uint64_t sap_sessions = 0, sap_packets = 0, sap_invalid = 0;
+  std::uint64_t sap_sessions = 0, sap_packets = 0, sap_invalid = 0, sap_streams_refused = 0;
   std::uint64_t samples_clipped = 0;
   /// Over every source the node has had, departed ones included (SourceTable::totals).
   std::uint64_t sources_total = 0, packets_received = 0, packets_lost = 0, packets_late = 0,

@@ -7,6 +7,8 @@ Runs rtpsend, ffmpeg and GStreamer senders one after another against two local U
   decoders/    [format byte] then [len][op=decode][payload] records, one stream per file
   node/        [kind][dt_ms][len][bytes] records: a stream's RTP and RTCP in arrival order
   http/        requests as scrapers and the control endpoint's users send them
+  sap/         [len][SAP datagram] records: PipeWire's and an AES67 device's announcements,
+               a change, a deletion (RFC 2974)
 Usage: fuzz_seeds.py OUTDIR RTPSEND_BIN
 """
 import os
@@ -67,7 +69,7 @@ def senders(rtpsend, port):
 
 def main():
     out, rtpsend = sys.argv[1], sys.argv[2]
-    for d in ("rtp_header", "rtcp", "decoders", "node", "http"):
+    for d in ("rtp_header", "rtcp", "decoders", "node", "http", "sap"):
         os.makedirs(os.path.join(out, d), exist_ok=True)
     http = {
         "metrics": b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Prometheus/2.42\r\nAccept: text/plain\r\n\r\n",
@@ -80,6 +82,23 @@ def main():
     }
     for name, data in http.items():
         open(os.path.join(out, "http", name), "wb").write(data)
+    def sap(deletion, msg_id, sdp, mime=True):
+        head = bytes([0x20 | (0x04 if deletion else 0), 0, msg_id >> 8, msg_id & 0xff, 127, 0, 0, 1])
+        body = (b"application/sdp\0" if mime else b"") + sdp
+        return head + body
+    pipewire = (b"v=0\no=- 1832020296 0 IN IP4 127.0.0.1\ns=PipeWire RTP Stream\nc=IN IP4 224.0.0.56/16\n"
+                b"t=0 0\nm=audio 46000 RTP/AVP 127\na=rtpmap:127 L16/48000/2\na=ptime:1\n")
+    aes67 = (b"v=0\r\no=- 7 8 IN IP4 192.168.1.20\r\ns=Stage box\r\nc=IN IP4 239.69.1.1/32\r\nt=0 0\r\n"
+             b"m=audio 5004 RTP/AVP 98\r\na=rtpmap:98 L24/48000/8\r\na=ptime:1\r\n"
+             b"a=ts-refclk:ptp=IEEE1588-2008:00-1D-C1-FF-FE-12-34-56:0\r\na=mediaclk:direct=0\r\n")
+    def records(*datagrams):
+        return b"".join(len(d).to_bytes(2, "big") + d for d in datagrams)
+    saps = {
+        "pipewire": records(sap(False, 1, pipewire), sap(False, 1, pipewire), sap(True, 1, pipewire)),
+        "aes67": records(sap(False, 9, aes67, mime=False), sap(False, 9, aes67.replace(b"5004", b"5006"))),
+    }
+    for name, data in saps.items():
+        open(os.path.join(out, "sap", name), "wb").write(data)
     port = 30000 + os.getpid() % 10000 * 2
     total = 0
     for name, codec, cmd in senders(rtpsend, port):

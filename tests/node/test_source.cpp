@@ -789,7 +789,8 @@ TEST(Source, LeavingAfterAFlushDrainsAtOnce) {
 
 // Issue #16 finding 4: the ring holds about 170 ms of decoded audio; a playout delay longer than
 // that waits compressed in the jitter buffer and is decoded as the ring drains. A fixed 600 ms
-// delay plays its 3 s whole, starting on time, with no gap, underrun or drop.
+// delay plays its 3 s whole, starting on time, with no gap, underrun or drop -- also when the
+// sender says BYE right after its last packet (the source leaves once its ring holds the rest).
 TEST(Source, APlayoutDelayLongerThanTheRingWaitsInTheJitterBufferAndPlaysWhole) {
   Mixer mixer(2, 8, 240);
   DeviceClock clock{48000};
@@ -809,6 +810,7 @@ TEST(Source, APlayoutDelayLongerThanTheRingWaitsInTheJitterBufferAndPlaysWhole) 
       RtpHeaderView h;
       ASSERT_EQ(rtp_parse(pkt, h), RtpParseStatus::ok);
       s.on_rtp(h, now, clock);
+      if (i == 149) s.on_bye();
     }
     s.render(clock, now);
     max_queued_ms = std::max(max_queued_ms, s.stats().queued_ms);

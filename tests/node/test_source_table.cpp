@@ -223,3 +223,30 @@ TEST(SourceTable, ByeEndsProbationOnlyFromTheCandidatesHost) {
   h.table.on_bye(source_key(5004, 0xE), reinterpret_cast<const sockaddr*>(&a));
   EXPECT_EQ(h.table.on_probation(), 0u);
 }
+
+// Issue #16 finding 4: a flood of one-packet SSRCs from many addresses fills the probation
+// table; the oldest candidates make room, so a new stream whose second packet follows within
+// its packet time is admitted while the flood goes on (before: every new SSRC was dropped until
+// the flood's candidates were a second old).
+TEST(SourceTable, AFloodFromManyAddressesCannotKeepANewStreamOut) {
+  TableHarness h(8);  // 48 entries; each flooding address holds one
+  const auto honest = v4("10.0.0.2", 2);
+  std::uint32_t ssrc = 5000;
+  auto flood = [&](int n, mono_ns_t t) {
+    for (int i = 0; i < n; ++i, ++ssrc) {
+      const auto from =
+          v4(("10.7." + std::to_string(ssrc / 250 % 250) + "." + std::to_string(ssrc % 250 + 1))
+                 .c_str(),
+             1);
+      h.send(ssrc, 1, from, t);
+    }
+  };
+  flood(100, kT0);  // the table is full of the flood
+  EXPECT_EQ(h.table.on_probation(), 48u);
+  h.send(7, 1, honest, kT0 + 1);
+  flood(40, kT0 + 10'000'000);  // 40 more within the stream's 20 ms: fewer than the table holds
+  EXPECT_NE(h.send(7, 2, honest, kT0 + 20'000'000), nullptr);
+  EXPECT_EQ(h.table.counters().probation_dropped, 0u);
+  EXPECT_EQ(h.table.counters().probation_evicted, 100u + 1 + 40 - 48);
+  EXPECT_LE(h.table.on_probation(), 48u);
+}

@@ -673,6 +673,53 @@ TEST(System, SapFilterAndDeletionDecideWhatIsReceived) {
   EXPECT_EQ(actions, (std::vector<std::string>{"announced", "deleted"}));
 }
 
+// Issue #17: SAP reaches anyone on the network, so an announcement cannot open listens without
+// bound: one SDP with 40 m= lines opens 16 of them (24 counted as sap_streams_refused), and a
+// session whose description keeps changing reuses its listens: 100 changes later the process
+// holds as many descriptors as after the first.
+TEST(System, SapAnnouncementsOpenBoundedListens) {
+  const std::string dir = test_dir();
+  const int sap_port = free_udp_port();
+  Process node(
+      {RTPNODE_BIN, "--sap", "127.0.0.1:" + std::to_string(sap_port), "--output", dir + "/out.wav",
+       "--stats-json", dir + "/stats.json", "--stats-interval", "100ms", "--duration", "6s"},
+      dir + "/rtpnode.log");
+  auto sdp = [](int streams, int first_port) {
+    std::string t = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=Many\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n";
+    for (int i = 0; i < streams; ++i)
+      t += "m=audio " + std::to_string(first_port + 2 * i) + " RTP/AVP 0\r\n";
+    return t;
+  };
+  auto descriptors = [&] {
+    int n = 0;
+    for ([[maybe_unused]] const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(node.pid()) + "/fd"))
+      ++n;
+    return n;
+  };
+  auto stats = [&] {
+    std::ifstream in(dir + "/stats.json");
+    return json::parse(in, nullptr, false);
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  const int before = descriptors();
+  send_udp(sap_port, build_sap(false, 1, "127.0.0.1", sdp(40, 41000)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  const int first = descriptors();
+  EXPECT_EQ(first - before, 32) << "16 streams, an RTP and an RTCP socket each";
+  EXPECT_EQ(stats()["node"].value("sap_streams_refused", 0), 24);
+  for (int i = 0; i < 100; ++i)
+    send_udp(sap_port, build_sap(false, 1, "127.0.0.1", sdp(16, i % 2 ? 43000 : 45000)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_LE(descriptors(), first);
+  const json s = stats();
+  EXPECT_EQ(s["node"].value("sap_sessions", 0), 1);
+  EXPECT_EQ(s["node"].value("sap_streams_refused", 0), 24);
+  EXPECT_EQ(node.wait(std::chrono::seconds(10)), std::optional<int>(0)) << node.log();
+  const std::string log = node.log();
+  EXPECT_NE(log.find("24 of its 40 streams not received"), std::string::npos) << log;
+}
+
 // Issue #17: --sdp FILE with the SDP ffmpeg itself writes (-sdp_file) for an L24 stream: no
 // --listen, no --payload, and the stream renders bit-exact.
 TEST(Interop, FfmpegL24StreamPlaysBitExactFromItsOwnSdpFile) {
