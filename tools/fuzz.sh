@@ -8,12 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
-targets=(fuzz_rtp_header fuzz_rtcp fuzz_decoders fuzz_config fuzz_node fuzz_http fuzz_capture fuzz_sap)
+targets=(fuzz_rtp_header fuzz_rtcp fuzz_decoders fuzz_config fuzz_node fuzz_http fuzz_capture fuzz_sap fuzz_control)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRTPNODE_FUZZ=ON \
   -DBUILD_TESTING=OFF -DRTPNODE_WERROR=ON >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}" rtpsend
 seeds=build-fuzz/seeds
-if [ ! -d "$seeds/sap" ]; then
+if [ ! -d "$seeds/control" ]; then
   python3 tools/fuzz_seeds.py "$seeds" build-fuzz/tools/rtpsend
 fi
 mkdir -p build-fuzz/artifacts
@@ -28,6 +28,7 @@ for t in "${targets[@]}"; do
     fuzz_node) seed="$seeds/node" ;;
     fuzz_http) seed="$seeds/http" ;;
     fuzz_sap) seed="$seeds/sap" ;;
+    fuzz_control) seed="$seeds/control" ;;
     *) seed="" ;;
   esac
   log="build-fuzz/$t.log"

@@ -7,6 +7,7 @@ Runs rtpsend, ffmpeg and GStreamer senders one after another against two local U
   decoders/    [format byte] then [len][op=decode][payload] records, one stream per file
   node/        [kind][dt_ms][len][bytes] records: a stream's RTP and RTCP in arrival order
   http/        requests as scrapers and the control endpoint's users send them
+  control/     [method byte]PATH?QUERY control requests (0 GET, 1 POST)
   sap/         [len][SAP datagram] records: PipeWire's and an AES67 device's announcements,
                a change, a deletion (RFC 2974)
 Usage: fuzz_seeds.py OUTDIR RTPSEND_BIN
@@ -69,7 +70,7 @@ def senders(rtpsend, port):
 
 def main():
     out, rtpsend = sys.argv[1], sys.argv[2]
-    for d in ("rtp_header", "rtcp", "decoders", "node", "http", "sap"):
+    for d in ("rtp_header", "rtcp", "decoders", "node", "http", "sap", "control"):
         os.makedirs(os.path.join(out, d), exist_ok=True)
     http = {
         "metrics": b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Prometheus/2.42\r\nAccept: text/plain\r\n\r\n",
@@ -99,6 +100,15 @@ def main():
     }
     for name, data in saps.items():
         open(os.path.join(out, "sap", name), "wb").write(data)
+    control = {
+        "stats": b"\x00/stats", "metrics": b"\x00/metrics", "sources": b"\x00/sources",
+        "gain": b"\x01/sources/port:0/gain?value=-6dB", "mute": b"\x01/sources/ssrc:0xa0/mute",
+        "unmute": b"\x01/sources/ssrc:0xa0/unmute", "flush": b"\x01/sources/ssrc:0xa1/flush",
+        "offset": b"\x01/sources/ssrc:0xa1/offset?value=+12.5ms",
+        "route": b"\x01/sources/ssrc:0xa0/route?value=R", "route2": b"\x01/sources/all/route?value=1,2",
+    }
+    for name, data in control.items():
+        open(os.path.join(out, "control", name), "wb").write(data)
     port = 30000 + os.getpid() % 10000 * 2
     total = 0
     for name, codec, cmd in senders(rtpsend, port):
