@@ -1,7 +1,7 @@
 // Memory of one source (issue #16 finding 4): heap bytes a Source holds when it is admitted and
 // after it has played 10 s of 20 ms packets with reordering, per format, at rtpnode's default
 // bounds (adaptive playout, --max-latency 1 s, 48 kHz device). Measured with glibc's mallinfo2
-// over 32 sources, so allocator overhead is included. Target: <= 256 kB for a 20 ms Opus stereo
+// over 16 sources, so allocator overhead is included. Target: <= 256 kB for a 20 ms Opus stereo
 // source. Run: build/tests/bench_source_memory [--check KB]: with --check, exits 1 when the Opus
 // stereo source after playing exceeds KB kilobytes (ctest runs it so).
 #include <malloc.h>
@@ -23,7 +23,7 @@ using namespace rtpnode;
 
 namespace {
 
-constexpr int kSources = 32;
+constexpr int kSources = 16;
 constexpr int kPacketMs = 20;
 constexpr int kSeconds = 10;
 
