@@ -208,16 +208,23 @@ TEST(JitterBuffer, OverflowEvictsTheOldestPackets) {
   EXPECT_EQ(played[2], 3);
 }
 
+/// 8 slots that may grow to `max_slots` for packets up to `grow_packets` ahead, with packet 0
+/// played: the next one due is 1.
+JitterBuffer growing_after_packet_0(std::size_t max_slots, int grow_packets) {
+  JitterBufferConfig c = config(8);
+  c.max_capacity_packets = max_slots;
+  c.grow_ticks = grow_packets * kPtime;
+  JitterBuffer jb(c);
+  put(jb, 0);
+  play(jb, 0);
+  return jb;
+}
+
 // Issue #16 finding 4: the buffer starts small and grows to hold what is due within the playout
 // delay, so a 1 ms sender behind a lost packet keeps every packet; a packet beyond grow_ticks
 // still slides the window (rule 4 as before), and growth stops at its ceiling.
 TEST(JitterBuffer, GrowsForPacketsDueWithinTheDelayAndEvictsBeyondIt) {
-  JitterBufferConfig c = config(8);
-  c.max_capacity_packets = 64;
-  c.grow_ticks = 40 * kPtime;
-  JitterBuffer jb(c);
-  put(jb, 0);
-  play(jb, 0);  // next = 1, which never arrives
+  JitterBuffer jb = growing_after_packet_0(64, 40);  // packet 1 never arrives
   for (int s = 2; s <= 40; ++s) ASSERT_EQ(put(jb, s), InsertResult::stored) << s;
   EXPECT_EQ(jb.counters().overflow, 0u);
   EXPECT_EQ(jb.capacity(), 64u);
@@ -235,12 +242,7 @@ TEST(JitterBuffer, GrowsForPacketsDueWithinTheDelayAndEvictsBeyondIt) {
 }
 
 TEST(JitterBuffer, APacketFarAheadDoesNotGrowTheBuffer) {
-  JitterBufferConfig c = config(8);
-  c.max_capacity_packets = 1024;
-  c.grow_ticks = 10 * kPtime;
-  JitterBuffer jb(c);
-  put(jb, 0);
-  play(jb, 0);
+  JitterBuffer jb = growing_after_packet_0(1024, 10);
   ASSERT_EQ(put(jb, 2), InsertResult::stored);
   ASSERT_EQ(put(jb, 20), InsertResult::stored);  // 20 packets ahead: beyond grow_ticks
   EXPECT_EQ(jb.capacity(), 8u);
