@@ -19,6 +19,12 @@ namespace {
 /// delay plus the source's offset plus a second. The payload ceiling is that span at the
 /// format's largest bit rate (Opus: 510 kbit/s; PCM: its sample rate), at least 64 kB; the
 /// slot count starts at 32 and doubles as needed up to 16384 (a 1 ms sender 16 s ahead).
+/// The longest playout delay a source may have: --max-latency when adaptive, the fixed one
+/// otherwise (whichever is larger), ns.
+mono_ns_t largest_delay_ns(const Source::Params& p) {
+  return std::max(p.playout.max_delay_ns, p.playout.start_delay_ns);
+}
+
 JitterBufferConfig jb_config(const Source::Params& p) {
   const PayloadFormat& f = p.format;
   JitterBufferConfig c;
@@ -27,8 +33,7 @@ JitterBufferConfig jb_config(const Source::Params& p) {
   c.max_capacity_packets = 16384;
   c.max_payload_bytes = std::max<std::size_t>(f.max_payload_bytes(kMaxPtimeMs), 1500);
   c.expand_ticks = std::max<ext_ts_t>(1, f.clock_rate / 200);  // 5 ms: one render tick
-  const mono_ns_t delay = std::max(p.playout.max_delay_ns, p.playout.start_delay_ns);
-  const double held_s = static_cast<double>(delay) * 1e-9 +
+  const double held_s = static_cast<double>(largest_delay_ns(p)) * 1e-9 +
                         std::abs(static_cast<double>(p.offset_frames)) / p.device_rate + 1.0;
   const double bytes_per_s =
       static_cast<double>(f.max_payload_bytes(kMaxPtimeMs)) * 1000.0 / kMaxPtimeMs;
@@ -172,9 +177,9 @@ void Source::leave(frames_t now_frame) {
 Source::~Source() = default;
 
 mono_ns_t Source::max_ahead_ns() const noexcept {
-  const mono_ns_t delay = std::max(p_.playout.max_delay_ns, p_.playout.start_delay_ns);
-  return delay + frames_to_ns(std::abs(p_.offset_frames) + static_cast<frames_t>(ring_frames(p_)),
-                              dev_rate_);
+  return largest_delay_ns(p_) +
+         frames_to_ns(std::abs(p_.offset_frames) + static_cast<frames_t>(ring_frames(p_)),
+                      dev_rate_);
 }
 
 frames_t Source::device_frames_for(frames_t audio_frames) const noexcept {

@@ -233,8 +233,8 @@ std::optional<SourceTable::Admitted> SourceTable::on_candidate(
       }
       // Full with other hosts' candidates: the oldest one makes room. A stream's second
       // packet follows within its packet time, a flood's never does; so a flood from many
-      // addresses must refill the whole table within a packet time (7 200 new addresses a
-      // second at 20 ms and the default 32 sources) to keep a new stream out.
+      // addresses must refill the whole table within a packet time (13 600 new addresses a
+      // second at 20 ms and the default 64 sources: 272 entries) to keep a new stream out.
       if (probation_.size() >= limit) {
         if (!evict_oldest_probation()) {
           ++counters_.probation_dropped;
