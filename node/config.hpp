@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 
 #include <chrono>
@@ -140,6 +141,17 @@ struct NodeConfig {
   /// --max-sources: sources mixed at once, 1..1024. Default 64. Streams beyond it are refused
   /// and counted (sources_refused).
   int max_sources = 64;
+  /// --max-sources-per-host: sources whose RTP comes from one IP address (any port), 0..1024;
+  /// 0 = no limit; -1 (default) = half of --max-sources (at least 1) for network input and no
+  /// limit for --pcap (a capture's media gateway may send every call). Loopback senders are
+  /// never limited. Streams beyond it are refused and counted (sources_refused,
+  /// sources_refused_per_host).
+  int max_sources_per_host = -1;
+  /// The limit in effect (the default resolved as above).
+  [[nodiscard]] int sources_per_host_limit() const noexcept {
+    if (max_sources_per_host >= 0) return max_sources_per_host;
+    return pcap.empty() ? std::max(1, max_sources / 2) : 0;
+  }
   /// --sync rtcp|none. rtcp (default): sources whose senders send RTCP Sender Reports are placed
   /// on the senders' NTP timeline (RFC 3550 §6.4.1), so equal capture instants play at the same
   /// device frame; sources without SR play at arrival + playout delay. none: SRs are ignored.

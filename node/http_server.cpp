@@ -9,22 +9,11 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "node/net_address.hpp"
+
 namespace rtpnode {
 
 namespace {
-
-bool is_loopback(const sockaddr* sa) {
-  if (sa->sa_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(sa);
-    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-  }
-  if (sa->sa_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(sa);
-    if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) return true;
-    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) return a->sin6_addr.s6_addr[12] == 127;
-  }
-  return false;
-}
 
 std::string peer_name(const sockaddr* sa) {
   char host[INET6_ADDRSTRLEN] = "?";

@@ -261,6 +261,10 @@ Loaded load(int argc, char** argv, bool startup) {
   app.add_option("--max-sources", cfg.max_sources, "Streams mixed at once")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  app.add_option("--max-sources-per-host", cfg.max_sources_per_host,
+                 "Sources whose RTP comes from one IP address other than loopback; 0 = no limit "
+                 "(default: half of --max-sources; no limit with --pcap)")
+      ->check(CLI::Range(0, 1024));
   app.add_option("--sync", sync,
                  "rtcp: place sources on their senders' NTP timeline from RTCP Sender Reports; "
                  "none: ignore SRs")

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -28,6 +29,21 @@ namespace rtpnode {
   if (a->sa_family == AF_INET6)
     return std::memcmp(&reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr,
                        &reinterpret_cast<const sockaddr_in6*>(b)->sin6_addr, sizeof(in6_addr)) == 0;
+  return false;
+}
+
+/// True when `sa` is a loopback address: 127.0.0.0/8, ::1 or an IPv4-mapped 127.x. Any thread;
+/// pure.
+[[nodiscard]] inline bool is_loopback(const sockaddr* sa) noexcept {
+  if (sa->sa_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(sa);
+    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(sa);
+    if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) return true;
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) return a->sin6_addr.s6_addr[12] == 127;
+  }
   return false;
 }
 

@@ -45,7 +45,8 @@ Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.e
     else
       udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
     sources_ = std::make_unique<SourceTable>(
-        SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout, cfg_.sync_rtcp},
+        SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout, cfg_.sync_rtcp,
+                            cfg_.sources_per_host_limit()},
         [this](const SourceTable::NewSource& n) { return make_source(n); }, events_, std::cerr);
     demux_ = std::make_unique<Demux>(cfg_, *sources_, *rtcp_, std::cerr);
     if (!cfg_.sap.empty()) {

@@ -200,6 +200,8 @@ std::string NodeConfig::validate() const {
     return "--channels " + std::to_string(channels) + " is outside 1..64";
   if (max_sources < 1 || max_sources > 1024)
     return "--max-sources " + std::to_string(max_sources) + " is outside 1..1024";
+  if (max_sources_per_host < -1 || max_sources_per_host > 1024)
+    return "--max-sources-per-host " + std::to_string(max_sources_per_host) + " is outside 0..1024";
   auto check_port = [&](const SourceRule& r, const char* flag) -> std::string {
     if (r.selector.kind != SourceSelector::Kind::port) return {};
     for (const auto& l : listens)

@@ -38,6 +38,7 @@ NodeSnapshot Node::snapshot() const {
   n.sources_on_probation = sources_->on_probation();
   n.probation_dropped = sources_->counters().probation_dropped;
   n.probation_evicted = sources_->counters().probation_evicted;
+  n.sources_refused_per_host = sources_->counters().host_limit_refused;
   n.rtcp_packets = demux_->stats().rtcp_packets;
   n.rtcp_malformed = demux_->stats().rtcp_malformed;
   n.sender_reports = demux_->stats().sender_reports;

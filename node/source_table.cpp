@@ -114,13 +114,32 @@ void SourceTable::refuse(std::uint64_t key, mono_ns_t now, const std::string& wh
   }
 }
 
-Source* SourceTable::create(const NewSource& n, mono_ns_t now) {
-  if (Source* s = find(n.key)) return s;
+bool SourceTable::host_full(const sockaddr* from) const {
+  // A sender on this host cannot be a remote flood (several local senders are a test setup).
+  if (limits_.max_sources_per_host <= 0 || is_loopback(from)) return false;
+  const auto it = source_hosts_.find(host_key(from));
+  return it != source_hosts_.end() && it->second >= limits_.max_sources_per_host;
+}
+
+bool SourceTable::refused_at_limits(const NewSource& n) {
   if (full()) {
     refuse(n.key, n.first_arrival,
            "new stream refused: --max-sources " + std::to_string(limits_.max_sources) + " reached");
-    return nullptr;
+    return true;
   }
+  if (host_full(n.from)) {
+    if (!refused_.contains(n.key)) ++counters_.host_limit_refused;
+    refuse(n.key, n.first_arrival,
+           "new stream from " + address_text(n.from) + " refused: --max-sources-per-host " +
+               std::to_string(limits_.max_sources_per_host) + " reached for its host");
+    return true;
+  }
+  return false;
+}
+
+Source* SourceTable::create(const NewSource& n, mono_ns_t now) {
+  if (Source* s = find(n.key)) return s;
+  if (refused_at_limits(n)) return nullptr;
   std::unique_ptr<Source> s;
   try {
     s = factory_(n);
@@ -155,6 +174,9 @@ Source* SourceTable::create(const NewSource& n, mono_ns_t now) {
                       now);
   }
   Source* raw_ptr = s.get();
+  const std::uint64_t host = host_key(n.from);
+  ++source_hosts_[host];
+  host_of_[raw_ptr] = host;
   events_.watch(*raw_ptr);
   order_.push_back(raw_ptr);
   sources_.emplace(n.key, std::move(s));
@@ -201,10 +223,10 @@ std::optional<SourceTable::Admitted> SourceTable::on_candidate(
     std::uint64_t key, std::uint16_t port, const RtpHeaderView& h,
     std::span<const std::uint8_t> data, const sockaddr* from, const PayloadFormat& format,
     mono_ns_t now, const ListenSpec* listen) {
-  // A stream refused at --max-sources stays refused while every slot is taken; once one frees,
-  // it is admitted like a new one.
+  // A stream refused at --max-sources (--max-sources-per-host) stays refused while every slot
+  // (its host's share) is taken; once one frees, it is admitted like a new one.
   if (auto r = refused_.find(key); r != refused_.end()) {
-    if (full()) {
+    if (full() || host_full(from)) {
       r->second = now;
       return std::nullopt;
     }
@@ -297,6 +319,11 @@ std::size_t SourceTable::expire(mono_ns_t now, frames_t now_frame) {
       events_.event("source_drained", f, now);
     }
     if (departed_.size() > kMaxDeparted) departed_.pop_front();
+    if (const auto o = host_of_.find(it->get()); o != host_of_.end()) {
+      const auto h = source_hosts_.find(o->second);
+      if (h != source_hosts_.end() && --h->second <= 0) source_hosts_.erase(h);
+      host_of_.erase(o);
+    }
     it = retiring_.erase(it);
   }
   if (now - last_timeout_check_ < 100'000'000 &&

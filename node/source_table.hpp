@@ -68,6 +68,10 @@ class SourceTable {
     int max_sources = 64;                                    ///< --max-sources: active + draining
     std::chrono::nanoseconds source_timeout{5'000'000'000};  ///< 0: never
     bool sync_rtcp = true;  ///< --sync rtcp: the NTP timeline is kept (update_timeline)
+    /// --max-sources-per-host: active + draining sources whose RTP comes from one IP address
+    /// (any port); 0 = no limit; loopback senders are not limited. Keeps one remote host (a
+    /// flood of valid-looking streams, a runaway sender) from taking every slot of --max-sources.
+    int max_sources_per_host = 0;
   };
 
   struct Counters {
@@ -78,6 +82,9 @@ class SourceTable {
     /// from many addresses cannot keep a new stream out unless it turns the table over faster
     /// than the stream's packet time.
     std::uint64_t probation_evicted = 0;
+    /// Streams refused because their host already had --max-sources-per-host sources (each
+    /// stream once while it stays refused; also counted in sources_refused).
+    std::uint64_t host_limit_refused = 0;
   };
   /// Final statistics kept of departed sources.
   static constexpr std::size_t kMaxDeparted = 64;
@@ -158,6 +165,10 @@ class SourceTable {
   };
   using ProbationMap = std::unordered_map<std::uint64_t, Probation>;
   [[nodiscard]] bool full() const noexcept;
+  /// True when the host `from` has --max-sources-per-host sources.
+  [[nodiscard]] bool host_full(const sockaddr* from) const;
+  /// Refuses at the limits (--max-sources, --max-sources-per-host); true when refused.
+  bool refused_at_limits(const NewSource& n);
   Source* create(const NewSource& n, mono_ns_t now);
   void refuse(std::uint64_t key, mono_ns_t now, const std::string& why);
   ProbationMap::iterator erase_probation(ProbationMap::iterator it);
@@ -183,6 +194,9 @@ class SourceTable {
   /// candidate is gone or restarted since is stale and skipped.
   std::deque<std::pair<std::uint64_t, mono_ns_t>> probation_order_;
   std::unordered_map<std::uint64_t, std::size_t> probation_hosts_;  ///< entries per sending host
+  /// Active + draining sources per sending host (host_key of the address that admitted them).
+  std::unordered_map<std::uint64_t, int> source_hosts_;
+  std::unordered_map<const Source*, std::uint64_t> host_of_;  ///< each source's host_key
   /// Streams refused at --max-sources (key -> their last packet), so each is refused and counted
   /// once, and its packets skip probation until a slot frees or it goes quiet.
   std::unordered_map<std::uint64_t, mono_ns_t> refused_;

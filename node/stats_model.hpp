@@ -32,6 +32,7 @@ struct NodeSnapshot {
   std::uint64_t sources_on_probation = 0;
   std::uint64_t probation_dropped = 0;
   std::uint64_t probation_evicted = 0;
+  std::uint64_t sources_refused_per_host = 0;
   std::uint64_t rtcp_packets = 0;
   std::uint64_t rtcp_malformed = 0;
   std::uint64_t sender_reports = 0;

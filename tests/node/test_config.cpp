@@ -259,6 +259,8 @@ TEST(Config, CrossFieldChecksNameTheFlagToFix) {
        },
        "--host-api and --device do not apply"},
       {[](NodeFlags&, NodeConfig& c) { c.max_sources = 0; }, "--max-sources 0 is outside 1..1024"},
+      {[](NodeFlags&, NodeConfig& c) { c.max_sources_per_host = 1025; },
+       "--max-sources-per-host 1025 is outside 0..1024"},
   };
   for (const Case& c : cases) {
     NodeFlags f = one_listen();
@@ -395,4 +397,20 @@ TEST(Config, SapFlagsNameTheGroupsAndAreCheckedAgainstTheOtherInputs) {
   f.listens = {};
   EXPECT_FALSE(make_node_config(f, base, err));
   EXPECT_NE(err.find("not with --pcap"), std::string::npos) << err;
+}
+
+// Issue #16 finding 4: by default one host holds at most half of --max-sources (at least one);
+// a capture file has no limit (its media gateway may send every call); 0 turns it off.
+TEST(Config, SourcesPerHostDefaultsToHalfOfMaxSourcesExceptForACapture) {
+  NodeConfig c;
+  EXPECT_EQ(c.sources_per_host_limit(), 32);
+  c.max_sources = 1;
+  EXPECT_EQ(c.sources_per_host_limit(), 1);
+  c.pcap = "calls.pcap";
+  EXPECT_EQ(c.sources_per_host_limit(), 0);
+  c.max_sources_per_host = 3;
+  EXPECT_EQ(c.sources_per_host_limit(), 3);
+  c.max_sources_per_host = 0;
+  c.pcap.clear();
+  EXPECT_EQ(c.sources_per_host_limit(), 0);
 }

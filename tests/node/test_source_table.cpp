@@ -35,10 +35,11 @@ struct TableHarness {
   bool factory_throws = false;
   SourceTable table;
 
-  explicit TableHarness(int max_sources, std::chrono::nanoseconds timeout = std::chrono::seconds(5))
+  explicit TableHarness(int max_sources, std::chrono::nanoseconds timeout = std::chrono::seconds(5),
+                        int max_per_host = 0)
       : table(
-            {max_sources, timeout}, [this](const SourceTable::NewSource& n) { return make(n); },
-            events, log) {
+            {max_sources, timeout, true, max_per_host},
+            [this](const SourceTable::NewSource& n) { return make(n); }, events, log) {
     clock.update(DevicePosition{0, 256, 0.0, 0.0, 1}, 0.0, kT0);
     device.open(mixer);
     device.start();
@@ -249,4 +250,46 @@ TEST(SourceTable, AFloodFromManyAddressesCannotKeepANewStreamOut) {
   EXPECT_EQ(h.table.counters().probation_dropped, 0u);
   EXPECT_EQ(h.table.counters().probation_evicted, 100u + 1 + 40 - 48);
   EXPECT_LE(h.table.on_probation(), 48u);
+}
+
+// Issue #16 finding 4: one host (any port) holds at most --max-sources-per-host sources, so a
+// flood of valid-looking streams from one address cannot take every slot. Its extra stream is
+// refused once however many packets it sends; another host's stream is admitted meanwhile; and
+// once one of the host's sources has timed out and drained, the refused stream is admitted.
+TEST(SourceTable, OneHostHoldsAtMostItsShareOfSources) {
+  TableHarness h(8, std::chrono::milliseconds(200), 2);
+  const auto a1 = v4("10.0.0.1", 4000), a2 = v4("10.0.0.1", 4002), a3 = v4("10.0.0.1", 4004);
+  const auto b = v4("10.0.0.2", 4000);
+  mono_ns_t t = kT0;
+  h.send(1, 10, a1, t);
+  ASSERT_NE(h.send(1, 11, a1, t + 1), nullptr);
+  h.send(2, 10, a2, t);
+  ASSERT_NE(h.send(2, 11, a2, t + 1), nullptr);
+  for (std::uint16_t seq = 10; seq < 20; ++seq) EXPECT_EQ(h.send(3, seq, a3, t + seq), nullptr);
+  EXPECT_EQ(h.table.counters().host_limit_refused, 1u);
+  EXPECT_EQ(h.table.counters().sources_refused, 1u);
+  EXPECT_NE(h.log.str().find("new stream from 10.0.0.1:4004 refused: --max-sources-per-host 2"),
+            std::string::npos)
+      << h.log.str();
+  h.send(4, 10, b, t);
+  EXPECT_NE(h.send(4, 11, b, t + 1), nullptr) << "another host is not held back";
+  EXPECT_EQ(h.table.active().size(), 3u);
+  // Stream 1 stops: it times out and drains; 2 and 4 keep sending, and so does the refused 3.
+  for (int k = 0; k < 30; ++k) {
+    const auto seq = static_cast<std::uint16_t>(20 + k);
+    h.send(2, seq, a2, t);
+    h.send(4, seq, b, t);
+    h.send(3, seq, a3, t);
+    h.play(20, t);
+  }
+  EXPECT_EQ(h.table.find(source_key(5004, 1)), nullptr);
+  EXPECT_NE(h.table.find(source_key(5004, 3)), nullptr);
+  EXPECT_EQ(h.table.counters().host_limit_refused, 1u);
+  EXPECT_EQ(h.table.counters().sources_refused, 1u);
+  // Senders on this host are not limited.
+  for (std::uint32_t ssrc = 10; ssrc < 13; ++ssrc) {
+    const auto local = v4("127.0.0.1", static_cast<std::uint16_t>(ssrc));
+    h.send(ssrc, 10, local, t);
+    EXPECT_NE(h.send(ssrc, 11, local, t + 1), nullptr);
+  }
 }
