@@ -1,6 +1,9 @@
 // Node's reporting side (issue #13: the stats snapshot beside stats_model): the snapshot of the
 // node's figures, the --stats-json file and the stats line, events, RTCP Receiver Reports and the
 // HTTP answers. Construction, wiring, the loop's tick and run() are in node.cpp.
+#include <malloc.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -18,12 +21,31 @@ namespace {
 mono_ns_t now_ns() {
   return node_now_ns();
 }
+
+/// Resident set size from /proc/self/statm (its second field, in pages); 0 when unreadable.
+std::uint64_t process_rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "re");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int got = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  const long page = sysconf(_SC_PAGESIZE);
+  return got == 2 && page > 0 ? resident * static_cast<std::uint64_t>(page) : 0;
+}
+
+/// Bytes held from malloc: glibc's in-use heap bytes plus mmapped blocks (mallinfo2, glibc 2.33).
+std::uint64_t process_heap_bytes() {
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<std::uint64_t>(m.uordblks) + static_cast<std::uint64_t>(m.hblkhd);
+}
 }  // namespace
 
 NodeSnapshot Node::snapshot() const {
   NodeSnapshot n;
   const DevicePosition pos = mixer_->position();
   n.uptime_s = started_ns_ ? static_cast<double>(now_ns() - started_ns_) * 1e-9 : 0.0;
+  n.memory_rss_bytes = process_rss_bytes();
+  n.memory_heap_bytes = process_heap_bytes();
   n.datagrams = demux_->stats().datagrams;
   for (std::size_t i = 0; i < kRtpParseStatusCount; ++i) {
     if (i == static_cast<std::size_t>(RtpParseStatus::ok)) continue;

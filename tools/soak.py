@@ -3,7 +3,8 @@
 duplication, SSRC churn and HTTP control traffic, on a private JACK dummy server.
 
 Every 10 s it samples rtpnode's RSS (/proc/PID/status) and its /stats; at the end it prints the
-RSS slope over the second half (least squares, kB per hour), the range of every source's
+RSS slope over the second half (least squares, kB per hour) beside the slope of the bytes in use
+from malloc (memory_heap_bytes), the range of every source's
 arrival-to-DAC delay against its target, the underrun/concealment totals and the counters'
 largest values (none may wrap). A benchmark, not a test: it prints figures and exits 0 unless
 rtpnode died. Usage: tools/soak.py [SECONDS=1800]   (build first: tools/build.sh)
@@ -18,8 +19,9 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NODE = os.path.join(ROOT, "build/node/rtpnode")
-SEND = os.path.join(ROOT, "build/tools/rtpsend")
+# RTPNODE / RTPSEND: other binaries (e.g. copies, so that build/ can be rebuilt during a long run)
+NODE = os.environ.get("RTPNODE", os.path.join(ROOT, "build/node/rtpnode"))
+SEND = os.environ.get("RTPSEND", os.path.join(ROOT, "build/tools/rtpsend"))
 
 
 def rss_kb(pid):
@@ -63,6 +65,7 @@ def main():
     rng = random.Random(7)
     senders = []
     samples = []          # (t, rss_kb)
+    heap = []             # (t, memory_heap_bytes / 1024): malloc in use, from /stats
     delay_err = []        # arrival_to_dac - target, ms, per sampled source
     maxima = {}
     t0 = time.monotonic()
@@ -90,6 +93,8 @@ def main():
                 samples.append((now, rss_kb(node.pid)))
                 try:
                     st = json.loads(http(http_port, "GET", "/stats"))
+                    if st["node"].get("memory_heap_bytes"):
+                        heap.append((now, st["node"]["memory_heap_bytes"] / 1024))
                     for s in st["sources"]:
                         if s["state"] == "active" and s["packets_received"] > 200:
                             delay_err.append(s["arrival_to_dac_ms"] - s["target_delay_ms"])
@@ -117,6 +122,10 @@ def main():
     half = [p for p in samples if p[0] >= seconds / 2]
     print(f"soak: {seconds:.0f} s, {ssrc - 1000} senders (4 at a time, 5-40 s each, 2% loss, 1% reorder, 1% dup, 0-15 ms jitter)")
     print(f"soak: RSS {samples[0][1]} -> {samples[-1][1]} kB; slope over the second half {slope_per_hour(half):+.0f} kB/h")
+    if heap:
+        heap_half = [p for p in heap if p[0] >= seconds / 2]
+        print(f"soak: malloc in use {heap[0][1]:.0f} -> {heap[-1][1]:.0f} kB; slope over the second half "
+              f"{slope_per_hour(heap_half):+.0f} kB/h (RSS growing alone: fragmentation; both: a leak)")
     if delay_err:
         delay_err.sort()
         print(f"soak: arrival_to_dac - target (ms): p50 {delay_err[len(delay_err) // 2]:.1f}, "
