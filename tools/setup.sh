@@ -20,6 +20,7 @@ PACKAGES=(
   tshark                                   # independent RTP stream figures for --pcap tests
   sip-tester                               # SIPp: real SIP calls for the VoIP tap tests
   pipewire pipewire-bin                    # PipeWire module-rtp-sink: an independent RTP/SAP sender
+  trx                                      # trx-tx: an independent Opus sender that bends RFC 7587
   curl python3-jsonschema python3-prometheus-client  # independent checks of the HTTP endpoint
   clang libclang-rt-14-dev                 # libFuzzer targets (tools/fuzz.sh)
   clang-format                             # the committed .clang-format, checked by tools/test.sh

@@ -798,6 +798,69 @@ TEST(Interop, TwoPipeWireSendersWithTheSameSsrcAreBothHeard) {
   EXPECT_NEAR(best[1], 0.25, 0.03);
 }
 
+// Issue #17: trx-tx 0.5, an independent sender that bends RFC 7587 (Opus on PT 0, RTP
+// timestamps on an 8 kHz clock), capturing through ALSA's jack PCM (wrapped in plug) from
+// jack_simple_client's sines (48000/200 = 240 Hz left, 720 Hz right, amplitude 0.2) on a JACK
+// dummy server. rtpnode with the documented mapping 0=opus/48000/2/ts=8000 plays both tones, in
+// their channels, at their level and pitch, with no packet late.
+TEST(Interop, TrxTxThroughAlsaJackPcmPlaysWithTheClockOverride) {
+  if (std::system("command -v trx-tx jack_simple_client > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "trx or jackd2's example clients not installed (tools/setup.sh installs them)";
+  const std::string dir = test_dir();
+  JackServer jack(dir, 256);
+  Process tone({"jack_simple_client"}, dir + "/simple_client.log");
+  ASSERT_TRUE(jack.wait_for_port("jack_simple_client:output2"));
+  std::ofstream(dir + "/.asoundrc") << R"(pcm.trxin {
+  type plug
+  slave.pcm {
+    type jack
+    capture_ports { 0 "jack_simple_client:output1" 1 "jack_simple_client:output2" }
+    playback_ports { 0 "system:playback_1" 1 "system:playback_2" }
+  }
+}
+)";
+  const int port = free_udp_port();
+  Process node({RTPNODE_BIN, "--listen", "127.0.0.1:" + std::to_string(port), "--payload",
+                "0=opus/48000/2/ts=8000", "--latency", "60ms", "--output", dir + "/out.wav",
+                "--stats-json", dir + "/stats.json", "--duration", "6s"},
+               dir + "/rtpnode.log");
+  Process trx({"env", "HOME=" + dir, "trx-tx", "-d", "trxin", "-h", "127.0.0.1", "-p",
+               std::to_string(port)},
+              dir + "/trx-tx.log");
+  EXPECT_EQ(node.wait(std::chrono::seconds(15)), std::optional<int>(0)) << node.log();
+  trx.signal(SIGTERM);
+  trx.wait(std::chrono::seconds(5));
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2) << node.log() << trx.log();
+  const json& src = stats["sources"][0];
+  EXPECT_EQ(src.value("payload", ""), "opus/48000/2/ts=8000");
+  EXPECT_GE(src.value("packets_received", 0), 200);  // 20 ms packets for more than 4 s
+  EXPECT_EQ(src.value("packets_late", -1), 0);
+  EXPECT_EQ(src.value("packets_lost", -1), 0);
+  // A second from the middle of the output: each channel's strongest 1 Hz bin and its level.
+  const Audio out = read_wav(dir + "/out.wav");
+  const std::size_t rate = static_cast<std::size_t>(out.rate), from = 3 * rate;
+  ASSERT_GE(out.frames(), from + rate);
+  auto amplitude = [&](int channel, double f) {
+    double re = 0, im = 0;
+    for (std::size_t i = 0; i < rate; ++i) {
+      const double x = out.samples[(from + i) * 2 + static_cast<std::size_t>(channel)];
+      re += x * std::cos(2 * M_PI * f * static_cast<double>(i) / static_cast<double>(rate));
+      im -= x * std::sin(2 * M_PI * f * static_cast<double>(i) / static_cast<double>(rate));
+    }
+    return 2 * std::hypot(re, im) / static_cast<double>(rate);
+  };
+  const double left = amplitude(0, 240), right = amplitude(1, 720);
+  const double left_wrong = amplitude(0, 720), right_wrong = amplitude(1, 240);
+  std::printf("trx-tx: 240 Hz left %.3f (720 Hz %.3f), 720 Hz right %.3f (240 Hz %.3f)\n", left,
+              left_wrong, right, right_wrong);
+  EXPECT_NEAR(left, 0.2, 0.03);
+  EXPECT_NEAR(right, 0.2, 0.03);
+  EXPECT_LT(left_wrong, 0.01);
+  EXPECT_LT(right_wrong, 0.01);
+}
+
 // Issue #17: --sap-filter leaves a session out; a deletion closes its port (a stream sent there
 // afterwards makes no source); a second announcer's session is its own.
 TEST(System, SapFilterAndDeletionDecideWhatIsReceived) {
