@@ -96,6 +96,10 @@ struct Scenario {
   /// With `sdp`: rtpnode hears it in a SAP announcement (--sap on a loopback port) instead of a
   /// file, sent once before rtpsend starts. Not with `netns`.
   bool sdp_by_sap = false;
+  /// With `sdp_by_sap` and `netns`: rtpnode runs `--sap` with no address (its default groups,
+  /// port 9875) and the stream's announcement goes to the first of these groups from inside the
+  /// namespace; each further group gets an announcement of another session (another port).
+  std::vector<std::string> sap_groups;
 };
 
 /// Sends one datagram to 127.0.0.1:`port`.
@@ -161,13 +165,12 @@ Result run_once(const Scenario& s, int attempt) {
   const int sap_port = s.sdp_by_sap ? free_udp_port() : 0;
   if (s.sdp && s.sdp_by_sap) {
     where = {"--sap", "127.0.0.1:" + std::to_string(sap_port)};
+    if (!s.sap_groups.empty()) where = {"--sap"};
   } else if (s.sdp) {
     std::ofstream(dir + "/stream.sdp") << s.sdp(port);
     where = {"--sdp", dir + "/stream.sdp"};
   }
   std::vector<std::string> node{RTPNODE_BIN,
-                                where[0],
-                                where[1],
                                 "--duration",
                                 std::to_string(node_secs) + "s",
                                 "--stats-json",
@@ -178,6 +181,7 @@ Result run_once(const Scenario& s, int attempt) {
                                 s.latency,
                                 "--drift",
                                 s.drift};
+  node.insert(node.begin() + 1, where.begin(), where.end());
   if (s.file_output)
     node.insert(node.end(),
                 {"--output", dir + "/capture.wav", "--period", std::to_string(s.period)});
@@ -196,8 +200,21 @@ Result run_once(const Scenario& s, int attempt) {
         dir + "/capture.log");
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(700));  // let the capture connect
-  if (s.sdp_by_sap) {
+  if (s.sdp_by_sap && s.sap_groups.empty()) {
     send_udp(sap_port, build_sap(false, 0x5a5a, "127.0.0.1", s.sdp(port)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // its listen opens
+  }
+  for (std::size_t i = 0; s.sdp_by_sap && i < s.sap_groups.size(); ++i) {
+    const std::string file = dir + "/sap" + std::to_string(i) + ".bin";
+    std::ofstream(file, std::ios::binary)
+        << build_sap(false, static_cast<std::uint16_t>(0x5a5a + i), "127.0.0.1",
+                     s.sdp(i == 0 ? port : free_udp_port()));
+    const auto [status, out] = run_command(
+        "ip netns exec " + s.netns +
+        " python3 -c 'import socket, sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+        ".sendto(open(sys.argv[1], \"rb\").read(), (sys.argv[2], 9875))' " +
+        file + " " + s.sap_groups[i]);
+    EXPECT_EQ(status, 0) << out;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // its listen opens
   }
 
@@ -859,6 +876,33 @@ TEST(Interop, TrxTxThroughAlsaJackPcmPlaysWithTheClockOverride) {
   EXPECT_NEAR(right, 0.2, 0.03);
   EXPECT_LT(left_wrong, 0.01);
   EXPECT_LT(right_wrong, 0.01);
+}
+
+// Issue #17: --sap with no address listens on RFC 2974's group 224.2.127.254, PipeWire's
+// 224.0.0.56 and AES67's 239.255.255.255 (port 9875), in a network namespace whose loopback
+// carries multicast: one announcement on each group opens three sessions, and the stream the
+// first describes renders bit-exact.
+TEST(FileOutput, SapOnTheDefaultGroupsIsHeardOnEachOfThem) {
+  LoopbackNamespace ns;
+  if (!ns.ok()) GTEST_SKIP() << "cannot create a network namespace here (needs root)";
+  Scenario s;
+  s.input = stereo_recording();
+  s.file_output = true;
+  s.netns = ns.name();
+  s.sdp_by_sap = true;
+  s.sap_groups = {"224.0.0.56", "224.2.127.254", "239.255.255.255"};
+  s.sdp = [](int port) {
+    return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=Studio A\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           "m=audio " +
+           std::to_string(port) + " RTP/AVP 127\r\na=rtpmap:127 L16/48000/2\r\na=ptime:5\r\n";
+  };
+  s.send_args = {"--codec", "l16", "--pt", "127", "--ptime", "5ms"};
+  const Result r = run(s);
+  EXPECT_EQ(r.stats["node"].value("sap_sessions", 0), 3) << r.node_log;
+  EXPECT_EQ(r.stats["node"].value("sap_invalid", -1), 0);
+  EXPECT_EQ(only_source(r).value("session", ""), "Studio A");
+  expect_exact(r, s.input, 0.0f, true);
+  expect_clean_stats(r);
 }
 
 // Issue #17: --sap-filter leaves a session out; a deletion closes its port (a stream sent there
