@@ -208,9 +208,10 @@ Loaded load(int argc, char** argv, bool startup) {
   app.add_option("--sap-filter", cfg.sap_filter,
                  "With --sap: only sessions whose name (SDP s=) matches this glob, e.g. 'Studio*'")
       ->type_name("GLOB");
-  app.add_option(
-         "--raw", raws,
-         "The preceding --listen carries headerless PCM: s16le/RATE/CHANNELS, e.g. s16le/8000/1")
+  app.add_option("--raw", raws,
+                 "The preceding --listen carries headerless PCM: FORMAT/RATE/CHANNELS (FORMAT "
+                 "s16le, s16be, "
+                 "s24le or f32le; 1..64 channels), e.g. s16le/8000/1")
       ->type_name("FORMAT")
       ->allow_extra_args(false);
   app.add_option("--latency", latency,

@@ -7,7 +7,7 @@ namespace rtpnode {
 
 namespace {
 constexpr frames_t kChunkFrames = 512;  // frames of one stream copied out of its ring at a time
-constexpr int kMaxStreamChannels = 8;
+constexpr int kMaxStreamChannels = 8;   // sizes the scratch; wider streams take shorter chunks
 }  // namespace
 
 Route Route::standard(int stream_channels, int device_channels) {
@@ -246,7 +246,9 @@ void Mixer::mix_stream(PlayoutStream& s, float* out, frames_t n) noexcept {
   frames_t block_pos = offset;
   frames_t got_total = 0;
   while (want > 0) {
-    const frames_t chunk = std::min(want, kChunkFrames);
+    // The scratch holds kChunkFrames frames of 8 channels: fewer frames of a wider stream.
+    const frames_t chunk =
+        std::min({want, kChunkFrames, static_cast<frames_t>(scratch_.size()) / ch});
     const auto got = static_cast<frames_t>(
         s.ring.pop(scratch_.data(), static_cast<std::size_t>(chunk * ch)) / ch);
     mix_frames(s, scratch_.data(), out + block_pos * channels_, frame_ + block_pos, got);

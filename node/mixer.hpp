@@ -89,7 +89,7 @@ struct GainRamp {
 /// One source's audio on its way to the device.
 class PlayoutStream {
  public:
-  /// `channels` 1..8; `capacity_frames` rounded up to a power of two; `start_frame` is the device
+  /// `channels` 1..64; `capacity_frames` rounded up to a power of two; `start_frame` is the device
   /// frame at which ring frame 0 plays. Thread: loop (allocates).
   PlayoutStream(std::uint32_t id, int channels, std::size_t capacity_frames, frames_t start_frame)
       : id(id),

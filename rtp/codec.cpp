@@ -208,14 +208,16 @@ class G722Decoder final : public Decoder {
   RepetitionPlc plc_{16000, 1};
 };
 
-// ---- L16 / L24 / s16le ---------------------------------------------------------------------
+// ---- L16 / L24 / raw PCM ------------------------------------------------------------------
 // L16: RFC 3551 §4.5.11, big-endian signed 16-bit; L24: RFC 3190 §4, big-endian signed 24-bit;
-// s16le: headerless little-endian 16-bit. Samples interleaved, one per channel per frame.
+// raw (headerless): s16le, s16be, s24le (3 bytes, little-endian) and f32le (IEEE 754 binary32,
+// little-endian, full scale +-1; NaN and infinities play as silence, magnitudes past 16 as 16).
+// Samples interleaved, one per channel per frame.
 class PcmDecoder final : public Decoder {
  public:
   explicit PcmDecoder(const PayloadFormat& f)
       : Decoder(f),
-        bytes_(f.codec == Codec::l24 ? 3 : 2),
+        bytes_(pcm_sample_bytes(f.codec)),
         plc_(static_cast<int>(f.audio_rate), static_cast<int>(f.channels)) {}
   int decode(std::span<const std::uint8_t> p, std::span<float> out) noexcept override {
     const std::size_t ch = format().channels;
@@ -232,8 +234,27 @@ class PcmDecoder final : public Decoder {
         }
         break;
       case Codec::l16:
+      case Codec::raw_s16be:
         for (std::size_t i = 0; i < n; ++i, b += 2)
           out[i] = static_cast<float>(static_cast<std::int16_t>(b[0] << 8 | b[1])) * kS16ToFloat;
+        break;
+      case Codec::raw_s24le:
+        for (std::size_t i = 0; i < n; ++i, b += 3) {
+          const auto v = static_cast<std::int32_t>(
+              std::uint32_t{b[2]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[0]} << 8);
+          out[i] = static_cast<float>(v >> 8) * kS24ToFloat;
+        }
+        break;
+      case Codec::raw_f32le:
+        for (std::size_t i = 0; i < n; ++i, b += 4) {
+          const std::uint32_t bits = std::uint32_t{b[0]} | std::uint32_t{b[1]} << 8 |
+                                     std::uint32_t{b[2]} << 16 | std::uint32_t{b[3]} << 24;
+          float v = 0;
+          std::memcpy(&v, &bits, sizeof v);
+          // Far beyond full scale is garbage: held to +-16 so that no sum downstream overflows
+          // (the mixer's clip counts what still exceeds +-1).
+          out[i] = std::isfinite(v) ? std::clamp(v, -16.0f, 16.0f) : 0.0f;
+        }
         break;
       default:  // s16le
         for (std::size_t i = 0; i < n; ++i, b += 2)
@@ -254,7 +275,7 @@ class PcmDecoder final : public Decoder {
   }
 
  private:
-  std::size_t bytes_;  ///< per sample: 2 or 3
+  std::size_t bytes_;  ///< per sample: 2, 3 or 4
   RepetitionPlc plc_;
 };
 
@@ -375,19 +396,39 @@ class G722Encoder final : public Encoder {
 class PcmEncoder final : public Encoder {
  public:
   explicit PcmEncoder(const PayloadFormat& f) : Encoder(f) {}
-  /// L24 carries each 16-bit sample in its top 16 bits (the low byte 0): exact, 16-bit sources.
+  /// 24-bit formats carry each 16-bit sample in their top 16 bits (the low byte 0) and f32le
+  /// as sample / 32768: exact, from 16-bit sources.
   int encode(std::span<const std::int16_t> pcm, int frames,
              std::span<std::uint8_t> out) noexcept override {
     const std::size_t n = static_cast<std::size_t>(frames) * format().channels;
-    const std::size_t bytes = format().codec == Codec::l24 ? 3 : 2;
+    const std::size_t bytes = pcm_sample_bytes(format().codec);
     if (n > pcm.size() || bytes * n > out.size()) return -1;
-    const bool big_endian = format().codec != Codec::raw_s16le;
     std::uint8_t* o = out.data();
     for (std::size_t i = 0; i < n; ++i, o += bytes) {
       const auto v = static_cast<std::uint16_t>(pcm[i]);
-      o[0] = static_cast<std::uint8_t>(big_endian ? v >> 8 : v);
-      o[1] = static_cast<std::uint8_t>(big_endian ? v : v >> 8);
-      if (bytes == 3) o[2] = 0;
+      const auto hi = static_cast<std::uint8_t>(v >> 8), lo = static_cast<std::uint8_t>(v);
+      switch (format().codec) {
+        case Codec::l16:
+        case Codec::raw_s16be:
+          o[0] = hi, o[1] = lo;
+          break;
+        case Codec::l24:
+          o[0] = hi, o[1] = lo, o[2] = 0;
+          break;
+        case Codec::raw_s24le:
+          o[0] = 0, o[1] = lo, o[2] = hi;
+          break;
+        case Codec::raw_f32le: {
+          const float f = static_cast<float>(pcm[i]) * kS16ToFloat;
+          std::uint32_t bits = 0;
+          std::memcpy(&bits, &f, sizeof bits);
+          for (int k = 0; k < 4; ++k) o[k] = static_cast<std::uint8_t>(bits >> (8 * k));
+          break;
+        }
+        default:  // s16le
+          o[0] = lo, o[1] = hi;
+          break;
+      }
     }
     return static_cast<int>(bytes * n);
   }
@@ -437,6 +478,9 @@ std::unique_ptr<Decoder> make_decoder(const PayloadFormat& f) {
     case Codec::l16:
     case Codec::l24:
     case Codec::raw_s16le:
+    case Codec::raw_s16be:
+    case Codec::raw_s24le:
+    case Codec::raw_f32le:
       return std::make_unique<PcmDecoder>(f);
     case Codec::opus:
       return std::make_unique<OpusDecoderImpl>(f);
@@ -456,6 +500,9 @@ std::unique_ptr<Encoder> make_encoder(const PayloadFormat& f, const EncoderOptio
     case Codec::l16:
     case Codec::l24:
     case Codec::raw_s16le:
+    case Codec::raw_s16be:
+    case Codec::raw_s24le:
+    case Codec::raw_f32le:
       return std::make_unique<PcmEncoder>(f);
     case Codec::opus:
       return std::make_unique<OpusEncoderImpl>(f, opt);

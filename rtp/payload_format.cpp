@@ -23,6 +23,12 @@ std::string_view to_string(Codec c) noexcept {
       return "opus";
     case Codec::raw_s16le:
       return "s16le";
+    case Codec::raw_s16be:
+      return "s16be";
+    case Codec::raw_s24le:
+      return "s24le";
+    case Codec::raw_f32le:
+      return "f32le";
     case Codec::telephone_event:
       return "telephone-event";
   }
@@ -38,10 +44,12 @@ std::size_t PayloadFormat::max_payload_bytes(std::uint32_t max_ptime_ms) const n
     case Codec::g722:
       return frames / 2 * channels;  // 64 kbit/s: 4 bits per 16 kHz sample
     case Codec::l16:
-    case Codec::raw_s16le:
-      return frames * channels * 2;
     case Codec::l24:
-      return frames * channels * 3;
+    case Codec::raw_s16le:
+    case Codec::raw_s16be:
+    case Codec::raw_s24le:
+    case Codec::raw_f32le:
+      return frames * channels * pcm_sample_bytes(codec);
     case Codec::opus:
       return 1275 * 6 + 7;  // RFC 6716 §3.2.1/§3.2.5 code-3 bound
     case Codec::telephone_event:
@@ -132,8 +140,8 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
   }
   f.channels = 1;
   if (parts.size() == 3 &&
-      (!parse_uint(parts[2], f.channels) || f.channels < 1 || f.channels > 8)) {
-    error = "bad channel count '" + std::string(parts[2]) + "' (1..8)";
+      (!parse_uint(parts[2], f.channels) || f.channels < 1 || f.channels > 64)) {
+    error = "bad channel count '" + std::string(parts[2]) + "' (1..64)";
     return std::nullopt;
   }
   f.audio_rate = f.clock_rate;
@@ -179,17 +187,26 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
 std::optional<PayloadFormat> parse_raw_format(std::string_view spec, std::string& error) {
   const auto parts = split(spec, '/');
   PayloadFormat f;
-  f.codec = Codec::raw_s16le;
-  if (parts.size() != 3 || lower(parts[0]) != "s16le") {
-    error = "expected s16le/RATE/CHANNELS, got '" + std::string(spec) + "'";
+  const std::string name = parts.empty() ? std::string() : lower(parts[0]);
+  if (name == "s16le")
+    f.codec = Codec::raw_s16le;
+  else if (name == "s16be")
+    f.codec = Codec::raw_s16be;
+  else if (name == "s24le")
+    f.codec = Codec::raw_s24le;
+  else if (name == "f32le")
+    f.codec = Codec::raw_f32le;
+  if (parts.size() != 3 || !is_raw(f.codec)) {
+    error = "expected FORMAT/RATE/CHANNELS with FORMAT s16le, s16be, s24le or f32le, got '" +
+            std::string(spec) + "'";
     return std::nullopt;
   }
   if (!parse_uint(parts[1], f.clock_rate) || f.clock_rate < 1000 || f.clock_rate > 384000) {
     error = "bad rate '" + std::string(parts[1]) + "' (1000..384000 Hz)";
     return std::nullopt;
   }
-  if (!parse_uint(parts[2], f.channels) || f.channels < 1 || f.channels > 8) {
-    error = "bad channel count '" + std::string(parts[2]) + "' (1..8)";
+  if (!parse_uint(parts[2], f.channels) || f.channels < 1 || f.channels > 64) {
+    error = "bad channel count '" + std::string(parts[2]) + "' (1..64)";
     return std::nullopt;
   }
   f.audio_rate = f.clock_rate;

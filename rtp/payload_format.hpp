@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,7 +14,42 @@ namespace rtpnode {
 
 /// telephone_event: RFC 4733 named events (DTMF digits), not audio: no decoder; the node
 /// reports them (rtp/telephone_event.hpp).
-enum class Codec : std::uint8_t { pcmu, pcma, g722, l16, l24, opus, raw_s16le, telephone_event };
+/// The raw_* codecs are headerless PCM (--raw): little- or big-endian integers or 32-bit floats.
+enum class Codec : std::uint8_t {
+  pcmu,
+  pcma,
+  g722,
+  l16,
+  l24,
+  opus,
+  raw_s16le,
+  telephone_event,
+  raw_s16be,
+  raw_s24le,
+  raw_f32le,
+};
+
+/// True for the headerless PCM codecs (raw_s16le, raw_s16be, raw_s24le, raw_f32le).
+[[nodiscard]] constexpr bool is_raw(Codec c) noexcept {
+  return c == Codec::raw_s16le || c == Codec::raw_s16be || c == Codec::raw_s24le ||
+         c == Codec::raw_f32le;
+}
+/// Bytes per sample of the linear PCM codecs (L16, L24, raw_*); 0 for the others.
+[[nodiscard]] constexpr std::size_t pcm_sample_bytes(Codec c) noexcept {
+  switch (c) {
+    case Codec::l16:
+    case Codec::raw_s16le:
+    case Codec::raw_s16be:
+      return 2;
+    case Codec::l24:
+    case Codec::raw_s24le:
+      return 3;
+    case Codec::raw_f32le:
+      return 4;
+    default:
+      return 0;
+  }
+}
 
 /// Lower-case codec name as used on the command line and in JSON ("pcmu", "opus", ...).
 std::string_view to_string(Codec c) noexcept;
@@ -24,7 +60,7 @@ struct PayloadFormat {
   std::uint32_t clock_rate = 8000;  ///< RTP timestamp ticks per second (RFC 3550 §5.1)
   std::uint32_t audio_rate = 8000;  ///< PCM frames per second the decoder produces; differs from
                                     ///< clock_rate only for G.722 (16000 vs 8000, RFC 3551 §4.5.2)
-  std::uint16_t channels = 1;       ///< decoded channels, 1..8
+  std::uint16_t channels = 1;       ///< decoded channels, 1..64 (Opus 1..2)
 
   /// Decoded frames per RTP tick: audio_rate / clock_rate (2 for G.722, 1 otherwise).
   [[nodiscard]] double frames_per_tick() const noexcept {
@@ -45,7 +81,9 @@ struct PayloadFormat {
 /// Errors: returns std::nullopt and sets `error` to a message naming the offending part.
 std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::string& error);
 
-/// Parses the raw (headerless) PCM spec "s16le/RATE/CHANNELS", e.g. "s16le/8000/1".
+/// Parses the raw (headerless) PCM spec "FORMAT/RATE/CHANNELS", e.g. "s16le/8000/1"; FORMAT is
+/// s16le, s16be, s24le (3 bytes a sample) or f32le (IEEE float, full scale +-1); RATE
+/// 1000..384000 Hz, CHANNELS 1..64. Errors name the part that is wrong.
 std::optional<PayloadFormat> parse_raw_format(std::string_view spec, std::string& error);
 
 /// Payload type → format table. Starts with the RFC 3551 static audio types that telephony

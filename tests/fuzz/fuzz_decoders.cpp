@@ -16,12 +16,14 @@ using rtpnode::Codec;
 using rtpnode::PayloadFormat;
 
 const PayloadFormat kFormats[] = {
-    {Codec::pcmu, 8000, 8000, 1},      {Codec::pcma, 8000, 8000, 1},
-    {Codec::pcmu, 8000, 8000, 2},      {Codec::g722, 8000, 16000, 1},
-    {Codec::l16, 48000, 48000, 2},     {Codec::l16, 44100, 44100, 1},
-    {Codec::l16, 8000, 8000, 8},       {Codec::l24, 48000, 48000, 2},
-    {Codec::opus, 48000, 48000, 2},    {Codec::opus, 48000, 48000, 1},
-    {Codec::raw_s16le, 8000, 8000, 1},
+    {Codec::pcmu, 8000, 8000, 1},         {Codec::pcma, 8000, 8000, 1},
+    {Codec::pcmu, 8000, 8000, 2},         {Codec::g722, 8000, 16000, 1},
+    {Codec::l16, 48000, 48000, 2},        {Codec::l16, 44100, 44100, 1},
+    {Codec::l16, 8000, 8000, 8},          {Codec::l24, 48000, 48000, 2},
+    {Codec::opus, 48000, 48000, 2},       {Codec::opus, 48000, 48000, 1},
+    {Codec::raw_s16le, 8000, 8000, 1},    {Codec::raw_s16be, 48000, 48000, 2},
+    {Codec::raw_s24le, 96000, 96000, 12}, {Codec::raw_f32le, 48000, 48000, 2},
+    {Codec::l24, 48000, 48000, 64},
 };
 
 }  // namespace

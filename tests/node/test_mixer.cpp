@@ -408,3 +408,20 @@ TEST(Route, MapsChannelsAsDocumented) {
   const Route standard = Route::standard(1, 4);
   EXPECT_EQ(standard.taps, 4);
 }
+
+// Issue #17: a 64-channel stream (AES67 and L24 allow 1-64) onto a 64-channel device: every
+// channel plays its own samples, in blocks larger than the mixer's 8-channel scratch chunk.
+TEST(Mixer, ASixtyFourChannelStreamPlaysEveryChannelInPlace) {
+  Mixer m(64, 4);
+  auto s = std::make_unique<PlayoutStream>(1, 64, 4096, 0);
+  fill_ramp(*s, 3000, 1e-6f);
+  m.add(s.get());
+  const auto out = run(m, 3000, 1024);
+  for (int f = 0; f < 3000; f += 7)
+    for (int c = 0; c < 64; ++c)
+      ASSERT_EQ(out[static_cast<std::size_t>(f * 64 + c)],
+                static_cast<float>(f + 1) * 1e-6f * static_cast<float>(c + 1))
+          << "frame " << f << " channel " << c;
+  EXPECT_EQ(s->frames_played.load(), 3000u);
+  EXPECT_EQ(s->underrun_events.load(), 0u);
+}

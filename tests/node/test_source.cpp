@@ -247,6 +247,48 @@ TEST(Source, RawSenderFasterThanRealTimePlaysEverySampleOnceInOrder) {
   }
 }
 
+// Issue #17: raw PCM in every layout and up to 64 channels: a 12-channel s24le stream and a
+// stereo f32le one, sent in real time, play every sample in place (fixed delay, speed 1).
+TEST(Source, RawSourcesInEveryLayoutPlayEverySampleInPlace) {
+  for (const auto& [codec, channels] :
+       {std::pair{Codec::raw_s24le, 12}, std::pair{Codec::raw_f32le, 2},
+        std::pair{Codec::raw_s16be, 1}}) {
+    Harness h;
+    const PayloadFormat f{codec, 48000, 48000, static_cast<std::uint16_t>(channels)};
+    Source::Params p = h.params(f, 0);
+    p.raw = true;
+    p.device_channels = channels;
+    p.playout.drift_compensation = false;
+    h.source = std::make_unique<Source>(p, kT0, h.clock);
+    const auto pcm = noise(static_cast<std::size_t>(480 * channels * 50), 7);  // 50 x 10 ms
+    auto enc = make_encoder(f);
+    std::vector<std::uint8_t> payload(480 * static_cast<std::size_t>(channels) *
+                                      pcm_sample_bytes(codec));
+    std::vector<float> out;
+    int sent = 0;
+    for (mono_ns_t now = kT0; now < kT0 + 800'000'000; now += 1'000'000) {
+      if (sent < 50 && kT0 + mono_ns_t{sent} * 10'000'000 <= now) {
+        const std::vector<std::int16_t> chunk(pcm.begin() + sent * 480 * channels,
+                                              pcm.begin() + (sent + 1) * 480 * channels);
+        ASSERT_EQ(enc->encode(chunk, 480, payload), static_cast<int>(payload.size()));
+        h.source->on_raw(payload, now, h.clock);
+        ++sent;
+      }
+      h.source->render(h.clock, now);
+      const auto got = h.drain();
+      out.insert(out.end(), got.begin(), got.end());
+    }
+    const auto first = std::find_if(out.begin(), out.end(), [](float v) { return v != 0.0f; });
+    ASSERT_NE(first, out.end()) << to_string(codec);
+    // The first nonzero value may be any channel's: align on whole frames.
+    const auto start = static_cast<std::size_t>(first - out.begin()) / channels * channels;
+    ASSERT_GE(out.size() - start, pcm.size()) << to_string(codec);
+    for (std::size_t i = 0; i < pcm.size(); ++i)
+      ASSERT_EQ(out[start + i], pcm[i] / 32768.0f) << to_string(codec) << " sample " << i;
+    EXPECT_EQ(h.source->stats().packets_overflow, 0u);
+  }
+}
+
 // The same sender with rtpnode's defaults (adaptive delay, drift compensation): nothing is
 // late, dropped, resynchronised or concealed before the end, and the stream plays for its
 // full duration at speed 1 (a drift loop chasing the sender would play it fast).

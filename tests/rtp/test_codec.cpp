@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <numeric>
 #include <vector>
@@ -404,4 +405,39 @@ TEST(L16Decoder, ConcealsByRepeatingThePitchPeriodAndFadesOut) {
   EXPECT_LT(err, 0.01);
   // Silent after the 60 ms fade.
   for (std::size_t i = 2880 * 2; i < concealed.size(); ++i) ASSERT_EQ(concealed[i], 0.0f);
+}
+
+// Issue #17: every raw PCM format decodes what its encoder wrote, exactly (16-bit sources), and
+// f32le's non-finite samples play as silence, its far-out ones held to +-16.
+TEST(RawPcm, EveryFormatRoundTripsAndFloatGarbageIsTamed) {
+  for (Codec c : {Codec::raw_s16le, Codec::raw_s16be, Codec::raw_s24le, Codec::raw_f32le}) {
+    const PayloadFormat f{c, 48000, 48000, 3};
+    std::vector<std::int16_t> pcm(3 * 100);
+    for (std::size_t i = 0; i < pcm.size(); ++i)
+      pcm[i] = static_cast<std::int16_t>(static_cast<int>(i * 2731 % 65536) - 32768);
+    std::vector<std::uint8_t> payload(pcm.size() * pcm_sample_bytes(c));
+    ASSERT_EQ(make_encoder(f)->encode(pcm, 100, payload), static_cast<int>(payload.size()));
+    std::vector<float> out(pcm.size());
+    auto dec = make_decoder(f);
+    ASSERT_EQ(dec->frames_in(payload), 100) << to_string(c);
+    ASSERT_EQ(dec->decode(payload, out), 100) << to_string(c);
+    for (std::size_t i = 0; i < pcm.size(); ++i)
+      ASSERT_EQ(out[i], static_cast<float>(pcm[i]) / 32768.0f) << to_string(c) << " sample " << i;
+    EXPECT_EQ(dec->decode(std::span(payload).first(payload.size() - 1), out), -1)
+        << to_string(c) << ": a partial frame is malformed";
+  }
+  // s24le keeps all 24 bits: 0x123456 little-endian.
+  const PayloadFormat s24{Codec::raw_s24le, 48000, 48000, 1};
+  const std::vector<std::uint8_t> three{0x56, 0x34, 0x12, 0x00, 0x00, 0x80};
+  std::vector<float> out(2);
+  ASSERT_EQ(make_decoder(s24)->decode(three, out), 2);
+  EXPECT_EQ(out[0], static_cast<float>(0x123456) / 8388608.0f);
+  EXPECT_EQ(out[1], -1.0f);
+  const PayloadFormat f32{Codec::raw_f32le, 48000, 48000, 1};
+  const float values[4] = {std::nanf(""), INFINITY, 1e30f, -0.5f};
+  std::vector<std::uint8_t> bytes(sizeof values);
+  std::memcpy(bytes.data(), values, sizeof values);  // this machine is little-endian
+  out.resize(4);
+  ASSERT_EQ(make_decoder(f32)->decode(bytes, out), 4);
+  EXPECT_EQ(out, (std::vector<float>{0.0f, 0.0f, 16.0f, -0.5f}));
 }

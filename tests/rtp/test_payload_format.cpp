@@ -86,3 +86,28 @@ TEST(RawFormat, ParsesSeedSenderFormat) {
   EXPECT_FALSE(parse_raw_format("u8/8000/1", err));
   EXPECT_FALSE(parse_raw_format("s16le/8000", err));
 }
+
+// Issue #17: raw PCM as s16le, s16be, s24le or f32le, 1..64 channels; L16/L24 1..64 channels
+// (AES67 up to 64); Opus stays 1..2.
+TEST(RawFormat, ParsesEveryFormatAndUpToSixtyFourChannels) {
+  std::string err;
+  const std::pair<const char*, Codec> cases[] = {{"s16le/48000/2", Codec::raw_s16le},
+                                                 {"S16BE/44100/64", Codec::raw_s16be},
+                                                 {"s24le/96000/8", Codec::raw_s24le},
+                                                 {"f32le/48000/1", Codec::raw_f32le}};
+  for (const auto& [spec, codec] : cases) {
+    const auto f = parse_raw_format(spec, err);
+    ASSERT_TRUE(f) << spec << ": " << err;
+    EXPECT_EQ(f->codec, codec) << spec;
+    EXPECT_TRUE(is_raw(f->codec));
+  }
+  EXPECT_FALSE(parse_raw_format("s16le/48000/65", err));
+  EXPECT_NE(err.find("1..64"), std::string::npos) << err;
+  EXPECT_FALSE(parse_raw_format("f64le/48000/2", err));
+  EXPECT_NE(err.find("s16le, s16be, s24le or f32le"), std::string::npos) << err;
+  const auto l24 = parse_payload_format("L24/48000/64", err);
+  ASSERT_TRUE(l24) << err;
+  EXPECT_EQ(l24->channels, 64);
+  EXPECT_FALSE(parse_payload_format("L24/48000/65", err));
+  EXPECT_FALSE(parse_payload_format("opus/48000/3", err));
+}

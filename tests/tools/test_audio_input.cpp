@@ -5,7 +5,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
 
+#include "rtp/codec.hpp"
+#include "rtp/payload_format.hpp"
 #include "tools/rtpsend/audio_input.hpp"
 
 using rtpnode::rtpsend::make_signal;
@@ -36,5 +41,29 @@ TEST(RtpsendSignals, ClicksComeAtTheirRateAtEveryCodecRate) {
     for (std::int16_t s : a.samples) clicks += s > 0 ? 1 : 0;
     EXPECT_EQ(clicks, 4) << rate;
     EXPECT_EQ(a.samples[static_cast<std::size_t>(rate / 4)], 29491) << rate;
+  }
+}
+
+// --raw-format reads headerless files in every raw layout (libsndfile's SF_FORMAT_RAW): the same
+// 16-bit samples written as s16le, s16be, s24le and f32le (by rtpnode's own encoders) read back
+// equal.
+TEST(RtpsendRawFiles, EveryRawLayoutReadsBackTheSameSamples) {
+  std::vector<std::int16_t> pcm(2 * 480);
+  for (std::size_t i = 0; i < pcm.size(); ++i)
+    pcm[i] = static_cast<std::int16_t>(static_cast<int>(i * 977 % 65536) - 32768);
+  for (const char* layout : {"s16le", "s16be", "s24le", "f32le"}) {
+    std::string err;
+    const auto f = rtpnode::parse_raw_format(std::string(layout) + "/48000/2", err);
+    ASSERT_TRUE(f) << err;
+    std::vector<std::uint8_t> bytes(pcm.size() * rtpnode::pcm_sample_bytes(f->codec));
+    ASSERT_EQ(rtpnode::make_encoder(*f)->encode(pcm, 480, bytes), static_cast<int>(bytes.size()));
+    const std::string path = ::testing::TempDir() + "/raw." + layout;
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
+    const auto a = rtpnode::rtpsend::read_raw_file(path, *f);
+    EXPECT_EQ(a.rate, 48000);
+    EXPECT_EQ(a.channels, 2);
+    EXPECT_EQ(a.samples, pcm) << layout;
   }
 }

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
+#include <vector>
 
 namespace rtpnode::rtpsend {
 
@@ -27,14 +28,35 @@ Audio read_audio_file(const std::string& path) {
 }
 
 Audio read_raw_file(const std::string& path, const PayloadFormat& f) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read '" + path + "'");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // libsndfile reads headerless PCM when told its layout (SF_FORMAT_RAW).
+  SF_INFO info{};
+  info.samplerate = static_cast<int>(f.audio_rate);
+  info.channels = f.channels;
+  switch (f.codec) {
+    case Codec::raw_s16be:
+      info.format = SF_FORMAT_RAW | SF_FORMAT_PCM_16 | SF_ENDIAN_BIG;
+      break;
+    case Codec::raw_s24le:
+      info.format = SF_FORMAT_RAW | SF_FORMAT_PCM_24 | SF_ENDIAN_LITTLE;
+      break;
+    case Codec::raw_f32le:
+      info.format = SF_FORMAT_RAW | SF_FORMAT_FLOAT | SF_ENDIAN_LITTLE;
+      break;
+    default:
+      info.format = SF_FORMAT_RAW | SF_FORMAT_PCM_16 | SF_ENDIAN_LITTLE;
+      break;
+  }
+  SNDFILE* file = sf_open(path.c_str(), SFM_READ, &info);
+  if (!file) throw std::runtime_error("cannot read '" + path + "': " + sf_strerror(nullptr));
+  // Read as float (full scale +-1 for every layout), then rounded to 16 bits.
+  std::vector<float> v(static_cast<std::size_t>(info.frames) * f.channels);
+  const sf_count_t got = sf_readf_float(file, v.data(), info.frames);
+  sf_close(file);
   Audio a{{}, static_cast<int>(f.audio_rate), f.channels};
-  a.samples.resize(bytes.size() / 2 / f.channels * f.channels);
+  a.samples.resize(static_cast<std::size_t>(std::max<sf_count_t>(got, 0)) * f.channels);
   for (std::size_t i = 0; i < a.samples.size(); ++i)
-    a.samples[i] = static_cast<std::int16_t>(static_cast<std::uint8_t>(bytes[2 * i]) |
-                                             (static_cast<std::uint8_t>(bytes[2 * i + 1]) << 8));
+    a.samples[i] = static_cast<std::int16_t>(
+        std::clamp(std::lround(static_cast<double>(v[i]) * 32768.0), -32768L, 32767L));
   if (a.samples.empty()) throw std::runtime_error("'" + path + "' holds no audio");
   return a;
 }

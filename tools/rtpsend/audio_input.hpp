@@ -25,7 +25,8 @@ struct Audio {
 /// Reads a whole file as 16-bit samples. Throws std::runtime_error naming the file when it
 /// cannot be read or holds no audio.
 Audio read_audio_file(const std::string& path);
-/// A headerless PCM file in the --raw-format layout (s16le/RATE/CHANNELS). Throws likewise.
+/// A headerless PCM file in the --raw-format layout (s16le, s16be, s24le or f32le/RATE/CHANNELS;
+/// libsndfile converts to 16 bits). Throws likewise.
 Audio read_raw_file(const std::string& path, const PayloadFormat& f);
 /// One second of a test signal at `rate` Hz mono that loops seamlessly: "tone" (`value` Hz, a
 /// whole number, -6 dBFS), "clicks" (`value` impulses per second, -1 dBFS) or "silence". Made at

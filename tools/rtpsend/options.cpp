@@ -62,7 +62,8 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--clicks", o.clicks, "Send impulses instead of a file: rate, e.g. 1/s or 10/s");
   app.add_flag("--silence", o.silence, "Send digital silence instead of a file");
   app.add_option("--raw-format", o.raw_format,
-                 "FILEs are headerless PCM in this format: s16le/RATE/CHANNELS");
+                 "FILEs are headerless PCM in this format: FORMAT/RATE/CHANNELS, FORMAT s16le, "
+                 "s16be, s24le or f32le");
   app.add_flag("--loop", o.loop,
                "Start the input over at its end (timestamps continue); signals always loop");
   app.add_option("--duration", o.duration,
