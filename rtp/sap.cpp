@@ -2,8 +2,11 @@
 
 #include <arpa/inet.h>
 
+#include <zlib.h>
+
 #include <array>
 #include <cstring>
+#include <vector>
 
 namespace rtpnode {
 
@@ -23,10 +26,7 @@ std::optional<SapMessage> parse_sap(std::span<const std::uint8_t> b, std::string
     error = "encrypted announcement (E bit): not supported";
     return std::nullopt;
   }
-  if ((flags & 0x01) != 0) {
-    error = "compressed announcement (C bit, zlib): not supported";
-    return std::nullopt;
-  }
+  const bool compressed = (flags & 0x01) != 0;
   SapMessage m;
   m.deletion = (flags & 0x04) != 0;
   m.msg_id_hash = static_cast<std::uint16_t>((b[2] << 8) | b[3]);
@@ -40,6 +40,25 @@ std::optional<SapMessage> parse_sap(std::span<const std::uint8_t> b, std::string
   std::array<char, INET6_ADDRSTRLEN> text{};
   inet_ntop(ipv6 ? AF_INET6 : AF_INET, b.data() + 4, text.data(), text.size());
   m.origin = text.data();
+  // RFC 2974 §3: with the C bit, the payload (payload type and description) is zlib-compressed
+  // (RFC 1950). Inflated into at most kMaxSapPayload bytes: a small datagram cannot make a
+  // large buffer.
+  std::vector<std::uint8_t> inflated;
+  if (compressed) {
+    inflated.resize(kMaxSapPayload);
+    uLongf out_len = static_cast<uLongf>(inflated.size());
+    const int rc =
+        uncompress(inflated.data(), &out_len, b.data() + pos, static_cast<uLong>(b.size() - pos));
+    if (rc != Z_OK) {
+      error = rc == Z_BUF_ERROR ? "compressed payload inflates beyond " +
+                                      std::to_string(kMaxSapPayload) + " bytes"
+                                : "compressed payload is not valid zlib data";
+      return std::nullopt;
+    }
+    inflated.resize(out_len);
+    b = inflated;
+    pos = 0;
+  }
   const auto rest = b.subspan(pos);
   const auto starts_sdp = [&](std::span<const std::uint8_t> p) {
     return p.size() >= 3 && p[0] == 'v' && p[1] == '=' && p[2] == '0';

@@ -6,6 +6,7 @@
 // Thread: any; every function here is pure.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -16,6 +17,10 @@ namespace rtpnode {
 /// The groups `--sap` listens on when no address is given (all on port kSapPort).
 inline constexpr const char* kSapGroups[] = {"224.2.127.254", "224.0.0.56", "239.255.255.255"};
 inline constexpr std::uint16_t kSapPort = 9875;
+
+/// The largest payload a compressed announcement may inflate to (RFC 2974 §6 recommends
+/// announcements of at most 1 kB).
+inline constexpr std::size_t kMaxSapPayload = 65536;
 
 /// One SAP packet (RFC 2974 §3).
 struct SapMessage {
@@ -29,9 +34,9 @@ struct SapMessage {
 /// Parses one SAP datagram: version 1, IPv4 or IPv6 originating source, authentication data
 /// skipped (not verified: RFC 2974 §7 leaves its format to the profile), an optional
 /// NUL-terminated payload type (absent when the payload starts with "v=0", §3). Errors: nullopt
-/// with `error` naming the problem: too short, version not 1, encrypted (E bit) or compressed (C
-/// bit; zlib, not supported), auth length beyond the packet, a payload type other than
-/// application/sdp, an empty payload.
+/// with `error` naming the problem: too short, version not 1, encrypted (E bit), auth length
+/// beyond the packet, a compressed payload (C bit, zlib) that is not valid or inflates beyond
+/// kMaxSapPayload bytes, a payload type other than application/sdp, an empty payload.
 std::optional<SapMessage> parse_sap(std::span<const std::uint8_t> bytes, std::string& error);
 
 /// Builds a SAP datagram (for rtpsend --sap and the tests): IPv4 origin `origin` (dotted quad),

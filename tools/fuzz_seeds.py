@@ -8,7 +8,8 @@ Runs rtpsend, ffmpeg and GStreamer senders one after another against two local U
   node/        [kind][dt_ms][len][bytes] records: a stream's RTP and RTCP in arrival order
   http/        requests as scrapers and the control endpoint's users send them
   control/     [method byte]PATH?QUERY control requests (0 GET, 1 POST)
-  sap/         [len][SAP datagram] records: PipeWire's and an AES67 device's announcements,
+  sap/         [len][SAP datagram] records: PipeWire's and an AES67 device's announcements (one
+               zlib-compressed, RFC 2974's C bit),
                a change, a deletion (RFC 2974)
 Usage: fuzz_seeds.py OUTDIR RTPSEND_BIN
 """
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 
 # Format bytes of fuzz_decoders.cpp's kFormats for the codecs the senders use.
 DECODER_FORMAT = {"pcmu": 0, "pcma": 1, "g722": 3, "l16": 4, "opus": 7}
@@ -83,10 +85,11 @@ def main():
     }
     for name, data in http.items():
         open(os.path.join(out, "http", name), "wb").write(data)
-    def sap(deletion, msg_id, sdp, mime=True):
-        head = bytes([0x20 | (0x04 if deletion else 0), 0, msg_id >> 8, msg_id & 0xff, 127, 0, 0, 1])
+    def sap(deletion, msg_id, sdp, mime=True, compressed=False):
+        head = bytes([0x20 | (0x04 if deletion else 0) | (0x01 if compressed else 0), 0, msg_id >> 8,
+                      msg_id & 0xff, 127, 0, 0, 1])
         body = (b"application/sdp\0" if mime else b"") + sdp
-        return head + body
+        return head + (zlib.compress(body) if compressed else body)
     pipewire = (b"v=0\no=- 1832020296 0 IN IP4 127.0.0.1\ns=PipeWire RTP Stream\nc=IN IP4 224.0.0.56/16\n"
                 b"t=0 0\nm=audio 46000 RTP/AVP 127\na=rtpmap:127 L16/48000/2\na=ptime:1\n")
     aes67 = (b"v=0\r\no=- 7 8 IN IP4 192.168.1.20\r\ns=Stage box\r\nc=IN IP4 239.69.1.1/32\r\nt=0 0\r\n"
@@ -97,6 +100,7 @@ def main():
     saps = {
         "pipewire": records(sap(False, 1, pipewire), sap(False, 1, pipewire), sap(True, 1, pipewire)),
         "aes67": records(sap(False, 9, aes67, mime=False), sap(False, 9, aes67.replace(b"5004", b"5006"))),
+        "compressed": records(sap(False, 3, aes67, compressed=True), sap(True, 3, aes67, compressed=True)),
     }
     for name, data in saps.items():
         open(os.path.join(out, "sap", name), "wb").write(data)

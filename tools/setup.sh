@@ -17,6 +17,7 @@ PACKAGES=(
   iproute2                                 # network namespaces for the multicast test
   libmicrohttpd-dev                        # HTTP for /metrics, /stats and control
   libpcap-dev tcpdump                      # --pcap capture files (VoIP tap); test captures
+  zlib1g-dev                               # compressed SAP announcements (RFC 2974 C bit)
   tshark                                   # independent RTP stream figures for --pcap tests
   sip-tester                               # SIPp: real SIP calls for the VoIP tap tests
   pipewire pipewire-bin                    # PipeWire module-rtp-sink: an independent RTP/SAP sender

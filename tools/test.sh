@@ -4,7 +4,7 @@
 #  1. unit, real-time safety and system tests (rtpnode + rtpsend + JACK dummy server + capture);
 #  2. the same unit and system tests under ASan+UBSan, the threaded ones under TSan
 #     (tools/sanitize.sh);
-#  3. every fuzz target for FUZZ_SECONDS each (default 30) from seed corpora of real senders
+#  3. every fuzz target for FUZZ_SECONDS each (default 20) from seed corpora of real senders
 #     (tools/fuzz.sh);
 #  4. the arm64 cross build and its unit tests under qemu (tools/cross.sh), when the arm64
 #     packages can be installed.
@@ -23,5 +23,5 @@ tools/build.sh -DRTPNODE_WERROR=ON
 (cd build && ctest --output-on-failure -j 2 --timeout 300)
 if [ "${1:-}" = "--quick" ]; then exit 0; fi
 tools/sanitize.sh
-tools/fuzz.sh "${FUZZ_SECONDS:-30}"
+tools/fuzz.sh "${FUZZ_SECONDS:-20}"
 tools/cross.sh arm64 --if-installable

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <string>
 #include <vector>
@@ -85,4 +86,33 @@ TEST(Sap, MalformedAndUnsupportedPacketsAreNamed) {
   // 8 header bytes, then "application/sdp" and its NUL (16 bytes).
   EXPECT_NE(error_of(good.substr(0, 8 + 15)).find("payload type"), std::string::npos);
   EXPECT_NE(error_of(good.substr(0, 8 + 16)).find("empty"), std::string::npos);
+}
+
+// RFC 2974 §3: the C bit says the payload (payload type and description) is zlib-compressed.
+// It is inflated and read as any announcement; one that would inflate beyond kMaxSapPayload
+// (a small datagram asking for a large buffer) is refused and named.
+TEST(Sap, CompressedAnnouncementsAreInflatedWithinABound) {
+  auto compressed_sap = [](const std::string& payload) {
+    std::vector<std::uint8_t> z(compressBound(static_cast<uLong>(payload.size())));
+    uLongf len = static_cast<uLongf>(z.size());
+    EXPECT_EQ(compress(z.data(), &len, reinterpret_cast<const Bytef*>(payload.data()),
+                       static_cast<uLong>(payload.size())),
+              Z_OK);
+    std::string p = build_sap(false, 7, "10.0.0.5", "x").substr(0, 8);
+    p[0] = static_cast<char>(p[0] | 0x01);
+    p.append(reinterpret_cast<const char*>(z.data()), len);
+    return p;
+  };
+  std::string err;
+  const std::string sap = compressed_sap(std::string("application/sdp") + '\0' + kSdp);
+  const auto m = parse_sap(bytes_of(sap), err);
+  ASSERT_TRUE(m) << err;
+  EXPECT_EQ(m->sdp, kSdp);
+  EXPECT_EQ(m->payload_type, "application/sdp");
+  EXPECT_EQ(m->msg_id_hash, 7);
+  EXPECT_EQ(m->origin, "10.0.0.5");
+  const std::string bomb = compressed_sap(kSdp + std::string(kMaxSapPayload, ' '));
+  EXPECT_LT(bomb.size(), 1500u);
+  EXPECT_FALSE(parse_sap(bytes_of(bomb), err));
+  EXPECT_NE(err.find("beyond 65536 bytes"), std::string::npos) << err;
 }
