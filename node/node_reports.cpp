@@ -2,7 +2,6 @@
 // node's figures, the --stats-json file and the stats line, events, RTCP Receiver Reports and the
 // HTTP answers. Construction, wiring, the loop's tick and run() are in node.cpp.
 #include <malloc.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -22,15 +21,16 @@ mono_ns_t now_ns() {
   return node_now_ns();
 }
 
-/// Resident set size from /proc/self/statm (its second field, in pages); 0 when unreadable.
-std::uint64_t process_rss_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "re");
+/// Resident anonymous memory: "RssAnon:  N kB" in /proc/self/status; 0 when unreadable.
+std::uint64_t process_anon_bytes() {
+  std::FILE* f = std::fopen("/proc/self/status", "re");
   if (f == nullptr) return 0;
-  unsigned long long size = 0, resident = 0;
-  const int got = std::fscanf(f, "%llu %llu", &size, &resident);
+  char line[256];
+  unsigned long long kb = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "RssAnon: %llu kB", &kb) == 1) break;
   std::fclose(f);
-  const long page = sysconf(_SC_PAGESIZE);
-  return got == 2 && page > 0 ? resident * static_cast<std::uint64_t>(page) : 0;
+  return kb * 1024;
 }
 
 /// Bytes held from malloc: glibc's in-use heap bytes plus mmapped blocks (mallinfo2, glibc 2.33).
@@ -44,7 +44,7 @@ NodeSnapshot Node::snapshot() const {
   NodeSnapshot n;
   const DevicePosition pos = mixer_->position();
   n.uptime_s = started_ns_ ? static_cast<double>(now_ns() - started_ns_) * 1e-9 : 0.0;
-  n.memory_rss_bytes = process_rss_bytes();
+  n.memory_anon_bytes = process_anon_bytes();
   n.memory_heap_bytes = process_heap_bytes();
   n.datagrams = demux_->stats().datagrams;
   for (std::size_t i = 0; i < kRtpParseStatusCount; ++i) {

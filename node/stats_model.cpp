@@ -120,7 +120,7 @@ const SourceField kSourceFields[] = {
 
 const NodeField kNodeFields[] = {
   NODE("uptime_s", number, gauge, "uptime_seconds", 1, "s", "time since the device started", n.uptime_s),
-  NODE("memory_rss_bytes", integer, gauge, "memory_rss_bytes", 1, "bytes", "resident memory of the process (/proc/self/statm); with memory_heap_bytes it tells a leak (both grow) from heap fragmentation (RSS grows alone)", n.memory_rss_bytes),
+  NODE("memory_anon_bytes", integer, gauge, "memory_anon_bytes", 1, "bytes", "the process's own resident memory (RssAnon in /proc/self/status; JACK's shared segment, ~100 MB and counted in RSS, is not included); with memory_heap_bytes it tells a leak (both grow) from heap fragmentation (this grows alone)", n.memory_anon_bytes),
   NODE("memory_heap_bytes", integer, gauge, "memory_heap_bytes", 1, "bytes", "bytes the process holds from malloc (glibc mallinfo2: in use in the heap plus mmapped blocks)", n.memory_heap_bytes),
   NODE("datagrams", integer, counter, "datagrams_total", 1, "datagrams", "UDP datagrams received on every listen socket (RTP ports)", n.datagrams),
   NODE("packets_malformed", integer, counter, "packets_malformed_total", 1, "packets", "datagrams on RTP ports that are not valid RTP (RFC 3550 §5.1, A.1 checks), RTCP excluded; see packets_rejected", n.packets_malformed),

@@ -23,7 +23,7 @@ namespace rtpnode {
 /// Node-wide figures at one instant. Counters are monotonic from start.
 struct NodeSnapshot {
   double uptime_s = 0;
-  std::uint64_t memory_rss_bytes = 0;   ///< resident set (/proc/self/statm)
+  std::uint64_t memory_anon_bytes = 0;  ///< resident anonymous memory (/proc/self/status RssAnon)
   std::uint64_t memory_heap_bytes = 0;  ///< malloc in use: mallinfo2 uordblks + hblkhd
   std::uint64_t datagrams = 0;
   std::uint64_t packets_malformed = 0;

@@ -24,10 +24,12 @@ NODE = os.environ.get("RTPNODE", os.path.join(ROOT, "build/node/rtpnode"))
 SEND = os.environ.get("RTPSEND", os.path.join(ROOT, "build/tools/rtpsend"))
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS"):
+    """A /proc/PID/status figure in kB: VmRSS (all resident pages), RssAnon (the process's own
+    memory) or RssShmem (shared memory: with JACK, the server's segment, ~100 MB, locked)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return -1
 
@@ -66,6 +68,8 @@ def main():
     senders = []
     samples = []          # (t, rss_kb)
     heap = []             # (t, memory_heap_bytes / 1024): malloc in use, from /stats
+    anon = []             # (t, RssAnon kB): the process's own resident memory
+    shmem = []            # (t, RssShmem kB): JACK's shared segment, as far as it is touched
     delay_err = []        # arrival_to_dac - target, ms, per sampled source
     maxima = {}
     t0 = time.monotonic()
@@ -91,6 +95,8 @@ def main():
             if now >= next_sample:
                 next_sample += 10
                 samples.append((now, rss_kb(node.pid)))
+                anon.append((now, rss_kb(node.pid, "RssAnon")))
+                shmem.append((now, rss_kb(node.pid, "RssShmem")))
                 try:
                     st = json.loads(http(http_port, "GET", "/stats"))
                     if st["node"].get("memory_heap_bytes"):
@@ -122,6 +128,10 @@ def main():
     half = [p for p in samples if p[0] >= seconds / 2]
     print(f"soak: {seconds:.0f} s, {ssrc - 1000} senders (4 at a time, 5-40 s each, 2% loss, 1% reorder, 1% dup, 0-15 ms jitter)")
     print(f"soak: RSS {samples[0][1]} -> {samples[-1][1]} kB; slope over the second half {slope_per_hour(half):+.0f} kB/h")
+    for name, series in (("RssAnon (own memory)", anon), ("RssShmem (JACK's segment)", shmem)):
+        part = [p for p in series if p[0] >= seconds / 2]
+        print(f"soak: {name} {series[0][1]} -> {series[-1][1]} kB; slope over the second half "
+              f"{slope_per_hour(part):+.0f} kB/h")
     if heap:
         heap_half = [p for p in heap if p[0] >= seconds / 2]
         print(f"soak: malloc in use {heap[0][1]:.0f} -> {heap[-1][1]:.0f} kB; slope over the second half "
