@@ -37,7 +37,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // A fresh decoder per input keeps runs reproducible (PLC and Opus state start clean).
   decoders[which] = rtpnode::make_decoder(f);
   rtpnode::Decoder& dec = *decoders[which];
-  std::vector<float> out(static_cast<std::size_t>(f.audio_rate) * 120 / 1000 * f.channels);
+  // One output buffer for every input (the 64-channel format needs 1.4 MB: allocating and
+  // zeroing it per input took most of the time).
+  static std::vector<float> buffer;
+  const std::size_t need = static_cast<std::size_t>(f.audio_rate) * 120 / 1000 * f.channels;
+  if (buffer.size() < need) buffer.resize(need);
+  const std::span<float> out(buffer.data(), need);
   std::size_t pos = 1;
   while (pos + 2 <= size) {
     const std::size_t len = data[pos];
