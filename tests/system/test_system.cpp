@@ -517,9 +517,9 @@ TEST(FileOutput, L24At125MicrosecondPacketsRendersBitExact) {
   expect_clean_stats(r);
 }
 
-// Issue #17: --sap: the stream a SAP announcement describes (PipeWire's form: L16 stereo on PT
-// 127, 5 ms packets) is received without --listen or --payload and renders bit-exact.
-TEST(FileOutput, SapAnnouncedStreamRendersBitExact) {
+/// A stream announced by SAP in PipeWire's form (session "Studio A": L16 stereo on PT 127, 5 ms
+/// packets), rendered to a file.
+Scenario studio_a_by_sap() {
   Scenario s;
   s.input = stereo_recording();
   s.file_output = true;
@@ -530,6 +530,13 @@ TEST(FileOutput, SapAnnouncedStreamRendersBitExact) {
            std::to_string(port) + " RTP/AVP 127\r\na=rtpmap:127 L16/48000/2\r\na=ptime:5\r\n";
   };
   s.send_args = {"--codec", "l16", "--pt", "127", "--ptime", "5ms"};
+  return s;
+}
+
+// Issue #17: --sap: the stream a SAP announcement describes (PipeWire's form: L16 stereo on PT
+// 127, 5 ms packets) is received without --listen or --payload and renders bit-exact.
+TEST(FileOutput, SapAnnouncedStreamRendersBitExact) {
+  const Scenario s = studio_a_by_sap();
   const Result r = run(s);
   EXPECT_NE(r.node_log.find("SAP: receiving 0.0.0.0:"), std::string::npos) << r.node_log;
   EXPECT_EQ(only_source(r).value("session", ""), "Studio A");
@@ -885,18 +892,9 @@ TEST(Interop, TrxTxThroughAlsaJackPcmPlaysWithTheClockOverride) {
 TEST(FileOutput, SapOnTheDefaultGroupsIsHeardOnEachOfThem) {
   LoopbackNamespace ns;
   if (!ns.ok()) GTEST_SKIP() << "cannot create a network namespace here (needs root)";
-  Scenario s;
-  s.input = stereo_recording();
-  s.file_output = true;
+  Scenario s = studio_a_by_sap();
   s.netns = ns.name();
-  s.sdp_by_sap = true;
   s.sap_groups = {"224.0.0.56", "224.2.127.254", "239.255.255.255"};
-  s.sdp = [](int port) {
-    return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=Studio A\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-           "m=audio " +
-           std::to_string(port) + " RTP/AVP 127\r\na=rtpmap:127 L16/48000/2\r\na=ptime:5\r\n";
-  };
-  s.send_args = {"--codec", "l16", "--pt", "127", "--ptime", "5ms"};
   const Result r = run(s);
   EXPECT_EQ(r.stats["node"].value("sap_sessions", 0), 3) << r.node_log;
   EXPECT_EQ(r.stats["node"].value("sap_invalid", -1), 0);
