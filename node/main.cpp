@@ -209,9 +209,8 @@ Loaded load(int argc, char** argv, bool startup) {
                  "With --sap: only sessions whose name (SDP s=) matches this glob, e.g. 'Studio*'")
       ->type_name("GLOB");
   app.add_option("--raw", raws,
-                 "The preceding --listen carries headerless PCM: FORMAT/RATE/CHANNELS (FORMAT "
-                 "s16le, s16be, "
-                 "s24le or f32le; 1..64 channels), e.g. s16le/8000/1")
+                 "The preceding --listen carries headerless PCM: FORMAT/RATE/CHANNELS "
+                 "(FORMAT s16le, s16be, s24le or f32le; 1..64 channels), e.g. s16le/8000/1")
       ->type_name("FORMAT")
       ->allow_extra_args(false);
   app.add_option("--latency", latency,
