@@ -135,6 +135,10 @@ struct NodeConfig {
   bool drift_compensation = true;
   /// --resampler-quality: speexdsp quality 0..10 (4 = speexdsp's default; 3 is its VoIP setting).
   int resampler_quality = 4;
+  /// --resampler-bypass on|off: sources at the device's rate play without the resampler while
+  /// their speed is within 500 ppm of 1, and slip one frame at a time to follow drift
+  /// (node/drift_resampler.hpp); off: they always go through it.
+  bool resampler_bypass = true;
   /// --source-timeout: a source with no packet for this long is removed (its last statistics
   /// stay in --stats-json as "departed"). 0 = never. Default 5 s.
   nanoseconds source_timeout = std::chrono::seconds(5);
@@ -270,7 +274,7 @@ struct NodeFlags {
   std::vector<std::pair<int, std::string>> raws;
   std::string latency, min_latency, max_latency, profile, render_lead, drift, source_timeout, sync;
   std::string duration, stats_interval, http, http_token_file, rtcp_rr, rtcp_min_interval;
-  std::string device_retry, idle_suspend;
+  std::string device_retry, idle_suspend, resampler_bypass;
 };
 
 /// Builds a NodeConfig from `flags` on top of `base` (its fields CLI11 binds directly: numbers,

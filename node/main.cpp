@@ -254,6 +254,11 @@ Loaded load(int argc, char** argv, bool startup) {
   app.add_option("--resampler-quality", cfg.resampler_quality, "speexdsp resampler quality 0..10")
       ->check(CLI::Range(0, 10))
       ->capture_default_str();
+  app.add_option("--resampler-bypass", flags.resampler_bypass,
+                 "Sources at the device's rate skip the resampler while their speed is within "
+                 "500 ppm of 1 (drift is followed by one-frame slips); off: always resample")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--source-timeout", source_timeout,
                  "Remove a source after this long without packets; 0s = never")
       ->check(duration_validator())

@@ -23,6 +23,7 @@ NodeFlags::NodeFlags() {
   stats_interval = format_duration(d.stats_interval);
   rtcp_rr = d.rtcp_rr ? "on" : "off";
   device_retry = d.device_retry ? "on" : "off";
+  resampler_bypass = d.resampler_bypass ? "on" : "off";
   idle_suspend = format_duration(d.idle_suspend);
   rtcp_min_interval = format_duration(d.rtcp_min_interval);
 }
@@ -109,8 +110,10 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
   auto rr = on_off("--rtcp-rr", f.rtcp_rr, "on", "off", err);
   auto music = on_off("--profile", f.profile, "music", "speech", err);
   auto retry = on_off("--device-retry", f.device_retry, "on", "off", err);
-  if (!drift || !sync || !rr || !music || !retry) return fail(err);
+  auto bypass = on_off("--resampler-bypass", f.resampler_bypass, "on", "off", err);
+  if (!drift || !sync || !rr || !music || !retry || !bypass) return fail(err);
   cfg.device_retry = *retry;
+  cfg.resampler_bypass = *bypass;
   cfg.drift_compensation = *drift;
   cfg.sync_rtcp = *sync;
   cfg.rtcp_rr = *rr;

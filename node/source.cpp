@@ -85,11 +85,13 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
       jb_(jb_config(p)),
       playout_(playout_config(p)),
       dev_rate_(std::llround(p.device_rate)),
-      // Adaptive playout and drift compensation trim the speed, so even equal rates go through
-      // the filter; fixed playout without drift compensation at equal rates passes through.
+      // Adaptive playout and drift compensation trim the speed, so equal rates go through the
+      // filter while the speed is away from 1 (with --resampler-bypass, only then); fixed
+      // playout without drift compensation at equal rates passes through.
       resampler_(p.format.audio_rate, dev_rate_, p.format.channels, p.resampler_quality,
                  p.playout.adaptive || p.playout.drift_compensation,
-                 static_cast<frames_t>(p.format.audio_rate * kMaxPtimeMs / 1000)),
+                 static_cast<frames_t>(p.format.audio_rate * kMaxPtimeMs / 1000),
+                 p.resampler_bypass),
       concealer_(p.format.audio_rate, p.format.channels),
       sender_clock_(p.format.clock_rate) {
   const mono_ns_t delay = playout_.target_ns(jb_.ptime_ticks());
@@ -193,6 +195,15 @@ mono_ns_t Source::ahead_ns(const DeviceClock& clock, mono_ns_t now) const noexce
   // overflow the conversion to ns.
   const frames_t day = dev_rate_ * 86400;
   return frames_to_ns(std::clamp(queued - needed_from, -day, day), dev_rate_);
+}
+
+mono_ns_t Source::next_render_ns(const DeviceClock& clock, mono_ns_t now,
+                                 mono_ns_t busy_ns) const noexcept {
+  if (awaiting_anchor_ || leaving_ || bye_ || pending_silence_ > 0) return now + busy_ns;
+  const mono_ns_t ahead = ahead_ns(clock, now);
+  mono_ns_t due = ahead > 0 ? now + ahead : now + busy_ns;
+  if (p_.raw && !raw_queue_.empty()) due = std::min(due, raw_queue_.front().due);
+  return due;
 }
 
 void Source::anchor(mono_ns_t arrival, const DeviceClock& clock) {
@@ -530,6 +541,8 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       last_delay_ns_ = delay;  // the delay this packet plays with
       // Synchronised: the speed loop holds the source on the timeline (error = how late it
       // plays) instead of at its own target.
+      // Synchronised sources hold a fractional place: no whole-frame bypass for them.
+      resampler_.allow_bypass(!(placement_.placed() && on_timeline()));
       resampler_.set_speed(placement_.placed() && on_timeline()
                                ? playout_.update_speed_on_timeline(now, sync_error)
                                : playout_.update_speed(now, delay, ptime));
@@ -626,6 +639,8 @@ SourceStats Source::stats() const {
   s.target_delay_ms = static_cast<double>(playout_.target_ns(jb_.ptime_ticks())) / 1e6;
   s.playout_delay_ms = static_cast<double>(last_delay_ns_) / 1e6;
   s.speed = resampler_.speed();
+  s.frames_resampled = resampler_.filtered_frames();
+  s.resampler_slips = resampler_.slips();
   s.drift_ppm = playout_.measured_drift() * 1e6;
   s.drift_integral_ppm = playout_.integral() * 1e6;
   s.drift_at_limit = playout_.at_limit();

@@ -73,34 +73,36 @@ struct SourceStats {
   std::uint64_t frames_concealed = 0;       ///< frames synthesised for missing audio (audio rate),
                                             ///< loss and delay-spike expansion alike
   std::uint64_t concealment_events = 0;     ///< runs of consecutive concealment
-  std::uint64_t fec_recovered = 0;    ///< lost packets rebuilt from the next packet's Opus FEC
-  std::uint64_t expansions = 0;       ///< concealment steps that raised the delay (spikes)
-  std::uint64_t frames_silent = 0;    ///< silence after concealment gave up (stream stalled/ended)
-  std::uint64_t frames_gap = 0;       ///< frames filled where the sender sent nothing (DTX/pause)
-  std::uint64_t resyncs = 0;          ///< re-anchors after a sender restart or clock jump
-  std::uint64_t underruns = 0;        ///< mixer blocks that began with missing frames
-  std::uint64_t underrun_frames = 0;  ///< device frames zero-filled for missing audio
-  std::uint64_t frames_played = 0;    ///< device frames mixed
-  std::uint64_t frames_skipped = 0;   ///< device frames that reached the ring too late
-  double jitter_ms = 0;               ///< RFC 3550 §6.4.1 interarrival jitter, in ms
-  double jitter_max_ms = 0;           ///< its maximum over the stream
-  double jitter_mean_ms = 0;          ///< its mean over the packets after the first
-  double max_gap_ms = 0;              ///< longest time between two packets' arrivals
-  bool adaptive = true;               ///< --latency auto
-  double target_delay_ms = 0;         ///< jitter-buffer target delay (jitter/playout.hpp)
-  double playout_delay_ms = 0;        ///< jitter-buffer delay over the fastest packet that the
-                                      ///< last decoded packet played with
-  double speed = 1;                   ///< resampling speed applied now (1 = none): drift
-                                      ///< feed-forward + delay trim (jitter/playout.hpp)
-  double drift_ppm = 0;               ///< estimated sender clock vs device clock, ppm (> 0: the
-                                      ///< sender is fast); 0 until estimated (~5 s) or --drift off
-  double drift_integral_ppm = 0;      ///< the speed loop's integral term, ppm: what the drift
-                                      ///< estimate misses (near 0 when it is right)
-  bool drift_at_limit = false;        ///< drift feed-forward or integral at its limit
-                                      ///< (PlayoutController::at_limit)
-  double arrival_to_dac_ms = 0;       ///< measured: packet arrival -> its first frame at the DAC
-                                      ///< (mean of the last packets, exponential average)
-  double queued_ms = 0;               ///< audio queued ahead of the device (ring + resampler)
+  std::uint64_t fec_recovered = 0;     ///< lost packets rebuilt from the next packet's Opus FEC
+  std::uint64_t expansions = 0;        ///< concealment steps that raised the delay (spikes)
+  std::uint64_t frames_silent = 0;     ///< silence after concealment gave up (stream stalled/ended)
+  std::uint64_t frames_gap = 0;        ///< frames filled where the sender sent nothing (DTX/pause)
+  std::uint64_t resyncs = 0;           ///< re-anchors after a sender restart or clock jump
+  std::uint64_t underruns = 0;         ///< mixer blocks that began with missing frames
+  std::uint64_t underrun_frames = 0;   ///< device frames zero-filled for missing audio
+  std::uint64_t frames_played = 0;     ///< device frames mixed
+  std::uint64_t frames_skipped = 0;    ///< device frames that reached the ring too late
+  double jitter_ms = 0;                ///< RFC 3550 §6.4.1 interarrival jitter, in ms
+  double jitter_max_ms = 0;            ///< its maximum over the stream
+  double jitter_mean_ms = 0;           ///< its mean over the packets after the first
+  double max_gap_ms = 0;               ///< longest time between two packets' arrivals
+  bool adaptive = true;                ///< --latency auto
+  double target_delay_ms = 0;          ///< jitter-buffer target delay (jitter/playout.hpp)
+  double playout_delay_ms = 0;         ///< jitter-buffer delay over the fastest packet that the
+                                       ///< last decoded packet played with
+  double speed = 1;                    ///< resampling speed applied now (1 = none): drift
+                                       ///< feed-forward + delay trim (jitter/playout.hpp)
+  std::uint64_t frames_resampled = 0;  ///< device frames through the resampler's filter
+  std::uint64_t resampler_slips = 0;   ///< bypass slips (node/drift_resampler.hpp)
+  double drift_ppm = 0;                ///< estimated sender clock vs device clock, ppm (> 0: the
+                                       ///< sender is fast); 0 until estimated (~5 s) or --drift off
+  double drift_integral_ppm = 0;       ///< the speed loop's integral term, ppm: what the drift
+                                       ///< estimate misses (near 0 when it is right)
+  bool drift_at_limit = false;         ///< drift feed-forward or integral at its limit
+                                       ///< (PlayoutController::at_limit)
+  double arrival_to_dac_ms = 0;        ///< measured: packet arrival -> its first frame at the DAC
+                                       ///< (mean of the last packets, exponential average)
+  double queued_ms = 0;                ///< audio queued ahead of the device (ring + resampler)
   // Issue #4: placement, routing and control.
   bool synced = false;           ///< placed on the NTP timeline from RTCP SR
   double sync_error_ms = 0;      ///< synced: actual - NTP-timeline play time of the last
@@ -166,6 +168,7 @@ class Source {
     frames_t lead_frames = 0;
     PlayoutConfig playout;  ///< clock_rate is set from `format`
     int resampler_quality = 4;
+    bool resampler_bypass = true;  ///< DriftResampler's bypass at equal rates
     /// The mixer this source adds its streams to, removes them from and sends gain/route
     /// changes to; null: none (unit tests drain the ring themselves).
     Mixer* mixer = nullptr;
@@ -194,6 +197,14 @@ class Source {
   [[nodiscard]] double raw_backlog_ms() const noexcept;
   /// Thread: loop. Decodes/conceals everything due before the render horizon into the ring.
   void render(const DeviceClock& clock, mono_ns_t now);
+  /// Thread: loop. The monotonic time (ns) by which render() must run again, after a render at
+  /// `now` (issue #18: the loop sleeps until then). Nothing in the jitter buffer becomes due
+  /// while audio is queued past the render lead (playout_horizon: only ahead_ns <= 0 makes the
+  /// cursor due), so it is now + ahead_ns; `now` + `busy_ns` while the source has other work
+  /// (waiting for an anchor, silence to write, a BYE, leaving, a full ring); for raw sources no
+  /// later than the next held-back datagram's due time. Rendering earlier is harmless.
+  [[nodiscard]] mono_ns_t next_render_ns(const DeviceClock& clock, mono_ns_t now,
+                                         mono_ns_t busy_ns) const noexcept;
 
   /// Thread: loop. The latest RTCP SR of this SSRC: `ntp_ns` (ns since 1900) is the instant
   /// sampled at `rtp_ts` (RFC 3550 §6.4.1). Ignored without a timeline (--sync none). An SR

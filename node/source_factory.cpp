@@ -22,6 +22,7 @@ std::unique_ptr<Source> SourceFactory::operator()(const SourceTable::NewSource& 
   p.lead_frames = lead_frames;
   p.playout = cfg->playout();
   p.resampler_quality = cfg->resampler_quality;
+  p.resampler_bypass = cfg->resampler_bypass;
   const SourceSettings set = cfg->settings_for(n.port, n.ssrc, !n.raw);
   p.mixer = mixer;
   p.ramp_frames = ramp_frames;

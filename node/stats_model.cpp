@@ -98,6 +98,8 @@ const SourceField kSourceFields[] = {
   SRC("playout_delay_ms", number, gauge, "playout_delay_seconds", 1e3, "ms", "delay over the fastest packet that the last decoded packet played with", s.playout_delay_ms),
   SRC("queued_ms", number, gauge, "queued_seconds", 1e3, "ms", "audio queued ahead of the device (ring and resampler): what a flush drops", s.queued_ms),
   SRC("speed", number, gauge, "speed_ratio", 1, "ratio", "playback speed applied by the resampler (1 = none): drift feed-forward + delay trim", s.speed),
+  SRC("frames_resampled", integer, counter, "resampled_frames_total", 1, "frames (device rate)", "frames that went through the resampler's filter; the rest of frames_played passed straight through (--resampler-bypass, sources at the device rate)", s.frames_resampled),
+  SRC("resampler_slips", integer, counter, "resampler_slips_total", 1, "events", "one-frame slips that follow drift while the resampler is bypassed (each filters ~21 ms at 0.1 % speed)", s.resampler_slips),
   SRC("drift_ppm", number, gauge, "drift_ratio", 1e6, "ppm", "sender clock against the device clock (> 0: sender fast), estimated from arrival times; 0 until estimated (~5 s) or with --drift off. Compensation applies at most ±5000 ppm of it (drift_at_limit)", s.drift_ppm),
   SRC("drift_integral_ppm", number, gauge, "drift_integral_ratio", 1e6, "ppm", "integral term of the speed loop: what the drift estimate misses; limit ±2000 ppm", s.drift_integral_ppm),
   SRC("drift_at_limit", boolean, gauge, "drift_at_limit", 1, "0/1", "drift compensation at a limit: feed-forward at ±5000 ppm or integral at ±2000 ppm (the sender's clock is beyond what is corrected)", s.drift_at_limit),
