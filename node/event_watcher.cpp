@@ -50,7 +50,7 @@ void EventWatcher::check(mono_ns_t now, const std::vector<Source*>& sources, std
   const bool xrun_now = xruns > watched_xruns_;
   if (xrun_now) event("xrun", {{"xruns", xruns - watched_xruns_}, {"xruns_total", xruns}}, now);
   watched_xruns_ = xruns;
-  // A loop stall longer than the audio rendered ahead (the render lead, one period + 10 ms)
+  // A loop late by more than the audio rendered ahead (the render lead, one period + 10 ms)
   // leaves the callback without audio even when every packet arrived in time.
   const double loop_stall_ms = static_cast<double>(max_loop_gap) / 1e6;
   const bool loop_stalled = loop_stall_ms > std::max(lead_ms, 20.0);

@@ -39,7 +39,8 @@ class EventWatcher {
   /// A source left: no more checks of it.
   void forget(const Source* s) { watch_.erase(s); }
   /// Compares every source in `sources` with the previous check. `xruns`: the device's xrun
-  /// count; `max_loop_gap`: the longest time between two loop ticks since the last check;
+  /// count; `max_loop_gap`: the loop's largest lateness since the last check (how long after
+  /// its render was due a tick came; issue #18: the loop sleeps until the next deadline);
   /// `lead_ms`: the render lead (a loop stall longer than it starves the callback).
   void check(mono_ns_t now, const std::vector<Source*>& sources, std::uint64_t xruns,
              mono_ns_t max_loop_gap, double lead_ms);

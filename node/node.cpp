@@ -270,7 +270,7 @@ std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
   return s;
 }
 
-void Node::tick() {
+void Node::render_tick() {
   check_device(now_ns());
   const DevicePosition pos = mixer_->position();
   service_.tick(now_ns(), pos.callbacks, suspended_);
@@ -295,10 +295,13 @@ void Node::tick() {
               : period + ns_to_frames(10'000'000, static_cast<std::int64_t>(clock_.rate()));
     }
     DatagramSink sink = [this](const ReceivedDatagram& d) {
+      const std::size_t sources = sources_->active().size();
       demux_->on_datagram(d, clock_);
       if (idle_ && !sources_->active().empty()) {
         set_render_cadence(false);  // a source: render
         if (suspended_) resume_device(now_ns());
+      } else if (!idle_ && sources_->active().size() != sources) {
+        schedule_render(now_ns());  // a new source may be due before the armed timer
       }
     };
     if (replay_)
@@ -314,10 +317,10 @@ void Node::tick() {
                    (listening.empty() ? " the calls it holds" : listening));
   }
   const mono_ns_t now = now_ns();
-  // The loop's own lateness: ticks run every few ms; a long gap means this thread was blocked
-  // or descheduled, and audio it should have rendered meanwhile may have run out.
-  if (!idle_ && last_tick_ != 0) max_tick_gap_ = std::max(max_tick_gap_, now - last_tick_);
-  last_tick_ = now;
+  // The loop's own lateness: how long after the render was due this tick came (the timer is
+  // armed for the earliest source's deadline). A long one means this thread was blocked or
+  // descheduled, and audio it should have rendered meanwhile may have run out.
+  if (!idle_ && render_due_ != 0) max_tick_gap_ = std::max(max_tick_gap_, now - render_due_);
   for (Source* s : sources_->active()) s->render(clock_, now);
   expire_sap_sessions(now);
   expire_sources(now);
@@ -353,18 +356,44 @@ void Node::expire_sources(mono_ns_t now) {
   sources_->expire(now, clock_.frame_at(now));
 }
 
+void Node::tick() {
+  render_tick();
+  if (!idle_) schedule_render(now_ns());
+}
+
+void Node::schedule_render(mono_ns_t now) {
+  // Event-driven (issue #18): sleep until the earliest source must render again (nothing in
+  // its jitter buffer becomes due before: Source::next_render_ns), no longer than
+  // kMaxRenderSleepMs (device health, events, expiry), at the device cadence while the
+  // device has not started or streams fade out. libuv's timers count whole milliseconds: the
+  // wake is rounded up, late by < 1 ms, well inside the render lead's 10 ms margin.
+  const mono_ns_t busy = static_cast<mono_ns_t>(render_every_ms_) * 1'000'000;
+  mono_ns_t due = now + kMaxRenderSleepMs * 1'000'000;
+  if (!clock_.valid() || !receiving_ || sources_->draining() > 0) due = now + busy;
+  if (clock_.valid())
+    for (const Source* s : sources_->active())
+      due = std::min(due, s->next_render_ns(clock_, now, busy));
+  const mono_ns_t wait = std::max<mono_ns_t>(due - now, 0);
+  const auto ms = std::clamp<std::uint64_t>(
+      static_cast<std::uint64_t>((wait + 999'999) / 1'000'000), 1, kMaxRenderSleepMs);
+  render_due_ = now + wait;
+  ++render_wakes_;
+  uv_timer_start(
+      &render_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->tick(); }, ms, 0);
+}
+
 void Node::set_render_cadence(bool idle) {
   idle_ = idle;
-  if (!idle) last_tick_ = 0;  // the idle gap is not the loop's lateness
+  render_due_ = 0;  // the idle gap is not the loop's lateness
   std::uint64_t idle_every = kIdleTickMs;
   if (service_.watchdog_enabled())  // the watchdog is pinged every third of its interval
     idle_every = std::min<std::uint64_t>(
         idle_every, std::max<std::uint64_t>(1, static_cast<std::uint64_t>(
                                                    service_.watchdog_interval_ns() / 3'000'000)));
-  const std::uint64_t every = idle ? idle_every : render_every_ms_;
+  // Idle: a periodic timer. Active: render at once; each tick then arms the next (schedule_render).
   uv_timer_start(
-      &render_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->tick(); }, idle ? every : 0,
-      every);
+      &render_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->tick(); },
+      idle ? idle_every : 0, idle ? idle_every : 0);
 }
 
 void Node::reload() {

@@ -79,6 +79,8 @@ class Node {
   /// The loop's tick with no source: device health (a stopped device is seen within a second),
   /// clock readings and the watchdog (at most a third of its interval) only.
   static constexpr std::uint64_t kIdleTickMs = 500;
+  /// The longest the loop sleeps while sources play (housekeeping: device health, events).
+  static constexpr std::uint64_t kMaxRenderSleepMs = 100;
   /// Keys a SIGHUP applies live.
   static constexpr std::array<const char*, 5> kLiveKeys{"gain", "offset", "route", "min-latency",
                                                         "max-latency"};
@@ -90,7 +92,6 @@ class Node {
   /// The factory of SourceTable (SourceFactory with the render lead known now). Throws when its
   /// codec cannot be created.
   std::unique_ptr<Source> make_source(const SourceTable::NewSource& n);
-  void tick();
   /// Writes the source's one-time format warnings to stderr (Source::take_format_warning).
   /// Thread: loop.
   void warn_format(Source& s) const;
@@ -134,6 +135,12 @@ class Node {
   /// running), every kIdleTickMs with none (issue #15: an idle node sleeps; a datagram that
   /// makes a source switches back at once).
   void set_render_cadence(bool idle);
+  /// One pass of the loop's work (device, clock, sources, expiry, events), then, while sources
+  /// play, schedule_render.
+  void tick();
+  void render_tick();
+  /// Arms the one-shot render timer for the earliest time a source must render again.
+  void schedule_render(mono_ns_t now);
   /// SIGHUP: re-reads the configuration through reloader_ and applies the live keys.
   void reload();
   /// Closes every handle and the loop (destructor and failed construction).
@@ -240,8 +247,10 @@ class Node {
   std::unique_ptr<SourceTable> sources_;  ///< after events_: it reports to them
   std::unique_ptr<Demux> demux_;
   mono_ns_t last_watch_ = 0;
-  mono_ns_t last_tick_ = 0;     ///< when tick() last ran
-  mono_ns_t max_tick_gap_ = 0;  ///< the longest time between two ticks since the last check
+  mono_ns_t max_tick_gap_ = 0;      ///< the latest a tick came after its render was due since the
+                                    ///< last check (the loop's lateness)
+  mono_ns_t render_due_ = 0;        ///< when the armed render timer is due (0: idle)
+  std::uint64_t render_wakes_ = 0;  ///< render timer arms while sources play
   // RTCP reporting (RFC 3550 §6.2-6.4).
   uv_timer_t rr_timer_{};
   std::unique_ptr<RtcpSession> rtcp_;
