@@ -258,6 +258,7 @@ PlayoutConfig NodeConfig::playout() const {
   const PlayoutProfile& prof = music ? kMusicProfile : kSpeechProfile;
   c.estimator.quantile = jitter_quantile > 0 ? jitter_quantile : prof.quantile;
   c.estimator.memory_ns = prof.memory_ns;
+  c.max_speed_offset = prof.max_speed_offset;
   return c;
 }
 

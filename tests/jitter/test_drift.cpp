@@ -186,3 +186,35 @@ TEST(DelayEstimator, DriftCorrectedFloorDoesNotLagASlowSender) {
     }
   }
 }
+
+// Issue #18: the music profile trims the delay at most 0.1 % off the drift correction (1.7
+// cents), the speech profile at 1 %: a start-up 40 ms above target closes at 1 ms/s, not 10.
+TEST(PlayoutController, MusicTrimsTheDelayAtMostOneThousandthOffTheDrift) {
+  for (const PlayoutProfile& prof : {kSpeechProfile, kMusicProfile}) {
+    PlayoutConfig c;
+    c.clock_rate = 48000;
+    c.max_speed_offset = prof.max_speed_offset;
+    PlayoutController pc(c);
+    Rng rng{9};
+    for (long i = 0; i < 60 * 50; ++i) pc.on_packet(i * kPtime, arrival(i, 200e-6, 1, rng), kPtime);
+    const mono_ns_t target = pc.target_ns(kPtime);
+    // The delay starts 40 ms above target and falls as the speed consumes it.
+    double delay = static_cast<double>(target + 40 * kMs);
+    double worst = 0;
+    mono_ns_t now = 0;
+    for (int i = 0; i < 50 * 10; ++i) {  // 10 s of 20 ms packets
+      const double speed = pc.update_speed(now += 20 * kMs, static_cast<mono_ns_t>(delay), kPtime);
+      worst = std::max(worst, std::abs(speed - 1.0 - pc.drift()));
+      delay -= (speed - 1.0 - pc.drift()) * 20 * kMs;
+    }
+    const double closed_ms = (static_cast<double>(target + 40 * kMs) - delay) / 1e6;
+    std::printf("max speed offset %.4f: trim at most %.5f, closed %.1f ms in 10 s\n",
+                prof.max_speed_offset, worst, closed_ms);
+    EXPECT_LE(worst, prof.max_speed_offset + 1e-12);
+    if (prof.max_speed_offset < 0.005) {
+      EXPECT_NEAR(closed_ms, 10.0, 0.5);  // 1 ms/s for 10 s
+    } else {
+      EXPECT_GT(closed_ms, 39.0);  // closed within the 10 s
+    }
+  }
+}
