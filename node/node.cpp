@@ -320,7 +320,12 @@ void Node::render_tick() {
   // The loop's own lateness: how long after the render was due this tick came (the timer is
   // armed for the earliest source's deadline). A long one means this thread was blocked or
   // descheduled, and audio it should have rendered meanwhile may have run out.
-  if (!idle_ && render_due_ != 0) max_tick_gap_ = std::max(max_tick_gap_, now - render_due_);
+  if (!idle_ && render_due_ != 0) {
+    const mono_ns_t late = std::max<mono_ns_t>(now - render_due_, 0);
+    max_tick_gap_ = std::max(max_tick_gap_, late);
+    lateness_[lateness_count_++ % kLatenessWindow] = static_cast<float>(late) / 1e6f;
+    ++render_wakes_;
+  }
   for (Source* s : sources_->active()) s->render(clock_, now);
   expire_sap_sessions(now);
   expire_sources(now);
@@ -377,7 +382,6 @@ void Node::schedule_render(mono_ns_t now) {
   const auto ms = std::clamp<std::uint64_t>(
       static_cast<std::uint64_t>((wait + 999'999) / 1'000'000), 1, kMaxRenderSleepMs);
   render_due_ = now + wait;
-  ++render_wakes_;
   uv_timer_start(
       &render_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->tick(); }, ms, 0);
 }

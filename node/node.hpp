@@ -250,7 +250,11 @@ class Node {
   mono_ns_t max_tick_gap_ = 0;      ///< the latest a tick came after its render was due since the
                                     ///< last check (the loop's lateness)
   mono_ns_t render_due_ = 0;        ///< when the armed render timer is due (0: idle)
-  std::uint64_t render_wakes_ = 0;  ///< render timer arms while sources play
+  std::uint64_t render_wakes_ = 0;  ///< render timer wakes while sources play
+  /// The loop's lateness past its render deadlines (ms), the last kLatenessWindow wakes.
+  static constexpr std::size_t kLatenessWindow = 4096;
+  std::array<float, kLatenessWindow> lateness_{};
+  std::uint64_t lateness_count_ = 0;
   // RTCP reporting (RFC 3550 §6.2-6.4).
   uv_timer_t rr_timer_{};
   std::unique_ptr<RtcpSession> rtcp_;

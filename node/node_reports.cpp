@@ -109,6 +109,15 @@ NodeSnapshot Node::snapshot() const {
       static_cast<double>(clock_.output_latency_frames()) * 1000.0 / clock_.rate();
   n.pa_output_latency_ms = backend_->output_latency() * 1000.0;
   n.render_lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
+  if (lateness_count_ > 0) {
+    const std::size_t k = std::min<std::size_t>(lateness_count_, kLatenessWindow);
+    std::vector<float> v(lateness_.begin(), lateness_.begin() + static_cast<std::ptrdiff_t>(k));
+    const auto at = static_cast<std::ptrdiff_t>(std::min<std::size_t>(k - 1, k * 999 / 1000));
+    std::nth_element(v.begin(), v.begin() + at, v.end());
+    n.loop_lateness_p999_ms = v[static_cast<std::size_t>(at)];
+    n.loop_lateness_max_ms = *std::max_element(v.begin(), v.end());
+  }
+  n.loop_wakeups = render_wakes_;
   return n;
 }
 

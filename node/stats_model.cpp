@@ -179,6 +179,9 @@ const NodeField kNodeFields[] = {
   NODE("output_latency_ms", number, gauge, "output_latency_seconds", 1e3, "ms", "device latency the node uses: callback position -> DAC", n.output_latency_ms),
   NODE("pa_output_latency_ms", number, gauge, "pa_output_latency_seconds", 1e3, "ms", "Pa_GetStreamInfo outputLatency, for comparison", n.pa_output_latency_ms),
   NODE("render_lead_ms", number, gauge, "render_lead_seconds", 1e3, "ms", "how far ahead of the device the loop renders", n.render_lead_ms),
+  NODE("loop_lateness_p999_ms", number, gauge, "loop_lateness_p999_seconds", 1e3, "ms", "99.9th percentile of how late the loop woke past its render deadlines (the last 4096 wakes while sources played; libuv rounds each sleep up to whole ms, so up to 1 ms of it is by design): the margin the render lead needs beyond one period", n.loop_lateness_p999_ms),
+  NODE("loop_lateness_max_ms", number, gauge, "loop_lateness_max_seconds", 1e3, "ms", "the latest of those wakes", n.loop_lateness_max_ms),
+  NODE("loop_wakeups", integer, counter, "loop_wakeups_total", 1, "events", "render deadlines the loop slept until while sources played (it sleeps between them; datagrams wake it too)", n.loop_wakeups),
 };
 // clang-format on
 

@@ -78,6 +78,10 @@ struct NodeSnapshot {
   double output_latency_ms = 0;
   double pa_output_latency_ms = 0;
   double render_lead_ms = 0;
+  double loop_lateness_p999_ms = 0;  ///< 99.9th percentile of the loop's lateness past its
+                                     ///< render deadlines, last Node::kLatenessWindow wakes
+  double loop_lateness_max_ms = 0;   ///< the largest in that window
+  std::uint64_t loop_wakeups = 0;    ///< render timer wakes while sources played
 };
 
 /// One source as reported: its statistics and its life state.
