@@ -297,6 +297,7 @@ void Node::render_tick() {
     DatagramSink sink = [this](const ReceivedDatagram& d) {
       const std::size_t sources = sources_->active().size();
       demux_->on_datagram(d, clock_);
+      datagrams_pending_ = true;  // rendered after this poll's datagrams (render_arrivals)
       if (idle_ && !sources_->active().empty()) {
         set_render_cadence(false);  // a source: render
         if (suspended_) resume_device(now_ns());
@@ -364,6 +365,23 @@ void Node::expire_sources(mono_ns_t now) {
 void Node::tick() {
   render_tick();
   if (!idle_) schedule_render(now_ns());
+}
+
+void Node::render_arrivals() {
+  // After each poll that read datagrams: the sources that got one decode it now (what Source
+  // renders is what is present; a deadline only decides concealment), then the deadline timer
+  // is armed again for what they hold.
+  if (!datagrams_pending_) return;
+  datagrams_pending_ = false;
+  if (idle_ || !clock_.valid()) return;
+  const mono_ns_t now = now_ns();
+  bool rendered = false;
+  for (Source* s : sources_->active())
+    if (s->take_render_request()) {
+      s->render(clock_, now);
+      rendered = true;
+    }
+  if (rendered) schedule_render(now);
 }
 
 void Node::schedule_render(mono_ns_t now) {
@@ -594,6 +612,10 @@ int Node::run() {
 
   uv_timer_init(&loop_, &render_timer_);
   render_timer_.data = this;
+  uv_check_init(&loop_, &arrivals_check_);
+  arrivals_check_.data = this;
+  uv_check_start(&arrivals_check_,
+                 [](uv_check_t* c) { static_cast<Node*>(c->data)->render_arrivals(); });
   // The render timer runs at least twice per device period (and at least every 5 ms).
   const int period_ms = backend_->period() > 0
                             ? static_cast<int>(backend_->period() * 1000 / backend_->sample_rate())

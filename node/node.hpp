@@ -141,6 +141,8 @@ class Node {
   void render_tick();
   /// Arms the one-shot render timer for the earliest time a source must render again.
   void schedule_render(mono_ns_t now);
+  /// After a poll that read datagrams: renders the sources that got one (uv_check handle).
+  void render_arrivals();
   /// SIGHUP: re-reads the configuration through reloader_ and applies the live keys.
   void reload();
   /// Closes every handle and the loop (destructor and failed construction).
@@ -169,6 +171,8 @@ class Node {
 
   uv_loop_t loop_{};
   uv_timer_t render_timer_{};
+  uv_check_t arrivals_check_{};
+  bool datagrams_pending_ = false;     ///< datagrams came since the last render_arrivals()
   std::uint64_t render_every_ms_ = 5;  ///< the render cadence: half a device period, <= 5 ms
   bool idle_ = false;                  ///< no source: the timer runs every kIdleTickMs
   uv_timer_t stats_timer_{};

@@ -263,6 +263,7 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
 }
 
 void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock& clock) {
+  render_requested_ = true;
   const ext_seq_t seq = seq_unwrap_.unwrap(h.sequence_number);
   const ext_ts_t ts = ts_unwrap_.unwrap(h.timestamp);
   if (h.payload_type == kComfortNoisePayloadType && p_.payload_type != kComfortNoisePayloadType) {
@@ -416,6 +417,7 @@ std::string Source::take_format_warning() {
 
 void Source::on_raw(std::span<const std::uint8_t> payload, mono_ns_t arrival,
                     const DeviceClock& clock) {
+  render_requested_ = true;
   const int frames = decoder_->frames_in(payload);
   if (frames <= 0) {
     ++stats_.packets_malformed;

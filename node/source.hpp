@@ -19,6 +19,7 @@
 #include <limits>
 #include <deque>
 #include <memory>
+#include <utility>
 #include <optional>
 #include <span>
 #include <string>
@@ -198,13 +199,21 @@ class Source {
   /// Thread: loop. Decodes/conceals everything due before the render horizon into the ring.
   void render(const DeviceClock& clock, mono_ns_t now);
   /// Thread: loop. The monotonic time (ns) by which render() must run again, after a render at
-  /// `now` (issue #18: the loop sleeps until then). Nothing in the jitter buffer becomes due
-  /// while audio is queued past the render lead (playout_horizon: only ahead_ns <= 0 makes the
-  /// cursor due), so it is now + ahead_ns; `now` + `busy_ns` while the source has other work
+  /// `now` (issue #18: the loop sleeps until then). Without a new datagram (those are rendered
+  /// as they come: take_render_request), the next thing to do is the cursor's deadline, when
+  /// the audio queued past the render lead runs out (playout_horizon: ahead_ns <= 0 makes a
+  /// missing packet concealed or expanded); so it is now + ahead_ns; `now` + `busy_ns` while the
+  /// source has other work
   /// (waiting for an anchor, silence to write, a BYE, leaving, a full ring); for raw sources no
   /// later than the next held-back datagram's due time. Rendering earlier is harmless.
   [[nodiscard]] mono_ns_t next_render_ns(const DeviceClock& clock, mono_ns_t now,
                                          mono_ns_t busy_ns) const noexcept;
+  /// Thread: loop. True (once) when a datagram came since the last call: render now, so what
+  /// arrived is decoded into the ring at once (the audio queued ahead is the node's margin
+  /// against its own stalls) rather than at the deadline.
+  [[nodiscard]] bool take_render_request() noexcept {
+    return std::exchange(render_requested_, false);
+  }
 
   /// Thread: loop. The latest RTCP SR of this SSRC: `ntp_ns` (ns since 1900) is the instant
   /// sampled at `rtp_ts` (RFC 3550 §6.4.1). Ignored without a timeline (--sync none). An SR
@@ -342,7 +351,8 @@ class Source {
   std::unique_ptr<SourceRings> rings_;  ///< its rings in the mixer, gain, mute, route
   JitterBuffer jb_;
   PlayoutController playout_;
-  bool awaiting_anchor_ = false;  ///< flushed: the next packet anchors a new stream
+  bool awaiting_anchor_ = false;   ///< flushed: the next packet anchors a new stream
+  bool render_requested_ = false;  ///< a datagram came since take_render_request()
   bool leaving_ = false;
   bool bye_ = false;
   // Sync (RFC 3550 §6.4.1).

@@ -768,3 +768,50 @@ TEST(Sources, FloodOfGarbageAndNewSsrcsLeavesAGoodStreamUntouched) {
       rss_before, rss_after);
   EXPECT_LT(rss_after - rss_before, 32 * 1024);  // the probation table is bounded: < 32 MB growth
 }
+
+TEST(Loop, SleepsUntilTheNextDeadlineWhilePlaying) {
+  // Issue #18: while a 20 ms PCMU stream plays, the loop thread wakes for the datagrams (~50 a
+  // second; each is decoded as it comes) and almost never for a deadline, not on a 5 ms tick
+  // (200 a second and more); it plays without an underrun, and its lateness past the deadlines
+  // stays far inside the render lead.
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const int node_port = free_udp_port();
+  Process node(node_argv(node_port, dir, {"--duration", "12s", "--latency", "60ms"}),
+               dir + "/rtpnode.log");
+  ASSERT_TRUE(jack.wait_for_port("rtpn:out_1")) << node.log();
+  std::this_thread::sleep_for(300ms);
+  Process sender({RTPSEND_BIN, "--tone", "440", "--codec", "pcmu", "--duration", "10s", "--dest",
+                  "127.0.0.1:" + std::to_string(node_port)},
+                 dir + "/rtpsend.log");
+  // The loop runs on the main thread: its context switches are its wake-ups.
+  auto switches = [&] {
+    std::ifstream in("/proc/" + std::to_string(node.pid()) + "/task/" + std::to_string(node.pid()) +
+                     "/status");
+    long total = 0;
+    for (std::string line; std::getline(in, line);)
+      if (line.find("ctxt_switches:") != std::string::npos)
+        total += std::stol(line.substr(line.find(':') + 1));
+    return total;
+  };
+  std::this_thread::sleep_for(3s);
+  const long s0 = switches();
+  std::this_thread::sleep_for(5s);
+  const double per_s = static_cast<double>(switches() - s0) / 5.0;
+  EXPECT_EQ(sender.wait(20s), std::optional<int>(0)) << sender.log();
+  EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
+  json stats;
+  std::ifstream(dir + "/stats.json") >> stats;
+  ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2);
+  const double deadlines = stats["node"]["loop_wakeups"].get<double>();
+  std::printf(
+      "loop thread: %.1f wake-ups/s with 50 datagrams/s; %.0f deadline wakes in 10 s; lateness "
+      "p99.9 %.2f ms\n",
+      per_s, deadlines, stats["node"]["loop_lateness_p999_ms"].get<double>());
+  EXPECT_GE(per_s, 25.0);
+  EXPECT_LE(per_s, 90.0);
+  EXPECT_LE(deadlines, 10 * 20.0);
+  EXPECT_EQ(stats["sources"][0]["underruns"], 0);
+  EXPECT_LT(stats["node"]["loop_lateness_p999_ms"].get<double>(),
+            stats["node"]["render_lead_ms"].get<double>());
+}
