@@ -24,59 +24,14 @@
 
 #include "node/device_clock.hpp"
 #include "node/source.hpp"
+#include "bench_packets.hpp"
 #include "rtp/rtp_header.hpp"
 
 using namespace rtpnode;
+using bench::kPacketMs;
+using bench::payload_for;
 
-namespace {
-
-constexpr int kPacketMs = 20;
-
-std::vector<std::uint8_t> payload_for(const PayloadFormat& f, int index) {
-  const int frames = static_cast<int>(f.audio_rate) * kPacketMs / 1000;
-  std::vector<std::int16_t> pcm(static_cast<std::size_t>(frames) * f.channels);
-  for (int i = 0; i < frames; ++i)
-    for (int c = 0; c < f.channels; ++c)
-      pcm[static_cast<std::size_t>(i) * f.channels + c] = static_cast<std::int16_t>(
-          8000 * std::sin(2 * M_PI * (440 + 110 * c) * (index * frames + i) / f.audio_rate));
-  std::vector<std::uint8_t> out;
-  if (f.codec == Codec::opus) {
-    static OpusEncoder* enc = [] {
-      int err = 0;
-      OpusEncoder* e = opus_encoder_create(48000, 2, OPUS_APPLICATION_AUDIO, &err);
-      opus_encoder_ctl(e, OPUS_SET_BITRATE(128000));
-      return e;
-    }();
-    out.resize(1500);
-    const int n = opus_encode(enc, pcm.data(), frames, out.data(), 1500);
-    out.resize(static_cast<std::size_t>(std::max(n, 0)));
-  } else if (f.codec == Codec::pcmu) {
-    for (std::int16_t s : pcm) out.push_back(static_cast<std::uint8_t>(0xff ^ (s >> 8)));
-  } else {
-    for (std::int16_t s : pcm) {
-      out.push_back(static_cast<std::uint8_t>(s >> 8));
-      out.push_back(static_cast<std::uint8_t>(s));
-    }
-  }
-  return out;
-}
-
-std::vector<std::uint8_t> rtp_packet(std::uint16_t seq, std::uint32_t ts, std::uint8_t pt,
-                                     const std::vector<std::uint8_t>& payload) {
-  std::vector<std::uint8_t> p(12 + payload.size());
-  p[0] = 0x80;
-  p[1] = pt;
-  p[2] = static_cast<std::uint8_t>(seq >> 8);
-  p[3] = static_cast<std::uint8_t>(seq);
-  for (int i = 0; i < 4; ++i) {
-    p[4 + i] = static_cast<std::uint8_t>(ts >> (24 - 8 * i));
-    p[8 + i] = static_cast<std::uint8_t>(0x5eed >> (24 - 8 * i));
-  }
-  std::memcpy(p.data() + 12, payload.data(), payload.size());
-  return p;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 int main(int argc, char** argv) {
   std::string codec = "opus";
@@ -143,9 +98,9 @@ int main(int argc, char** argv) {
     const frames_t device = static_cast<frames_t>((now - kT0) / 1'000'000 * 48);
     clock.update(DevicePosition{device, 256, 0.0, 0.0107, 2}, 0.0, now);
     while (next < packets && next_arrival <= now) {
-      const auto pkt =
-          rtp_packet(static_cast<std::uint16_t>(next), static_cast<std::uint32_t>(next) * ticks, pt,
-                     payloads[static_cast<std::size_t>(next) % payloads.size()]);
+      const auto pkt = bench::rtp_packet(
+          0x5eed, static_cast<std::uint16_t>(next), static_cast<std::uint32_t>(next) * ticks, pt,
+          payloads[static_cast<std::size_t>(next) % payloads.size()]);
       RtpHeaderView h;
       if (rtp_parse(pkt, h) != RtpParseStatus::ok) std::abort();
       if (!src) src = std::make_unique<Source>(p, next_arrival, clock);

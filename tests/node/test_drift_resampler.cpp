@@ -47,6 +47,24 @@ TEST(DriftResampler, ConvertsRatesAndTrimsTheSpeed) {
 
 namespace {
 
+/// The worst distance (frames) between each predicted position and the peak of the impulse
+/// near it in `out` (parabolic interpolation of the three largest samples). The first is
+/// skipped: it has no left neighbour for the interpolation.
+double worst_peak_distance(const std::vector<float>& out, const std::vector<double>& predicted) {
+  double worst = 0;
+  for (std::size_t p = 1; p + 1 < predicted.size(); ++p) {
+    const auto c = static_cast<std::size_t>(std::llround(predicted[p]));
+    std::size_t best = c;
+    for (std::size_t i = c > 8 ? c - 8 : 0; i <= c + 8 && i + 1 < out.size(); ++i)
+      if (out[i] > out[best]) best = i;
+    if (best == 0) continue;
+    const double y0 = out[best - 1], y1 = out[best], y2 = out[best + 1];
+    const double peak = static_cast<double>(best) + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2);
+    worst = std::max(worst, std::abs(peak - predicted[p]));
+  }
+  return worst;
+}
+
 /// Feeds `packets` packets of `n` input frames, each starting with an impulse (the rest silent),
 /// at a speed drawn per packet from [1 - spread, 1 + spread]; returns the worst distance (output
 /// frames) between where landing() said each packet's first frame would play and the peak of
@@ -64,19 +82,7 @@ double worst_landing_error(std::uint32_t audio_rate, double spread, int packets,
     const auto o = r.process(in, n);
     out.insert(out.end(), o.begin(), o.end());
   }
-  double worst = 0;
-  // (The first impulse is skipped: it has no left neighbour for the interpolation.)
-  for (std::size_t p = 1; p + 1 < predicted.size(); ++p) {
-    const auto c = static_cast<std::size_t>(std::llround(predicted[p]));
-    std::size_t best = c;
-    for (std::size_t i = c > 8 ? c - 8 : 0; i <= c + 8 && i + 1 < out.size(); ++i)
-      if (out[i] > out[best]) best = i;
-    if (best == 0) continue;
-    const double y0 = out[best - 1], y1 = out[best], y2 = out[best + 1];
-    const double peak = static_cast<double>(best) + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2);
-    worst = std::max(worst, std::abs(peak - predicted[p]));
-  }
-  return worst;
+  return worst_peak_distance(out, predicted);
 }
 
 }  // namespace
@@ -224,16 +230,7 @@ TEST(DriftResampler, BypassLandingPredictsWhereTheNextInputFramePlays) {
     const auto o = r.process(in, n);
     out.insert(out.end(), o.begin(), o.end());
   }
-  double worst = 0;
-  for (std::size_t p = 1; p + 1 < predicted.size(); ++p) {
-    const auto c = static_cast<std::size_t>(std::llround(predicted[p]));
-    std::size_t best = c;
-    for (std::size_t i = c - 8; i <= c + 8 && i + 1 < out.size(); ++i)
-      if (out[i] > out[best]) best = i;
-    const double y0 = out[best - 1], y1 = out[best], y2 = out[best + 1];
-    const double peak = static_cast<double>(best) + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2);
-    worst = std::max(worst, std::abs(peak - predicted[p]));
-  }
+  const double worst = worst_peak_distance(out, predicted);
   std::printf("bypass landing error %.3f frames\n", worst);
   EXPECT_LT(worst, 0.25);
   // Half the time at 1.003 (follow), the other half within 300 ppm of 1 (mostly pass).
