@@ -346,8 +346,11 @@ void Source::check_length(ext_seq_t seq, ext_ts_t ts, std::span<const std::uint8
     const double diff = len_frames_ - advanced;
     const bool mismatch = diff > 0.5 || (diff < -0.5 && p_.format.codec != Codec::opus);
     if (mismatch && (len_run_ == 0 || advanced == len_advanced_)) {
-      if (++len_run_ >= kLengthMismatchRun)
+      if (++len_run_ >= kLengthMismatchRun) {
         stats_.packets_length_mismatch += len_run_ == kLengthMismatchRun ? kLengthMismatchRun : 1;
+        mismatch_frames_ = len_frames_;
+        mismatch_advanced_ = advanced;
+      }
     } else {
       len_run_ = mismatch ? 1 : 0;
     }
@@ -404,10 +407,11 @@ std::string Source::take_format_warning() {
   if (stats_.packets_length_mismatch > 0 && !warned_length_) {
     warned_length_ = true;
     char ratio[32];
-    std::snprintf(ratio, sizeof ratio, "%.3g", len_frames_ / std::max(len_advanced_, 1.0));
+    std::snprintf(ratio, sizeof ratio, "%.3g",
+                  mismatch_frames_ / std::max(mismatch_advanced_, 1.0));
     return std::string("its packets hold ") + ratio + "x the audio their RTP timestamps advance (" +
-           std::to_string(len_frames_) + " frames per " +
-           std::to_string(static_cast<long>(len_advanced_ / p_.format.frames_per_tick())) +
+           std::to_string(mismatch_frames_) + " frames per " +
+           std::to_string(static_cast<long>(mismatch_advanced_ / p_.format.frames_per_tick())) +
            " ticks) when decoded as " + p_.format.describe() +
            " (counted as packets_length_mismatch): is payload type " + pt +
            " mapped to the sender's sample size (L16 or L24), channel count and clock rate?";

@@ -412,6 +412,10 @@ class Source {
   ext_ts_t len_ts_ = 0;
   int len_frames_ = -1;
   double len_advanced_ = 0;
+  /// The disagreement that was counted (the warning says this, not the last packet's: a
+  /// sender's odd-sized last packet of a burst would read as a different ratio).
+  int mismatch_frames_ = 0;
+  double mismatch_advanced_ = 0;
   int len_run_ = 0;
   Tap tap_;
   mono_ns_t max_gap_ns_ = 0;          ///< longest time between two packets' arrivals
