@@ -276,9 +276,10 @@ TEST(EventLog, ExplainsAnXrunALoopStallAndADriftBeyondTheLimit) {
     if (kind == "underrun" && cause == "loop_stalled") {
       ++loop_underruns;
       // The loop's lateness past its render deadline: the 250 ms, less what it was to sleep
-      // anyway when the freeze began (up to a 20 ms packet and a 21 ms period here; 216 ms was
-      // seen), and far beyond the 31 ms render lead.
-      EXPECT_GE(e["loop_stall_ms"].get<double>(), 180.0) << line;
+      // anyway when the freeze began (at most Node::kMaxRenderSleepMs = 100 ms; with this 8000
+      // ppm sender the ring holds ~190 ms, and 216 and 178 ms were seen), and far beyond the
+      // 31 ms render lead.
+      EXPECT_GE(e["loop_stall_ms"].get<double>(), 145.0) << line;
       EXPECT_LE(e["loop_stall_ms"].get<double>(), 600.0) << line;
       EXPECT_GT(e["underrun_frames"].get<int>(), 0) << line;
     }
