@@ -117,8 +117,6 @@ class DriftResampler {
   [[nodiscard]] std::uint64_t passed_frames() const noexcept { return passed_frames_; }
   /// Bypass: slips made (each moves the input position by one frame or to an integer).
   [[nodiscard]] std::uint64_t slips() const noexcept { return slips_; }
-  /// Bypass: input frames consumed beyond the requested speed (the position error), frames.
-  [[nodiscard]] double position_error() const noexcept { return excess_in_; }
 
  private:
   enum class Mode : std::uint8_t { pass, slip, follow };

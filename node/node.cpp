@@ -323,7 +323,7 @@ void Node::render_tick() {
   // descheduled, and audio it should have rendered meanwhile may have run out.
   if (!idle_ && render_due_ != 0) {
     const mono_ns_t late = std::max<mono_ns_t>(now - render_due_, 0);
-    max_tick_gap_ = std::max(max_tick_gap_, late);
+    max_lateness_ = std::max(max_lateness_, late);
     lateness_[lateness_count_++ % kLatenessWindow] = static_cast<float>(late) / 1e6f;
     ++render_wakes_;
   }
@@ -340,8 +340,8 @@ void Node::render_tick() {
   if (now - last_watch_ >= 100'000'000) {
     last_watch_ = now;
     const double lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
-    events_.check(now, sources_->active(), mixer_->xruns(), max_tick_gap_, lead_ms);
-    max_tick_gap_ = 0;
+    events_.check(now, sources_->active(), mixer_->xruns(), max_lateness_, lead_ms);
+    max_lateness_ = 0;
     for (Source* s : sources_->active()) warn_format(*s);
   }
 }

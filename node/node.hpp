@@ -251,7 +251,7 @@ class Node {
   std::unique_ptr<SourceTable> sources_;  ///< after events_: it reports to them
   std::unique_ptr<Demux> demux_;
   mono_ns_t last_watch_ = 0;
-  mono_ns_t max_tick_gap_ = 0;      ///< the latest a tick came after its render was due since the
+  mono_ns_t max_lateness_ = 0;      ///< the latest a tick came after its render was due since the
                                     ///< last check (the loop's lateness)
   mono_ns_t render_due_ = 0;        ///< when the armed render timer is due (0: idle)
   std::uint64_t render_wakes_ = 0;  ///< render timer wakes while sources play
