@@ -139,7 +139,7 @@ void Sender::generate(Stream& s, std::int64_t at) {
       std::int64_t idx = s.vpos + k;
       if (idx < 0 || frames == 0) continue;
       if (idx >= frames) {
-        if (!o_.loop) break;
+        if (!o_.loop && !p_.signals) break;  // signals always loop
         idx %= frames;
       }
       std::copy_n(s.audio.samples.begin() + static_cast<std::ptrdiff_t>(idx * s.fmt.channels),
