@@ -171,13 +171,28 @@ void JackBackend::refresh_latency(Shared& s) noexcept {
 RTPNODE_REALTIME int JackBackend::process(std::uint32_t frames, void* arg) noexcept {
   Shared& s = *static_cast<Shared*>(arg);
   BlockTiming t;
-  // When this cycle runs, read now (jack_get_time: CLOCK_MONOTONIC through the vDSO). Not
-  // jack_get_cycle_times(): JACK's DLL does not re-anchor after a stall of the server; measured
-  // here after a 50 ms SIGSTOP of a 256-frame dummy server, its cycle start lagged the wake-up
-  // by 44 ms and closed the gap at 0.25 ms per cycle, which DeviceClock would take for a device
-  // creeping slowly instead of one jump. The wake-up's own jitter (tens of microseconds) is what
-  // DeviceClock's line fit averages away.
-  t.current_time = static_cast<double>(jack_get_time()) * 1e-6;
+  // The cycle's start: JACK's own estimate (jack_get_cycle_times: the server's, the same for
+  // every client of the cycle) when it is at most kMaxCycleLagUs before now, else now
+  // (jack_get_time: CLOCK_MONOTONIC through the vDSO).
+  //  - Why the server's: a client runs after those before it in the graph, so its wake-up
+  //    lags the cycle start by a share of the cycle that depends on its place in the graph and
+  //    the machine's load. Measured with four rtpnodes on one dummy server (issue #19,
+  //    MultiRoom test): the nodes' maps of the same device disagreed by 1-5 frames.
+  //  - Why the bound: JACK's DLL does not re-anchor after a stall of the server; measured here
+  //    after a 50 ms SIGSTOP of a 256-frame dummy server, its cycle start lagged the wake-up by
+  //    44 ms and closed the gap at 0.25 ms per cycle, which DeviceClock would take for a device
+  //    creeping slowly instead of one jump. Beyond the bound, the wake-up stands in for it.
+  // Thread: JACK's process thread. jack_get_cycle_times reads the client's shared memory.
+  const jack_time_t now = jack_get_time();
+  jack_nframes_t cycle_frames = 0;
+  jack_time_t cycle_usecs = 0, next_usecs = 0;
+  float period_usecs = 0;
+  jack_time_t start = now;
+  if (jack_get_cycle_times(s.client, &cycle_frames, &cycle_usecs, &next_usecs, &period_usecs) ==
+          0 &&
+      cycle_usecs <= now && now - cycle_usecs <= kMaxCycleLagUs)
+    start = cycle_usecs;
+  t.current_time = static_cast<double>(start) * 1e-6;
   t.dac_time = t.current_time +
                static_cast<double>(s.latency_frames.load(std::memory_order_relaxed)) / s.rate;
   t.xrun = s.xruns.exchange(0, std::memory_order_relaxed) != 0;

@@ -80,6 +80,9 @@ class JackBackend final : public AudioBackend {
 
   /// Largest block handled (frames); a larger JACK period plays silence and counts as an xrun.
   static constexpr std::uint32_t kMaxBlockFrames = 8192;
+  /// A cycle start (jack_get_cycle_times) further than this before the callback runs is not
+  /// taken (the DLL lags after a server stall): the wake-up time stands in for it, µs.
+  static constexpr std::uint64_t kMaxCycleLagUs = 1000;
 
  private:
   /// What JACK's threads use. Shared with the thread that closes the client, so that it outlives
