@@ -160,6 +160,15 @@ struct NodeConfig {
   /// on the senders' NTP timeline (RFC 3550 §6.4.1), so equal capture instants play at the same
   /// device frame; sources without SR play at arrival + playout delay. none: SRs are ignored.
   bool sync_rtcp = true;
+  /// --sync absolute (issue #19; implies sync_rtcp): the timeline is this node's wall clock. An
+  /// instant captured at sender NTP time T (RTCP SR) reaches the DAC at wall-clock T +
+  /// playout_delay (+ the source's --offset), so nodes whose wall clocks agree (NTP, PTP) play
+  /// in step. Sources without SR play at their own delay.
+  bool sync_absolute = false;
+  /// --playout-delay: capture (sender NTP) -> DAC with --sync absolute, 10 ms .. 10 s. It must
+  /// cover the network path, its jitter and the render lead; packets that arrive later play late
+  /// and are counted (short_of_delay).
+  nanoseconds playout_delay{200'000'000};
   /// --offset SEL=±DURATION, --route SEL=CHANNELS, --gain SEL=±NdB (repeatable).
   std::vector<SourceRule> offsets, routes, gains;
 
@@ -274,7 +283,7 @@ struct NodeFlags {
   std::vector<std::pair<int, std::string>> raws;
   std::string latency, min_latency, max_latency, profile, render_lead, drift, source_timeout, sync;
   std::string duration, stats_interval, http, http_token_file, rtcp_rr, rtcp_min_interval;
-  std::string device_retry, idle_suspend, resampler_bypass;
+  std::string device_retry, idle_suspend, resampler_bypass, playout_delay;
 };
 
 /// Builds a NodeConfig from `flags` on top of `base` (its fields CLI11 binds directly: numbers,

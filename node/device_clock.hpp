@@ -41,6 +41,9 @@ class DeviceClock {
   /// Device frame the callback is processing at monotonic time `t` (extrapolated, fractional
   /// frames floored). Valid only when valid().
   [[nodiscard]] frames_t frame_at(mono_ns_t t) const noexcept;
+  /// frame_at() unrounded: the device frame (fractional) the callback processes at monotonic
+  /// time `t`. Valid only when valid().
+  [[nodiscard]] double position_at(mono_ns_t t) const noexcept { return position(t); }
   /// Monotonic time (ns) at which the callback processes device frame `f` (inverse of frame_at).
   [[nodiscard]] mono_ns_t time_of(frames_t f) const noexcept;
   /// Frames from the callback's block start to the DAC (PortAudio dac_time - current_time).

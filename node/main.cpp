@@ -170,6 +170,7 @@ Loaded load(int argc, char** argv, bool startup) {
   auto& drift = flags.drift;
   auto& source_timeout = flags.source_timeout;
   auto& sync = flags.sync;
+  auto& playout_delay = flags.playout_delay;
   auto& offsets = flags.offsets;
   auto& routes = flags.routes;
   auto& gains = flags.gains;
@@ -272,8 +273,15 @@ Loaded load(int argc, char** argv, bool startup) {
       ->check(CLI::Range(0, 1024));
   app.add_option("--sync", sync,
                  "rtcp: place sources on their senders' NTP timeline from RTCP Sender Reports; "
+                 "absolute: play what was captured at NTP time T at this node's wall-clock time "
+                 "T + --playout-delay (nodes with synchronised clocks play in step); "
                  "none: ignore SRs")
-      ->check(CLI::IsMember({"rtcp", "none"}))
+      ->check(CLI::IsMember({"rtcp", "absolute", "none"}))
+      ->capture_default_str();
+  app.add_option("--playout-delay", playout_delay,
+                 "--sync absolute: sender capture instant (NTP) to DAC, 10ms..10s; must cover the "
+                 "network path and its jitter")
+      ->check(duration_validator())
       ->capture_default_str();
   app.add_option(
          "--offset", offsets,

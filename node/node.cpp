@@ -1,6 +1,7 @@
 #include "node/node.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -46,7 +47,7 @@ Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.e
       udp_ = std::make_unique<UdpListener>(&loop_, cfg_.listens);
     sources_ = std::make_unique<SourceTable>(
         SourceTable::Limits{cfg_.max_sources, cfg_.source_timeout, cfg_.sync_rtcp,
-                            cfg_.sources_per_host_limit()},
+                            cfg_.sources_per_host_limit(), cfg_.sync_absolute, cfg_.playout_delay},
         [this](const SourceTable::NewSource& n) { return make_source(n); }, events_, std::cerr);
     demux_ = std::make_unique<Demux>(cfg_, *sources_, *rtcp_, std::cerr);
     if (!cfg_.sap.empty()) {
@@ -90,7 +91,8 @@ Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.e
                              backend_->channels(),
                              0,
                              ramp_frames_,
-                             1};
+                             1,
+                             &wall_};
   } catch (...) {
     close_loop();
     throw;
@@ -271,16 +273,11 @@ std::unique_ptr<Source> Node::make_source(const SourceTable::NewSource& n) {
 }
 
 void Node::render_tick() {
+  last_tick_ = now_ns();
   check_device(now_ns());
   const DevicePosition pos = mixer_->position();
   service_.tick(now_ns(), pos.callbacks, suspended_);
-  // After a reopening or a resumption, the published position is the old stream's until the
-  // new one calls back.
-  if (pos.callbacks > reopen_callbacks_) clock_.update(pos, backend_->stream_time(), now_ns());
-  if (clock_.jumps() != device_jumps_seen_) {
-    device_jumps_seen_ = clock_.jumps();
-    sources_->on_device_jump(clock_.last_jump_frames(), clock_, now_ns());
-  }
+  read_device_clock(pos, now_ns());
   if (!clock_.valid()) return;
   // Frames before the one playing now are final: --record writes them out.
   for (auto& [call, rec] : recorders_) rec->flush_before(clock_.frame_at(now_ns()));
@@ -318,6 +315,7 @@ void Node::render_tick() {
                    (listening.empty() ? " the calls it holds" : listening));
   }
   const mono_ns_t now = now_ns();
+  if (cfg_.sync_absolute) follow_wall_clock(now);
   // The loop's own lateness: how long after the render was due this tick came (the timer is
   // armed for the earliest source's deadline). A long one means this thread was blocked or
   // descheduled, and audio it should have rendered meanwhile may have run out.
@@ -339,10 +337,47 @@ void Node::render_tick() {
     suspend_device(now);
   if (now - last_watch_ >= 100'000'000) {
     last_watch_ = now;
+    poll_wall_clock();
     const double lead_ms = static_cast<double>(lead_frames_) * 1000.0 / clock_.rate();
     events_.check(now, sources_->active(), mixer_->xruns(), max_lateness_, lead_ms);
     max_lateness_ = 0;
     for (Source* s : sources_->active()) warn_format(*s);
+  }
+}
+
+void Node::poll_wall_clock() {
+  const bool was_synced = wall_.sync_state().synced;
+  const bool first = wall_polls_++ == 0;
+  const std::int64_t step = wall_.poll();
+  if (!cfg_.sync_absolute) return;  // reported in the stats; only absolute playout depends on it
+  const ClockSyncState& st = wall_.sync_state();
+  if (step != 0) {
+    std::cerr << "rtpnode: the wall clock stepped by " << static_cast<double>(step) / 1e6
+              << " ms; every source is placed again\n";
+    event("wall_clock_step", {{"step_ms", static_cast<double>(step) / 1e6}});
+  }
+  if (first ? !st.synced : st.synced != was_synced) {
+    if (st.synced)
+      std::cerr << "rtpnode: the wall clock is synchronised (max error " << st.maxerror_ms
+                << " ms)\n";
+    else
+      std::cerr << "rtpnode: warning: the wall clock is not synchronised (adjtimex: "
+                << (st.known ? "STA_UNSYNC" : "unreadable")
+                << "); --sync absolute plays in step with other nodes only once chrony or ptp4l "
+                   "discipline it\n";
+    event(st.synced ? "wall_clock_synchronised" : "wall_clock_unsynchronised",
+          {{"maxerror_ms", st.maxerror_ms}, {"esterror_ms", st.esterror_ms}});
+  }
+}
+
+void Node::follow_wall_clock(mono_ns_t now) {
+  if (wall_polls_ == 0) poll_wall_clock();
+  const double move = sources_->follow_wall_clock(clock_, now, wall_.ntp_minus_monotonic_ns());
+  if (std::abs(move) > clock_.rate() / 1000.0) {
+    const double ms = move * 1000.0 / clock_.rate();
+    std::cerr << "rtpnode: the absolute timeline moved by " << ms
+              << " ms (wall clock step or device clock re-anchored); sources are placed again\n";
+    event("timeline_step", {{"move_ms", ms}});
   }
 }
 
@@ -367,6 +402,17 @@ void Node::tick() {
   if (!idle_) schedule_render(now_ns());
 }
 
+void Node::read_device_clock(const DevicePosition& pos, mono_ns_t now) {
+  last_clock_read_ = now;
+  // After a reopening or a resumption, the published position is the old stream's until the
+  // new one calls back.
+  if (pos.callbacks > reopen_callbacks_) clock_.update(pos, backend_->stream_time(), now);
+  if (clock_.jumps() != device_jumps_seen_) {
+    device_jumps_seen_ = clock_.jumps();
+    sources_->on_device_jump(clock_.last_jump_frames(), clock_, now);
+  }
+}
+
 void Node::render_arrivals() {
   // After each poll that read datagrams: the sources that got one decode it now (what Source
   // renders is what is present; a deadline only decides concealment), then the deadline timer
@@ -375,6 +421,14 @@ void Node::render_arrivals() {
   datagrams_pending_ = false;
   if (idle_ || !clock_.valid()) return;
   const mono_ns_t now = now_ns();
+  // While packets come on time the deadline timer never fires (it is armed again after each
+  // arrival): the device clock is read here too, at most every kClockReadEveryNs, so that its
+  // fit keeps getting readings (and the absolute timeline follows it).
+  if (now - last_clock_read_ >= kClockReadEveryNs && !suspended_) {
+    read_device_clock(mixer_->position(), now);
+    if (!clock_.valid()) return;
+    if (cfg_.sync_absolute) follow_wall_clock(now);
+  }
   bool rendered = false;
   for (Source* s : sources_->active())
     if (s->take_render_request()) {
@@ -391,7 +445,9 @@ void Node::schedule_render(mono_ns_t now) {
   // device has not started or streams fade out. libuv's timers count whole milliseconds: the
   // wake is rounded up, late by < 1 ms, well inside the render lead's 10 ms margin.
   const mono_ns_t busy = static_cast<mono_ns_t>(render_every_ms_) * 1'000'000;
-  mono_ns_t due = now + kMaxRenderSleepMs * 1'000'000;
+  // At most kMaxRenderSleepMs after the last tick, even while arrivals keep re-arming the timer:
+  // the tick also checks the device, pings the watchdog and writes events.
+  mono_ns_t due = std::min(now, last_tick_) + kMaxRenderSleepMs * 1'000'000;
   if (!clock_.valid() || !receiving_ || sources_->draining() > 0) due = now + busy;
   if (clock_.valid())
     for (const Source* s : sources_->active())

@@ -34,6 +34,7 @@
 #include "node/rtcp_session.hpp"
 #include "node/service_notify.hpp"
 #include "node/source_factory.hpp"
+#include "node/wall_clock.hpp"
 #include "node/source_table.hpp"
 #include "node/stats_model.hpp"
 #include "node/udp_listener.hpp"
@@ -165,7 +166,21 @@ class Node {
   /// The callback count when the device was last reopened: the clock takes readings again only
   /// once the new stream has published a block.
   std::uint64_t reopen_callbacks_ = 0;
+  /// --sync absolute: maps the timeline from the wall clock (SourceTable::follow_wall_clock)
+  /// and reports a step of it. Thread: loop.
+  void follow_wall_clock(mono_ns_t now);
+  /// Every 100 ms: reads the wall clock's offset and sync state (WallClock::poll); with --sync
+  /// absolute, logs and writes events for steps and sync state changes. Thread: loop.
+  void poll_wall_clock();
+  std::uint64_t wall_polls_ = 0;
+  /// Reads the device position against the monotonic clock into clock_ (DeviceClock::update)
+  /// and hands a device jump to the sources. Thread: loop.
+  void read_device_clock(const DevicePosition& pos, mono_ns_t now);
+  mono_ns_t last_clock_read_ = 0;
+  mono_ns_t last_tick_ = 0;  ///< when render_tick last ran
+  static constexpr mono_ns_t kClockReadEveryNs = 5'000'000;
   DeviceClock clock_;
+  WallClock wall_;  ///< --sync absolute's timeline; its state is reported in every mode
   frames_t lead_frames_ = 0;
   std::uint64_t device_jumps_seen_ = 0;  ///< DeviceClock::jumps() already handed to the sources
 

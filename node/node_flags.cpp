@@ -19,7 +19,8 @@ NodeFlags::NodeFlags() {
   render_lead = format_duration(d.render_lead);
   drift = d.drift_compensation ? "on" : "off";
   source_timeout = format_duration(d.source_timeout);
-  sync = d.sync_rtcp ? "rtcp" : "none";
+  sync = d.sync_absolute ? "absolute" : d.sync_rtcp ? "rtcp" : "none";
+  playout_delay = format_duration(d.playout_delay);
   stats_interval = format_duration(d.stats_interval);
   rtcp_rr = d.rtcp_rr ? "on" : "off";
   device_retry = d.device_retry ? "on" : "off";
@@ -106,7 +107,9 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
     cfg.gains.push_back(*r);
   }
   auto drift = on_off("--drift", f.drift, "on", "off", err);
-  auto sync = on_off("--sync", f.sync, "rtcp", "none", err);
+  const bool absolute = f.sync == "absolute";
+  auto sync = absolute ? std::optional<bool>(true) : on_off("--sync", f.sync, "rtcp", "none", err);
+  if (!sync) err += " or absolute";
   auto rr = on_off("--rtcp-rr", f.rtcp_rr, "on", "off", err);
   auto music = on_off("--profile", f.profile, "music", "speech", err);
   auto retry = on_off("--device-retry", f.device_retry, "on", "off", err);
@@ -116,6 +119,7 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
   cfg.resampler_bypass = *bypass;
   cfg.drift_compensation = *drift;
   cfg.sync_rtcp = *sync;
+  cfg.sync_absolute = absolute;
   cfg.rtcp_rr = *rr;
   cfg.music = *music;
   cfg.latency_auto = f.latency == "auto";
@@ -133,6 +137,7 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
        {DurationField{"--min-latency", f.min_latency, cfg.min_latency},
         DurationField{"--max-latency", f.max_latency, cfg.max_latency},
         DurationField{"--render-lead", f.render_lead, cfg.render_lead},
+        DurationField{"--playout-delay", f.playout_delay, cfg.playout_delay},
         DurationField{"--stats-interval", f.stats_interval, cfg.stats_interval},
         DurationField{"--source-timeout", f.source_timeout, cfg.source_timeout},
         DurationField{"--rtcp-min-interval", f.rtcp_min_interval, cfg.rtcp_min_interval},
@@ -193,6 +198,8 @@ std::string NodeConfig::validate() const {
   if (min_latency > max_latency)
     return "--min-latency " + format_duration(min_latency) + " is above --max-latency " +
            format_duration(max_latency);
+  if (playout_delay < milliseconds(10) || playout_delay > seconds(10))
+    return "--playout-delay " + format_duration(playout_delay) + " is outside 10ms..10s";
   if (render_lead > seconds(1))
     return "--render-lead " + format_duration(render_lead) + " is above the 1 s maximum";
   if (idle_suspend > seconds(86400))

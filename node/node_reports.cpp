@@ -96,7 +96,13 @@ NodeSnapshot Node::snapshot() const {
   n.http_forbidden = http_ ? http_->forbidden() : 0;
   n.http_evicted = http_ ? http_->evicted() : 0;
   n.events = events_.written();
-  n.sync = cfg_.sync_rtcp ? "rtcp" : "none";
+  n.sync = cfg_.sync_absolute ? "absolute" : cfg_.sync_rtcp ? "rtcp" : "none";
+  n.playout_delay_ms =
+      cfg_.sync_absolute ? static_cast<double>(cfg_.playout_delay.count()) / 1e6 : 0.0;
+  n.wall_clock_synced = wall_.sync_state().synced;
+  n.wall_clock_maxerror_ms = wall_.sync_state().maxerror_ms;
+  n.wall_clock_esterror_ms = wall_.sync_state().esterror_ms;
+  n.wall_clock_steps = wall_.steps();
   n.sample_rate = clock_.rate();
   n.device_skew_ppm = clock_.skew() * 1e6;  // device clock vs monotonic clock (DeviceClock)
   n.device = backend_->describe();

@@ -535,7 +535,9 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       if (sender_clock_.has_mapping() && p_.timeline) {
         // Sender capture instant (NTP, wall clock) to DAC, with the receiver's wall clock.
         const double dac_ntp =
-            static_cast<double>(dac) + static_cast<double>(ntp_minus_monotonic_ns());
+            static_cast<double>(dac) + static_cast<double>(p_.wall != nullptr
+                                                               ? p_.wall->ntp_minus_monotonic_ns()
+                                                               : ntp_minus_monotonic_ns());
         const double c2d = dac_ntp - static_cast<double>(sender_clock_.ntp_of(a.packet->ts));
         capture_to_dac_ns_ =
             have_delay_ ? capture_to_dac_ns_ + kDelayMeanWeight * (c2d - capture_to_dac_ns_) : c2d;
@@ -656,6 +658,7 @@ SourceStats Source::stats() const {
   s.sync_error_ms =
       s.synced ? placement_.error_frames() * 1000.0 / static_cast<double>(dev_rate_) : 0.0;
   s.placements_deferred = placement_.deferred();
+  s.short_of_delay = placement_.short_of_delay();
   s.capture_to_dac_ms = s.synced ? capture_to_dac_ns_ / 1e6 : 0.0;
   s.offset_ms = static_cast<double>(p_.offset_frames) * 1000.0 / static_cast<double>(dev_rate_);
   s.gain_db = rings_->gain_db();

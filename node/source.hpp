@@ -36,6 +36,7 @@
 #include "node/source_rings.hpp"
 #include "node/mixer.hpp"
 #include "node/sync_timeline.hpp"
+#include "node/wall_clock.hpp"
 #include "rtp/codec.hpp"
 #include "rtp/rtcp.hpp"
 #include "rtp/receive_stats.hpp"
@@ -119,9 +120,11 @@ struct SourceStats {
                                              ///< confirmed (Source::on_sender_report)
   std::uint64_t placements =
       0;  ///< rings replaced: re-placements on the timeline, offset changes, flushes
-  std::uint64_t flushes = 0;              ///< control flushes
-  std::uint64_t placements_forced = 0;    ///< leaving rings cut short: a re-placement came while
-                                          ///< Source::kMaxStreams rings were in the mixer
+  std::uint64_t short_of_delay = 0;     ///< --sync absolute: decoded packets whose place on the
+                                        ///< timeline had passed (TimelinePlacement::short_of_delay)
+  std::uint64_t flushes = 0;            ///< control flushes
+  std::uint64_t placements_forced = 0;  ///< leaving rings cut short: a re-placement came while
+                                        ///< Source::kMaxStreams rings were in the mixer
   std::uint64_t placements_deferred = 0;  ///< re-placements postponed by the rate limit
                                           ///< (Source::kMinReplaceInterval)
   std::uint64_t mixer_refusals = 0;       ///< times the mixer refused this source's ring (no free
@@ -176,6 +179,8 @@ class Source {
     frames_t ramp_frames = 0;  ///< the mixer's ramp length (fades on re-placement)
     /// The node's NTP timeline; null = --sync none.
     SyncTimeline* timeline = nullptr;
+    /// The node's wall clock (capture_to_dac_ms, with its test offset); null: read directly.
+    WallClock* wall = nullptr;
     frames_t offset_frames = 0;             ///< user offset, device frames (> 0: later)
     std::optional<std::vector<int>> route;  ///< 0-based device channels; unset = standard
     int device_channels = 2;

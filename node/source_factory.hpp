@@ -18,6 +18,7 @@
 #include "node/source.hpp"
 #include "node/source_table.hpp"
 #include "node/sync_timeline.hpp"
+#include "node/wall_clock.hpp"
 
 namespace rtpnode {
 
@@ -32,6 +33,7 @@ struct SourceFactory {
   frames_t lead_frames = 0;  ///< render lead, device frames
   frames_t ramp_frames = 0;  ///< the mixer's ramp length
   std::uint32_t next_id = 1;
+  WallClock* wall = nullptr;  ///< the node's wall clock (capture_to_dac_ms); null: read directly
 
   /// Throws what Source's constructor throws (a codec or resampler that cannot be made).
   std::unique_ptr<Source> operator()(const SourceTable::NewSource& n);

@@ -374,6 +374,11 @@ void SourceTable::update_timeline() {
   if (!limits_.sync_rtcp) return;
   std::size_t with_sr = 0;
   for (const Source* s : order_) with_sr += s->has_sender_report() ? 1 : 0;
+  if (limits_.sync_absolute) {
+    timeline_.set_absolute(true);
+    if (with_sr == 0) timeline_.turn_off();  // on again at follow_wall_clock
+    return;
+  }
   if (with_sr < 2) {
     timeline_.turn_off();
     return;
@@ -385,6 +390,29 @@ void SourceTable::update_timeline() {
            << s->params().remote << "\n";
       return;
     }
+}
+
+double SourceTable::follow_wall_clock(const DeviceClock& clock, mono_ns_t now,
+                                      std::int64_t ntp_minus_monotonic_ns) {
+  if (!limits_.sync_rtcp || !limits_.sync_absolute || !clock.valid()) return 0;
+  timeline_.set_absolute(true);
+  const bool any_sr = std::any_of(order_.begin(), order_.end(),
+                                  [](const Source* s) { return s->has_sender_report(); });
+  if (!any_sr) {
+    timeline_.turn_off();
+    return 0;
+  }
+  const bool was_on = timeline_.on();
+  const double dac_frame =
+      clock.position_at(now) - static_cast<double>(clock.output_latency_frames());
+  const double frames_per_ns = clock.rate() * (1.0 + clock.skew()) * 1e-9;
+  const double move = timeline_.set_wall_clock(now + ntp_minus_monotonic_ns, dac_frame,
+                                               limits_.playout_delay.count(), frames_per_ns,
+                                               clock.rate() / 1000.0);  // a step: 1 ms
+  if (!was_on)
+    log_ << "rtpnode: absolute timeline on: captured at NTP time T plays at wall-clock T + "
+         << static_cast<double>(limits_.playout_delay.count()) / 1e6 << " ms\n";
+  return move;
 }
 
 SourceTable::Totals SourceTable::totals() const {

@@ -72,6 +72,10 @@ class SourceTable {
     /// (any port); 0 = no limit; loopback senders are not limited. Keeps one remote host (a
     /// flood of valid-looking streams, a runaway sender) from taking every slot of --max-sources.
     int max_sources_per_host = 0;
+    /// --sync absolute (issue #19): the timeline is the wall clock (follow_wall_clock), on while
+    /// one active source has an SR.
+    bool sync_absolute = false;
+    std::chrono::nanoseconds playout_delay{200'000'000};  ///< --playout-delay
   };
 
   struct Counters {
@@ -129,6 +133,13 @@ class SourceTable {
   /// so that it does not move when a second one arrives. Called after every admission and
   /// departure here; the demux calls it after SRs.
   void update_timeline();
+  /// Thread: loop. --sync absolute: maps the timeline from the wall clock -- the device frame at
+  /// the DAC at monotonic `now` is clock.position_at(now) - output latency, at wall-clock time
+  /// `now + ntp_minus_monotonic_ns` (WallClock) -- while an active source has an SR and the
+  /// device clock is valid. Returns the mapping's move, frames (SyncTimeline::set_wall_clock;
+  /// a move beyond 1 ms re-placed every source); 0 otherwise.
+  double follow_wall_clock(const DeviceClock& clock, mono_ns_t now,
+                           std::int64_t ntp_minus_monotonic_ns);
   /// Thread: loop. The device jumped by `behind` frames (DeviceClock::last_jump_frames): the
   /// timeline and every source move back to their delays (SyncTimeline::on_device_jump,
   /// Source::on_device_jump).

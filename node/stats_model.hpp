@@ -66,7 +66,12 @@ struct NodeSnapshot {
   std::uint64_t http_forbidden = 0;
   std::uint64_t http_evicted = 0;
   std::uint64_t events = 0;
-  std::string sync;  ///< "rtcp" | "none"
+  std::string sync;                ///< "rtcp" | "absolute" | "none"
+  double playout_delay_ms = 0;     ///< --sync absolute: capture -> DAC, ms; 0 otherwise
+  bool wall_clock_synced = false;  ///< adjtimex: no STA_UNSYNC, not TIME_ERROR
+  double wall_clock_maxerror_ms = 0;
+  double wall_clock_esterror_ms = 0;
+  std::uint64_t wall_clock_steps = 0;  ///< steps of the wall clock beyond 1 ms (WallClock)
   double sample_rate = 0;
   double device_skew_ppm = 0;
   std::string device;

@@ -28,6 +28,21 @@ void SyncTimeline::on_device_jump(frames_t behind) noexcept {
   ++generation_;
 }
 
+double SyncTimeline::set_wall_clock(std::int64_t dac_ntp_ns, double dac_frame,
+                                    std::int64_t playout_delay_ns, double frames_per_ns,
+                                    double step_frames) noexcept {
+  const std::int64_t ntp0 = dac_ntp_ns - playout_delay_ns;  // captured then, plays at dac_frame
+  if (!on_) {
+    define(ntp0, dac_frame);
+    return 0;
+  }
+  const double move = dac_frame - frame_of(ntp0, frames_per_ns);
+  ntp0_ns_ = ntp0;
+  frame0_ = dac_frame;
+  if (std::abs(move) > step_frames) ++generation_;
+  return move;
+}
+
 void TimelinePlacement::seat(const SyncTimeline& tl) noexcept {
   placed_ = true;
   generation_ = tl.generation();
@@ -38,7 +53,10 @@ frames_t TimelinePlacement::anchor(SyncTimeline& tl, std::int64_t ntp_ns, double
                                    frames_t offset, frames_t earliest,
                                    frames_t lacking_place) noexcept {
   frames_t place = std::llround(tl.frame_of(ntp_ns, frames_per_ns)) + offset;
-  if (place < earliest) {
+  if (place < earliest && tl.absolute()) {
+    ++short_of_delay_;
+    place = earliest;
+  } else if (place < earliest) {
     tl.delay_by(static_cast<double>(lacking_place - place));
     place = lacking_place;
   }
@@ -51,7 +69,12 @@ TimelinePlacement::Decision TimelinePlacement::check(SyncTimeline& tl, std::int6
                                                      double actual, frames_t earliest,
                                                      frames_t margin, mono_ns_t now) noexcept {
   tl.follow(ntp_ns, frames_per_ns);
-  const double want = tl.frame_of(ntp_ns, frames_per_ns) + static_cast<double>(offset);
+  double want = tl.frame_of(ntp_ns, frames_per_ns) + static_cast<double>(offset);
+  if (tl.absolute() && want < static_cast<double>(earliest)) {
+    // Its place has passed: play as early as it can; the timeline stays where it is.
+    ++short_of_delay_;
+    want = static_cast<double>(earliest + margin);
+  }
   const double error = actual - want;
   const double limit = kReplaceBeyondS * 1e9 * frames_per_ns;
   Decision d;

@@ -23,6 +23,14 @@
 //    placed source (a flood of forged SRs cannot make it churn rings, issue #16);
 //  - unsynced: no timeline, or no SR for this source: it plays at its own target delay.
 //
+// Absolute playout (issue #19, --sync absolute --playout-delay D): the timeline is this node's
+// wall clock instead of its first source. An instant captured at sender NTP time T plays at the
+// DAC at wall-clock time T + D (+ the source's offset), so every node whose wall clock agrees
+// with the senders' plays it at the same instant. SourceTable::follow_wall_clock() feeds the
+// mapping (set_wall_clock) from the device clock and the wall clock; the timeline never moves to
+// make room for a late source (delay_by is not used): a source whose packets arrive too late for
+// D plays as early as it can and counts it (TimelinePlacement::short_of_delay()).
+//
 // Thread: loop only. Pure arithmetic: unit tests drive it with plain numbers.
 #pragma once
 
@@ -60,6 +68,20 @@ class SyncTimeline {
   /// instead of staying raised by the stall). The only move to earlier frames.
   void on_device_jump(frames_t behind) noexcept;
 
+  /// Absolute playout (--sync absolute): the mapping comes from set_wall_clock() only.
+  void set_absolute(bool absolute) noexcept { absolute_ = absolute; }
+  [[nodiscard]] bool absolute() const noexcept { return absolute_; }
+  /// Absolute playout: device frame `dac_frame` (fractional) reaches the DAC at wall-clock
+  /// instant `dac_ntp_ns` (ns since 1900), so an instant captured at T plays at frame
+  ///   dac_frame + (T + playout_delay_ns - dac_ntp_ns) * frames_per_ns.
+  /// Off: turns the timeline on (a new generation). On: a mapping that moved by more than
+  /// `step_frames` (e.g. 1 ms: the wall clock was stepped, or the device clock re-anchored) is a
+  /// step and makes a new generation (every source places itself again, with a crossfade); a
+  /// smaller move (the device clock's fit refining) is left to the sources' speed loops.
+  /// Returns the move, frames (> 0: every instant now plays later); 0 when turning on.
+  double set_wall_clock(std::int64_t dac_ntp_ns, double dac_frame, std::int64_t playout_delay_ns,
+                        double frames_per_ns, double step_frames) noexcept;
+
   static constexpr std::int64_t kRebaseAfterNs = 10'000'000'000;
 
  private:
@@ -67,6 +89,7 @@ class SyncTimeline {
   std::int64_t ntp0_ns_ = 0;  ///< an NTP instant, ns since 1900-01-01 (RFC 5905 era 0)
   double frame0_ = 0;         ///< the device frame at which ntp0_ns_ plays
   std::uint64_t generation_ = 0;
+  bool absolute_ = false;
 };
 
 class TimelinePlacement {
@@ -94,12 +117,15 @@ class TimelinePlacement {
   /// The first packet of a stream, captured at `ntp_ns`: the device frame its first frame plays
   /// at -- its place plus `offset` (the user's, device frames) -- or, when that is before
   /// `earliest` (the source would lack delay), `lacking_place` after moving the whole timeline
-  /// later to it. `tl` must be on().
+  /// later to it. An absolute timeline does not move: the source then plays at `earliest` and
+  /// counts it (short_of_delay). `tl` must be on().
   frames_t anchor(SyncTimeline& tl, std::int64_t ntp_ns, double frames_per_ns, frames_t offset,
                   frames_t earliest, frames_t lacking_place) noexcept;
   /// A decoded packet captured at `ntp_ns` will play at device frame `actual` (fractional). At
   /// loop time `now`; a re-placement goes no earlier than `earliest` (the timeline moves later by
-  /// what is missing plus `margin`). `tl` must be on().
+  /// what is missing plus `margin`). On an absolute timeline, which does not move, a packet
+  /// whose place is before `earliest` counts as short of delay (short_of_delay) and its place is
+  /// `earliest + margin`. `tl` must be on().
   Decision check(SyncTimeline& tl, std::int64_t ntp_ns, double frames_per_ns, frames_t offset,
                  double actual, frames_t earliest, frames_t margin, mono_ns_t now) noexcept;
   /// The source is off the timeline (no timeline, no SR, or its offset changed): it places
@@ -111,6 +137,9 @@ class TimelinePlacement {
   [[nodiscard]] double error_frames() const noexcept { return error_frames_; }
   /// Re-placements postponed by kMinReplaceInterval.
   [[nodiscard]] std::uint64_t deferred() const noexcept { return deferred_; }
+  /// Absolute timeline: packets (and first packets) whose place had already passed when they
+  /// were decoded -- the playout delay is shorter than this source's path. They play late.
+  [[nodiscard]] std::uint64_t short_of_delay() const noexcept { return short_of_delay_; }
 
  private:
   void seat(const SyncTimeline& tl) noexcept;
@@ -121,6 +150,7 @@ class TimelinePlacement {
   mono_ns_t last_replace_ns_ = 0;
   double error_frames_ = 0;
   std::uint64_t deferred_ = 0;
+  std::uint64_t short_of_delay_ = 0;
 };
 
 /// RFC 3550 §4: 64-bit NTP timestamp (32.32 fixed point, seconds since 1900) to ns since 1900.

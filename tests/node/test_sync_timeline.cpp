@@ -130,3 +130,66 @@ TEST(SyncTimeline, ADeviceStallMovesEveryPlacementBackByTheStall) {
   ASSERT_EQ(d.kind, Kind::place);
   EXPECT_EQ(d.place_at, 48960 - 2400);
 }
+
+// Issue #19: --sync absolute. The wall clock defines the timeline; it never moves for a source.
+
+TEST(SyncTimeline, AbsoluteMapsACaptureInstantToTheFrameAtTheDacThePlayoutDelayLater) {
+  SyncTimeline tl;
+  tl.set_absolute(true);
+  constexpr std::int64_t kDelay = 200'000'000;
+  // Device frame 96000.5 reaches the DAC at wall-clock kNtp0.
+  EXPECT_EQ(tl.set_wall_clock(kNtp0, 96000.5, kDelay, kFpns, 48.0), 0.0);
+  ASSERT_TRUE(tl.on());
+  // Captured 200 ms before kNtp0: plays at that frame; 10 ms later: 480 frames later.
+  EXPECT_NEAR(tl.frame_of(kNtp0 - kDelay, kFpns), 96000.5, 1e-6);
+  EXPECT_NEAR(tl.frame_of(kNtp0 - kDelay + 10'000'000, kFpns), 96480.5, 1e-6);
+  // The same mapping read later (the device ran on at its rate) is no move, no new generation.
+  const std::uint64_t gen = tl.generation();
+  EXPECT_NEAR(tl.set_wall_clock(kNtp0 + 1'000'000'000, 96000.5 + 48000.0, kDelay, kFpns, 48.0), 0.0,
+              1e-6);
+  EXPECT_EQ(tl.generation(), gen);
+  EXPECT_NEAR(tl.frame_of(kNtp0 - kDelay, kFpns), 96000.5, 1e-6);
+}
+
+TEST(SyncTimeline, AbsoluteFollowsSmallMovesAndReplacesEveryoneOnAStep) {
+  SyncTimeline tl;
+  tl.set_absolute(true);
+  constexpr std::int64_t kDelay = 100'000'000;
+  tl.set_wall_clock(kNtp0, 0.0, kDelay, kFpns, 48.0);
+  const std::uint64_t gen = tl.generation();
+  // The device clock's fit refined by 0.3 frames: followed, no re-placement.
+  EXPECT_NEAR(tl.set_wall_clock(kNtp0, 0.3, kDelay, kFpns, 48.0), 0.3, 1e-9);
+  EXPECT_EQ(tl.generation(), gen);
+  // The wall clock stepped 5 ms ahead: the frame at the DAC "now" is the one 5 ms earlier in
+  // the old mapping's terms, so every instant plays 240 frames earlier -- a step.
+  EXPECT_NEAR(tl.set_wall_clock(kNtp0 + 5'000'000, 0.3, kDelay, kFpns, 48.0), -240.0, 1e-6);
+  EXPECT_EQ(tl.generation(), gen + 1);
+  EXPECT_NEAR(tl.frame_of(kNtp0 - kDelay, kFpns), 0.3 - 240.0, 1e-6);
+}
+
+TEST(TimelinePlacement, AbsoluteNeverMovesTheTimelineForALateSourceAndCountsIt) {
+  SyncTimeline tl;
+  tl.set_absolute(true);
+  tl.set_wall_clock(kNtp0, 48000.0, 50'000'000, kFpns, 48.0);  // 50 ms playout delay
+  const double before = tl.frame_of(kNtp0, kFpns);
+  const std::uint64_t gen = tl.generation();
+  TimelinePlacement late;
+  // Its first packet, captured at kNtp0 - 50 ms, should play at frame 48000 but cannot before
+  // 48500 (it came 60 ms late): it plays at 48500; nobody else moves.
+  const frames_t at = late.anchor(tl, kNtp0 - 50'000'000, kFpns, 0, 48500, 999'999);
+  EXPECT_EQ(at, 48500);
+  EXPECT_EQ(late.short_of_delay(), 1u);
+  EXPECT_DOUBLE_EQ(tl.frame_of(kNtp0, kFpns), before);
+  EXPECT_EQ(tl.generation(), gen);
+  // Its next packet (20 ms later, still late) holds where it plays: at earliest + margin.
+  const TimelinePlacement::Decision d =
+      late.check(tl, kNtp0 - 30'000'000, kFpns, 0, 48500.0 + 960.0 + 10.0, 49460, 10, 0);
+  EXPECT_EQ(d.kind, Kind::hold);
+  EXPECT_NEAR(d.error_frames, 0.0, 1e-9);
+  EXPECT_EQ(late.short_of_delay(), 2u);
+  EXPECT_EQ(tl.generation(), gen);
+  // A source on time is placed exactly at its place, as in the relative mode.
+  TimelinePlacement ok;
+  EXPECT_EQ(ok.anchor(tl, kNtp0, kFpns, 480, 0, 999'999), 48000 + 2400 + 480);
+  EXPECT_EQ(ok.short_of_delay(), 0u);
+}

@@ -3306,6 +3306,9 @@ TEST(Cli, BadFlagsFailWithOneLineNamingTheFix) {
       {{"--listen", "127.0.0.1:5004", "--route", "port:5004=3"}, "names device channel 3"},
       {{"--listen", "127.0.0.1:5004", "--offset", "host:1=+1ms"}, "port:N or ssrc:0x1A2B3C4D"},
       {{}, "give at least one --listen"},
+      {{"--listen", "127.0.0.1:5004", "--sync", "absolute", "--playout-delay", "5ms"},
+       "--playout-delay 5ms is outside 10ms..10s"},
+      {{"--listen", "127.0.0.1:5004", "--sync", "ntp"}, "--sync"},
   };
   for (const auto& c : cases) {
     const auto [rc, log] = run_node_expecting_error(c.args);

@@ -1,0 +1,64 @@
+#include "node/wall_clock.hpp"
+
+#include <time.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "node/sync_timeline.hpp"
+
+namespace rtpnode {
+
+ClockSyncState clock_sync_state(int state, const timex& tx) noexcept {
+  ClockSyncState s;
+  s.state = state;
+  s.known = state >= 0;
+  if (!s.known) return s;
+  s.synced = (tx.status & STA_UNSYNC) == 0 && state != TIME_ERROR;
+  s.maxerror_ms = static_cast<double>(tx.maxerror) / 1000.0;
+  s.esterror_ms = static_cast<double>(tx.esterror) / 1000.0;
+  return s;
+}
+
+std::string WallClock::default_offset_file() {
+  const char* f = std::getenv("RTPNODE_TEST_WALL_CLOCK_OFFSET_FILE");
+  return f != nullptr ? f : "";
+}
+
+WallClock::WallClock(Adjtimex adjtimex, std::string offset_file)
+    : adjtimex_(adjtimex ? std::move(adjtimex)
+                         : Adjtimex([](timex& tx) { return ::adjtimex(&tx); })),
+      offset_file_(std::move(offset_file)) {}
+
+std::int64_t WallClock::poll() {
+  if (!offset_file_.empty()) {
+    double ms = 0;
+    std::ifstream in(offset_file_);
+    if (in >> ms && std::isfinite(ms)) test_offset_ns_ = std::llround(ms * 1e6);
+  }
+  timespec wall{}, mono{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &wall);
+  const std::int64_t d =
+      (static_cast<std::int64_t>(wall.tv_sec) + kNtpUnixOffsetS - mono.tv_sec) * 1'000'000'000 +
+      (wall.tv_nsec - mono.tv_nsec) + test_offset_ns_;
+  timex tx{};
+  tx.modes = 0;
+  sync_ = clock_sync_state(adjtimex_(tx), tx);
+  std::int64_t step = 0;
+  if (polled_ && std::llabs(d - ntp_minus_mono_) > kStepNs) {
+    step = d - ntp_minus_mono_;
+    ++steps_;
+  }
+  polled_ = true;
+  ntp_minus_mono_ = d;
+  return step;
+}
+
+std::int64_t WallClock::ntp_minus_monotonic_ns() {
+  if (!polled_) (void)poll();
+  return ntp_minus_mono_;
+}
+
+}  // namespace rtpnode

@@ -1,0 +1,83 @@
+// This node's wall clock as the absolute timeline reads it (issue #19): NTP time (CLOCK_REALTIME,
+// ns since 1900) against the loop's CLOCK_MONOTONIC, its steps, and how well it is synchronised.
+//
+// The two clocks are read back to back; their difference only changes when the wall clock is
+// stepped (settimeofday, chrony's makestep, ADJ_SETOFFSET): NTP slewing adjusts the frequency
+// of both alike. A change beyond kStepNs between two polls is a step.
+//
+// Synchronisation state comes from adjtimex(2) with modes 0 (read only), as chrony or ptp4l with
+// phc2sys leave it: STA_UNSYNC in `status` (or a TIME_ERROR state) means nobody disciplines the
+// clock; `maxerror` and `esterror` (µs) are the kernel's bounds on its error. A node whose
+// clock is unsynchronised says so (stats, events) and keeps playing.
+//
+// Test seam: the adjtimex call is injected (constructor); when the environment variable
+// RTPNODE_TEST_WALL_CLOCK_OFFSET_FILE names a file, the decimal number of milliseconds in it
+// (re-read at each poll) is added to the wall clock, as a wrong or stepped clock would be --
+// the system tests prove the mapping with it without touching this machine's clock.
+//
+// Thread: loop only.
+#pragma once
+
+#include <sys/timex.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "rtp/units.hpp"
+
+namespace rtpnode {
+
+/// The wall clock's synchronisation state (adjtimex(2)).
+struct ClockSyncState {
+  bool known = false;      ///< adjtimex answered
+  bool synced = false;     ///< disciplined: no STA_UNSYNC and not TIME_ERROR
+  double maxerror_ms = 0;  ///< the kernel's maximum error bound, ms
+  double esterror_ms = 0;  ///< the kernel's estimated error, ms
+  int state = 0;           ///< adjtimex's return value (TIME_OK 0 .. TIME_ERROR 5)
+};
+
+/// ClockSyncState from one adjtimex(2) answer: `state` its return value, `tx` its struct.
+/// Pure; any thread.
+ClockSyncState clock_sync_state(int state, const timex& tx) noexcept;
+
+class WallClock {
+ public:
+  /// adjtimex(2) with modes 0: fills the struct, returns the clock state (< 0: failed).
+  using Adjtimex = std::function<int(timex&)>;
+  /// A change of NTP - monotonic beyond this between polls is a step, ns.
+  static constexpr std::int64_t kStepNs = 1'000'000;
+
+  /// `adjtimex`: the system call (default) or a test's; `offset_file`: the test offset file
+  /// (default: $RTPNODE_TEST_WALL_CLOCK_OFFSET_FILE; empty: none).
+  explicit WallClock(Adjtimex adjtimex = {}, std::string offset_file = default_offset_file());
+
+  /// Reads both clocks, the test offset and the sync state. Returns the step since the last
+  /// poll (ns, > 0: the wall clock jumped ahead), 0 when none or at the first poll.
+  std::int64_t poll();
+  /// NTP time minus monotonic time as of the last poll (ns); polls once if never polled.
+  [[nodiscard]] std::int64_t ntp_minus_monotonic_ns();
+  /// The wall clock at monotonic time `mono_ns`, ns since 1900 (as of the last poll).
+  [[nodiscard]] std::int64_t ntp_at(mono_ns_t mono_ns) {
+    return mono_ns + ntp_minus_monotonic_ns();
+  }
+  /// The synchronisation state as of the last poll.
+  [[nodiscard]] const ClockSyncState& sync_state() const noexcept { return sync_; }
+  /// Steps seen.
+  [[nodiscard]] std::uint64_t steps() const noexcept { return steps_; }
+  /// The test offset in effect, ns (0 without the test file).
+  [[nodiscard]] std::int64_t test_offset_ns() const noexcept { return test_offset_ns_; }
+
+  static std::string default_offset_file();
+
+ private:
+  Adjtimex adjtimex_;
+  std::string offset_file_;
+  bool polled_ = false;
+  std::int64_t ntp_minus_mono_ = 0;
+  std::int64_t test_offset_ns_ = 0;
+  std::uint64_t steps_ = 0;
+  ClockSyncState sync_;
+};
+
+}  // namespace rtpnode

@@ -1,0 +1,386 @@
+// Issue #19: several nodes play one stream at the same instant (--sync absolute).
+//
+// Every node here is an rtpnode of its own on one JACK dummy server, so one clock (the server's)
+// captures them all: a JackProbe per node says on CLOCK_MONOTONIC when each captured frame
+// reaches the DAC. Each node gets the stream from an rtpsend of its own whose --live-epoch makes
+// every sender carry the same instant at the same NTP time (the feed's frame n was captured at
+// epoch + n / rate, and the SRs say so), with the path's faults injected by that sender: this
+// machine's kernel has no netem, and one sender per node gives each node a different path
+// just the same. The signal is an impulse every 0.5 s, so each impulse names the capture instant
+// it was made at.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "system/harness.hpp"
+#include "system/jack_probe.hpp"
+
+namespace rtpnode::systest {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr double kClickEveryS = 0.5;
+constexpr int kRate = 48000;
+constexpr double kPlayoutDelayS = 0.2;
+
+std::int64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+/// A room: one rtpnode (JACK client `name`), its sender, and a probe on its first output.
+struct Room {
+  std::string name;
+  int port = 0;
+  std::vector<std::string> faults;  ///< rtpsend fault flags: this room's network path
+  double wall_offset_ms = 0;        ///< the node's wall clock is this far ahead (test offset)
+  std::unique_ptr<Process> node, sender;
+  std::unique_ptr<JackProbe> probe;
+  std::string offset_file;
+};
+
+std::string epoch_text(double epoch) {
+  char t[32];
+  std::snprintf(t, sizeof t, "%.6f", epoch);
+  return t;
+}
+
+void start_room(Room& r, const std::string& dir, double run_s) {
+  r.offset_file = dir + "/" + r.name + ".wall_offset";
+  std::ofstream(r.offset_file) << r.wall_offset_ms << "\n";
+  setenv("RTPNODE_TEST_WALL_CLOCK_OFFSET_FILE", r.offset_file.c_str(), 1);
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.1fs", run_s + 1.0);
+  r.node = std::make_unique<Process>(std::vector<std::string>{RTPNODE_BIN,
+                                                              "--host-api",
+                                                              "jack",
+                                                              "--client-name",
+                                                              r.name,
+                                                              "--listen",
+                                                              "127.0.0.1:" + std::to_string(r.port),
+                                                              "--payload",
+                                                              "97=L16/48000/1",
+                                                              "--sync",
+                                                              "absolute",
+                                                              "--playout-delay",
+                                                              "200ms",
+                                                              "--stats-json",
+                                                              dir + "/" + r.name + ".json",
+                                                              "--stats-interval",
+                                                              "1s",
+                                                              "--event-log",
+                                                              dir + "/" + r.name + ".events",
+                                                              "--duration",
+                                                              duration},
+                                     dir + "/" + r.name + ".log");
+  unsetenv("RTPNODE_TEST_WALL_CLOCK_OFFSET_FILE");
+}
+
+void start_sender(Room& r, const std::string& dir, double epoch, double run_s,
+                  const std::string& signal = "--clicks", const std::string& value = "2/s") {
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.1fs", run_s);
+  std::vector<std::string> argv{RTPSEND_BIN,
+                                signal,
+                                value,
+                                "--codec",
+                                "l16",
+                                "--pt",
+                                "97",
+                                "--live-epoch",
+                                epoch_text(epoch),
+                                "--rtcp-interval",
+                                "1s",
+                                "--duration",
+                                duration,
+                                "--dest",
+                                "127.0.0.1:" + std::to_string(r.port),
+                                "--seed",
+                                "7"};
+  argv.insert(argv.end(), r.faults.begin(), r.faults.end());
+  r.sender = std::make_unique<Process>(argv, dir + "/" + r.name + "-rtpsend.log");
+}
+
+/// The impulses in a probe's capture: for each, the capture instant it was made at (index k:
+/// epoch + k * kClickEveryS) and its error: DAC wall-clock time - (capture + playout delay),
+/// ns. The peak's position is refined to a fraction of a frame (parabola through the largest
+/// sample and its neighbours).
+std::map<long, double> click_errors(const JackProbe& p, double epoch,
+                                    std::int64_t wall_minus_mono) {
+  std::map<long, double> out;
+  const std::vector<float>& x = p.samples();
+  const std::size_t n = p.frames();
+  for (std::size_t i = 1; i + 1 < n; ++i) {
+    if (std::abs(x[i]) < 0.25f) continue;
+    std::size_t m = i;
+    for (std::size_t j = i; j < std::min(n - 1, i + 64); ++j)
+      if (std::abs(x[j]) > std::abs(x[m])) m = j;
+    const double a = x[m - 1], b = x[m], c = x[m + 1];
+    const double den = a - 2 * b + c;
+    const double frac = den != 0 ? 0.5 * (a - c) / den : 0.0;
+    const double dac_wall = static_cast<double>(p.dac_ns(m) + wall_minus_mono) + frac * 1e9 / kRate;
+    const double capture_plus_delay = dac_wall - kPlayoutDelayS * 1e9 - epoch * 1e9;
+    const long k = std::lround(capture_plus_delay / (kClickEveryS * 1e9));
+    out[k] = capture_plus_delay - static_cast<double>(k) * kClickEveryS * 1e9;
+    i = m + kRate / 10;  // past this impulse's ringing
+  }
+  return out;
+}
+
+json read_json(const std::string& path) {
+  json j;
+  std::ifstream in(path);
+  if (in) in >> j;
+  return j;
+}
+
+int count_events(const std::string& path, const std::string& name) {
+  std::ifstream in(path);
+  int n = 0;
+  for (std::string line; std::getline(in, line);)
+    if (line.find("\"event\":\"" + name + "\"") != std::string::npos) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(MultiRoom, NodesOnDifferentPathsPlayEachInstantAtTheSameFrame) {
+  // Issue #19: three rooms on three paths -- 1 ms; 30 +- 10 ms; 80 ms with 2 % loss, started 20 s
+  // after the others -- and a fourth whose wall clock is 5 ms ahead. Every impulse captured at
+  // T must reach the DAC at T + 200 ms: the first three at the same frame (+-1), the fourth
+  // exactly 5 ms (240 frames) early.
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const double run_s = 32;
+  const double epoch =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::int64_t wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+  std::vector<Room> rooms(4);
+  const char* names[] = {"room1", "room2", "room3", "room4"};
+  for (std::size_t i = 0; i < rooms.size(); ++i) {
+    rooms[i].name = names[i];
+    do {
+      rooms[i].port = free_udp_port() & ~1;
+    } while (std::any_of(rooms.begin(), rooms.begin() + static_cast<long>(i),
+                         [&](const Room& r) { return r.port == rooms[i].port; }));
+  }
+  rooms[0].faults = {"--jitter", "uniform:1-1ms"};
+  rooms[1].faults = {"--jitter", "uniform:20-40ms"};
+  rooms[2].faults = {"--jitter", "uniform:80-80ms", "--loss", "2%"};
+  rooms[3].faults = {"--jitter", "uniform:1-1ms"};
+  rooms[3].wall_offset_ms = 5.0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t i : {0u, 1u, 3u}) start_room(rooms[i], dir, run_s);
+  for (std::size_t i : {0u, 1u, 3u}) {
+    ASSERT_TRUE(jack.wait_for_port(rooms[i].name + ":out_0")) << rooms[i].node->log();
+    rooms[i].probe = std::make_unique<JackProbe>(rooms[i].name + ":out_0", run_s + 5);
+    start_sender(rooms[i], dir, epoch, run_s);
+  }
+  constexpr double kLateStartS = 20;
+  std::this_thread::sleep_until(t0 + std::chrono::duration<double>(kLateStartS));
+  start_room(rooms[2], dir, run_s - kLateStartS);
+  ASSERT_TRUE(jack.wait_for_port("room3:out_0")) << rooms[2].node->log();
+  rooms[2].probe = std::make_unique<JackProbe>("room3:out_0", run_s);
+  const double room3_first_packet_s =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
+      epoch;
+  start_sender(rooms[2], dir, epoch, run_s - kLateStartS);
+  for (Room& r : rooms) {
+    EXPECT_EQ(r.sender->wait(std::chrono::seconds(static_cast<int>(run_s) + 20)),
+              std::optional<int>(0))
+        << r.sender->log();
+    EXPECT_EQ(r.node->wait(15s), std::optional<int>(0)) << r.node->log();
+    r.probe->stop();
+  }
+  std::vector<std::map<long, double>> errors;
+  for (Room& r : rooms) {
+    float peak = 0;
+    for (std::size_t i = 0; i < r.probe->frames(); ++i)
+      peak = std::max(peak, std::abs(r.probe->samples()[i]));
+    std::printf("%s: %zu frames captured, peak %.3f\n", r.name.c_str(), r.probe->frames(), peak);
+    EXPECT_GT(peak, 0.5f) << r.name << " played no impulse";
+    errors.push_back(click_errors(*r.probe, epoch, wall_minus_mono));
+  }
+  // Per room: the error against T + delay (ms) over time, and against room 1 (frames).
+  const double frame_ns = 1e9 / kRate;
+  std::vector<std::vector<double>> vs_room1(rooms.size());
+  for (std::size_t i = 0; i < rooms.size(); ++i) {
+    std::printf("%s (%zu impulses):", rooms[i].name.c_str(), errors[i].size());
+    for (const auto& [k, e] : errors[i]) {
+      const auto ref = errors[0].find(k);
+      const double d = ref == errors[0].end() ? NAN : (e - ref->second) / frame_ns;
+      if (k % 4 == 0) std::printf(" [%.1fs %+.3fms %+.2ff]", k * kClickEveryS, e / 1e6, d);
+      // Converged: 12 s after the epoch for the rooms started together, 1 s after room 3's
+      // first packet for it.
+      const double since = k * kClickEveryS;
+      if (i != 0 && !std::isnan(d) && since >= (i == 2 ? room3_first_packet_s + 1.0 : 12.0))
+        vs_room1[i].push_back(d);
+    }
+    std::printf("\n");
+  }
+  for (std::size_t i = 1; i < rooms.size(); ++i) {
+    std::vector<double> d = vs_room1[i];
+    ASSERT_GE(d.size(), i == 2 ? 15u : 30u) << rooms[i].name << ": too few impulses compared";
+    std::sort(d.begin(), d.end());
+    const double p50 = d[d.size() / 2], lo = d.front(), hi = d.back();
+    std::printf("%s vs room1: p50 %+.2f frames, min %+.2f, max %+.2f (%zu impulses)\n",
+                rooms[i].name.c_str(), p50, lo, hi, d.size());
+    const double want = i == 3 ? -5.0e-3 * kRate : 0.0;  // 5 ms early
+    EXPECT_NEAR(lo, want, 1.0) << rooms[i].name;
+    EXPECT_NEAR(hi, want, 1.0) << rooms[i].name;
+  }
+  // The absolute error itself (the wall clock against JACK's latency model) for room 1.
+  std::vector<double> abs_ms;
+  for (const auto& [k, e] : errors[0])
+    if (k * kClickEveryS >= 12.0) abs_ms.push_back(e / 1e6);
+  ASSERT_FALSE(abs_ms.empty());
+  std::sort(abs_ms.begin(), abs_ms.end());
+  std::printf("room1: DAC - (capture + 200 ms): p50 %+.3f ms, %+.3f..%+.3f\n",
+              abs_ms[abs_ms.size() / 2], abs_ms.front(), abs_ms.back());
+  EXPECT_LT(std::abs(abs_ms[abs_ms.size() / 2]), 1.0);
+  for (Room& r : rooms) {
+    const json stats = read_json(dir + "/" + r.name + ".json");
+    EXPECT_EQ(stats["node"].value("sync", ""), "absolute") << r.name;
+    EXPECT_DOUBLE_EQ(stats["node"].value("playout_delay_ms", 0.0), 200.0) << r.name;
+  }
+}
+
+TEST(MultiRoom, AWallClockStepReplacesOnceWithAnEventAndNoClick) {
+  // Issue #19: the node's wall clock steps 5 ms ahead (the test offset jumps, as an NTP
+  // correction would): every source is placed again once -- a 5 ms crossfade, no click -- with
+  // an event, and plays exactly 5 ms earlier from then on. Left: impulses (where it plays);
+  // right: a 440 Hz tone (that nothing clicks).
+  const std::string dir = test_dir();
+  JackServer jack(dir, 1024);
+  const double run_s = 16;
+  const double epoch =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::int64_t wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+  Room clicks, tone;
+  clicks.name = "room";
+  clicks.port = free_udp_port() & ~1;
+  do {
+    tone.port = free_udp_port() & ~1;
+  } while (tone.port == clicks.port);
+  tone.name = "tone";
+  const std::string offset_file = dir + "/room.wall_offset";
+  std::ofstream(offset_file) << "0\n";
+  setenv("RTPNODE_TEST_WALL_CLOCK_OFFSET_FILE", offset_file.c_str(), 1);
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.1fs", run_s + 1.0);
+  Process node({RTPNODE_BIN,
+                "--host-api",
+                "jack",
+                "--client-name",
+                "room",
+                "--listen",
+                "127.0.0.1:" + std::to_string(clicks.port),
+                "--listen",
+                "127.0.0.1:" + std::to_string(tone.port),
+                "--payload",
+                "97=L16/48000/1",
+                "--route",
+                "port:" + std::to_string(clicks.port) + "=L",
+                "--route",
+                "port:" + std::to_string(tone.port) + "=R",
+                "--sync",
+                "absolute",
+                "--playout-delay",
+                "200ms",
+                "--stats-json",
+                dir + "/room.json",
+                "--stats-interval",
+                "1s",
+                "--event-log",
+                dir + "/room.events",
+                "--duration",
+                duration},
+               dir + "/room.log");
+  unsetenv("RTPNODE_TEST_WALL_CLOCK_OFFSET_FILE");
+  ASSERT_TRUE(jack.wait_for_port("room:out_1")) << node.log();
+  JackProbe left("room:out_0", run_s + 5), right("room:out_1", run_s + 5);
+  start_sender(clicks, dir, epoch, run_s);
+  start_sender(tone, dir, epoch, run_s, "--tone", "440");
+  constexpr double kStepAtS = 8;
+  std::this_thread::sleep_for(std::chrono::duration<double>(kStepAtS));
+  std::ofstream(offset_file) << "5\n";
+  EXPECT_EQ(clicks.sender->wait(30s), std::optional<int>(0)) << clicks.sender->log();
+  EXPECT_EQ(tone.sender->wait(30s), std::optional<int>(0)) << tone.sender->log();
+  EXPECT_EQ(node.wait(15s), std::optional<int>(0)) << node.log();
+  left.stop();
+  right.stop();
+
+  EXPECT_EQ(count_events(dir + "/room.events", "wall_clock_step"), 1) << node.log();
+  EXPECT_EQ(count_events(dir + "/room.events", "timeline_step"), 1) << node.log();
+  // Where the impulses play: on time before the step, 5 ms early after it.
+  const std::map<long, double> errors = click_errors(left, epoch, wall_minus_mono);
+  std::vector<double> before, after;
+  for (const auto& [k, e] : errors) {
+    const double t = k * kClickEveryS;
+    std::printf(" [%.1fs %+.3fms]", t, e / 1e6);
+    const double since_start = t - (errors.begin()->first * kClickEveryS);
+    if (since_start >= 2.0 && since_start < kStepAtS - 1.0) before.push_back(e / 1e6);
+    if (since_start >= kStepAtS + 1.5) after.push_back(e / 1e6);
+  }
+  std::printf("\n");
+  ASSERT_GE(before.size(), 6u);
+  ASSERT_GE(after.size(), 6u);
+  const double frame_ms = 1000.0 / kRate;
+  std::sort(before.begin(), before.end());
+  std::sort(after.begin(), after.end());
+  const double b50 = before[before.size() / 2], a50 = after[after.size() / 2];
+  std::printf("before the step: p50 %+.4f ms (%+.4f..%+.4f); after: p50 %+.4f ms (%+.4f..%+.4f)\n",
+              b50, before.front(), before.back(), a50, after.front(), after.back());
+  EXPECT_NEAR(a50 - b50, -5.0, frame_ms) << "exactly 5 ms earlier";
+  for (double e : before) EXPECT_NEAR(e, 0.0, 0.1) << "before the step: on time";
+  for (double e : after) EXPECT_NEAR(e, -5.0, 0.1) << "after the step: 5 ms early";
+  // Nothing clicks: a click is a jump of the waveform, its first difference beyond a sine's
+  // (moving the tone 5 ms without the crossfade would jump by up to 0.59; the crossfade's
+  // fade keeps every step of the waveform within the sine's own). The crossfade is linear:
+  // its corners bend the waveform (second difference up to 0.5 x 2 sin(36°) / 240 frames
+  // = 0.0025 beyond a sine's), printed for the record.
+  const std::vector<float>& x = right.samples();
+  double d1_worst = 0, d2_worst = 0, amplitude = 0;
+  std::size_t worst_at = 0, first = 0, last = 0;
+  for (std::size_t i = 0; i < right.frames(); ++i)
+    if (std::abs(x[i]) > 0.1f) {
+      if (first == 0) first = i;
+      last = i;
+    }
+  ASSERT_GT(last, first + 10u * kRate) << "the tone did not play";
+  const double w = 2 * M_PI * 440.0 / kRate;
+  for (std::size_t i = first + kRate; i + 1 < last - kRate / 2; ++i) {
+    const double d1 = std::abs(x[i + 1] - x[i]);
+    if (d1 > d1_worst) {
+      d1_worst = d1;
+      worst_at = i;
+    }
+    d2_worst = std::max(d2_worst, static_cast<double>(std::abs(x[i + 1] - 2 * x[i] + x[i - 1])));
+    amplitude = std::max(amplitude, static_cast<double>(std::abs(x[i])));
+  }
+  const double sine_d1 = 2 * amplitude * std::sin(w / 2);
+  std::printf(
+      "tone: largest step %.5f at %.3f s (a sine's %.5f); largest second difference %.5f (a "
+      "sine's %.5f)\n",
+      d1_worst, static_cast<double>(worst_at - first) / kRate, sine_d1, d2_worst,
+      amplitude * w * w);
+  EXPECT_LT(d1_worst, sine_d1 * 1.02);
+  EXPECT_LT(d2_worst, amplitude * w * w + 0.003);
+  const json stats = read_json(dir + "/room.json");
+  EXPECT_EQ(stats["node"].value("wall_clock_steps", 0), 1) << stats.dump(2);
+}
+
+}  // namespace rtpnode::systest
