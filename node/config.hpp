@@ -252,6 +252,12 @@ struct NodeConfig {
   /// --http-allow-remote: answer clients that are not on this host (loopback). Off by default:
   /// binding to a public address alone does not expose control.
   bool http_allow_remote = false;
+  /// --name: this node's name, as controllers see it (mDNS service name, stats "name"); empty =
+  /// the host name.
+  std::string name;
+  /// --mdns on|off: with --http, advertise the endpoint over mDNS/DNS-SD as _rtpnode._tcp
+  /// (node/mdns_advertiser.hpp).
+  bool mdns = true;
   /// --allow CIDR (repeatable): RTP, RTCP and raw PCM are accepted only from these address
   /// blocks; other datagrams are dropped before parsing and counted (packets_not_allowed).
   /// Empty = from anywhere.
@@ -283,7 +289,7 @@ struct NodeFlags {
   std::vector<std::pair<int, std::string>> raws;
   std::string latency, min_latency, max_latency, profile, render_lead, drift, source_timeout, sync;
   std::string duration, stats_interval, http, http_token_file, rtcp_rr, rtcp_min_interval;
-  std::string device_retry, idle_suspend, resampler_bypass, playout_delay;
+  std::string device_retry, idle_suspend, resampler_bypass, playout_delay, mdns;
 };
 
 /// Builds a NodeConfig from `flags` on top of `base` (its fields CLI11 binds directly: numbers,

@@ -365,6 +365,14 @@ Loaded load(int argc, char** argv, bool startup) {
       ->type_name("ADDR:PORT");
   app.add_flag("--http-allow-remote", cfg.http_allow_remote,
                "Answer HTTP clients that are not on this host (default: loopback only)");
+  app.add_option(
+      "--name", cfg.name,
+      "This node's name for controllers: the mDNS service name (default: the host name)");
+  auto& mdns = flags.mdns;
+  app.add_option("--mdns", mdns,
+                 "With --http: advertise it over mDNS/DNS-SD as _rtpnode._tcp (avahi-daemon)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   auto& http_token_file = flags.http_token_file;
   auto& allows = flags.allows;
   app.add_option("--allow", allows,

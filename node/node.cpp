@@ -98,6 +98,25 @@ Node::Node(NodeConfig cfg) : cfg_(std::move(cfg)), clock_(48000), events_(cfg_.e
     throw;
   }
   clock_ = DeviceClock(backend_->sample_rate());
+  if (http_ && cfg_.mdns) advertise(std::string(host, host_len));
+}
+
+void Node::advertise(const std::string& host) {
+  MdnsAdvertiser::Service s;
+  s.name = cfg_.name.empty() ? host : cfg_.name;
+  if (s.name.size() > 63) s.name.resize(63);  // RFC 6763 §4.1.1: one DNS label
+  s.port = http_->port();
+  const std::string& addr = cfg_.http->address;
+  s.loopback_only = addr.rfind("127.", 0) == 0 || addr == "::1";
+  s.txt = {"txtvers=1", "stats=/stats", "metrics=/metrics", "sources=/sources",
+           std::string("sync=") + (cfg_.sync_absolute ? "absolute"
+                                   : cfg_.sync_rtcp   ? "rtcp"
+                                                      : "none")};
+  if (cfg_.sync_absolute)
+    s.txt.push_back(
+        "playout_delay_ms=" +
+        std::to_string(std::llround(static_cast<double>(cfg_.playout_delay.count()) / 1e6)));
+  mdns_ = std::make_unique<MdnsAdvertiser>(&loop_, std::move(s), std::cerr);
 }
 
 void Node::close_loop() {
@@ -112,6 +131,7 @@ void Node::close_loop() {
 }
 
 Node::~Node() {
+  mdns_.reset();  // frees its libuv handles through avahi, before close_loop() closes the rest
   if (!backend_->shutdown(std::chrono::seconds(2), !device_.up()) || device_abandoned_)
     (void)
         mixer_.release();  // PortAudio may still hold it: leaked on purpose, the process is ending

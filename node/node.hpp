@@ -28,6 +28,7 @@
 #include "node/device_monitor.hpp"
 #include "node/event_watcher.hpp"
 #include "node/http_server.hpp"
+#include "node/mdns_advertiser.hpp"
 #include "node/mixer.hpp"
 #include "node/sap_directory.hpp"
 #include "node/source.hpp"
@@ -262,6 +263,9 @@ class Node {
   mono_ns_t started_ns_ = 0;
 
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<MdnsAdvertiser> mdns_;  ///< --http with --mdns on
+  /// Advertises the HTTP endpoint over mDNS (--name, else `host`). Thread: loop (constructor).
+  void advertise(const std::string& host);
   EventWatcher events_;
   std::unique_ptr<SourceTable> sources_;  ///< after events_: it reports to them
   std::unique_ptr<Demux> demux_;

@@ -21,6 +21,7 @@ NodeFlags::NodeFlags() {
   source_timeout = format_duration(d.source_timeout);
   sync = d.sync_absolute ? "absolute" : d.sync_rtcp ? "rtcp" : "none";
   playout_delay = format_duration(d.playout_delay);
+  mdns = d.mdns ? "on" : "off";
   stats_interval = format_duration(d.stats_interval);
   rtcp_rr = d.rtcp_rr ? "on" : "off";
   device_retry = d.device_retry ? "on" : "off";
@@ -114,7 +115,9 @@ std::optional<NodeConfig> make_node_config(const NodeFlags& f, NodeConfig cfg, s
   auto music = on_off("--profile", f.profile, "music", "speech", err);
   auto retry = on_off("--device-retry", f.device_retry, "on", "off", err);
   auto bypass = on_off("--resampler-bypass", f.resampler_bypass, "on", "off", err);
-  if (!drift || !sync || !rr || !music || !retry || !bypass) return fail(err);
+  auto mdns = on_off("--mdns", f.mdns, "on", "off", err);
+  if (!drift || !sync || !rr || !music || !retry || !bypass || !mdns) return fail(err);
+  cfg.mdns = *mdns;
   cfg.device_retry = *retry;
   cfg.resampler_bypass = *bypass;
   cfg.drift_compensation = *drift;

@@ -17,6 +17,8 @@ PACKAGES=(
   iproute2                                 # network namespaces for the multicast test
   libmicrohttpd-dev                        # HTTP for /metrics, /stats and control
   libpcap-dev tcpdump                      # --pcap capture files (VoIP tap); test captures
+  libavahi-client-dev                      # mDNS/DNS-SD advertisement of --http (issue #19)
+  avahi-daemon avahi-utils dbus-daemon     # a private avahi-daemon and avahi-browse in the tests
   zlib1g-dev                               # compressed SAP announcements (RFC 2974 C bit)
   tshark                                   # independent RTP stream figures for --pcap tests
   sip-tester                               # SIPp: real SIP calls for the VoIP tap tests

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -219,6 +221,25 @@ bool JackServer::wait_for_port(const std::string& port) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return false;
+}
+
+LoopbackNamespace::LoopbackNamespace() : name_("rtpnode-mc-" + std::to_string(getpid())) {
+  ok_ =
+      std::system(("ip netns add " + name_ + " 2>/dev/null").c_str()) == 0 &&
+      std::system(("ip netns exec " + name_ + " ip link set lo up").c_str()) == 0 &&
+      std::system(
+          ("ip netns exec " + name_ + " ip route add 224.0.0.0/4 dev lo src 127.0.0.1").c_str()) ==
+          0;
+}
+
+LoopbackNamespace::~LoopbackNamespace() {
+  if (std::system(("ip netns del " + name_ + " 2>/dev/null").c_str()) != 0) {
+  }
+}
+
+std::vector<std::string> in_netns(const std::string& netns, std::vector<std::string> argv) {
+  if (!netns.empty()) argv.insert(argv.begin(), {"ip", "netns", "exec", netns});
+  return argv;
 }
 
 std::string test_dir() {

@@ -90,6 +90,26 @@ class JackServer {
 /// blocked, as a loaded machine does to it. Returns false (and stops nothing) if ptrace fails.
 bool freeze_thread(pid_t tid, std::chrono::milliseconds duration);
 
+/// A network namespace with only a loopback interface and a multicast route on it, so that
+/// multicast never leaves the machine. Its multicast leaves from 127.0.0.1 (without `src`, the
+/// kernel sends it from 0.0.0.0, which no source-specific join matches). Removed on destruction.
+class LoopbackNamespace {
+ public:
+  LoopbackNamespace();
+  ~LoopbackNamespace();
+  LoopbackNamespace(const LoopbackNamespace&) = delete;
+  LoopbackNamespace& operator=(const LoopbackNamespace&) = delete;
+  [[nodiscard]] bool ok() const { return ok_; }
+  [[nodiscard]] const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
+/// `argv` run in network namespace `netns` (ip netns exec); unchanged when `netns` is empty.
+std::vector<std::string> in_netns(const std::string& netns, std::vector<std::string> argv);
+
 /// Resident set size of process `pid`, kB (VmRSS), or -1.
 long rss_kb(pid_t pid);
 

@@ -9,6 +9,8 @@
 // just the same. The signal is an impulse every 0.5 s, so each impulse names the capture instant
 // it was made at.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -381,6 +383,168 @@ TEST(MultiRoom, AWallClockStepReplacesOnceWithAnEventAndNoClick) {
   EXPECT_LT(d2_worst, amplitude * w * w + 0.003);
   const json stats = read_json(dir + "/room.json");
   EXPECT_EQ(stats["node"].value("wall_clock_steps", 0), 1) << stats.dump(2);
+}
+
+namespace {
+
+/// A private system bus and avahi-daemon in network namespace `ns` (only a loopback interface:
+/// nothing is announced beyond this machine). DBUS_SYSTEM_BUS_ADDRESS points this process and
+/// its children at the bus while it lives.
+class PrivateAvahi {
+ public:
+  PrivateAvahi(const std::string& dir, const std::string& ns)
+      : bus_("/tmp/rtpnode-bus-" + std::to_string(getpid())) {  // sun_path: 108 bytes at most
+    std::remove(bus_.c_str());
+    std::ofstream(dir + "/bus.conf")
+        << "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\" "
+           "\"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+           "<busconfig><type>system</type><listen>unix:path="
+        << bus_
+        << "</listen><auth>EXTERNAL</auth><policy context=\"default\">"
+           "<allow user=\"*\"/><allow own=\"*\"/><allow send_type=\"method_call\"/>"
+           "<allow send_type=\"signal\"/><allow send_type=\"method_return\"/>"
+           "<allow send_type=\"error\"/><allow receive_type=\"method_call\"/>"
+           "<allow receive_type=\"signal\"/><allow receive_type=\"method_return\"/>"
+           "<allow receive_type=\"error\"/></policy></busconfig>\n";
+    std::ofstream(dir + "/avahi.conf")
+        << "[server]\nuse-ipv4=yes\nuse-ipv6=no\nenable-dbus=yes\n[publish]\n"
+           "publish-addresses=yes\npublish-hinfo=no\npublish-workstation=no\n";
+    dbus_ = std::make_unique<Process>(
+        in_netns(ns, {"dbus-daemon", "--config-file=" + dir + "/bus.conf", "--nofork"}),
+        dir + "/dbus.log");
+    for (int i = 0; i < 50 && access(bus_.c_str(), F_OK) != 0; ++i)
+      std::this_thread::sleep_for(100ms);
+    setenv("DBUS_SYSTEM_BUS_ADDRESS", ("unix:path=" + bus_).c_str(), 1);
+    avahi_ =
+        std::make_unique<Process>(in_netns(ns, {"avahi-daemon", "-f", dir + "/avahi.conf",
+                                                "--no-drop-root", "--no-chroot", "--no-rlimits"}),
+                                  dir + "/avahi.log");
+    for (int i = 0; i < 50 && avahi_->log().find("Server startup complete") == std::string::npos;
+         ++i)
+      std::this_thread::sleep_for(100ms);
+    ready_ = avahi_->log().find("Server startup complete") != std::string::npos;
+  }
+  ~PrivateAvahi() {
+    avahi_->signal(SIGTERM);
+    (void)avahi_->wait(5s);
+    dbus_->signal(SIGTERM);
+    (void)dbus_->wait(5s);
+    unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    std::remove(bus_.c_str());
+  }
+  [[nodiscard]] bool ready() const { return ready_; }
+  [[nodiscard]] std::string log() const { return avahi_->log(); }
+
+ private:
+  std::string bus_;
+  std::unique_ptr<Process> dbus_, avahi_;
+  bool ready_ = false;
+};
+
+/// avahi-browse's resolved _rtpnode._tcp services in `ns`: one line each,
+/// "=;IFACE;IPv4;NAME;_rtpnode._tcp;local;HOST;ADDRESS;PORT;"TXT" ...".
+std::vector<std::string> browse(const std::string& ns) {
+  const auto [rc, out] = run_command("ip netns exec " + ns +
+                                     " timeout 5 avahi-browse --resolve --terminate --parsable "
+                                     "--no-db-lookup _rtpnode._tcp 2>&1");
+  if (getenv("RTPNODE_BROWSE_TRACE")) std::printf("browse: rc %d: %s\n", rc, out.c_str());
+  std::vector<std::string> lines;
+  std::size_t at = 0;
+  while (at < out.size()) {
+    const std::size_t end = out.find('\n', at);
+    const std::string line =
+        out.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    if (line.rfind("=;", 0) == 0) lines.push_back(line);
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return lines;
+}
+
+}  // namespace
+
+TEST(Discovery, HttpEndpointIsAdvertisedOverMdnsAndASecondNodeOfTheSameNameIsRenamed) {
+  // Issue #19: a controller finds every room with DNS-SD (avahi-browse here): _rtpnode._tcp,
+  // named by --name, on the HTTP port, with TXT records saying where the stats are and how the
+  // node syncs. A second node called the same is renamed as avahi proposes ("kitchen #2"), and
+  // a node that exits is withdrawn. The whole test runs in a namespace with only a loopback
+  // interface, with a private system bus and avahi-daemon.
+  LoopbackNamespace ns;
+  ASSERT_TRUE(ns.ok()) << "ip netns: needs root";
+  const std::string dir = test_dir();
+  PrivateAvahi avahi(dir, ns.name());
+  ASSERT_TRUE(avahi.ready()) << avahi.log();
+  const int http1 = free_tcp_port();
+  int http2 = free_tcp_port();
+  while (http2 == http1) http2 = free_tcp_port();
+  auto node = [&](const std::string& tag, int http, const std::vector<std::string>& extra) {
+    std::vector<std::string> argv{RTPNODE_BIN,
+                                  "--listen",
+                                  "127.0.0.1:" + std::to_string(free_udp_port()),
+                                  "--output",
+                                  dir + "/" + tag + ".wav",
+                                  "--http",
+                                  "127.0.0.1:" + std::to_string(http),
+                                  "--name",
+                                  "kitchen",
+                                  "--duration",
+                                  "8s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return std::make_unique<Process>(in_netns(ns.name(), argv), dir + "/" + tag + ".log");
+  };
+  auto a = node("a", http1, {"--sync", "absolute", "--playout-delay", "150ms"});
+  std::this_thread::sleep_for(1500ms);
+  auto b = node("b", http2, {});
+  std::vector<std::string> found;
+  for (int i = 0; i < 20 && found.size() < 2; ++i) {
+    std::this_thread::sleep_for(250ms);
+    found = browse(ns.name());
+  }
+  for (const std::string& l : found) std::printf("%s\n", l.c_str());
+  ASSERT_EQ(found.size(), 2u) << a->log() << b->log() << avahi.log();
+  const auto line_of = [&](const std::string& name) -> std::string {
+    for (const std::string& l : found)
+      if (l.find(";" + name + ";_rtpnode._tcp;") != std::string::npos) return l;
+    return "";
+  };
+  const std::string first = line_of("kitchen"),
+                    second = line_of("kitchen\\032\\0352");  // "kitchen #2", escaped
+  ASSERT_FALSE(first.empty()) << a->log();
+  ASSERT_FALSE(second.empty()) << b->log();
+  EXPECT_NE(first.find(";127.0.0.1;" + std::to_string(http1) + ";"), std::string::npos) << first;
+  EXPECT_NE(second.find(";127.0.0.1;" + std::to_string(http2) + ";"), std::string::npos) << second;
+  for (const char* txt : {"\"txtvers=1\"", "\"stats=/stats\"", "\"metrics=/metrics\"",
+                          "\"sync=absolute\"", "\"playout_delay_ms=150\""})
+    EXPECT_NE(first.find(txt), std::string::npos) << txt << " in " << first;
+  EXPECT_NE(second.find("\"sync=rtcp\""), std::string::npos) << second;
+  EXPECT_NE(b->log().find("renamed \"kitchen #2\""), std::string::npos) << b->log();
+  // The first node exits: it is withdrawn, the second stays.
+  a->signal(SIGTERM);
+  EXPECT_EQ(a->wait(5s), std::optional<int>(0)) << a->log();
+  std::vector<std::string> after = browse(ns.name());
+  for (int i = 0; i < 20 && after.size() != 1; ++i) {
+    std::this_thread::sleep_for(250ms);
+    after = browse(ns.name());
+  }
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(after[0].find(";kitchen\\032\\0352;"), std::string::npos) << after[0];
+  EXPECT_EQ(b->wait(15s), std::optional<int>(0)) << b->log();
+}
+
+TEST(Discovery, WithoutAvahiTheNodeSaysSoOnceAndPlays) {
+  // No system bus at all: one line on stderr, and the node runs to its end.
+  const std::string dir = test_dir();
+  setenv("DBUS_SYSTEM_BUS_ADDRESS", ("unix:path=" + dir + "/no_bus").c_str(), 1);
+  Process node({RTPNODE_BIN, "--listen", "127.0.0.1:" + std::to_string(free_udp_port()), "--output",
+                dir + "/out.wav", "--http", "127.0.0.1:" + std::to_string(free_tcp_port()),
+                "--name", "attic", "--duration", "2s"},
+               dir + "/node.log");
+  unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+  EXPECT_EQ(node.wait(10s), std::optional<int>(0)) << node.log();
+  const std::string log = node.log();
+  const std::size_t said = log.find("_rtpnode._tcp \"attic\" is advertised once avahi-daemon runs");
+  EXPECT_NE(said, std::string::npos) << log;
+  EXPECT_EQ(log.find("avahi-daemon runs", said + 80), std::string::npos) << "said once: " << log;
 }
 
 }  // namespace rtpnode::systest

@@ -110,34 +110,6 @@ void send_udp(int port, const std::string& bytes) {
   close(fd);
 }
 
-/// A network namespace with only a loopback interface and a multicast route on it, so that
-/// multicast never leaves the machine. Its multicast leaves from 127.0.0.1 (without `src`, the
-/// kernel sends it from 0.0.0.0, which no source-specific join matches). Removed on destruction.
-class LoopbackNamespace {
- public:
-  LoopbackNamespace() : name_("rtpnode-mc-" + std::to_string(getpid())) {
-    ok_ = std::system(("ip netns add " + name_ + " 2>/dev/null").c_str()) == 0 &&
-          std::system(("ip netns exec " + name_ + " ip link set lo up").c_str()) == 0 &&
-          std::system(("ip netns exec " + name_ + " ip route add 224.0.0.0/4 dev lo src 127.0.0.1")
-                          .c_str()) == 0;
-  }
-  ~LoopbackNamespace() {
-    if (std::system(("ip netns del " + name_ + " 2>/dev/null").c_str()) != 0) {
-    }
-  }
-  [[nodiscard]] bool ok() const { return ok_; }
-  [[nodiscard]] const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-  bool ok_ = false;
-};
-
-std::vector<std::string> in_netns(const std::string& netns, std::vector<std::string> argv) {
-  if (!netns.empty()) argv.insert(argv.begin(), {"ip", "netns", "exec", netns});
-  return argv;
-}
-
 struct Result {
   Audio capture;
   json stats;
@@ -3347,7 +3319,9 @@ TEST(Cli, ConfigFileRoundTripsEveryFlagAndErrorsNameLineAndKey) {
                                      "--source-timeout",
                                      "7s",
                                      "--sync",
-                                     "none",
+                                     "absolute",
+                                     "--playout-delay",
+                                     "150ms",
                                      "--offset",
                                      "port:5004=+12.5ms",
                                      "--route",
@@ -3370,6 +3344,10 @@ TEST(Cli, ConfigFileRoundTripsEveryFlagAndErrorsNameLineAndKey) {
                                      "--http",
                                      "127.0.0.1:8080",
                                      "--http-allow-remote",
+                                     "--name",
+                                     "attic",
+                                     "--mdns",
+                                     "off",
                                      "--allow",
                                      "10.0.0.0/8",
                                      "--event-log",
