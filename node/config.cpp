@@ -394,8 +394,13 @@ std::optional<std::vector<ListenSpec>> listens_from_sdp_text(
       for (const auto& a : l.source_addresses) summary += " " + a;
     }
     if (l.rtcp_port) summary += ", RTCP on port " + std::to_string(*l.rtcp_port);
-    if (!m.ts_refclk.empty()) summary += ", ts-refclk " + m.ts_refclk;
-    if (!m.mediaclk.empty()) summary += ", mediaclk " + m.mediaclk;
+    std::string clock_why;
+    l.media_clock = media_clock_of(m, &clock_why);
+    if (l.media_clock)
+      summary += std::string(", timestamps on the ") + l.media_clock->name() +
+                 " clock (RFC 7273, offset " + std::to_string(l.media_clock->offset) + ")";
+    else if (!clock_why.empty())
+      summary += "; not followed: " + clock_why;
     for (const auto& s : skipped) summary += "; not decoded: PT " + s;
     for (const auto& u : sd->unsupported) summary += "; not followed: " + u;
     l.sdp_summary = std::move(summary);

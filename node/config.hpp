@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "jitter/playout.hpp"
+#include "rtp/media_clock.hpp"
 #include "rtp/payload_format.hpp"
 
 namespace rtpnode {
@@ -42,6 +43,10 @@ struct ListenSpec {
   std::string sdp_summary;
   /// Set by --sdp and --sap: the session's name (SDP s=), reported with its sources.
   std::string session;
+  /// Set by --sdp and --sap (RFC 7273 a=ts-refclk ntp/ptp with a=mediaclk:direct): the RTP
+  /// timestamps are capture instants on that clock, so sources place themselves on the
+  /// timeline without Sender Reports (rtp/media_clock.hpp).
+  std::optional<MediaClock> media_clock;
   [[nodiscard]] std::string describe() const;
 };
 

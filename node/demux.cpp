@@ -130,6 +130,8 @@ void Demux::on_rtp_port(const ListenSpec& spec, std::span<const std::uint8_t> da
     if (rtp_parse(admitted->first, first) == RtpParseStatus::ok)
       admitted->source->on_rtp(first, admitted->first_arrival, clock);
     admitted->source->on_rtp(h, now, clock);
+    // An RFC 7273 media clock mapped its timestamps at once: it counts as a source with an SR.
+    if (admitted->source->has_sender_report()) sources_.update_timeline();
     admitted->source->render(clock, now);
   }
 }

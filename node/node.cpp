@@ -340,9 +340,7 @@ void Node::render_tick() {
   // armed for the earliest source's deadline). A long one means this thread was blocked or
   // descheduled, and audio it should have rendered meanwhile may have run out.
   if (!idle_ && render_due_ != 0) {
-    const mono_ns_t late = std::max<mono_ns_t>(now - render_due_, 0);
-    max_lateness_ = std::max(max_lateness_, late);
-    lateness_[lateness_count_++ % kLatenessWindow] = static_cast<float>(late) / 1e6f;
+    note_lateness(std::max<mono_ns_t>(now - render_due_, 0));
     ++render_wakes_;
   }
   for (Source* s : sources_->active()) s->render(clock_, now);
@@ -433,6 +431,12 @@ void Node::read_device_clock(const DevicePosition& pos, mono_ns_t now) {
   }
 }
 
+void Node::note_lateness(mono_ns_t late) {
+  max_lateness_ = std::max(max_lateness_, late);
+  lateness_[lateness_count_++ % kLatenessWindow] = static_cast<float>(late) / 1e6f;
+  render_due_ = 0;  // measured once
+}
+
 void Node::render_arrivals() {
   // After each poll that read datagrams: the sources that got one decode it now (what Source
   // renders is what is present; a deadline only decides concealment), then the deadline timer
@@ -441,6 +445,9 @@ void Node::render_arrivals() {
   datagrams_pending_ = false;
   if (idle_ || !clock_.valid()) return;
   const mono_ns_t now = now_ns();
+  // The render deadline passed before this thread ran again (a stall, or it was descheduled):
+  // measured here, since after a wait in epoll the datagrams are handled before the timers.
+  if (render_due_ != 0 && now > render_due_) note_lateness(now - render_due_);
   // While packets come on time the deadline timer never fires (it is armed again after each
   // arrival): the device clock is read here too, at most every kClockReadEveryNs, so that its
   // fit keeps getting readings (and the absolute timeline follows it).

@@ -179,6 +179,9 @@ class Node {
   void read_device_clock(const DevicePosition& pos, mono_ns_t now);
   mono_ns_t last_clock_read_ = 0;
   mono_ns_t last_tick_ = 0;  ///< when render_tick last ran
+  /// Records the loop's lateness past its render deadline (loop_lateness_*, the events' loop
+  /// stall). Thread: loop.
+  void note_lateness(mono_ns_t late);
   static constexpr mono_ns_t kClockReadEveryNs = 5'000'000;
   DeviceClock clock_;
   WallClock wall_;  ///< --sync absolute's timeline; its state is reported in every mode

@@ -109,6 +109,7 @@ Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& cloc
   stats_.session = p.session;
   stats_.payload_type = p.raw ? 255 : p.payload_type;
   stats_.payload = p.format.describe();
+  if (p.media_clock) stats_.media_clock = p.media_clock->name();
   stats_.audio_rate = p.format.audio_rate;
   stats_.adaptive = p.playout.adaptive;
 }
@@ -266,6 +267,8 @@ void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock
   render_requested_ = true;
   const ext_seq_t seq = seq_unwrap_.unwrap(h.sequence_number);
   const ext_ts_t ts = ts_unwrap_.unwrap(h.timestamp);
+  if (p_.media_clock && !sender_clock_.has_mapping() && p_.timeline)
+    map_media_clock(h.timestamp, ts, arrival);
   if (h.payload_type == kComfortNoisePayloadType && p_.payload_type != kComfortNoisePayloadType) {
     // RFC 3389: the first payload octet is the noise level in -dBov. The silence it describes
     // lasts until the next packet: it plays as a gap, filled with noise at that level.
@@ -283,6 +286,23 @@ void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock
   check_length(seq, ts, h.payload);
   check_clock_rate(ts, arrival);
   insert(seq, ts, h.marker, h.payload, arrival, clock);
+}
+
+void Source::map_media_clock(rtp_ts_t ts, ext_ts_t ext, mono_ns_t arrival) {
+  // RFC 7273 §5.2: the timestamp is the capture instant on the reference clock. Of the instants
+  // it can stand for (one every 2^32 ticks), the one nearest the arrival; the sender's NTP
+  // instant of `ext` is then known as an SR would say it, at the nominal rate (the media
+  // clock is the reference clock: no rate to measure).
+  const std::int64_t ntp_arrival =
+      arrival + (p_.wall != nullptr ? p_.wall->ntp_minus_monotonic_ns() : ntp_minus_monotonic_ns());
+  const std::int64_t epoch_shift =
+      p_.media_clock->reference == MediaClock::Reference::ptp
+          ? ptp_minus_ntp_epoch_ns(p_.wall != nullptr ? p_.wall->tai_minus_utc_s()
+                                                      : WallClock::kDefaultTaiMinusUtcS)
+          : 0;
+  const std::int64_t capture_ref = media_clock_instant(
+      ts, p_.format.clock_rate, p_.media_clock->offset, ntp_arrival - epoch_shift);
+  (void)sender_clock_.on_sender_report(capture_ref + epoch_shift, ext);
 }
 
 void Source::check_clock_rate(ext_ts_t ts, mono_ns_t arrival) {

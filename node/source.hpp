@@ -37,6 +37,7 @@
 #include "node/mixer.hpp"
 #include "node/sync_timeline.hpp"
 #include "node/wall_clock.hpp"
+#include "rtp/media_clock.hpp"
 #include "rtp/codec.hpp"
 #include "rtp/rtcp.hpp"
 #include "rtp/receive_stats.hpp"
@@ -52,6 +53,7 @@ struct SourceStats {
   std::string session;            ///< SDP session name (--sdp, --sap), "" = none
   std::uint8_t payload_type = 0;  ///< RTP payload type (raw: 255)
   std::string payload;            ///< "pcmu/8000/1" style
+  std::string media_clock;        ///< RFC 7273 reference clock from its SDP: "ntp", "ptp" or ""
   std::uint32_t audio_rate = 0;   ///< decoded frames per second (frames_concealed etc. count these)
   std::uint64_t packets_received = 0;   ///< unique packets of this stream (duplicates excluded),
                                         ///< late ones included (RFC 3550 A.3 "received")
@@ -181,6 +183,9 @@ class Source {
     SyncTimeline* timeline = nullptr;
     /// The node's wall clock (capture_to_dac_ms, with its test offset); null: read directly.
     WallClock* wall = nullptr;
+    /// RFC 7273 direct media clock of the stream (--sdp / --sap): its timestamps map to NTP
+    /// without Sender Reports (SRs are then counted, not used).
+    std::optional<MediaClock> media_clock;
     frames_t offset_frames = 0;             ///< user offset, device frames (> 0: later)
     std::optional<std::vector<int>> route;  ///< 0-based device channels; unset = standard
     int device_channels = 2;
@@ -226,6 +231,9 @@ class Source {
   /// between them + kSrTolerance is counted (sender_reports_ignored) and held as a candidate;
   /// it is applied only when the next SR agrees with it (RFC 3550 §8.2: do not trust one packet).
   void on_sender_report(std::int64_t ntp_ns, rtp_ts_t rtp_ts);
+  /// Thread: loop. A stream with an RFC 7273 media clock (Params::media_clock): the mapping of
+  /// timestamp `ts` (extended: `ext`) that arrived at `arrival` to the sender's NTP time.
+  void map_media_clock(rtp_ts_t ts, ext_ts_t ext, mono_ns_t arrival);
 
   // Control (thread: loop). Changes apply at the device frame being rendered now
   // (clock.frame_at(now)), ramped by the mixer.

@@ -27,7 +27,7 @@ bool Source::on_timeline() const noexcept {
 
 void Source::on_sender_report(std::int64_t ntp_ns, rtp_ts_t rtp_ts) {
   ++stats_.sender_reports;
-  if (!p_.timeline) return;
+  if (!p_.timeline || p_.media_clock) return;  // RFC 7273: the SDP's media clock rules
   if (!sender_clock_.on_sender_report(ntp_ns, ts_unwrap_.peek(rtp_ts)))
     ++stats_.sender_reports_ignored;
 }

@@ -116,6 +116,7 @@ const SourceField kSourceFields[] = {
   SRC("placements", integer, counter, "placements_total", 1, "events", "rings replaced: re-placement on the timeline, offset change, flush", s.placements),
   SRC("flushes", integer, counter, "flushes_total", 1, "events", "control flushes", s.flushes),
   SRC("placements_forced", integer, counter, "placements_forced_total", 1, "events", "leaving rings cut short because the source already had 3 rings in the mixer (re-placements in quick succession)", s.placements_forced),
+  SRC("media_clock", string, none, nullptr, 1, "", "RFC 7273 reference clock of the stream's RTP timestamps from its SDP (ntp or ptp; a=mediaclk:direct): the source is placed on the timeline without Sender Reports; empty: none", s.media_clock),
   SRC("short_of_delay", integer, counter, "short_of_delay_total", 1, "packets", "--sync absolute: decoded packets whose place (capture + --playout-delay) had already passed; they play late: the delay is shorter than this path", s.short_of_delay),
   SRC("placements_deferred", integer, counter, "placements_deferred_total", 1, "events", "timeline re-placements postponed: a placed source re-places at most every 500 ms", s.placements_deferred),
   SRC("mixer_refusals", integer, counter, "mixer_refusals_total", 1, "events", "times the mixer refused this source's ring (no free slot); offered again", s.mixer_refusals),

@@ -46,6 +46,7 @@ std::int64_t WallClock::poll() {
   timex tx{};
   tx.modes = 0;
   sync_ = clock_sync_state(adjtimex_(tx), tx);
+  tai_ = sync_.known ? tx.tai : 0;
   std::int64_t step = 0;
   if (polled_ && std::llabs(d - ntp_minus_mono_) > kStepNs) {
     step = d - ntp_minus_mono_;

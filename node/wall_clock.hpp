@@ -65,6 +65,13 @@ class WallClock {
   [[nodiscard]] const ClockSyncState& sync_state() const noexcept { return sync_; }
   /// Steps seen.
   [[nodiscard]] std::uint64_t steps() const noexcept { return steps_; }
+  /// TAI - UTC, s: the kernel's (adjtimex `tai`, set by chrony or ptp4l from the leap-second
+  /// table) when it has one, else kDefaultTaiMinusUtcS. For RFC 7273 ptp media clocks.
+  [[nodiscard]] int tai_minus_utc_s() const noexcept {
+    return tai_ > 0 ? tai_ : kDefaultTaiMinusUtcS;
+  }
+  /// TAI - UTC since 2017-01-01 (IERS Bulletin C).
+  static constexpr int kDefaultTaiMinusUtcS = 37;
   /// The test offset in effect, ns (0 without the test file).
   [[nodiscard]] std::int64_t test_offset_ns() const noexcept { return test_offset_ns_; }
 
@@ -77,6 +84,7 @@ class WallClock {
   std::int64_t ntp_minus_mono_ = 0;
   std::int64_t test_offset_ns_ = 0;
   std::uint64_t steps_ = 0;
+  int tai_ = 0;
   ClockSyncState sync_;
 };
 

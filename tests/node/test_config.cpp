@@ -333,11 +333,18 @@ TEST(Config, SdpFilesBecomeListensWithTheirPayloadMaps) {
   EXPECT_NE(mc.sdp_summary.find("'Stage' L24/48000/2 (PT 97), ptime 1 ms, senders 169.254.1.2"),
             std::string::npos)
       << mc.sdp_summary;
-  EXPECT_NE(mc.sdp_summary.find("ts-refclk ptp=IEEE1588-2008"), std::string::npos);
+  // RFC 7273: the PTP clock with a direct media clock at offset 0 (issue #19).
+  EXPECT_NE(mc.sdp_summary.find("timestamps on the ptp clock (RFC 7273, offset 0)"),
+            std::string::npos)
+      << mc.sdp_summary;
+  ASSERT_TRUE(mc.media_clock);
+  EXPECT_EQ(mc.media_clock->reference, MediaClock::Reference::ptp);
+  EXPECT_EQ(mc.media_clock->offset, 0u);
   const ListenSpec& uc = cfg->listens[1];
   EXPECT_EQ(uc.address, "0.0.0.0");  // the stream is sent to this host: any local address
   EXPECT_EQ(uc.port, 5010);
   EXPECT_EQ(uc.rtcp_port, std::optional<std::uint16_t>(5020));
+  EXPECT_FALSE(uc.media_clock) << "no a=mediaclk: no media clock";
   EXPECT_TRUE(uc.source_addresses.empty());
   // A --payload that overrides the SDP's own mapping wins.
   f.payloads = {"97=l16/48000/2"};

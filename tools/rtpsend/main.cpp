@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
       ortp_set_log_level_mask(nullptr, ORTP_ERROR | ORTP_FATAL);
     }
     const double ptime_ms = std::chrono::duration<double, std::milli>(plan->ptime).count();
-    for (auto& s : streams) open_transport(*s, o.ttl, o.iface, o.raw);
-    if (!o.sdp.empty() && !o.raw) write_sdp(o.sdp, streams, ptime_ms);
+    for (auto& s : streams) open_transport(*s, o.ttl, o.iface, o.raw, !o.no_rtcp);
+    if (!o.sdp.empty() && !o.raw) write_sdp(o.sdp, streams, ptime_ms, o.ts_refclk);
     std::signal(SIGINT, [](int) { request_stop(); });
     std::signal(SIGTERM, [](int) { request_stop(); });
     for (const auto& s : streams) {

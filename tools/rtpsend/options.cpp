@@ -82,6 +82,13 @@ void add_options(CLI::App& app, Options& o) {
                  "starts at the feed's current position, so senders started at different moments "
                  "carry the same "
                  "instant at the same NTP time (their RTCP SRs say so)");
+  app.add_flag("--no-rtcp", o.no_rtcp,
+               "Send no RTCP at all (no Sender Report, no BYE), as many AES67 senders do");
+  app.add_option("--ts-refclk", o.ts_refclk,
+                 "RTP timestamps follow a reference clock (RFC 7273 a=mediaclk:direct): ntp (this "
+                 "machine's wall clock, epoch 1900) or ptp (the same as TAI, epoch 1970); the "
+                 "--sdp file says so with a=ts-refclk and the offset")
+      ->check(CLI::IsMember({"ntp", "ptp"}));
   app.add_flag("--no-bye", o.no_bye,
                "Do not send RTCP BYE at the end (the receiver then times the stream out)");
   app.add_option("--rtcp-interval", o.rtcp_interval,

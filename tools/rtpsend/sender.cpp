@@ -9,6 +9,7 @@
 #include <csignal>
 #include <stdexcept>
 
+#include "rtp/media_clock.hpp"
 #include "rtp/rtcp.hpp"
 
 namespace rtpnode::rtpsend {
@@ -78,6 +79,17 @@ Sender::Sender(const Options& o, const Plan& p, std::vector<std::unique_ptr<Stre
     for (auto& sp : streams_) {
       sp->live = true;
       sp->vpos = steps * static_cast<std::int64_t>(sp->fmt.audio_rate) / 100;
+    }
+  }
+  if (!o_.ts_refclk.empty()) {
+    // RFC 7273 §5.2 (mediaclk:direct): packet 0's timestamp is its capture instant on the
+    // reference clock, in clock-rate ticks since that clock's epoch, plus the offset. ntp: this
+    // machine's wall clock from 1900; ptp: TAI from 1970 (UTC + 37 s since 2017).
+    for (auto& sp : streams_) {
+      Stream& s = *sp;
+      std::int64_t ref_ns = nominal(s, 0) + ntp_minus_mono_;
+      if (o_.ts_refclk == "ptp") ref_ns -= ptp_minus_ntp_epoch_ns(37);
+      s.ts_base = media_clock_timestamp(ref_ns, s.fmt.clock_rate, s.media_offset);
     }
   }
   if (p.duration) end_ = t0_ + p.duration->count();

@@ -71,7 +71,7 @@ void set_multicast_iface(int fd, bool v6, const std::string& iface) {
 
 }  // namespace
 
-void open_transport(Stream& s, int ttl_hops, const std::string& iface, bool raw) {
+void open_transport(Stream& s, int ttl_hops, const std::string& iface, bool raw, bool rtcp) {
   const bool v6 = s.dest.address.find(':') != std::string::npos;
   if (raw) {
     s.raw_fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
@@ -112,25 +112,27 @@ void open_transport(Stream& s, int ttl_hops, const std::string& iface, bool raw)
   // timestamp of the last packet, so its mapping carries the send jitter. rtpsend knows the
   // exact sampling instant of every timestamp (RFC 3550 §6.4.1 asks for exactly that).
   rtp_session_enable_rtcp(s.session, FALSE);
-  s.rtcp_fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
-  if (v6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&s.rtcp_addr);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(static_cast<std::uint16_t>(s.dest.port + 1));
-    inet_pton(AF_INET6, s.dest.address.c_str(), &a->sin6_addr);
-    s.rtcp_len = sizeof(sockaddr_in6);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in*>(&s.rtcp_addr);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(static_cast<std::uint16_t>(s.dest.port + 1));
-    inet_pton(AF_INET, s.dest.address.c_str(), &a->sin_addr);
-    s.rtcp_len = sizeof(sockaddr_in);
-  }
-  {
-    const int ttl = ttl_hops;
-    setsockopt(s.rtcp_fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
-               v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL, &ttl, sizeof ttl);
-    if (!iface.empty()) set_multicast_iface(s.rtcp_fd, v6, iface);
+  if (rtcp) {  // --no-rtcp: rtcp_fd stays -1, no SR and no BYE are sent
+    s.rtcp_fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+    if (v6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&s.rtcp_addr);
+      a->sin6_family = AF_INET6;
+      a->sin6_port = htons(static_cast<std::uint16_t>(s.dest.port + 1));
+      inet_pton(AF_INET6, s.dest.address.c_str(), &a->sin6_addr);
+      s.rtcp_len = sizeof(sockaddr_in6);
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in*>(&s.rtcp_addr);
+      a->sin_family = AF_INET;
+      a->sin_port = htons(static_cast<std::uint16_t>(s.dest.port + 1));
+      inet_pton(AF_INET, s.dest.address.c_str(), &a->sin_addr);
+      s.rtcp_len = sizeof(sockaddr_in);
+    }
+    {
+      const int ttl = ttl_hops;
+      setsockopt(s.rtcp_fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                 v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL, &ttl, sizeof ttl);
+      if (!iface.empty()) set_multicast_iface(s.rtcp_fd, v6, iface);
+    }
   }
   if (rtp_session_set_remote_addr_and_port(s.session, s.dest.address.c_str(), s.dest.port,
                                            s.dest.port + 1) != 0)
@@ -140,7 +142,7 @@ void open_transport(Stream& s, int ttl_hops, const std::string& iface, bool raw)
 }
 
 void write_sdp(const std::string& path, const std::vector<std::unique_ptr<Stream>>& streams,
-               double ptime_ms) {
+               double ptime_ms, const std::string& ts_refclk) {
   std::ofstream o(path, std::ios::trunc);
   const Stream& first = *streams.front();
   const bool v6 = first.dest.address.find(':') != std::string::npos;
@@ -163,8 +165,13 @@ void write_sdp(const std::string& path, const std::vector<std::unique_ptr<Stream
       if (s.fmt.channels > 1) o << "/" << s.fmt.channels;
       o << "\r\n";
     }
-    o << "a=ptime:" << ptime_ms << "\r\n"
-      << "a=ssrc:" << s.ssrc << " cname:rtpsend\r\n"
+    o << "a=ptime:" << ptime_ms << "\r\n";
+    // RFC 7273: the timestamps are the reference clock's time plus the offset (Sender sets
+    // ts_base from the first packet's capture instant and this offset).
+    if (ts_refclk == "ntp") o << "a=ts-refclk:ntp=/traceable/\r\n";
+    if (ts_refclk == "ptp") o << "a=ts-refclk:ptp=IEEE1588-2008:traceable\r\n";
+    if (!ts_refclk.empty()) o << "a=mediaclk:direct=" << s.media_offset << "\r\n";
+    o << "a=ssrc:" << s.ssrc << " cname:rtpsend\r\n"
       << "a=sendonly\r\n";
   }
   if (!o) throw std::runtime_error("cannot write --sdp " + path);
@@ -265,6 +272,7 @@ std::vector<std::unique_ptr<Stream>> make_streams(const Options& o, const Plan& 
     s->pt = o.pt >= 0 ? o.pt : default_pt(f);
     s->seq = static_cast<std::uint16_t>(rd());
     s->ts_base = static_cast<std::uint32_t>(rd());
+    s->media_offset = s->ts_base;
     s->enc = make_encoder(f, p.encoder);
     FaultConfig fc = p.faults;
     fc.seed = p.faults.seed + k;  // each stream its own, still reproducible, faults

@@ -64,7 +64,10 @@ struct Stream {
   std::uint64_t sent_payload_octets = 0;
   std::uint16_t seq = 0;      ///< sequence number of the next packet that goes out (or is lost)
   std::uint32_t ts_base = 0;  ///< RTP timestamp of packet 0, moved by jumps and SSRC changes
-  bool marker_next = true;    ///< first packet of a talkspurt (RFC 3551 §4.1)
+  /// --ts-refclk: the RFC 7273 offset (a=mediaclk:direct=): timestamp = reference clock time x
+  /// clock rate + media_offset (mod 2^32). Random, like a random ts_base.
+  std::uint32_t media_offset = 0;
+  bool marker_next = true;  ///< first packet of a talkspurt (RFC 3551 §4.1)
   bool generating = true;
   std::uint64_t order = 0;
   bool ssrc_changed = false, seq_jumped = false, ts_jumped = false;
@@ -88,7 +91,7 @@ int default_pt(const PayloadFormat& f);
 /// Opens the stream's transport to s.dest: RTP through oRTP and RTCP on port + 1, or a plain
 /// socket when `raw`. `ttl`: multicast hops; `iface`: outgoing multicast interface ("" = the
 /// kernel's choice). Throws std::runtime_error naming the flag or the destination.
-void open_transport(Stream& s, int ttl, const std::string& iface, bool raw);
+void open_transport(Stream& s, int ttl, const std::string& iface, bool raw, bool rtcp = true);
 struct Options;
 struct Plan;
 /// Builds every stream the flags ask for: input audio converted to the codec's channels and
@@ -98,6 +101,6 @@ std::vector<std::unique_ptr<Stream>> make_streams(const Options& o, const Plan& 
                                                   std::random_device& rd);
 /// Writes an SDP file describing `streams` (RFC 4566; RFC 7587 for Opus). Throws when it cannot.
 void write_sdp(const std::string& path, const std::vector<std::unique_ptr<Stream>>& streams,
-               double ptime_ms);
+               double ptime_ms, const std::string& ts_refclk = "");
 
 }  // namespace rtpnode::rtpsend
