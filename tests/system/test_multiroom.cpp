@@ -501,10 +501,14 @@ class PrivateAvahi {
     for (int i = 0; i < 50 && access(bus_.c_str(), F_OK) != 0; ++i)
       std::this_thread::sleep_for(100ms);
     setenv("DBUS_SYSTEM_BUS_ADDRESS", ("unix:path=" + bus_).c_str(), 1);
-    avahi_ =
-        std::make_unique<Process>(in_netns(ns, {"avahi-daemon", "-f", dir + "/avahi.conf",
-                                                "--no-drop-root", "--no-chroot", "--no-rlimits"}),
-                                  dir + "/avahi.log");
+    // In a mount namespace of its own with a private /run/avahi-daemon: its pid file must not
+    // meet the machine's own avahi-daemon, if one runs.
+    avahi_ = std::make_unique<Process>(
+        in_netns(ns, {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                      "mkdir -p /run/avahi-daemon && mount -t tmpfs tmpfs /run/avahi-daemon && "
+                      "exec avahi-daemon -f " +
+                          dir + "/avahi.conf --no-drop-root --no-chroot --no-rlimits"}),
+        dir + "/avahi.log");
     for (int i = 0; i < 50 && avahi_->log().find("Server startup complete") == std::string::npos;
          ++i)
       std::this_thread::sleep_for(100ms);
