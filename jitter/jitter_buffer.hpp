@@ -148,6 +148,10 @@ class JitterBuffer {
   [[nodiscard]] std::size_t size() const noexcept { return stored_; }
   /// Current slot count (a power of two; grows by rule 4 up to max_capacity_packets).
   [[nodiscard]] std::size_t capacity() const noexcept { return slots_.size(); }
+  /// Changes JitterBufferConfig::max_stored_bytes (0: no limit). Lowering it drops nothing
+  /// held; later packets are refused (`full`) until it fits. Thread: the owner's.
+  void set_max_stored_bytes(std::size_t bytes) noexcept { cfg_.max_stored_bytes = bytes; }
+  [[nodiscard]] std::size_t max_stored_bytes() const noexcept { return cfg_.max_stored_bytes; }
   /// Payload bytes the slots' buffers hold (allocated, used or not), <= max_stored_bytes.
   [[nodiscard]] std::size_t stored_bytes() const noexcept { return bytes_; }
   [[nodiscard]] ext_ts_t ptime_ticks() const noexcept { return ptime_ticks_; }

@@ -170,7 +170,7 @@ struct NodeConfig {
   /// playout_delay (+ the source's --offset), so nodes whose wall clocks agree (NTP, PTP) play
   /// in step. Sources without SR play at their own delay.
   bool sync_absolute = false;
-  /// --playout-delay: capture (sender NTP) -> DAC with --sync absolute, 10 ms .. 10 s. It must
+  /// --playout-delay: capture (sender NTP) -> DAC with --sync absolute, 10 ms .. 5 s. It must
   /// cover the network path, its jitter and the render lead; packets that arrive later play late
   /// and are counted (short_of_delay).
   nanoseconds playout_delay{200'000'000};

@@ -279,7 +279,7 @@ Loaded load(int argc, char** argv, bool startup) {
       ->check(CLI::IsMember({"rtcp", "absolute", "none"}))
       ->capture_default_str();
   app.add_option("--playout-delay", playout_delay,
-                 "--sync absolute: sender capture instant (NTP) to DAC, 10ms..10s; must cover the "
+                 "--sync absolute: sender capture instant (NTP) to DAC, 10ms..5s; must cover the "
                  "network path and its jitter")
       ->check(duration_validator())
       ->capture_default_str();

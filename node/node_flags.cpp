@@ -201,8 +201,9 @@ std::string NodeConfig::validate() const {
   if (min_latency > max_latency)
     return "--min-latency " + format_duration(min_latency) + " is above --max-latency " +
            format_duration(max_latency);
-  if (playout_delay < milliseconds(10) || playout_delay > seconds(10))
-    return "--playout-delay " + format_duration(playout_delay) + " is outside 10ms..10s";
+  // At most 5 s: the jitter buffer takes a packet more than 10 s ahead for a restart.
+  if (playout_delay < milliseconds(10) || playout_delay > seconds(5))
+    return "--playout-delay " + format_duration(playout_delay) + " is outside 10ms..5s";
   if (render_lead > seconds(1))
     return "--render-lead " + format_duration(render_lead) + " is above the 1 s maximum";
   if (idle_suspend > seconds(86400))

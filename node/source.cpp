@@ -22,7 +22,7 @@ namespace {
 /// The longest playout delay a source may have: --max-latency when adaptive, the fixed one
 /// otherwise (whichever is larger), ns.
 mono_ns_t largest_delay_ns(const Source::Params& p) {
-  return std::max(p.playout.max_delay_ns, p.playout.start_delay_ns);
+  return std::max({p.playout.max_delay_ns, p.playout.start_delay_ns, p.timeline_delay_ns});
 }
 
 JitterBufferConfig jb_config(const Source::Params& p) {
@@ -33,12 +33,7 @@ JitterBufferConfig jb_config(const Source::Params& p) {
   c.max_capacity_packets = 16384;
   c.max_payload_bytes = std::max<std::size_t>(f.max_payload_bytes(kMaxPtimeMs), 1500);
   c.expand_ticks = std::max<ext_ts_t>(1, f.clock_rate / 200);  // 5 ms: one render tick
-  const double held_s = static_cast<double>(largest_delay_ns(p)) * 1e-9 +
-                        std::abs(static_cast<double>(p.offset_frames)) / p.device_rate + 1.0;
-  const double bytes_per_s =
-      static_cast<double>(f.max_payload_bytes(kMaxPtimeMs)) * 1000.0 / kMaxPtimeMs;
-  c.max_stored_bytes =
-      std::max<std::size_t>(64 * 1024, static_cast<std::size_t>(held_s * bytes_per_s));
+  c.max_stored_bytes = Source::stored_bytes_cap(p);
   return c;
 }
 
@@ -78,6 +73,15 @@ std::size_t ring_frames(const Source::Params& p) {
 }
 
 }  // namespace
+
+std::size_t Source::stored_bytes_cap(const Params& p) {
+  const PayloadFormat& f = p.format;
+  const double held_s = static_cast<double>(largest_delay_ns(p)) * 1e-9 +
+                        std::abs(static_cast<double>(p.offset_frames)) / p.device_rate + 1.0;
+  const double bytes_per_s =
+      static_cast<double>(f.max_payload_bytes(kMaxPtimeMs)) * 1000.0 / kMaxPtimeMs;
+  return std::max<std::size_t>(64 * 1024, static_cast<std::size_t>(held_s * bytes_per_s));
+}
 
 Source::Source(const Params& p, mono_ns_t first_arrival, const DeviceClock& clock)
     : p_(p),

@@ -186,6 +186,9 @@ class Source {
     /// RFC 7273 direct media clock of the stream (--sdp / --sap): its timestamps map to NTP
     /// without Sender Reports (SRs are then counted, not used).
     std::optional<MediaClock> media_clock;
+    /// --sync absolute: the playout delay (capture -> DAC, ns); the jitter buffer holds up to
+    /// that long. 0 otherwise.
+    mono_ns_t timeline_delay_ns = 0;
     frames_t offset_frames = 0;             ///< user offset, device frames (> 0: later)
     std::optional<std::vector<int>> route;  ///< 0-based device channels; unset = standard
     int device_channels = 2;
@@ -234,6 +237,11 @@ class Source {
   /// Thread: loop. A stream with an RFC 7273 media clock (Params::media_clock): the mapping of
   /// timestamp `ts` (extended: `ext`) that arrived at `arrival` to the sender's NTP time.
   void map_media_clock(rtp_ts_t ts, ext_ts_t ext, mono_ns_t arrival);
+  /// What the jitter buffer of a source with `p` may store, bytes: the longest delay it may wait
+  /// for (--max-latency, the start delay, --playout-delay) plus |offset| plus 1 s, at the
+  /// codec's largest rate of payload bytes; at least 64 kB (issue #16 finding 4: sized from the
+  /// codec and the bounds, not preallocated at a worst case). Any thread; pure.
+  static std::size_t stored_bytes_cap(const Params& p);
 
   // Control (thread: loop). Changes apply at the device frame being rendered now
   // (clock.frame_at(now)), ramped by the mixer.

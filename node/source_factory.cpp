@@ -28,6 +28,7 @@ std::unique_ptr<Source> SourceFactory::operator()(const SourceTable::NewSource& 
   p.ramp_frames = ramp_frames;
   p.timeline = cfg->sync_rtcp && !n.raw ? timeline : nullptr;
   p.wall = wall;
+  if (cfg->sync_absolute && !n.raw) p.timeline_delay_ns = cfg->playout_delay.count();
   if (n.listen != nullptr && !n.raw) p.media_clock = n.listen->media_clock;
   p.offset_frames =
       ns_to_frames(set.offset.count(), static_cast<std::int64_t>(std::llround(device_rate)));

@@ -104,6 +104,9 @@ void Source::on_device_jump(frames_t behind, const DeviceClock& clock, mono_ns_t
 void Source::set_offset(frames_t offset_frames) {
   pending_shift_ += offset_frames - p_.offset_frames;
   p_.offset_frames = offset_frames;
+  // A longer offset holds more audio, compressed, in the jitter buffer (issue #16: its cap
+  // was fixed by the offset at creation, so raising the offset made packets overflow).
+  jb_.set_max_stored_bytes(stored_bytes_cap(p_));
   placement_.unplace();  // synchronised: placed again at the next packet
 }
 

@@ -875,3 +875,52 @@ TEST(Source, APlayoutDelayLongerThanTheRingWaitsInTheJitterBufferAndPlaysWhole) 
   EXPECT_LT(max_queued_ms, 180.0);  // the ring never held the whole delay ...
   EXPECT_GT(max_queued_ms, 150.0);  // ... but was kept full
 }
+
+// Issue #16 (left from finding 4): the jitter buffer's byte cap was fixed by the offset the
+// source had when it was made, so an offset raised later (control, SIGHUP) made the audio that
+// now waits longer overflow. Likewise --sync absolute's playout delay must fit. An L16 stream in
+// real time whose offset is raised to 4 s holds ~6 s of packets: with the cap made at creation
+// (--max-latency 1 s + 1 s: 192 kB) 192 of them overflowed (measured with the fix taken out);
+// sized again by set_offset, none does. A 4 s playout delay sizes the cap for 5 s.
+TEST(Source, ARaisedOffsetOrALongPlayoutDelayRaisesWhatTheJitterBufferMayHold) {
+  enum class Case { offset_raised, playout_delay };
+  for (const Case c : {Case::offset_raised, Case::playout_delay}) {
+    Mixer mixer(2, 8, 240);
+    DeviceClock clock{48000};
+    clock.update(DevicePosition{0, 256, 0.0, 0.0107, 1}, 0.0, kT0);
+    test::PacketBuilder b;
+    b.pt = 96;
+    Source::Params p =
+        test::source_params(1, b.ssrc, {Codec::l16, 48000, 48000, 1}, 96, &mixer, nullptr);
+    p.playout.adaptive = false;
+    p.playout.start_delay_ns = 40'000'000;
+    p.playout.max_delay_ns = 1'000'000'000;
+    if (c == Case::playout_delay) p.timeline_delay_ns = 4'000'000'000;
+    Source s(p, kT0, clock);
+    if (c == Case::offset_raised) s.set_offset(4 * 48000);
+    const std::vector<std::uint8_t> payload(960 * 2, 0x11);
+    std::vector<float> out(2 * 240);
+    std::size_t most_buffered = 0;
+    mono_ns_t now = kT0;
+    for (int i = 0; i < 300; ++i, now += 20'000'000) {  // 6 s in real time
+      auto pkt = b.build(static_cast<seq_t>(i), static_cast<rtp_ts_t>(i * 960), payload);
+      RtpHeaderView h;
+      ASSERT_EQ(rtp_parse(pkt, h), RtpParseStatus::ok);
+      s.on_rtp(h, now, clock);
+      s.render(clock, now);
+      for (int k = 0; k < 4; ++k) mixer.process(out.data(), 240, {});
+      most_buffered = std::max(most_buffered, s.packets_buffered());
+    }
+    const SourceStats st = s.stats();
+    std::printf("case %d: most buffered %zu, overflow %llu, cap %zu\n", static_cast<int>(c),
+                most_buffered, static_cast<unsigned long long>(st.packets_overflow),
+                Source::stored_bytes_cap(p));
+    if (c == Case::playout_delay) {
+      EXPECT_GE(Source::stored_bytes_cap(p), 5u * 96000) << "4 s + 1 s of L16 mono";
+    } else {
+      EXPECT_GT(most_buffered, 190u) << "about 4 s of 20 ms packets wait";
+    }
+    EXPECT_EQ(st.packets_overflow, 0u) << static_cast<int>(c);
+    EXPECT_EQ(st.resyncs, 0u);
+  }
+}

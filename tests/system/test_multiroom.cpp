@@ -43,6 +43,11 @@ std::int64_t clock_ns(clockid_t id) {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+/// The wall clock now, s since 1970.
+double unix_now_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 /// A room: one rtpnode (JACK client `name`), its sender, and a probe on its first output.
 struct Room {
   std::string name;
@@ -162,13 +167,12 @@ int count_events(const std::string& path, const std::string& name) {
 TEST(MultiRoom, NodesOnDifferentPathsPlayEachInstantAtTheSameFrame) {
   // Issue #19: three rooms on three paths -- 1 ms; 30 +- 10 ms; 80 ms with 2 % loss, started 20 s
   // after the others -- and a fourth whose wall clock is 5 ms ahead. Every impulse captured at
-  // T must reach the DAC at T + 200 ms: the first three at the same frame (+-1), the fourth
-  // exactly 5 ms (240 frames) early.
+  // T must reach the DAC at T + 200 ms: the first three at the same frame, the fourth exactly
+  // 5 ms (240 frames) early.
   const std::string dir = test_dir();
   JackServer jack(dir, 1024);
   const double run_s = 32;
-  const double epoch =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double epoch = unix_now_s();
   const std::int64_t wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
   std::vector<Room> rooms(4);
   const char* names[] = {"room1", "room2", "room3", "room4"};
@@ -196,9 +200,7 @@ TEST(MultiRoom, NodesOnDifferentPathsPlayEachInstantAtTheSameFrame) {
   start_room(rooms[2], dir, run_s - kLateStartS);
   ASSERT_TRUE(jack.wait_for_port("room3:out_0")) << rooms[2].node->log();
   rooms[2].probe = std::make_unique<JackProbe>("room3:out_0", run_s);
-  const double room3_first_packet_s =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
-      epoch;
+  const double room3_first_packet_s = unix_now_s() - epoch;
   start_sender(rooms[2], dir, epoch, run_s - kLateStartS);
   for (Room& r : rooms) {
     EXPECT_EQ(r.sender->wait(std::chrono::seconds(static_cast<int>(run_s) + 20)),
@@ -274,8 +276,7 @@ TEST(MultiRoom, AWallClockStepReplacesOnceWithAnEventAndNoClick) {
   const std::string dir = test_dir();
   JackServer jack(dir, 1024);
   const double run_s = 16;
-  const double epoch =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double epoch = unix_now_s();
   const std::int64_t wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
   Room clicks, tone;
   clicks.name = "room";
@@ -400,9 +401,7 @@ TEST(MultiRoom, Rfc7273StreamsWithoutRtcpPlayOnTheWallClock) {
   const std::string dir = test_dir();
   JackServer jack(dir, 1024);
   const double run_s = 12;
-  const auto now_s =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const double epoch = std::floor(now_s);  // whole seconds: every capture instant a whole tick
+  const double epoch = std::floor(unix_now_s());  // whole seconds: each capture a whole tick
   const std::int64_t wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
   std::vector<Room> rooms(2);
   rooms[0].name = "ntproom";

@@ -268,9 +268,20 @@ Result run_once(const Scenario& s, int attempt) {
 Result run(const Scenario& s) {
   Result r = run_once(s, 1);
   const double max_send_error_ms = r.sent.value("/send_error_us/max"_json_pointer, 0.0) / 1000.0;
+  // A JACK xrun the scenario did not ask for (the dummy driver's thread was scheduled late):
+  // the node keeps each source's wall-clock delay across it (issue #15), so what the capture
+  // holds around it is not sample-exact. Measured: a 50 ms device stall costs an exact L16
+  // comparison ~15 000 frames, with or without JACK's cycle times (issue #19).
+  const bool asked_for_xrun = s.freeze_device_at_s >= 0 || s.stop_process_at_s >= 0;
+  const int xruns = r.stats.is_object() && r.stats.contains("node") && r.stats["node"].is_object()
+                        ? r.stats["node"].value("xruns", 0)
+                        : 0;
   if (max_send_error_ms > s.max_sender_stall_ms) {
     std::cerr << "note: rtpsend was stalled " << max_send_error_ms
               << " ms (VM scheduling); running again\n";
+    r = run_once(s, 2);
+  } else if (xruns > 0 && !asked_for_xrun && !s.file_output) {
+    std::cerr << "note: JACK reported " << xruns << " xrun(s) (VM scheduling); running again\n";
     r = run_once(s, 2);
   }
   return r;
@@ -3279,7 +3290,7 @@ TEST(Cli, BadFlagsFailWithOneLineNamingTheFix) {
       {{"--listen", "127.0.0.1:5004", "--offset", "host:1=+1ms"}, "port:N or ssrc:0x1A2B3C4D"},
       {{}, "give at least one --listen"},
       {{"--listen", "127.0.0.1:5004", "--sync", "absolute", "--playout-delay", "5ms"},
-       "--playout-delay 5ms is outside 10ms..10s"},
+       "--playout-delay 5ms is outside 10ms..5s"},
       {{"--listen", "127.0.0.1:5004", "--sync", "ntp"}, "--sync"},
   };
   for (const auto& c : cases) {
