@@ -48,6 +48,16 @@ double unix_now_s() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+/// A probe on `port` of `node`. A node's ports exist (jack_lsp) a moment before its client is
+/// active, and JACK refuses to connect ports of an inactive client: wait for the node to say it
+/// plays (it does once jack_activate returned), up to 10 s.
+std::unique_ptr<JackProbe> probe_on(const Process& node, const std::string& port,
+                                    double max_seconds) {
+  for (int i = 0; i < 200 && node.log().find("rtpnode: playing on") == std::string::npos; ++i)
+    std::this_thread::sleep_for(50ms);
+  return std::make_unique<JackProbe>(port, max_seconds);
+}
+
 /// A room: one rtpnode (JACK client `name`), its sender, and a probe on its first output.
 struct Room {
   std::string name;
@@ -192,14 +202,14 @@ TEST(MultiRoom, NodesOnDifferentPathsPlayEachInstantAtTheSameFrame) {
   for (std::size_t i : {0u, 1u, 3u}) start_room(rooms[i], dir, run_s);
   for (std::size_t i : {0u, 1u, 3u}) {
     ASSERT_TRUE(jack.wait_for_port(rooms[i].name + ":out_0")) << rooms[i].node->log();
-    rooms[i].probe = std::make_unique<JackProbe>(rooms[i].name + ":out_0", run_s + 5);
+    rooms[i].probe = probe_on(*rooms[i].node, rooms[i].name + ":out_0", run_s + 5);
     start_sender(rooms[i], dir, epoch, run_s);
   }
   constexpr double kLateStartS = 20;
   std::this_thread::sleep_until(t0 + std::chrono::duration<double>(kLateStartS));
   start_room(rooms[2], dir, run_s - kLateStartS);
   ASSERT_TRUE(jack.wait_for_port("room3:out_0")) << rooms[2].node->log();
-  rooms[2].probe = std::make_unique<JackProbe>("room3:out_0", run_s);
+  rooms[2].probe = probe_on(*rooms[2].node, "room3:out_0", run_s);
   const double room3_first_packet_s = unix_now_s() - epoch;
   start_sender(rooms[2], dir, epoch, run_s - kLateStartS);
   for (Room& r : rooms) {
@@ -320,7 +330,10 @@ TEST(MultiRoom, AWallClockStepReplacesOnceWithAnEventAndNoClick) {
                dir + "/room.log");
   unsetenv("RTPNODE_TEST_WALL_CLOCK_OFFSET_FILE");
   ASSERT_TRUE(jack.wait_for_port("room:out_1")) << node.log();
-  JackProbe left("room:out_0", run_s + 5), right("room:out_1", run_s + 5);
+  const std::unique_ptr<JackProbe> left_probe = probe_on(node, "room:out_0", run_s + 5);
+  const std::unique_ptr<JackProbe> right_probe = probe_on(node, "room:out_1", run_s + 5);
+  JackProbe& left = *left_probe;
+  JackProbe& right = *right_probe;
   start_sender(clicks, dir, epoch, run_s);
   start_sender(tone, dir, epoch, run_s, "--tone", "440");
   constexpr double kStepAtS = 8;
@@ -433,7 +446,7 @@ TEST(MultiRoom, Rfc7273StreamsWithoutRtcpPlayOnTheWallClock) {
   }
   for (Room& r : rooms) {
     ASSERT_TRUE(jack.wait_for_port(r.name + ":out_0")) << r.node->log();
-    r.probe = std::make_unique<JackProbe>(r.name + ":out_0", run_s + 5);
+    r.probe = probe_on(*r.node, r.name + ":out_0", run_s + 5);
   }
   for (Room& r : rooms) {
     EXPECT_EQ(r.sender->wait(30s), std::optional<int>(0)) << r.sender->log();
