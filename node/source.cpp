@@ -45,15 +45,6 @@ std::span<float> render_scratch(std::size_t samples) {
   return {buf.data(), samples};
 }
 
-/// This machine's NTP time (wall clock, ns since 1900) minus its monotonic time.
-std::int64_t ntp_minus_monotonic_ns() {
-  timespec wall{}, mono{};
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  clock_gettime(CLOCK_REALTIME, &wall);
-  return (static_cast<std::int64_t>(wall.tv_sec) + kNtpUnixOffsetS - mono.tv_sec) * 1'000'000'000 +
-         (wall.tv_nsec - mono.tv_nsec);
-}
-
 PlayoutConfig playout_config(const Source::Params& p) {
   PlayoutConfig c = p.playout;
   c.clock_rate = p.format.clock_rate;
@@ -298,7 +289,8 @@ void Source::map_media_clock(rtp_ts_t ts, ext_ts_t ext, mono_ns_t arrival) {
   // instant of `ext` is then known as an SR would say it, at the nominal rate (the media
   // clock is the reference clock: no rate to measure).
   const std::int64_t ntp_arrival =
-      arrival + (p_.wall != nullptr ? p_.wall->ntp_minus_monotonic_ns() : ntp_minus_monotonic_ns());
+      arrival + (p_.wall != nullptr ? p_.wall->ntp_minus_monotonic_ns()
+                                    : WallClock::read_ntp_minus_monotonic_ns());
   const std::int64_t epoch_shift =
       p_.media_clock->reference == MediaClock::Reference::ptp
           ? ptp_minus_ntp_epoch_ns(p_.wall != nullptr ? p_.wall->tai_minus_utc_s()
@@ -559,9 +551,9 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       if (sender_clock_.has_mapping() && p_.timeline) {
         // Sender capture instant (NTP, wall clock) to DAC, with the receiver's wall clock.
         const double dac_ntp =
-            static_cast<double>(dac) + static_cast<double>(p_.wall != nullptr
-                                                               ? p_.wall->ntp_minus_monotonic_ns()
-                                                               : ntp_minus_monotonic_ns());
+            static_cast<double>(dac) +
+            static_cast<double>(p_.wall != nullptr ? p_.wall->ntp_minus_monotonic_ns()
+                                                   : WallClock::read_ntp_minus_monotonic_ns());
         const double c2d = dac_ntp - static_cast<double>(sender_clock_.ntp_of(a.packet->ts));
         capture_to_dac_ns_ =
             have_delay_ ? capture_to_dac_ns_ + kDelayMeanWeight * (c2d - capture_to_dac_ns_) : c2d;

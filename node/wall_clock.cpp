@@ -31,18 +31,21 @@ WallClock::WallClock(Adjtimex adjtimex, std::string offset_file)
                          : Adjtimex([](timex& tx) { return ::adjtimex(&tx); })),
       offset_file_(std::move(offset_file)) {}
 
+std::int64_t WallClock::read_ntp_minus_monotonic_ns() noexcept {
+  timespec wall{}, mono{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &wall);
+  return (static_cast<std::int64_t>(wall.tv_sec) + kNtpUnixOffsetS - mono.tv_sec) * 1'000'000'000 +
+         (wall.tv_nsec - mono.tv_nsec);
+}
+
 std::int64_t WallClock::poll() {
   if (!offset_file_.empty()) {
     double ms = 0;
     std::ifstream in(offset_file_);
     if (in >> ms && std::isfinite(ms)) test_offset_ns_ = std::llround(ms * 1e6);
   }
-  timespec wall{}, mono{};
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  clock_gettime(CLOCK_REALTIME, &wall);
-  const std::int64_t d =
-      (static_cast<std::int64_t>(wall.tv_sec) + kNtpUnixOffsetS - mono.tv_sec) * 1'000'000'000 +
-      (wall.tv_nsec - mono.tv_nsec) + test_offset_ns_;
+  const std::int64_t d = read_ntp_minus_monotonic_ns() + test_offset_ns_;
   timex tx{};
   tx.modes = 0;
   sync_ = clock_sync_state(adjtimex_(tx), tx);

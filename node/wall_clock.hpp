@@ -76,6 +76,9 @@ class WallClock {
   [[nodiscard]] std::int64_t test_offset_ns() const noexcept { return test_offset_ns_; }
 
   static std::string default_offset_file();
+  /// NTP time (CLOCK_REALTIME, ns since 1900) minus CLOCK_MONOTONIC, read now, without the test
+  /// offset. Any thread.
+  static std::int64_t read_ntp_minus_monotonic_ns() noexcept;
 
  private:
   Adjtimex adjtimex_;
