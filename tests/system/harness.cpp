@@ -26,6 +26,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 extern char** environ;
 
@@ -286,21 +287,64 @@ LoopbackUdp::~LoopbackUdp() {
   if (fd >= 0) close(fd);
 }
 
-int free_udp_port() {
-  return LoopbackUdp().port;
+namespace {
+
+/// The kernel's ephemeral range (net.ipv4.ip_local_port_range); 32768-60999 if unreadable.
+std::pair<int, int> ephemeral_range() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int lo = 32768, hi = 60999;
+  if (!(in >> lo >> hi) || lo < 1 || hi > 65535 || lo > hi) return {32768, 60999};
+  return {lo, hi};
 }
 
-int free_tcp_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+/// True when `port` can be bound on 127.0.0.1 now with `type` (SOCK_DGRAM or SOCK_STREAM).
+bool bindable(int type, int port) {
+  const int fd = socket(AF_INET, type, 0);
+  if (fd < 0) return false;
+  const int one = 1;
+  if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-    throw std::runtime_error("cannot bind a TCP socket");
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   close(fd);
-  return ntohs(a.sin_port);
+  return ok;
+}
+
+/// An even port outside the ephemeral range whose pair (port, port + 1) binds with `type` now.
+/// A port the kernel handed out as ephemeral could be handed out again, between our close and
+/// rtpnode's bind, to any socket that sends or connects (rtpsend, an HTTP client, another
+/// test): CI once
+/// failed with "cannot bind: address already in use" that way. Ports outside the range are only
+/// ever taken by an explicit bind; parallel test processes start at different points (pid) and
+/// step through the span, so two of them rarely try the same port at the same time.
+int pick_port(int type) {
+  static std::atomic<unsigned> counter{0};
+  const auto [lo, hi] = ephemeral_range();
+  // The larger span outside [lo, hi], above the privileged and well-known ports.
+  int first = 10000, last = lo - 2;
+  if (hi + 1 < 65534 && 65534 - (hi + 1) > last - first) first = hi + 1, last = 65533;
+  if (last - first < 100) first = 10000, last = 65533;  // no room outside: any port
+  const unsigned span = static_cast<unsigned>(last - first) / 2;
+  const unsigned start = static_cast<unsigned>(getpid()) * 2654435761u;
+  for (unsigned tries = 0; tries < span; ++tries) {
+    const unsigned i = (start + counter.fetch_add(1) * 7919u) % span;
+    const int port = (first + 1) / 2 * 2 + 2 * static_cast<int>(i);
+    if (port + 1 > last) continue;
+    if (bindable(type, port) && bindable(type, port + 1)) return port;
+  }
+  throw std::runtime_error("no free loopback port pair outside the ephemeral range");
+}
+
+}  // namespace
+
+int free_udp_port() {
+  return pick_port(SOCK_DGRAM);
+}
+
+int free_tcp_port() {
+  return pick_port(SOCK_STREAM);
 }
 
 HttpReply http_request(int port, const std::string& method, const std::string& path) {

@@ -127,9 +127,11 @@ struct LoopbackUdp {
   int fd = -1;
   int port = 0;
 };
-/// A UDP port unlikely to collide with parallel runs.
+/// An even UDP port, free on 127.0.0.1 now together with the next one (RTCP), outside the kernel's
+/// ephemeral range so that no sending or connecting socket can take it before the caller binds it.
+/// Throws std::runtime_error when none is free.
 int free_udp_port();
-/// A TCP port free on 127.0.0.1 now.
+/// A TCP port free on 127.0.0.1 now (with the next one), outside the ephemeral range; as above.
 int free_tcp_port();
 
 struct HttpReply {
