@@ -29,6 +29,7 @@ DelayEstimator::DelayEstimator(const DelayEstimatorConfig& cfg) : cfg_(cfg) {
 
 void DelayEstimator::reset() {
   std::fill(hist_.begin(), hist_.end(), 0.0);
+  top_ = 0;
   scale_ = 1.0;
   mass_ = 0.0;
   head_ = count_ = 0;
@@ -61,6 +62,7 @@ void DelayEstimator::shift_histogram(std::int64_t buckets_up) {
     std::move_backward(hist_.begin(), hist_.end() - s, hist_.end());
     std::fill(hist_.begin(), hist_.begin() + s, 0.0);
     hist_.back() += top;
+    if (top_ > 0) top_ = std::min(hist_.size(), top_ + static_cast<std::size_t>(s));
   } else {
     // Entries move down; what passes bucket 0 piles up there (relative delay cannot be < 0).
     const std::int64_t s = std::min(-buckets_up, n - 1);
@@ -69,13 +71,17 @@ void DelayEstimator::shift_histogram(std::int64_t buckets_up) {
     std::move(hist_.begin() + s, hist_.end(), hist_.begin());
     std::fill(hist_.end() - s, hist_.end(), 0.0);
     hist_.front() += bottom;
+    if (top_ > 0)
+      top_ = std::max<std::size_t>(1, top_ - std::min(top_, static_cast<std::size_t>(s)));
   }
 }
 
 void DelayEstimator::recompute_quantile() {
   const double allowed_above = (1.0 - cfg_.quantile) * mass_;
   double above = 0;
-  for (std::size_t b = hist_.size(); b-- > 0;) {
+  // Buckets from top_ up are empty: they add nothing above any bucket, so the scan starts below
+  // them (a clean stream keeps its mass in the first few of 2000 buckets).
+  for (std::size_t b = top_; b-- > 0;) {
     if (above + hist_[b] > allowed_above) {
       quantile_ns_ = static_cast<mono_ns_t>(b + 1) * cfg_.bucket_ns;
       return;
@@ -144,6 +150,7 @@ void DelayEstimator::update(ext_ts_t ts, mono_ns_t arrival_ns, ext_ts_t weight_t
   const double w_ns = static_cast<double>(ts_to_ns(std::max<ext_ts_t>(weight_ticks, 1)));
   scale_ *= std::exp(w_ns / static_cast<double>(cfg_.memory_ns));
   hist_[static_cast<std::size_t>(bucket)] += scale_;
+  top_ = std::max(top_, static_cast<std::size_t>(bucket) + 1);
   mass_ += scale_;
   if (scale_ > kRescaleAbove) {
     for (double& h : hist_) h /= scale_;

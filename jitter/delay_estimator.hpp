@@ -113,6 +113,9 @@ class DelayEstimator {
   std::vector<double> hist_;  ///< un-normalised: the newest entry has weight scale_
   double scale_ = 1.0;        ///< weight of the next entry (grows instead of decaying the rest)
   double mass_ = 0.0;         ///< sum of hist_
+  /// hist_[top_..] are all zero (an upper bound: one past the highest bucket ever filled since,
+  /// moved with the shifts).
+  std::size_t top_ = 0;
   // Sliding minimum: monotonic queue (increasing transit) in a fixed ring.
   std::vector<Entry> window_;
   std::size_t head_ = 0, count_ = 0;

@@ -237,8 +237,7 @@ void CallDiscovery::on_sip(const SipMessage& m, const CapturedDatagram& d, Resul
     if (it == sdp->rtpmap.end()) continue;  // a static type without rtpmap: RFC 3551's
     e.codecs += (e.codecs.empty() ? "" : " ") + it->second;
     std::string error;
-    if (auto f = parse_payload_format(it->second, error))
-      own.emplace_back(static_cast<std::uint8_t>(pt), *f);
+    if (auto f = sdp->format_of(pt, error)) own.emplace_back(static_cast<std::uint8_t>(pt), *f);
   }
   auto map = std::make_shared<PayloadMap>();
   for (const auto& [pt, f] : own) map->set(pt, f);

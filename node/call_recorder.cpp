@@ -1,5 +1,7 @@
 #include "node/call_recorder.hpp"
 
+#include "node/quantise.hpp"
+
 #include <sndfile.h>
 
 #include <algorithm>
@@ -19,8 +21,7 @@ CallRecorder::CallRecorder(const std::string& path, int rate) : path_(path) {
   file_ = sf_open(path.c_str(), SFM_WRITE, &info);
   if (file_ == nullptr)
     throw std::runtime_error("--record: cannot create " + path + ": " + sf_strerror(nullptr));
-  // Full-scale floats become 32767 (libsndfile's default would wrap +1.0).
-  sf_command(file_, SFC_SET_CLIPPING, nullptr, SF_TRUE);
+  out_.reserve(kWriteFrames * 2);
 }
 
 CallRecorder::~CallRecorder() {
@@ -40,39 +41,69 @@ void CallRecorder::add(int side, frames_t device_frame, const float* samples, fr
     dropped_ += static_cast<std::uint64_t>(skip);
   }
   const frames_t end = device_frame + frames;
-  const auto need = static_cast<std::size_t>(std::max<frames_t>(0, end - next_)) * 2;
-  if (pending_.size() < need) pending_.resize(need, 0.0f);
+  const std::size_t need = head_ + static_cast<std::size_t>(std::max<frames_t>(0, end - next_));
+  for (auto& v : side_)
+    if (v.size() < need) v.resize(need, 0.0f);
+  float* out = side_[side & 1].data() + head_ + (device_frame - next_);
+  if (channels == 1) {  // a call's side is mono: no averaging
+    for (frames_t i = skip; i < frames; ++i) out[i] += samples[i];
+    return;
+  }
   const float scale = 1.0f / static_cast<float>(channels);
   for (frames_t i = skip; i < frames; ++i) {
     float v = 0;
     for (int c = 0; c < channels; ++c) v += samples[i * channels + c];
-    pending_[static_cast<std::size_t>(device_frame + i - next_) * 2 +
-             static_cast<std::size_t>(side & 1)] += v * scale;
+    out[i] += v * scale;
   }
 }
 
 void CallRecorder::flush_before(frames_t device_frame) {
   if (file_ == nullptr || !started_ || device_frame <= next_) return;
   const auto total = static_cast<std::size_t>(device_frame - next_);
-  const std::size_t rendered = std::min(total, pending_.size() / 2);
-  std::vector<float> out(pending_.begin(),
-                         pending_.begin() + static_cast<std::ptrdiff_t>(rendered * 2));
-  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(rendered * 2));
-  // What no side rendered (silence, a call on hold) is final as well: zeros, a second at a time.
-  out.resize(std::max(out.size(), std::min<std::size_t>(total, 48000) * 2), 0.0f);
+  const std::size_t rendered = std::min(total, side_[0].size() - head_);
+  // What no side rendered (silence, a call on hold) is final as well: zeros.
   for (std::size_t done = 0; done < total;) {
-    const std::size_t n = std::min(total - done, out.size() / 2);
-    sf_writef_float(file_, out.data(), static_cast<sf_count_t>(n));
-    if (done == 0) std::fill(out.begin(), out.end(), 0.0f);
+    const bool silence = done >= rendered;
+    const std::size_t n =
+        std::min((silence ? total : rendered) - done, kWriteFrames - out_.size() / 2);
+    convert(n, silence);
+    if (!silence) head_ += n;
     done += n;
+    drain(false);
+  }
+  // Written frames leave the buffers' front once they are half of them (amortised O(1) a frame);
+  // both sides always have the same size.
+  if (head_ == side_[0].size()) {
+    for (auto& v : side_) v.clear();
+    head_ = 0;
+  } else if (head_ >= side_[0].size() / 2) {
+    for (auto& v : side_) v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
   }
   next_ = device_frame;
   written_ += total;
 }
 
+void CallRecorder::convert(std::size_t frames, bool silence) {
+  const std::size_t at = out_.size();
+  out_.resize(at + frames * 2);
+  std::int16_t* o = out_.data() + at;
+  if (silence) return;  // resize() wrote zeros
+  // s16 = round(x * 32768), clipped, as the file backend writes: a G.711 side recorded at its
+  // own rate holds its decoded samples exactly (libsndfile's float conversion scales by 32767).
+  quantise_s16_interleave(side_[0].data() + head_, side_[1].data() + head_, o, frames);
+}
+
+void CallRecorder::drain(bool all) {
+  if (out_.empty() || (!all && out_.size() < kWriteFrames * 2)) return;
+  sf_writef_short(file_, out_.data(), static_cast<sf_count_t>(out_.size() / 2));
+  out_.clear();
+}
+
 void CallRecorder::close() {
   if (file_ == nullptr) return;
-  flush_before(next_ + static_cast<frames_t>(pending_.size() / 2));
+  flush_before(next_ + static_cast<frames_t>(side_[0].size() - head_));
+  drain(true);
   sf_close(file_);
   file_ = nullptr;
 }

@@ -10,7 +10,7 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <vector>
 #include <string>
 
 #include "rtp/units.hpp"
@@ -21,7 +21,8 @@ namespace rtpnode {
 
 class CallRecorder {
  public:
-  /// Creates `path` (16-bit PCM WAV, 2 channels, `rate` Hz). Throws std::runtime_error naming
+  /// Creates `path` (16-bit PCM WAV, 2 channels, `rate` Hz; samples written as round(x * 32768),
+  /// clipped, as node/file_backend.hpp does). Throws std::runtime_error naming
   /// the path and libsndfile's reason.
   CallRecorder(const std::string& path, int rate);
   ~CallRecorder();
@@ -32,7 +33,8 @@ class CallRecorder {
   /// `device_frame` on, for side 0 (left) or 1 (right); added to what that side has there.
   /// Frames before the first add() or already written are dropped (counted).
   void add(int side, frames_t device_frame, const float* samples, frames_t frames, int channels);
-  /// Writes every frame before `device_frame` (final: the device has played it).
+  /// Writes every frame before `device_frame` (final: the device has played it); the file gets
+  /// them in pieces of up to kWriteFrames frames, the rest on close().
   void flush_before(frames_t device_frame);
   /// Writes everything and closes the file. Idempotent.
   void close();
@@ -44,8 +46,21 @@ class CallRecorder {
   std::string path_;
   SNDFILE* file_ = nullptr;
   bool started_ = false;
-  frames_t next_ = 0;          ///< device frame of pending_.front()
-  std::deque<float> pending_;  ///< interleaved stereo from device frame next_ on
+  frames_t next_ = 0;  ///< device frame of side_[*][head_]
+  /// Each side's samples from device frame next_ on, at head_ (planar: add() is a contiguous
+  /// sum the compiler vectorises).
+  std::vector<float> side_[2];
+  std::size_t head_ = 0;  ///< side_[*][0, head_) is written out
+  /// 16-bit stereo frames converted but not yet handed to libsndfile: written in pieces of
+  /// kWriteFrames (one write(2) per piece, not one per flush: 100 recordings flushed every
+  /// render step made 190 k system calls a minute of capture) and on close().
+  static constexpr std::size_t kWriteFrames = 8192;
+  std::vector<std::int16_t> out_;
+  /// Converts `frames` frames of both sides from side_[*][head_] on (or silence with
+  /// `silence`) to 16-bit stereo in out_: s16 = round(x * 32768), clipped.
+  void convert(std::size_t frames, bool silence);
+  /// Hands out_ to libsndfile once it holds kWriteFrames (or anything, with `all`).
+  void drain(bool all);
   std::uint64_t written_ = 0;
   std::uint64_t dropped_ = 0;
 };

@@ -13,6 +13,11 @@ namespace {
 constexpr std::uint16_t kEtherIpv4 = 0x0800;
 constexpr std::uint16_t kEtherIpv6 = 0x86dd;
 constexpr std::uint8_t kProtoUdp = 17;
+constexpr std::uint8_t kProtoTcp = 6;
+
+std::uint32_t be32(const std::uint8_t* p) {
+  return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
+}
 
 std::uint16_t be16(const std::uint8_t* p) {
   return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
@@ -41,6 +46,7 @@ sockaddr_storage v6_address(const std::uint8_t* addr, std::uint16_t port) {
 std::optional<CapturedDatagram> next_datagram(pcap_t* pcap, int link_type, PacketDecoder& decoder,
                                               std::string& error) {
   while (pcap != nullptr) {
+    if (auto ready = decoder.take_ready()) return ready;  // more SIP messages of one segment
     pcap_pkthdr* header = nullptr;
     const u_char* data = nullptr;
     const int rc = pcap_next_ex(pcap, &header, &data);
@@ -155,7 +161,7 @@ std::optional<CapturedDatagram> PacketDecoder::ipv4(std::int64_t time_ns,
     return std::nullopt;
   }
   const std::uint8_t protocol = ip[9];
-  if (protocol != kProtoUdp) {
+  if (protocol != kProtoUdp && protocol != kProtoTcp) {
     ++stats_.not_udp;
     return std::nullopt;
   }
@@ -172,12 +178,14 @@ std::optional<CapturedDatagram> PacketDecoder::ipv4(std::int64_t time_ns,
     if (!whole) return std::nullopt;
     body = *whole;
   }
-  if (body.size() < 8) {
+  if (body.size() < (protocol == kProtoTcp ? 20u : 8u)) {
     ++stats_.malformed;
     return std::nullopt;
   }
-  return udp(time_ns, v4_address(&ip[12], be16(&body[0])), v4_address(&ip[16], be16(&body[2])),
-             body, cut);
+  const auto src = v4_address(&ip[12], be16(&body[0]));
+  const auto dst = v4_address(&ip[16], be16(&body[2]));
+  if (protocol == kProtoTcp) return tcp(time_ns, src, dst, body, cut);
+  return udp(time_ns, src, dst, body, cut);
 }
 
 std::optional<CapturedDatagram> PacketDecoder::ipv6(std::int64_t time_ns,
@@ -215,7 +223,7 @@ std::optional<CapturedDatagram> PacketDecoder::ipv6(std::int64_t time_ns,
         return std::nullopt;
       }
       const std::uint8_t protocol = rest[0];
-      if (protocol != kProtoUdp) {
+      if (protocol != kProtoUdp && protocol != kProtoTcp) {
         ++stats_.not_udp;
         return std::nullopt;
       }
@@ -231,16 +239,18 @@ std::optional<CapturedDatagram> PacketDecoder::ipv6(std::int64_t time_ns,
     }
     break;
   }
-  if (next != kProtoUdp) {
+  if (next != kProtoUdp && next != kProtoTcp) {
     ++stats_.not_udp;
     return std::nullopt;
   }
-  if (rest.size() < 8) {
+  if (rest.size() < (next == kProtoTcp ? 20u : 8u)) {
     ++stats_.malformed;
     return std::nullopt;
   }
-  return udp(time_ns, v6_address(&ip[8], be16(&rest[0])), v6_address(&ip[24], be16(&rest[2])), rest,
-             cut);
+  const auto src = v6_address(&ip[8], be16(&rest[0]));
+  const auto dst = v6_address(&ip[24], be16(&rest[2]));
+  if (next == kProtoTcp) return tcp(time_ns, src, dst, rest, cut);
+  return udp(time_ns, src, dst, rest, cut);
 }
 
 std::optional<CapturedDatagram> PacketDecoder::udp(std::int64_t time_ns, sockaddr_storage src,
@@ -263,6 +273,43 @@ std::optional<CapturedDatagram> PacketDecoder::udp(std::int64_t time_ns, sockadd
   set_port(d.source, be16(&l4[0]));
   set_port(d.destination, be16(&l4[2]));
   d.payload = l4.subspan(8, length - 8);
+  return d;
+}
+
+std::optional<CapturedDatagram> PacketDecoder::tcp(std::int64_t time_ns, sockaddr_storage src,
+                                                   sockaddr_storage dst,
+                                                   std::span<const std::uint8_t> l4, bool cut) {
+  // RFC 793 §3.1: the data offset in 32-bit words, then the flags.
+  const std::size_t header = (l4[12] >> 4) * 4u;
+  if (header < 20 || header > l4.size()) {
+    ++(cut ? stats_.truncated : stats_.malformed);
+    return std::nullopt;
+  }
+  if (cut) {
+    // The snap length cut this segment's data: a hole in the stream, which the reassembly
+    // skips when the segments after it pile up.
+    ++stats_.truncated;
+    return std::nullopt;
+  }
+  const std::uint8_t flags = l4[13];
+  set_port(src, be16(&l4[0]));
+  set_port(dst, be16(&l4[2]));
+  sip_tcp_.on_segment(src, dst, be32(&l4[4]), (flags & 0x02) != 0, (flags & 0x01) != 0,
+                      (flags & 0x04) != 0, l4.subspan(header), ready_);
+  ready_time_ns_ = time_ns;
+  return take_ready();
+}
+
+std::optional<CapturedDatagram> PacketDecoder::take_ready() {
+  if (ready_.empty()) return std::nullopt;
+  current_ = std::move(ready_.front());
+  ready_.pop_front();
+  CapturedDatagram d;
+  d.time_ns = ready_time_ns_;
+  d.source = current_.source;
+  d.destination = current_.destination;
+  d.payload = current_.bytes;
+  d.tcp = true;
   return d;
 }
 

@@ -6,7 +6,8 @@
 // (SLL, SLL2: `tcpdump -i any`), raw IP (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6) and BSD
 // loopback (NULL, LOOP). Network: IPv4 (RFC 791; fragments reassembled, RFC 815's hole rule)
 // and IPv6 (RFC 8200; hop-by-hop, routing and destination options skipped, fragments
-// reassembled). Transport: UDP (RFC 768); anything else is counted and skipped.
+// reassembled). Transport: UDP (RFC 768), and TCP (RFC 793) for the SIP messages it carries
+// (node/sip_tcp.hpp puts the streams back together); anything else is counted and skipped.
 //
 // Bounded whatever the file: at most kMaxReassemblies datagrams in reassembly at once (the
 // oldest is dropped for a new one), each at most 65535 bytes, and a reassembly not complete
@@ -24,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "node/sip_tcp.hpp"
+
 typedef struct pcap pcap_t;
 
 namespace rtpnode {
@@ -33,7 +36,8 @@ struct CapturedDatagram {
   std::int64_t time_ns = 0;        ///< capture time, ns since the Unix epoch (the capturing host's)
   sockaddr_storage source{};       ///< sender's IP address and UDP port
   sockaddr_storage destination{};  ///< receiver's IP address and UDP port
-  std::span<const std::uint8_t> payload;  ///< the UDP payload
+  std::span<const std::uint8_t> payload;  ///< the UDP payload, or a SIP message (tcp)
+  bool tcp = false;  ///< a SIP message cut from a TCP stream (ports are TCP's), not a datagram
 };
 
 /// What a capture held besides UDP datagrams (counts of captured frames unless said).
@@ -41,7 +45,7 @@ struct CaptureStats {
   std::uint64_t frames = 0;             ///< records read from the file
   std::uint64_t udp = 0;                ///< UDP datagrams delivered (reassembled ones once)
   std::uint64_t not_ip = 0;             ///< ARP, LLDP, other EtherTypes or address families
-  std::uint64_t not_udp = 0;            ///< IP carrying TCP, ICMP, SCTP, ...
+  std::uint64_t not_udp = 0;            ///< IP carrying ICMP, SCTP, ... (neither UDP nor TCP)
   std::uint64_t truncated = 0;          ///< cut by the capture's snap length before the UDP end
   std::uint64_t malformed = 0;          ///< bad IP/UDP header lengths or versions
   std::uint64_t fragments = 0;          ///< IPv4/IPv6 fragments taken into reassembly
@@ -70,6 +74,10 @@ class PacketDecoder {
                                          std::size_t wire_length);
   [[nodiscard]] const CaptureStats& stats() const noexcept { return stats_; }
   CaptureStats& stats() noexcept { return stats_; }
+  /// The next SIP message a TCP segment completed beyond the one decode() returned (a segment
+  /// may complete several), or none. Call it until none before decoding the next frame.
+  std::optional<CapturedDatagram> take_ready();
+  [[nodiscard]] const SipTcpStats& tcp_stats() const noexcept { return sip_tcp_.stats(); }
 
  private:
   struct Reassembly {
@@ -88,6 +96,9 @@ class PacketDecoder {
   std::optional<CapturedDatagram> udp(std::int64_t time_ns, sockaddr_storage src,
                                       sockaddr_storage dst, std::span<const std::uint8_t> l4,
                                       bool cut);
+  std::optional<CapturedDatagram> tcp(std::int64_t time_ns, sockaddr_storage src,
+                                      sockaddr_storage dst, std::span<const std::uint8_t> l4,
+                                      bool cut);
   /// Adds a fragment; the complete payload when it was the last missing piece.
   std::optional<std::span<const std::uint8_t>> fragment(std::int64_t time_ns, int family,
                                                         std::span<const std::uint8_t> key,
@@ -99,6 +110,10 @@ class PacketDecoder {
   CaptureStats stats_;
   std::deque<Reassembly> reassemblies_;
   std::vector<std::uint8_t> complete_;  ///< the last reassembled payload (returned span)
+  SipTcpStreams sip_tcp_;
+  std::deque<SipTcpStreams::Message> ready_;  ///< complete SIP messages not returned yet
+  SipTcpStreams::Message current_;            ///< the message last returned (its span)
+  std::int64_t ready_time_ns_ = 0;            ///< capture time of the segment that made them
 };
 
 /// A pcap or pcapng file read record by record through libpcap. Thread: one at a time.
@@ -118,6 +133,7 @@ class CaptureFileReader {
   /// Empty, or why the file ended early ("truncated dump file; ...", libpcap's text).
   [[nodiscard]] const std::string& error() const noexcept { return error_; }
   [[nodiscard]] const CaptureStats& stats() const noexcept { return decoder_.stats(); }
+  [[nodiscard]] const SipTcpStats& tcp_stats() const noexcept { return decoder_.tcp_stats(); }
   [[nodiscard]] int link_type() const noexcept { return link_type_; }
 
  private:
@@ -148,6 +164,7 @@ class LiveCapture {
   std::optional<CapturedDatagram> next();
   [[nodiscard]] const std::string& error() const noexcept { return error_; }
   [[nodiscard]] const CaptureStats& stats() const noexcept { return decoder_.stats(); }
+  [[nodiscard]] const SipTcpStats& tcp_stats() const noexcept { return decoder_.tcp_stats(); }
   /// Packets the kernel dropped for want of buffer (pcap_stats), since the start.
   [[nodiscard]] std::uint64_t kernel_drops() const noexcept;
 

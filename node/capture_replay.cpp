@@ -1,5 +1,7 @@
 #include "node/capture_replay.hpp"
 
+#include "node/loop_clock.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -73,12 +75,75 @@ std::optional<std::pair<std::size_t, bool>> CaptureReplay::route(
   return std::nullopt;
 }
 
+std::size_t CaptureReplay::RouteKeyHash::operator()(const RouteKey& k) const noexcept {
+  // The key's words mixed by multiply-xorshift (splitmix64's finaliser): a few instructions, and
+  // addresses that differ in one byte spread over the table.
+  std::uint64_t a = 0, b = 0;
+  std::memcpy(&a, k.address.data(), 8);
+  std::memcpy(&b, k.address.data() + 8, 8);
+  std::uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull) ^
+                    (static_cast<std::uint64_t>(k.port) << 8 | k.family) * 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 31;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 29;
+  return static_cast<std::size_t>(h);
+}
+
+std::optional<std::pair<std::size_t, bool>> CaptureReplay::route_indexed(
+    const CapturedDatagram& d) {
+  for (; routes_indexed_ < listens_.size(); ++routes_indexed_) {
+    const ListenSpec& l = listens_[routes_indexed_];
+    RouteKey key;
+    in_addr a4{};
+    in6_addr a6{};
+    if (inet_pton(AF_INET, l.address.c_str(), &a4) == 1) {
+      if (a4.s_addr != INADDR_ANY) {
+        key.family = AF_INET;
+        std::memcpy(key.address.data(), &a4, 4);
+      }
+    } else if (inet_pton(AF_INET6, l.address.c_str(), &a6) == 1) {
+      if (!IN6_IS_ADDR_UNSPECIFIED(&a6)) {
+        key.family = AF_INET6;
+        std::memcpy(key.address.data(), &a6, 16);
+      }
+    } else {
+      continue;  // matches nothing (route() agrees)
+    }
+    key.port = l.port;
+    route_index_.emplace(key, std::pair{routes_indexed_, false});  // an earlier listen wins
+    if (!l.raw && l.port != 65535) {
+      key.port = static_cast<std::uint16_t>(l.port + 1);
+      route_index_.emplace(key, std::pair{routes_indexed_, true});
+    }
+  }
+  RouteKey exact;
+  exact.port = port_of(d.destination);
+  if (d.destination.ss_family == AF_INET) {
+    exact.family = AF_INET;
+    std::memcpy(exact.address.data(), &reinterpret_cast<const sockaddr_in&>(d.destination).sin_addr,
+                4);
+  } else if (d.destination.ss_family == AF_INET6) {
+    exact.family = AF_INET6;
+    std::memcpy(exact.address.data(),
+                &reinterpret_cast<const sockaddr_in6&>(d.destination).sin6_addr, 16);
+  }
+  RouteKey wildcard;
+  wildcard.port = exact.port;
+  std::optional<std::pair<std::size_t, bool>> found;
+  if (auto it = route_index_.find(exact); it != route_index_.end()) found = it->second;
+  if (auto it = route_index_.find(wildcard); it != route_index_.end())
+    if (!found || it->second.first < found->first) found = it->second;
+  // The map keeps, per key, the first claim in route()'s order (listen by listen, its RTP port
+  // before its RTCP port); between an exact and a wildcard claim the lower listen wins.
+  return found;
+}
+
 void CaptureReplay::start(DatagramSink sink, std::function<void()> on_end) {
   if (started_) return;
   started_ = true;
   sink_ = std::move(sink);
   on_end_ = std::move(on_end);
-  start_ns_ = static_cast<mono_ns_t>(uv_hrtime());
+  start_ns_ = node_now_ns();
   if (live_) {
     uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* p, int, int) {
       static_cast<CaptureReplay*>(p->data)->on_readable();
@@ -107,7 +172,7 @@ bool CaptureReplay::read_next() {
 }
 
 void CaptureReplay::pump() {
-  const auto now = static_cast<mono_ns_t>(uv_hrtime());
+  const mono_ns_t now = node_now_ns();
   for (;;) {
     if (!have_pending_) {
       have_pending_ = read_next();
@@ -124,6 +189,7 @@ void CaptureReplay::pump() {
     }
     const mono_ns_t due = start_ns_ + static_cast<mono_ns_t>(pending_.time_ns - t0_);
     if (due > now) {
+      if (driven_) return;  // the offline render calls advance() at next_due()
       // Wake at the millisecond the next datagram is due (libuv timers have 1 ms resolution;
       // the arrival time handed on is `due` itself, not the wake-up).
       const auto wait_ms = static_cast<std::uint64_t>((due - now + 999'999) / 1'000'000);
@@ -134,6 +200,15 @@ void CaptureReplay::pump() {
     have_pending_ = false;
     handle(pending_, due);
   }
+}
+
+std::optional<mono_ns_t> CaptureReplay::next_due() const noexcept {
+  if (!started_ || live_ || stats_.ended || !have_pending_) return std::nullopt;
+  return start_ns_ + static_cast<mono_ns_t>(pending_.time_ns - t0_);
+}
+
+void CaptureReplay::advance() {
+  if (started_ && !live_ && !stats_.ended) pump();
 }
 
 mono_ns_t CaptureReplay::arrival_of(std::int64_t capture_ns) const noexcept {
@@ -147,8 +222,16 @@ std::int64_t CaptureReplay::capture_time_ns(mono_ns_t arrival) const noexcept {
 }
 
 void CaptureReplay::handle(const CapturedDatagram& d, mono_ns_t arrival) {
+  if (d.tcp) {  // a SIP message from a TCP stream: for discovery only, never media
+    if (discovery_) {
+      auto found = discovery_->on_datagram(d, true);
+      for (const MediaEndpoint& e : found.new_endpoints) add_endpoint(e);
+      if (found.sip) ++stats_.sip;
+    }
+    return;
+  }
   if (discovery_) {
-    auto found = discovery_->on_datagram(d, route(listens_, d).has_value());
+    auto found = discovery_->on_datagram(d, route_indexed(d).has_value());
     for (const MediaEndpoint& e : found.new_endpoints) add_endpoint(e);
     if (found.sip) {
       ++stats_.sip;
@@ -189,7 +272,7 @@ void CaptureReplay::on_readable() {
 }
 
 void CaptureReplay::deliver(const CapturedDatagram& d, mono_ns_t arrival) {
-  const auto where = route(listens_, d);
+  const auto where = route_indexed(d);
   if (!where) {
     ++stats_.not_listened;
     return;

@@ -22,7 +22,9 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
+#include <unordered_map>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -74,9 +76,22 @@ class CaptureReplay {
   /// last one (or when the file ends early: error() says why). Idempotent.
   void start(DatagramSink sink, std::function<void()> on_end);
   [[nodiscard]] bool started() const noexcept { return started_; }
+  /// Offline rendering (a file, not --capture): call before start(). The replay then never arms
+  /// its timer; the caller sets the loop clock (loop_clock.hpp) to next_due() and calls
+  /// advance(), which hands on every datagram due by then.
+  void set_driven() noexcept { driven_ = true; }
+  /// The arrival time (loop clock, ns) of the next datagram; none before start() and after the
+  /// end.
+  [[nodiscard]] std::optional<mono_ns_t> next_due() const noexcept;
+  /// Hands on every datagram due at the loop clock's now (and calls on_end at the file's end).
+  void advance();
   [[nodiscard]] const CaptureReplayStats& stats() const noexcept { return stats_; }
   [[nodiscard]] const CaptureStats& capture_stats() const noexcept {
     return live_ ? live_->stats() : reader_->stats();
+  }
+  /// SIP over TCP: segments, messages, holes skipped.
+  [[nodiscard]] const SipTcpStats& tcp_stats() const noexcept {
+    return live_ ? live_->tcp_stats() : reader_->tcp_stats();
   }
   [[nodiscard]] const std::string& error() const noexcept {
     return live_ ? live_->error() : reader_->error();
@@ -100,7 +115,27 @@ class CaptureReplay {
   [[nodiscard]] static std::optional<std::pair<std::size_t, bool>> route(
       const std::vector<ListenSpec>& listens, const CapturedDatagram& d);
 
+  /// route() for this replay's listens through an index (hash lookups instead of parsing every
+  /// listen address per datagram: a capture of 100 calls has 200 listens, and the linear scan
+  /// cost more than everything else an offline render does). The listens only grow (discovery
+  /// appends); the index catches up with what was appended. Same answer as route(): the first
+  /// listen, in order, that takes the datagram.
+  /// Thread: loop.
+  [[nodiscard]] std::optional<std::pair<std::size_t, bool>> route_indexed(
+      const CapturedDatagram& d);
+
  private:
+  struct RouteKey {
+    std::uint8_t family = 0;  ///< AF_INET, AF_INET6, or 0 for a wildcard address (any family)
+    std::array<std::uint8_t, 16> address{};
+    std::uint16_t port = 0;
+    bool operator==(const RouteKey&) const = default;
+  };
+  struct RouteKeyHash {
+    std::size_t operator()(const RouteKey& k) const noexcept;
+  };
+  std::unordered_map<RouteKey, std::pair<std::size_t, bool>, RouteKeyHash> route_index_;
+  std::size_t routes_indexed_ = 0;  ///< listens_[0, routes_indexed_) are in route_index_
   /// What both public constructors do, given the file or the live capture.
   CaptureReplay(uv_loop_t* loop, std::unique_ptr<CaptureFileReader> reader,
                 std::unique_ptr<LiveCapture> live, std::vector<ListenSpec>& listens, bool discover,
@@ -131,6 +166,7 @@ class CaptureReplay {
   DatagramSink sink_;
   std::function<void()> on_end_;
   bool started_ = false;
+  bool driven_ = false;  ///< set_driven(): no timer; advance() at next_due()
   mono_ns_t start_ns_ = 0;
   bool have_t0_ = false;
   std::int64_t t0_ = 0;

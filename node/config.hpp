@@ -229,6 +229,15 @@ struct NodeConfig {
   /// left, the callee's right. rtpnode stops once the capture is replayed and the sources have
   /// played out. No RTCP is sent. "" = live sockets.
   std::string pcap;
+  /// --real-time: with --pcap and --output, replay at the capture's own pace (as to a device)
+  /// instead of as fast as the CPU allows. Default off: a capture rendered to a file is rendered
+  /// offline, on a virtual clock (Node::run_offline).
+  bool real_time = false;
+  /// True when the node renders offline: --pcap into --output without --real-time. The loop then
+  /// runs on a virtual clock driven by the capture's times and the file's blocks. Any thread; pure.
+  [[nodiscard]] bool offline() const noexcept {
+    return !pcap.empty() && !output.empty() && !real_time;
+  }
   /// --report FILE: at exit, a JSON report per call (and per stream outside calls): Call-ID,
   /// From/To, times, digits; per direction packets, loss, late, duplicates, jitter (max, mean),
   /// the longest gap, and an E-model R and MOS (node/e_model.hpp). "" = none.

@@ -10,6 +10,8 @@ CodecImpairment codec_impairment(const PayloadFormat& f) {
     case Codec::pcmu:
     case Codec::pcma:
       return {0.0, 25.1, "G.113 App. I: G.711 with PLC"};
+    case Codec::g729:
+      return {11.0, 19.0, "G.113 App. I: G.729A with VAD"};
     default:
       return {0.0, 25.1, "assumed as G.711 with PLC (no narrowband G.113 entry)"};
   }

@@ -21,8 +21,9 @@ struct CodecImpairment {
   double bpl = 25.1;   ///< packet-loss robustness factor (with PLC)
   std::string source;  ///< where the values come from ("G.113 App. I: G.711 with PLC", ...)
 };
-/// The impairment of `f`'s codec. G.711 (A/µ-law) with PLC: Ie 0, Bpl 25.1. G.722, L16 and Opus
-/// have no narrowband G.113 entry: taken as G.711's (the narrowband scale cannot credit their
+/// The impairment of `f`'s codec. G.711 (A/µ-law) with PLC: Ie 0, Bpl 25.1. G.729 (bcg729 is
+/// G.729A; Annex B VAD): Ie 11, Bpl 19.0 (G.113 Appendix I, Tables I.1 and I.3). G.722, L16 and
+/// Opus have no narrowband G.113 entry: taken as G.711's (the narrowband scale cannot credit their
 /// bandwidth), source says "assumed". Any thread; pure.
 CodecImpairment codec_impairment(const PayloadFormat& f);
 

@@ -1,5 +1,7 @@
 #include "node/file_backend.hpp"
 
+#include "node/quantise.hpp"
+
 #include <sndfile.h>
 #include <time.h>
 
@@ -28,13 +30,6 @@ std::string lower_extension(const std::string& path) {
   return ext;
 }
 
-/// Rounds x * scale to the nearest integer within [-scale, scale - 1].
-template <typename Int>
-Int quantise(float x, double scale) noexcept {
-  const double v = std::nearbyint(static_cast<double>(x) * scale);
-  return static_cast<Int>(std::clamp(v, -scale, scale - 1.0));
-}
-
 }  // namespace
 
 FileBackend::Options FileBackend::options_from(const NodeConfig& cfg) {
@@ -44,6 +39,7 @@ FileBackend::Options FileBackend::options_from(const NodeConfig& cfg) {
   if (cfg.rate > 0) o.rate = cfg.rate;
   o.channels = cfg.channels;
   if (cfg.period > 0) o.period = cfg.period;
+  if (cfg.offline()) o.pacing = Pacing::driven;
   return o;
 }
 
@@ -111,8 +107,7 @@ bool FileBackend::write_block(std::uint64_t index, bool xrun) {
   process_block(*mixer_, times_, block_.data(), o_.period, t);
   sf_count_t written = 0;
   if (!s16_.empty()) {
-    for (std::size_t i = 0; i < block_.size(); ++i)
-      s16_[i] = quantise<std::int16_t>(block_[i], 32768.0);
+    quantise_s16(block_.data(), s16_.data(), block_.size());
     written = sf_writef_short(file_, s16_.data(), o_.period);
   } else if (!s32_.empty()) {
     // libsndfile writes int as the top 24 bits: the 24-bit value shifted left by 8 is exact.

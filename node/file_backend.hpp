@@ -52,7 +52,8 @@ class FileBackend final : public AudioBackend {
   /// reason: unknown extension, format not valid for the container, bad rate/channels/period,
   /// or libsndfile's error (directory missing, no permission).
   explicit FileBackend(Options o);
-  /// Options from --output, --output-format, --rate, --channels and --period (real-time pacing).
+  /// Options from --output, --output-format, --rate, --channels and --period: real-time pacing,
+  /// driven for an offline render (NodeConfig::offline: --pcap without --real-time).
   static Options options_from(const NodeConfig& cfg);
   ~FileBackend() override;
   FileBackend(const FileBackend&) = delete;

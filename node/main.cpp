@@ -187,7 +187,7 @@ Loaded load(int argc, char** argv, bool startup) {
   app.add_option(
          "--payload", payloads,
          "Map a payload type: PT=CODEC/CLOCK_RATE[/CHANNELS][/ts=RTP_CLOCK], e.g. 96=opus/48000/2 "
-         "(codecs: pcmu pcma g722 l16 l24 opus; static PTs 0 8 9 10 11 are preset)")
+         "(codecs: pcmu pcma g722 g729 l16 l24 opus; static PTs 0 8 9 18 are preset)")
       ->type_name("PT=FMT")
       ->allow_extra_args(false);
   app.add_option("--sdp", flags.sdps,
@@ -314,7 +314,8 @@ Loaded load(int argc, char** argv, bool startup) {
   app.add_option(
          "--output", cfg.output,
          "Render the mix to FILE.wav, .rf64 or .flac instead of a device, paced in real time "
-         "(--rate default 48000, --period default 256)")
+         "(--rate default 48000, --period default 256); a --pcap replay into it runs as fast as "
+         "the CPU allows")
       ->type_name("FILE");
   app.add_option(
          "--pcap", cfg.pcap,
@@ -322,6 +323,9 @@ Loaded load(int argc, char** argv, bool startup) {
          "the datagrams to the --listen ports, or without --listen the calls found by "
          "SIP/SDP or RTP heuristics (caller left, callee right); stops at its end")
       ->type_name("FILE");
+  app.add_flag("--real-time", cfg.real_time,
+               "With --pcap and --output: replay at the capture's pace instead of as fast as the "
+               "CPU allows (the default into a file)");
   app.add_option("--capture", cfg.capture,
                  "Tap this interface live (needs CAP_NET_RAW) instead of receiving: the datagrams "
                  "to the --listen ports, or without --listen the calls found (as --pcap)")

@@ -8,13 +8,23 @@
 
 #include "node/atomic_file.hpp"
 #include "node/control_api.hpp"
+#include "node/file_backend.hpp"
 #include "node/net_address.hpp"
 #include "node/rt_scheduling.hpp"
 
 namespace rtpnode {
 
+namespace {
+/// The offline render's virtual clock (0: none). Loop thread only.
+mono_ns_t g_virtual_now = 0;
+}  // namespace
+
 mono_ns_t node_now_ns() {
-  return static_cast<mono_ns_t>(uv_hrtime());
+  return g_virtual_now != 0 ? g_virtual_now : static_cast<mono_ns_t>(uv_hrtime());
+}
+
+void set_node_virtual_now(mono_ns_t t) {
+  g_virtual_now = t;
 }
 
 namespace {
@@ -451,7 +461,9 @@ void Node::render_arrivals() {
   // While packets come on time the deadline timer never fires (it is armed again after each
   // arrival): the device clock is read here too, at most every kClockReadEveryNs, so that its
   // fit keeps getting readings (and the absolute timeline follows it).
-  if (now - last_clock_read_ >= kClockReadEveryNs && !suspended_) {
+  // Offline, the file's stream time moves in whole blocks: the clock is read at each block
+  // start only (run_offline's tick), where that time and the loop clock agree exactly.
+  if (now - last_clock_read_ >= kClockReadEveryNs && !suspended_ && !offline_) {
     read_device_clock(mixer_->position(), now);
     if (!clock_.valid()) return;
     if (cfg_.sync_absolute) follow_wall_clock(now);
@@ -466,6 +478,7 @@ void Node::render_arrivals() {
 }
 
 void Node::schedule_render(mono_ns_t now) {
+  if (offline_) return;  // run_offline renders at every block
   // Event-driven (issue #18): sleep until the earliest source must render again (nothing in
   // its jitter buffer becomes due before: Source::next_render_ns), no longer than
   // kMaxRenderSleepMs (device health, events, expiry), at the device cadence while the
@@ -490,6 +503,7 @@ void Node::schedule_render(mono_ns_t now) {
 void Node::set_render_cadence(bool idle) {
   idle_ = idle;
   render_due_ = 0;  // the idle gap is not the loop's lateness
+  if (offline_) return;
   std::uint64_t idle_every = kIdleTickMs;
   if (service_.watchdog_enabled())  // the watchdog is pinged every third of its interval
     idle_every = std::min<std::uint64_t>(
@@ -632,15 +646,18 @@ void Node::on_capture_end() {
   // (which may come after the drain below).
   close_finished_recordings(now_ns());
   const CaptureStats& c = replay_->capture_stats();
+  const SipTcpStats& t = replay_->tcp_stats();
   const CaptureReplayStats& r = replay_->stats();
   const double seconds =
       static_cast<double>(replay_->last_time_ns() - replay_->first_time_ns()) / 1e9;
   std::cerr << "rtpnode: " << cfg_.pcap << ": replayed " << seconds << " s of capture, "
             << r.delivered << " datagrams played of " << c.udp << " UDP in " << c.frames
             << " records (SIP " << r.sip << ", to no --listen port or call " << r.not_listened
-            << ", not IP " << c.not_ip << ", not UDP " << c.not_udp << ", cut by the snap length "
-            << c.truncated << ", malformed " << c.malformed << ", fragments reassembled "
-            << c.reassembled << ", fragments dropped " << c.fragments_dropped << ")"
+            << ", not IP " << c.not_ip << ", neither UDP nor TCP " << c.not_udp << ", SIP over TCP "
+            << t.messages << " of " << t.segments << " TCP segments (holes " << t.gaps
+            << "), cut by the snap length " << c.truncated << ", malformed " << c.malformed
+            << ", fragments reassembled " << c.reassembled << ", fragments dropped "
+            << c.fragments_dropped << ")"
             << (replay_->error().empty() ? "" : "; the file ended early: " + replay_->error())
             << "\n";
   event("capture_ended",
@@ -650,6 +667,7 @@ void Node::on_capture_end() {
          {"datagrams_not_listened", r.not_listened},
          {"records", c.frames},
          {"sip_messages", r.sip},
+         {"sip_over_tcp", t.messages},
          {"calls", replay_->discovery() ? replay_->discovery()->calls().size() : 0},
          {"truncated", c.truncated},
          {"malformed", c.malformed},
@@ -661,6 +679,10 @@ void Node::on_capture_end() {
       (delay.count() + frames_to_ns(lead_frames_, static_cast<std::int64_t>(clock_.rate()))) /
           1'000'000 +
       200);
+  if (offline_) {
+    offline_stop_at_ = now_ns() + static_cast<mono_ns_t>(drain_ms) * 1'000'000;
+    return;
+  }
   uv_timer_init(&loop_, &capture_end_timer_);
   capture_end_timer_.data = this;
   uv_timer_start(
@@ -669,10 +691,92 @@ void Node::on_capture_end() {
 
 void Node::stop() {
   service_.stopping();
+  stop_requested_ = true;
   uv_stop(&loop_);
 }
 
+void Node::install_signals() {
+  for (auto* sig : {&sigint_, &sigterm_}) {
+    uv_signal_init(&loop_, sig);
+    sig->data = this;
+  }
+  auto on_signal = [](uv_signal_t* s, int) { static_cast<Node*>(s->data)->stop(); };
+  uv_signal_start(&sigint_, on_signal, SIGINT);
+  uv_signal_start(&sigterm_, on_signal, SIGTERM);
+}
+
+int Node::finish() {
+  const bool lost = !device_.up();
+  if (!backend_->shutdown(std::chrono::milliseconds(1500), lost)) device_abandoned_ = true;
+  if (device_abandoned_)
+    std::cerr
+        << "rtpnode: the audio device did not stop within 1.5 s; leaving it to the process exit\n";
+  report(true);
+  for (auto& [call, rec] : recorders_) close_recording(call, *rec);
+  if (!cfg_.report.empty()) write_report();
+  return device_abandoned_ || (lost && !cfg_.device_retry) ? kExitDeviceLost : 0;
+}
+
+int Node::run_offline() {
+  auto* file = dynamic_cast<FileBackend*>(backend_.get());
+  if (file == nullptr || !replay_) throw std::logic_error("run_offline: --pcap into --output only");
+  offline_ = true;
+  replay_->set_driven();
+  // The virtual clock starts at the real one (times in events and stats stay plausible) and
+  // then moves only with the render: block k of the output starts at start + k * period / rate.
+  const mono_ns_t start = static_cast<mono_ns_t>(uv_hrtime());
+  set_node_virtual_now(start);
+  backend_->start();
+  started_ns_ = start;
+  events_.set_start(started_ns_);
+  std::cerr << "rtpnode: rendering offline into " << backend_->describe() << ", latency "
+            << cfg_.describe_latency() << "; " << input_text() << " as fast as the CPU allows";
+  for (const auto& l : cfg_.listens) std::cerr << " " << l.describe();
+  if (cfg_.listens.empty()) std::cerr << " (the calls it holds: SIP/SDP, else RTP heuristics)";
+  std::cerr << "\n";
+  install_signals();
+  idle_ = false;
+  const double block_ns = 1e9 * backend_->period() / backend_->sample_rate();
+  const mono_ns_t stats_every = cfg_.stats_interval.count();
+  mono_ns_t next_stats = start + stats_every;
+  const mono_ns_t stop_at =
+      cfg_.duration ? start + static_cast<mono_ns_t>(cfg_.duration->count()) : 0;
+  for (std::uint64_t block = 0; !stop_requested_; ++block) {
+    const auto block_start =
+        start + static_cast<mono_ns_t>(std::llround(static_cast<double>(block) * block_ns));
+    // Every datagram captured before this block starts arrives first, at its own capture time
+    // (that is what the jitter buffers see); the sources that got one decode it then, as
+    // render_arrivals does after a poll of the live loop.
+    for (auto due = replay_->next_due(); due && *due < block_start; due = replay_->next_due()) {
+      set_node_virtual_now(std::max(*due, node_now_ns()));
+      replay_->advance();
+      render_arrivals();
+    }
+    set_node_virtual_now(std::max(block_start, node_now_ns()));
+    if ((offline_stop_at_ != 0 && block_start >= offline_stop_at_) ||
+        (stop_at != 0 && block_start >= stop_at))
+      break;
+    // The loop's tick before the device takes block `block`: it renders every source a render
+    // lead ahead, so the block is in the rings when the mixer pulls it (on this thread, next).
+    render_tick();
+    if (!file->render(1)) {
+      std::cerr << "rtpnode: writing " << cfg_.output << " failed; the render stops here\n";
+      break;
+    }
+    if (stats_every > 0 && block_start >= next_stats) {
+      report(false);
+      next_stats += stats_every;
+    }
+    // Signals (SIGINT stops the render) and the HTTP endpoint, between blocks.
+    if (block % 64 == 0) uv_run(&loop_, UV_RUN_NOWAIT);
+  }
+  const int rc = finish();
+  set_node_virtual_now(0);
+  return rc;
+}
+
 int Node::run() {
+  if (cfg_.offline()) return run_offline();
   for (const std::string& w : enter_realtime(cfg_.rt_priority))
     std::cerr << "rtpnode: warning: " << w << "\n";
   backend_->start();
@@ -731,13 +835,7 @@ int Node::run() {
     std::cerr << "rtpnode: HTTP on " << cfg_.http->address << " port " << http_->port()
               << (cfg_.http_allow_remote ? "" : " (local clients only)")
               << ": /metrics /stats /sources\n";
-  for (auto* sig : {&sigint_, &sigterm_}) {
-    uv_signal_init(&loop_, sig);
-    sig->data = this;
-  }
-  auto on_signal = [](uv_signal_t* s, int) { static_cast<Node*>(s->data)->stop(); };
-  uv_signal_start(&sigint_, on_signal, SIGINT);
-  uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  install_signals();
   if (reloader_) {
     uv_signal_init(&loop_, &sighup_);
     sighup_.data = this;
@@ -746,15 +844,7 @@ int Node::run() {
   }
 
   uv_run(&loop_, UV_RUN_DEFAULT);
-  const bool lost = !device_.up();
-  if (!backend_->shutdown(std::chrono::milliseconds(1500), lost)) device_abandoned_ = true;
-  if (device_abandoned_)
-    std::cerr
-        << "rtpnode: the audio device did not stop within 1.5 s; leaving it to the process exit\n";
-  report(true);
-  for (auto& [call, rec] : recorders_) close_recording(call, *rec);
-  if (!cfg_.report.empty()) write_report();
-  return device_abandoned_ || (lost && !cfg_.device_retry) ? kExitDeviceLost : 0;
+  return finish();
 }
 
 }  // namespace rtpnode

@@ -28,6 +28,7 @@
 #include "node/device_monitor.hpp"
 #include "node/event_watcher.hpp"
 #include "node/http_server.hpp"
+#include "node/loop_clock.hpp"
 #include "node/mdns_advertiser.hpp"
 #include "node/mixer.hpp"
 #include "node/sap_directory.hpp"
@@ -42,9 +43,6 @@
 #include "rtp/rtp_header.hpp"
 
 namespace rtpnode {
-
-/// Thread: loop. The monotonic clock every part of the node reads (uv_hrtime, CLOCK_MONOTONIC), ns.
-mono_ns_t node_now_ns();
 
 class Node {
  public:
@@ -133,6 +131,20 @@ class Node {
   void send_receiver_reports();
   void schedule_receiver_reports();
   void stop();
+  /// SIGINT and SIGTERM stop the node (stop()).
+  void install_signals();
+  /// After the loop: stops the device, writes the final stats, closes recordings, writes
+  /// --report. Returns run()'s exit code.
+  int finish();
+  /// run() for an offline render (NodeConfig::offline: --pcap into --output): no timers and no
+  /// real-time pacing. The loop clock (loop_clock.hpp) is virtual: each datagram arrives at its
+  /// capture time, then, block by block, the loop's tick renders the sources ahead and the file
+  /// backend mixes and writes the block on this thread. Stops when the capture has played out,
+  /// at --duration of rendered time, on SIGINT/SIGTERM, or when the file cannot be written.
+  int run_offline();
+  bool offline_ = false;           ///< run_offline() is running
+  bool stop_requested_ = false;    ///< stop() was called
+  mono_ns_t offline_stop_at_ = 0;  ///< offline: the capture ended; stop at this loop time
   /// The render timer: every render_every_ms_ while sources play (or the device is not yet
   /// running), every kIdleTickMs with none (issue #15: an idle node sleeps; a datagram that
   /// makes a source switches back at once).

@@ -242,6 +242,12 @@ std::string NodeConfig::validate() const {
   if (!record.empty() && ((pcap.empty() && capture.empty()) || !listens.empty()))
     return "--record DIR writes the calls that --pcap or --capture finds: give --pcap FILE or "
            "--capture IFACE without --listen";
+  if (real_time && (pcap.empty() || output.empty()))
+    return "--real-time paces a --pcap replay into an --output file as a device would: give both "
+           "(a replay to a device is always in real time)";
+  if (offline() && sync_absolute)
+    return "--sync absolute plays on this machine's wall clock, which an offline render of --pcap "
+           "into --output does not follow: add --real-time";
   if (!output.empty()) {
     const auto dot = output.rfind('.');
     std::string ext = dot == std::string::npos ? "" : output.substr(dot + 1);

@@ -226,6 +226,8 @@ void Node::write_report() {
                       {"records", c.frames},
                       {"udp", c.udp},
                       {"sip_messages", replay_->stats().sip},
+                      {"sip_over_tcp", replay_->tcp_stats().messages},
+                      {"tcp_holes", replay_->tcp_stats().gaps},
                       {"truncated", c.truncated},
                       {"malformed", c.malformed},
                       {"error", replay_->error()}};

@@ -216,6 +216,16 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
   if (last_arrival_ != 0 && arrival > last_arrival_)
     max_gap_ns_ = std::max(max_gap_ns_, arrival - last_arrival_);
   last_arrival_ = arrival;
+  // The RFC 3550 jitter after each packet but the first (duplicates too), its maximum and mean
+  // over the differences: as Wireshark's RTP stream analysis reports them.
+  const double transit = static_cast<double>(arrival) -
+                         static_cast<double>(ts) * 1e9 / static_cast<double>(p_.format.clock_rate);
+  if (jitter_packets_++ > 0) {
+    report_jitter_ns_ += (std::fabs(transit - last_transit_ns_) - report_jitter_ns_) / 16.0;
+    jitter_max_ns_ = std::max(jitter_max_ns_, report_jitter_ns_);
+    jitter_sum_ns_ += report_jitter_ns_;
+  }
+  last_transit_ns_ = transit;
   if (!rx_.started() || awaiting_anchor_) {
     // The first packet (or the first after a flush) anchors the ring; synchronised, on the NTP
     // timeline. A ring that has not played yet is simply replaced.
@@ -249,13 +259,6 @@ void Source::insert(ext_seq_t seq, ext_ts_t ts, bool marker, std::span<const std
     playout_.set_margin_packets(playout_.config().margin_packets + 1);
   }
   playout_.on_packet(ts, arrival, jb_.ptime_ticks());
-  // The RFC 3550 jitter after each packet but the first: its maximum and mean (as Wireshark's
-  // RTP stream analysis reports them, over the differences).
-  if (jitter_packets_++ > 0) {
-    const double j = static_cast<double>(playout_.estimator().jitter_ns());
-    jitter_max_ns_ = std::max(jitter_max_ns_, j);
-    jitter_sum_ns_ += j;
-  }
 }
 
 void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock& clock) {
@@ -267,9 +270,10 @@ void Source::on_rtp(const RtpHeaderView& h, mono_ns_t arrival, const DeviceClock
   if (h.payload_type == kComfortNoisePayloadType && p_.payload_type != kComfortNoisePayloadType) {
     // RFC 3389: the first payload octet is the noise level in -dBov. The silence it describes
     // lasts until the next packet: it plays as a gap, filled with noise at that level.
+    // The level is kept with the packet and applies once the audio before it has played.
     ++stats_.packets_comfort_noise;
-    if (!h.payload.empty()) concealer_.set_comfort_noise(h.payload[0]);
-    insert(seq, ts, h.marker, {}, arrival, clock, true);
+    insert(seq, ts, h.marker, h.payload.first(std::min<std::size_t>(1, h.payload.size())), arrival,
+           clock, true);
     return;
   }
   if (h.payload_type != p_.payload_type) {
@@ -521,6 +525,8 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     if (a.kind == Kind::wait) return;
     if (a.kind == Kind::decode) {
       if (a.packet->comfort_noise) {
+        const auto level = a.packet->payload();
+        if (!level.empty()) concealer_.set_comfort_noise(level[0]);
         jb_.played(a, 0);  // the span up to the next packet is a gap
         continue;
       }
@@ -594,9 +600,8 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
           std::min(ns_to_frames(playout_.adjust_gap(span_ns, delay, ptime), p_.format.audio_rate),
                    max_chunk);
       if (out > 0) {
-        if (p_.format.codec == Codec::opus) {
-          decoder_->conceal(static_cast<int>(out),
-                            decode_buf_);  // Opus DTX: the decoder's own fill
+        if (decoder_->fill_silence(static_cast<int>(out), decode_buf_) == out) {
+          // The codec's own DTX fill: Opus, G.729 Annex B comfort noise after a SID.
         } else if (concealer_.has_comfort_noise()) {
           concealer_.comfort_noise(decode_buf_.data(), out);
         } else {
@@ -619,6 +624,16 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
             frames) {
       ++stats_.fec_recovered;
       concealer_.decoded(decode_buf_.data(), frames);
+    } else if (decoder_->in_dtx() &&
+               decoder_->fill_silence(static_cast<int>(frames), decode_buf_) == frames) {
+      // The sender said it went silent (G.729 Annex B SID): what is missing is most likely
+      // not sent, and the codec's comfort noise fills it (for as long as it lasts), as the
+      // decoder of an erased frame after a SID does (G.729 Annex B.27).
+      stats_.frames_gap += static_cast<std::uint64_t>(frames);
+    } else if (concealer_.has_comfort_noise()) {
+      // RFC 3389: a comfort-noise packet announced the silence; its noise fills it.
+      concealer_.comfort_noise(decode_buf_.data(), frames);
+      stats_.frames_gap += static_cast<std::uint64_t>(frames);
     } else if (concealer_.exhausted()) {
       concealer_.silence(decode_buf_.data(), frames);
     } else {

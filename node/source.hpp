@@ -439,8 +439,12 @@ class Source {
   double mismatch_advanced_ = 0;
   int len_run_ = 0;
   Tap tap_;
-  mono_ns_t max_gap_ns_ = 0;          ///< longest time between two packets' arrivals
+  mono_ns_t max_gap_ns_ = 0;  ///< longest time between two packets' arrivals
+  // Wireshark's RTP stream analysis figures: RFC 3550 A.8 jitter over every packet in arrival
+  // order, duplicates included (tshark -z rtp,streams counts them in), its maximum and mean.
   std::uint64_t jitter_packets_ = 0;  ///< packets that updated the jitter
+  double report_jitter_ns_ = 0;
+  double last_transit_ns_ = 0;
   double jitter_max_ns_ = 0;
   double jitter_sum_ns_ = 0;
   double arrival_to_dac_ns_ = 0;

@@ -1,5 +1,7 @@
 // Audio payload decoders and encoders: G.711 µ-law/A-law (ITU-T G.711, via spandsp, with
 // spandsp's G.711 Appendix I style PLC), G.722 at 64 kbit/s (ITU-T G.722, via spandsp),
+// G.729/G.729A with Annex B (RFC 3551 §4.5.6, via bcg729, with its concealment and comfort noise),
+// AMR-NB (RFC 4867, both packings, via opencore-amrnb, with its concealment and comfort noise),
 // L16 (RFC 3551 §4.5.11: big-endian signed 16-bit), L24 (RFC 3190 §4: big-endian signed 24-bit),
 // headerless s16le PCM, and Opus (RFC 6716, RFC 7587, via libopus, with its PLC).
 //
@@ -37,6 +39,20 @@ class Decoder {
   /// frames * channels samples). Returns the frames written (== frames). The default writes
   /// silence; codecs with a PLC extrapolate from the last decoded audio.
   virtual int conceal(int frames, std::span<float> out) noexcept;
+
+  /// Fills `frames` frames of a sender's silence: a timestamp gap without loss, where the sender
+  /// sent nothing (discontinuous transmission). Codecs with a DTX mode fill it their way (Opus,
+  /// RFC 7587 §3.3; G.729 Annex B comfort noise after a SID frame) and return `frames`; the
+  /// default returns -1 and the caller plays RFC 3389 comfort noise or silence.
+  [[nodiscard]] virtual int fill_silence(int frames, std::span<float> out) noexcept {
+    (void)frames;
+    (void)out;
+    return -1;
+  }
+
+  /// Whether the last payload decoded said the sender went silent (G.729 Annex B: it ended
+  /// with a SID frame): missing audio after it is most likely not sent, not lost.
+  [[nodiscard]] virtual bool in_dtx() const noexcept { return false; }
 
   /// Rebuilds `frames` missing frames that end where packet `next` begins from the redundancy
   /// `next` carries (Opus in-band FEC, RFC 6716 §2.1.7: LBRR data in SILK/hybrid frames).
@@ -85,13 +101,15 @@ class Encoder {
   PayloadFormat format_;
 };
 
-/// Options for encoders that have them (Opus only for now).
+/// Options for encoders that have them (Opus, G.729).
 struct EncoderOptions {
   int opus_bitrate_bps = 0;  ///< 0 = libopus default for the channel count
   int opus_complexity = 10;  ///< 0..10
   bool opus_fec = false;  ///< in-band FEC (LBRR; only in SILK and hybrid frames, RFC 6716 §2.1.7)
   int opus_expected_loss = 0;  ///< percent 0..100: how much redundancy the FEC carries
   bool opus_dtx = false;       ///< discontinuous transmission: 1-2 byte frames during silence
+  bool g729_annex_b = false;   ///< G.729 Annex B and AMR DTX: VAD, SID frames, untransmitted
+                               ///< frames
 };
 
 /// Creates the encoder for `f`. Throws std::runtime_error on failure.

@@ -15,6 +15,10 @@ std::string_view to_string(Codec c) noexcept {
       return "pcma";
     case Codec::g722:
       return "g722";
+    case Codec::g729:
+      return "g729";
+    case Codec::amr_nb:
+      return "amr";
     case Codec::l16:
       return "l16";
     case Codec::l24:
@@ -43,6 +47,10 @@ std::size_t PayloadFormat::max_payload_bytes(std::uint32_t max_ptime_ms) const n
       return frames * channels;
     case Codec::g722:
       return frames / 2 * channels;  // 64 kbit/s: 4 bits per 16 kHz sample
+    case Codec::g729:
+      return frames / 8 + 2;  // RFC 3551 §4.5.6: 10 bytes per 80 samples, then one 2-byte SID
+    case Codec::amr_nb:
+      return frames / 160 * 32 + 1;  // RFC 4867 §4.4: CMR, then a ToC byte + <= 31 per frame
     case Codec::l16:
     case Codec::l24:
     case Codec::raw_s16le:
@@ -64,6 +72,7 @@ std::string PayloadFormat::describe() const {
   std::string d =
       std::string(to_string(codec)) + "/" + std::to_string(rate) + "/" + std::to_string(channels);
   if (clock_rate != nominal_clock) d += "/ts=" + std::to_string(clock_rate);
+  if (octet_aligned) d += "/octet-align";
   return d;
 }
 
@@ -98,6 +107,13 @@ std::string lower(std::string_view s) {
 
 std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::string& error) {
   auto parts = split(spec, '/');
+  // AMR's "/octet-align" (RFC 4867 §8.1 fmtp octet-align=1).
+  bool octet_aligned = false;
+  if (parts.size() >= 3 &&
+      (lower(parts.back()) == "octet-align" || lower(parts.back()) == "octet-align=1")) {
+    octet_aligned = true;
+    parts.pop_back();
+  }
   // A trailing "ts=RATE": the sender's RTP clock, when it breaks its codec's rule (trx-tx).
   std::optional<std::uint32_t> ts_rate;
   if (parts.size() >= 3 && lower(parts.back()).rfind("ts=", 0) == 0) {
@@ -121,6 +137,10 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
     f.codec = Codec::pcma;
   else if (name == "g722")
     f.codec = Codec::g722;
+  else if (name == "g729")
+    f.codec = Codec::g729;
+  else if (name == "amr")
+    f.codec = Codec::amr_nb;
   else if (name == "l16")
     f.codec = Codec::l16;
   else if (name == "l24")
@@ -131,7 +151,7 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
     f.codec = Codec::telephone_event;
   else {
     error = "unknown codec '" + std::string(parts[0]) +
-            "' (use pcmu, pcma, g722, l16, l24, opus or telephone-event)";
+            "' (use pcmu, pcma, g722, g729, amr, l16, l24, opus or telephone-event)";
     return std::nullopt;
   }
   if (!parse_uint(parts[1], f.clock_rate) || f.clock_rate < 1000 || f.clock_rate > 384000) {
@@ -160,6 +180,18 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
       }
       f.audio_rate = 16000;
       break;
+    case Codec::g729:
+      if (f.clock_rate != 8000 || f.channels != 1) {
+        error = "G.729 is 8000 Hz, 1 channel (RFC 3551 §4.5.6)";
+        return std::nullopt;
+      }
+      break;
+    case Codec::amr_nb:
+      if (f.clock_rate != 8000 || f.channels != 1) {
+        error = "AMR-NB is 8000 Hz, 1 channel here (RFC 4867 §8.1)";
+        return std::nullopt;
+      }
+      break;
     case Codec::opus:
       if (f.clock_rate != 48000) {
         error = "Opus uses a 48000 Hz RTP clock (RFC 7587 §4.1)";
@@ -172,6 +204,13 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
       break;
     default:
       break;
+  }
+  if (octet_aligned) {
+    if (f.codec != Codec::amr_nb) {
+      error = "octet-align is an AMR parameter (RFC 4867)";
+      return std::nullopt;
+    }
+    f.octet_aligned = true;
   }
   if (ts_rate) {
     if (f.codec == Codec::telephone_event) {
@@ -217,6 +256,7 @@ PayloadMap::PayloadMap() {
   table_[0] = PayloadFormat{Codec::pcmu, 8000, 8000, 1};
   table_[8] = PayloadFormat{Codec::pcma, 8000, 8000, 1};
   table_[9] = PayloadFormat{Codec::g722, 8000, 16000, 1};
+  table_[18] = PayloadFormat{Codec::g729, 8000, 8000, 1};
 }
 
 PayloadMap PayloadMap::rfc3551() {

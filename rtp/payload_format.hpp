@@ -27,6 +27,8 @@ enum class Codec : std::uint8_t {
   raw_s16be,
   raw_s24le,
   raw_f32le,
+  g729,
+  amr_nb,
 };
 
 /// True for the headerless PCM codecs (raw_s16le, raw_s16be, raw_s24le, raw_f32le).
@@ -61,6 +63,8 @@ struct PayloadFormat {
   std::uint32_t audio_rate = 8000;  ///< PCM frames per second the decoder produces; differs from
                                     ///< clock_rate only for G.722 (16000 vs 8000, RFC 3551 §4.5.2)
   std::uint16_t channels = 1;       ///< decoded channels, 1..64 (Opus 1..2)
+  bool octet_aligned = false;       ///< AMR only: RFC 4867 §4.4 octet-aligned mode (SDP fmtp
+                                    ///< octet-align=1) instead of the bandwidth-efficient default
 
   /// Decoded frames per RTP tick: audio_rate / clock_rate (2 for G.722, 1 otherwise).
   [[nodiscard]] double frames_per_tick() const noexcept {
@@ -72,8 +76,11 @@ struct PayloadFormat {
   [[nodiscard]] std::string describe() const;
 };
 
-/// Parses "CODEC/CLOCK[/CHANNELS][/ts=RTP_CLOCK]" (case-insensitive codec: pcmu, pcma, g722, l16,
-/// l24, opus, telephone-event). L24 is RFC 3190 §4: big-endian signed 24-bit, any clock rate.
+/// Parses "CODEC/CLOCK[/CHANNELS][/ts=RTP_CLOCK]" (case-insensitive codec: pcmu, pcma, g722, g729,
+/// amr, l16, l24, opus, telephone-event). L24 is RFC 3190 §4: big-endian signed 24-bit, any clock
+/// rate. G729 is ITU-T G.729/G.729A with Annex B (RFC 3551 §4.5.6): 8000 Hz, 1 channel. AMR is
+/// AMR-NB (RFC 4867): 8000 Hz, 1 channel, bandwidth-efficient unless the spec ends in
+/// "/octet-align" (SDP fmtp octet-align=1); CRC, robust sorting and interleaving are not decoded.
 /// "/ts=RTP_CLOCK" (1000..384000) is for senders that break their codec's RTP clock rule: the
 /// codec decodes as CODEC/CLOCK says while RTP timestamps are read at RTP_CLOCK ticks a second;
 /// e.g. trx-tx's Opus, whose timestamps advance 160 per 20 ms: `opus/48000/2/ts=8000`
@@ -87,7 +94,8 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
 std::optional<PayloadFormat> parse_raw_format(std::string_view spec, std::string& error);
 
 /// Payload type → format table. Starts with the RFC 3551 static audio types that telephony
-/// senders use and rtpnode decodes: 0 PCMU/8000/1, 8 PCMA/8000/1, 9 G722/8000/1 (16 kHz audio).
+/// senders use and rtpnode decodes: 0 PCMU/8000/1, 8 PCMA/8000/1, 9 G722/8000/1 (16 kHz audio),
+/// 18 G729/8000/1.
 /// RFC 3551's 10 L16/44100/2 and 11 L16/44100/1 are left out (issue #16 finding 4: a stray
 /// datagram with PT 10 would otherwise open a 44.1 kHz stereo source nobody asked for); a
 /// `--payload 10=L16/44100/2` or an SDP that lists them turns them on.

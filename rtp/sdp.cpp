@@ -201,21 +201,48 @@ PayloadMap SdpMedia::payloads(std::vector<std::string>* skipped) const {
       continue;
     }
     std::string error;
-    auto f = parse_payload_format(it->second, error);
+    auto f = format_of(pt, error);
     if (!f) {
       if (skipped) skipped->push_back(std::to_string(pt) + " " + it->second + ": " + error);
       continue;
     }
-    if (f->codec == Codec::opus) {
-      // RFC 7587 §7: the rtpmap always says 2 channels; sprop-stereo=0 says the sender sends
-      // mono, which decodes as one channel.
-      const auto fp = fmtp.find(pt);
-      if (fp != fmtp.end() && lower(fp->second).find("sprop-stereo=0") != std::string::npos)
-        f->channels = 1;
-    }
     map.set(static_cast<std::uint8_t>(pt), *f);
   }
   return map;
+}
+
+std::optional<PayloadFormat> SdpMedia::format_of(int pt, std::string& error) const {
+  const auto it = rtpmap.find(pt);
+  if (it == rtpmap.end()) {
+    error = "no a=rtpmap";
+    return std::nullopt;
+  }
+  auto f = parse_payload_format(it->second, error);
+  if (!f) return std::nullopt;
+  const auto fp = fmtp.find(pt);
+  const std::string params = fp != fmtp.end() ? lower(fp->second) : std::string();
+  auto has = [&](std::string_view p) {  // "name=value" as a whole parameter
+    for (std::size_t at = params.find(p); at != std::string::npos; at = params.find(p, at + 1)) {
+      const bool start = at == 0 || params[at - 1] == ';' || params[at - 1] == ' ';
+      const std::size_t end = at + p.size();
+      if (start && (end == params.size() || params[end] == ';' || params[end] == ' ')) return true;
+    }
+    return false;
+  };
+  if (f->codec == Codec::opus && has("sprop-stereo=0")) {
+    // RFC 7587 §7: the rtpmap always says 2 channels; sprop-stereo=0 says the sender sends
+    // mono, which decodes as one channel.
+    f->channels = 1;
+  }
+  if (f->codec == Codec::amr_nb) {
+    if (has("octet-align=1")) f->octet_aligned = true;
+    if (has("crc=1") || has("robust-sorting=1") ||
+        params.find("interleaving") != std::string::npos) {
+      error = "AMR with crc, robust-sorting or interleaving is not decoded";
+      return std::nullopt;
+    }
+  }
+  return f;
 }
 
 std::string SdpMedia::codecs() const {

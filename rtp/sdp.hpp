@@ -40,6 +40,11 @@ struct SdpMedia {
   /// m= line that rtpnode decodes (Opus with fmtp sprop-stereo=0 decodes one channel). Payload
   /// types it cannot decode are listed in `skipped` ("PT name: reason").
   [[nodiscard]] PayloadMap payloads(std::vector<std::string>* skipped = nullptr) const;
+  /// The format of `pt` from its a=rtpmap and a=fmtp: Opus sprop-stereo=0 is one channel (RFC
+  /// 7587 §7); AMR octet-align=1 is the octet-aligned mode (RFC 4867 §8.1), and AMR with
+  /// crc=1, robust-sorting=1 or interleaving is refused. Errors: nullopt, `error` says why
+  /// (no a=rtpmap included).
+  [[nodiscard]] std::optional<PayloadFormat> format_of(int pt, std::string& error) const;
   /// "L24/48000/2 (PT 97)" style list of the m= line's formats, for messages.
   [[nodiscard]] std::string codecs() const;
 };

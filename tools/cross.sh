@@ -30,7 +30,7 @@ done
 PACKAGES=(crossbuild-essential-arm64 qemu-user-static)
 for p in portaudio19-dev libuv1-dev libopus-dev libortp-dev libspeexdsp-dev libspandsp-dev \
          libsndfile1-dev libmicrohttpd-dev libgtest-dev libgmock-dev libbenchmark-dev \
-         libasound2-dev libjack-jackd2-dev libtomlplusplus-dev libsystemd-dev libpcap-dev zlib1g-dev libavahi-client-dev; do
+         libasound2-dev libjack-jackd2-dev libtomlplusplus-dev libsystemd-dev libpcap-dev zlib1g-dev libavahi-client-dev libbcg729-dev libopencore-amrnb-dev; do
   PACKAGES+=("$p:arm64")
 done
 

@@ -23,7 +23,7 @@ import time
 import zlib
 
 # Format bytes of fuzz_decoders.cpp's kFormats for the codecs the senders use.
-DECODER_FORMAT = {"pcmu": 0, "pcma": 1, "g722": 3, "l16": 4, "opus": 7}
+DECODER_FORMAT = {"pcmu": 0, "pcma": 1, "g722": 3, "l16": 4, "opus": 7, "g729": 15, "amr": 16}
 
 
 def capture(cmd, port, seconds):
@@ -54,9 +54,11 @@ def capture(cmd, port, seconds):
 
 def senders(rtpsend, port):
     dest = f"127.0.0.1:{port}"
-    for codec in ("pcmu", "pcma", "g722", "l16", "opus"):
+    for codec in ("pcmu", "pcma", "g722", "g729", "amr", "l16", "opus"):
         yield f"rtpsend-{codec}", codec, [rtpsend, "--tone", "440", "--codec", codec, "--duration", "1s",
                                            "--rtcp-interval", "200ms", "--dest", dest]
+    yield "rtpsend-g729-dtx", "g729", [rtpsend, "--silence", "--codec", "g729", "--dtx", "--ptime", "10ms",
+                                       "--duration", "1s", "--rtcp-interval", "200ms", "--dest", dest]
     yield "rtpsend-opus-fec", "opus", [rtpsend, "--tone", "300", "--codec", "opus", "--expected-loss", "10%",
                                        "--duration", "1s", "--rtcp-interval", "200ms", "--dest", dest]
     if shutil.which("ffmpeg"):

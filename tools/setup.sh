@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   portaudio19-dev libasound2-dev libjack-jackd2-dev libuv1-dev libopus-dev libortp-dev
   libspeexdsp-dev libspandsp-dev libsndfile1-dev libcli11-dev nlohmann-json3-dev
+  libbcg729-dev libopencore-amrnb-dev      # G.729 with Annex B, AMR-NB (VoIP tap, issue #14)
   libtomlplusplus-dev                      # --config FILE (TOML)
   libsystemd-dev systemd help2man          # sd_notify; systemd-analyze verify; man pages
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -1,7 +1,7 @@
 // libFuzzer target: what a capture file hands the VoIP tap (issue #14) -- link-layer and IP
-// decoding with fragment reassembly (PacketDecoder), then call discovery (SIP, SDP and the RTP
-// heuristic) on every datagram, and the SIP and SDP parsers on the raw bytes. The first byte
-// picks the link type; the rest is frames, each prefixed by a 2-byte length.
+// decoding with fragment reassembly and SIP-over-TCP streams (PacketDecoder), then call discovery
+// (SIP, SDP and the RTP heuristic) on every datagram, and the SIP and SDP parsers on the raw bytes.
+// The first byte picks the link type; the rest is frames, each prefixed by a 2-byte length.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -27,8 +27,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto frame = all.subspan(at + 2, n);
     at += 2 + n;
     t += 20'000'000;
-    if (auto d = decoder.decode(link, t, frame, frame.size() + (n % 3 == 0 ? 7 : 0)))
-      (void)discovery.on_datagram(*d, false);
+    if (auto d = decoder.decode(link, t, frame, frame.size() + (n % 3 == 0 ? 7 : 0))) {
+      (void)discovery.on_datagram(*d, d->tcp);
+      while (auto more = decoder.take_ready()) (void)discovery.on_datagram(*more, true);
+    }
   }
   return 0;
 }

@@ -1,6 +1,6 @@
 // libFuzzer target: every payload decoder with concealment and Opus FEC. The first byte picks
 // the format; the rest is a sequence of payloads, each [length:1][op:1][bytes], op choosing
-// decode, conceal, FEC recovery or frames_in.
+// decode, conceal (or fill a sender's silence), FEC recovery or frames_in.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -23,7 +23,8 @@ const PayloadFormat kFormats[] = {
     {Codec::opus, 48000, 48000, 2},       {Codec::opus, 48000, 48000, 1},
     {Codec::raw_s16le, 8000, 8000, 1},    {Codec::raw_s16be, 48000, 48000, 2},
     {Codec::raw_s24le, 96000, 96000, 12}, {Codec::raw_f32le, 48000, 48000, 2},
-    {Codec::l24, 48000, 48000, 64},
+    {Codec::l24, 48000, 48000, 64},       {Codec::g729, 8000, 8000, 1},
+    {Codec::amr_nb, 8000, 8000, 1},       {Codec::amr_nb, 8000, 8000, 1, true},
 };
 
 }  // namespace
@@ -57,7 +58,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 1: {
         const int frames =
             static_cast<int>(f.audio_rate / 400) * (1 + op / 4 % 8);  // 2.5 ms steps, <= 20 ms
-        (void)dec.conceal(frames, out);
+        if (op & 0x80)
+          (void)dec.fill_silence(frames, out);  // a sender's silence (DTX, G.729 SID)
+        else
+          (void)dec.conceal(frames, out);
         break;
       }
       case 2: {

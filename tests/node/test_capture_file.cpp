@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "node/capture_file.hpp"
+#include "node/capture_replay.hpp"
+#include "node/sip_tcp.hpp"
 
 namespace rtpnode {
 namespace {
@@ -91,6 +93,30 @@ Bytes ethernet(const Bytes& ip, std::uint16_t ether_type, std::vector<std::uint1
   put16(f, ether_type);
   append(f, ip);
   return f;
+}
+
+/// A TCP segment (20-byte header, no options) with sequence number `seq` and `flags`
+/// (0x01 FIN, 0x02 SYN, 0x04 RST, 0x10 ACK).
+Bytes tcp_segment(std::uint16_t sport, std::uint16_t dport, std::uint32_t seq, std::uint8_t flags,
+                  const std::string& data) {
+  Bytes t;
+  put16(t, sport);
+  put16(t, dport);
+  put32(t, seq);
+  put32(t, 0);        // acknowledgment number
+  t.push_back(0x50);  // data offset 5 words
+  t.push_back(flags);
+  put16(t, 65535);  // window
+  put16(t, 0);      // checksum (not checked)
+  put16(t, 0);      // urgent pointer
+  t.insert(t.end(), data.begin(), data.end());
+  return t;
+}
+
+std::string sip_message(const std::string& start, const std::string& call_id,
+                        const std::string& body = "") {
+  return start + "\r\nVia: SIP/2.0/TCP 192.0.2.10:5060\r\nCall-ID: " + call_id +
+         "\r\nCSeq: 1 INVITE\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 std::string text(std::span<const std::uint8_t> s) {
@@ -261,9 +287,9 @@ TEST(PacketDecoder, CutMalformedAndForeignFramesAreCountedNotDelivered) {
   bad_ihl[0] = 0x44;
   EXPECT_FALSE(dec.decode(DLT_RAW, 0, bad_ihl, bad_ihl.size()));
   EXPECT_EQ(dec.stats().malformed, 3u);
-  // TCP, ARP, and a runt Ethernet frame.
-  const Bytes tcp = ethernet(ipv4(Bytes(20, 0), 6), 0x0800);
-  EXPECT_FALSE(dec.decode(DLT_EN10MB, 0, tcp, tcp.size()));
+  // ICMP, ARP, and a runt Ethernet frame.
+  const Bytes icmp = ethernet(ipv4(Bytes(20, 0), 1), 0x0800);
+  EXPECT_FALSE(dec.decode(DLT_EN10MB, 0, icmp, icmp.size()));
   const Bytes arp = ethernet(Bytes(28, 0), 0x0806);
   EXPECT_FALSE(dec.decode(DLT_EN10MB, 0, arp, arp.size()));
   const Bytes runt(10, 0);
@@ -427,4 +453,221 @@ TEST(CaptureFileReader, MissingGarbageAndForeignLinkTypeFilesAreClearErrors) {
 }
 
 }  // namespace
+}  // namespace rtpnode
+
+namespace rtpnode {
+namespace {
+
+sockaddr_storage v4(const char* host, std::uint16_t port) {
+  sockaddr_storage ss{};
+  auto& a = reinterpret_cast<sockaddr_in&>(ss);
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, host, &a.sin_addr);
+  return ss;
+}
+
+std::span<const std::uint8_t> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+std::vector<std::string> texts(const std::deque<SipTcpStreams::Message>& out) {
+  std::vector<std::string> t;
+  for (const auto& m : out) t.emplace_back(m.bytes.begin(), m.bytes.end());
+  return t;
+}
+
+}  // namespace
+
+// RFC 3261 §18.3 framing over a TCP stream: a message split over segments, two messages (and
+// RFC 5626 keep-alive CRLFs) in one segment, a body of Content-Length bytes (compact "l").
+TEST(SipTcpStreams, FramesMessagesByContentLengthAcrossAndWithinSegments) {
+  SipTcpStreams s;
+  std::deque<SipTcpStreams::Message> out;
+  const auto a = v4("192.0.2.10", 5060), b = v4("198.51.100.20", 40000);
+  const std::string sdp = "v=0\r\nm=audio 4000 RTP/AVP 0\r\n";
+  const std::string invite = sip_message("INVITE sip:bob@example.com SIP/2.0", "c1", sdp);
+  std::string compact = "SIP/2.0 200 OK\r\ni: c1\r\nl: 4\r\n\r\nabcd";
+  s.on_segment(a, b, 1000, true, false, false, {}, out);  // SYN: seq 1000, data from 1001
+  s.on_segment(a, b, 1001, false, false, false, bytes_of(invite.substr(0, 50)), out);
+  EXPECT_TRUE(out.empty());
+  const std::string rest = invite.substr(50) + "\r\n\r\n" + compact;
+  s.on_segment(a, b, 1051, false, false, false, bytes_of(rest), out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(texts(out)[0], invite);
+  EXPECT_EQ(texts(out)[1], compact);
+  EXPECT_EQ(port_of(out[0].source), 5060);
+  EXPECT_EQ(port_of(out[0].destination), 40000);
+  EXPECT_EQ(s.stats().messages, 2u);
+  EXPECT_EQ(s.stats().skipped_bytes, 0u);
+}
+
+// What a capture does to a stream: a retransmission (dropped), segments out of order (held
+// until the hole fills), a capture that starts mid-message (bytes up to the next start line
+// skipped), and a hole that never fills (skipped after kMaxHeld later segments; the stream
+// resumes at the next message start).
+TEST(SipTcpStreams, RetransmissionsReorderingAMidStreamStartAndAnUnfilledHole) {
+  SipTcpStreams s;
+  std::deque<SipTcpStreams::Message> out;
+  const auto a = v4("192.0.2.10", 5060), b = v4("198.51.100.20", 40000);
+  const std::string m1 = sip_message("BYE sip:bob@example.com SIP/2.0", "c1");
+  const std::string m2 = sip_message("SIP/2.0 200 OK", "c2");
+  // Mid-stream: the tail of an unseen message, then m1.
+  const std::string first = "nt-Length: 0\r\n\r\n" + m1;
+  std::uint32_t seq = 5000;
+  s.on_segment(a, b, seq, false, false, false, bytes_of(first), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(texts(out)[0], m1);
+  EXPECT_EQ(s.stats().skipped_bytes, 16u);
+  seq += static_cast<std::uint32_t>(first.size());
+  s.on_segment(a, b, seq - 10, false, false, false, bytes_of(m1.substr(m1.size() - 10)), out);
+  EXPECT_EQ(out.size(), 1u) << "a retransmission is not a new message";
+  // m2 in two segments, the second first.
+  s.on_segment(a, b, seq + 20, false, false, false, bytes_of(m2.substr(20)), out);
+  EXPECT_EQ(out.size(), 1u);
+  s.on_segment(a, b, seq, false, false, false, bytes_of(m2.substr(0, 20)), out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(texts(out)[1], m2);
+  seq += static_cast<std::uint32_t>(m2.size());
+  // A hole of 30 bytes (the middle of a message) that never fills; then m1 copies follow.
+  const std::string lost = sip_message("INFO sip:x SIP/2.0", "c3");
+  std::uint32_t at = seq + static_cast<std::uint32_t>(lost.size());
+  s.on_segment(a, b, seq + 30, false, false, false, bytes_of(lost.substr(30)), out);
+  for (std::size_t k = 0; k < SipTcpStreams::kMaxHeld; ++k) {
+    s.on_segment(a, b, at, false, false, false, bytes_of(m1), out);
+    at += static_cast<std::uint32_t>(m1.size());
+  }
+  EXPECT_EQ(s.stats().gaps, 1u);
+  // The half message after the hole is skipped; the m1 copies are found.
+  ASSERT_EQ(out.size(), 2 + SipTcpStreams::kMaxHeld);
+  for (std::size_t k = 2; k < out.size(); ++k) EXPECT_EQ(texts(out)[k], m1);
+}
+
+// Bounded whatever the capture: kMaxFlows directions (the least recently used dropped), a
+// header that never ends or a Content-Length beyond kMaxBuffered dropped, RST forgets.
+TEST(SipTcpStreams, FlowsAndBuffersAreBounded) {
+  SipTcpStreams s;
+  std::deque<SipTcpStreams::Message> out;
+  const auto b = v4("198.51.100.20", 5060);
+  for (std::uint16_t p = 0; p < SipTcpStreams::kMaxFlows + 10; ++p)
+    s.on_segment(v4("192.0.2.10", static_cast<std::uint16_t>(10000 + p)), b, 1, false, false, false,
+                 bytes_of("INVITE sip:a SIP/2.0\r\nCall-ID: x\r\n"), out);
+  EXPECT_EQ(s.flows(), SipTcpStreams::kMaxFlows);
+  EXPECT_EQ(s.stats().flows_dropped, 10u);
+  const auto a = v4("192.0.2.11", 5060);
+  s.on_segment(a, b, 1, false, false, true, {}, out);  // RST of an unknown flow: nothing
+  const std::string big = "INVITE sip:a SIP/2.0\r\nContent-Length: 99999999\r\n\r\n";
+  s.on_segment(a, b, 1, false, false, false, bytes_of(big), out);
+  EXPECT_EQ(s.stats().oversized, 1u);
+  std::uint32_t seq = 1 + static_cast<std::uint32_t>(big.size());
+  const std::string header_line = "X-Long: " + std::string(1000, 'y') + "\r\n";
+  std::string endless = "INVITE sip:a SIP/2.0\r\n";
+  while (endless.size() <= SipTcpStreams::kMaxBuffered) endless += header_line;
+  s.on_segment(a, b, seq, false, false, false, bytes_of(endless), out);
+  EXPECT_EQ(s.stats().oversized, 2u);
+  EXPECT_TRUE(out.empty());
+  seq += static_cast<std::uint32_t>(endless.size());
+  const std::string ok = sip_message("SIP/2.0 180 Ringing", "c9");
+  s.on_segment(a, b, seq, false, false, false, bytes_of(ok), out);
+  ASSERT_EQ(out.size(), 1u) << "the stream resumes at the next message";
+  EXPECT_EQ(texts(out)[0], ok);
+}
+
+// Through the capture's decoder: an IPv4 TCP segment carrying two SIP messages gives the first
+// from decode() and the second from take_ready(), marked as TCP with the TCP ports.
+TEST(PacketDecoder, SipOverTcpSegmentsGiveTheirMessages) {
+  PacketDecoder dec;
+  const std::string m1 = sip_message("INVITE sip:bob@example.com SIP/2.0", "c1");
+  const std::string m2 = sip_message("ACK sip:bob@example.com SIP/2.0", "c1");
+  const Bytes syn = ethernet(ipv4(tcp_segment(5060, 5062, 7, 0x02, ""), 6), 0x0800);
+  EXPECT_FALSE(dec.decode(DLT_EN10MB, 1, syn, syn.size()));
+  const Bytes data = ethernet(ipv4(tcp_segment(5060, 5062, 8, 0x18, m1 + m2), 6), 0x0800);
+  auto first = dec.decode(DLT_EN10MB, 2, data, data.size());
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(first->tcp);
+  EXPECT_EQ(text(first->payload), m1);
+  EXPECT_EQ(port_of(first->source), 5060);
+  EXPECT_EQ(port_of(first->destination), 5062);
+  EXPECT_EQ(host_of(first->destination), "198.51.100.20");
+  EXPECT_EQ(first->time_ns, 2);
+  auto second = dec.take_ready();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(text(second->payload), m2);
+  EXPECT_FALSE(dec.take_ready());
+  EXPECT_EQ(dec.tcp_stats().messages, 2u);
+  EXPECT_EQ(dec.stats().udp, 0u);
+  EXPECT_EQ(dec.stats().not_udp, 0u);
+}
+
+}  // namespace rtpnode
+
+namespace rtpnode {
+namespace {
+
+sockaddr_storage endpoint_of(const std::string& host, std::uint16_t port) {
+  sockaddr_storage ss{};
+  if (host.find(':') == std::string::npos) {
+    auto& sin = reinterpret_cast<sockaddr_in&>(ss);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    inet_pton(AF_INET, host.c_str(), &sin.sin_addr);
+  } else {
+    auto& sin6 = reinterpret_cast<sockaddr_in6&>(ss);
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(port);
+    inet_pton(AF_INET6, host.c_str(), &sin6.sin6_addr);
+  }
+  return ss;
+}
+
+}  // namespace
+
+// Issue #14 (offline rendering): the replay routes through an index that catches up as discovery
+// appends listens; it gives route()'s answer -- the first listen in order, RTP before RTCP, a
+// wildcard or an exact address -- for every datagram, including overlapping ports.
+TEST(CaptureReplay, IndexedRoutingAgreesWithTheLinearScanAsListensAreAppended) {
+  TempFile file(".pcap");
+  write_pcap(file.path(), DLT_EN10MB, {});
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const std::vector<std::string> hosts{"10.0.0.1", "10.0.0.2", "0.0.0.0",       "::1",
+                                       "::",       "fe80::2",  "not-an-address"};
+  std::vector<ListenSpec> listens;
+  {
+    CaptureReplay replay(&loop, file.path(), listens);
+    std::uint64_t state = 12345;
+    auto next = [&state](std::uint64_t n) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      return (state >> 33) % n;
+    };
+    int routed = 0, rtcp = 0;
+    for (int round = 0; round < 40; ++round) {
+      ListenSpec l;
+      l.address = hosts[next(hosts.size())];
+      l.port = static_cast<std::uint16_t>(5000 + next(12));
+      if (next(5) == 0) l.raw = PayloadFormat{Codec::l16, 8000, 8000, 1};
+      listens.push_back(l);
+      for (int i = 0; i < 50; ++i) {
+        CapturedDatagram d;
+        const std::string h = hosts[next(hosts.size() - 1)];
+        d.destination = endpoint_of(h == "0.0.0.0" ? "10.0.0.3"
+                                    : h == "::"    ? "::2"
+                                                   : h,
+                                    static_cast<std::uint16_t>(5000 + next(14)));
+        const auto want = CaptureReplay::route(listens, d);
+        EXPECT_EQ(replay.route_indexed(d), want) << "round " << round << " datagram " << i;
+        routed += want.has_value();
+        rtcp += want.has_value() && want->second;
+      }
+    }
+    EXPECT_GT(routed, 500);  // the comparison covered hits, RTCP ports included
+    EXPECT_GT(rtcp, 50);
+    // The replay's timer belongs to the loop: closed before the replay goes.
+    uv_walk(
+        &loop, [](uv_handle_t* h, void*) { uv_close(h, nullptr); }, nullptr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  EXPECT_EQ(uv_loop_close(&loop), 0);
+}
+
 }  // namespace rtpnode

@@ -377,6 +377,32 @@ TEST(Config, SelectNeedsACaptureWithoutListen) {
   EXPECT_NE(config_error(f, base).find("--select: give a Call-ID"), std::string::npos);
 }
 
+// Issue #14: a capture into a file renders offline; --real-time keeps its pace, and means
+// nothing without both; absolute playout needs the wall clock an offline render does not follow.
+TEST(Config, OfflineRenderIsACaptureIntoAFileAndRealTimeNeedsBoth) {
+  NodeFlags f;
+  NodeConfig base;
+  base.pcap = "x.pcap";
+  EXPECT_EQ(config_error(f, base), "");
+  EXPECT_FALSE(base.offline());  // to a device: real time
+  base.output = "mix.wav";
+  EXPECT_EQ(config_error(f, base), "");
+  EXPECT_TRUE(base.offline());
+  base.real_time = true;
+  EXPECT_EQ(config_error(f, base), "");
+  EXPECT_FALSE(base.offline());
+  base.output.clear();
+  EXPECT_NE(config_error(f, base).find("--real-time paces a --pcap replay into an --output file"),
+            std::string::npos);
+  base.output = "mix.wav";
+  base.real_time = false;
+  f.sync = "absolute";
+  EXPECT_NE(config_error(f, base).find("--sync absolute plays on this machine's wall clock"),
+            std::string::npos);
+  base.real_time = true;
+  EXPECT_EQ(config_error(f, base), "");
+}
+
 TEST(Config, SapFlagsNameTheGroupsAndAreCheckedAgainstTheOtherInputs) {
   NodeFlags f;
   f.saps = {"default", "127.0.0.1:19875"};

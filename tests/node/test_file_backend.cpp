@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "node/file_backend.hpp"
+#include "node/quantise.hpp"
 
 using namespace rtpnode;
 
@@ -205,3 +206,47 @@ TEST(ManualBackend, PullsBlocksOnTheCallersThreadWithAVirtualClock) {
   EXPECT_EQ(mixer.position().frame, 128);
   EXPECT_DOUBLE_EQ(mixer.position().current_time, 128 / 48000.0);
 }
+
+namespace rtpnode {
+
+// The sample conversion --output and --record share (node/quantise.hpp): nearest integer, ties to
+// even (as std::nearbyint), clipped; every 16-bit sample / 32768 comes back exactly.
+TEST(Quantise, RoundsToNearestTiesToEvenClipsAndKeepsSixteenBitSamplesExact) {
+  for (int s = -32768; s <= 32767; ++s)
+    ASSERT_EQ(quantise<std::int16_t>(static_cast<float>(s) / 32768.0f, 32768.0), s);
+  EXPECT_EQ(quantise<std::int16_t>(0.5f / 32768.0f, 32768.0), 0);  // tie: to even
+  EXPECT_EQ(quantise<std::int16_t>(1.5f / 32768.0f, 32768.0), 2);
+  EXPECT_EQ(quantise<std::int16_t>(-2.5f / 32768.0f, 32768.0), -2);
+  EXPECT_EQ(quantise<std::int16_t>(0.6f / 32768.0f, 32768.0), 1);
+  EXPECT_EQ(quantise<std::int16_t>(1.0f, 32768.0), 32767);  // full scale clips
+  EXPECT_EQ(quantise<std::int16_t>(-1.0f, 32768.0), -32768);
+  EXPECT_EQ(quantise<std::int16_t>(7.0f, 32768.0), 32767);
+  EXPECT_EQ(quantise<std::int16_t>(-1e30f, 32768.0), -32768);
+  EXPECT_EQ(quantise<std::int32_t>(0.25f, 8388608.0), 2097152);
+  EXPECT_EQ(quantise<std::int32_t>(1.0f, 8388608.0), 8388607);
+  // The array form gives the same samples, on a sweep that includes ties and both clip edges.
+  std::vector<float> sweep;
+  for (int k = -70000; k <= 70000; ++k) sweep.push_back(static_cast<float>(k) * 0.5f / 32768.0f);
+  for (float x : {0.1f, -0.3337f, 0.999f, 1e-7f, 1.0f, -1.0f, 3.0f, -3.0f}) sweep.push_back(x);
+  std::vector<std::int16_t> s16(sweep.size());
+  quantise_s16(sweep.data(), s16.data(), sweep.size());
+  for (std::size_t i = 0; i < sweep.size(); ++i)
+    ASSERT_EQ(s16[i], quantise<std::int16_t>(sweep[i], 32768.0)) << sweep[i];
+  // So does the interleaving form (the sweep forwards left, backwards right; a length off the
+  // multiple of 8, so the vector body and the scalar tail both run), on values far beyond full
+  // scale as well.
+  for (float x : {1e30f, -1e30f, 65536.0f, -65537.0f, 2.5f / 32768.0f}) sweep.push_back(x);
+  const std::vector<float> backwards(sweep.rbegin(), sweep.rend());
+  ASSERT_NE(sweep.size() % 8, 0u);
+  std::vector<std::int16_t> stereo(sweep.size() * 2);
+  quantise_s16_interleave(sweep.data(), backwards.data(), stereo.data(), sweep.size());
+  for (std::size_t i = 0; i < sweep.size(); ++i) {
+    ASSERT_EQ(stereo[2 * i], quantise<std::int16_t>(sweep[i], 32768.0)) << sweep[i];
+    ASSERT_EQ(stereo[2 * i + 1], quantise<std::int16_t>(backwards[i], 32768.0)) << backwards[i];
+  }
+  for (float x : {0.1f, -0.3337f, 0.999f, 1e-7f})
+    EXPECT_EQ(quantise<std::int32_t>(x, 8388608.0),
+              static_cast<std::int32_t>(std::nearbyint(static_cast<double>(x) * 8388608.0)));
+}
+
+}  // namespace rtpnode

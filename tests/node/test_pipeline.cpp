@@ -549,3 +549,55 @@ TEST(Pipeline, TelephoneEventsAreReportedNotPlayed) {
   EXPECT_EQ(st.underruns, 0u);
   EXPECT_GT(p.energy(0, 0), 0.0);  // the audio played
 }
+
+// RFC 3389: a sender that sends a comfort-noise packet (PT 13, level 40 = -40 dBov) and then
+// nothing for a second has its pause filled with noise at that level, counted as the sender's
+// silence (frames_gap), not as concealment fading to digital silence. The packet arrives while
+// the audio before it is still buffered: its level applies once that audio has played.
+TEST(Pipeline, AComfortNoisePauseIsFilledWithNoiseAtItsLevel) {
+  NodeFlags f = two_ports();
+  f.latency = "60ms";
+  Pipeline p(f);
+  const auto from = test::v4("10.0.0.7", 40000);
+  const PayloadFormat pcmu{Codec::pcmu, 8000, 8000, 1};
+  auto enc = make_encoder(pcmu);
+  test::PacketBuilder b;
+  b.ssrc = 0x3389;
+  b.pt = 0;
+  seq_t seq = 0;
+  int sent = 0;                              // 20 ms packets; packet k holds capture time k * 20 ms
+  const int pause_from = 25, pause_to = 75;  // packets 25..74 are not sent (1 s)
+  for (int ms = 0; ms < 2000; ++ms) {
+    while (sent * 20 + 1 <= ms) {
+      const int k = sent++;
+      const auto ts = static_cast<rtp_ts_t>(k * 160);
+      if (k == pause_from) {
+        test::PacketBuilder cn = b;
+        cn.pt = 13;
+        p.input.rtp(0, from, cn.build(seq++, ts, {40}), p.now);
+      }
+      if (k >= pause_from && k < pause_to) continue;
+      std::vector<std::int16_t> pcm(160);
+      for (int i = 0; i < 160; ++i)
+        pcm[static_cast<std::size_t>(i)] =
+            static_cast<std::int16_t>(8000 * std::sin(2 * M_PI * 440 * (k * 160 + i) / 8000.0));
+      std::vector<std::uint8_t> payload(160);
+      ASSERT_EQ(enc->encode(pcm, 160, payload), 160);
+      p.input.rtp(0, from, b.build(seq++, ts, payload), p.now);
+    }
+    p.step();
+  }
+  ASSERT_EQ(p.table.active().size(), 1u);
+  const SourceStats st = p.table.active()[0]->stats();
+  EXPECT_EQ(st.packets_comfort_noise, 1u);
+  EXPECT_EQ(st.packets_lost, 0u);
+  EXPECT_GT(st.frames_gap, 7000u) << "most of the second's 8000 frames";
+  EXPECT_LT(st.frames_concealed, 800u);
+  // The middle of the pause, at 48 kHz (the 60 ms delay shifts it): noise at -40 dBov.
+  const std::size_t from_frame = 48 * (pause_from * 20 + 60 + 200);
+  const std::size_t to_frame = 48 * (pause_to * 20 + 60 - 200);
+  double e = 0;
+  for (std::size_t i = from_frame; i < to_frame; ++i) e += p.out[i * 2] * p.out[i * 2];
+  const double rms_db = 10 * std::log10(e / static_cast<double>(to_frame - from_frame) + 1e-30);
+  EXPECT_NEAR(rms_db, -40.0, 3.0);
+}

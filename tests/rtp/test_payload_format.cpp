@@ -13,6 +13,17 @@ TEST(PayloadMap, KnowsRfc3551StaticTypes) {
   ASSERT_NE(g722, nullptr);
   EXPECT_EQ(g722->clock_rate, 8000u);   // RFC 3551 §4.5.2: 8000 Hz RTP clock...
   EXPECT_EQ(g722->audio_rate, 16000u);  // ...for 16 kHz audio
+  ASSERT_NE(m.find(18), nullptr);       // RFC 3551 §4.5.6: G729/8000
+  EXPECT_EQ(m.find(18)->codec, Codec::g729);
+  EXPECT_EQ(m.find(18)->clock_rate, 8000u);
+  std::string err;
+  const auto g729 = parse_payload_format("G729/8000", err);
+  ASSERT_TRUE(g729) << err;
+  EXPECT_EQ(g729->codec, Codec::g729);
+  EXPECT_EQ(g729->describe(), "g729/8000/1");
+  EXPECT_FALSE(parse_payload_format("G729/16000", err));
+  EXPECT_NE(err.find("RFC 3551 §4.5.6"), std::string::npos) << err;
+  EXPECT_FALSE(parse_payload_format("G729/8000/2", err));
   // 10 and 11 (L16/44100) only on request (issue #16): a stray PT 10 opens nothing.
   EXPECT_EQ(m.find(10), nullptr);
   EXPECT_EQ(m.find(11), nullptr);

@@ -122,3 +122,34 @@ TEST(Sdp, ErrorsNameTheProblem) {
   const std::string junk("\x01\x02\xff=\r\nm=audio x y\r\n\0\0", 20);
   EXPECT_FALSE(parse_sdp(junk, err));
 }
+
+// RFC 4867 §8.1: AMR's fmtp chooses the packing; what rtpnode cannot decode is refused with
+// the reason, and the rest of the m= line still maps.
+TEST(Sdp, AmrFmtpChoosesThePackingAndRefusesCrcAndInterleaving) {
+  std::string err;
+  const auto sd = parse_sdp(
+      "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=call\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+      "m=audio 4000 RTP/AVP 96 97 98 99 18\r\n"
+      "a=rtpmap:96 AMR/8000\r\na=fmtp:96 mode-set=7; octet-align=1\r\n"
+      "a=rtpmap:97 AMR/8000\r\n"
+      "a=rtpmap:98 AMR/8000\r\na=fmtp:98 octet-align=1;crc=1\r\n"
+      "a=rtpmap:99 AMR/8000/1\r\na=fmtp:99 octet-align=1; interleaving=4\r\n",
+      err);
+  ASSERT_TRUE(sd) << err;
+  std::vector<std::string> skipped;
+  const PayloadMap map = sd->audio[0].payloads(&skipped);
+  ASSERT_NE(map.find(96), nullptr);
+  EXPECT_EQ(map.find(96)->codec, Codec::amr_nb);
+  EXPECT_TRUE(map.find(96)->octet_aligned);
+  EXPECT_EQ(map.find(96)->describe(), "amr/8000/1/octet-align");
+  ASSERT_NE(map.find(97), nullptr);
+  EXPECT_FALSE(map.find(97)->octet_aligned);  // bandwidth-efficient is the default
+  EXPECT_EQ(map.find(98), nullptr);
+  EXPECT_EQ(map.find(99), nullptr);
+  ASSERT_EQ(skipped.size(), 2u);
+  EXPECT_NE(skipped[0].find("crc, robust-sorting or interleaving"), std::string::npos)
+      << skipped[0];
+  EXPECT_EQ(map.find(18)->codec, Codec::g729);  // static, no rtpmap needed
+  EXPECT_TRUE(parse_payload_format("AMR/8000/1/octet-align", err)->octet_aligned);
+  EXPECT_FALSE(parse_payload_format("PCMU/8000/1/octet-align", err));
+}

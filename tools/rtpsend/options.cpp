@@ -34,8 +34,10 @@ void add_options(CLI::App& app, Options& o) {
       ->allow_extra_args(false);
   app.add_option(
          "--codec", o.codec,
-         "l16 | l24 | pcmu | pcma | g722 | opus (l24 carries the 16-bit input exactly, RFC 3190)")
-      ->check(CLI::IsMember({"l16", "l24", "pcmu", "pcma", "g722", "opus"}))
+         "l16 | l24 | pcmu | pcma | g722 | g729 | amr | opus (l24 carries the 16-bit input "
+         "exactly, RFC 3190; g729 is G.729A via bcg729, PT 18; amr is AMR-NB 12.2 kbit/s via "
+         "opencore-amrnb, RFC 4867, PT 96)")
+      ->check(CLI::IsMember({"l16", "l24", "pcmu", "pcma", "g722", "g729", "amr", "opus"}))
       ->capture_default_str();
   app.add_option("--ptime", o.ptime, "Packet duration (Opus: 2.5, 5, 10, 20, 40 or 60 ms)")
       ->capture_default_str();
@@ -55,8 +57,11 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--expected-loss", o.expected_loss,
                  "Loss the Opus FEC is sized for, e.g. 10% (implies --fec)");
   app.add_flag("--dtx", o.dtx,
-               "Opus DTX: frames of silence are not sent (sequence numbers stay contiguous, the "
+               "Opus DTX, or G.729 Annex B (VAD, 2-byte SID frames; needs --ptime 10ms): "
+               "frames of silence are not sent (sequence numbers stay contiguous, the "
                "timestamp jumps, the marker bit flags the next talkspurt)");
+  app.add_flag("--amr-octet-align", o.amr_octet_align,
+               "AMR: the octet-aligned mode (RFC 4867 §4.4.1) instead of bandwidth-efficient");
   app.add_option("--tone", o.tone,
                  "Send a sine instead of a file: frequency, e.g. 1kHz or 440 (-6 dBFS)");
   app.add_option("--clicks", o.clicks, "Send impulses instead of a file: rate, e.g. 1/s or 10/s");
@@ -221,8 +226,13 @@ std::optional<Plan> make_plan(const Options& o, std::string& error) {
     eo.opus_fec = true;
     eo.opus_expected_loss = static_cast<int>(std::lround(*v * 100));
   }
-  if ((eo.opus_fec || eo.opus_dtx) && o.codec != "opus")
-    return fail("--fec, --expected-loss and --dtx are Opus options");
+  if (o.amr_octet_align && o.codec != "amr") return fail("--amr-octet-align is an AMR option");
+  if (o.codec == "g729" || o.codec == "amr") {
+    eo.g729_annex_b = eo.opus_dtx;
+    eo.opus_dtx = false;
+  }
+  if (eo.opus_fec && o.codec != "opus") return fail("--fec and --expected-loss are Opus options");
+  if (eo.opus_dtx && o.codec != "opus") return fail("--dtx is an Opus, G.729 and AMR option");
   const auto sr_interval = parse_duration(o.rtcp_interval, err);
   if (!sr_interval || sr_interval->count() < 100'000'000)
     return fail("--rtcp-interval: at least 100ms" + (err.empty() ? "" : ": " + err));

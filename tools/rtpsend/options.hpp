@@ -29,8 +29,9 @@ struct Options {
   std::string rtcp_interval = "5s";
   std::string live_epoch;
   bool no_bye = false;
-  bool no_rtcp = false;   ///< --no-rtcp: no Sender Report, no BYE
-  std::string ts_refclk;  ///< --ts-refclk ntp|ptp: RFC 7273 direct media clock ("" = none)
+  bool no_rtcp = false;          ///< --no-rtcp: no Sender Report, no BYE
+  bool amr_octet_align = false;  ///< --amr-octet-align (RFC 4867 §4.4.1)
+  std::string ts_refclk;         ///< --ts-refclk ntp|ptp: RFC 7273 direct media clock ("" = none)
   std::string expected_loss;
   std::uint32_t ssrc = 0;
   bool ssrc_set = false;

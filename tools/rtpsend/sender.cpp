@@ -179,8 +179,10 @@ void Sender::generate(Stream& s, std::int64_t at) {
     log(s.seq, at, "paused");
     return;
   }
-  if (s.fmt.codec == Codec::opus && p_.encoder.opus_dtx && len <= 2) {
-    // RFC 7587 §3.3: a 1-2 byte DTX frame need not be sent; the next talkspurt is marked.
+  if ((s.fmt.codec == Codec::opus && p_.encoder.opus_dtx && len <= 2) ||
+      ((s.fmt.codec == Codec::g729 || s.fmt.codec == Codec::amr_nb) && len == 0)) {
+    // RFC 7587 §3.3: a 1-2 byte DTX frame need not be sent; G.729 Annex B leaves frames
+    // untransmitted between SID frames. The next talkspurt is marked.
     ++s.dtx_suppressed;
     s.marker_next = true;
     log(s.seq, at, "dtx");

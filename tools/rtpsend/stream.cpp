@@ -24,6 +24,10 @@ std::string encoding_name(Codec c) {
       return "PCMA";
     case Codec::g722:
       return "G722";
+    case Codec::g729:
+      return "G729";
+    case Codec::amr_nb:
+      return "AMR";
     case Codec::l16:
       return "L16";
     case Codec::l24:
@@ -43,6 +47,8 @@ int default_pt(const PayloadFormat& f) {
       return 8;
     case Codec::g722:
       return 9;
+    case Codec::g729:
+      return 18;
     case Codec::l16:
       if (f.clock_rate == 44100) return f.channels == 2 ? 10 : 11;
       return 96;
@@ -164,6 +170,8 @@ void write_sdp(const std::string& path, const std::vector<std::unique_ptr<Stream
       o << "a=rtpmap:" << s.pt << " " << encoding_name(s.fmt.codec) << "/" << s.fmt.clock_rate;
       if (s.fmt.channels > 1) o << "/" << s.fmt.channels;
       o << "\r\n";
+      if (s.fmt.codec == Codec::amr_nb)  // RFC 4867 §8.1
+        o << "a=fmtp:" << s.pt << " octet-align=" << (s.fmt.octet_aligned ? 1 : 0) << "\r\n";
     }
     o << "a=ptime:" << ptime_ms << "\r\n";
     // RFC 7273: the timestamps are the reference clock's time plus the offset (Sender sets
@@ -246,8 +254,11 @@ std::vector<std::unique_ptr<Stream>> make_streams(const Options& o, const Plan& 
         throw std::runtime_error("--channels: " + o.codec + " is sent as 1 channel");
       const Codec c = o.codec == "pcmu"   ? Codec::pcmu
                       : o.codec == "pcma" ? Codec::pcma
+                      : o.codec == "g729" ? Codec::g729
+                      : o.codec == "amr"  ? Codec::amr_nb
                                           : Codec::g722;
       f = PayloadFormat{c, 8000, c == Codec::g722 ? 16000u : 8000u, 1};
+      f.octet_aligned = c == Codec::amr_nb && o.amr_octet_align;
     }
     s->fmt = f;
     s->audio = signal.empty()
@@ -265,6 +276,13 @@ std::vector<std::unique_ptr<Stream>> make_streams(const Options& o, const Plan& 
     }
     if (f.codec == Codec::g722 && s->frames_per_packet % 2)
       throw std::runtime_error("--ptime: G.722 needs an even number of samples");
+    if (f.codec == Codec::amr_nb && s->frames_per_packet % 160)
+      throw std::runtime_error("--ptime " + o.ptime + ": AMR frames are 20 ms");
+    if (f.codec == Codec::g729 && s->frames_per_packet % 80)
+      throw std::runtime_error("--ptime " + o.ptime + ": G.729 frames are 10 ms");
+    if (f.codec == Codec::g729 && p.encoder.g729_annex_b && s->frames_per_packet != 80)
+      throw std::runtime_error(
+          "--dtx with G.729 needs --ptime 10ms (a SID frame ends a payload, RFC 3551 §4.5.6)");
     s->ticks_per_packet = static_cast<int>(s->frames_per_packet / f.frames_per_tick());
     s->dest = p.dests[p.dests.size() == 1 ? 0 : k];
     s->ssrc =
