@@ -280,36 +280,41 @@ bool loop_outran_its_lead(const Result& r) {
   return n.value("underruns", 0) > 0 && lead_ms > 0.0 && late_ms > lead_ms - period_ms;
 }
 
-/// Runs a scenario; a run in which rtpsend itself could not keep its pacing (the VM stalled it
-/// for more than half the playout delay) does not meet the clean-network precondition and is
-/// run once more.
+/// Runs a scenario; a run that does not meet the clean-machine precondition (rtpsend itself
+/// could not keep its pacing, JACK reported an xrun the scenario did not ask for, or rtpnode's
+/// loop woke later than its render lead allows) is run again, up to three runs in all.
 Result run(const Scenario& s) {
-  Result r = run_once(s, 1);
-  const double max_send_error_ms = r.sent.value("/send_error_us/max"_json_pointer, 0.0) / 1000.0;
-  // A JACK xrun the scenario did not ask for (the dummy driver's thread was scheduled late):
-  // the node keeps each source's wall-clock delay across it (issue #15), so what the capture
-  // holds around it is not sample-exact. Measured: a 50 ms device stall costs an exact L16
-  // comparison ~15 000 frames, with or without JACK's cycle times (issue #19).
   const bool asked_for_xrun = s.freeze_device_at_s >= 0 || s.stop_process_at_s >= 0;
-  const int xruns = r.stats.is_object() && r.stats.contains("node") && r.stats["node"].is_object()
-                        ? r.stats["node"].value("xruns", 0)
-                        : 0;
-  if (max_send_error_ms > s.max_sender_stall_ms) {
-    std::cerr << "note: rtpsend was stalled " << max_send_error_ms
-              << " ms (VM scheduling); running again\n";
-    r = run_once(s, 2);
-  } else if (xruns > 0 && !asked_for_xrun && !s.file_output) {
-    std::cerr << "note: JACK reported " << xruns << " xrun(s) (VM scheduling); running again\n";
-    r = run_once(s, 2);
-  } else if (loop_outran_its_lead(r) && !asked_for_xrun && s.freeze_loop_at_s < 0 &&
-             !s.file_output) {
-    // The loop renders render_lead_ms ahead of the device; a wake later than that lead less one
-    // period leaves the callback an empty ring whatever the sources do (seen once under ASan on a
-    // loaded CI machine: one underrun of a clean raw-PCM stream).
-    std::cerr << "note: rtpnode's loop woke " << r.stats["node"].value("loop_lateness_max_ms", 0.0)
-              << " ms late with a render lead of " << r.stats["node"].value("render_lead_ms", 0.0)
-              << " ms (VM scheduling); running again\n";
-    r = run_once(s, 2);
+  Result r;
+  for (int attempt = 1;; ++attempt) {
+    r = run_once(s, attempt);
+    if (attempt == 3) break;
+    const double max_send_error_ms = r.sent.value("/send_error_us/max"_json_pointer, 0.0) / 1000.0;
+    // A JACK xrun the scenario did not ask for (the dummy driver's thread was scheduled late):
+    // the node keeps each source's wall-clock delay across it (issue #15), so what the capture
+    // holds around it is not sample-exact. Measured: a 50 ms device stall costs an exact L16
+    // comparison ~15 000 frames, with or without JACK's cycle times (issue #19). Under a
+    // parallel ctest, 256-frame periods saw an xrun in two runs in a row (2026-12-01).
+    const int xruns = r.stats.is_object() && r.stats.contains("node") && r.stats["node"].is_object()
+                          ? r.stats["node"].value("xruns", 0)
+                          : 0;
+    if (max_send_error_ms > s.max_sender_stall_ms) {
+      std::cerr << "note: rtpsend was stalled " << max_send_error_ms
+                << " ms (VM scheduling); running again\n";
+    } else if (xruns > 0 && !asked_for_xrun && !s.file_output) {
+      std::cerr << "note: JACK reported " << xruns << " xrun(s) (VM scheduling); running again\n";
+    } else if (loop_outran_its_lead(r) && !asked_for_xrun && s.freeze_loop_at_s < 0 &&
+               !s.file_output) {
+      // The loop renders render_lead_ms ahead of the device; a wake later than that lead less
+      // one period leaves the callback an empty ring whatever the sources do (seen once under
+      // ASan on a loaded CI machine: one underrun of a clean raw-PCM stream).
+      std::cerr << "note: rtpnode's loop woke "
+                << r.stats["node"].value("loop_lateness_max_ms", 0.0)
+                << " ms late with a render lead of " << r.stats["node"].value("render_lead_ms", 0.0)
+                << " ms (VM scheduling); running again\n";
+    } else {
+      break;
+    }
   }
   return r;
 }
@@ -711,35 +716,7 @@ TEST_P(PipeWireSap, AnnouncedStreamPlaysWithNoFlagsBeyondTheAnnouncementAddress)
   input.samples.assign(static_cast<std::size_t>(10 * speech.rate * speech.channels), 0.0f);
   input.samples.insert(input.samples.end(), speech.samples.begin(), speech.samples.end());
   write_wav16(dir + "/input.wav", input);
-  const int rtp_port = free_udp_port();
-  const int sap_port = free_udp_port();
-  TappingRelay relay(rtp_port, sap_port);
   const int seconds = static_cast<int>(input.frames() / static_cast<std::size_t>(input.rate)) + 4;
-  // Playout at speed 1 (--drift off, a fixed delay), so that the output can be compared with
-  // what PipeWire sent sample for sample: its RTP clock runs up to 0.4 % slow here, which drains
-  // 200 ms of playout delay by at most 50 ms over the run.
-  Process node({RTPNODE_BIN, "--sap", "127.0.0.1:" + std::to_string(sap_port), "--latency", "200ms",
-                "--drift", "off", "--output", dir + "/out.wav", "--stats-json", dir + "/stats.json",
-                "--stats-interval", "1s", "--event-log", dir + "/events.jsonl", "--duration",
-                std::to_string(seconds) + "s"},
-               dir + "/rtpnode.log");
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  Process sender(
-      {"bash", RTPNODE_SOURCE_DIR "/tests/system/pipewire_rtp_sink.sh", dir, f.format,
-       std::to_string(f.rate), std::to_string(f.channels), std::to_string(relay.rtp_in.port),
-       std::to_string(relay.sap_in.port), dir + "/input.wav"},
-      dir + "/sender.log");
-  EXPECT_EQ(sender.wait(std::chrono::seconds(seconds + 10)), std::optional<int>(0)) << sender.log();
-  EXPECT_EQ(node.wait(std::chrono::seconds(seconds + 10)), std::optional<int>(0)) << node.log();
-  json stats;
-  std::ifstream(dir + "/stats.json") >> stats;
-  ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2) << node.log();
-  const json& src = stats["sources"][0];
-  EXPECT_EQ(src.value("session", ""), std::string("PipeWire ") + f.format);
-  EXPECT_EQ(src.value("payload", ""), f.payload);
-  EXPECT_EQ(src.value("packets_lost", -1), 0);
-  const Audio out = read_wav(dir + "/out.wav");
-  relay.stop();
   // What PipeWire sent is the reference. Its stream is not the input file played straight: the
   // payload laid out by RTP timestamp steps against the file by multiples of 32 frames a few
   // times a second (up to 480 frames over 8 s, measured on 50 ms windows), and its RTP clock runs
@@ -751,7 +728,51 @@ TEST_P(PipeWireSap, AnnouncedStreamPlaysWithNoFlagsBeyondTheAnnouncementAddress)
                                   static_cast<std::uint32_t>(f.rate),
                                   static_cast<std::uint32_t>(f.rate),
                                   static_cast<std::uint16_t>(f.channels)};
-  Audio sent = relay.sent_audio(sent_format);
+  json stats;
+  Audio out, sent;
+  std::string node_log;
+  for (int attempt = 1;; ++attempt) {
+    const int rtp_port = free_udp_port();
+    const int sap_port = free_udp_port();
+    TappingRelay relay(rtp_port, sap_port);
+    // Playout at speed 1 (--drift off, a fixed delay), so that the output can be compared with
+    // what PipeWire sent sample for sample: its RTP clock runs up to 0.4 % slow here, which
+    // drains 200 ms of playout delay by at most 50 ms over the run.
+    Process node({RTPNODE_BIN, "--sap", "127.0.0.1:" + std::to_string(sap_port), "--latency",
+                  "200ms", "--drift", "off", "--output", dir + "/out.wav", "--stats-json",
+                  dir + "/stats.json", "--stats-interval", "1s", "--event-log",
+                  dir + "/events.jsonl", "--duration", std::to_string(seconds) + "s"},
+                 dir + "/rtpnode.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    Process sender(
+        {"bash", RTPNODE_SOURCE_DIR "/tests/system/pipewire_rtp_sink.sh", dir, f.format,
+         std::to_string(f.rate), std::to_string(f.channels), std::to_string(relay.rtp_in.port),
+         std::to_string(relay.sap_in.port), dir + "/input.wav"},
+        dir + "/sender.log");
+    EXPECT_EQ(sender.wait(std::chrono::seconds(seconds + 10)), std::optional<int>(0))
+        << sender.log();
+    EXPECT_EQ(node.wait(std::chrono::seconds(seconds + 10)), std::optional<int>(0)) << node.log();
+    node_log = node.log();
+    stats = json();
+    std::ifstream(dir + "/stats.json") >> stats;
+    out = read_wav(dir + "/out.wav");
+    relay.stop();
+    sent = relay.sent_audio(sent_format);
+    // Once (of ~20 local runs under a parallel ctest) PipeWire's RTP clock ran 1.3 % slow against
+    // its own sending: with --drift off the 200 ms delay drained to 85 ms in 9 s and then packets
+    // came after their playout time (17 late, jitter under 1.5 ms). That run does not meet the
+    // comparison's precondition (speed 1, every packet in time); it runs once more.
+    const int late =
+        stats["sources"].size() == 1 ? stats["sources"][0].value("packets_late", 0) : 0;
+    if (late == 0 || attempt == 2) break;
+    std::cerr << "note: PipeWire's RTP clock fell behind its sending until " << late
+              << " packets came after the fixed 200 ms delay (VM scheduling); running again\n";
+  }
+  ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2) << node_log;
+  const json& src = stats["sources"][0];
+  EXPECT_EQ(src.value("session", ""), std::string("PipeWire ") + f.format);
+  EXPECT_EQ(src.value("payload", ""), f.payload);
+  EXPECT_EQ(src.value("packets_lost", -1), 0);
   ASSERT_GT(sent.frames(), 0u) << "the relay kept no packet";
   const Audio expected = speech.rate == out.rate ? speech : resample(speech, out.rate, 4);
   const std::vector<double> windows =
@@ -801,10 +822,9 @@ TEST_P(PipeWireSap, AnnouncedStreamPlaysWithNoFlagsBeyondTheAnnouncementAddress)
     EXPECT_GE(lowest, 0.99);
   }
   EXPECT_NEAR(level_db, 0.0, 1.0);
-  const std::string log = node.log();
-  EXPECT_NE(log.find("session 'PipeWire " + std::string(f.format) + "' from 0.0.0.0 deleted"),
+  EXPECT_NE(node_log.find("session 'PipeWire " + std::string(f.format) + "' from 0.0.0.0 deleted"),
             std::string::npos)
-      << log;
+      << node_log;
 }
 
 INSTANTIATE_TEST_SUITE_P(Interop, PipeWireSap,
