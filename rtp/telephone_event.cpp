@@ -38,19 +38,34 @@ TelephoneEventReceiver::Completed TelephoneEventReceiver::on_packet(
   Completed done;
   const auto b = parse_telephone_event(payload);
   if (!b) return done;
-  const bool same = (active_ || reported_) && rtp_timestamp == current_.rtp_timestamp;
+  // A late packet of the segment before the one in progress.
+  if (active_ && segment_base_ > 0 && rtp_timestamp == previous_segment_ts_) return done;
+  const bool same = (active_ || reported_) && rtp_timestamp == segment_ts_;
   if (!same) {
-    if (active_) done.events[done.count++] = current_;  // it lost its end packets
-    current_ = Event{};
-    current_.event = b->event;
-    current_.digit = dtmf_char(b->event);
-    current_.rtp_timestamp = rtp_timestamp;
-    current_.first_arrival = arrival;
-    active_ = true;
-    reported_ = false;
+    // RFC 4733 §2.5.1.3: the event in progress goes on in a new segment.
+    const bool next_segment =
+        active_ && b->event == current_.event && segment_duration_ > 0 &&
+        rtp_timestamp == static_cast<std::uint32_t>(segment_ts_ + segment_duration_);
+    if (next_segment) {
+      segment_base_ += segment_duration_;
+      previous_segment_ts_ = segment_ts_;
+    } else {
+      if (active_) done.events[done.count++] = current_;  // it lost its end packets
+      current_ = Event{};
+      current_.event = b->event;
+      current_.digit = dtmf_char(b->event);
+      current_.rtp_timestamp = rtp_timestamp;
+      current_.first_arrival = arrival;
+      segment_base_ = 0;
+      active_ = true;
+      reported_ = false;
+    }
+    segment_ts_ = rtp_timestamp;
+    segment_duration_ = 0;
   }
   if (reported_) return done;  // a retransmitted end, or a late packet of a reported event
-  current_.duration_ticks = std::max<std::uint32_t>(current_.duration_ticks, b->duration);
+  segment_duration_ = std::max(segment_duration_, b->duration);
+  current_.duration_ticks = segment_base_ + segment_duration_;
   current_.volume = b->volume;
   if (b->end) {
     current_.end_seen = true;

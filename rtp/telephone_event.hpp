@@ -5,9 +5,14 @@
 // duration field grows as it goes on; the last packet sets the E bit and is sent up to three
 // times. An event is reported at its first E-bit packet, or -- when every end packet was lost --
 // when a packet of a new event (another timestamp) arrives, or at flush(). A retransmitted end
-// or a late packet of a reported event is ignored. Events longer than 65535 ticks (segmented,
-// §2.5.1.3) are reported per segment. Only the first event block of a packet is read (no
-// RFC 2198 redundancy).
+// or a late packet of a reported event is ignored. An event longer than the 16-bit duration
+// field holds (65535 ticks, 8.2 s at 8 kHz) is sent as segments (§2.5.1.3): each segment a new
+// RTP timestamp where the previous one's duration ends, without the E bit until the event
+// ends. A report of the same event starting exactly there continues the event: it is reported
+// once, from its first segment's timestamp, with the segments' durations summed. (A segment
+// whose last packets were all lost ends short of the next one's start: the event is then
+// reported per segment.) Only the first event block of a packet is read (no RFC 2198
+// redundancy).
 #pragma once
 
 #include <array>
@@ -59,8 +64,12 @@ class TelephoneEventReceiver {
 
  private:
   bool active_ = false;    ///< an event is in progress (not yet reported)
-  bool reported_ = false;  ///< the event of `current_.rtp_timestamp` was reported
+  bool reported_ = false;  ///< the event of `segment_ts_` was reported
   Event current_;
+  std::uint32_t segment_ts_ = 0;           ///< RTP timestamp of the segment in progress
+  std::uint32_t previous_segment_ts_ = 0;  ///< the segment before it (while segment_base_ > 0)
+  std::uint32_t segment_base_ = 0;         ///< ticks of the event before the segment in progress
+  std::uint16_t segment_duration_ = 0;     ///< the segment's duration, as its last packet said
 };
 
 }  // namespace rtpnode

@@ -2,6 +2,7 @@
 // retransmitted ends ignored, lost ends reported by the next event or at flush.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -70,6 +71,65 @@ TEST(TelephoneEvent, LostEndPacketsAreReportedByTheNextEventOrAtFlush) {
   EXPECT_EQ(last->digit, '*');
   EXPECT_FALSE(r.flush());
   EXPECT_EQ(r.on_packet(13000, std::vector<std::uint8_t>{1}, 6).count, 0);  // too short
+}
+
+TEST(TelephoneEvent, ALongEventSentInSegmentsIsReportedOnceWithItsWholeDuration) {
+  // RFC 4733 §2.5.1.3: 20 s of '#' at 8 kHz = 160 000 ticks, more than the 16-bit duration
+  // holds: segments of 65535 ticks, each starting where the previous one's duration ends, the
+  // E bit only on the last.
+  TelephoneEventReceiver r;
+  const std::uint32_t start = 0xFFFF0000u;  // the segments' timestamps wrap around 2^32
+  std::uint32_t ts = start;
+  std::uint32_t left = 160'000;
+  mono_ns_t t = 0;
+  int reports = 0;
+  TelephoneEventReceiver::Event got;
+  while (left > 0) {
+    const std::uint16_t seg = static_cast<std::uint16_t>(std::min<std::uint32_t>(left, 0xFFFF));
+    for (std::uint32_t d = 160; d <= seg; d += 160) {
+      const bool last_packet = d + 160 > seg;
+      const bool end = last_packet && left == seg;
+      const auto done = r.on_packet(ts, block(11, end, 10, last_packet ? seg : d), t += 20);
+      for (int i = 0; i < done.count; ++i) got = done.events[static_cast<std::size_t>(i)];
+      reports += done.count;
+      // A late packet of the previous segment changes nothing.
+      if (d == 320 && ts != start) {
+        EXPECT_EQ(r.on_packet(ts - 0xFFFF, block(11, false, 10, 800), t).count, 0);
+      }
+    }
+    ts += seg;
+    left -= seg;
+  }
+  ASSERT_EQ(reports, 1);
+  EXPECT_EQ(got.digit, '#');
+  EXPECT_EQ(got.rtp_timestamp, start);
+  EXPECT_EQ(got.duration_ticks, 160'000u);
+  EXPECT_TRUE(got.end_seen);
+  EXPECT_EQ(got.first_arrival, 20);
+  // Its retransmitted end is ignored.
+  EXPECT_EQ(r.on_packet(ts - (160'000u - 2u * 0xFFFFu), block(11, true, 10, 28'930), t).count, 0);
+  EXPECT_FALSE(r.flush());
+}
+
+TEST(TelephoneEvent, SegmentsThatDoNotJoinAreSeparateEvents) {
+  TelephoneEventReceiver r;
+  // A segment whose last packets were lost ends short of the next one's start: two reports.
+  EXPECT_EQ(r.on_packet(1000, block(4, false, 10, 60'000), 1).count, 0);
+  auto done = r.on_packet(1000 + 0xFFFF, block(4, false, 10, 160), 2);
+  ASSERT_EQ(done.count, 1);
+  EXPECT_EQ(done.events[0].duration_ticks, 60'000u);
+  EXPECT_FALSE(done.events[0].end_seen);
+  // Another digit where the segment would continue is a new event.
+  done = r.on_packet(1000 + 0xFFFF + 160, block(5, true, 10, 800), 3);
+  ASSERT_EQ(done.count, 2);
+  EXPECT_EQ(done.events[0].digit, '4');
+  EXPECT_EQ(done.events[0].duration_ticks, 160u);
+  EXPECT_EQ(done.events[1].digit, '5');
+  // After an event's end, the same digit starting where it ended is a new press.
+  done = r.on_packet(1000 + 0xFFFF + 160 + 800, block(5, true, 10, 400), 4);
+  ASSERT_EQ(done.count, 1);
+  EXPECT_EQ(done.events[0].duration_ticks, 400u);
+  EXPECT_EQ(done.events[0].rtp_timestamp, 1000u + 0xFFFF + 160 + 800);
 }
 
 }  // namespace
