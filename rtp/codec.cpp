@@ -75,7 +75,8 @@ class G711Decoder final : public Decoder {
       // circular history overlaps itself whenever its write position is below half the buffer
       // (160-sample packets: most of the time): undefined behaviour, an ASan abort. Handing
       // plc_rx() the whole history, oldest first, leaves the history identical and its write
-      // position 0, where normalise_history() does nothing (issue #16 finding 5).
+      // position 0, where normalise_history() does nothing (issue #16 finding 5). Upstream's
+      // current plc.c moves that part with vec_movei16 (a memmove); Debian 12 ships 0.0.6.
       const auto pos = static_cast<std::ptrdiff_t>(history_pos_);
       std::copy(history_.begin() + pos, history_.end(), linear_.begin());
       std::copy(history_.begin(), history_.begin() + pos, linear_.end() - pos);
