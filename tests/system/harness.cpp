@@ -32,6 +32,12 @@ extern char** environ;
 
 namespace rtpnode::systest {
 
+namespace {
+// ctest reads a test's output through a pipe and kills the test at its timeout; with stdout
+// fully buffered, a hung test's output is lost (a CI run's 420 s timeout printed nothing).
+[[maybe_unused]] const bool kStdoutLineBuffered = std::setvbuf(stdout, nullptr, _IOLBF, 0) == 0;
+}  // namespace
+
 Audio read_wav(const std::string& path) {
   SF_INFO info{};
   SNDFILE* f = sf_open(path.c_str(), SFM_READ, &info);
@@ -212,8 +218,10 @@ void JackServer::pause(std::chrono::milliseconds duration) {
 }
 
 bool JackServer::wait_for_port(const std::string& port) {
-  for (int i = 0; i < 100; ++i) {
-    FILE* p = popen("jack_lsp 2>/dev/null", "r");
+  // 10 s in all; each jack_lsp is bounded too (a client of a wedged server can block for good).
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < end) {
+    FILE* p = popen("timeout -k 1 5 jack_lsp 2>/dev/null", "r");
     std::string out;
     char buf[512];
     while (p && fgets(buf, sizeof buf, p)) out += buf;
