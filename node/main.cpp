@@ -186,8 +186,10 @@ Loaded load(int argc, char** argv, bool startup) {
       ->allow_extra_args(false);
   app.add_option(
          "--payload", payloads,
-         "Map a payload type: PT=CODEC/CLOCK_RATE[/CHANNELS][/ts=RTP_CLOCK], e.g. 96=opus/48000/2 "
-         "(codecs: pcmu pcma g722 g729 l16 l24 opus; static PTs 0 8 9 18 are preset)")
+         "Map a payload type: PT=CODEC/CLOCK_RATE[/CHANNELS][/ts=RTP_CLOCK][/red=BLOCK_PT], e.g. "
+         "96=opus/48000/2; /red=0: RFC 2198 redundant audio whose PT 0 blocks are the codec "
+         "(codecs: pcmu pcma g722 g729 amr l16 l24 opus telephone-event; static PTs 0 8 9 18 are "
+         "preset)")
       ->type_name("PT=FMT")
       ->allow_extra_args(false);
   app.add_option("--sdp", flags.sdps,

@@ -77,7 +77,7 @@ struct SourceStats {
   std::uint64_t frames_concealed = 0;       ///< frames synthesised for missing audio (audio rate),
                                             ///< loss and delay-spike expansion alike
   std::uint64_t concealment_events = 0;     ///< runs of consecutive concealment
-  std::uint64_t fec_recovered = 0;     ///< lost packets rebuilt from the next packet's Opus FEC
+  std::uint64_t fec_recovered = 0;     ///< lost packets rebuilt from the next packet's redundancy
   std::uint64_t expansions = 0;        ///< concealment steps that raised the delay (spikes)
   std::uint64_t frames_silent = 0;     ///< silence after concealment gave up (stream stalled/ended)
   std::uint64_t frames_gap = 0;        ///< frames filled where the sender sent nothing (DTX/pause)

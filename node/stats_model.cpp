@@ -80,7 +80,7 @@ const SourceField kSourceFields[] = {
   SRC("packets_comfort_noise", integer, counter, "packets_comfort_noise_total", 1, "packets", "RFC 3389 comfort-noise packets (PT 13)", s.packets_comfort_noise),
   SRC("frames_concealed", integer, counter, "concealed_frames_total", 1, "frames (audio rate)", "frames synthesised for missing audio: loss and delay-spike expansion", s.frames_concealed),
   SRC("concealment_events", integer, counter, "concealment_events_total", 1, "events", "runs of consecutive concealment", s.concealment_events),
-  SRC("fec_recovered", integer, counter, "fec_recovered_packets_total", 1, "packets", "lost packets rebuilt from the next packet's Opus in-band FEC (RFC 6716 §2.1.7)", s.fec_recovered),
+  SRC("fec_recovered", integer, counter, "fec_recovered_packets_total", 1, "packets", "lost packets rebuilt from the next packet's redundancy: Opus in-band FEC (RFC 6716 §2.1.7) or an RFC 2198 redundant block", s.fec_recovered),
   SRC("expansions", integer, counter, "expansions_total", 1, "events", "concealment steps that raised the playout delay (late-arrival spikes)", s.expansions),
   SRC("frames_gap", integer, counter, "gap_frames_total", 1, "frames (audio rate)", "frames filled where the sender sent nothing (DTX, pause)", s.frames_gap),
   SRC("frames_silent", integer, counter, "silent_frames_total", 1, "frames (audio rate)", "silence after concealment gave up (more than 100 ms missing)", s.frames_silent),

@@ -1,5 +1,7 @@
 #include "rtp/codec.hpp"
 
+#include "rtp/redundancy.hpp"
+
 #include <opus/opus.h>
 
 #include <algorithm>
@@ -577,6 +579,63 @@ class OpusDecoderImpl final : public Decoder {
   OpusDecoder* dec_ = nullptr;
 };
 
+// ---- RFC 2198 redundant audio ----------------------------------------------------------------
+// Wraps the decoder of the blocks' codec: a payload's primary block decodes as the packet's
+// audio; a lost packet is rebuilt from the redundant block of the packet after it whose
+// timestamp offset is exactly the lost span (RFC 2198 §4: the receiver uses the redundancy to
+// fill what is missing). Blocks of another payload type are skipped.
+class RedDecoder final : public Decoder {
+ public:
+  RedDecoder(const PayloadFormat& f, std::unique_ptr<Decoder> blocks)
+      : Decoder(f), blocks_(std::move(blocks)) {}
+  int decode(std::span<const std::uint8_t> p, std::span<float> out) noexcept override {
+    const auto red = parse_red(p);
+    if (!red || red->primary.pt != format().red_block_pt) return -1;
+    return blocks_->decode(red->primary.data, out);
+  }
+  int conceal(int frames, std::span<float> out) noexcept override {
+    return blocks_->conceal(frames, out);
+  }
+  int fill_silence(int frames, std::span<float> out) noexcept override {
+    return blocks_->fill_silence(frames, out);
+  }
+  bool in_dtx() const noexcept override { return blocks_->in_dtx(); }
+  int decode_fec(std::span<const std::uint8_t> next, int frames,
+                 std::span<float> out) noexcept override {
+    const auto red = parse_red(next);
+    if (!red) return -1;
+    // The lost span in RTP ticks (G.722: 2 frames a tick).
+    const std::int64_t span = std::int64_t{frames} * format().clock_rate;
+    if (frames <= 0 || span % format().audio_rate != 0) return -1;
+    const std::int64_t ticks = span / format().audio_rate;
+    for (std::size_t i = 0; i < red->redundant_count; ++i) {
+      const RedBlock& b = red->redundant[i];
+      if (b.pt == format().red_block_pt && b.ts_offset == ticks &&
+          blocks_->frames_in(b.data) == frames)
+        return blocks_->decode(b.data, out);
+    }
+    // No redundant block for the span: the codec's own in-band FEC in the primary (Opus LBRR).
+    if (red->primary.pt != format().red_block_pt) return -1;
+    return blocks_->decode_fec(red->primary.data, frames, out);
+  }
+  bool carries_fec(std::span<const std::uint8_t> p) const noexcept override {
+    const auto red = parse_red(p);
+    if (!red) return false;
+    for (std::size_t i = 0; i < red->redundant_count; ++i)
+      if (red->redundant[i].pt == format().red_block_pt && red->redundant[i].ts_offset > 0)
+        return true;
+    return red->primary.pt == format().red_block_pt && blocks_->carries_fec(red->primary.data);
+  }
+  int frames_in(std::span<const std::uint8_t> p) const noexcept override {
+    const auto red = parse_red(p);
+    if (!red || red->primary.pt != format().red_block_pt) return -1;
+    return blocks_->frames_in(red->primary.data);
+  }
+
+ private:
+  std::unique_ptr<Decoder> blocks_;
+};
+
 // ---- Encoders ------------------------------------------------------------------------------
 class G711Encoder final : public Encoder {
  public:
@@ -778,6 +837,11 @@ int Decoder::conceal(int frames, std::span<float> out) noexcept {
 }
 
 std::unique_ptr<Decoder> make_decoder(const PayloadFormat& f) {
+  if (f.red) {
+    PayloadFormat blocks = f;
+    blocks.red = false;
+    return std::make_unique<RedDecoder>(f, make_decoder(blocks));
+  }
   switch (f.codec) {
     case Codec::pcmu:
     case Codec::pcma:

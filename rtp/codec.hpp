@@ -3,7 +3,8 @@
 // G.729/G.729A with Annex B (RFC 3551 §4.5.6, via bcg729, with its concealment and comfort noise),
 // AMR-NB (RFC 4867, both packings, via opencore-amrnb, with its concealment and comfort noise),
 // L16 (RFC 3551 §4.5.11: big-endian signed 16-bit), L24 (RFC 3190 §4: big-endian signed 24-bit),
-// headerless s16le PCM, and Opus (RFC 6716, RFC 7587, via libopus, with its PLC).
+// headerless s16le PCM, and Opus (RFC 6716, RFC 7587, via libopus, with its PLC); any of them
+// inside RFC 2198 redundant audio (PayloadFormat::red), whose redundancy rebuilds lost packets.
 //
 // Thread: a decoder/encoder belongs to one thread at a time (the loop thread in rtpnode).
 // decode()/conceal() never allocate: scratch space is allocated by the factory.
@@ -55,8 +56,9 @@ class Decoder {
   [[nodiscard]] virtual bool in_dtx() const noexcept { return false; }
 
   /// Rebuilds `frames` missing frames that end where packet `next` begins from the redundancy
-  /// `next` carries (Opus in-band FEC, RFC 6716 §2.1.7: LBRR data in SILK/hybrid frames).
-  /// `frames` must be a multiple of 2.5 ms. Returns `frames`, or -1 when `next` has no usable
+  /// `next` carries (Opus in-band FEC, RFC 6716 §2.1.7: LBRR data in SILK/hybrid frames,
+  /// `frames` a multiple of 2.5 ms; RFC 2198: a redundant block whose timestamp offset is
+  /// exactly `frames`). Returns `frames`, or -1 when `next` has no usable
   /// redundancy (the caller conceals instead). The default has none.
   [[nodiscard]] virtual int decode_fec(std::span<const std::uint8_t> next, int frames,
                                        std::span<float> out) noexcept {
@@ -66,7 +68,7 @@ class Decoder {
     return -1;
   }
 
-  /// Whether `payload` carries redundancy for the packet before it (Opus LBRR).
+  /// Whether `payload` carries redundancy for the packet before it (Opus LBRR, RFC 2198).
   [[nodiscard]] virtual bool carries_fec(std::span<const std::uint8_t> payload) const noexcept {
     (void)payload;
     return false;

@@ -40,6 +40,14 @@ std::string_view to_string(Codec c) noexcept {
 }
 
 std::size_t PayloadFormat::max_payload_bytes(std::uint32_t max_ptime_ms) const noexcept {
+  if (red) {
+    // RFC 2198: the primary and up to two redundant blocks of the same codec (4-byte headers
+    // for the redundant ones, 1 byte for the primary's); a packet with more is refused as too
+    // large, counted as malformed.
+    PayloadFormat block = *this;
+    block.red = false;
+    return 3 * block.max_payload_bytes(max_ptime_ms) + 2 * 4 + 1;
+  }
   const std::size_t frames = std::size_t{audio_rate} * max_ptime_ms / 1000;
   switch (codec) {
     case Codec::pcmu:
@@ -73,6 +81,7 @@ std::string PayloadFormat::describe() const {
       std::string(to_string(codec)) + "/" + std::to_string(rate) + "/" + std::to_string(channels);
   if (clock_rate != nominal_clock) d += "/ts=" + std::to_string(clock_rate);
   if (octet_aligned) d += "/octet-align";
+  if (red) d += "/red=" + std::to_string(red_block_pt);
   return d;
 }
 
@@ -107,6 +116,17 @@ std::string lower(std::string_view s) {
 
 std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::string& error) {
   auto parts = split(spec, '/');
+  // A trailing "red=BLOCK_PT": RFC 2198 redundant audio carrying this codec.
+  std::optional<std::uint8_t> red_block_pt;
+  if (parts.size() >= 3 && lower(parts.back()).rfind("red=", 0) == 0) {
+    unsigned pt = 0;
+    if (!parse_uint(parts.back().substr(4), pt) || pt > 127) {
+      error = "bad RFC 2198 block payload type '" + std::string(parts.back()) + "' (red=0..127)";
+      return std::nullopt;
+    }
+    red_block_pt = static_cast<std::uint8_t>(pt);
+    parts.pop_back();
+  }
   // AMR's "/octet-align" (RFC 4867 §8.1 fmtp octet-align=1).
   bool octet_aligned = false;
   if (parts.size() >= 3 &&
@@ -126,7 +146,8 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
     parts.pop_back();
   }
   if (parts.size() < 2 || parts.size() > 3) {
-    error = "expected CODEC/CLOCK_RATE[/CHANNELS][/ts=RTP_CLOCK], got '" + std::string(spec) + "'";
+    error = "expected CODEC/CLOCK_RATE[/CHANNELS][/ts=RTP_CLOCK][/red=BLOCK_PT], got '" +
+            std::string(spec) + "'";
     return std::nullopt;
   }
   PayloadFormat f;
@@ -211,6 +232,14 @@ std::optional<PayloadFormat> parse_payload_format(std::string_view spec, std::st
       return std::nullopt;
     }
     f.octet_aligned = true;
+  }
+  if (red_block_pt) {
+    if (f.codec == Codec::telephone_event) {
+      error = "telephone-event in RFC 2198 redundancy is not decoded";
+      return std::nullopt;
+    }
+    f.red = true;
+    f.red_block_pt = *red_block_pt;
   }
   if (ts_rate) {
     if (f.codec == Codec::telephone_event) {

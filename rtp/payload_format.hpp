@@ -65,6 +65,11 @@ struct PayloadFormat {
   std::uint16_t channels = 1;       ///< decoded channels, 1..64 (Opus 1..2)
   bool octet_aligned = false;       ///< AMR only: RFC 4867 §4.4 octet-aligned mode (SDP fmtp
                                     ///< octet-align=1) instead of the bandwidth-efficient default
+  /// RFC 2198 redundant audio: each payload is a RED packet whose blocks of payload type
+  /// `red_block_pt` carry this codec (the primary, and earlier packets' audio as redundancy);
+  /// blocks of other payload types are skipped. SDP: a=rtpmap:PT red/CLOCK, a=fmtp:PT BLOCK/BLOCK.
+  bool red = false;
+  std::uint8_t red_block_pt = 0;  ///< 0..127, with `red`
 
   /// Decoded frames per RTP tick: audio_rate / clock_rate (2 for G.722, 1 otherwise).
   [[nodiscard]] double frames_per_tick() const noexcept {
@@ -81,6 +86,9 @@ struct PayloadFormat {
 /// rate. G729 is ITU-T G.729/G.729A with Annex B (RFC 3551 §4.5.6): 8000 Hz, 1 channel. AMR is
 /// AMR-NB (RFC 4867): 8000 Hz, 1 channel, bandwidth-efficient unless the spec ends in
 /// "/octet-align" (SDP fmtp octet-align=1); CRC, robust sorting and interleaving are not decoded.
+/// "/red=BLOCK_PT" (0..127): the payload type carries RFC 2198 redundant audio whose blocks of
+/// payload type BLOCK_PT are CODEC/CLOCK[/CHANNELS] (SDP a=rtpmap:98 red/8000 with a=fmtp:98 0/0
+/// is `98=pcmu/8000/1/red=0`).
 /// "/ts=RTP_CLOCK" (1000..384000) is for senders that break their codec's RTP clock rule: the
 /// codec decodes as CODEC/CLOCK says while RTP timestamps are read at RTP_CLOCK ticks a second;
 /// e.g. trx-tx's Opus, whose timestamps advance 160 per 20 ms: `opus/48000/2/ts=8000`

@@ -217,10 +217,41 @@ std::optional<PayloadFormat> SdpMedia::format_of(int pt, std::string& error) con
     error = "no a=rtpmap";
     return std::nullopt;
   }
-  auto f = parse_payload_format(it->second, error);
-  if (!f) return std::nullopt;
   const auto fp = fmtp.find(pt);
   const std::string params = fp != fmtp.end() ? lower(fp->second) : std::string();
+  if (lower(it->second).rfind("red/", 0) == 0) {
+    // RFC 2198 §5 (RFC 3555 red): a=fmtp:PT P1/P2/... lists the blocks' payload types, primary
+    // first. Decoded when the primary's is an audio format this SDP (or RFC 3551) maps.
+    int block_pt = -1;
+    const auto slash = params.find('/');
+    if (!parse_int(params.substr(0, slash), block_pt) || block_pt < 0 || block_pt > 127) {
+      error = "red without an a=fmtp listing its blocks' payload types (RFC 2198 §5)";
+      return std::nullopt;
+    }
+    std::optional<PayloadFormat> blocks;
+    if (rtpmap.count(block_pt) != 0) {
+      if (lower(rtpmap.at(block_pt)).rfind("red/", 0) == 0) {
+        error = "red inside red";
+        return std::nullopt;
+      }
+      blocks = format_of(block_pt, error);
+    } else if (const PayloadFormat* s =
+                   PayloadMap::rfc3551().find(static_cast<std::uint8_t>(block_pt))) {
+      blocks = *s;
+    } else {
+      error = "red blocks of payload type " + std::to_string(block_pt) + ", which is not mapped";
+    }
+    if (!blocks) return std::nullopt;
+    if (blocks->codec == Codec::telephone_event) {
+      error = "telephone-event in RFC 2198 redundancy is not decoded";
+      return std::nullopt;
+    }
+    blocks->red = true;
+    blocks->red_block_pt = static_cast<std::uint8_t>(block_pt);
+    return blocks;
+  }
+  auto f = parse_payload_format(it->second, error);
+  if (!f) return std::nullopt;
   auto has = [&](std::string_view p) {  // "name=value" as a whole parameter
     for (std::size_t at = params.find(p); at != std::string::npos; at = params.find(p, at + 1)) {
       const bool start = at == 0 || params[at - 1] == ';' || params[at - 1] == ' ';

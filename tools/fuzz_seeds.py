@@ -23,7 +23,8 @@ import time
 import zlib
 
 # Format bytes of fuzz_decoders.cpp's kFormats for the codecs the senders use.
-DECODER_FORMAT = {"pcmu": 0, "pcma": 1, "g722": 3, "l16": 4, "opus": 7, "g729": 15, "amr": 16}
+DECODER_FORMAT = {"pcmu": 0, "pcma": 1, "g722": 3, "l16": 4, "opus": 7, "g729": 15, "amr": 16,
+                  "red-pcmu": 18}
 
 
 def capture(cmd, port, seconds):
@@ -70,6 +71,13 @@ def senders(rtpsend, port):
         yield "gst-opus", "opus", ["gst-launch-1.0", "-q", "audiotestsrc", "num-buffers=50", "!", "audioconvert", "!",
                                    "opusenc", "!", "rtpopuspay", "pt=96", "!", "udpsink", "host=127.0.0.1",
                                    f"port={port}"]
+        # RFC 2198 redundant PCMU (distance 1), as GStreamer's rtpredenc sends it.
+        yield "gst-red-pcmu", "red-pcmu", ["gst-launch-1.0", "-q", "audiotestsrc", "num-buffers=50", "!",
+                                           "audioconvert", "!", "audioresample", "!",
+                                           "audio/x-raw,rate=8000,channels=1", "!", "mulawenc", "!",
+                                           "rtppcmupay", "min-ptime=20000000", "max-ptime=20000000", "!",
+                                           "rtpredenc", "pt=98", "distance=1", "!",
+                                           "udpsink", "host=127.0.0.1", f"port={port}"]
 
 
 def main():

@@ -1,6 +1,6 @@
-// libFuzzer target: every payload decoder with concealment and Opus FEC. The first byte picks
-// the format; the rest is a sequence of payloads, each [length:1][op:1][bytes], op choosing
-// decode, conceal (or fill a sender's silence), FEC recovery or frames_in.
+// libFuzzer target: every payload decoder with concealment, Opus FEC and RFC 2198 redundancy. The
+// first byte picks the format; the rest is a sequence of payloads, each [length:1][op:1][bytes], op
+// choosing decode, conceal (or fill a sender's silence), FEC recovery or frames_in.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -16,15 +16,28 @@ using rtpnode::Codec;
 using rtpnode::PayloadFormat;
 
 const PayloadFormat kFormats[] = {
-    {Codec::pcmu, 8000, 8000, 1},         {Codec::pcma, 8000, 8000, 1},
-    {Codec::pcmu, 8000, 8000, 2},         {Codec::g722, 8000, 16000, 1},
-    {Codec::l16, 48000, 48000, 2},        {Codec::l16, 44100, 44100, 1},
-    {Codec::l16, 8000, 8000, 8},          {Codec::l24, 48000, 48000, 2},
-    {Codec::opus, 48000, 48000, 2},       {Codec::opus, 48000, 48000, 1},
-    {Codec::raw_s16le, 8000, 8000, 1},    {Codec::raw_s16be, 48000, 48000, 2},
-    {Codec::raw_s24le, 96000, 96000, 12}, {Codec::raw_f32le, 48000, 48000, 2},
-    {Codec::l24, 48000, 48000, 64},       {Codec::g729, 8000, 8000, 1},
-    {Codec::amr_nb, 8000, 8000, 1},       {Codec::amr_nb, 8000, 8000, 1, true},
+    {Codec::pcmu, 8000, 8000, 1},
+    {Codec::pcma, 8000, 8000, 1},
+    {Codec::pcmu, 8000, 8000, 2},
+    {Codec::g722, 8000, 16000, 1},
+    {Codec::l16, 48000, 48000, 2},
+    {Codec::l16, 44100, 44100, 1},
+    {Codec::l16, 8000, 8000, 8},
+    {Codec::l24, 48000, 48000, 2},
+    {Codec::opus, 48000, 48000, 2},
+    {Codec::opus, 48000, 48000, 1},
+    {Codec::raw_s16le, 8000, 8000, 1},
+    {Codec::raw_s16be, 48000, 48000, 2},
+    {Codec::raw_s24le, 96000, 96000, 12},
+    {Codec::raw_f32le, 48000, 48000, 2},
+    {Codec::l24, 48000, 48000, 64},
+    {Codec::g729, 8000, 8000, 1},
+    {Codec::amr_nb, 8000, 8000, 1},
+    {Codec::amr_nb, 8000, 8000, 1, true},
+    // RFC 2198 redundant audio around G.711, G.722 and Opus (appended: seeds keep their index).
+    {Codec::pcmu, 8000, 8000, 1, false, true, 0},
+    {Codec::g722, 8000, 16000, 1, false, true, 9},
+    {Codec::opus, 48000, 48000, 2, false, true, 111},
 };
 
 }  // namespace

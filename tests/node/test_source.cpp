@@ -11,6 +11,7 @@
 #include "node/resampler_ratio.hpp"
 #include "node/source.hpp"
 #include "rtp/codec.hpp"
+#include "rtp/redundancy.hpp"
 #include "support/packet_builder.hpp"
 #include "support/source_params.hpp"
 
@@ -354,6 +355,54 @@ TEST(Source, ConcealsLossAtTheDeadlineAndCountsIt) {
   EXPECT_EQ(st.concealment_events, 1u);
   EXPECT_EQ(st.packets_lost, 1);
   EXPECT_EQ(st.packets_received, 5u);
+}
+
+TEST(Source, Rfc2198RedundancyRebuildsALostPacketExactly) {
+  // PCMU inside RFC 2198 RED, distance 1 (each packet repeats the one before it, 160 ticks
+  // back). Packet 4 is lost: at its deadline packet 5 is here and its redundant block plays in
+  // its place; the output is sample for sample what the same stream without loss plays.
+  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+  PayloadFormat rf = f;
+  rf.red = true;
+  rf.red_block_pt = 0;
+  const std::vector<std::int16_t> pcm = noise(160 * 8, 7);
+  auto enc = make_encoder(f);
+  std::vector<std::vector<std::uint8_t>> pcmu, red;
+  for (std::size_t k = 0; k < 8; ++k) {
+    std::vector<std::uint8_t> p(160);
+    EXPECT_EQ(enc->encode(std::span(pcm).subspan(k * 160, 160), 160, p), 160);
+    pcmu.push_back(p);
+    std::vector<std::uint8_t> r(1024);
+    std::vector<RedBlock> redundant;
+    if (k > 0) redundant.push_back(RedBlock{0, 160, pcmu[k - 1]});
+    const auto n = build_red(redundant, RedBlock{0, 0, pcmu[k]}, r);
+    EXPECT_TRUE(n);
+    r.resize(*n);
+    red.push_back(r);
+  }
+  Harness lossless, lossy;
+  lossy.builder.pt = 98;
+  lossless.source = std::make_unique<Source>(lossless.params(f, 0), kT0, lossless.clock);
+  lossy.source = std::make_unique<Source>(lossy.params(rf, 98), kT0, lossy.clock);
+  for (std::size_t k = 0; k < 8; ++k) {
+    const mono_ns_t at = kT0 + static_cast<mono_ns_t>(k) * 20'000'000;
+    lossless.feed(static_cast<seq_t>(k), static_cast<rtp_ts_t>(k * 160), pcmu[k], at);
+    if (k != 4) lossy.feed(static_cast<seq_t>(k), static_cast<rtp_ts_t>(k * 160), red[k], at);
+  }
+  for (Harness* h : {&lossless, &lossy}) h->source->render(h->clock, kT0 + 190'000'000);
+  const SourceStats st = lossy.source->stats();
+  EXPECT_EQ(st.packets_lost, 1);
+  EXPECT_EQ(st.fec_recovered, 1u);
+  EXPECT_EQ(st.frames_concealed, 0u);
+  EXPECT_EQ(lossless.source->stats().fec_recovered, 0u);
+  const std::vector<float> want = lossless.drain(), got = lossy.drain();
+  ASSERT_EQ(got.size(), want.size());
+  std::size_t loud = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(got[i], want[i]) << "sample " << i;
+    loud += std::fabs(want[i]) > 0.01f ? 1 : 0;
+  }
+  EXPECT_GT(loud, 6u * 160u * 6u / 2u);  // the packets played (48 kHz), not silence
 }
 
 TEST(Source, CountsDuplicatesAndLatePackets) {
