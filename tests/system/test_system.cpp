@@ -703,6 +703,71 @@ TEST(Interop, GstreamerRedundantPcmuRebuildsLostPackets) {
   EXPECT_GE(m.matched_frames, expected.frames() * 8 / 10);
 }
 
+// Issue #14: rtpsend --red (RFC 2198, distance 1) with 20 % seeded loss, rendered to a file:
+// every lost packet whose successor arrived is rebuilt from it (exactly the count rtpsend's
+// trace gives), and the output is sample for sample the lossless decode except around the
+// packets lost with their successor.
+TEST(FileOutput, RedundantPcmuFromRtpsendRebuildsEveryLossTheNextPacketCovers) {
+  const std::string trace = test_dir() + "/trace.txt";
+  Scenario s;
+  s.input = speech_8k();
+  const std::size_t once = s.input.samples.size();
+  for (int i = 0; i < 3; ++i)  // ~290 packets
+    s.input.samples.insert(s.input.samples.end(), s.input.samples.begin(),
+                           s.input.samples.begin() + static_cast<std::ptrdiff_t>(once));
+  s.file_output = true;
+  s.node_args = {"--payload", "98=pcmu/8000/1/red=0", "--output-format", "f32"};
+  s.send_args = {"--codec", "pcmu",   "--red", "98",          "--loss",
+                 "20%",     "--seed", "11",    "--trace-out", trace};
+  const Result r = run(s);
+  // rtpsend's trace: one line per packet, in sequence order.
+  std::vector<bool> lost;
+  {
+    std::ifstream in(trace);
+    for (std::string line; std::getline(in, line);)
+      lost.push_back(line.find(" lost") != std::string::npos);
+  }
+  int losses = 0, rebuildable = 0;
+  for (std::size_t i = 0; i < lost.size(); ++i) {
+    if (!lost[i]) continue;
+    ++losses;
+    if (i + 1 < lost.size() && !lost[i + 1]) ++rebuildable;
+  }
+  // Losses at the very end are not known to the receiver (nothing after them arrived).
+  int trailing = 0;
+  for (std::size_t i = lost.size(); i > 0 && lost[i - 1]; --i) ++trailing;
+  const json& src = only_source(r);
+  std::printf(
+      "rtpsend --red: %zu packets, %d lost (%d rebuildable); rtpnode: %d lost, %d rebuilt\n",
+      lost.size(), losses, rebuildable, src.value("packets_lost", -1),
+      src.value("fec_recovered", -1));
+  ASSERT_GE(losses, 30) << "20 % of ~290 packets";
+  ASSERT_LT(rebuildable, losses - trailing) << "the seed gives losses in a row too";
+  EXPECT_EQ(src.value("packets_lost", -1), losses - trailing);
+  EXPECT_EQ(src.value("fec_recovered", -1), rebuildable);
+  EXPECT_EQ(src.value("packets_malformed", -1), 0);
+  const int concealed_packets = losses - trailing - rebuildable;
+  const int concealed = src.value("frames_concealed", -1);
+  EXPECT_GE(concealed, concealed_packets * 160);
+  EXPECT_LE(concealed, concealed_packets * 160 + 800);  // + the 100 ms after the last packet
+  // The audio: the lossless decode, except around the concealed packets.
+  const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
+  const Audio mono48 = resample(reference_decode(s.input, f, 160), 48000, 4);
+  Audio expected;
+  expected.rate = 48000;
+  expected.channels = 2;
+  for (std::size_t k = 0; k < mono48.frames(); ++k) {
+    const float v = mono48.samples[k] * (k + 1 < 240 ? static_cast<float>(k + 1) / 240.0f : 1.0f);
+    expected.samples.insert(expected.samples.end(), {v, v});
+  }
+  const ExactMatch m = match_exact(r.capture, expected, kPeriod, 1e-6f);
+  std::printf("exact frames %zu of %zu, mismatched %zu (%d packets concealed)\n", m.matched_frames,
+              expected.frames(), m.mismatched_frames, concealed_packets);
+  EXPECT_LE(m.mismatched_frames, static_cast<std::size_t>(concealed_packets) * 960 * 2);
+  EXPECT_GE(m.matched_frames + static_cast<std::size_t>(concealed_packets) * 960 * 2,
+            expected.frames());
+}
+
 // Issue #17: L24 at the shortest packet time RFC 3190 streams allow in practice (125 us: six
 // frames at 48 kHz, 8000 packets a second) renders bit-exact.
 TEST(FileOutput, L24At125MicrosecondPacketsRendersBitExact) {

@@ -54,6 +54,10 @@ void add_options(CLI::App& app, Options& o) {
       ->check(CLI::Range(0, 10))
       ->capture_default_str();
   app.add_flag("--fec", o.fec, "Opus in-band FEC (LBRR)");
+  app.add_option("--red", o.red_pt,
+                 "Send RFC 2198 redundant audio on this payload type: each packet repeats the one "
+                 "before it (distance 1) after its own audio, whose blocks keep --pt")
+      ->check(CLI::Range(0, 127));
   app.add_option("--expected-loss", o.expected_loss,
                  "Loss the Opus FEC is sized for, e.g. 10% (implies --fec)");
   app.add_flag("--dtx", o.dtx,

@@ -26,6 +26,7 @@ struct Options {
   std::string tone, clicks, iface;
   bool silence = false, loop = false, raw = false, fec = false, dtx = false;
   int pt = -1, bitrate = 0, channels = 0, complexity = 10, ttl = 1;
+  int red_pt = -1;  ///< --red: RFC 2198 payload type (-1: no redundancy)
   std::string rtcp_interval = "5s";
   std::string live_epoch;
   bool no_bye = false;

@@ -11,6 +11,7 @@
 
 #include "rtp/media_clock.hpp"
 #include "rtp/rtcp.hpp"
+#include "rtp/redundancy.hpp"
 
 namespace rtpnode::rtpsend {
 
@@ -174,6 +175,7 @@ void Sender::generate(Stream& s, std::int64_t at) {
     if (s.trace) s.trace << seq << ' ' << ts << ' ' << (when - t0_) << ' ' << fate << '\n';
   };
   if (p_.pause_at >= 0 && elapsed >= p_.pause_at && elapsed < p_.pause_at + p_.pause_dur) {
+    s.red_has_previous = false;
     ++s.paused;
     s.marker_next = true;
     log(s.seq, at, "paused");
@@ -183,10 +185,30 @@ void Sender::generate(Stream& s, std::int64_t at) {
       ((s.fmt.codec == Codec::g729 || s.fmt.codec == Codec::amr_nb) && len == 0)) {
     // RFC 7587 §3.3: a 1-2 byte DTX frame need not be sent; G.729 Annex B leaves frames
     // untransmitted between SID frames. The next talkspurt is marked.
+    s.red_has_previous = false;
     ++s.dtx_suppressed;
     s.marker_next = true;
     log(s.seq, at, "dtx");
     return;
+  }
+  std::vector<std::uint8_t> bytes(payload_.begin(), payload_.begin() + len);
+  if (s.red_pt >= 0) {
+    // RFC 2198: the previous packet's audio (even when the network loses that packet: the
+    // redundancy exists for that), then this packet's; a block the fields cannot hold (more
+    // than 1023 bytes, or 16383 ticks back) is left out.
+    std::vector<RedBlock> redundant;
+    const std::uint32_t back = ts - s.red_previous_ts;
+    if (s.red_has_previous && back <= 0x3fff && s.red_previous.size() <= 0x3ff)
+      redundant.push_back(RedBlock{static_cast<std::uint8_t>(s.pt),
+                                   static_cast<std::uint16_t>(back), s.red_previous});
+    std::vector<std::uint8_t> red(bytes.size() * 2 + 8);
+    const auto n = build_red(redundant, RedBlock{static_cast<std::uint8_t>(s.pt), 0, bytes}, red);
+    if (!n) throw std::runtime_error("RFC 2198 packet does not fit");
+    red.resize(*n);
+    s.red_previous = std::move(bytes);
+    s.red_previous_ts = ts;
+    s.red_has_previous = true;
+    bytes = std::move(red);
   }
   ++s.packets;
   const std::uint16_t seq = s.seq++;
@@ -195,7 +217,6 @@ void Sender::generate(Stream& s, std::int64_t at) {
     log(seq, at, "lost");
     return;
   }
-  std::vector<std::uint8_t> bytes(payload_.begin(), payload_.begin() + len);
   for (int c = 0; c < (fate.duplicated ? 2 : 1); ++c)
     s.queue.push({at + fate.delay_ns, s.order++, seq, ts, s.marker_next, bytes});
   s.marker_next = false;

@@ -110,8 +110,16 @@ void open_transport(Stream& s, int ttl_hops, const std::string& iface, bool raw,
   p->channels = s.fmt.channels;
   p->mime_type = ortp_strdup(encoding_name(s.fmt.codec).c_str());
   rtp_profile_set_payload(s.profile, s.pt, p);
+  if (s.red_pt >= 0) {  // RFC 2198: the packets go out as red/CLOCK
+    PayloadType* red = payload_type_new();
+    red->type = PAYLOAD_AUDIO_PACKETIZED;
+    red->clock_rate = static_cast<int>(s.fmt.clock_rate);
+    red->channels = s.fmt.channels;
+    red->mime_type = ortp_strdup("red");
+    rtp_profile_set_payload(s.profile, s.red_pt, red);
+  }
   rtp_session_set_profile(s.session, s.profile);
-  if (rtp_session_set_payload_type(s.session, s.pt) != 0)
+  if (rtp_session_set_payload_type(s.session, s.red_pt >= 0 ? s.red_pt : s.pt) != 0)
     throw std::runtime_error("oRTP refused payload type");
   rtp_session_set_ssrc(s.session, s.ssrc);
   // RTCP is ours, not oRTP's: oRTP stamps an SR with the wall-clock time it is sent and the
@@ -160,8 +168,12 @@ void write_sdp(const std::string& path, const std::vector<std::unique_ptr<Stream
   for (const auto& sp : streams) {
     const Stream& s = *sp;
     const bool sv6 = s.dest.address.find(':') != std::string::npos;
-    o << "m=audio " << s.dest.port << " RTP/AVP " << s.pt << "\r\n"
+    o << "m=audio " << s.dest.port << " RTP/AVP "
+      << (s.red_pt >= 0 ? std::to_string(s.red_pt) + " " : std::string()) << s.pt << "\r\n"
       << "c=IN " << (sv6 ? "IP6 " : "IP4 ") << s.dest.address << "\r\n";
+    if (s.red_pt >= 0)  // RFC 2198 §5: the blocks' payload types, primary first
+      o << "a=rtpmap:" << s.red_pt << " red/" << s.fmt.clock_rate << "\r\n"
+        << "a=fmtp:" << s.red_pt << " " << s.pt << "/" << s.pt << "\r\n";
     // RFC 7587 §7: opus is always announced as opus/48000/2; stereo=1 says the stream is stereo.
     if (s.fmt.codec == Codec::opus) {
       o << "a=rtpmap:" << s.pt << " opus/48000/2\r\n";
@@ -288,6 +300,13 @@ std::vector<std::unique_ptr<Stream>> make_streams(const Options& o, const Plan& 
     s->ssrc =
         o.ssrc_set ? o.ssrc + static_cast<std::uint32_t>(k) : (std::uint32_t{rd()} << 16) ^ rd();
     s->pt = o.pt >= 0 ? o.pt : default_pt(f);
+    if (o.red_pt >= 0) {
+      if (o.raw) throw std::runtime_error("--red: headerless PCM has no payload types");
+      if (o.red_pt == s->pt)
+        throw std::runtime_error("--red " + std::to_string(o.red_pt) +
+                                 ": the RED payload type must differ from the codec's (--pt)");
+      s->red_pt = o.red_pt;
+    }
     s->seq = static_cast<std::uint16_t>(rd());
     s->ts_base = static_cast<std::uint32_t>(rd());
     s->media_offset = s->ts_base;

@@ -39,6 +39,10 @@ struct Stream {
   ListenSpec dest;
   PayloadFormat fmt;
   int pt = 0;
+  int red_pt = -1;  ///< --red: the RTP payload type of RFC 2198 packets whose blocks are `pt`
+  std::vector<std::uint8_t> red_previous;  ///< --red: the previous packet's payload ...
+  std::uint32_t red_previous_ts = 0;       ///< ... and its timestamp
+  bool red_has_previous = false;           ///< false at the start and after a pause or DTX
   std::uint32_t ssrc = 0;
   Audio audio;
   std::unique_ptr<Encoder> enc;
