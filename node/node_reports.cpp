@@ -141,23 +141,25 @@ void Node::write_json() {
 }
 
 void Node::write_report() {
-  // One stream's figures and quality. Loss for the E-model: lost and discarded-late packets
-  // over those expected.
+  // One stream's figures and quality. loss_percent: lost and discarded-late packets over those
+  // expected (the network's loss). The E-model takes the residual loss the listener hears: less
+  // the lost packets rebuilt from the next packet's redundancy (RFC 2198 blocks, Opus FEC).
   auto stream_json = [](const SourceReport& r) {
     const SourceStats& s = r.stats;
     const double expected = static_cast<double>(s.packets_received) +
                             static_cast<double>(std::max<std::int64_t>(0, s.packets_lost));
-    const double loss_pct =
-        expected > 0 ? 100.0 *
-                           (static_cast<double>(std::max<std::int64_t>(0, s.packets_lost)) +
-                            static_cast<double>(s.packets_late)) /
-                           expected
-                     : 0.0;
+    const double missing = static_cast<double>(std::max<std::int64_t>(0, s.packets_lost)) +
+                           static_cast<double>(s.packets_late);
+    const double loss_pct = expected > 0 ? 100.0 * missing / expected : 0.0;
+    const double residual_pct =
+        expected > 0
+            ? 100.0 * std::max(0.0, missing - static_cast<double>(s.fec_recovered)) / expected
+            : 0.0;
     std::string error;
     const auto format = parse_payload_format(s.payload, error);
     const CodecImpairment codec =
         format ? codec_impairment(*format) : CodecImpairment{0, 25.1, "unknown codec"};
-    const EModelResult q = e_model(codec, loss_pct, 1.0, s.arrival_to_dac_ms);
+    const EModelResult q = e_model(codec, residual_pct, 1.0, s.arrival_to_dac_ms);
     char ssrc[11];
     std::snprintf(ssrc, sizeof ssrc, "0x%08x", s.ssrc);
     return nlohmann::json{
@@ -172,6 +174,8 @@ void Node::write_report() {
         {"duplicates", s.packets_duplicate},
         {"reordered", s.packets_reordered},
         {"loss_percent", loss_pct},
+        {"fec_recovered", s.fec_recovered},
+        {"residual_loss_percent", residual_pct},
         {"jitter_max_ms", s.jitter_max_ms},
         {"jitter_mean_ms", s.jitter_mean_ms},
         {"max_gap_ms", s.max_gap_ms},
@@ -217,7 +221,8 @@ void Node::write_report() {
                      {"streams", loose},
                      {"e_model",
                       "ITU-T G.107 with G.113 App. I impairments; delay = receiver_delay_ms "
-                      "(network delay unknown to a receiver); random loss (BurstR 1)"}};
+                      "(network delay unknown to a receiver); loss = residual_loss_percent (lost "
+                      "and late less those rebuilt from redundancy), random (BurstR 1)"}};
   if (replay_) {
     const CaptureStats& c = replay_->capture_stats();
     doc["capture"] = {{"file", cfg_.pcap},
