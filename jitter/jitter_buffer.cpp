@@ -210,6 +210,7 @@ JitterBuffer::Action JitterBuffer::next(ext_ts_t horizon_ts, bool allow_expand) 
     }
     a.kind = Action::Kind::conceal;
     if (low) {
+      a.later = &low->pkt;
       a.ticks = std::min(a.ticks, low->pkt.ts - cursor_ts_);
       if (low->pkt.ts - cursor_ts_ <= ptime_ticks_)
         next_seq_ = low->pkt.seq;  // the lost ones are gone

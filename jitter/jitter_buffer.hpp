@@ -123,6 +123,9 @@ class JitterBuffer {
     /// conceal: the stored packet that starts right where the concealed span ends (its Opus
     /// in-band FEC can rebuild the span), or nullptr.
     const StoredPacket* packet = nullptr;
+    /// conceal: the lowest stored packet after the concealed span, adjacent or not (RFC 2198
+    /// redundancy of distance > 1 may rebuild the span from it or the ones after it), or nullptr.
+    const StoredPacket* later = nullptr;
     ext_ts_t ticks = 0;  ///< for conceal, expand and gap
   };
 
@@ -154,6 +157,12 @@ class JitterBuffer {
   [[nodiscard]] std::size_t max_stored_bytes() const noexcept { return cfg_.max_stored_bytes; }
   /// Payload bytes the slots' buffers hold (allocated, used or not), <= max_stored_bytes.
   [[nodiscard]] std::size_t stored_bytes() const noexcept { return bytes_; }
+  /// The stored packet with sequence number `seq`, or nullptr; valid until the next insert,
+  /// played() or discard(). O(1).
+  [[nodiscard]] const StoredPacket* stored(ext_seq_t seq) const noexcept {
+    const Slot& s = slots_[static_cast<std::size_t>(seq) & mask_];
+    return s.used && s.pkt.seq == seq ? &s.pkt : nullptr;
+  }
   [[nodiscard]] ext_ts_t ptime_ticks() const noexcept { return ptime_ticks_; }
   /// Highest extended sequence number stored or played since the last reset.
   [[nodiscard]] ext_seq_t highest_seq() const noexcept { return highest_seq_; }

@@ -619,9 +619,24 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       playout_.count_expansion();
       ++stats_.expansions;
     }
-    if (a.kind == Kind::conceal && a.packet &&
-        decoder_->decode_fec(a.packet->payload(), static_cast<int>(frames), decode_buf_) ==
-            frames) {
+    // The redundancy of a later packet: the one right after the span (Opus FEC, RFC 2198
+    // distance 1), else a block further on (RFC 2198 distance 2 or 3, from the packets stored
+    // after the span; GStreamer's rtpredenc distance=2 repeats only the packet two back).
+    auto rebuilt = [&] {
+      if (a.kind != Kind::conceal) return false;
+      if (a.packet && decoder_->decode_fec(a.packet->payload(), static_cast<int>(frames),
+                                           decode_buf_) == frames)
+        return true;
+      const StoredPacket* p = a.later;
+      for (int hop = 0; p != nullptr && hop < 3; ++hop) {
+        if (decoder_->decode_redundant(p->payload(), p->ts - jb_.cursor_ts(),
+                                       static_cast<int>(frames), decode_buf_) == frames)
+          return true;
+        p = jb_.stored(p->seq + 1);
+      }
+      return false;
+    };
+    if (rebuilt()) {
       ++stats_.fec_recovered;
       concealer_.decoded(decode_buf_.data(), frames);
     } else if (decoder_->in_dtx() &&

@@ -602,21 +602,26 @@ class RedDecoder final : public Decoder {
   bool in_dtx() const noexcept override { return blocks_->in_dtx(); }
   int decode_fec(std::span<const std::uint8_t> next, int frames,
                  std::span<float> out) noexcept override {
-    const auto red = parse_red(next);
-    if (!red) return -1;
     // The lost span in RTP ticks (G.722: 2 frames a tick).
     const std::int64_t span = std::int64_t{frames} * format().clock_rate;
     if (frames <= 0 || span % format().audio_rate != 0) return -1;
-    const std::int64_t ticks = span / format().audio_rate;
+    if (decode_redundant(next, span / format().audio_rate, frames, out) == frames) return frames;
+    // No redundant block for the span: the codec's own in-band FEC in the primary (Opus LBRR).
+    const auto red = parse_red(next);
+    if (!red || red->primary.pt != format().red_block_pt) return -1;
+    return blocks_->decode_fec(red->primary.data, frames, out);
+  }
+  int decode_redundant(std::span<const std::uint8_t> later, std::int64_t ticks_back, int frames,
+                       std::span<float> out) noexcept override {
+    const auto red = parse_red(later);
+    if (!red || ticks_back <= 0) return -1;
     for (std::size_t i = 0; i < red->redundant_count; ++i) {
       const RedBlock& b = red->redundant[i];
-      if (b.pt == format().red_block_pt && b.ts_offset == ticks &&
+      if (b.pt == format().red_block_pt && b.ts_offset == ticks_back &&
           blocks_->frames_in(b.data) == frames)
         return blocks_->decode(b.data, out);
     }
-    // No redundant block for the span: the codec's own in-band FEC in the primary (Opus LBRR).
-    if (red->primary.pt != format().red_block_pt) return -1;
-    return blocks_->decode_fec(red->primary.data, frames, out);
+    return -1;
   }
   bool carries_fec(std::span<const std::uint8_t> p) const noexcept override {
     const auto red = parse_red(p);

@@ -68,6 +68,20 @@ class Decoder {
     return -1;
   }
 
+  /// Rebuilds `frames` missing frames that start `ticks_back` RTP ticks before packet `later`
+  /// begins, from a redundant block `later` carries at exactly that timestamp offset (RFC 2198
+  /// §3; any distance). Returns `frames`, or -1 when `later` has none for that span. The
+  /// default has none (Opus LBRR only covers the packet right before: decode_fec).
+  [[nodiscard]] virtual int decode_redundant(std::span<const std::uint8_t> later,
+                                             std::int64_t ticks_back, int frames,
+                                             std::span<float> out) noexcept {
+    (void)later;
+    (void)ticks_back;
+    (void)frames;
+    (void)out;
+    return -1;
+  }
+
   /// Whether `payload` carries redundancy for the packet before it (Opus LBRR, RFC 2198).
   [[nodiscard]] virtual bool carries_fec(std::span<const std::uint8_t> payload) const noexcept {
     (void)payload;

@@ -357,24 +357,30 @@ TEST(Source, ConcealsLossAtTheDeadlineAndCountsIt) {
   EXPECT_EQ(st.packets_received, 5u);
 }
 
-TEST(Source, Rfc2198RedundancyRebuildsALostPacketExactly) {
-  // PCMU inside RFC 2198 RED, distance 1 (each packet repeats the one before it, 160 ticks
-  // back). Packet 4 is lost: at its deadline packet 5 is here and its redundant block plays in
-  // its place; the output is sample for sample what the same stream without loss plays.
+namespace {
+
+/// 10 packets of PCMU noise inside RFC 2198 RED whose redundant block repeats the packet
+/// `distance` back (as GStreamer's rtpredenc distance=N: that one block only), fed with the
+/// packets in `lost` missing, and the same stream as plain PCMU without loss, both at a fixed
+/// `delay_ms`. Expects every loss rebuilt and the outputs equal sample for sample.
+void expect_red_rebuilds_exactly(int distance, const std::vector<std::size_t>& lost, int delay_ms) {
   const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
   PayloadFormat rf = f;
   rf.red = true;
   rf.red_block_pt = 0;
-  const std::vector<std::int16_t> pcm = noise(160 * 8, 7);
+  constexpr std::size_t kPackets = 10;
+  const std::vector<std::int16_t> pcm = noise(160 * kPackets, 7);
   auto enc = make_encoder(f);
   std::vector<std::vector<std::uint8_t>> pcmu, red;
-  for (std::size_t k = 0; k < 8; ++k) {
+  for (std::size_t k = 0; k < kPackets; ++k) {
     std::vector<std::uint8_t> p(160);
     EXPECT_EQ(enc->encode(std::span(pcm).subspan(k * 160, 160), 160, p), 160);
     pcmu.push_back(p);
     std::vector<std::uint8_t> r(1024);
     std::vector<RedBlock> redundant;
-    if (k > 0) redundant.push_back(RedBlock{0, 160, pcmu[k - 1]});
+    const auto d = static_cast<std::size_t>(distance);
+    if (k >= d)
+      redundant.push_back(RedBlock{0, static_cast<std::uint16_t>(160 * distance), pcmu[k - d]});
     const auto n = build_red(redundant, RedBlock{0, 0, pcmu[k]}, r);
     EXPECT_TRUE(n);
     r.resize(*n);
@@ -382,17 +388,22 @@ TEST(Source, Rfc2198RedundancyRebuildsALostPacketExactly) {
   }
   Harness lossless, lossy;
   lossy.builder.pt = 98;
-  lossless.source = std::make_unique<Source>(lossless.params(f, 0), kT0, lossless.clock);
-  lossy.source = std::make_unique<Source>(lossy.params(rf, 98), kT0, lossy.clock);
-  for (std::size_t k = 0; k < 8; ++k) {
+  Source::Params plain_params = lossless.params(f, 0), red_params = lossy.params(rf, 98);
+  plain_params.playout.start_delay_ns = red_params.playout.start_delay_ns =
+      std::int64_t{delay_ms} * 1'000'000;
+  lossless.source = std::make_unique<Source>(plain_params, kT0, lossless.clock);
+  lossy.source = std::make_unique<Source>(red_params, kT0, lossy.clock);
+  for (std::size_t k = 0; k < kPackets; ++k) {
     const mono_ns_t at = kT0 + static_cast<mono_ns_t>(k) * 20'000'000;
     lossless.feed(static_cast<seq_t>(k), static_cast<rtp_ts_t>(k * 160), pcmu[k], at);
-    if (k != 4) lossy.feed(static_cast<seq_t>(k), static_cast<rtp_ts_t>(k * 160), red[k], at);
+    if (std::find(lost.begin(), lost.end(), k) == lost.end())
+      lossy.feed(static_cast<seq_t>(k), static_cast<rtp_ts_t>(k * 160), red[k], at);
   }
-  for (Harness* h : {&lossless, &lossy}) h->source->render(h->clock, kT0 + 190'000'000);
+  const mono_ns_t end = kT0 + (kPackets - 1) * 20'000'000 + std::int64_t{delay_ms} * 1'000'000;
+  for (Harness* h : {&lossless, &lossy}) h->source->render(h->clock, end);
   const SourceStats st = lossy.source->stats();
-  EXPECT_EQ(st.packets_lost, 1);
-  EXPECT_EQ(st.fec_recovered, 1u);
+  EXPECT_EQ(st.packets_lost, static_cast<std::int64_t>(lost.size()));
+  EXPECT_EQ(st.fec_recovered, lost.size());
   EXPECT_EQ(st.frames_concealed, 0u);
   EXPECT_EQ(lossless.source->stats().fec_recovered, 0u);
   const std::vector<float> want = lossless.drain(), got = lossy.drain();
@@ -402,7 +413,22 @@ TEST(Source, Rfc2198RedundancyRebuildsALostPacketExactly) {
     ASSERT_EQ(got[i], want[i]) << "sample " << i;
     loud += std::fabs(want[i]) > 0.01f ? 1 : 0;
   }
-  EXPECT_GT(loud, 6u * 160u * 6u / 2u);  // the packets played (48 kHz), not silence
+  EXPECT_GT(loud, (kPackets - 2) * 160u * 6u / 2u);  // the packets played (48 kHz), not silence
+}
+
+}  // namespace
+
+TEST(Source, Rfc2198RedundancyRebuildsALostPacketExactly) {
+  // Distance 1 (each packet repeats the one before it, 160 ticks back). Packet 4 is lost: at
+  // its deadline packet 5 is here and its redundant block plays in its place.
+  expect_red_rebuilds_exactly(1, {4}, 40);
+}
+
+TEST(Source, Rfc2198RedundancyOfDistanceTwoRebuildsTwoLossesInARow) {
+  // Distance 2 (each packet repeats the one two back, 320 ticks): packets 4 and 5 are lost; at
+  // 4's deadline packet 5 is missing too and packet 6 (stored after it, a delay of 80 ms holds
+  // it) carries 4; at 5's, packet 7 carries 5.
+  expect_red_rebuilds_exactly(2, {4, 5}, 80);
 }
 
 TEST(Source, CountsDuplicatesAndLatePackets) {

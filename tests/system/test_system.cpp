@@ -591,11 +591,12 @@ TEST(Interop, GstreamerAmrOctetAlignedPlaysAsFfmpegDecodesIt) {
 }
 
 // Issue #14: RFC 2198 redundant audio from a sender nobody here wrote: GStreamer's rtpredenc
-// (distance 1: each packet repeats the one before it) wraps rtppcmupay's 20 ms PCMU of a real
-// recording, and an identity element drops 10 % of the RED packets on the way. rtpnode, told
-// "98=pcmu/8000/1/red=0" (a=rtpmap:98 red/8000, a=fmtp:98 0/0), rebuilds every lost packet whose
-// successor arrived from that successor's redundant block, and conceals only the others: the
-// output differs from the lossless decode of GStreamer's own mulawenc bytes only around those.
+// (distance 1: each packet repeats the one before it; distance 2: the one two back) wraps
+// rtppcmupay's 20 ms PCMU of a real recording, and an identity element drops 10 % of the RED
+// packets on the way. rtpnode, told "98=pcmu/8000/1/red=0" (a=rtpmap:98 red/8000, a=fmtp:98 0/0),
+// rebuilds every lost packet whose successor arrived from that successor's redundant block, and
+// conceals only the others: the output differs from the lossless decode of GStreamer's own mulawenc
+// bytes only around those.
 TEST(Interop, GstreamerRedundantPcmuRebuildsLostPackets) {
   if (std::system("gst-inspect-1.0 rtpredenc > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "GStreamer's rtpredenc is not installed";
@@ -637,70 +638,81 @@ TEST(Interop, GstreamerRedundantPcmuRebuildsLostPackets) {
     expected.samples.insert(expected.samples.end(), {v, v});
   }
 
-  const int port = free_udp_port();
-  const int node_secs = static_cast<int>(std::ceil(speech.frames() / 8000.0)) + 3;
-  Process node({RTPNODE_BIN, "--listen", "127.0.0.1:" + std::to_string(port), "--payload",
-                "98=pcmu/8000/1/red=0", "--output", dir + "/capture.wav", "--output-format", "f32",
-                "--period", std::to_string(kPeriod), "--duration", std::to_string(node_secs) + "s",
-                "--latency", kTestLatency, "--drift", "off", "--stats-json", dir + "/stats.json"},
-               dir + "/rtpnode.log");
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  Process gst({"gst-launch-1.0",
-               "-q",
-               "filesrc",
-               "location=" + dir + "/speech.wav",
-               "!",
-               "wavparse",
-               "!",
-               "mulawenc",
-               "!",
-               "rtppcmupay",
-               "pt=0",
-               "min-ptime=20000000",
-               "max-ptime=20000000",
-               "!",
-               "rtpredenc",
-               "pt=98",
-               "distance=1",
-               "!",
-               "identity",
-               "drop-probability=0.1",
-               "!",
-               "udpsink",
-               "host=127.0.0.1",
-               "port=" + std::to_string(port),
-               "sync=true"},
-              dir + "/gst.log");
-  EXPECT_EQ(gst.wait(std::chrono::seconds(node_secs + 5)), std::optional<int>(0)) << gst.log();
-  EXPECT_EQ(node.wait(std::chrono::seconds(node_secs + 5)), std::optional<int>(0)) << node.log();
-  json stats;
-  std::ifstream(dir + "/stats.json") >> stats;
-  ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2) << node.log();
-  const json& src = stats["sources"][0];
-  EXPECT_EQ(src.value("payload", ""), "pcmu/8000/1/red=0") << src.dump(2);
-  const int lost = src.value("packets_lost", -1), recovered = src.value("fec_recovered", -1);
-  const int concealed = src.value("frames_concealed", -1);
-  std::printf("RED from GStreamer: %d packets received, %d lost, %d rebuilt, %d frames concealed\n",
-              src.value("packets_received", -1), lost, recovered, concealed);
-  EXPECT_EQ(src.value("packets_malformed", -1), 0);
-  EXPECT_EQ(src.value("packets_late", -1), 0);
-  EXPECT_GE(lost, 8) << "identity dropped ~10 % of ~220 packets";
-  // A lost packet is rebuilt unless the one after it was lost too (~10 % of losses).
-  EXPECT_LE(recovered, lost);
-  EXPECT_GE(recovered, lost * 7 / 10) << src.dump(2);
-  // Concealed: what the redundancy could not rebuild, plus at most the 100 ms the concealment
-  // extrapolates after the stream's last packet (node/concealer.hpp kMaxConcealMs).
-  EXPECT_GE(concealed, (lost - recovered) * 160);
-  EXPECT_LE(concealed, (lost - recovered) * 160 + 800)
-      << "only what the redundancy could not rebuild";
-  // Sample for sample the lossless decode, except around the packets concealed (each costs at
-  // most its own 960 frames at 48 kHz and the PLC's blend into the next packet).
-  const Audio capture = read_wav(dir + "/capture.wav");
-  const ExactMatch m = match_exact(capture, expected, kPeriod, 1e-6f);
-  std::printf("exact frames %zu, mismatched %zu (concealed packets %d)\n", m.matched_frames,
-              m.mismatched_frames, lost - recovered);
-  EXPECT_LE(m.mismatched_frames, static_cast<std::size_t>(lost - recovered) * 960 * 2);
-  EXPECT_GE(m.matched_frames, expected.frames() * 8 / 10);
+  // Distance 1, and distance 2 (rtpredenc then repeats only the packet two back: a loss is
+  // rebuilt from the packet after next, which the 300 ms delay holds at its deadline).
+  for (const int distance : {1, 2}) {
+    SCOPED_TRACE("distance " + std::to_string(distance));
+    const std::string run_dir = dir + "/distance" + std::to_string(distance);
+    std::filesystem::create_directories(run_dir);
+    const int port = free_udp_port();
+    const int node_secs = static_cast<int>(std::ceil(speech.frames() / 8000.0)) + 3;
+    Process node(
+        {RTPNODE_BIN, "--listen", "127.0.0.1:" + std::to_string(port), "--payload",
+         "98=pcmu/8000/1/red=0", "--output", run_dir + "/capture.wav", "--output-format", "f32",
+         "--period", std::to_string(kPeriod), "--duration", std::to_string(node_secs) + "s",
+         "--latency", kTestLatency, "--drift", "off", "--stats-json", run_dir + "/stats.json"},
+        run_dir + "/rtpnode.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    Process gst({"gst-launch-1.0",
+                 "-q",
+                 "filesrc",
+                 "location=" + dir + "/speech.wav",
+                 "!",
+                 "wavparse",
+                 "!",
+                 "mulawenc",
+                 "!",
+                 "rtppcmupay",
+                 "pt=0",
+                 "min-ptime=20000000",
+                 "max-ptime=20000000",
+                 "!",
+                 "rtpredenc",
+                 "pt=98",
+                 "distance=" + std::to_string(distance),
+                 "!",
+                 "identity",
+                 "drop-probability=0.1",
+                 "!",
+                 "udpsink",
+                 "host=127.0.0.1",
+                 "port=" + std::to_string(port),
+                 "sync=true"},
+                run_dir + "/gst.log");
+    EXPECT_EQ(gst.wait(std::chrono::seconds(node_secs + 5)), std::optional<int>(0)) << gst.log();
+    EXPECT_EQ(node.wait(std::chrono::seconds(node_secs + 5)), std::optional<int>(0)) << node.log();
+    json stats;
+    std::ifstream(run_dir + "/stats.json") >> stats;
+    ASSERT_EQ(stats["sources"].size(), 1u) << stats.dump(2) << node.log();
+    const json& src = stats["sources"][0];
+    EXPECT_EQ(src.value("payload", ""), "pcmu/8000/1/red=0") << src.dump(2);
+    const int lost = src.value("packets_lost", -1), recovered = src.value("fec_recovered", -1);
+    const int concealed = src.value("frames_concealed", -1);
+    std::printf(
+        "RED distance %d from GStreamer: %d packets received, %d lost, %d rebuilt, %d frames "
+        "concealed\n",
+        distance, src.value("packets_received", -1), lost, recovered, concealed);
+    EXPECT_EQ(src.value("packets_malformed", -1), 0);
+    EXPECT_EQ(src.value("packets_late", -1), 0);
+    EXPECT_GE(lost, 8) << "identity dropped ~10 % of ~220 packets";
+    // A lost packet is rebuilt unless the one carrying it (`distance` later) was lost too
+    // (~10 % of losses).
+    EXPECT_LE(recovered, lost);
+    EXPECT_GE(recovered, lost * 7 / 10) << src.dump(2);
+    // Concealed: what the redundancy could not rebuild, plus at most the 100 ms the concealment
+    // extrapolates after the stream's last packet (node/concealer.hpp kMaxConcealMs).
+    EXPECT_GE(concealed, (lost - recovered) * 160);
+    EXPECT_LE(concealed, (lost - recovered) * 160 + 800)
+        << "only what the redundancy could not rebuild";
+    // Sample for sample the lossless decode, except around the packets concealed (each costs at
+    // most its own 960 frames at 48 kHz and the PLC's blend into the next packet).
+    const Audio capture = read_wav(run_dir + "/capture.wav");
+    const ExactMatch m = match_exact(capture, expected, kPeriod, 1e-6f);
+    std::printf("exact frames %zu, mismatched %zu (concealed packets %d)\n", m.matched_frames,
+                m.mismatched_frames, lost - recovered);
+    EXPECT_LE(m.mismatched_frames, static_cast<std::size_t>(lost - recovered) * 960 * 2);
+    EXPECT_GE(m.matched_frames, expected.frames() * 8 / 10);
+  }
 }
 
 // Issue #14: rtpsend --red (RFC 2198, distance 1) with 20 % seeded loss, rendered to a file:
