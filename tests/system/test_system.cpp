@@ -590,6 +590,19 @@ TEST(Interop, GstreamerAmrOctetAlignedPlaysAsFfmpegDecodesIt) {
   RecordProperty("ffmpeg_min_window_correlation", std::to_string(c));
 }
 
+/// A 48 kHz mono source as rtpnode plays it from its start: on both channels, with its 5 ms join
+/// fade (node/mixer.hpp: frame k gets (k+1)/240).
+Audio as_played_mono(const Audio& mono48) {
+  Audio out;
+  out.rate = 48000;
+  out.channels = 2;
+  for (std::size_t k = 0; k < mono48.frames(); ++k) {
+    const float v = mono48.samples[k] * (k + 1 < 240 ? static_cast<float>(k + 1) / 240.0f : 1.0f);
+    out.samples.insert(out.samples.end(), {v, v});
+  }
+  return out;
+}
+
 // Issue #14: RFC 2198 redundant audio from a sender nobody here wrote: GStreamer's rtpredenc
 // (distance 1: each packet repeats the one before it; distance 2: the one two back) wraps
 // rtppcmupay's 20 ms PCMU of a real recording, and an identity element drops 10 % of the RED
@@ -628,15 +641,7 @@ TEST(Interop, GstreamerRedundantPcmuRebuildsLostPackets) {
       lossless.samples.insert(lossless.samples.end(), frame.begin(), frame.end());
     }
   }
-  const Audio mono48 = resample(lossless, 48000, 4);
-  Audio expected;
-  expected.rate = 48000;
-  expected.channels = 2;
-  for (std::size_t k = 0; k < mono48.frames(); ++k) {
-    // rtpnode's 5 ms join fade (node/mixer.hpp), on both channels of the mono source.
-    const float v = mono48.samples[k] * (k + 1 < 240 ? static_cast<float>(k + 1) / 240.0f : 1.0f);
-    expected.samples.insert(expected.samples.end(), {v, v});
-  }
+  const Audio expected = as_played_mono(resample(lossless, 48000, 4));
 
   // Distance 1, and distance 2 (rtpredenc then repeats only the packet two back: a loss is
   // rebuilt from the packet after next, which the 300 ms delay holds at its deadline).
@@ -781,14 +786,7 @@ TEST(FileOutput, RedundantPcmuFromRtpsendRebuildsEveryLossTheNextPacketCovers) {
   EXPECT_GT(st["mos"].get<double>(), 3.0) << st.dump(2);
   // The audio: the lossless decode, except around the concealed packets.
   const PayloadFormat f{Codec::pcmu, 8000, 8000, 1};
-  const Audio mono48 = resample(reference_decode(s.input, f, 160), 48000, 4);
-  Audio expected;
-  expected.rate = 48000;
-  expected.channels = 2;
-  for (std::size_t k = 0; k < mono48.frames(); ++k) {
-    const float v = mono48.samples[k] * (k + 1 < 240 ? static_cast<float>(k + 1) / 240.0f : 1.0f);
-    expected.samples.insert(expected.samples.end(), {v, v});
-  }
+  const Audio expected = as_played_mono(resample(reference_decode(s.input, f, 160), 48000, 4));
   const ExactMatch m = match_exact(r.capture, expected, kPeriod, 1e-6f);
   std::printf("exact frames %zu of %zu, mismatched %zu (%d packets concealed)\n", m.matched_frames,
               expected.frames(), m.mismatched_frames, concealed_packets);
