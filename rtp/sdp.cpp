@@ -229,14 +229,14 @@ std::optional<PayloadFormat> SdpMedia::format_of(int pt, std::string& error) con
       return std::nullopt;
     }
     std::optional<PayloadFormat> blocks;
+    const PayloadMap statics = PayloadMap::rfc3551();  // find() points into it
     if (rtpmap.count(block_pt) != 0) {
       if (lower(rtpmap.at(block_pt)).rfind("red/", 0) == 0) {
         error = "red inside red";
         return std::nullopt;
       }
       blocks = format_of(block_pt, error);
-    } else if (const PayloadFormat* s =
-                   PayloadMap::rfc3551().find(static_cast<std::uint8_t>(block_pt))) {
+    } else if (const PayloadFormat* s = statics.find(static_cast<std::uint8_t>(block_pt))) {
       blocks = *s;
     } else {
       error = "red blocks of payload type " + std::to_string(block_pt) + ", which is not mapped";
