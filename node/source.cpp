@@ -629,7 +629,9 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
         return true;
       const StoredPacket* p = a.later;
       for (int hop = 0; p != nullptr && hop < 3; ++hop) {
-        if (decoder_->decode_redundant(p->payload(), p->ts - jb_.cursor_ts(),
+        // (The adjacent packet's block at this offset was tried by decode_fec above.)
+        if (p != a.packet &&
+            decoder_->decode_redundant(p->payload(), p->ts - jb_.cursor_ts(),
                                        static_cast<int>(frames), decode_buf_) == frames)
           return true;
         p = jb_.stored(p->seq + 1);

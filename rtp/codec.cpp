@@ -581,9 +581,9 @@ class OpusDecoderImpl final : public Decoder {
 
 // ---- RFC 2198 redundant audio ----------------------------------------------------------------
 // Wraps the decoder of the blocks' codec: a payload's primary block decodes as the packet's
-// audio; a lost packet is rebuilt from the redundant block of the packet after it whose
-// timestamp offset is exactly the lost span (RFC 2198 §4: the receiver uses the redundancy to
-// fill what is missing). Blocks of another payload type are skipped.
+// audio; a lost packet is rebuilt from a redundant block of a later packet whose timestamp
+// offset puts it exactly at the lost span (decode_fec: the packet right after it;
+// decode_redundant: any later one). Blocks of another payload type are skipped.
 class RedDecoder final : public Decoder {
  public:
   RedDecoder(const PayloadFormat& f, std::unique_ptr<Decoder> blocks)
