@@ -104,6 +104,7 @@ NodeSnapshot Node::snapshot() const {
   n.wall_clock_esterror_ms = wall_.sync_state().esterror_ms;
   n.wall_clock_steps = wall_.steps();
   n.sample_rate = clock_.rate();
+  n.device_clock_jumps = clock_.jumps();
   n.device_skew_ppm = clock_.skew() * 1e6;  // device clock vs monotonic clock (DeviceClock)
   n.device = backend_->describe();
   n.device_state = suspended_ ? "suspended" : to_string(device_.state());

@@ -177,6 +177,7 @@ const NodeField kNodeFields[] = {
   NODE("wall_clock_steps", integer, counter, "wall_clock_steps_total", 1, "events", "steps of the system clock beyond 1 ms against the monotonic clock (--sync absolute re-places every source)", n.wall_clock_steps),
   NODE("sample_rate", number, gauge, "sample_rate_hertz", 1, "Hz", "device sample rate (nominal)", n.sample_rate),
   NODE("device_skew_ppm", number, gauge, "device_skew_ratio", 1e6, "ppm", "device clock against the monotonic clock, measured from callback positions", n.device_skew_ppm),
+  NODE("device_clock_jumps", integer, counter, "device_clock_jumps_total", 1, "events", "times the device position left the map of device frames against the monotonic clock by more than 2 ms (xrun, server stall, restart) and the map was re-anchored", n.device_clock_jumps),
   NODE("device", string, none, nullptr, 1, "", "host API, device, rate and channels", n.device),
   NODE("device_state", string, none, nullptr, 1, "", "running: callbacks keep coming; stalled: none for 500 ms while the stream is active; stopped: the backend stopped the stream (JACK server gone, device error); suspended: released on purpose with no source (--idle-suspend)", n.device_state),
   NODE("device_up", boolean, gauge, "device_up", 1, "0/1", "1 while device_state is running or suspended", n.device_up),

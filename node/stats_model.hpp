@@ -74,6 +74,7 @@ struct NodeSnapshot {
   std::uint64_t wall_clock_steps = 0;  ///< steps of the wall clock beyond 1 ms (WallClock)
   double sample_rate = 0;
   double device_skew_ppm = 0;
+  std::uint64_t device_clock_jumps = 0;  ///< DeviceClock::jumps(): device position re-anchored
   std::string device;
   std::string device_state;  ///< Node::DeviceState: running, stalled, stopped
   bool device_up = true;

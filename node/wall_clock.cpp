@@ -32,11 +32,30 @@ WallClock::WallClock(Adjtimex adjtimex, std::string offset_file)
       offset_file_(std::move(offset_file)) {}
 
 std::int64_t WallClock::read_ntp_minus_monotonic_ns() noexcept {
-  timespec wall{}, mono{};
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  clock_gettime(CLOCK_REALTIME, &wall);
-  return (static_cast<std::int64_t>(wall.tv_sec) + kNtpUnixOffsetS - mono.tv_sec) * 1'000'000'000 +
-         (wall.tv_nsec - mono.tv_nsec);
+  // Three brackets (monotonic, realtime, monotonic); the tightest one's realtime against its
+  // midpoint. One pair read back to back is off by however long the thread was descheduled
+  // between the two reads (up to a time slice on a loaded VM), and the absolute timeline would
+  // carry that error until the next poll.
+  ClockBracket b[kBrackets]{};
+  for (ClockBracket& x : b) {
+    timespec m0{}, w{}, m1{};
+    clock_gettime(CLOCK_MONOTONIC, &m0);
+    clock_gettime(CLOCK_REALTIME, &w);
+    clock_gettime(CLOCK_MONOTONIC, &m1);
+    auto ns = [](const timespec& t) {
+      return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+    };
+    x = {ns(m0), ns(w) + kNtpUnixOffsetS * 1'000'000'000, ns(m1)};
+  }
+  return tightest_bracket_offset(b, kBrackets);
+}
+
+std::int64_t tightest_bracket_offset(const ClockBracket* b, std::size_t n) noexcept {
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < n; ++i)
+    if (b[i].mono_after - b[i].mono_before < b[best].mono_after - b[best].mono_before) best = i;
+  const std::int64_t mid = b[best].mono_before + (b[best].mono_after - b[best].mono_before) / 2;
+  return b[best].other - mid;
 }
 
 std::int64_t WallClock::poll() {

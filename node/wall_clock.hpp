@@ -20,6 +20,7 @@
 
 #include <sys/timex.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -40,6 +41,18 @@ struct ClockSyncState {
 /// ClockSyncState from one adjtimex(2) answer: `state` its return value, `tx` its struct.
 /// Pure; any thread.
 ClockSyncState clock_sync_state(int state, const timex& tx) noexcept;
+
+/// One reading of another clock between two CLOCK_MONOTONIC readings, ns.
+struct ClockBracket {
+  std::int64_t mono_before = 0;
+  std::int64_t other = 0;  ///< the other clock (e.g. CLOCK_REALTIME as NTP ns)
+  std::int64_t mono_after = 0;
+};
+
+/// Other clock minus CLOCK_MONOTONIC from the bracket with the smallest monotonic span (the one
+/// least disturbed by preemption), taking the other clock as read at that span's midpoint, ns.
+/// The same technique as PTP_SYS_OFFSET (linux/ptp_clock.h). `n` >= 1. Any thread.
+[[nodiscard]] std::int64_t tightest_bracket_offset(const ClockBracket* b, std::size_t n) noexcept;
 
 class WallClock {
  public:
@@ -77,8 +90,11 @@ class WallClock {
 
   static std::string default_offset_file();
   /// NTP time (CLOCK_REALTIME, ns since 1900) minus CLOCK_MONOTONIC, read now, without the test
-  /// offset. Any thread.
+  /// offset: the tightest of kBrackets monotonic-realtime-monotonic brackets
+  /// (tightest_bracket_offset). Any thread; a few vDSO clock reads, no allocation.
   static std::int64_t read_ntp_minus_monotonic_ns() noexcept;
+  /// Brackets read per offset reading.
+  static constexpr std::size_t kBrackets = 3;
 
  private:
   Adjtimex adjtimex_;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -66,4 +67,29 @@ TEST(WallClock, ReportsTheInjectedStateAndAStepOfTheTestOffset) {
   EXPECT_EQ(wall.poll(), 0);
   EXPECT_EQ(wall.steps(), 1u);
   std::remove(file.c_str());
+}
+
+TEST(WallClock, OffsetComesFromTheTightestBracket) {
+  // True offset 5 000 000 ns. The first bracket was preempted for 1 ms after its realtime read
+  // (its midpoint sits 0.5 ms late), the third before it; the second is tight (40 ns).
+  const std::int64_t off = 5'000'000;
+  const ClockBracket b[] = {
+      {1'000'000, 1'000'020 + off, 2'000'040},
+      {3'000'000, 3'000'020 + off, 3'000'040},
+      {4'000'000, 5'000'020 + off, 5'000'040},
+  };
+  EXPECT_EQ(tightest_bracket_offset(b, 3), off);
+  // Whichever position the tight one has.
+  const ClockBracket c[] = {b[2], b[0], b[1]};
+  EXPECT_EQ(tightest_bracket_offset(c, 3), off);
+  // One bracket alone: its midpoint, preemption and all (0.5 ms off here).
+  EXPECT_EQ(tightest_bracket_offset(b, 1), off - 500'000);
+}
+
+TEST(WallClock, ReadingsOfTheRealClocksAgreeWithinMicroseconds) {
+  // Two readings back to back on this machine: the same offset to within the tightest bracket's
+  // width (the clocks are not slewed by more than ppm between them).
+  const std::int64_t a = WallClock::read_ntp_minus_monotonic_ns();
+  const std::int64_t b = WallClock::read_ntp_minus_monotonic_ns();
+  EXPECT_LT(std::llabs(a - b), 50'000) << a << " " << b;
 }
