@@ -3130,58 +3130,100 @@ TEST(System, SixteenSinesEachPlayInExactlyTheirRoutedChannel) {
   // memoryless non-linearity, so a sine's aliased harmonics land on every other integer
   // frequency, at -50 to -60 dB).
   constexpr int kSources = 16;
-  const std::string dir = test_dir();
-  JackServer jack(dir, kPeriod, kSources);
-  const int port = free_udp_port();
-  std::vector<std::string> node_args{RTPNODE_BIN,
-                                     "--host-api",
-                                     "jack",
-                                     "--client-name",
-                                     "rtpn",
-                                     "--channels",
-                                     "16",
-                                     "--payload",
-                                     "97=L16/48000/1",
-                                     "--listen",
-                                     "127.0.0.1:" + std::to_string(port),
-                                     "--stats-json",
-                                     dir + "/stats.json",
-                                     "--stats-interval",
-                                     "1s",
-                                     "--duration",
-                                     "10s"};
   // 353 ... 3353 Hz: odd and not multiples of 5, so 16-bit rounding of the sine repeats only every
   // second and spreads its error over 1 Hz lines instead of piling it up on a 50 Hz grid.
   auto hz = [](int i) { return 353.0 + 200.0 * i; };
   auto ssrc = [](int i) { return 0x1000 + i; };
-  for (int i = 0; i < kSources; ++i) {
-    char sel[64];
-    std::snprintf(sel, sizeof sel, "ssrc:0x%x=%d", ssrc(i), i + 1);
-    node_args.insert(node_args.end(), {"--route", sel});
-  }
-  Process node(node_args, dir + "/rtpnode.log");
-  ASSERT_TRUE(jack.wait_for_port("rtpn:out_15")) << node.log();
-  std::vector<std::string> capture_args{"jack_capture", "-d", "9", "--daemon", "--channels", "16"};
-  for (int i = 0; i < kSources; ++i)
-    capture_args.insert(capture_args.end(), {"--port", "rtpn:out_" + std::to_string(i)});
-  capture_args.push_back(dir + "/capture.wav");
-  Process capture(capture_args, dir + "/capture.log");
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
-  std::vector<std::unique_ptr<Process>> senders;
-  for (int i = 0; i < kSources; ++i)
-    senders.push_back(std::make_unique<Process>(
-        std::vector<std::string>{RTPSEND_BIN, "--tone", std::to_string(static_cast<int>(hz(i))),
-                                 "--codec", "l16", "--pt", "97", "--channels", "1", "--ssrc",
-                                 std::to_string(ssrc(i)), "--duration", "6s", "--dest",
-                                 "127.0.0.1:" + std::to_string(port)},
-        dir + "/rtpsend" + std::to_string(i) + ".log"));
-  for (auto& p : senders)
-    EXPECT_EQ(p->wait(std::chrono::seconds(20)), std::optional<int>(0)) << p->log();
-  EXPECT_TRUE(capture.wait(std::chrono::seconds(20)).has_value()) << capture.log();
-  EXPECT_EQ(node.wait(std::chrono::seconds(15)), std::optional<int>(0)) << node.log();
-
+  // One run: 16 rtpsends, the node, a 16-channel capture. Its stats and the senders' reports
+  // say whether the machine kept the clean-run precondition.
+  auto run_once = [&](int attempt) {
+    const std::string dir = test_dir() + "/attempt" + std::to_string(attempt);
+    std::filesystem::create_directories(dir);
+    JackServer jack(dir, kPeriod, kSources);
+    const int port = free_udp_port();
+    std::vector<std::string> node_args{RTPNODE_BIN,
+                                       "--host-api",
+                                       "jack",
+                                       "--client-name",
+                                       "rtpn",
+                                       "--channels",
+                                       "16",
+                                       "--payload",
+                                       "97=L16/48000/1",
+                                       "--listen",
+                                       "127.0.0.1:" + std::to_string(port),
+                                       "--stats-json",
+                                       dir + "/stats.json",
+                                       "--stats-interval",
+                                       "1s",
+                                       "--duration",
+                                       "10s"};
+    for (int i = 0; i < kSources; ++i) {
+      char sel[64];
+      std::snprintf(sel, sizeof sel, "ssrc:0x%x=%d", ssrc(i), i + 1);
+      node_args.insert(node_args.end(), {"--route", sel});
+    }
+    Process node(node_args, dir + "/rtpnode.log");
+    EXPECT_TRUE(jack.wait_for_port("rtpn:out_15")) << node.log();
+    std::vector<std::string> capture_args{"jack_capture", "-d",         "9",
+                                          "--daemon",     "--channels", "16"};
+    for (int i = 0; i < kSources; ++i)
+      capture_args.insert(capture_args.end(), {"--port", "rtpn:out_" + std::to_string(i)});
+    capture_args.push_back(dir + "/capture.wav");
+    Process capture(capture_args, dir + "/capture.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    std::vector<std::unique_ptr<Process>> senders;
+    for (int i = 0; i < kSources; ++i)
+      senders.push_back(std::make_unique<Process>(
+          std::vector<std::string>{RTPSEND_BIN, "--tone", std::to_string(static_cast<int>(hz(i))),
+                                   "--codec", "l16", "--pt", "97", "--channels", "1", "--ssrc",
+                                   std::to_string(ssrc(i)), "--duration", "6s", "--dest",
+                                   "127.0.0.1:" + std::to_string(port), "--stats-json",
+                                   dir + "/sent" + std::to_string(i) + ".json"},
+          dir + "/rtpsend" + std::to_string(i) + ".log"));
+    for (auto& p : senders)
+      EXPECT_EQ(p->wait(std::chrono::seconds(20)), std::optional<int>(0)) << p->log();
+    EXPECT_TRUE(capture.wait(std::chrono::seconds(20)).has_value()) << capture.log();
+    EXPECT_EQ(node.wait(std::chrono::seconds(15)), std::optional<int>(0)) << node.log();
+    double send_error_ms = 0;
+    for (int i = 0; i < kSources; ++i) {
+      json sent;
+      std::ifstream(dir + "/sent" + std::to_string(i) + ".json") >> sent;
+      send_error_ms =
+          std::max(send_error_ms, sent.value("/send_error_us/max"_json_pointer, 0.0) / 1000.0);
+    }
+    return std::make_pair(dir, send_error_ms);
+  };
+  std::string dir;
   json stats;
-  std::ifstream(dir + "/stats.json") >> stats;
+  for (int attempt = 1;; ++attempt) {
+    double send_error_ms = 0;
+    std::tie(dir, send_error_ms) = run_once(attempt);
+    stats = json();
+    std::ifstream(dir + "/stats.json") >> stats;
+    if (attempt == 3 || !stats.is_object() || !stats.contains("node")) break;
+    int underruns = 0;
+    for (const json& src : stats["sources"]) underruns += src.value("underruns", 0);
+    const json& n = stats["node"];
+    const double late_ms = n.value("loop_lateness_max_ms", 0.0);
+    const double lead_ms = n.value("render_lead_ms", 0.0);
+    // An underrun is this test's failure only on a machine that kept pace: 16 senders, the
+    // node and the capture on 2 cores (under ASan a source once ran dry for 63 ms with the
+    // node's loop and the device on time, 2026-12-02: a sender starved of CPU, the likeliest
+    // cause, was not measured then; it is now).
+    if (underruns > 0 && (send_error_ms > 10.0 || n.value("xruns", 0) > 0 ||
+                          late_ms > lead_ms - 1000.0 * kPeriod / 48000.0)) {
+      std::cerr << "note: " << underruns << " underrun(s) with a sender late by up to "
+                << send_error_ms << " ms, " << n.value("xruns", 0)
+                << " JACK xrun(s), loop late by up to " << late_ms << " ms (lead " << lead_ms
+                << " ms): VM scheduling; running again\n";
+      continue;
+    }
+    if (underruns > 0)
+      std::printf("underruns on a machine that kept pace: senders late by up to %.1f ms\n",
+                  send_error_ms);
+    break;
+  }
   int sources = 0;
   for (const json& src : stats["sources"]) {
     ++sources;
