@@ -3,7 +3,6 @@
 #include <jack/jack.h>
 #include <pthread.h>
 
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <future>
@@ -173,8 +172,8 @@ RTPNODE_REALTIME int JackBackend::process(std::uint32_t frames, void* arg) noexc
   Shared& s = *static_cast<Shared*>(arg);
   BlockTiming t;
   // The cycle's start: JACK's own estimate (jack_get_cycle_times: the server's, the same for
-  // every client of the cycle) when it is close to now or the DLL is settled, else now
-  // (jack_get_time: CLOCK_MONOTONIC through the vDSO); cycle_start_us() has the rule.
+  // every client of the cycle) when it is at most kMaxCycleLagUs before now, else now
+  // (jack_get_time: CLOCK_MONOTONIC through the vDSO).
   //  - Why the server's: a client runs after those before it in the graph, so its wake-up
   //    lags the cycle start by a share of the cycle that depends on its place in the graph and
   //    the machine's load. Measured with four rtpnodes on one dummy server (issue #19,
@@ -182,16 +181,17 @@ RTPNODE_REALTIME int JackBackend::process(std::uint32_t frames, void* arg) noexc
   //  - Why the bound: JACK's DLL does not re-anchor after a stall of the server; measured here
   //    after a 50 ms SIGSTOP of a 256-frame dummy server, its cycle start lagged the wake-up by
   //    44 ms and closed the gap at 0.25 ms per cycle, which DeviceClock would take for a device
-  //    creeping slowly instead of one jump (and it rings for ~10 s, its period 0.02-1.7 % off).
-  //    Beyond the bound, and while the DLL is not settled, the wake-up stands in for it.
+  //    creeping slowly instead of one jump. Beyond the bound, the wake-up stands in for it.
   // Thread: JACK's process thread. jack_get_cycle_times reads the client's shared memory.
   const jack_time_t now = jack_get_time();
   jack_nframes_t cycle_frames = 0;
   jack_time_t cycle_usecs = 0, next_usecs = 0;
   float period_usecs = 0;
   jack_time_t start = now;
-  if (jack_get_cycle_times(s.client, &cycle_frames, &cycle_usecs, &next_usecs, &period_usecs) == 0)
-    start = cycle_start_us(now, cycle_usecs, period_usecs, 1e6 * frames / s.rate);
+  if (jack_get_cycle_times(s.client, &cycle_frames, &cycle_usecs, &next_usecs, &period_usecs) ==
+          0 &&
+      cycle_usecs <= now && now - cycle_usecs <= kMaxCycleLagUs)
+    start = cycle_usecs;
   t.current_time = static_cast<double>(start) * 1e-6;
   t.dac_time = t.current_time +
                static_cast<double>(s.latency_frames.load(std::memory_order_relaxed)) / s.rate;
@@ -209,20 +209,6 @@ RTPNODE_REALTIME int JackBackend::process(std::uint32_t frames, void* arg) noexc
     for (std::uint32_t i = 0; i < frames; ++i) out[i] = in[i * channels];
   }
   return 0;
-}
-
-RTPNODE_REALTIME std::uint64_t JackBackend::cycle_start_us(std::uint64_t now_us,
-                                                           std::uint64_t cycle_usecs,
-                                                           float period_usecs,
-                                                           double nominal_period_us) noexcept {
-  if (cycle_usecs <= now_us && now_us - cycle_usecs <= kMaxCycleLagUs) return cycle_usecs;
-  if (nominal_period_us <= 0) return now_us;
-  const double period_error = std::abs(static_cast<double>(period_usecs) / nominal_period_us - 1.0);
-  if (period_error > kSettledPeriodError) return now_us;
-  const auto lag = static_cast<std::int64_t>(now_us) - static_cast<std::int64_t>(cycle_usecs);
-  if (lag >= -kMaxCycleLeadUs && static_cast<double>(lag) <= nominal_period_us / 2)
-    return cycle_usecs;
-  return now_us;
 }
 
 bool JackBackend::shutdown(std::chrono::milliseconds bound, bool) noexcept {

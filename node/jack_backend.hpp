@@ -80,28 +80,9 @@ class JackBackend final : public AudioBackend {
 
   /// Largest block handled (frames); a larger JACK period plays silence and counts as an xrun.
   static constexpr std::uint32_t kMaxBlockFrames = 8192;
-  /// A cycle start (jack_get_cycle_times) at most this long before the callback runs is taken
-  /// whatever the DLL's state (the rule before issue #19's 2026-12-02 CI failure), µs.
+  /// A cycle start (jack_get_cycle_times) further than this before the callback runs is not
+  /// taken (the DLL lags after a server stall): the wake-up time stands in for it, µs.
   static constexpr std::uint64_t kMaxCycleLagUs = 1000;
-  /// JACK's DLL is settled when its period is within this of the nominal one: measured here,
-  /// <= 103 ppm in steady state with the build loading both cores, 200-17 000 ppm while it
-  /// rings for ~10 s after a 50 ms server stall (lag from +48 ms to -9 ms).
-  static constexpr double kSettledPeriodError = 500e-6;
-  /// With a settled DLL, a cycle start up to this far after the wake-up (the DLL's estimate
-  /// runs ~0.1 ms either side of the wake-ups in steady state) is taken too, µs.
-  static constexpr std::int64_t kMaxCycleLeadUs = 1000;
-
-  /// The start (µs, jack_get_time's clock) of the cycle whose callback woke at `now_us`: JACK's
-  /// estimate `cycle_usecs` (the server's DLL, the same for every client of the cycle) when it
-  /// is at most kMaxCycleLagUs before the wake-up, or when the DLL is settled (`period_usecs`
-  /// within kSettledPeriodError of `nominal_period_us`) and the start lies between
-  /// kMaxCycleLeadUs after the wake-up and half a nominal period before it; else the wake-up
-  /// itself. A wake-up 1-2 ms late on a loaded machine (seen: up to 7.5 ms at 1024 frames)
-  /// would otherwise put its lateness into the device clock's map, which then places every
-  /// source early. Pure; any thread (the process callback calls it).
-  [[nodiscard]] static std::uint64_t cycle_start_us(std::uint64_t now_us, std::uint64_t cycle_usecs,
-                                                    float period_usecs,
-                                                    double nominal_period_us) noexcept;
 
  private:
   /// What JACK's threads use. Shared with the thread that closes the client, so that it outlives
