@@ -440,8 +440,9 @@ void Node::read_device_clock(const DevicePosition& pos, mono_ns_t now) {
     // Said on stderr (the first few, then every hundredth): a jump moves every source's place,
     // and a sync figure that is off for a while after one needs it in the log to be read.
     if (device_jumps_seen_ <= 5 || device_jumps_seen_ % 100 == 0)
-      std::cerr << "rtpnode: the device position jumped by " << -clock_.last_jump_frames()
-                << " frames against its clock map (xrun or stall; jump " << device_jumps_seen_
+      std::cerr << "rtpnode: the device position left its clock map by "
+                << -clock_.last_jump_frames()
+                << " frames (negative: fell behind, an xrun or stall; jump " << device_jumps_seen_
                 << "); the map is re-anchored\n";
     sources_->on_device_jump(clock_.last_jump_frames(), clock_, now);
   }

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -249,6 +250,44 @@ LoopbackNamespace::~LoopbackNamespace() {
 std::vector<std::string> in_netns(const std::string& netns, std::vector<std::string> argv) {
   if (!netns.empty()) argv.insert(argv.begin(), {"ip", "netns", "exec", netns});
   return argv;
+}
+
+namespace {
+
+struct CpuTimes {
+  unsigned long long total = 0, lost = 0;  // jiffies: all; iowait + steal
+};
+
+CpuTimes read_cpu_times() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  unsigned long long v[10] = {};
+  in >> cpu;
+  for (auto& x : v) in >> x;
+  CpuTimes t;
+  for (auto x : v) t.total += x;
+  t.total -= v[8] + v[9];  // guest time is already in user time
+  t.lost = v[4] + v[7];    // iowait, steal
+  return t;
+}
+
+}  // namespace
+
+double wait_for_quiet_machine(std::chrono::seconds limit, double max_lost_percent) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  double lost = 0;
+  for (;;) {
+    const CpuTimes a = read_cpu_times();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    const CpuTimes b = read_cpu_times();
+    lost = b.total > a.total ? 100.0 * static_cast<double>(b.lost - a.lost) /
+                                   static_cast<double>(b.total - a.total)
+                             : 0.0;
+    if (lost < max_lost_percent || std::chrono::steady_clock::now() >= end) break;
+  }
+  std::cerr << "note: before running again, the CPUs lost " << lost
+            << " % of a second to steal and I/O wait\n";
+  return lost;
 }
 
 std::string test_dir() {

@@ -133,6 +133,10 @@ Result run_once(const Scenario& s, int attempt) {
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(),
                  what);
   };
+  // The node appends to an --event-log file: each attempt starts it empty, so that what a test
+  // counts is the last attempt's (a CI rerun once counted two attempts' events).
+  for (std::size_t i = 0; i + 1 < s.node_args.size(); ++i)
+    if (s.node_args[i] == "--event-log") std::filesystem::remove(s.node_args[i + 1]);
   std::optional<JackServer> jack;
   if (!s.file_output) phase("starting JACK");
   if (!s.file_output) jack.emplace(dir, s.period);
@@ -328,6 +332,7 @@ Result run(const Scenario& s) {
     } else {
       break;
     }
+    wait_for_quiet_machine();
   }
   return r;
 }
@@ -2568,6 +2573,9 @@ TEST(System, HttpEndpointRefusesRemoteClientsAndSurvivesAbuseWhileAudioPlays) {
   int fast_answers = 0, garbage_answers = 0, oversized_answers = 0;
   std::vector<double> latencies_ms;
   s.during_http = [&](int http_port) {
+    // The last attempt's figures (run() may run the scenario again).
+    fast_answers = garbage_answers = oversized_answers = 0;
+    latencies_ms.clear();
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the source plays
     const std::string url =
         "http://" + remote.local_address() + ":" + std::to_string(http_port) + "/metrics";
@@ -2647,6 +2655,7 @@ TEST(System, ControlOnOneSourceLeavesTheOtherSampleExact) {
   s.http = true;
   std::vector<int> codes;
   s.during_http = [&](int http_port) {
+    codes.clear();  // the last attempt's answers (run() may run the scenario again)
     const std::string dir = test_dir();
     const std::string speech = std::string(kAsteriskDir) + "agent-loggedoff.wav";
     const std::string dest = "127.0.0.1:" + std::to_string(port_b);
@@ -3217,6 +3226,7 @@ TEST(System, SixteenSinesEachPlayInExactlyTheirRoutedChannel) {
                 << send_error_ms << " ms, " << n.value("xruns", 0)
                 << " JACK xrun(s), loop late by up to " << late_ms << " ms (lead " << lead_ms
                 << " ms): VM scheduling; running again\n";
+      wait_for_quiet_machine();
       continue;
     }
     if (underruns > 0)
