@@ -113,16 +113,23 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_pa
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const int rc = posix_spawnp(&pid_, args[0], &fa, nullptr, args.data(), environ);
+  // A process group of its own, so that the destructor can end what it started too: a script
+  // killed with SIGKILL runs no trap, and its children (a CI run left a PipeWire daemon and pw-cat
+  // spinning at 17 % CPU, and the next test's sender then came late) would outlive the test.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  const int rc = posix_spawnp(&pid_, args[0], &fa, &attr, args.data(), environ);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
 }
 
 Process::~Process() {
-  if (!status_ && pid_ > 0) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
+  if (pid_ <= 0) return;
+  kill(-pid_, SIGKILL);  // the group: the process and whatever it left running
+  if (!status_) waitpid(pid_, nullptr, 0);
 }
 
 std::optional<int> Process::wait(std::chrono::milliseconds timeout) {

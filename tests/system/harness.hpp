@@ -32,7 +32,8 @@ Audio load_recording(const std::string& path);
 /// speexdsp resampling of float audio, as rtpnode does it (skip_zeros, given quality).
 Audio resample(const Audio& in, int rate, int quality);
 
-/// A child process with stdout+stderr captured to a log file; killed on destruction.
+/// A child process with stdout+stderr captured to a log file, in a process group of its own;
+/// on destruction the whole group is killed (what the process left running too).
 class Process {
  public:
   Process(const std::vector<std::string>& argv, const std::string& log_path);

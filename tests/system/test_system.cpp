@@ -1078,33 +1078,53 @@ TEST(Interop, TwoPipeWireSendersWithTheSameSsrcAreBothHeard) {
     }
     write_wav16(dir + "/tone" + std::to_string(k) + ".wav", tone);
   }
-  const int rtp_port = free_udp_port();
-  Process node({RTPNODE_BIN, "--listen", "127.0.0.1:" + std::to_string(rtp_port), "--payload",
-                "127=L16/48000/2", "--latency", "100ms", "--output", dir + "/out.wav",
-                "--stats-json", dir + "/stats.json", "--stats-interval", "1s", "--duration",
-                std::to_string(seconds + 3) + "s"},
-               dir + "/rtpnode.log");
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  std::vector<std::unique_ptr<Process>> senders;
-  for (int k = 0; k < 2; ++k) {
-    const std::string sub = dir + "/pw" + std::to_string(k);
-    std::filesystem::create_directories(sub);
-    senders.push_back(std::make_unique<Process>(
-        std::vector<std::string>{"bash", RTPNODE_SOURCE_DIR "/tests/system/pipewire_rtp_sink.sh",
-                                 sub, "S16BE", "48000", "2", std::to_string(rtp_port),
-                                 std::to_string(free_udp_port()),
-                                 dir + "/tone" + std::to_string(k) + ".wav"},
-        sub + "/sender.log"));
+  // A PipeWire sender that never finishes its file (pw-cat stuck; seen once in CI, 2026-12-02)
+  // says nothing about rtpnode: that run is made again once, on a quiet machine.
+  std::unique_ptr<Process> node;
+  for (int attempt = 1;; ++attempt) {
+    const int rtp_port = free_udp_port();
+    node = std::make_unique<Process>(
+        std::vector<std::string>{RTPNODE_BIN, "--listen", "127.0.0.1:" + std::to_string(rtp_port),
+                                 "--payload", "127=L16/48000/2", "--latency", "100ms", "--output",
+                                 dir + "/out.wav", "--stats-json", dir + "/stats.json",
+                                 "--stats-interval", "1s", "--duration",
+                                 std::to_string(seconds + 3) + "s"},
+        dir + "/rtpnode.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::vector<std::unique_ptr<Process>> senders;
+    for (int k = 0; k < 2; ++k) {
+      const std::string sub = dir + "/pw" + std::to_string(k);
+      std::filesystem::create_directories(sub);
+      senders.push_back(std::make_unique<Process>(
+          std::vector<std::string>{"bash", RTPNODE_SOURCE_DIR "/tests/system/pipewire_rtp_sink.sh",
+                                   sub, "S16BE", "48000", "2", std::to_string(rtp_port),
+                                   std::to_string(free_udp_port()),
+                                   dir + "/tone" + std::to_string(k) + ".wav"},
+          sub + "/sender.log"));
+    }
+    bool stuck = false;
+    for (auto& s : senders) {
+      const std::optional<int> rc = s->wait(std::chrono::seconds(seconds + 10));
+      stuck = stuck || !rc;
+      if (rc || attempt == 2) EXPECT_EQ(rc, std::optional<int>(0)) << s->log();
+    }
+    if (stuck && attempt < 2) {
+      std::cerr << "note: a PipeWire sender did not finish its " << seconds << " s file in "
+                << seconds + 10 << " s; running again\n";
+      senders.clear();  // kills each sender's script, daemon and pw-cat
+      node.reset();
+      wait_for_quiet_machine();
+      continue;
+    }
+    break;
   }
-  for (auto& s : senders)
-    EXPECT_EQ(s->wait(std::chrono::seconds(seconds + 10)), std::optional<int>(0)) << s->log();
-  EXPECT_EQ(node.wait(std::chrono::seconds(seconds + 10)), std::optional<int>(0)) << node.log();
+  EXPECT_EQ(node->wait(std::chrono::seconds(seconds + 10)), std::optional<int>(0)) << node->log();
   json stats;
   std::ifstream(dir + "/stats.json") >> stats;
   std::vector<json> sources;
   for (const json& s : stats["sources"]) sources.push_back(s);
   for (const json& s : stats.value("departed", json::array())) sources.push_back(s);
-  ASSERT_EQ(sources.size(), 2u) << stats.dump(2) << node.log();
+  ASSERT_EQ(sources.size(), 2u) << stats.dump(2) << node->log();
   for (const json& s : sources) {
     EXPECT_EQ(s.value("ssrc", 0u), 0x66334873u) << s.dump(2);
     EXPECT_EQ(s.value("packets_duplicate", -1), 0) << s.dump(2);
