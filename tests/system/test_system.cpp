@@ -1106,7 +1106,9 @@ TEST(Interop, TwoPipeWireSendersWithTheSameSsrcAreBothHeard) {
     for (auto& s : senders) {
       const std::optional<int> rc = s->wait(std::chrono::seconds(seconds + 10));
       stuck = stuck || !rc;
-      if (rc || attempt == 2) EXPECT_EQ(rc, std::optional<int>(0)) << s->log();
+      if (rc || attempt == 2) {
+        EXPECT_EQ(rc, std::optional<int>(0)) << s->log();
+      }
     }
     if (stuck && attempt < 2) {
       std::cerr << "note: a PipeWire sender did not finish its " << seconds << " s file in "
