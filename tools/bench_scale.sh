@@ -6,8 +6,9 @@
 # per stream; rtpnode (--listen on the other end, JACK dummy at 48 kHz and
 # 256-frame periods, a fixed 60 ms playout delay: what is measured is capacity, not how the
 # adaptive target follows tcpreplay's own timing jitter) plays them all. One row per (codec, N): sources seen, packets received and
-# lost, packets late at the playout delay, underruns, JACK xruns, rtpnode's CPU (one core = 100 %)
-# and peak RSS, and whether the run was clean (every source, 0 late, 0 underruns). The last line
+# lost, packets late at the playout delay, underruns, JACK xruns, rtpnode's CPU (one core = 100 %,
+# over its whole run) and peak RSS, how long tcpreplay took to send the pcap (its pacing: should
+# equal SECONDS), and whether the run was clean (every source, 0 late, 0 underruns). The last line
 # per codec names the largest clean N. Targets (issue #18): >= 256 Opus 48 kHz stereo streams,
 # >= 1000 PCMU streams, 60 s each, on 2 cores. Not a test: figures for the notes.
 #
@@ -51,8 +52,8 @@ port=$((20000 + $$ % 10000 * 2))  # 20000..39998; the streams come from 40000 + 
 ffmpeg -loglevel error -f lavfi -i "sine=frequency=440:duration=$((secs + 2))" -ac 2 -ar 48000 \
   -c:a libopus -b:a 64k -frame_duration 20 "$dir/tone.opus"
 
-printf '%-5s %6s %8s %10s %8s %6s %9s %6s %7s %8s %s\n' codec N sources received lost late \
-  underruns xruns "CPU %" "RSS MB" clean
+printf '%-5s %6s %8s %10s %8s %6s %9s %6s %7s %8s %7s %s\n' codec N sources received lost late \
+  underruns xruns "CPU %" "RSS MB" "sent s" clean
 for codec in opus pcmu; do
   counts=$([ "$codec" = opus ] && echo "$opus_counts" || echo "$pcmu_counts")
   payload=$([ "$codec" = opus ] && echo "111=opus/48000/2" || echo "0=pcmu/8000/1")
@@ -67,10 +68,12 @@ for codec in opus pcmu; do
       --duration "$((secs + 6))s" --quiet >"$dir/node.log" 2>&1 &
     node=$!
     sleep 2
-    tcpreplay -q --timer=gtod -i "${veth}a" "$dir/s.pcap" >"$dir/tcpreplay.log" 2>&1 || {
+    tcpreplay --timer=gtod -i "${veth}a" "$dir/s.pcap" >"$dir/tcpreplay.log" 2>&1 || {
       echo "bench_scale: tcpreplay failed:" >&2; tail -3 "$dir/tcpreplay.log" >&2; exit 1; }
     wait "$node" || { echo "bench_scale: rtpnode failed:" >&2; tail -5 "$dir/node.log" >&2; exit 1; }
     read -r user sys wall rss <"$dir/time"
+    # tcpreplay's own figure: how long it took to send what lasts $secs s (pacing fidelity).
+    sent_s=$(grep -o 'sent in [0-9.]* seconds' "$dir/tcpreplay.log" | awk '{print $3}' | head -1)
     row=$(python3 - "$stats" "$n" "$user" "$sys" "$wall" "$rss" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -85,8 +88,8 @@ print(f"{seen} {node.get('packets_received', 0)} {node.get('packets_lost', 0)} {
 EOF
 )
     read -r seen received lost late under xruns cpu rssmb clean <<<"$row"
-    printf '%-5s %6d %8d %10d %8d %6d %9d %6d %7s %8s %s\n' "$codec" "$n" "$seen" "$received" \
-      "$lost" "$late" "$under" "$xruns" "$cpu" "$rssmb" "$clean"
+    printf '%-5s %6d %8d %10d %8d %6d %9d %6d %7s %8s %7s %s\n' "$codec" "$n" "$seen" "$received" \
+      "$lost" "$late" "$under" "$xruns" "$cpu" "$rssmb" "${sent_s:-?}" "$clean"
     [ "$clean" = yes ] && best=$n
     rm -f "$dir/s.pcap"
   done
