@@ -19,22 +19,12 @@ Usage: make_streams_pcap.py OUT.pcap --streams N [--seconds 60] [--codec pcmu|op
 import argparse
 import math
 import socket
+import os
 import struct
 import sys
 
-
-def ulaw(sample):
-    """ITU-T G.711 mu-law of a 16-bit sample (the standard segment encoding)."""
-    bias, clip = 0x84, 32635
-    sign = 0x80 if sample < 0 else 0
-    mag = min(abs(sample), clip) + bias
-    exponent = 7
-    mask = 0x4000
-    while exponent > 0 and not mag & mask:
-        exponent -= 1
-        mask >>= 1
-    mantissa = (mag >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_calls_pcap import ulaw  # noqa: E402  (the same G.711 encoder as the calls benchmark)
 
 
 def pcmu_payloads():
