@@ -520,9 +520,25 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
     const mono_ns_t ahead = ahead_ns(clock, now);
     const ext_ts_t ptime = jb_.ptime_ticks();
     const PlayoutStep step = next_playout_step(jb_, playout_, now, ahead);
-    const mono_ns_t delay = step.delay_ns;
+    mono_ns_t delay = step.delay_ns;
     const auto& a = step.action;
     if (a.kind == Kind::wait) return;
+    if (!start_checked_) {
+      // The stream's first step (Params::trim_start): the packets of the start delay are here.
+      start_checked_ = true;
+      if (p_.trim_start && a.kind == Kind::decode && !a.packet->comfort_noise &&
+          playout_.config().adaptive && !p_.raw && !on_timeline()) {
+        // The target plus the jitter measured so far once more (a quantile of a few packets is
+        // their maximum, which understates the tail); a --min-latency floor or an FEC margin is
+        // not doubled.
+        const mono_ns_t keep =
+            std::min(playout_.target_ns(ptime) + playout_.estimator().quantile_ns(),
+                     playout_.config().max_delay_ns);
+        if (delay > keep) start_skip_ = ns_to_frames(delay - keep, p_.format.audio_rate);
+      }
+    }
+    // Audio is dropped only before anything has played: a concealed span first ends the skip.
+    if (a.kind != Kind::decode) start_skip_ = 0;
     if (a.kind == Kind::decode) {
       if (a.packet->comfort_noise) {
         const auto level = a.packet->payload();
@@ -538,29 +554,57 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
         // since the decode that would check it waits for as long as that placement says.
         PlayoutStream* const was = &rings_->current();
         if (on_timeline() && ahead > max_ahead_ns())
-          (void)check_placement(a.packet->ts, clock, now);
+          (void)check_placement(a.packet->ts, clock, now, delay);
         if (&rings_->current() != was) continue;
         return;
       }
-      const int n = decoder_->decode(a.packet->payload(), decode_buf_);
-      if (n < 0) {
+      const int decoded = decoder_->decode(a.packet->payload(), decode_buf_);
+      if (decoded < 0) {
         ++stats_.packets_malformed;
         jb_.discard(a);
         continue;
       }
-      const mono_ns_t sync_error = check_placement(a.packet->ts, clock, now);
+      const auto decoded_ticks = static_cast<ext_ts_t>(std::llround(decoded / ticks_to_frames));
+      int n = decoded;
+      ext_ts_t first_ts = a.packet->ts;  // RTP time of the first frame pushed (trim_start)
+      mono_ns_t skipped_ns = 0;          // of this packet's start (trim_start)
+      if (start_skip_ > 0) {
+        if (start_skip_ >= n) {
+          start_skip_ -= n;
+          stats_.frames_start_skipped += static_cast<std::uint64_t>(n);
+          jb_.played(a, decoded_ticks);  // never heard: the cursor moves, the ring does not
+          continue;
+        }
+        // Part of the packet: whole RTP ticks of it, so that the first frame kept has an exact
+        // RTP time (the timeline and the sync error are computed from it).
+        const auto drop_ticks =
+            static_cast<ext_ts_t>(std::floor(static_cast<double>(start_skip_) / ticks_to_frames));
+        const auto drop =
+            static_cast<frames_t>(std::llround(static_cast<double>(drop_ticks) * ticks_to_frames));
+        start_skip_ = 0;
+        if (drop > 0 && drop < n) {
+          stats_.frames_start_skipped += static_cast<std::uint64_t>(drop);
+          std::copy(decode_buf_.begin() + drop * ch, decode_buf_.begin() + n * ch,
+                    decode_buf_.begin());
+          n -= static_cast<int>(drop);
+          first_ts += drop_ticks;
+          skipped_ns = frames_to_ns(drop, p_.format.audio_rate);
+          delay -= skipped_ns;  // the delay the first frame kept plays with
+        }
+      }
+      const mono_ns_t sync_error = check_placement(first_ts, clock, now, delay);
       // Measured receiver delay: from arrival to the DAC time of the packet's first frame.
       const frames_t k = next_ring_frame();
       const mono_ns_t dac = clock.time_of(rings_->current().start_frame + k) +
                             frames_to_ns(clock.output_latency_frames(), dev_rate_);
-      const auto measured = static_cast<double>(dac - a.packet->arrival_ns);
+      const auto measured = static_cast<double>(dac - skipped_ns - a.packet->arrival_ns);
       if (sender_clock_.has_mapping() && p_.timeline) {
         // Sender capture instant (NTP, wall clock) to DAC, with the receiver's wall clock.
         const double dac_ntp =
             static_cast<double>(dac) +
             static_cast<double>(p_.wall != nullptr ? p_.wall->ntp_minus_monotonic_ns()
                                                    : WallClock::read_ntp_minus_monotonic_ns());
-        const double c2d = dac_ntp - static_cast<double>(sender_clock_.ntp_of(a.packet->ts));
+        const double c2d = dac_ntp - static_cast<double>(sender_clock_.ntp_of(first_ts));
         capture_to_dac_ns_ =
             have_delay_ ? capture_to_dac_ns_ + kDelayMeanWeight * (c2d - capture_to_dac_ns_) : c2d;
       }
@@ -579,7 +623,7 @@ void Source::render(const DeviceClock& clock, mono_ns_t now) {
       concealer_.decoded(decode_buf_.data(), n);
       concealer_.clear_comfort_noise();
       push(n);
-      jb_.played(a, static_cast<ext_ts_t>(std::llround(n / ticks_to_frames)));
+      jb_.played(a, decoded_ticks);
       continue;
     }
     // Concealment, expansion or gap: at most one packet-length chunk at a time, and only what

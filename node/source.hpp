@@ -77,10 +77,12 @@ struct SourceStats {
   std::uint64_t frames_concealed = 0;       ///< frames synthesised for missing audio (audio rate),
                                             ///< loss and delay-spike expansion alike
   std::uint64_t concealment_events = 0;     ///< runs of consecutive concealment
-  std::uint64_t fec_recovered = 0;     ///< lost packets rebuilt from the next packet's redundancy
-  std::uint64_t expansions = 0;        ///< concealment steps that raised the delay (spikes)
-  std::uint64_t frames_silent = 0;     ///< silence after concealment gave up (stream stalled/ended)
-  std::uint64_t frames_gap = 0;        ///< frames filled where the sender sent nothing (DTX/pause)
+  std::uint64_t fec_recovered = 0;  ///< lost packets rebuilt from the next packet's redundancy
+  std::uint64_t expansions = 0;     ///< concealment steps that raised the delay (spikes)
+  std::uint64_t frames_silent = 0;  ///< silence after concealment gave up (stream stalled/ended)
+  std::uint64_t frames_gap = 0;     ///< frames filled where the sender sent nothing (DTX/pause)
+  /// Frames (audio rate) dropped before the stream's first audible frame (Params::trim_start).
+  std::uint64_t frames_start_skipped = 0;
   std::uint64_t resyncs = 0;           ///< re-anchors after a sender restart or clock jump
   std::uint64_t underruns = 0;         ///< mixer blocks that began with missing frames
   std::uint64_t underrun_frames = 0;   ///< device frames zero-filled for missing audio
@@ -175,6 +177,19 @@ class Source {
     PlayoutConfig playout;  ///< clock_rate is set from `format`
     int resampler_quality = 4;
     bool resampler_bypass = true;  ///< DriftResampler's bypass at equal rates
+    /// Adaptive playout only (issue #18, "start at the delay the first packets justify"): the
+    /// first packet is anchored at the start delay (60 ms by default), a guess made before any
+    /// jitter is seen; when it is first decoded, the packets of that delay have arrived and the
+    /// estimator has a target. The audio queued beyond that target plus the jitter measured so
+    /// far is then dropped before anything has played, so the stream starts near its target at
+    /// once instead of being trimmed down at the speed limit (1 %, 17 cents: 5-10 s of audible
+    /// pitch change; 0.1 % for music: 40 s). The measured jitter twice: a quantile of a few
+    /// packets is their maximum, which understates the tail; the speed loop trims the rest. Not for
+    /// synchronised sources (the timeline places them), raw PCM, or a stream whose first step is
+    /// concealment. Counted as SourceStats::frames_start_skipped. The node sets it for live output
+    /// only: a file
+    /// (--output) or a call recording (--record) keeps every frame.
+    bool trim_start = false;
     /// The mixer this source adds its streams to, removes them from and sends gain/route
     /// changes to; null: none (unit tests drain the ring themselves).
     Mixer* mixer = nullptr;
@@ -364,8 +379,11 @@ class Source {
   /// at arrival + delay + render lead + offset.
   frames_t anchor_frame(ext_ts_t ts, mono_ns_t arrival, const DeviceClock& clock);
   /// At each decoded packet: keeps the source on the timeline; returns the sync error in ns
-  /// (actual - wanted play time) for the speed loop, 0 when not synced.
-  mono_ns_t check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns_t now);
+  /// (actual - wanted play time) for the speed loop, 0 when not synced. `delay_ns`: the
+  /// jitter-buffer delay the packet plays with at its actual place (a placement never leaves
+  /// the source less than its target delay: see the definition).
+  mono_ns_t check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns_t now,
+                            mono_ns_t delay_ns);
 
   Params p_;
   std::unique_ptr<Decoder> decoder_;
@@ -449,6 +467,8 @@ class Source {
   double jitter_sum_ns_ = 0;
   double arrival_to_dac_ns_ = 0;
   bool have_delay_ = false;
+  bool start_checked_ = false;  ///< the first render step has been taken (trim_start)
+  frames_t start_skip_ = 0;     ///< frames (audio rate) still to drop at the start (trim_start)
   SourceStats stats_;
 };
 

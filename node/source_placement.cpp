@@ -44,7 +44,8 @@ frames_t Source::anchor_frame(ext_ts_t ts, mono_ns_t arrival, const DeviceClock&
                            p_.offset_frames, earliest, by_arrival + p_.offset_frames);
 }
 
-mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns_t now) {
+mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns_t now,
+                                  mono_ns_t delay_ns) {
   const double actual_position =
       static_cast<double>(rings_->current().start_frame) + next_ring_position();
   const auto actual = static_cast<frames_t>(std::llround(actual_position));
@@ -67,7 +68,15 @@ mono_ns_t Source::check_placement(ext_ts_t ts, const DeviceClock& clock, mono_ns
     return 0;
   }
   const double fpns = frames_per_ns(clock);
-  const frames_t earliest = clock.frame_at(now) + p_.lead_frames * 3 / 4;
+  // Not before the ring can take it, nor so early that the source plays with less than its
+  // target delay: its next packets would come after their deadlines, expand, and leave it late
+  // by the difference for good -- the speed loop cannot pull in audio that is not there (a
+  // stream that started at the delay its first packets justify, Params::trim_start, has little
+  // to spare). The timeline then moves later for every source instead (TimelinePlacement).
+  const frames_t by_delay =
+      actual + static_cast<frames_t>(std::ceil(
+                   static_cast<double>(playout_.target_ns(jb_.ptime_ticks()) - delay_ns) * fpns));
+  const frames_t earliest = std::max(clock.frame_at(now) + p_.lead_frames * 3 / 4, by_delay);
   const frames_t margin = static_cast<frames_t>(dev_rate_ / 500);  // 2 ms
   const TimelinePlacement::Decision d =
       placement_.check(*p_.timeline, sender_clock_.ntp_of(ts), fpns, p_.offset_frames,
