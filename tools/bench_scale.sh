@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #18's scale benchmark: how many streams rtpnode plays at once on this machine. N RTP
 # streams (tools/make_streams_pcap.py: 20 ms packets, one SSRC and source port each, evenly
-# interleaved) are replayed from a pcap by tcpreplay at their capture times into one end of a veth
+# interleaved) are replayed from a pcap by tcpreplay at their packet rate into one end of a veth
 # pair (packets injected on `lo` never reach its IP stack here), so no sender process competes
 # per stream; rtpnode (--listen on the other end, JACK dummy at 48 kHz and
 # 256-frame periods, a fixed 60 ms playout delay: what is measured is capacity, not how the
@@ -15,8 +15,13 @@
 # Usage: tools/bench_scale.sh [SECONDS] [BUILD_DIR] [OPUS_COUNTS] [PCMU_COUNTS]
 #   defaults: 60 build "64 128 256 384" "250 500 1000"
 # Needs root (the veth pair; tcpreplay, installed with apt-get when missing), ffmpeg, GNU time.
-# tcpreplay paces with --timer=gtod (a busy wait: it spins one of the 2 cores); its nanosleep
-# timer lags ~0.1 ms per packet here, and the packets then come later than any playout delay.
+# Pacing: tcpreplay sends at a fixed packet rate (--pps = 50 x N; the pcap's packets are evenly
+# spaced, so that is their capture timing) with --timer=gtod (a busy wait: it spins one of the 2
+# cores). Not at the capture times: tcpreplay 4.4's timestamp mode sleeps each packet's delta
+# from the previous one, so its oversleeps add up (appneta/tcpreplay#724, fixed in 4.5.3 by
+# PR #1004; Debian 12 has 4.4.3): 20 s took 20.3-22.5 s here, every stream then looked 1.5-12 %
+# slow, and the late packets and underruns were the replayer's. Its --pps mode measures against
+# the start of the replay and catches up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
@@ -68,7 +73,7 @@ for codec in opus pcmu; do
       --duration "$((secs + 6))s" --quiet >"$dir/node.log" 2>&1 &
     node=$!
     sleep 2
-    tcpreplay --timer=gtod -i "${veth}a" "$dir/s.pcap" >"$dir/tcpreplay.log" 2>&1 || {
+    tcpreplay --timer=gtod --pps="$((50 * n))" -i "${veth}a" "$dir/s.pcap" >"$dir/tcpreplay.log" 2>&1 || {
       echo "bench_scale: tcpreplay failed:" >&2; tail -3 "$dir/tcpreplay.log" >&2; exit 1; }
     wait "$node" || { echo "bench_scale: rtpnode failed:" >&2; tail -5 "$dir/node.log" >&2; exit 1; }
     read -r user sys wall rss <"$dir/time"
