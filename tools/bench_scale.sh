@@ -14,6 +14,7 @@
 #
 # Usage: tools/bench_scale.sh [SECONDS] [BUILD_DIR] [OPUS_COUNTS] [PCMU_COUNTS]
 #   defaults: 60 build "64 128 256 384" "250 500 1000"
+#   RTPNODE_ARGS="--rt-priority 60" tools/bench_scale.sh ...  adds flags to every rtpnode run.
 # Needs root (the veth pair; tcpreplay, installed with apt-get when missing), ffmpeg, GNU time.
 # Pacing: tcpreplay sends at a fixed packet rate (--pps = 50 x N; the pcap's packets are evenly
 # spaced, so that is their capture timing) with --timer=gtod (a busy wait: it spins one of the 2
@@ -67,7 +68,7 @@ for codec in opus pcmu; do
     python3 tools/make_streams_pcap.py "$dir/s.pcap" --streams "$n" --seconds "$secs" \
       --codec "$codec" --port "$port" --opus-file "$dir/tone.opus" --dst-mac "$mac"
     stats="$dir/stats-$codec-$n.json"
-    /usr/bin/time -f "%U %S %e %M" -o "$dir/time" "$rtpnode" --host-api jack \
+    /usr/bin/time -f "%U %S %e %M" -o "$dir/time" "$rtpnode" --host-api jack ${RTPNODE_ARGS:-} \
       --listen "10.77.0.1:$port" --payload "$payload" --max-sources 1024 \
       --max-sources-per-host 1024 --latency 60ms --stats-json "$stats" --stats-interval 1s \
       --duration "$((secs + 6))s" --quiet >"$dir/node.log" 2>&1 &
