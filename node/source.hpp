@@ -186,9 +186,11 @@ class Source {
     /// pitch change; 0.1 % for music: 40 s). The measured jitter twice: a quantile of a few
     /// packets is their maximum, which understates the tail; the speed loop trims the rest. Not for
     /// synchronised sources (the timeline places them), raw PCM, or a stream whose first step is
-    /// concealment. Counted as SourceStats::frames_start_skipped. The node sets it for live output
-    /// only: a file
-    /// (--output) or a call recording (--record) keeps every frame.
+    /// concealment. Counted as SourceStats::frames_start_skipped. The node sets it for --profile
+    /// music played to a device: a file (--output) or a call recording (--record) keeps every
+    /// frame, and speech keeps the 60 ms start, which rides out the first seconds' jitter before
+    /// the estimate knows it (measured: a start at 2 ms concealed 5 ms of a stream during a
+    /// flood of garbage datagrams; speech is trimmed at 1 % as NetEq trims it).
     bool trim_start = false;
     /// The mixer this source adds its streams to, removes them from and sends gain/route
     /// changes to; null: none (unit tests drain the ring themselves).

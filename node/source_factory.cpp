@@ -23,8 +23,10 @@ std::unique_ptr<Source> SourceFactory::operator()(const SourceTable::NewSource& 
   p.playout = cfg->playout();
   p.resampler_quality = cfg->resampler_quality;
   p.resampler_bypass = cfg->resampler_bypass;
-  // Live output only: a file or a call recording keeps every frame of the stream's start.
-  p.trim_start = cfg->output.empty() && cfg->record.empty();
+  // Music to a device only: a file or a call recording keeps every frame of the stream's start,
+  // and speech keeps the 60 ms start (robust to the jitter of the first seconds; its 1 % trims
+  // are what NetEq does to speech too).
+  p.trim_start = cfg->music && cfg->output.empty() && cfg->record.empty();
   const SourceSettings set = cfg->settings_for(n.port, n.ssrc, !n.raw);
   p.mixer = mixer;
   p.ramp_frames = ramp_frames;

@@ -83,7 +83,7 @@ const SourceField kSourceFields[] = {
   SRC("fec_recovered", integer, counter, "fec_recovered_packets_total", 1, "packets", "lost packets rebuilt from the next packet's redundancy: Opus in-band FEC (RFC 6716 §2.1.7) or an RFC 2198 redundant block", s.fec_recovered),
   SRC("expansions", integer, counter, "expansions_total", 1, "events", "concealment steps that raised the playout delay (late-arrival spikes)", s.expansions),
   SRC("frames_gap", integer, counter, "gap_frames_total", 1, "frames (audio rate)", "frames filled where the sender sent nothing (DTX, pause)", s.frames_gap),
-  SRC("frames_start_skipped", integer, counter, "start_skipped_frames_total", 1, "frames (audio rate)", "frames dropped before the stream's first audible frame, so that it starts at the target delay its first packets justify plus their jitter once more, instead of the start delay (adaptive playout to a device; never heard)", s.frames_start_skipped),
+  SRC("frames_start_skipped", integer, counter, "start_skipped_frames_total", 1, "frames (audio rate)", "frames dropped before the stream's first audible frame, so that it starts at the target delay its first packets justify plus their jitter once more, instead of the start delay (--profile music played to a device; never heard)", s.frames_start_skipped),
   SRC("frames_silent", integer, counter, "silent_frames_total", 1, "frames (audio rate)", "silence after concealment gave up (more than 100 ms missing)", s.frames_silent),
   SRC("resyncs", integer, counter, "resyncs_total", 1, "events", "re-anchors after a sender restart or timestamp jump", s.resyncs),
   SRC("underruns", integer, counter, "underruns_total", 1, "events", "device blocks that began with this source's audio missing (the mixer played zeros)", s.underruns),
